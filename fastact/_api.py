@@ -1,0 +1,284 @@
+"""The public API, defined once for both backends.
+
+`make_api(K)` returns every public function (signature, docstring, parameter
+checks) bound to a kernel provider K: `fastact.activations.NativeKernels`
+(the Cython entry points) or `fastact.reference.NumpyKernels` (plain NumPy).
+So `fastact.gelu` and `fastact.reference.gelu` cannot drift apart in what
+they accept, reject or return; only the arithmetic differs.
+
+A provider has: fwd(kernel_name, p), bwd(kernel_name, p), bias_fwd(...),
+bias_bwd(...) returning kernels for the plumbing, and the kernels prelu_fwd,
+prelu_bwd, softmax_fwd(log_), softmax_bwd(log_), xent.  p is the (a, b, c, d)
+tuple of fa_params (see fastact/_registry.py).
+"""
+from __future__ import annotations
+
+from . import _plumbing as P
+from . import _registry as R
+from . import _validate as V
+
+
+def make_api(K, module: str) -> dict:
+    """The public functions of fastact bound to the kernel provider K."""
+
+    # ---- elementwise activations ----------------------------------------------
+
+    def identity(x, *, out=None, n_threads=None):
+        """identity(x) = x (a copy, or written into out)."""
+        return P.unary(x, out, n_threads, K.fwd("identity"))
+
+
+    def identity_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out itself (copied); saved (the output) is checked but not read."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("identity"))
+
+
+    def sigmoid(x, *, out=None, n_threads=None):
+        """sigmoid(x) = 1 / (1 + exp(-x)); sigmoid(-inf) = 0, never overflows."""
+        return P.unary(x, out, n_threads, K.fwd("sigmoid"))
+
+
+    def sigmoid_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * y * (1 - y), saved = y = sigmoid(x)."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("sigmoid"))
+
+
+    def tanh(x, *, out=None, n_threads=None):
+        """tanh(x)."""
+        return P.unary(x, out, n_threads, K.fwd("tanh"))
+
+
+    def tanh_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * (1 - y^2), saved = y = tanh(x)."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("tanh"))
+
+
+    def relu(x, *, out=None, n_threads=None):
+        """relu(x) = max(x, 0); NaN stays NaN."""
+        return P.unary(x, out, n_threads, K.fwd("relu"))
+
+
+    def relu_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * (y > 0), saved = y = relu(x); relu'(0) = 0."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("relu"))
+
+
+    def leaky_relu(x, negative_slope=0.01, *, out=None, n_threads=None):
+        """x if x > 0 else negative_slope * x."""
+        return P.unary(x, out, n_threads, K.fwd("leaky_relu", V.params_leaky_relu(negative_slope)))
+
+
+    def leaky_relu_backward(grad_out, saved, negative_slope=0.01, *, out=None, n_threads=None):
+        """grad_out * (1 if y > 0 else negative_slope), saved = y; needs negative_slope >= 0."""
+        p = V.params_leaky_relu(negative_slope)
+        V.check_backward_slope(p[0], "leaky_relu", "negative_slope")
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("leaky_relu", p))
+
+
+    def prelu(x, weight, *, out=None, n_threads=None):
+        """x if x > 0 else weight * x; weight: one slope, or one per feature (last axis)."""
+        return P.prelu_forward(x, weight, out, n_threads, K.prelu_fwd)
+
+
+    def prelu_backward(grad_out, saved, weight, *, out=None, n_threads=None):
+        """(grad_in, grad_weight), saved = x (the input); grad_weight has weight's shape."""
+        return P.prelu_backward(grad_out, saved, weight, out, n_threads, K.prelu_bwd)
+
+
+    def elu(x, alpha=1.0, *, out=None, n_threads=None):
+        """x if x > 0 else alpha * (exp(x) - 1)."""
+        return P.unary(x, out, n_threads, K.fwd("elu", V.params_elu(alpha)))
+
+
+    def elu_backward(grad_out, saved, alpha=1.0, *, out=None, n_threads=None):
+        """grad_out * (1 if y > 0 else y + alpha), saved = y; needs alpha >= 0."""
+        p = V.params_elu(alpha)
+        V.check_backward_slope(p[0], "elu", "alpha")
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("elu", p))
+
+
+    def selu(x, *, out=None, n_threads=None):
+        """scale * (x if x > 0 else alpha * (exp(x) - 1)), PyTorch's alpha and scale."""
+        return P.unary(x, out, n_threads, K.fwd("selu"))
+
+
+    def selu_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * (scale if y > 0 else y + scale * alpha), saved = y."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("selu"))
+
+
+    def celu(x, alpha=1.0, *, out=None, n_threads=None):
+        """x if x > 0 else alpha * (exp(x / alpha) - 1); alpha > 0."""
+        return P.unary(x, out, n_threads, K.fwd("celu", V.params_celu(alpha)))
+
+
+    def celu_backward(grad_out, saved, alpha=1.0, *, out=None, n_threads=None):
+        """grad_out * (1 if y > 0 else y / alpha + 1), saved = y."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("celu", V.params_celu(alpha)))
+
+
+    def gelu(x, approximate="none", *, out=None, n_threads=None):
+        """x * Phi(x) (approximate='none', via erfc) or PyTorch's tanh approximation."""
+        a = V.check_gelu_approximate(approximate)
+        return P.unary(x, out, n_threads, K.fwd("gelu_tanh" if a == "tanh" else "gelu"))
+
+
+    def gelu_backward(grad_out, saved, approximate="none", *, out=None, n_threads=None):
+        """grad_out * gelu'(x), saved = x (the input)."""
+        a = V.check_gelu_approximate(approximate)
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("gelu_tanh" if a == "tanh" else "gelu"))
+
+
+    def silu(x, *, out=None, n_threads=None):
+        """x * sigmoid(x) (a.k.a. swish)."""
+        return P.unary(x, out, n_threads, K.fwd("silu"))
+
+
+    def silu_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * sigmoid(x) (1 + x (1 - sigmoid(x))), saved = x."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("silu"))
+
+
+    def mish(x, *, out=None, n_threads=None):
+        """x * tanh(softplus(x))."""
+        return P.unary(x, out, n_threads, K.fwd("mish"))
+
+
+    def mish_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * mish'(x), saved = x."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("mish"))
+
+
+    def softplus(x, beta=1.0, threshold=20.0, *, out=None, n_threads=None):
+        """log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's rule)."""
+        return P.unary(x, out, n_threads, K.fwd("softplus", V.params_softplus(beta, threshold)))
+
+
+    def softplus_backward(grad_out, saved, beta=1.0, threshold=20.0, *, out=None, n_threads=None):
+        """grad_out * sigmoid(beta x) (1 where beta x > threshold), saved = x."""
+        return P.binary(grad_out, saved, out, n_threads,
+                        K.bwd("softplus", V.params_softplus(beta, threshold)))
+
+
+    def softsign(x, *, out=None, n_threads=None):
+        """x / (1 + |x|); softsign(+-inf) = +-1."""
+        return P.unary(x, out, n_threads, K.fwd("softsign"))
+
+
+    def softsign_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out / (1 + |x|)^2, saved = x."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("softsign"))
+
+
+    def hardtanh(x, min_val=-1.0, max_val=1.0, *, out=None, n_threads=None):
+        """clip(x, min_val, max_val); NaN stays NaN."""
+        return P.unary(x, out, n_threads, K.fwd("hardtanh", V.params_hardtanh(min_val, max_val)))
+
+
+    def hardtanh_backward(grad_out, saved, min_val=-1.0, max_val=1.0, *, out=None, n_threads=None):
+        """grad_out * (min_val < y < max_val), saved = y."""
+        return P.binary(grad_out, saved, out, n_threads,
+                        K.bwd("hardtanh", V.params_hardtanh(min_val, max_val)))
+
+
+    def relu6(x, *, out=None, n_threads=None):
+        """clip(x, 0, 6)."""
+        return P.unary(x, out, n_threads, K.fwd("hardtanh", (0.0, 6.0, 0.0, 0.0)))
+
+
+    def relu6_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * (0 < y < 6), saved = y."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("hardtanh", (0.0, 6.0, 0.0, 0.0)))
+
+
+    def hardsigmoid(x, *, out=None, n_threads=None):
+        """clip(x / 6 + 1/2, 0, 1)."""
+        return P.unary(x, out, n_threads, K.fwd("hardsigmoid"))
+
+
+    def hardsigmoid_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out / 6 where -3 < x < 3, else 0; saved = x."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("hardsigmoid"))
+
+
+    def hardswish(x, *, out=None, n_threads=None):
+        """x * clip(x / 6 + 1/2, 0, 1)."""
+        return P.unary(x, out, n_threads, K.fwd("hardswish"))
+
+
+    def hardswish_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * (0 if x < -3, x/3 + 1/2 if -3 <= x <= 3, 1 if x > 3); saved = x."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("hardswish"))
+
+
+    def log_sigmoid(x, *, out=None, n_threads=None):
+        """log(sigmoid(x)) = -softplus(-x); log_sigmoid(-1e4) = -1e4."""
+        return P.unary(x, out, n_threads, K.fwd("log_sigmoid"))
+
+
+    def log_sigmoid_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out * sigmoid(-x), saved = x."""
+        return P.binary(grad_out, saved, out, n_threads, K.bwd("log_sigmoid"))
+
+
+    # ---- row-wise: softmax family over the last axis ---------------------------
+
+    def softmax(x, *, out=None, n_threads=None):
+        """exp(x) / sum(exp(x)) over the last axis (max-shifted, sums in double)."""
+        return P.rowwise_forward(x, out, n_threads, K.softmax_fwd(False), "softmax")
+
+
+    def softmax_backward(grad_out, saved, *, out=None, n_threads=None):
+        """y * (grad_out - sum(grad_out * y)) per row, saved = y = softmax(x)."""
+        return P.rowwise_backward(grad_out, saved, out, n_threads, K.softmax_bwd(False), "softmax_backward")
+
+
+    def log_softmax(x, *, out=None, n_threads=None):
+        """x - logsumexp(x) over the last axis."""
+        return P.rowwise_forward(x, out, n_threads, K.softmax_fwd(True), "log_softmax")
+
+
+    def log_softmax_backward(grad_out, saved, *, out=None, n_threads=None):
+        """grad_out - exp(y) * sum(grad_out) per row, saved = y = log_softmax(x)."""
+        return P.rowwise_backward(grad_out, saved, out, n_threads, K.softmax_bwd(True), "log_softmax_backward")
+
+
+    def softmax_cross_entropy(logits, labels, *, out=None, n_threads=None):
+        """(loss, grad_logits) of the mean softmax cross-entropy over the rows.
+
+        labels: class indices (1-D ints) or probability rows (logits' shape).
+        loss = mean_r sum_j -t[r, j] log_softmax(x)[r, j] (a float, summed in double);
+        grad_logits = (softmax(x) * sum_j t[r, j] - t) / rows, the exact gradient."""
+        return P.cross_entropy(logits, labels, out, n_threads, K.xent)
+
+
+    # ---- the dense layer's epilogue and prologue -------------------------------
+
+    def bias_act(z, bias, activation, *, out=None, n_threads=None, **params):
+        """act(z + bias), bias over the last axis (the rows of a 2-D z), one pass."""
+        name = R.check_bias_act_name(activation)
+        kname, p = R.kernel_params(name, params, "bias_act")
+        return P.bias_forward(z, bias, out, n_threads, K.bias_fwd(kname, p))
+
+
+    def bias_act_backward(grad_out, saved, activation, *, bias=None, out=None, n_threads=None,
+                          **params):
+        """(grad_z, grad_bias) of y = act(z + bias), one pass; grad_bias summed in double.
+
+        saved is y for activations that save their output, and z (before the bias)
+        for those that save their input; those need bias= as well."""
+        name = R.check_bias_act_name(activation)
+        kname, p = R.kernel_params(name, params, "bias_act_backward")
+        if name == "leaky_relu":
+            V.check_backward_slope(p[0], "leaky_relu", "negative_slope")
+        elif name == "elu":
+            V.check_backward_slope(p[0], "elu", "alpha")
+        needs_bias = R.saves(name) == "input"
+        return P.bias_backward(grad_out, saved, bias, needs_bias, out, n_threads,
+                               K.bias_bwd(kname, p))
+
+    api = {k: v for k, v in locals().items() if callable(v) and not k.startswith("_") and k != "K"}
+    for name, f in api.items():
+        f.__module__ = module
+        f.__qualname__ = name
+    return api

@@ -1,0 +1,65 @@
+"""fastact.show_config() / `fastact info`: what this build is and what it runs."""
+from __future__ import annotations
+
+import platform
+import sys
+
+import numpy as np
+
+from . import _validate as V
+
+
+def _blas_of(module) -> str:
+    try:
+        cfg = module.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        name = blas.get("name", "?")
+        version = blas.get("version", "")
+        return f"{name} {version}".strip()
+    except Exception:  # pragma: no cover - very old NumPy/SciPy
+        return "unknown"
+
+
+def config() -> dict:
+    """The facts show_config() prints, as a dict."""
+    import fastact
+    from . import _plumbing  # noqa: F401  (imported for completeness)
+
+    info = {
+        "fastact": fastact.__version__,
+        "python": sys.version.split()[0],
+        "platform": f"{platform.system()} {platform.machine()}",
+        "numpy": np.__version__,
+        "backend": "pure NumPy (FASTACT_PUREPYTHON)" if fastact.PUREPYTHON else "native",
+        "usable cores": V.usable_cores(),
+        "default n_threads": V.get_default_threads(),
+        "BLAS (numpy)": _blas_of(np),
+    }
+    try:
+        import scipy
+        info["scipy"] = scipy.__version__
+        info["BLAS (scipy)"] = _blas_of(scipy)
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        info["scipy"] = "not installed"
+    if not fastact.PUREPYTHON:
+        from . import _activations as ext
+        b = ext.build_info()
+        info.update({
+            "compiler": b["compiler"],
+            "build flags": b["flags"],
+            "OpenMP": "on" if b["openmp"] else "off (built with FASTACT_OPENMP=0)",
+            "OpenMP max threads": ext.omp_max_threads(),
+            "serial below (elements)": ext.SERIAL_BELOW,
+            "AVX2+FMA variant built": "yes" if b["avx2_variant"] else "no",
+            "CPU has AVX2+FMA": "yes" if ext.cpu_has_avx2_fma() else "no",
+            "SIMD path in use": ext.get_isa(),
+        })
+    return info
+
+
+def show_config() -> None:
+    """Print version, build flags, SIMD path, OpenMP and threads, BLAS."""
+    info = config()
+    width = max(len(k) for k in info)
+    for k, v in info.items():
+        print(f"{k:<{width}}  {v}")

@@ -1,0 +1,145 @@
+"""The activation table: one row per activation, shared by both backends.
+
+A row says what the activation is (formula, derivative), which parameters it
+takes with their defaults (PyTorch's), what its backward needs (`saves`:
+the forward "input" or "output"), and how its parameters become the
+(a, b, c, d) of the native kernels.  `fastact.ACTIVATIONS` and
+`fastact.reference.ACTIVATIONS` are built from it, each with its own
+forward/backward callables; a test checks that both expose the same names.
+
+Adding an activation: the C math (src/fa_acts.h) and list entry
+(src/fa_kernels.h), a row here, the wrappers in fastact/activations.py,
+and the NumPy twin in fastact/reference.py.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from . import _validate as V
+
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation: `ACTIVATIONS[name]`."""
+
+    name: str
+    params: Mapping[str, object]
+    saves: str                     # "input" or "output": what `<name>_backward` takes as `saved`
+    formula: str
+    derivative: str
+    forward: Callable = field(repr=False, compare=False)
+    backward: Callable = field(repr=False, compare=False)
+    kind: str = "elementwise"      # or "rowwise" (softmax family: over the last axis)
+
+    def __call__(self, x, **kwargs):
+        return self.forward(x, **kwargs)
+
+
+# name, parameters with defaults, saves, formula, derivative, kind
+_ROWS = [
+    ("identity", {}, "output", "x", "1", "elementwise"),
+    ("sigmoid", {}, "output", "1 / (1 + exp(-x))", "y (1 - y)", "elementwise"),
+    ("tanh", {}, "output", "tanh(x)", "1 - y^2", "elementwise"),
+    ("relu", {}, "output", "max(x, 0)", "1 if y > 0 else 0", "elementwise"),
+    ("leaky_relu", {"negative_slope": 0.01}, "output", "x if x > 0 else negative_slope * x",
+     "1 if y > 0 else negative_slope (needs negative_slope >= 0)", "elementwise"),
+    ("prelu", {"weight": REQUIRED}, "input", "x if x > 0 else weight * x (weight per last-axis feature)",
+     "d/dx: 1 if x > 0 else weight; d/dweight: 0 if x > 0 else x", "elementwise"),
+    ("elu", {"alpha": 1.0}, "output", "x if x > 0 else alpha * (exp(x) - 1)",
+     "1 if y > 0 else y + alpha (needs alpha >= 0)", "elementwise"),
+    ("selu", {}, "output", "scale * (x if x > 0 else alpha * (exp(x) - 1)), "
+     "alpha = 1.6732632423543772, scale = 1.0507009873554805",
+     "scale if y > 0 else y + scale * alpha", "elementwise"),
+    ("celu", {"alpha": 1.0}, "output", "x if x > 0 else alpha * (exp(x / alpha) - 1)",
+     "1 if y > 0 else y / alpha + 1", "elementwise"),
+    ("gelu", {"approximate": "none"}, "input",
+     "x * Phi(x) = x/2 * erfc(-x / sqrt 2); approximate='tanh': x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+     "Phi(x) + x phi(x) (tanh: the derivative of the approximation)", "elementwise"),
+    ("silu", {}, "input", "x * sigmoid(x)", "sigmoid(x) (1 + x (1 - sigmoid(x)))", "elementwise"),
+    ("mish", {}, "input", "x * tanh(softplus(x))",
+     "tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), sp = softplus(x)", "elementwise"),
+    ("softplus", {"beta": 1.0, "threshold": 20.0}, "input",
+     "log(1 + exp(beta x)) / beta, or x where beta x > threshold",
+     "sigmoid(beta x), or 1 where beta x > threshold", "elementwise"),
+    ("softsign", {}, "input", "x / (1 + |x|)", "1 / (1 + |x|)^2", "elementwise"),
+    ("hardtanh", {"min_val": -1.0, "max_val": 1.0}, "output", "clip(x, min_val, max_val)",
+     "1 if min_val < y < max_val else 0", "elementwise"),
+    ("relu6", {}, "output", "clip(x, 0, 6)", "1 if 0 < y < 6 else 0", "elementwise"),
+    ("hardsigmoid", {}, "input", "clip(x / 6 + 1/2, 0, 1)", "1/6 if -3 < x < 3 else 0", "elementwise"),
+    ("hardswish", {}, "input", "x * clip(x / 6 + 1/2, 0, 1)",
+     "0 if x < -3, x / 3 + 1/2 if -3 <= x <= 3, 1 if x > 3", "elementwise"),
+    ("log_sigmoid", {}, "input", "log(sigmoid(x)) = -softplus(-x)", "sigmoid(-x)", "elementwise"),
+    ("softmax", {}, "output", "exp(x - max) / sum(exp(x - max)) over the last axis",
+     "y * (g - sum(g * y)) (a vector-Jacobian product)", "rowwise"),
+    ("log_softmax", {}, "output", "x - max - log(sum(exp(x - max))) over the last axis",
+     "g - exp(y) * sum(g) (a vector-Jacobian product)", "rowwise"),
+]
+
+NAMES = tuple(r[0] for r in _ROWS)
+# activations bias_act accepts: elementwise with scalar parameters
+BIAS_ACT_NAMES = tuple(r[0] for r in _ROWS if r[5] == "elementwise" and r[0] != "prelu")
+_SPEC = {r[0]: r for r in _ROWS}
+
+
+def build(module) -> Mapping[str, Activation]:
+    """The read-only name -> Activation mapping with `module`'s callables."""
+    table = {}
+    for name, params, saves, formula, deriv, kind in _ROWS:
+        table[name] = Activation(
+            name=name, params=MappingProxyType(dict(params)), saves=saves, formula=formula,
+            derivative=deriv, forward=getattr(module, name),
+            backward=getattr(module, name + "_backward"), kind=kind)
+    return MappingProxyType(table)
+
+
+def check_bias_act_name(activation) -> str:
+    if isinstance(activation, Activation):
+        activation = activation.name
+    if not isinstance(activation, str) or activation not in BIAS_ACT_NAMES:
+        hint = ""
+        if activation == "prelu":
+            hint = " (prelu has a weight array: apply fastact.prelu to z + bias)"
+        elif activation in ("softmax", "log_softmax"):
+            hint = " (row-wise: apply fastact.%s to z + bias)" % activation
+        raise ValueError(
+            f"unknown activation {activation!r} for bias_act{hint}; valid names: "
+            + ", ".join(BIAS_ACT_NAMES) + ".")
+    return activation
+
+
+def kernel_params(name: str, params: dict, func: str):
+    """(kernel name, (a, b, c, d)) for an elementwise activation and its keyword parameters."""
+    allowed = _SPEC[name][1]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) if allowed else "no parameters"
+        raise TypeError(
+            f"{func}: unexpected parameter(s) {', '.join(unknown)} for activation {name!r}; "
+            f"it takes {takes}.")
+    p = dict(allowed)
+    p.update(params)
+    if name == "leaky_relu":
+        return name, V.params_leaky_relu(p["negative_slope"])
+    if name == "elu":
+        return name, V.params_elu(p["alpha"])
+    if name == "celu":
+        return name, V.params_celu(p["alpha"])
+    if name == "softplus":
+        return name, V.params_softplus(p["beta"], p["threshold"])
+    if name == "hardtanh":
+        return name, V.params_hardtanh(p["min_val"], p["max_val"])
+    if name == "relu6":
+        return "hardtanh", (0.0, 6.0, 0.0, 0.0)
+    if name == "gelu":
+        approx = V.check_gelu_approximate(p["approximate"])
+        return ("gelu_tanh" if approx == "tanh" else "gelu"), (0.0, 0.0, 0.0, 0.0)
+    return name, (0.0, 0.0, 0.0, 0.0)
+
+
+def saves(name: str) -> str:
+    return _SPEC[name][2]

@@ -1,0 +1,243 @@
+"""Argument checking and output plumbing shared by the native API and its NumPy twin.
+
+Both `fastact` (native kernels) and `fastact.reference` (plain NumPy) go
+through these functions, so they accept and reject exactly the same inputs
+with exactly the same messages; only the arithmetic differs.
+
+Dtype policy (DESIGN.md section 3): float32 and float64 are computed in
+their own precision; integer arrays are computed in float64 (NumPy's
+convention); bool, float16, longdouble, complex, object and everything else
+raise a TypeError that names the argument and says how to convert.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy as np
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+_FLOATS = (F32, F64)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_default_threads: int | None = None
+
+
+def set_default_threads(n: int | None) -> None:
+    global _default_threads
+    _default_threads = None if n is None else check_threads(n)
+
+
+def get_default_threads() -> int:
+    return usable_cores() if _default_threads is None else _default_threads
+
+
+def check_threads(n_threads) -> int:
+    """None -> the default (all usable cores); k > 0 -> k; -1 -> all, -2 -> all but one, ..."""
+    if n_threads is None:
+        return get_default_threads()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(
+            f"n_threads must be an int or None; got {type(n_threads).__name__} {n_threads!r}.")
+    n = int(n_threads)
+    if n > 0:
+        return n
+    if n == 0:
+        raise ValueError(
+            "n_threads=0 is not allowed; use None for all cores, a positive count, "
+            "or a negative count from the end (-1 = all cores).")
+    cores = usable_cores()
+    k = cores + 1 + n
+    if k < 1:
+        raise ValueError(
+            f"n_threads={n} leaves no thread on this machine with {cores} usable cores; "
+            f"use a value >= {-cores}.")
+    return k
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """x as an ndarray of float32 or float64 (integers become float64)."""
+    a = x if type(x) is np.ndarray else np.asarray(x)
+    dt = a.dtype
+    if dt == F32 or dt == F64:
+        return a
+    if dt.kind in "iu":
+        return a.astype(F64)
+    raise TypeError(
+        f"{name} must be float32 or float64 (integers are computed in float64); got {dt}. "
+        f"Convert with {name}.astype(np.float64) or {name}.astype(np.float32).")
+
+
+def check_same_dtype(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if a.dtype != b.dtype:
+        raise TypeError(
+            f"{name_a} and {name_b} must have the same dtype; got {a.dtype} and {b.dtype}. "
+            f"Convert one with .astype(np.{a.dtype}) or .astype(np.{b.dtype}).")
+
+
+def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape; got {a.shape} and {b.shape}.")
+
+
+def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out") -> np.ndarray:
+    if type(out) is not np.ndarray and not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array or None; got {type(out).__name__}.")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}; the result has shape {shape}.")
+    if out.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {out.dtype}; the result has dtype {dtype}. "
+            f"Pass an array of dtype {dtype} or out=None.")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; pass a writeable array or out=None.")
+    return out
+
+
+def same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape)
+
+
+def check_overlap(out: np.ndarray, arr: np.ndarray, out_name: str, arr_name: str,
+                  identical_ok: bool) -> None:
+    """out may be arr itself (when the kernel allows it) but must not partly overlap it."""
+    if not np.may_share_memory(out, arr):
+        return
+    if identical_ok and same_view(out, arr):
+        return
+    if np.shares_memory(out, arr, max_work=10**6):
+        if identical_ok:
+            raise ValueError(
+                f"{out_name} overlaps {arr_name} without being the same array; pass "
+                f"{out_name}={arr_name} for in-place, a separate array, or {out_name}=None.")
+        raise ValueError(
+            f"{out_name} overlaps {arr_name}, which this function still needs while it "
+            f"writes; pass a separate array or {out_name}=None.")
+
+
+def layout_order(a: np.ndarray) -> str:
+    return "F" if (a.flags.f_contiguous and not a.flags.c_contiguous) else "C"
+
+
+def contiguous(a: np.ndarray, order: str) -> np.ndarray:
+    if (a.flags.c_contiguous if order == "C" else a.flags.f_contiguous):
+        return a
+    return np.asarray(a, order=order)
+
+
+class Target:
+    """Where a kernel writes: out itself when its layout fits, else a temporary copied back."""
+
+    __slots__ = ("out", "buf")
+
+    def __init__(self, out, shape, dtype, order):
+        if out is not None and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous):
+            self.out = out
+            self.buf = out
+        else:
+            self.out = out
+            self.buf = np.empty(shape, dtype, order=order)
+
+    def result(self) -> np.ndarray:
+        if self.out is None:
+            return self.buf
+        if self.buf is not self.out:
+            self.out[...] = self.buf
+        return self.out
+
+
+def finite_param(value, name: str, func: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{func}: {name} must be a real number; got {type(value).__name__} {value!r}.")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{func}: {name} must be finite; got {v}.")
+    return v
+
+
+# ---- activation parameters -> the (a, b, c, d) of fa_params ----------------
+
+def params_leaky_relu(negative_slope) -> tuple:
+    s = finite_param(negative_slope, "negative_slope", "leaky_relu")
+    return (s, 0.0, 0.0, 0.0)
+
+
+def params_elu(alpha) -> tuple:
+    a = finite_param(alpha, "alpha", "elu")
+    return (a, 0.0, 0.0, 0.0)
+
+
+def params_celu(alpha) -> tuple:
+    a = finite_param(alpha, "alpha", "celu")
+    if a <= 0:
+        raise ValueError(f"celu: alpha must be > 0 (the input is divided by it); got {a}.")
+    return (a, 1.0 / a, 0.0, 0.0)
+
+
+def params_softplus(beta, threshold) -> tuple:
+    b = finite_param(beta, "beta", "softplus")
+    t = finite_param(threshold, "threshold", "softplus")
+    if b <= 0:
+        raise ValueError(f"softplus: beta must be > 0; got {b}.")
+    if t <= 0:
+        raise ValueError(f"softplus: threshold must be > 0; got {t}.")
+    return (b, t, 1.0 / b, 0.0)
+
+
+def params_hardtanh(min_val, max_val) -> tuple:
+    lo = finite_param(min_val, "min_val", "hardtanh")
+    hi = finite_param(max_val, "max_val", "hardtanh")
+    if not lo < hi:
+        raise ValueError(f"hardtanh: min_val must be less than max_val; got min_val={lo}, max_val={hi}.")
+    return (lo, hi, 0.0, 0.0)
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def check_gelu_approximate(approximate) -> str:
+    if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(
+            f"gelu: approximate must be 'none' or 'tanh'; got {approximate!r}.")
+    return approximate
+
+
+def check_backward_slope(value: float, func: str, name: str) -> None:
+    if value < 0:
+        raise ValueError(
+            f"{func}_backward: {name}={value} < 0 cannot be differentiated from the saved "
+            f"output (the sign of the output no longer tells the side of the kink); "
+            f"use fastact.prelu with weight={value}, whose backward takes the input.")
+
+
+def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
+    """The slope(s) as a 1-D array of x's dtype: one value, or one per feature (last axis)."""
+    w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
+    if w.dtype.kind == "f" and w.dtype != x.dtype:
+        raise TypeError(
+            f"prelu: weight has dtype {w.dtype} but x has dtype {x.dtype}; "
+            f"convert with weight.astype(np.{x.dtype}).")
+    if w.dtype.kind not in "fiu":
+        raise TypeError(f"prelu: weight must be real numbers; got dtype {w.dtype}.")
+    if w.ndim > 1:
+        raise ValueError(f"prelu: weight must be a scalar or 1-D; got shape {w.shape}.")
+    features = x.shape[-1] if x.ndim else 1
+    if w.size not in (1, features):
+        raise ValueError(
+            f"prelu: weight must hold 1 value or one per feature (x.shape[-1] = {features}); "
+            f"got {w.size} values.")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("prelu: weight must be finite.")
+    return np.ascontiguousarray(w.reshape(-1), dtype=x.dtype)

@@ -1,0 +1,100 @@
+"""The native backend: kernels that call the Cython entry points.
+
+The public functions themselves are defined once in fastact/_api.py and bound
+here to `NativeKernels`; fastact.reference binds the same definitions to plain
+NumPy.  Each public call validates and allocates in Python
+(fastact/_plumbing.py), then makes one call into fastact._activations
+(src/_activations.pyx), which releases the GIL and runs the C kernels.
+
+Forward:  ``fastact.<name>(x, <params>, *, out=None, n_threads=None) -> y``
+Backward: ``fastact.<name>_backward(grad_out, saved, <params>, *, out=None,
+n_threads=None) -> grad_in``, where ``saved`` is the forward input or output
+as ``fastact.ACTIVATIONS[name].saves`` says.
+"""
+from __future__ import annotations
+
+from ._api import make_api
+
+try:
+    from . import _activations as _ext
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    raise ImportError(
+        "fastact's native extension (fastact._activations) could not be imported: "
+        f"{exc}. Build it with `pip install .` (or `pip install -e .`) from the source "
+        "tree, which needs a C compiler, or set FASTACT_PUREPYTHON=1 to run the pure-NumPy "
+        "reference instead (slow).") from exc
+
+_ID = _ext.ACT_IDS
+_NOP = (0.0, 0.0, 0.0, 0.0)
+
+
+class NativeKernels:
+    """Kernel provider for fastact._api.make_api: the compiled loops."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def _cached(self, key, make):
+        k = self._cache.get(key)
+        if k is None:
+            k = self._cache[key] = make()
+        return k
+
+    def fwd(self, kname, p=_NOP):
+        def make():
+            kid, (a, b, c, d) = _ID[kname], p
+
+            def kernel(x, y, nt):
+                _ext.forward(kid, x, y, a, b, c, d, nt)
+            return kernel
+        return self._cached(("f", kname, p), make)
+
+    def bwd(self, kname, p=_NOP):
+        def make():
+            kid, (a, b, c, d) = _ID[kname], p
+
+            def kernel(g, s, o, nt):
+                _ext.backward(kid, g, s, o, a, b, c, d, nt)
+            return kernel
+        return self._cached(("b", kname, p), make)
+
+    def bias_fwd(self, kname, p=_NOP):
+        kid, (a, b_, c, d) = _ID[kname], p
+
+        def kernel(z, b, y, rows, cols, nt):
+            _ext.bias_forward(kid, z, b, y, rows, cols, a, b_, c, d, nt)
+        return kernel
+
+    def bias_bwd(self, kname, p=_NOP):
+        kid, (a, b_, c, d) = _ID[kname], p
+
+        def kernel(g, s, b, dz, db, rows, cols, nt):
+            _ext.bias_backward(kid, g, s, b, dz, db, rows, cols, a, b_, c, d, nt)
+        return kernel
+
+    @staticmethod
+    def prelu_fwd(x, w, y, rows, cols, nt):
+        _ext.prelu_forward(x, w, y, rows, cols, nt)
+
+    @staticmethod
+    def prelu_bwd(g, x, w, gx, gw, rows, cols, nt):
+        _ext.prelu_backward(g, x, w, gx, gw, rows, cols, nt)
+
+    def softmax_fwd(self, log_):
+        def kernel(x, y, rows, cols, nt):
+            _ext.softmax_forward(x, y, rows, cols, log_, nt)
+        return kernel
+
+    def softmax_bwd(self, log_):
+        def kernel(g, y, gx, rows, cols, nt):
+            _ext.softmax_backward(g, y, gx, rows, cols, log_, nt)
+        return kernel
+
+    @staticmethod
+    def xent(x, labels, target, grad, loss, rows, cols, scale, nt):
+        _ext.softmax_xent(x, labels, target, grad, loss, rows, cols, scale, nt)
+
+
+_api = make_api(NativeKernels(), __name__)
+globals().update(_api)
+__all__ = sorted(_api)

@@ -1,0 +1,237 @@
+"""fastact.reference: every public function of fastact in plain NumPy (and scipy.special).
+
+Same names, signatures, checks and errors as the native API (both are built
+from fastact/_api.py); only the arithmetic below differs.  It is three things
+at once: the test oracle, the "pure NumPy" benchmark baseline, and the whole
+package under FASTACT_PUREPYTHON=1.
+
+The math is written for obviousness, in float64 whatever the input dtype
+(a float32 result is the float64 value rounded once), using the stable form
+of each formula where the textbook one overflows or cancels.  Each entry of
+_MATH holds an activation's forward and its derivative side by side; the
+backward is always grad_out * derivative(saved).  Where a formula would
+compute inf * 0 at +-inf (x * sigmoid(x) at x = -inf, say), x is clipped to
+a bound beyond which the double result no longer changes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from ._api import make_api
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+_GELU_K0 = np.sqrt(2.0 / np.pi)
+_GELU_K1 = 0.044715
+
+
+def _nan_from(d, s):
+    """A NaN in the saved array gives a NaN derivative (as g * f'(NaN) would)."""
+    return np.where(np.isnan(s), np.nan, d)
+
+
+def _gelu(x, p):
+    y = x * special.ndtr(np.clip(x, -40, 40))      # ndtr = Phi, accurate in both tails
+    return np.where(x > 40, x, np.where(x < -40, -0.0, y))
+
+
+def _gelu_d(x, p):
+    xc = np.clip(x, -40, 40)
+    return special.ndtr(xc) + xc * np.exp(-0.5 * xc * xc) / _SQRT_2PI
+
+
+def _gelu_tanh(x, p):
+    # 0.5 x (1 + tanh(u)) == x * sigmoid(2u): the same function without cancellation
+    xc = np.clip(x, -40, 40)
+    u = _GELU_K0 * (xc + _GELU_K1 * xc**3)
+    return np.where(x > 40, x, xc * special.expit(2 * u))
+
+
+def _gelu_tanh_d(x, p):
+    xc = np.clip(x, -40, 40)
+    u = _GELU_K0 * (xc + _GELU_K1 * xc**3)
+    du = _GELU_K0 * (1 + 3 * _GELU_K1 * xc**2)
+    s = special.expit(2 * u)
+    return s + xc * s * special.expit(-2 * u) * 2 * du
+
+
+def _silu(x, p):
+    xc = np.clip(x, -1000, 1000)
+    return np.where(x > 1000, x, xc * special.expit(xc))
+
+
+def _silu_d(x, p):
+    xc = np.clip(x, -1000, 1000)
+    s = special.expit(xc)
+    return s * (1 + xc * special.expit(-xc))
+
+
+def _mish(x, p):
+    xc = np.clip(x, -1000, 40)
+    return np.where(x > 40, x, xc * np.tanh(np.logaddexp(0, xc)))
+
+
+def _mish_d(x, p):
+    xc = np.clip(x, -1000, 40)
+    t = np.tanh(np.logaddexp(0, xc))
+    return t + xc * special.expit(xc) * (1 - t * t)
+
+
+def _softplus(x, p):
+    beta, threshold = p[0], p[1]
+    return np.where(beta * x > threshold, x, np.logaddexp(0, beta * x) / beta)
+
+
+def _softplus_d(x, p):
+    beta, threshold = p[0], p[1]
+    return np.where(beta * x > threshold, 1.0, special.expit(beta * x))
+
+
+def _softsign(x, p):
+    with np.errstate(invalid="ignore"):                 # inf / inf, replaced below
+        y = x / (1 + np.abs(x))
+    return np.where(np.isinf(x), np.sign(x), y)
+
+
+# kernel name -> (forward(x, p), derivative(saved, p)); p = (a, b, c, d) of _registry
+_MATH = {
+    "identity": (lambda x, p: x.copy(), lambda s, p: np.ones_like(s)),
+    "sigmoid": (lambda x, p: special.expit(x), lambda y, p: y * (1 - y)),
+    "tanh": (lambda x, p: np.tanh(x), lambda y, p: (1 - y) * (1 + y)),
+    "relu": (lambda x, p: np.maximum(x, 0.0), lambda y, p: np.heaviside(y, 0.0)),
+    "leaky_relu": (lambda x, p: np.where(x > 0, x, p[0] * x),
+                   lambda y, p: _nan_from(np.where(y > 0, 1.0, p[0]), y)),
+    "elu": (lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0))),
+            lambda y, p: np.where(y > 0, 1.0, y + p[0])),
+    "selu": (lambda x, p: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+             lambda y, p: np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)),
+    "celu": (lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0) / p[0])),
+             lambda y, p: np.where(y > 0, 1.0, y / p[0] + 1)),
+    "gelu": (_gelu, _gelu_d),
+    "gelu_tanh": (_gelu_tanh, _gelu_tanh_d),
+    "silu": (_silu, _silu_d),
+    "mish": (_mish, _mish_d),
+    "softplus": (_softplus, _softplus_d),
+    "softsign": (_softsign, lambda x, p: 1 / (1 + np.abs(x)) ** 2),
+    "hardtanh": (lambda x, p: np.clip(x, p[0], p[1]),
+                 lambda y, p: _nan_from(((y > p[0]) & (y < p[1])).astype(float), y)),
+    "hardsigmoid": (lambda x, p: np.clip(x / 6 + 0.5, 0, 1),
+                    lambda x, p: _nan_from(np.where((x > -3) & (x < 3), 1 / 6, 0.0), x)),
+    "hardswish": (lambda x, p: np.where(x <= -3, 0.0, np.where(x >= 3, x, x * (x + 3) / 6)),
+                  lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x)),
+    "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: special.expit(-x)),
+}
+
+
+def _f64(a):
+    return a.astype(np.float64, copy=False)
+
+
+def _softmax_rows(x):
+    with np.errstate(invalid="ignore"):                 # rows of -inf or +inf: NaN, as documented
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax_rows(x):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shifted = x - x.max(axis=-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class NumpyKernels:
+    """Kernel provider for fastact._api.make_api: plain NumPy, computed in float64."""
+
+    @staticmethod
+    def fwd(kname, p=(0.0, 0.0, 0.0, 0.0)):
+        f = _MATH[kname][0]
+
+        def kernel(x, y, nt):
+            y[...] = f(_f64(x), p)
+        return kernel
+
+    @staticmethod
+    def bwd(kname, p=(0.0, 0.0, 0.0, 0.0)):
+        d = _MATH[kname][1]
+
+        def kernel(g, s, o, nt):
+            o[...] = _f64(g) * d(_f64(s), p)
+        return kernel
+
+    @staticmethod
+    def bias_fwd(kname, p=(0.0, 0.0, 0.0, 0.0)):
+        f = _MATH[kname][0]
+
+        def kernel(z, b, y, rows, cols, nt):
+            y[...] = f(_f64(z) + _f64(b), p)
+        return kernel
+
+    @staticmethod
+    def bias_bwd(kname, p=(0.0, 0.0, 0.0, 0.0)):
+        d = _MATH[kname][1]
+
+        def kernel(g, s, b, dz, db, rows, cols, nt):
+            pre = _f64(s) if b is None else _f64(s) + _f64(b)
+            grad = _f64(g) * d(pre, p)
+            dz[...] = grad
+            db[...] = grad.reshape(rows, cols).sum(axis=0)
+        return kernel
+
+    @staticmethod
+    def prelu_fwd(x, w, y, rows, cols, nt):
+        x64 = _f64(x).reshape(rows, cols)
+        y.reshape(rows, cols)[...] = np.where(x64 > 0, x64, _f64(w) * x64)
+
+    @staticmethod
+    def prelu_bwd(g, x, w, gx, gw, rows, cols, nt):
+        x64, g64 = _f64(x).reshape(rows, cols), _f64(g).reshape(rows, cols)
+        gx.reshape(rows, cols)[...] = g64 * _nan_from(np.where(x64 > 0, 1.0, _f64(w)), x64)
+        gw[...] = np.where(x64 > 0, 0.0, x64 * g64).sum(axis=0)
+
+    @staticmethod
+    def softmax_fwd(log_):
+        def kernel(x, y, rows, cols, nt):
+            x64 = _f64(x).reshape(rows, cols)
+            y.reshape(rows, cols)[...] = _log_softmax_rows(x64) if log_ else _softmax_rows(x64)
+        return kernel
+
+    @staticmethod
+    def softmax_bwd(log_):
+        def kernel(g, y, gx, rows, cols, nt):
+            g64, y64 = _f64(g).reshape(rows, cols), _f64(y).reshape(rows, cols)
+            if log_:
+                r = g64 - np.exp(y64) * g64.sum(axis=1, keepdims=True)
+            else:
+                r = y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
+            gx.reshape(rows, cols)[...] = r
+        return kernel
+
+    @staticmethod
+    def xent(x, labels, target, grad, loss, rows, cols, scale, nt):
+        x64 = _f64(x)
+        logp = _log_softmax_rows(x64)
+        if labels is not None:
+            t = np.zeros_like(x64)
+            t[np.arange(rows), labels] = 1.0
+        else:
+            t = _f64(target)
+        with np.errstate(invalid="ignore"):
+            # a zero target ignores its logit, even an infinite one
+            loss[...] = -np.where(t == 0, 0.0, t * logp).sum(axis=1)
+        grad[...] = scale * (np.exp(logp) * t.sum(axis=1, keepdims=True) - t)
+
+
+_api = make_api(NumpyKernels(), __name__)
+globals().update(_api)
+__all__ = sorted(_api) + ["ACTIVATIONS"]
+
+
+def _build_registry():
+    import sys
+    from ._registry import build
+    return build(sys.modules[__name__])
+
+
+ACTIVATIONS = _build_registry()

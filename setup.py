@@ -1,0 +1,64 @@
+"""Build of fastact's native extension (metadata lives in pyproject.toml).
+
+Environment switches (all optional):
+  FASTACT_OPENMP=0   build without OpenMP (kernels then run on one thread)
+  FASTACT_AVX2=0     build only the portable baseline loops (no AVX2+FMA variant)
+
+Flags: -O3 plus -fno-trapping-math -fno-math-errno, which let gcc vectorise
+the branch-free kernels (DESIGN.md section 7).  Never -ffast-math (it breaks
+NaN/inf handling) and never -march=native (wheels must run on any x86-64):
+the AVX2+FMA loops come from a `#pragma GCC target` in
+src/fa_kernels_avx2.c and are chosen at run time by cpuid.
+"""
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+OPENMP = os.environ.get("FASTACT_OPENMP", "1") != "0"
+AVX2 = os.environ.get("FASTACT_AVX2", "1") != "0"
+
+if sys.platform == "win32":  # pragma: no cover - not built in CI here
+    cflags = ["/O2", "/fp:precise"] + (["/openmp"] if OPENMP else [])
+    lflags = []
+else:
+    cflags = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-Wno-unused-function"]
+    lflags = []
+    if OPENMP:
+        cflags.append("-fopenmp")
+        lflags.append("-fopenmp")
+
+macros = [
+    ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+    # reported by fastact.show_config(); a C string literal
+    ("FA_BUILD_FLAGS", '"' + " ".join(cflags) + '"'),
+]
+if not AVX2:
+    macros.append(("FA_HAVE_AVX2_BUILD", "0"))
+
+ext = Extension(
+    "fastact._activations",
+    sources=[
+        "src/_activations.pyx",
+        "src/fa_dispatch.c",
+        "src/fa_kernels_base.c",
+        "src/fa_kernels_avx2.c",
+    ],
+    include_dirs=["src", np.get_include()],
+    define_macros=macros,
+    depends=[
+        "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",
+        "src/fa_acts_body.h", "src/fa_math.h", "src/erfcx_coeffs.h",
+    ],
+)
+
+# cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)
+extensions = cythonize([ext], compiler_directives={"language_level": 3},
+                       compile_time_env={})
+for e in extensions:
+    e.extra_compile_args = list(cflags)
+    e.extra_link_args = list(lflags)
+
+setup(ext_modules=extensions)

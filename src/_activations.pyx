@@ -1,0 +1,444 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Native entry points of fastact (the `def` layer of DESIGN.md section 2).
+
+The Python layer (fastact/activations.py) has already validated every
+argument: arrays are contiguous with the same layout, of one dtype (float32
+or float64), outputs are allocated, shapes agree, n_threads >= 1.  Here we
+only pick the dtype, split the work into parts, release the GIL and call the
+C kernels (fa_kernels.h).  Nothing here loops over elements.
+
+Threads: a call runs serially below SERIAL_BELOW elements; above, the work
+is cut into at most n_threads contiguous parts (OpenMP prange).  Elementwise
+results do not depend on the cut.  Reductions (bias and slope gradients)
+are summed in fixed blocks of rows whose size depends only on the shape,
+then added in block order, so they are bit-identical for any thread count.
+"""
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+
+cnp.import_array()
+
+cdef extern from "fa_kernels.h" nogil:
+    ctypedef struct fa_params:
+        double a
+        double b
+        double c
+        double d
+    int FA_N_ACT
+    int FA_F32
+    int FA_F64
+    int FA_ISA_BASELINE
+    int FA_ISA_AVX2
+    const char *fa_act_name(int act)
+    void fa_fwd(int act, int dtype, const void *x, void *y, Py_ssize_t n, const fa_params *p)
+    void fa_bwd(int act, int dtype, const void *g, const void *s, void *out, Py_ssize_t n,
+                const fa_params *p)
+    void fa_bias_fwd(int act, int dtype, const void *z, const void *b, void *y, Py_ssize_t rows,
+                     Py_ssize_t cols, const fa_params *p)
+    void fa_bias_bwd(int act, int dtype, const void *g, const void *s, const void *b, void *dz,
+                     double *db, Py_ssize_t rows, Py_ssize_t cols, const fa_params *p)
+    void fa_prelu_fwd(int dtype, const void *x, const void *w, void *y, Py_ssize_t rows,
+                      Py_ssize_t cols)
+    void fa_prelu_bwd(int dtype, const void *g, const void *x, const void *w, void *gx,
+                      double *gw, Py_ssize_t rows, Py_ssize_t cols)
+    void fa_softmax_fwd(int dtype, int log_, const void *x, void *y, Py_ssize_t rows,
+                        Py_ssize_t cols)
+    void fa_softmax_bwd(int dtype, int log_, const void *g, const void *y, void *gx,
+                        Py_ssize_t rows, Py_ssize_t cols)
+    void fa_softmax_xent(int dtype, const void *x, const int64_t *labels, const void *target,
+                         void *grad, double *loss, Py_ssize_t rows, Py_ssize_t cols,
+                         double scale)
+    int fa_fp_flags()
+    void fa_fp_restore(int flags)
+    int fa_cpu_has_avx2_fma()
+    int fa_avx2_compiled()
+    int fa_get_isa()
+    int fa_set_isa(int isa)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fa_openmp_enabled(void) { return 1; }
+    static int fa_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fa_openmp_enabled(void) { return 0; }
+    static int fa_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    int fa_openmp_enabled() nogil
+    int fa_omp_max_threads() nogil
+
+cdef extern from *:
+    """
+    #ifndef FA_BUILD_FLAGS
+    #define FA_BUILD_FLAGS "unknown"
+    #endif
+    #if defined(__clang__)
+    #define FA_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define FA_COMPILER "gcc " __VERSION__
+    #else
+    #define FA_COMPILER "unknown compiler"
+    #endif
+    static const char *fa_build_flags(void) { return FA_BUILD_FLAGS; }
+    static const char *fa_compiler(void) { return FA_COMPILER; }
+    """
+    const char *fa_build_flags()
+    const char *fa_compiler()
+
+# Below this many elements a call runs on the calling thread only: an OpenMP
+# parallel region costs 1-2 us, which two threads win back from ~30k elements
+# on the machines we measured (DESIGN.md section 7).  Tuned by benches, not at
+# run time.
+SERIAL_BELOW = 65536
+cdef Py_ssize_t _SERIAL_BELOW = SERIAL_BELOW
+# parts start on multiples of this many elements (64 bytes of float32)
+cdef Py_ssize_t _ALIGN = 16
+# rows of one reduction block hold about this many elements
+cdef Py_ssize_t _BLOCK_ELEMS = 16384
+
+N_ACT = FA_N_ACT
+ACT_IDS = {fa_act_name(i).decode(): i for i in range(FA_N_ACT)}
+ISA_NAMES = {FA_ISA_BASELINE: "baseline", FA_ISA_AVX2: "avx2+fma"}
+
+
+def build_info():
+    return {"compiler": fa_compiler().decode(), "flags": fa_build_flags().decode(),
+            "openmp": bool(fa_openmp_enabled()), "avx2_variant": bool(fa_avx2_compiled())}
+
+
+def openmp_enabled():
+    return bool(fa_openmp_enabled())
+
+
+def omp_max_threads():
+    return fa_omp_max_threads()
+
+
+def cpu_has_avx2_fma():
+    return bool(fa_cpu_has_avx2_fma())
+
+
+def avx2_compiled():
+    return bool(fa_avx2_compiled())
+
+
+def get_isa():
+    return ISA_NAMES[fa_get_isa()]
+
+
+def set_isa(str name):
+    """Select the loops: "avx2" (falls back to baseline without AVX2+FMA) or "baseline"."""
+    fa_set_isa(FA_ISA_AVX2 if name == "avx2" else FA_ISA_BASELINE)
+    return get_isa()
+
+
+cdef inline int _dtype(cnp.ndarray a):
+    return FA_F32 if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32 else FA_F64
+
+
+cdef inline char *_ptr(cnp.ndarray a):
+    return <char *>cnp.PyArray_DATA(a)
+
+
+cdef inline Py_ssize_t _parts(Py_ssize_t n, int n_threads) noexcept nogil:
+    """How many parts to cut n elements into."""
+    if n_threads <= 1 or n < _SERIAL_BELOW:
+        return 1
+    cdef Py_ssize_t most = n // (_SERIAL_BELOW // 2)
+    return n_threads if n_threads < most else most
+
+
+cdef inline Py_ssize_t _part_len(Py_ssize_t n, Py_ssize_t parts) noexcept nogil:
+    cdef Py_ssize_t m = (n + parts - 1) // parts
+    return (m + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+cdef inline fa_params _params(double a, double b, double c, double d) noexcept nogil:
+    cdef fa_params p
+    p.a = a
+    p.b = b
+    p.c = c
+    p.d = d
+    return p
+
+
+def forward(int act, cnp.ndarray x, cnp.ndarray y, double a, double b, double c, double d,
+            int n_threads):
+    """y = f(x), elementwise."""
+    cdef fa_params p = _params(a, b, c, d)
+    cdef int dt = _dtype(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), isz = cnp.PyArray_ITEMSIZE(x)
+    cdef char *xp = _ptr(x)
+    cdef char *yp = _ptr(y)
+    cdef Py_ssize_t parts = _parts(n, n_threads), m, k, start, cnt
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_fwd(act, dt, xp, yp, n, &p)
+        else:
+            m = _part_len(n, parts)
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                start = k * m
+                cnt = n - start if n - start < m else m
+                if cnt > 0:
+                    fa_fwd(act, dt, xp + start * isz, yp + start * isz, cnt, &p)
+        fa_fp_restore(flags)
+
+
+def backward(int act, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, double a, double b,
+             double c, double d, int n_threads):
+    """out = g * f'(s), elementwise."""
+    cdef fa_params p = _params(a, b, c, d)
+    cdef int dt = _dtype(g)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(g), isz = cnp.PyArray_ITEMSIZE(g)
+    cdef char *gp = _ptr(g)
+    cdef char *sp = _ptr(s)
+    cdef char *op = _ptr(out)
+    cdef Py_ssize_t parts = _parts(n, n_threads), m, k, start, cnt
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_bwd(act, dt, gp, sp, op, n, &p)
+        else:
+            m = _part_len(n, parts)
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                start = k * m
+                cnt = n - start if n - start < m else m
+                if cnt > 0:
+                    fa_bwd(act, dt, gp + start * isz, sp + start * isz, op + start * isz,
+                           cnt, &p)
+        fa_fp_restore(flags)
+
+
+cdef inline Py_ssize_t _row_parts(Py_ssize_t rows, Py_ssize_t cols, int n_threads) noexcept nogil:
+    if rows <= 1:
+        return 1
+    cdef Py_ssize_t parts = _parts(rows * cols, n_threads)
+    return parts if parts < rows else rows
+
+
+def bias_forward(int act, cnp.ndarray z, cnp.ndarray bias, cnp.ndarray y, Py_ssize_t rows,
+                 Py_ssize_t cols, double a, double b, double c, double d, int n_threads):
+    """y[r, j] = f(z[r, j] + bias[j])."""
+    cdef fa_params p = _params(a, b, c, d)
+    cdef int dt = _dtype(z)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(z)
+    cdef char *zp = _ptr(z)
+    cdef char *bp = _ptr(bias)
+    cdef char *yp = _ptr(y)
+    cdef Py_ssize_t parts = _row_parts(rows, cols, n_threads), m, k, r0, nr
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_bias_fwd(act, dt, zp, bp, yp, rows, cols, &p)
+        else:
+            m = (rows + parts - 1) // parts
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                r0 = k * m
+                nr = rows - r0 if rows - r0 < m else m
+                if nr > 0:
+                    fa_bias_fwd(act, dt, zp + r0 * cols * isz, bp, yp + r0 * cols * isz,
+                                nr, cols, &p)
+        fa_fp_restore(flags)
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    """Rows per reduction block: a function of the shape only."""
+    cdef Py_ssize_t br = _BLOCK_ELEMS // cols if cols > 0 else rows
+    if br < 1:
+        br = 1
+    return br
+
+
+cdef void _sum_blocks(double *partial, Py_ssize_t nblocks, Py_ssize_t cols,
+                      double *total) noexcept nogil:
+    cdef Py_ssize_t k, j
+    for j in range(cols):
+        total[j] = 0.0
+    for k in range(nblocks):
+        for j in range(cols):
+            total[j] += partial[k * cols + j]
+
+
+def bias_backward(int act, cnp.ndarray g, cnp.ndarray s, object bias, cnp.ndarray dz,
+                  cnp.ndarray db, Py_ssize_t rows, Py_ssize_t cols, double a, double b,
+                  double c, double d, int n_threads):
+    """dz = g * f'(s (+ bias)), db[j] = sum_r dz[r, j] (float64 array db, overwritten).
+
+    bias is None for activations that save their output."""
+    cdef fa_params p = _params(a, b, c, d)
+    cdef int dt = _dtype(g)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(g)
+    cdef char *gp = _ptr(g)
+    cdef char *sp = _ptr(s)
+    cdef char *bp = NULL if bias is None else _ptr(<cnp.ndarray>bias)
+    cdef char *dzp = _ptr(dz)
+    cdef double *dbp = <double *>cnp.PyArray_DATA(db)
+    cdef Py_ssize_t br = _block_rows(rows, cols)
+    cdef Py_ssize_t nblocks = (rows + br - 1) // br if rows > 0 else 0
+    cdef Py_ssize_t parts = _parts(rows * cols, n_threads), k, r0, nr, j, off
+    cdef double *partial = NULL
+    cdef int flags = fa_fp_flags()
+    if nblocks > 1:
+        partial = <double *>malloc(nblocks * cols * sizeof(double))
+        if partial == NULL:
+            raise MemoryError("no memory for the bias-gradient partial sums")
+    with nogil:
+        if nblocks <= 1:
+            for j in range(cols):
+                dbp[j] = 0.0
+            fa_bias_bwd(act, dt, gp, sp, bp, dzp, dbp, rows, cols, &p)
+        else:
+            for k in prange(nblocks, num_threads=parts if parts < nblocks else nblocks,
+                            schedule="static"):
+                r0 = k * br
+                nr = rows - r0 if rows - r0 < br else br
+                off = r0 * cols * isz
+                for j in range(cols):
+                    partial[k * cols + j] = 0.0
+                fa_bias_bwd(act, dt, gp + off, sp + off, bp, dzp + off, partial + k * cols,
+                            nr, cols, &p)
+            _sum_blocks(partial, nblocks, cols, dbp)
+        fa_fp_restore(flags)
+    free(partial)
+
+
+def prelu_forward(cnp.ndarray x, cnp.ndarray w, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols,
+                  int n_threads):
+    """y[r, j] = x > 0 ? x : w[j] x."""
+    cdef int dt = _dtype(x)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
+    cdef char *xp = _ptr(x)
+    cdef char *wp = _ptr(w)
+    cdef char *yp = _ptr(y)
+    cdef Py_ssize_t parts = _row_parts(rows, cols, n_threads), m, k, r0, nr
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_prelu_fwd(dt, xp, wp, yp, rows, cols)
+        else:
+            m = (rows + parts - 1) // parts
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                r0 = k * m
+                nr = rows - r0 if rows - r0 < m else m
+                if nr > 0:
+                    fa_prelu_fwd(dt, xp + r0 * cols * isz, wp, yp + r0 * cols * isz, nr, cols)
+        fa_fp_restore(flags)
+
+
+def prelu_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray w, cnp.ndarray gx, cnp.ndarray gw,
+                   Py_ssize_t rows, Py_ssize_t cols, int n_threads):
+    """gx = g * (x > 0 ? 1 : w[j]); gw[j] = sum_r (x > 0 ? 0 : x g) (float64 gw, overwritten)."""
+    cdef int dt = _dtype(g)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(g)
+    cdef char *gp = _ptr(g)
+    cdef char *xp = _ptr(x)
+    cdef char *wp = _ptr(w)
+    cdef char *gxp = _ptr(gx)
+    cdef double *gwp = <double *>cnp.PyArray_DATA(gw)
+    cdef Py_ssize_t br = _block_rows(rows, cols)
+    cdef Py_ssize_t nblocks = (rows + br - 1) // br if rows > 0 else 0
+    cdef Py_ssize_t parts = _parts(rows * cols, n_threads), k, r0, nr, j, off
+    cdef double *partial = NULL
+    cdef int flags = fa_fp_flags()
+    if nblocks > 1:
+        partial = <double *>malloc(nblocks * cols * sizeof(double))
+        if partial == NULL:
+            raise MemoryError("no memory for the slope-gradient partial sums")
+    with nogil:
+        if nblocks <= 1:
+            for j in range(cols):
+                gwp[j] = 0.0
+            fa_prelu_bwd(dt, gp, xp, wp, gxp, gwp, rows, cols)
+        else:
+            for k in prange(nblocks, num_threads=parts if parts < nblocks else nblocks,
+                            schedule="static"):
+                r0 = k * br
+                nr = rows - r0 if rows - r0 < br else br
+                off = r0 * cols * isz
+                for j in range(cols):
+                    partial[k * cols + j] = 0.0
+                fa_prelu_bwd(dt, gp + off, xp + off, wp, gxp + off, partial + k * cols, nr, cols)
+            _sum_blocks(partial, nblocks, cols, gwp)
+        fa_fp_restore(flags)
+    free(partial)
+
+
+def softmax_forward(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, bint log_,
+                    int n_threads):
+    """Row-wise softmax or log_softmax."""
+    cdef int dt = _dtype(x)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
+    cdef char *xp = _ptr(x)
+    cdef char *yp = _ptr(y)
+    cdef Py_ssize_t parts = _row_parts(rows, cols, n_threads), m, k, r0, nr
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_softmax_fwd(dt, log_, xp, yp, rows, cols)
+        else:
+            m = (rows + parts - 1) // parts
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                r0 = k * m
+                nr = rows - r0 if rows - r0 < m else m
+                if nr > 0:
+                    fa_softmax_fwd(dt, log_, xp + r0 * cols * isz, yp + r0 * cols * isz, nr, cols)
+        fa_fp_restore(flags)
+
+
+def softmax_backward(cnp.ndarray g, cnp.ndarray y, cnp.ndarray gx, Py_ssize_t rows,
+                     Py_ssize_t cols, bint log_, int n_threads):
+    """Backward of row-wise softmax / log_softmax from the output y."""
+    cdef int dt = _dtype(g)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(g)
+    cdef char *gp = _ptr(g)
+    cdef char *yp = _ptr(y)
+    cdef char *gxp = _ptr(gx)
+    cdef Py_ssize_t parts = _row_parts(rows, cols, n_threads), m, k, r0, nr, off
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_softmax_bwd(dt, log_, gp, yp, gxp, rows, cols)
+        else:
+            m = (rows + parts - 1) // parts
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                r0 = k * m
+                nr = rows - r0 if rows - r0 < m else m
+                off = r0 * cols * isz
+                if nr > 0:
+                    fa_softmax_bwd(dt, log_, gp + off, yp + off, gxp + off, nr, cols)
+        fa_fp_restore(flags)
+
+
+def softmax_xent(cnp.ndarray x, object labels, object target, cnp.ndarray grad, cnp.ndarray loss,
+                 Py_ssize_t rows, Py_ssize_t cols, double scale, int n_threads):
+    """Row losses into loss (float64, rows) and scale * gradient into grad.
+
+    labels: int64 array of class indices, or None when target (probability rows) is given."""
+    cdef int dt = _dtype(x)
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
+    cdef char *xp = _ptr(x)
+    cdef int64_t *lp = NULL if labels is None else <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+    cdef char *tp = NULL if target is None else _ptr(<cnp.ndarray>target)
+    cdef char *gp = _ptr(grad)
+    cdef double *lossp = <double *>cnp.PyArray_DATA(loss)
+    cdef Py_ssize_t parts = _row_parts(rows, cols, n_threads), m, k, r0, nr, off
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_softmax_xent(dt, xp, lp, tp, gp, lossp, rows, cols, scale)
+        else:
+            m = (rows + parts - 1) // parts
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                r0 = k * m
+                nr = rows - r0 if rows - r0 < m else m
+                off = r0 * cols * isz
+                if nr > 0:
+                    fa_softmax_xent(dt, xp + off, NULL if lp == NULL else lp + r0,
+                                    NULL if tp == NULL else tp + off, gp + off, lossp + r0,
+                                    nr, cols, scale)
+        fa_fp_restore(flags)

@@ -1,0 +1,180 @@
+/* fa_acts.h -- scalar forward and backward of every activation, one place.
+ *
+ * For each activation NAME this header defines four inline functions that the
+ * loops in fa_kernels_impl.h call:
+ *
+ *     float  fa_NAME_fwd_f(double x, fa_params p)             float32 forward
+ *     double fa_NAME_fwd_d(double x, fa_params p)             float64 forward
+ *     float  fa_NAME_bwd_f(double g, double s, fa_params p)   g * f'(.) float32
+ *     double fa_NAME_bwd_d(double g, double s, fa_params p)   g * f'(.) float64
+ *
+ * s is the saved array: the forward output or input, as the activation table
+ * in fastact/_registry.py says ("saves").  float32 arguments arrive widened to
+ * double (exactly), so the bias-fused loops can pass z + b without rounding.
+ *
+ * Three kinds of bodies:
+ *   - selects (identity, relu, hardtanh, softsign): computed in the array's
+ *     own type; exact (softsign: <= 1.5 ulp).
+ *   - arithmetic (sigmoid/tanh/elu/... backward from the output, leaky_relu,
+ *     hardsigmoid, hardswish): computed in double, rounded once.
+ *   - transcendental: fa_acts_body.h, polynomial primitives for float32
+ *     (<= 1 ulp after rounding), the C library for float64.
+ *
+ * Adding an activation: its math here (or in fa_acts_body.h), one line in
+ * FA_ACTIVATIONS of fa_kernels.h, one row in fastact/_registry.py, and its
+ * NumPy twin in fastact/reference.py.
+ */
+#ifndef FA_ACTS_H
+#define FA_ACTS_H
+
+#include <math.h>
+#include "fa_kernels.h"
+#include "fa_math.h"
+
+#define FA_SELU_ALPHA 1.6732632423543772848170429916717
+#define FA_SELU_SCALE 1.0507009873554804934193349852946
+
+static inline double fa_clamp(double x, double lo, double hi)
+{
+    x = x < lo ? lo : x;   /* NaN fails both comparisons and stays NaN */
+    return x > hi ? hi : x;
+}
+
+/* ---- the transcendental bodies, twice ------------------------------------ */
+#define FN(name) name##_ps
+#define FA_EXP fa_exp
+#define FA_EXPM1 fa_expm1
+#define FA_LOG1P01 fa_log1p01
+#define FA_TANH fa_tanh
+#define FA_ERFC_POS fa_erfc_pos
+#include "fa_acts_body.h"
+#undef FN
+#undef FA_EXP
+#undef FA_EXPM1
+#undef FA_LOG1P01
+#undef FA_TANH
+#undef FA_ERFC_POS
+
+#define FN(name) name##_lm
+#define FA_EXP exp
+#define FA_EXPM1 expm1
+#define FA_LOG1P01 log1p
+#define FA_TANH tanh
+#define FA_ERFC_POS erfc
+#include "fa_acts_body.h"
+#undef FN
+#undef FA_EXP
+#undef FA_EXPM1
+#undef FA_LOG1P01
+#undef FA_TANH
+#undef FA_ERFC_POS
+
+/* ---- helpers that stamp out the f/d pairs -------------------------------- */
+#define FA_FWD_TRANS(name)                                                        \
+    static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
+    { return (float)name##_fwd_ps(x, p); }                                        \
+    static inline double fa_##name##_fwd_d(double x, fa_params p)                \
+    { return name##_fwd_lm(x, p); }
+
+/* backward from the input through the transcendental derivative */
+#define FA_BWD_TRANS(name)                                                        \
+    static inline float fa_##name##_bwd_f(double g, double x, fa_params p)        \
+    { return (float)(g * name##_bwd_ps(x, p)); }                                  \
+    static inline double fa_##name##_bwd_d(double g, double x, fa_params p)      \
+    { return g * name##_bwd_lm(x, p); }
+
+/* forward or backward as plain double arithmetic in the variables x / g, s, p */
+#define FA_FWD_DOUBLE(name, EXPR)                                                 \
+    static inline double fa_##name##_fwd_d(double x, fa_params p)                 \
+    { (void)p; return (EXPR); }                                                   \
+    static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
+    { return (float)fa_##name##_fwd_d(x, p); }
+#define FA_BWD_DOUBLE(name, DERIV)                                                \
+    static inline double fa_##name##_bwd_d(double g, double s, fa_params p)       \
+    { (void)p; return g * (DERIV); }                                              \
+    static inline float fa_##name##_bwd_f(double g, double s, fa_params p)        \
+    { return (float)fa_##name##_bwd_d(g, s, p); }
+
+/* selects computed in the array's own type T (exact) */
+#define FA_FWD_NATIVE(name, EXPR)                                                 \
+    static inline float fa_##name##_fwd_f(double xd, fa_params p)                 \
+    { typedef float T; T x = (T)xd; (void)p; return (EXPR); }                      \
+    static inline double fa_##name##_fwd_d(double xd, fa_params p)                \
+    { typedef double T; T x = xd; (void)p; return (EXPR); }
+#define FA_BWD_NATIVE(name, DERIV)                                                \
+    static inline float fa_##name##_bwd_f(double gd, double sd, fa_params p)      \
+    { typedef float T; T g = (T)gd, s = (T)sd; (void)p; return g * (DERIV); }      \
+    static inline double fa_##name##_bwd_d(double gd, double sd, fa_params p)     \
+    { typedef double T; T g = gd, s = sd; (void)p; return g * (DERIV); }
+
+/* ---- the activations ------------------------------------------------------ *
+ * Derivatives at kinks follow PyTorch: relu'(0) = 0, hardtanh'(min) = 0, ...
+ * A NaN in the saved array gives a NaN derivative: (c1 ? a : (c2 ? b : s))
+ * falls through to s when both comparisons fail. */
+
+/* identity: y = x; backward from the output (ignored): g */
+FA_FWD_NATIVE(identity, x)
+FA_BWD_NATIVE(identity, (T)1)
+
+/* sigmoid: 1 / (1 + e^-x); backward from the output: y (1 - y) */
+FA_FWD_TRANS(sigmoid)
+FA_BWD_DOUBLE(sigmoid, s * (1.0 - s))
+
+/* tanh; backward from the output: 1 - y^2 = (1 - y)(1 + y), exact for float y */
+FA_FWD_TRANS(tanh)
+FA_BWD_DOUBLE(tanh, (1.0 - s) * (1.0 + s))
+
+/* relu: max(x, 0) keeping NaN; backward from the output: y > 0 */
+FA_FWD_NATIVE(relu, x <= 0 ? (T)0 : x)
+FA_BWD_NATIVE(relu, s > 0 ? (T)1 : (s <= 0 ? (T)0 : s))
+
+/* leaky_relu(negative_slope = p.a): backward from the output needs p.a >= 0 */
+FA_FWD_DOUBLE(leaky_relu, x > 0 ? x : x * p.a)
+FA_BWD_DOUBLE(leaky_relu, s > 0 ? 1.0 : (s <= 0 ? p.a : s))
+
+/* elu(alpha = p.a): backward from the output: y + alpha for y <= 0 (alpha >= 0) */
+FA_FWD_TRANS(elu)
+FA_BWD_DOUBLE(elu, s > 0 ? 1.0 : (s <= 0 ? s + p.a : s))
+
+/* selu: backward from the output: scale for y > 0, y + scale*alpha otherwise */
+FA_FWD_TRANS(selu)
+FA_BWD_DOUBLE(selu, s > 0 ? FA_SELU_SCALE : (s <= 0 ? s + FA_SELU_SCALE * FA_SELU_ALPHA : s))
+
+/* celu(alpha = p.a > 0, p.b = 1/alpha): backward from the output: y/alpha + 1 */
+FA_FWD_TRANS(celu)
+FA_BWD_DOUBLE(celu, s > 0 ? 1.0 : (s <= 0 ? s * p.b + 1.0 : s))
+
+/* gelu, gelu_tanh, silu, mish, softplus, log_sigmoid: from the input */
+FA_FWD_TRANS(gelu)
+FA_BWD_TRANS(gelu)
+FA_FWD_TRANS(gelu_tanh)
+FA_BWD_TRANS(gelu_tanh)
+FA_FWD_TRANS(silu)
+FA_BWD_TRANS(silu)
+FA_FWD_TRANS(mish)
+FA_BWD_TRANS(mish)
+FA_FWD_TRANS(softplus)
+FA_BWD_TRANS(softplus)
+FA_FWD_TRANS(log_sigmoid)
+FA_BWD_TRANS(log_sigmoid)
+
+/* softsign: x / (1 + |x|), +-inf -> +-1; backward from the input: 1 / (1 + |x|)^2 */
+FA_FWD_NATIVE(softsign,
+              (x < 0 ? -x : x) == (T)INFINITY ? (x > 0 ? (T)1 : (T)-1) : x / ((T)1 + (x < 0 ? -x : x)))
+FA_BWD_NATIVE(softsign, (T)1 / (((T)1 + (s < 0 ? -s : s)) * ((T)1 + (s < 0 ? -s : s))))
+
+/* hardtanh(min_val = p.a, max_val = p.b) and relu6 = hardtanh(0, 6); from the output */
+FA_FWD_NATIVE(hardtanh, x < (T)p.a ? (T)p.a : (x > (T)p.b ? (T)p.b : x))
+FA_BWD_NATIVE(hardtanh, (s > (T)p.a && s < (T)p.b) ? (T)1
+                        : ((s <= (T)p.a || s >= (T)p.b) ? (T)0 : s))
+
+/* hardsigmoid: clamp(x/6 + 1/2, 0, 1); backward from the input: 1/6 on (-3, 3) */
+FA_FWD_DOUBLE(hardsigmoid, x <= -3.0 ? 0.0 : (x >= 3.0 ? 1.0 : x * (1.0 / 6.0) + 0.5))
+FA_BWD_DOUBLE(hardsigmoid, (s > -3.0 && s < 3.0) ? 1.0 / 6.0 : ((s <= -3.0 || s >= 3.0) ? 0.0 : s))
+
+/* hardswish: x * hardsigmoid(x); backward from the input, PyTorch's branches:
+ * x < -3: 0;  -3 <= x <= 3: x/3 + 1/2;  x > 3: 1 */
+FA_FWD_DOUBLE(hardswish, x <= -3.0 ? 0.0 : (x >= 3.0 ? x : x * (x + 3.0) * (1.0 / 6.0)))
+FA_BWD_DOUBLE(hardswish, s < -3.0 ? 0.0 : (s <= 3.0 ? s * (1.0 / 3.0) + 0.5 : (s > 3.0 ? 1.0 : s)))
+
+#endif /* FA_ACTS_H */

@@ -1,0 +1,105 @@
+/* fa_dispatch.c -- choose the loops for this CPU once, and the C entry points.
+ *
+ * At import the extension calls fa_set_isa(FA_ISA_AVX2), which falls back to
+ * the baseline table when the CPU lacks AVX2 or FMA (or the build has no
+ * AVX2 variant).  Tests force the baseline with FASTACT_ISA=baseline, which
+ * the Python layer passes to fa_set_isa.
+ */
+#include <fenv.h>
+#include "fa_impl.h"
+
+int fa_fp_flags(void) { return fetestexcept(FE_ALL_EXCEPT); }
+void fa_fp_restore(int flags) { feclearexcept(FE_ALL_EXCEPT & ~flags); }
+
+static const fa_impl *fa_cur = &fa_impl_baseline;
+static int fa_cur_isa = FA_ISA_BASELINE;
+
+#define FA_NAME_ENTRY(name) #name,
+static const char *const fa_names[FA_N_ACT] = {FA_ACTIVATIONS(FA_NAME_ENTRY)};
+#undef FA_NAME_ENTRY
+
+const char *fa_act_name(int act)
+{
+    return (act >= 0 && act < FA_N_ACT) ? fa_names[act] : NULL;
+}
+
+int fa_avx2_compiled(void) { return FA_HAVE_AVX2_BUILD; }
+
+int fa_cpu_has_avx2_fma(void)
+{
+#if FA_HAVE_AVX2_BUILD && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int fa_get_isa(void) { return fa_cur_isa; }
+
+int fa_set_isa(int isa)
+{
+#if FA_HAVE_AVX2_BUILD
+    if (isa == FA_ISA_AVX2 && fa_cpu_has_avx2_fma()) {
+        fa_cur = &fa_impl_avx2;
+        fa_cur_isa = FA_ISA_AVX2;
+        return fa_cur_isa;
+    }
+#endif
+    (void)isa;
+    fa_cur = &fa_impl_baseline;
+    fa_cur_isa = FA_ISA_BASELINE;
+    return fa_cur_isa;
+}
+
+void fa_fwd(int act, int dtype, const void *x, void *y, ptrdiff_t n, const fa_params *p)
+{
+    fa_cur->act[act].fwd[dtype](x, y, n, p);
+}
+
+void fa_bwd(int act, int dtype, const void *g, const void *s, void *out, ptrdiff_t n,
+            const fa_params *p)
+{
+    fa_cur->act[act].bwd[dtype](g, s, out, n, p);
+}
+
+void fa_bias_fwd(int act, int dtype, const void *z, const void *b, void *y, ptrdiff_t rows,
+                 ptrdiff_t cols, const fa_params *p)
+{
+    fa_cur->act[act].bias_fwd[dtype](z, b, y, rows, cols, p);
+}
+
+void fa_bias_bwd(int act, int dtype, const void *g, const void *s, const void *b, void *dz,
+                 double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *p)
+{
+    fa_cur->act[act].bias_bwd[dtype](g, s, b, dz, db, rows, cols, p);
+}
+
+void fa_prelu_fwd(int dtype, const void *x, const void *w, void *y, ptrdiff_t rows,
+                  ptrdiff_t cols)
+{
+    fa_cur->prelu_fwd[dtype](x, w, y, rows, cols);
+}
+
+void fa_prelu_bwd(int dtype, const void *g, const void *x, const void *w, void *gx,
+                  double *gw, ptrdiff_t rows, ptrdiff_t cols)
+{
+    fa_cur->prelu_bwd[dtype](g, x, w, gx, gw, rows, cols);
+}
+
+void fa_softmax_fwd(int dtype, int log_, const void *x, void *y, ptrdiff_t rows, ptrdiff_t cols)
+{
+    fa_cur->softmax_fwd[dtype](log_, x, y, rows, cols);
+}
+
+void fa_softmax_bwd(int dtype, int log_, const void *g, const void *y, void *gx, ptrdiff_t rows,
+                    ptrdiff_t cols)
+{
+    fa_cur->softmax_bwd[dtype](log_, g, y, gx, rows, cols);
+}
+
+void fa_softmax_xent(int dtype, const void *x, const int64_t *labels, const void *target,
+                     void *grad, double *loss, ptrdiff_t rows, ptrdiff_t cols, double scale)
+{
+    fa_cur->xent[dtype](x, labels, target, grad, loss, rows, cols, scale);
+}

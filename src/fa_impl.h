@@ -1,0 +1,47 @@
+/* fa_impl.h -- the table of loops that one instruction-set build exports.
+ * Internal to the extension: fa_dispatch.c picks one table per process. */
+#ifndef FA_IMPL_H
+#define FA_IMPL_H
+
+#include "fa_kernels.h"
+
+typedef void (*fa_fwd_fn)(const void *x, void *y, ptrdiff_t n, const fa_params *p);
+typedef void (*fa_bwd_fn)(const void *g, const void *s, void *out, ptrdiff_t n,
+                          const fa_params *p);
+typedef void (*fa_bias_fwd_fn)(const void *z, const void *b, void *y, ptrdiff_t rows,
+                               ptrdiff_t cols, const fa_params *p);
+typedef void (*fa_bias_bwd_fn)(const void *g, const void *s, const void *b, void *dz,
+                               double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *p);
+typedef void (*fa_prelu_fwd_fn)(const void *x, const void *w, void *y, ptrdiff_t rows,
+                                ptrdiff_t cols);
+typedef void (*fa_prelu_bwd_fn)(const void *g, const void *x, const void *w, void *gx,
+                                double *gw, ptrdiff_t rows, ptrdiff_t cols);
+typedef void (*fa_softmax_fwd_fn)(int log_, const void *x, void *y, ptrdiff_t rows,
+                                  ptrdiff_t cols);
+typedef void (*fa_softmax_bwd_fn)(int log_, const void *g, const void *y, void *gx,
+                                  ptrdiff_t rows, ptrdiff_t cols);
+typedef void (*fa_xent_fn)(const void *x, const int64_t *labels, const void *t, void *g,
+                           double *loss, ptrdiff_t rows, ptrdiff_t cols, double scale);
+
+typedef struct {
+    fa_fwd_fn fwd[2];
+    fa_bwd_fn bwd[2];
+    fa_bias_fwd_fn bias_fwd[2];
+    fa_bias_bwd_fn bias_bwd[2];
+} fa_act_loops;
+
+typedef struct {
+    fa_act_loops act[FA_N_ACT];
+    fa_prelu_fwd_fn prelu_fwd[2];
+    fa_prelu_bwd_fn prelu_bwd[2];
+    fa_softmax_fwd_fn softmax_fwd[2];
+    fa_softmax_bwd_fn softmax_bwd[2];
+    fa_xent_fn xent[2];
+} fa_impl;
+
+extern const fa_impl fa_impl_baseline;
+#if FA_HAVE_AVX2_BUILD
+extern const fa_impl fa_impl_avx2;
+#endif
+
+#endif /* FA_IMPL_H */
