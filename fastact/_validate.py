@@ -225,7 +225,7 @@ def check_backward_slope(value: float, func: str, name: str) -> None:
 def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
     """The slope(s) as a 1-D array of x's dtype: one value, or one per feature (last axis)."""
     w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
-    if w.dtype.kind == "f" and w.dtype != x.dtype:
+    if isinstance(weight, np.ndarray) and w.dtype.kind == "f" and w.dtype != x.dtype:
         raise TypeError(
             f"prelu: weight has dtype {w.dtype} but x has dtype {x.dtype}; "
             f"convert with weight.astype(np.{x.dtype}).")

@@ -117,7 +117,7 @@ _MATH = {
     "softsign": (_softsign, lambda x, p: 1 / (1 + np.abs(x)) ** 2),
     "hardtanh": (lambda x, p: np.clip(x, p[0], p[1]),
                  lambda y, p: _nan_from(((y > p[0]) & (y < p[1])).astype(float), y)),
-    "hardsigmoid": (lambda x, p: np.clip(x / 6 + 0.5, 0, 1),
+    "hardsigmoid": (lambda x, p: np.clip((x + 3) / 6, 0, 1),
                     lambda x, p: _nan_from(np.where((x > -3) & (x < 3), 1 / 6, 0.0), x)),
     "hardswish": (lambda x, p: np.where(x <= -3, 0.0, np.where(x >= 3, x, x * (x + 3) / 6)),
                   lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x)),

@@ -169,7 +169,7 @@ FA_BWD_NATIVE(hardtanh, (s > (T)p.a && s < (T)p.b) ? (T)1
                         : ((s <= (T)p.a || s >= (T)p.b) ? (T)0 : s))
 
 /* hardsigmoid: clamp(x/6 + 1/2, 0, 1); backward from the input: 1/6 on (-3, 3) */
-FA_FWD_DOUBLE(hardsigmoid, x <= -3.0 ? 0.0 : (x >= 3.0 ? 1.0 : x * (1.0 / 6.0) + 0.5))
+FA_FWD_DOUBLE(hardsigmoid, x <= -3.0 ? 0.0 : (x >= 3.0 ? 1.0 : (x + 3.0) * (1.0 / 6.0)))
 FA_BWD_DOUBLE(hardsigmoid, (s > -3.0 && s < 3.0) ? 1.0 / 6.0 : ((s <= -3.0 || s >= 3.0) ? 0.0 : s))
 
 /* hardswish: x * hardsigmoid(x); backward from the input, PyTorch's branches:
