@@ -2,7 +2,7 @@
 
 Environment switches (all optional):
   FASTACT_OPENMP=0   build without OpenMP (kernels then run on one thread)
-  FASTACT_AVX2=0     build only the portable baseline loops (no AVX2+FMA variant)
+  FASTACT_AVX2=0     build only the portable baseline loops (no AVX2 / AVX-512 variants)
 
 Flags: -O3 plus -fno-trapping-math -fno-math-errno, which let gcc vectorise
 the branch-free kernels (DESIGN.md section 7).  Never -ffast-math (it breaks
@@ -45,12 +45,13 @@ ext = Extension(
         "src/fa_dispatch.c",
         "src/fa_kernels_base.c",
         "src/fa_kernels_avx2.c",
+        "src/fa_kernels_avx512.c",
     ],
     include_dirs=["src", np.get_include()],
     define_macros=macros,
     depends=[
         "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",
-        "src/fa_acts_body.h", "src/fa_math.h", "src/erfcx_coeffs.h",
+        "src/fa_acts_body.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
     ],
 )
 

@@ -7,7 +7,7 @@
 
 Environment:
     FASTACT_PUREPYTHON=1   the whole package runs on fastact.reference (no native code)
-    FASTACT_ISA=baseline   force the portable loops even on an AVX2+FMA CPU
+    FASTACT_ISA=baseline   force the portable loops (also: avx2; default: the best the CPU runs)
 """
 from __future__ import annotations
 
@@ -24,16 +24,28 @@ else:
     from . import _activations as _ext
 
     _isa = _os.environ.get("FASTACT_ISA", "auto").lower()
-    if _isa not in ("auto", "avx2", "baseline"):
+    if _isa not in ("auto", "avx512", "avx2", "baseline"):
         raise ValueError(
-            f"FASTACT_ISA={_isa!r} is not understood; use 'auto' (default), 'avx2' or 'baseline'.")
-    _ext.set_isa("baseline" if _isa == "baseline" else "avx2")
+            f"FASTACT_ISA={_isa!r} is not understood; use 'auto' (default), 'avx512', 'avx2' "
+            "or 'baseline'.")
+    _ext.set_isa("avx512" if _isa == "auto" else _isa)
 
 from . import reference
 from ._config import config, show_config
 from ._registry import Activation, build as _build
+from . import _validate as _V
 from ._validate import get_default_threads as get_num_threads
-from ._validate import set_default_threads as set_num_threads
+
+
+def set_num_threads(n_threads) -> None:
+    """Default n_threads of every call (None: all usable cores; -1: all, -2: all but one)."""
+    _V.set_default_threads(n_threads)
+    if not PUREPYTHON:
+        _ext.set_default_threads(_V.get_default_threads())
+
+
+if not PUREPYTHON:
+    _ext.set_default_threads(_V.get_default_threads())
 
 ACTIVATIONS = _build(_backend)
 

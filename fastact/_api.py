@@ -6,16 +6,31 @@ checks) bound to a kernel provider K: `fastact.activations.NativeKernels`
 So `fastact.gelu` and `fastact.reference.gelu` cannot drift apart in what
 they accept, reject or return; only the arithmetic differs.
 
-A provider has: fwd(kernel_name, p), bwd(kernel_name, p), bias_fwd(...),
-bias_bwd(...) returning kernels for the plumbing, and the kernels prelu_fwd,
-prelu_bwd, softmax_fwd(log_), softmax_bwd(log_), xent.  p is the (a, b, c, d)
-tuple of fa_params (see fastact/_registry.py).
+A provider (a subclass of KernelsBase) has: fwd(kernel_name, p),
+bwd(kernel_name, p), bias_fwd(...), bias_bwd(...) returning kernels for the
+plumbing, and the kernels prelu_fwd, prelu_bwd, softmax_fwd(log_),
+softmax_bwd(log_), xent.  p is the (a, b, c, d) tuple of fa_params (see
+fastact/_registry.py).  unary/binary run a whole elementwise call; the native
+provider overrides them with a fast path decided in Cython.
 """
 from __future__ import annotations
 
 from . import _plumbing as P
 from . import _registry as R
 from . import _validate as V
+
+
+_NOP = (0.0, 0.0, 0.0, 0.0)
+
+
+class KernelsBase:
+    """What make_api needs from a backend; unary/binary go through the plumbing."""
+
+    def unary(self, x, out, n_threads, kname, p=_NOP):
+        return P.unary(x, out, n_threads, self.fwd(kname, p))
+
+    def binary(self, g, s, out, n_threads, kname, p=_NOP):
+        return P.binary(g, s, out, n_threads, self.bwd(kname, p))
 
 
 def make_api(K, module: str) -> dict:
@@ -25,54 +40,54 @@ def make_api(K, module: str) -> dict:
 
     def identity(x, *, out=None, n_threads=None):
         """identity(x) = x (a copy, or written into out)."""
-        return P.unary(x, out, n_threads, K.fwd("identity"))
+        return K.unary(x, out, n_threads, "identity")
 
 
     def identity_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out itself (copied); saved (the output) is checked but not read."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("identity"))
+        return K.binary(grad_out, saved, out, n_threads, "identity")
 
 
     def sigmoid(x, *, out=None, n_threads=None):
         """sigmoid(x) = 1 / (1 + exp(-x)); sigmoid(-inf) = 0, never overflows."""
-        return P.unary(x, out, n_threads, K.fwd("sigmoid"))
+        return K.unary(x, out, n_threads, "sigmoid")
 
 
     def sigmoid_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * y * (1 - y), saved = y = sigmoid(x)."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("sigmoid"))
+        return K.binary(grad_out, saved, out, n_threads, "sigmoid")
 
 
     def tanh(x, *, out=None, n_threads=None):
         """tanh(x)."""
-        return P.unary(x, out, n_threads, K.fwd("tanh"))
+        return K.unary(x, out, n_threads, "tanh")
 
 
     def tanh_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * (1 - y^2), saved = y = tanh(x)."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("tanh"))
+        return K.binary(grad_out, saved, out, n_threads, "tanh")
 
 
     def relu(x, *, out=None, n_threads=None):
         """relu(x) = max(x, 0); NaN stays NaN."""
-        return P.unary(x, out, n_threads, K.fwd("relu"))
+        return K.unary(x, out, n_threads, "relu")
 
 
     def relu_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * (y > 0), saved = y = relu(x); relu'(0) = 0."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("relu"))
+        return K.binary(grad_out, saved, out, n_threads, "relu")
 
 
     def leaky_relu(x, negative_slope=0.01, *, out=None, n_threads=None):
         """x if x > 0 else negative_slope * x."""
-        return P.unary(x, out, n_threads, K.fwd("leaky_relu", V.params_leaky_relu(negative_slope)))
+        return K.unary(x, out, n_threads, "leaky_relu", V.params_leaky_relu(negative_slope))
 
 
     def leaky_relu_backward(grad_out, saved, negative_slope=0.01, *, out=None, n_threads=None):
         """grad_out * (1 if y > 0 else negative_slope), saved = y; needs negative_slope >= 0."""
         p = V.params_leaky_relu(negative_slope)
         V.check_backward_slope(p[0], "leaky_relu", "negative_slope")
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("leaky_relu", p))
+        return K.binary(grad_out, saved, out, n_threads, "leaky_relu", p)
 
 
     def prelu(x, weight, *, out=None, n_threads=None):
@@ -87,138 +102,138 @@ def make_api(K, module: str) -> dict:
 
     def elu(x, alpha=1.0, *, out=None, n_threads=None):
         """x if x > 0 else alpha * (exp(x) - 1)."""
-        return P.unary(x, out, n_threads, K.fwd("elu", V.params_elu(alpha)))
+        return K.unary(x, out, n_threads, "elu", V.params_elu(alpha))
 
 
     def elu_backward(grad_out, saved, alpha=1.0, *, out=None, n_threads=None):
         """grad_out * (1 if y > 0 else y + alpha), saved = y; needs alpha >= 0."""
         p = V.params_elu(alpha)
         V.check_backward_slope(p[0], "elu", "alpha")
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("elu", p))
+        return K.binary(grad_out, saved, out, n_threads, "elu", p)
 
 
     def selu(x, *, out=None, n_threads=None):
         """scale * (x if x > 0 else alpha * (exp(x) - 1)), PyTorch's alpha and scale."""
-        return P.unary(x, out, n_threads, K.fwd("selu"))
+        return K.unary(x, out, n_threads, "selu")
 
 
     def selu_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * (scale if y > 0 else y + scale * alpha), saved = y."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("selu"))
+        return K.binary(grad_out, saved, out, n_threads, "selu")
 
 
     def celu(x, alpha=1.0, *, out=None, n_threads=None):
         """x if x > 0 else alpha * (exp(x / alpha) - 1); alpha > 0."""
-        return P.unary(x, out, n_threads, K.fwd("celu", V.params_celu(alpha)))
+        return K.unary(x, out, n_threads, "celu", V.params_celu(alpha))
 
 
     def celu_backward(grad_out, saved, alpha=1.0, *, out=None, n_threads=None):
         """grad_out * (1 if y > 0 else y / alpha + 1), saved = y."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("celu", V.params_celu(alpha)))
+        return K.binary(grad_out, saved, out, n_threads, "celu", V.params_celu(alpha))
 
 
     def gelu(x, approximate="none", *, out=None, n_threads=None):
         """x * Phi(x) (approximate='none', via erfc) or PyTorch's tanh approximation."""
         a = V.check_gelu_approximate(approximate)
-        return P.unary(x, out, n_threads, K.fwd("gelu_tanh" if a == "tanh" else "gelu"))
+        return K.unary(x, out, n_threads, "gelu_tanh" if a == "tanh" else "gelu")
 
 
     def gelu_backward(grad_out, saved, approximate="none", *, out=None, n_threads=None):
         """grad_out * gelu'(x), saved = x (the input)."""
         a = V.check_gelu_approximate(approximate)
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("gelu_tanh" if a == "tanh" else "gelu"))
+        return K.binary(grad_out, saved, out, n_threads, "gelu_tanh" if a == "tanh" else "gelu")
 
 
     def silu(x, *, out=None, n_threads=None):
         """x * sigmoid(x) (a.k.a. swish)."""
-        return P.unary(x, out, n_threads, K.fwd("silu"))
+        return K.unary(x, out, n_threads, "silu")
 
 
     def silu_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * sigmoid(x) (1 + x (1 - sigmoid(x))), saved = x."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("silu"))
+        return K.binary(grad_out, saved, out, n_threads, "silu")
 
 
     def mish(x, *, out=None, n_threads=None):
         """x * tanh(softplus(x))."""
-        return P.unary(x, out, n_threads, K.fwd("mish"))
+        return K.unary(x, out, n_threads, "mish")
 
 
     def mish_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * mish'(x), saved = x."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("mish"))
+        return K.binary(grad_out, saved, out, n_threads, "mish")
 
 
     def softplus(x, beta=1.0, threshold=20.0, *, out=None, n_threads=None):
         """log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's rule)."""
-        return P.unary(x, out, n_threads, K.fwd("softplus", V.params_softplus(beta, threshold)))
+        return K.unary(x, out, n_threads, "softplus", V.params_softplus(beta, threshold))
 
 
     def softplus_backward(grad_out, saved, beta=1.0, threshold=20.0, *, out=None, n_threads=None):
         """grad_out * sigmoid(beta x) (1 where beta x > threshold), saved = x."""
-        return P.binary(grad_out, saved, out, n_threads,
-                        K.bwd("softplus", V.params_softplus(beta, threshold)))
+        return K.binary(grad_out, saved, out, n_threads,
+                        "softplus", V.params_softplus(beta, threshold))
 
 
     def softsign(x, *, out=None, n_threads=None):
         """x / (1 + |x|); softsign(+-inf) = +-1."""
-        return P.unary(x, out, n_threads, K.fwd("softsign"))
+        return K.unary(x, out, n_threads, "softsign")
 
 
     def softsign_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out / (1 + |x|)^2, saved = x."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("softsign"))
+        return K.binary(grad_out, saved, out, n_threads, "softsign")
 
 
     def hardtanh(x, min_val=-1.0, max_val=1.0, *, out=None, n_threads=None):
         """clip(x, min_val, max_val); NaN stays NaN."""
-        return P.unary(x, out, n_threads, K.fwd("hardtanh", V.params_hardtanh(min_val, max_val)))
+        return K.unary(x, out, n_threads, "hardtanh", V.params_hardtanh(min_val, max_val))
 
 
     def hardtanh_backward(grad_out, saved, min_val=-1.0, max_val=1.0, *, out=None, n_threads=None):
         """grad_out * (min_val < y < max_val), saved = y."""
-        return P.binary(grad_out, saved, out, n_threads,
-                        K.bwd("hardtanh", V.params_hardtanh(min_val, max_val)))
+        return K.binary(grad_out, saved, out, n_threads,
+                        "hardtanh", V.params_hardtanh(min_val, max_val))
 
 
     def relu6(x, *, out=None, n_threads=None):
         """clip(x, 0, 6)."""
-        return P.unary(x, out, n_threads, K.fwd("hardtanh", (0.0, 6.0, 0.0, 0.0)))
+        return K.unary(x, out, n_threads, "hardtanh", (0.0, 6.0, 0.0, 0.0))
 
 
     def relu6_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * (0 < y < 6), saved = y."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("hardtanh", (0.0, 6.0, 0.0, 0.0)))
+        return K.binary(grad_out, saved, out, n_threads, "hardtanh", (0.0, 6.0, 0.0, 0.0))
 
 
     def hardsigmoid(x, *, out=None, n_threads=None):
         """clip(x / 6 + 1/2, 0, 1)."""
-        return P.unary(x, out, n_threads, K.fwd("hardsigmoid"))
+        return K.unary(x, out, n_threads, "hardsigmoid")
 
 
     def hardsigmoid_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out / 6 where -3 < x < 3, else 0; saved = x."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("hardsigmoid"))
+        return K.binary(grad_out, saved, out, n_threads, "hardsigmoid")
 
 
     def hardswish(x, *, out=None, n_threads=None):
         """x * clip(x / 6 + 1/2, 0, 1)."""
-        return P.unary(x, out, n_threads, K.fwd("hardswish"))
+        return K.unary(x, out, n_threads, "hardswish")
 
 
     def hardswish_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * (0 if x < -3, x/3 + 1/2 if -3 <= x <= 3, 1 if x > 3); saved = x."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("hardswish"))
+        return K.binary(grad_out, saved, out, n_threads, "hardswish")
 
 
     def log_sigmoid(x, *, out=None, n_threads=None):
         """log(sigmoid(x)) = -softplus(-x); log_sigmoid(-1e4) = -1e4."""
-        return P.unary(x, out, n_threads, K.fwd("log_sigmoid"))
+        return K.unary(x, out, n_threads, "log_sigmoid")
 
 
     def log_sigmoid_backward(grad_out, saved, *, out=None, n_threads=None):
         """grad_out * sigmoid(-x), saved = x."""
-        return P.binary(grad_out, saved, out, n_threads, K.bwd("log_sigmoid"))
+        return K.binary(grad_out, saved, out, n_threads, "log_sigmoid")
 
 
     # ---- row-wise: softmax family over the last axis ---------------------------

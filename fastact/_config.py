@@ -50,8 +50,9 @@ def config() -> dict:
             "OpenMP": "on" if b["openmp"] else "off (built with FASTACT_OPENMP=0)",
             "OpenMP max threads": ext.omp_max_threads(),
             "serial below (elements)": ext.SERIAL_BELOW,
-            "AVX2+FMA variant built": "yes" if b["avx2_variant"] else "no",
+            "AVX2+FMA / AVX-512 variants built": "yes" if b["avx2_variant"] else "no",
             "CPU has AVX2+FMA": "yes" if ext.cpu_has_avx2_fma() else "no",
+            "CPU has AVX-512": "yes" if ext.cpu_has_avx512() else "no",
             "SIMD path in use": ext.get_isa(),
         })
     return info

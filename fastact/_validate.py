@@ -193,7 +193,8 @@ def params_softplus(beta, threshold) -> tuple:
         raise ValueError(f"softplus: beta must be > 0; got {b}.")
     if t <= 0:
         raise ValueError(f"softplus: threshold must be > 0; got {t}.")
-    return (b, t, 1.0 / b, 0.0)
+    exact = 1.0 if math.frexp(b)[0] == 0.5 else 0.0   # beta = 2^k: beta * x is exact
+    return (b, t, 1.0 / b, exact)
 
 
 def params_hardtanh(min_val, max_val) -> tuple:

@@ -13,7 +13,8 @@ as ``fastact.ACTIVATIONS[name].saves`` says.
 """
 from __future__ import annotations
 
-from ._api import make_api
+from . import _plumbing as P
+from ._api import KernelsBase, make_api
 
 try:
     from . import _activations as _ext
@@ -28,8 +29,20 @@ _ID = _ext.ACT_IDS
 _NOP = (0.0, 0.0, 0.0, 0.0)
 
 
-class NativeKernels:
+class NativeKernels(KernelsBase):
     """Kernel provider for fastact._api.make_api: the compiled loops."""
+
+    def unary(self, x, out, n_threads, kname, p=_NOP):
+        y = _ext.fast_forward(_ID[kname], x, out, n_threads, p[0], p[1], p[2], p[3])
+        if y is None:
+            y = P.unary(x, out, n_threads, self.fwd(kname, p))
+        return y
+
+    def binary(self, g, s, out, n_threads, kname, p=_NOP):
+        o = _ext.fast_backward(_ID[kname], g, s, out, n_threads, p[0], p[1], p[2], p[3])
+        if o is None:
+            o = P.binary(g, s, out, n_threads, self.bwd(kname, p))
+        return o
 
     def __init__(self):
         self._cache = {}

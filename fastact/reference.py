@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ._api import make_api
+from ._api import KernelsBase, make_api
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -141,7 +141,7 @@ def _log_softmax_rows(x):
         return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-class NumpyKernels:
+class NumpyKernels(KernelsBase):
     """Kernel provider for fastact._api.make_api: plain NumPy, computed in float64."""
 
     @staticmethod

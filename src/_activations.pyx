@@ -20,6 +20,10 @@ from libc.stdlib cimport malloc, free
 
 cnp.import_array()
 
+cdef extern from "numpy/arrayobject.h":
+    object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order,
+                                cnp.PyArray_Descr *descr, int subok)
+
 cdef extern from "fa_kernels.h" nogil:
     ctypedef struct fa_params:
         double a
@@ -31,6 +35,7 @@ cdef extern from "fa_kernels.h" nogil:
     int FA_F64
     int FA_ISA_BASELINE
     int FA_ISA_AVX2
+    int FA_ISA_AVX512
     const char *fa_act_name(int act)
     void fa_fwd(int act, int dtype, const void *x, void *y, Py_ssize_t n, const fa_params *p)
     void fa_bwd(int act, int dtype, const void *g, const void *s, void *out, Py_ssize_t n,
@@ -53,6 +58,7 @@ cdef extern from "fa_kernels.h" nogil:
     int fa_fp_flags()
     void fa_fp_restore(int flags)
     int fa_cpu_has_avx2_fma()
+    int fa_cpu_has_avx512()
     int fa_avx2_compiled()
     int fa_get_isa()
     int fa_set_isa(int isa)
@@ -102,7 +108,8 @@ cdef Py_ssize_t _BLOCK_ELEMS = 16384
 
 N_ACT = FA_N_ACT
 ACT_IDS = {fa_act_name(i).decode(): i for i in range(FA_N_ACT)}
-ISA_NAMES = {FA_ISA_BASELINE: "baseline", FA_ISA_AVX2: "avx2+fma"}
+ISA_NAMES = {FA_ISA_BASELINE: "baseline", FA_ISA_AVX2: "avx2+fma", FA_ISA_AVX512: "avx512"}
+_ISA_CAPS = {"baseline": FA_ISA_BASELINE, "avx2": FA_ISA_AVX2, "avx512": FA_ISA_AVX512}
 
 
 def build_info():
@@ -122,6 +129,10 @@ def cpu_has_avx2_fma():
     return bool(fa_cpu_has_avx2_fma())
 
 
+def cpu_has_avx512():
+    return bool(fa_cpu_has_avx512())
+
+
 def avx2_compiled():
     return bool(fa_avx2_compiled())
 
@@ -130,9 +141,9 @@ def get_isa():
     return ISA_NAMES[fa_get_isa()]
 
 
-def set_isa(str name):
-    """Select the loops: "avx2" (falls back to baseline without AVX2+FMA) or "baseline"."""
-    fa_set_isa(FA_ISA_AVX2 if name == "avx2" else FA_ISA_BASELINE)
+def set_isa(str cap):
+    """Use the best loops not above `cap` ("avx512", "avx2" or "baseline") this CPU runs."""
+    fa_set_isa(_ISA_CAPS[cap])
     return get_isa()
 
 
@@ -164,6 +175,107 @@ cdef inline fa_params _params(double a, double b, double c, double d) noexcept n
     p.c = c
     p.d = d
     return p
+
+
+# ---- fast paths: the common call decided in C, else None (the caller then
+# runs the full Python plumbing, which also produces every error message) ----
+
+cdef int _default_threads = 1
+
+
+def set_default_threads(int n):
+    global _default_threads
+    _default_threads = n
+
+
+cdef inline int _threads(object n_threads):
+    """n_threads for the fast path, or 0 when the Python layer must decide."""
+    if n_threads is None:
+        return _default_threads
+    if type(n_threads) is int and <long>n_threads > 0:
+        return <int>n_threads
+    return 0
+
+
+cdef inline bint _simple(object a):
+    """An aligned, C- or Fortran-contiguous float32/float64 ndarray (not a subclass)."""
+    if type(a) is not cnp.ndarray:
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)
+            and cnp.PyArray_ISALIGNED(arr)
+            and (cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_IS_F_CONTIGUOUS(arr)))
+
+
+cdef inline bint _same_layout(cnp.ndarray a, cnp.ndarray b):
+    cdef int nd = cnp.PyArray_NDIM(a), i
+    if nd != cnp.PyArray_NDIM(b) or cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(b):
+        return False
+    for i in range(nd):
+        if cnp.PyArray_DIM(a, i) != cnp.PyArray_DIM(b, i):
+            return False
+        if cnp.PyArray_DIM(a, i) > 1 and cnp.PyArray_STRIDE(a, i) != cnp.PyArray_STRIDE(b, i):
+            return False
+    return True
+
+
+cdef inline bint _disjoint_or_same(cnp.ndarray o, cnp.ndarray a):
+    """o and a share no byte, or are the very same elements (same data, same layout)."""
+    cdef char *o0 = _ptr(o)
+    cdef char *a0 = _ptr(a)
+    cdef Py_ssize_t nb = cnp.PyArray_NBYTES(o), na = cnp.PyArray_NBYTES(a)
+    if o0 == a0:
+        return True              # layouts already checked equal by the caller
+    return o0 + nb <= a0 or a0 + na <= o0
+
+
+cdef inline object _fast_out(object out, cnp.ndarray like):
+    """The output array for a fast call, or None if out= needs the Python layer."""
+    if out is None:
+        return PyArray_NewLikeArray(like, cnp.NPY_KEEPORDER, NULL, 0)
+    if type(out) is not cnp.ndarray:
+        return None
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o) or not _same_layout(o, like):
+        return None
+    return o
+
+
+def fast_forward(int act, object x, object out, object n_threads, double a, double b, double c,
+                 double d):
+    """forward() for the common call, or None."""
+    if not _simple(x):
+        return None
+    cdef int nt = _threads(n_threads)
+    if nt == 0:
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    y = _fast_out(out, xa)
+    if y is None or not _disjoint_or_same(<cnp.ndarray>y, xa):
+        return None
+    forward(act, xa, <cnp.ndarray>y, a, b, c, d, nt)
+    return y
+
+
+def fast_backward(int act, object g, object s, object out, object n_threads, double a,
+                  double b, double c, double d):
+    """backward() for the common call, or None."""
+    if not _simple(g) or not _simple(s):
+        return None
+    cdef int nt = _threads(n_threads)
+    if nt == 0:
+        return None
+    cdef cnp.ndarray ga = <cnp.ndarray>g
+    cdef cnp.ndarray sa = <cnp.ndarray>s
+    if not _same_layout(ga, sa):
+        return None
+    o = _fast_out(out, ga)
+    if o is None or not _disjoint_or_same(<cnp.ndarray>o, ga) \
+            or not _disjoint_or_same(<cnp.ndarray>o, sa):
+        return None
+    backward(act, ga, sa, <cnp.ndarray>o, a, b, c, d, nt)
+    return o
 
 
 def forward(int act, cnp.ndarray x, cnp.ndarray y, double a, double b, double c, double d,

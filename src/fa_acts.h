@@ -30,6 +30,7 @@
 #include <math.h>
 #include "fa_kernels.h"
 #include "fa_math.h"
+#include "fa_mathf.h"
 
 #define FA_SELU_ALPHA 1.6732632423543772848170429916717
 #define FA_SELU_SCALE 1.0507009873554804934193349852946
@@ -40,8 +41,31 @@ static inline double fa_clamp(double x, double lo, double hi)
     return x > hi ? hi : x;
 }
 
-/* ---- the transcendental bodies, twice ------------------------------------ */
+/* ---- the transcendental bodies, three times ------------------------------ */
+#define FN(name) name##_pf
+#define R float
+#define C(v) ((float)(v))
+#define FA_FABS fabsf
+#define FA_EXP fa_expf
+#define FA_EXPM1 fa_expm1f
+#define FA_LOG1P01 fa_log1p01f
+#define FA_TANH fa_tanhf
+#define FA_ERFC_POS(t) ((float)fa_erfc_pos((double)(t)))   /* gelu stays on _ps */
+#include "fa_acts_body.h"
+#undef FN
+#undef R
+#undef C
+#undef FA_FABS
+#undef FA_EXP
+#undef FA_EXPM1
+#undef FA_LOG1P01
+#undef FA_TANH
+#undef FA_ERFC_POS
+
 #define FN(name) name##_ps
+#define R double
+#define C(v) ((double)(v))
+#define FA_FABS fabs
 #define FA_EXP fa_exp
 #define FA_EXPM1 fa_expm1
 #define FA_LOG1P01 fa_log1p01
@@ -49,6 +73,9 @@ static inline double fa_clamp(double x, double lo, double hi)
 #define FA_ERFC_POS fa_erfc_pos
 #include "fa_acts_body.h"
 #undef FN
+#undef R
+#undef C
+#undef FA_FABS
 #undef FA_EXP
 #undef FA_EXPM1
 #undef FA_LOG1P01
@@ -56,6 +83,9 @@ static inline double fa_clamp(double x, double lo, double hi)
 #undef FA_ERFC_POS
 
 #define FN(name) name##_lm
+#define R double
+#define C(v) ((double)(v))
+#define FA_FABS fabs
 #define FA_EXP exp
 #define FA_EXPM1 expm1
 #define FA_LOG1P01 log1p
@@ -63,6 +93,9 @@ static inline double fa_clamp(double x, double lo, double hi)
 #define FA_ERFC_POS erfc
 #include "fa_acts_body.h"
 #undef FN
+#undef R
+#undef C
+#undef FA_FABS
 #undef FA_EXP
 #undef FA_EXPM1
 #undef FA_LOG1P01
@@ -75,6 +108,18 @@ static inline double fa_clamp(double x, double lo, double hi)
     { return (float)name##_fwd_ps(x, p); }                                        \
     static inline double fa_##name##_fwd_d(double x, fa_params p)                \
     { return name##_fwd_lm(x, p); }
+
+/* float32 through the float polynomials (_pf): exp arguments are exact */
+#define FA_FWD_FAST(name)                                                         \
+    static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
+    { return name##_fwd_pf((float)x, p); }                                        \
+    static inline double fa_##name##_fwd_d(double x, fa_params p)                \
+    { return name##_fwd_lm(x, p); }
+#define FA_BWD_FAST(name)                                                         \
+    static inline float fa_##name##_bwd_f(double g, double x, fa_params p)        \
+    { return (float)g * name##_bwd_pf((float)x, p); }                             \
+    static inline double fa_##name##_bwd_d(double g, double x, fa_params p)      \
+    { return g * name##_bwd_lm(x, p); }
 
 /* backward from the input through the transcendental derivative */
 #define FA_BWD_TRANS(name)                                                        \
@@ -103,9 +148,9 @@ static inline double fa_clamp(double x, double lo, double hi)
     { typedef double T; T x = xd; (void)p; return (EXPR); }
 #define FA_BWD_NATIVE(name, DERIV)                                                \
     static inline float fa_##name##_bwd_f(double gd, double sd, fa_params p)      \
-    { typedef float T; T g = (T)gd, s = (T)sd; (void)p; return g * (DERIV); }      \
+    { typedef float T; T g = (T)gd, s = (T)sd; (void)p; (void)s; return g * (DERIV); }      \
     static inline double fa_##name##_bwd_d(double gd, double sd, fa_params p)     \
-    { typedef double T; T g = gd, s = sd; (void)p; return g * (DERIV); }
+    { typedef double T; T g = gd, s = sd; (void)p; (void)s; return g * (DERIV); }
 
 /* ---- the activations ------------------------------------------------------ *
  * Derivatives at kinks follow PyTorch: relu'(0) = 0, hardtanh'(min) = 0, ...
@@ -117,46 +162,55 @@ FA_FWD_NATIVE(identity, x)
 FA_BWD_NATIVE(identity, (T)1)
 
 /* sigmoid: 1 / (1 + e^-x); backward from the output: y (1 - y) */
-FA_FWD_TRANS(sigmoid)
-FA_BWD_DOUBLE(sigmoid, s * (1.0 - s))
+FA_FWD_FAST(sigmoid)
+FA_BWD_NATIVE(sigmoid, s * ((T)1 - s))
 
 /* tanh; backward from the output: 1 - y^2 = (1 - y)(1 + y), exact for float y */
-FA_FWD_TRANS(tanh)
-FA_BWD_DOUBLE(tanh, (1.0 - s) * (1.0 + s))
+FA_FWD_FAST(tanh)
+FA_BWD_NATIVE(tanh, ((T)1 - s) * ((T)1 + s))
 
 /* relu: max(x, 0) keeping NaN; backward from the output: y > 0 */
 FA_FWD_NATIVE(relu, x <= 0 ? (T)0 : x)
 FA_BWD_NATIVE(relu, s > 0 ? (T)1 : (s <= 0 ? (T)0 : s))
 
 /* leaky_relu(negative_slope = p.a): backward from the output needs p.a >= 0 */
-FA_FWD_DOUBLE(leaky_relu, x > 0 ? x : x * p.a)
-FA_BWD_DOUBLE(leaky_relu, s > 0 ? 1.0 : (s <= 0 ? p.a : s))
+FA_FWD_NATIVE(leaky_relu, x > 0 ? x : x * (T)p.a)
+FA_BWD_NATIVE(leaky_relu, s > 0 ? (T)1 : (s <= 0 ? (T)p.a : s))
 
 /* elu(alpha = p.a): backward from the output: y + alpha for y <= 0 (alpha >= 0) */
-FA_FWD_TRANS(elu)
-FA_BWD_DOUBLE(elu, s > 0 ? 1.0 : (s <= 0 ? s + p.a : s))
+FA_FWD_FAST(elu)
+FA_BWD_NATIVE(elu, s > 0 ? (T)1 : (s <= 0 ? s + (T)p.a : s))
 
 /* selu: backward from the output: scale for y > 0, y + scale*alpha otherwise */
-FA_FWD_TRANS(selu)
-FA_BWD_DOUBLE(selu, s > 0 ? FA_SELU_SCALE : (s <= 0 ? s + FA_SELU_SCALE * FA_SELU_ALPHA : s))
+FA_FWD_FAST(selu)
+FA_BWD_NATIVE(selu, s > 0 ? (T)FA_SELU_SCALE : (s <= 0 ? s + (T)(FA_SELU_SCALE * FA_SELU_ALPHA) : s))
 
 /* celu(alpha = p.a > 0, p.b = 1/alpha): backward from the output: y/alpha + 1 */
-FA_FWD_TRANS(celu)
-FA_BWD_DOUBLE(celu, s > 0 ? 1.0 : (s <= 0 ? s * p.b + 1.0 : s))
+FA_FWD_FAST(celu)
+FA_BWD_NATIVE(celu, s > 0 ? (T)1 : (s <= 0 ? s * (T)p.b + (T)1 : s))
 
 /* gelu, gelu_tanh, silu, mish, softplus, log_sigmoid: from the input */
 FA_FWD_TRANS(gelu)
 FA_BWD_TRANS(gelu)
 FA_FWD_TRANS(gelu_tanh)
 FA_BWD_TRANS(gelu_tanh)
-FA_FWD_TRANS(silu)
-FA_BWD_TRANS(silu)
-FA_FWD_TRANS(mish)
-FA_BWD_TRANS(mish)
-FA_FWD_TRANS(softplus)
-FA_BWD_TRANS(softplus)
-FA_FWD_TRANS(log_sigmoid)
-FA_BWD_TRANS(log_sigmoid)
+FA_FWD_FAST(silu)
+FA_BWD_FAST(silu)
+FA_FWD_FAST(mish)
+FA_BWD_FAST(mish)
+/* softplus: the float polynomials only when z = beta x is exact in float
+ * (beta a power of two, flagged by p.d); otherwise the rounding of z would be
+ * amplified by exp (relative error |z| 2^-24), so z is formed in double.
+ * The flag is loop-invariant: gcc unswitches the loop on it. */
+static inline float fa_softplus_fwd_f(double x, fa_params p)
+{ return p.d != 0 ? softplus_fwd_pf((float)x, p) : (float)softplus_fwd_ps(x, p); }
+static inline double fa_softplus_fwd_d(double x, fa_params p) { return softplus_fwd_lm(x, p); }
+static inline float fa_softplus_bwd_f(double g, double x, fa_params p)
+{ return p.d != 0 ? (float)g * softplus_bwd_pf((float)x, p) : (float)(g * softplus_bwd_ps(x, p)); }
+static inline double fa_softplus_bwd_d(double g, double x, fa_params p)
+{ return g * softplus_bwd_lm(x, p); }
+FA_FWD_FAST(log_sigmoid)
+FA_BWD_FAST(log_sigmoid)
 
 /* softsign: x / (1 + |x|), +-inf -> +-1; backward from the input: 1 / (1 + |x|)^2 */
 FA_FWD_NATIVE(softsign,
@@ -169,12 +223,12 @@ FA_BWD_NATIVE(hardtanh, (s > (T)p.a && s < (T)p.b) ? (T)1
                         : ((s <= (T)p.a || s >= (T)p.b) ? (T)0 : s))
 
 /* hardsigmoid: clamp(x/6 + 1/2, 0, 1); backward from the input: 1/6 on (-3, 3) */
-FA_FWD_DOUBLE(hardsigmoid, x <= -3.0 ? 0.0 : (x >= 3.0 ? 1.0 : (x + 3.0) * (1.0 / 6.0)))
-FA_BWD_DOUBLE(hardsigmoid, (s > -3.0 && s < 3.0) ? 1.0 / 6.0 : ((s <= -3.0 || s >= 3.0) ? 0.0 : s))
+FA_FWD_NATIVE(hardsigmoid, x <= (T)-3 ? (T)0 : (x >= (T)3 ? (T)1 : (x + (T)3) * (T)(1.0 / 6.0)))
+FA_BWD_NATIVE(hardsigmoid, (s > (T)-3 && s < (T)3) ? (T)(1.0 / 6.0) : ((s <= (T)-3 || s >= (T)3) ? (T)0 : s))
 
 /* hardswish: x * hardsigmoid(x); backward from the input, PyTorch's branches:
  * x < -3: 0;  -3 <= x <= 3: x/3 + 1/2;  x > 3: 1 */
-FA_FWD_DOUBLE(hardswish, x <= -3.0 ? 0.0 : (x >= 3.0 ? x : x * (x + 3.0) * (1.0 / 6.0)))
-FA_BWD_DOUBLE(hardswish, s < -3.0 ? 0.0 : (s <= 3.0 ? s * (1.0 / 3.0) + 0.5 : (s > 3.0 ? 1.0 : s)))
+FA_FWD_NATIVE(hardswish, x <= (T)-3 ? (T)0 : (x >= (T)3 ? x : x * (x + (T)3) * (T)(1.0 / 6.0)))
+FA_BWD_NATIVE(hardswish, s < (T)-3 ? (T)0 : (s <= (T)3 ? s * (T)(1.0 / 3.0) + (T)0.5 : (s > (T)3 ? (T)1 : s)))
 
 #endif /* FA_ACTS_H */

@@ -32,7 +32,8 @@ extern "C" {
 
 /* The activation parameters, meaning per activation (see fa_acts.h):
  * leaky_relu a = negative_slope;  elu a = alpha;  celu a = alpha, b = 1/alpha;
- * softplus a = beta, b = threshold, c = 1/beta;  hardtanh a = min, b = max. */
+ * softplus a = beta, b = threshold, c = 1/beta, d = 1 if beta is a power of 2;
+ * hardtanh a = min, b = max. */
 typedef struct {
     double a, b, c, d;
 } fa_params;
@@ -65,7 +66,7 @@ enum { FA_ACTIVATIONS(FA_ENUM_ENTRY) FA_N_ACT };
 #undef FA_ENUM_ENTRY
 
 enum { FA_F32 = 0, FA_F64 = 1 };
-enum { FA_ISA_BASELINE = 0, FA_ISA_AVX2 = 1 };
+enum { FA_ISA_BASELINE = 0, FA_ISA_AVX2 = 1, FA_ISA_AVX512 = 2 };
 
 /* the name of activation id (NULL when out of range) */
 const char *fa_act_name(int act);
@@ -108,9 +109,10 @@ void fa_fp_restore(int flags);
 
 /* CPU dispatch */
 int fa_cpu_has_avx2_fma(void);
+int fa_cpu_has_avx512(void);   /* F, VL, DQ and BW, enabled by the OS */
 int fa_avx2_compiled(void);
 int fa_get_isa(void);
-/* select FA_ISA_BASELINE or FA_ISA_AVX2; returns the ISA in force afterwards */
+/* select the best ISA not above `isa` that this CPU runs; returns it */
 int fa_set_isa(int isa);
 
 #ifdef __cplusplus

@@ -1,0 +1,141 @@
+"""fastact.show_config() / fastact.config(), the ISA switch, and the `fastact` CLI."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+import fastact
+
+from conftest import PURE, native_only
+
+
+def _printed(capsys):
+    fastact.show_config()
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    return out, lines
+
+
+def test_show_config_prints_every_config_entry(capsys):
+    info = fastact.config()
+    out, lines = _printed(capsys)
+    assert len(lines) == len(info)
+    width = max(len(k) for k in info)
+    for line, (key, value) in zip(lines, info.items()):
+        assert line == f"{key:<{width}}  {value}"
+
+
+def test_show_config_expected_keys(capsys):
+    out, lines = _printed(capsys)
+    keys = {ln[:max(len(k) for k in fastact.config())].strip() for ln in lines}
+    for key in ("fastact", "python", "numpy", "backend", "usable cores", "default n_threads",
+                "BLAS (numpy)"):
+        assert key in keys, key
+    if PURE:
+        assert "SIMD path in use" not in keys and "OpenMP" not in keys
+    else:
+        assert {"OpenMP", "SIMD path in use", "compiler", "build flags"} <= keys
+
+
+def test_config_values():
+    info = fastact.config()
+    assert info["fastact"] == fastact.__version__ == metadata.version("fastact")
+    assert info["python"] == platform.python_version()
+    assert info["numpy"] == np.__version__
+    assert info["usable cores"] == len(os.sched_getaffinity(0))
+    assert info["default n_threads"] == fastact.get_num_threads()
+    assert info["BLAS (numpy)"] and info["BLAS (numpy)"] != "unknown"
+    if PURE:
+        assert info["backend"] == "pure NumPy (FASTACT_PUREPYTHON)"
+    else:
+        assert info["backend"] == "native"
+        assert info["OpenMP"] == "on" or info["OpenMP"].startswith("off")
+
+
+@native_only
+def test_config_reports_the_isa_in_use():
+    from fastact import _activations as ext
+    isa = fastact.config()["SIMD path in use"]
+    assert isa == ext.get_isa()
+    assert isa in ext.ISA_NAMES.values()
+    env = os.environ.get("FASTACT_ISA", "auto").lower()
+    if env == "baseline":
+        assert isa == "baseline"
+    elif env == "avx2":
+        assert isa == ("avx2+fma" if ext.cpu_has_avx2_fma() else "baseline")
+    if isa != "baseline":
+        assert ext.cpu_has_avx2_fma()
+
+
+def _isa_in_subprocess(value):
+    env = {k: v for k, v in os.environ.items() if k != "FASTACT_PUREPYTHON"}
+    env["FASTACT_ISA"] = value
+    r = subprocess.run(
+        [sys.executable, "-c",
+         "import fastact; print(fastact.config()['SIMD path in use']); "
+         "from fastact import _activations as e; print(int(e.cpu_has_avx2_fma()))"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    isa, has_avx2 = r.stdout.split()
+    return isa, has_avx2 == "1"
+
+
+@native_only
+def test_isa_environment_variable():
+    assert _isa_in_subprocess("baseline")[0] == "baseline"
+    assert _isa_in_subprocess("BASELINE")[0] == "baseline"          # case-insensitive
+    isa, has_avx2 = _isa_in_subprocess("avx2")
+    assert isa == ("avx2+fma" if has_avx2 else "baseline")
+
+
+# ---- the command line (skipped until fastact/cli.py exists) -------------------------
+
+def _cli_env():
+    return dict(os.environ)
+
+
+def _check_info_output(out):
+    for key in ("fastact", "backend", "numpy", "BLAS (numpy)"):
+        assert any(ln.startswith(key) for ln in out.splitlines()), (key, out)
+    assert fastact.__version__ in out
+    if not PURE:
+        assert "SIMD path in use" in out and "OpenMP" in out
+
+
+def test_python_m_fastact_info():
+    pytest.importorskip("fastact.cli")
+    r = subprocess.run([sys.executable, "-m", "fastact", "info"], env=_cli_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    _check_info_output(r.stdout)
+
+
+def test_cli_main_info(capsys):
+    cli = pytest.importorskip("fastact.cli")
+    rc = cli.main(["info"])
+    assert rc in (0, None)
+    _check_info_output(capsys.readouterr().out)
+
+
+def test_fastact_console_script_info():
+    pytest.importorskip("fastact.cli")
+    exe = shutil.which("fastact")
+    if exe is None:
+        pytest.skip("the `fastact` console script is not installed (reinstall the package)")
+    r = subprocess.run([exe, "info"], env=_cli_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    _check_info_output(r.stdout)
+
+
+def test_cli_unknown_command_fails():
+    pytest.importorskip("fastact.cli")
+    r = subprocess.run([sys.executable, "-m", "fastact", "no-such-command"], env=_cli_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
