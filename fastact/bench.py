@@ -22,9 +22,9 @@ from scipy import special
 
 import fastact
 
-_S2 = np.sqrt(2.0)
-_S2PI = np.sqrt(2.0 * np.pi)
-_K0 = np.sqrt(2.0 / np.pi)
+_S2 = float(np.sqrt(2.0))
+_S2PI = float(np.sqrt(2.0 * np.pi))
+_K0 = float(np.sqrt(2.0 / np.pi))
 _SA, _SS = 1.6732632423543772, 1.0507009873554805
 
 
