@@ -168,17 +168,42 @@ def finite_param(value, name: str, func: str) -> float:
 
 
 # ---- activation parameters -> the (a, b, c, d) of fa_params ----------------
+# Checked once per distinct value: the results are cached by (type, value) of
+# every argument, so a hot loop calling elu(x, alpha=0.5) pays a dict lookup.
 
+def _memo(f):
+    cache = {}
+
+    def wrapper(*args):
+        key = tuple((type(a), a) for a in args)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        except TypeError:            # unhashable: validate (and reject) uncached
+            return f(*args)
+        result = f(*args)
+        if len(cache) < 1024:
+            cache[key] = result
+        return result
+    wrapper.__name__ = f.__name__
+    wrapper.__doc__ = f.__doc__
+    return wrapper
+
+
+@_memo
 def params_leaky_relu(negative_slope) -> tuple:
     s = finite_param(negative_slope, "negative_slope", "leaky_relu")
     return (s, 0.0, 0.0, 0.0)
 
 
+@_memo
 def params_elu(alpha) -> tuple:
     a = finite_param(alpha, "alpha", "elu")
     return (a, 0.0, 0.0, 0.0)
 
 
+@_memo
 def params_celu(alpha) -> tuple:
     a = finite_param(alpha, "alpha", "celu")
     if a <= 0:
@@ -186,6 +211,7 @@ def params_celu(alpha) -> tuple:
     return (a, 1.0 / a, 0.0, 0.0)
 
 
+@_memo
 def params_softplus(beta, threshold) -> tuple:
     b = finite_param(beta, "beta", "softplus")
     t = finite_param(threshold, "threshold", "softplus")
@@ -197,6 +223,7 @@ def params_softplus(beta, threshold) -> tuple:
     return (b, t, 1.0 / b, exact)
 
 
+@_memo
 def params_hardtanh(min_val, max_val) -> tuple:
     lo = finite_param(min_val, "min_val", "hardtanh")
     hi = finite_param(max_val, "max_val", "hardtanh")
@@ -208,6 +235,7 @@ def params_hardtanh(min_val, max_val) -> tuple:
 GELU_APPROXIMATIONS = ("none", "tanh")
 
 
+@_memo
 def check_gelu_approximate(approximate) -> str:
     if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
         raise ValueError(
