@@ -17,8 +17,10 @@
  *     own type; exact (softsign: <= 1.5 ulp).
  *   - arithmetic (sigmoid/tanh/elu/... backward from the output, leaky_relu,
  *     hardsigmoid, hardswish): computed in double, rounded once.
- *   - transcendental: fa_acts_body.h, polynomial primitives for float32
- *     (<= 1 ulp after rounding), the C library for float64.
+ *   - transcendental: fa_acts_body.h, written once over a real type R and
+ *     included twice: float polynomials (_pf, fa_mathf.h) for float32 where
+ *     exp's argument is exact, double polynomials (_ps, fa_math.h) for
+ *     float64 and for the other float32 cases.
  *
  * Adding an activation: its math here (or in fa_acts_body.h), one line in
  * FA_ACTIVATIONS of fa_kernels.h, one row in fastact/_registry.py, and its
@@ -41,7 +43,7 @@ static inline double fa_clamp(double x, double lo, double hi)
     return x > hi ? hi : x;
 }
 
-/* ---- the transcendental bodies, three times ------------------------------ */
+/* ---- the transcendental bodies, twice ------------------------------------ */
 #define FN(name) name##_pf
 #define R float
 #define C(v) ((float)(v))
@@ -82,51 +84,31 @@ static inline double fa_clamp(double x, double lo, double hi)
 #undef FA_TANH
 #undef FA_ERFC_POS
 
-#define FN(name) name##_lm
-#define R double
-#define C(v) ((double)(v))
-#define FA_FABS fabs
-#define FA_EXP exp
-#define FA_EXPM1 expm1
-#define FA_LOG1P01 log1p
-#define FA_TANH tanh
-#define FA_ERFC_POS erfc
-#include "fa_acts_body.h"
-#undef FN
-#undef R
-#undef C
-#undef FA_FABS
-#undef FA_EXP
-#undef FA_EXPM1
-#undef FA_LOG1P01
-#undef FA_TANH
-#undef FA_ERFC_POS
-
 /* ---- helpers that stamp out the f/d pairs -------------------------------- */
 #define FA_FWD_TRANS(name)                                                        \
     static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
     { return (float)name##_fwd_ps(x, p); }                                        \
     static inline double fa_##name##_fwd_d(double x, fa_params p)                \
-    { return name##_fwd_lm(x, p); }
+    { return name##_fwd_ps(x, p); }
 
 /* float32 through the float polynomials (_pf): exp arguments are exact */
 #define FA_FWD_FAST(name)                                                         \
     static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
     { return name##_fwd_pf((float)x, p); }                                        \
     static inline double fa_##name##_fwd_d(double x, fa_params p)                \
-    { return name##_fwd_lm(x, p); }
+    { return name##_fwd_ps(x, p); }
 #define FA_BWD_FAST(name)                                                         \
     static inline float fa_##name##_bwd_f(double g, double x, fa_params p)        \
     { return (float)g * name##_bwd_pf((float)x, p); }                             \
     static inline double fa_##name##_bwd_d(double g, double x, fa_params p)      \
-    { return g * name##_bwd_lm(x, p); }
+    { return g * name##_bwd_ps(x, p); }
 
 /* backward from the input through the transcendental derivative */
 #define FA_BWD_TRANS(name)                                                        \
     static inline float fa_##name##_bwd_f(double g, double x, fa_params p)        \
     { return (float)(g * name##_bwd_ps(x, p)); }                                  \
     static inline double fa_##name##_bwd_d(double g, double x, fa_params p)      \
-    { return g * name##_bwd_lm(x, p); }
+    { return g * name##_bwd_ps(x, p); }
 
 /* forward or backward as plain double arithmetic in the variables x / g, s, p */
 #define FA_FWD_DOUBLE(name, EXPR)                                                 \
@@ -204,11 +186,11 @@ FA_BWD_FAST(mish)
  * The flag is loop-invariant: gcc unswitches the loop on it. */
 static inline float fa_softplus_fwd_f(double x, fa_params p)
 { return p.d != 0 ? softplus_fwd_pf((float)x, p) : (float)softplus_fwd_ps(x, p); }
-static inline double fa_softplus_fwd_d(double x, fa_params p) { return softplus_fwd_lm(x, p); }
+static inline double fa_softplus_fwd_d(double x, fa_params p) { return softplus_fwd_ps(x, p); }
 static inline float fa_softplus_bwd_f(double g, double x, fa_params p)
 { return p.d != 0 ? (float)g * softplus_bwd_pf((float)x, p) : (float)(g * softplus_bwd_ps(x, p)); }
 static inline double fa_softplus_bwd_d(double g, double x, fa_params p)
-{ return g * softplus_bwd_lm(x, p); }
+{ return g * softplus_bwd_ps(x, p); }
 FA_FWD_FAST(log_sigmoid)
 FA_BWD_FAST(log_sigmoid)
 

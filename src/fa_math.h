@@ -1,12 +1,10 @@
 /* fa_math.h -- branch-free double-precision primitives that gcc can vectorise.
  *
- * The float32 kernels evaluate every transcendental activation in double
- * precision with these primitives and round once at the end.  Each primitive
- * is accurate to a few 1e-16 relative (stated per function), so a float32
- * result is within 1 ulp of the true value (0.5 ulp from the final rounding
- * plus a negligible double-precision error).  The float64 kernels use the C
- * library (fa_acts.h, "libm set") instead: these polynomials are not tuned to
- * the last double ulp.
+ * Used by every float64 kernel, and by the float32 kernels where an exp
+ * argument is itself a rounded product (gelu, softplus with beta not a power
+ * of two): each primitive is accurate to a few 1e-16 relative (stated per
+ * function), far inside the float64 contract of 1e-12 and, for float32, a
+ * result within 1 ulp (0.5 ulp from the final rounding).
  *
  * Every function here is a straight line of arithmetic, selects (?:) and
  * integer bit operations: no calls, no branches that depend on data, so a
@@ -26,25 +24,26 @@ static inline double fa_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof 
 static inline uint64_t fa_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
 /* exp(x).  Range reduction x = k ln2 + r, |r| <= ln2/2 (Cody-Waite, ln2 split
- * so that k*FA_LN2_HI is exact), then the Taylor polynomial of degree 11:
- * truncation error (ln2/2)^12/12! = 6.3e-15 relative at the ends of the range,
- * far less inside.  The argument is clamped to [-708, 709] so that 2^k stays a
- * normal double: exp(-inf) gives 3.3e-308 instead of 0, which every float32
- * caller rounds to 0 (callers that need an exact 0 select it themselves).
- * The comparisons are written so that NaN fails both and flows on. */
+ * so that k*FA_LN2_HI is exact), then the Taylor polynomial of degree 12:
+ * truncation error (ln2/2)^13/13! = 1.7e-16 relative at the ends of the
+ * range.  2^k is applied as two factors 2^(k/2) 2^(k - k/2), each a normal
+ * double, so subnormal results are rounded once and x < -745.2 gives 0.
+ * x is clamped to [-746, 709.7] (exp(709.7) = 1.6e308: callers never need
+ * more, they select x itself for large x).  NaN fails both clamps and flows on. */
 #define FA_LN2_HI 0x1.62e42fee00000p-1   /* 18 significant bits: k*HI is exact */
 #define FA_LN2_LO 0x1.a39ef35793c76p-33
 static inline double fa_exp(double x)
 {
     const double shifter = 0x1.8p52;   /* adding it rounds to an integer in the low bits */
-    x = x < -708.0 ? -708.0 : x;
-    x = x > 709.0 ? 709.0 : x;
+    x = x < -746.0 ? -746.0 : x;
+    x = x > 709.7 ? 709.7 : x;
     double kd = x * 0x1.71547652b82fep0 + shifter;   /* round(x / ln2) */
-    uint64_t ki = fa_to_bits(kd);
+    int64_t k = (int64_t)(fa_to_bits(kd) - fa_to_bits(shifter));   /* in [-1077, 1024] */
     kd -= shifter;
     double r = x - kd * FA_LN2_HI;
     r = r - kd * FA_LN2_LO;
-    double p = 1.0 / 39916800.0;                     /* 1/11! */
+    double p = 1.0 / 479001600.0;                    /* 1/12! */
+    p = p * r + 1.0 / 39916800.0;
     p = p * r + 1.0 / 3628800.0;
     p = p * r + 1.0 / 362880.0;
     p = p * r + 1.0 / 40320.0;
@@ -54,11 +53,12 @@ static inline double fa_exp(double x)
     p = p * r + 1.0 / 24.0;
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    /* the low bits of ki hold k (two's complement); k + 1023 is in [2, 2046] */
-    double scale = fa_from_bits((ki + 1023u) << 52);
-    return p * scale;
+    p = p * (r * r) + r + 1.0;
+    int64_t k1 = k >> 1;
+    int64_t k2 = k - k1;
+    double s1 = fa_from_bits((uint64_t)(k1 + 1023) << 52);
+    double s2 = fa_from_bits((uint64_t)(k2 + 1023) << 52);
+    return (p * s1) * s2;
 }
 
 /* expm1(x) = exp(x) - 1 without cancellation near 0.  For |x| < ln2/2 the
