@@ -192,6 +192,7 @@ def main(argv=None) -> int:
                     help="comma-separated sizes, e.g. 1e4,1e5,1e6")
     ap.add_argument("--only", help="comma-separated activation names")
     ap.add_argument("--json", metavar="PATH", help="also save the rows as JSON")
+    ap.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
     a = ap.parse_args(argv)
     sizes = a.sizes or ((10**5,) if a.quick else (10**5, 10**6))
     rounds = 5 if a.quick else 15
@@ -205,4 +206,25 @@ def main(argv=None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": m, "rows": rows}, f, indent=1)
+    if a.markdown:
+        print(markdown(rows))
     return 0
+
+
+def markdown(rows) -> str:
+    """Rows as a table: one line per activation, forward and backward per size."""
+    sizes = sorted({r["n"] for r in rows})
+    head = "| activation | " + " | ".join(
+        f"fwd {n:.0e}: fastact / NumPy µs (x)" for n in sizes) + " | " + " | ".join(
+        f"bwd {n:.0e}: fastact / NumPy µs (x)" for n in sizes) + " |"
+    lines = [head, "|" + "---|" * (1 + 2 * len(sizes))]
+    names = list(dict.fromkeys(r["activation"] for r in rows))
+    for name in names:
+        cells = []
+        for d in ("fwd", "bwd"):
+            for n in sizes:
+                r = next(r for r in rows if r["activation"] == name and r["n"] == n)
+                cells.append(f"{r[d + '_fastact_us']:.0f} / {r[d + '_numpy_us']:.0f} "
+                             f"(**{r[d + '_speedup']:.2f}**)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
