@@ -18,23 +18,18 @@ import fastact
 from fastact import reference as ref
 
 from conftest import (
-    BIAS_CASES, CASES, DTYPES, ELEMENTWISE, EXTRA_PARAMS, F64_TINY, PER_FEATURE, PURE, ROWWISE,
-    SWEEPS, Case, assert_backward_close, assert_forward_close, case_params, dtype_params, f64,
-    fd4, native_only, per_feature_weight, rng, sweep_cutoffs, sweep_extremes, sweep_geometric,
-    sweep_linear, truth_backward, truth_forward, ulp32)
+    BIAS_CASES, CASES, DTYPES, ELEMENTWISE, EXTRA_PARAMS, F64_TINY, PURE, SWEEPS, Case,
+    assert_backward_close, assert_forward_close, case_params, dtype_params, f64, fd4,
+    per_feature_weight, rng, sweep_cutoffs, sweep_extremes, sweep_geometric, sweep_linear,
+    truth_backward, truth_forward, ulp32)
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def ref_bug(reason, *, native_too=False):
-    """A defect of fastact.reference: the test fails when it runs on the reference,
-    i.e. always for the reference itself and for fastact under FASTACT_PUREPYTHON=1."""
+def ref_bug(reason):
+    """A defect of fastact.reference itself: its test fails in every mode."""
     return pytest.mark.xfail(strict=True, reason="BUG (fastact.reference): " + reason)
-
-
-def ref_bug_when(cond, reason):
-    return pytest.mark.xfail(cond, strict=True, reason="BUG (fastact.reference): " + reason)
 
 
 # =============================================================================
@@ -192,6 +187,7 @@ _NATIVE = not PURE
 _SWEEP_ORACLE_BUGS = {
     ("silu", "f64", "geometric"): "reference silu(x) = -0.0 for x in [-745, -709.8] (expit underflows)",
     ("silu", "f64", "extremes"): "reference silu(-709.9) = -0.0, exact -1.6e-306 (expit underflows)",
+    ("silu", "f64", "cutoffs"): "reference silu(-710.49) = -0.0, exact -1.95e-306 (expit underflows)",
     ("gelu(approximate='tanh')", "f64", "linear"):
         "reference gelu(x, 'tanh') = -0.0 near x = -21.17 (expit(2u) underflows)",
 }
@@ -872,8 +868,11 @@ _LSM_ROWS = {
 @pytest.mark.xfail(not PURE, strict=True,
                    reason="BUG (native): log_softmax and the softmax_cross_entropy loss compute "
                           "x - (max + log(sum)) instead of (x - max) - log(sum): an absolute "
-                          "error of ~ulp(max), float64 relative errors 8e-13..5e-11 for logits "
-                          "1e4..1e6 and 1.5e-9 for a confident row [15, 0, 0, 0, 0]")
+                          "error of ~ulp(max): float64 relative errors 1.6e-12 for logits ~1e4 "
+                          "(log_softmax([[1e4, 1e4-0.5, 1e4-3]])[0, 0] = -0.5045969023431098, "
+                          "want -0.5045969023422835), 5e-11 at ~1e6, 1e-10 for the confident row "
+                          "[15, 0, 0, 0, 0] (log p_max -1.2236085336070346e-06, want "
+                          "-1.223608533732215e-06); the same in the loss")
 @pytest.mark.parametrize("row", list(_LSM_ROWS))
 def test_log_softmax_precision(row):
     x = _LSM_ROWS[row]
@@ -1036,11 +1035,13 @@ _BIAS_F32_EXAMPLE = (np.array([[-2.9999998, -9.58888, 0.1]], np.float32),
 
 
 @pytest.mark.xfail(not PURE, strict=True,
-                   reason="BUG (native, float32, the installed build): bias_act rounds z + bias "
-                          "to float32 before the activation, e.g. bias_act([[-2.9999998]], "
-                          "[1e-7], 'hardsigmoid') = 3.9736431e-08, want hardsigmoid(z + b in "
-                          "float64) = 5.6403097e-08; up to 13 ulp for sigmoid/silu/softplus/"
-                          "log_sigmoid/mish on N(0, 6) data (a build of HEAD does not do this)")
+                   reason="BUG (native, float32): the bias-fused loops pass (double)z + "
+                          "(double)b, but the float32 kernels round their argument to float "
+                          "first ((float)x in FA_FWD_FAST / FA_FWD_NATIVE), so bias_act computes "
+                          "act(fl32(z + b)): bias_act([[-2.9999998]], [1e-7], 'hardsigmoid') = "
+                          "3.9736431e-08, want hardsigmoid(z + b in float64) = 5.6403097e-08 "
+                          "(16000-22000 ulp near hardsigmoid/hardswish's corner, 13-14 ulp for "
+                          "sigmoid/silu/mish/softplus/log_sigmoid on N(0, 36) data)")
 @pytest.mark.parametrize("name", ["sigmoid", "silu", "mish", "softplus", "log_sigmoid",
                                   "hardsigmoid", "hardswish"])
 def test_bias_act_float32_adds_the_bias_in_double(name):
@@ -1051,6 +1052,19 @@ def test_bias_act_float32_adds_the_bias_in_double(name):
                         r.standard_normal(3).astype(np.float32)])
     y = fastact.bias_act(z, b, name)
     assert_forward_close(y, truth_forward(Case(name), f64(z) + f64(b)), np.float32, z=z)
+
+
+@pytest.mark.xfail(not PURE, strict=True,
+                   reason="BUG (native, float32): bias_act rounds z + bias to float32 first, so "
+                          "a sum beyond 3.4e38 becomes inf: bias_act([[-3.4e38]], [-3.4e38], "
+                          "'leaky_relu') = -inf, want 0.01 * -6.8e38 = -6.8e36 (same cause as "
+                          "test_bias_act_float32_adds_the_bias_in_double)")
+def test_bias_act_float32_sum_beyond_float32_range():
+    big = np.finfo(np.float32).max
+    z = np.array([[-big, -big]], np.float32)
+    b = np.array([-big, -big], np.float32)
+    y = fastact.bias_act(z, b, "leaky_relu")
+    assert_forward_close(y, np.array([[-0.01 * 2 * float(big)] * 2]), np.float32)
 
 
 def _assert_sum_close(got, want, abs_sum, dtype, terms_ulp=0.0):
@@ -1207,8 +1221,8 @@ def test_prelu_grad_weight_finite_differences(impl, per_feature):
         reason="BUG (fastact.reference): prelu_backward with out=grad_out or out=saved, "
                "float64: the kernel writes grad_in into out and then reads grad_out / x "
                "(the same memory, _f64 makes no copy) to sum grad_weight, so grad_weight is "
-               "computed from grad_in; e.g. g=[1, 1], x=[-2, -4], w=0.5, out=x gives "
-               "grad_weight -0.75, want -6"))])
+               "computed from grad_in; e.g. prelu_backward(g=[1., 1.], x=[-2., -4.], 0.5, "
+               "out=x) gives grad_weight 0.0 and out=g gives -3.0; want -6.0"))])
 def test_prelu_inplace_grad_weight(dtype, per_feature, which):
     r = rng(63)
     x0 = (r.standard_normal((8, 3)) * 3).astype(dtype)
@@ -1237,11 +1251,9 @@ def test_prelu_negative_weight_is_differentiated_from_the_input(dtype):
 # defects found while writing these tests (strict xfails; see the reasons)
 # =============================================================================
 
-@pytest.mark.xfail(not PURE, strict=True,
-                   reason="BUG (native, float32): softplus(float32 -inf, beta=1e-300) = 3.3e-08, "
-                          "want 0: fa_exp clamps exp(-inf) to 3.3e-308, which the 1/beta scale "
-                          "brings back into float32 range")
-def test_softplus_minus_inf_with_tiny_beta_float32():
+def test_softplus_minus_inf_with_tiny_beta():
+    # was a bug of the float32 kernels (fa_exp(-inf) clamped to 3.3e-308, scaled by 1/beta
+    # into float32 range: 3.3e-08); fixed in 26a0061, kept as a regression test
     x = np.array([-np.inf], np.float32)
     assert fastact.softplus(x, beta=1e-300)[0] == 0.0
     assert fastact.softplus(x.astype(np.float64), beta=1e-300)[0] == 0.0
@@ -1286,3 +1298,56 @@ def test_gradient_reductions_overflow_quietly(what):
         warnings.simplefilter("error")
         got = _overflowing_reductions()[what]()
     assert np.all(np.isinf(got))
+
+
+@pytest.mark.parametrize("impl", [
+    pytest.param("fastact", marks=pytest.mark.xfail(
+        PURE, strict=True, reason="BUG (fastact.reference): see the reference case")),
+    pytest.param("reference", marks=pytest.mark.xfail(
+        strict=True, reason="BUG (fastact.reference): bias_act / bias_act_backward at the "
+                            "extremes warn: float64 z + bias overflows in np.add ('overflow "
+                            "encountered in add'), a float32 z + bias beyond 3.4e38 warns "
+                            "'overflow encountered in cast'; the native kernels are quiet"))])
+@pytest.mark.parametrize("dtype", dtype_params())
+def test_bias_act_extremes(impl, dtype):
+    m = fastact if impl == "fastact" else ref
+    big = np.finfo(dtype).max
+    z = np.array([[big, -big, big, 1.0, -big]], dtype)
+    b = np.array([big, -big, -big, big, 1.0], dtype)
+    with np.errstate(over="ignore"):
+        pre = f64(z) + f64(b)                     # +-inf where it overflows float64
+    for case in BIAS_CASES:
+        kw = _bias_kwargs(case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = m.bias_act(z, b, case.name, **kw)
+            s, extra = (y, {}) if case.saves == "output" else (z, {"bias": b})
+            gz, gb = m.bias_act_backward(np.ones_like(z), s, case.name, **extra, **kw)
+        if dtype == np.float64:   # float32: z + b beyond 3.4e38, see the test below
+            assert_forward_close(y, truth_forward(case, pre), dtype, what=case.id)
+        assert not np.isnan(y).any(), case.id
+
+
+@pytest.mark.parametrize("dtype", dtype_params())
+def test_unaligned_arrays(dtype):
+    """Misaligned buffers (np.frombuffer at an odd offset) take the general path."""
+    n = 70_001
+    isz = np.dtype(dtype).itemsize
+
+    def unaligned(values):
+        a = np.ndarray((n,), dtype, buffer=np.zeros(n * isz + 3, np.uint8), offset=3)
+        a[...] = values
+        assert not a.flags.aligned
+        return a
+    x0 = np.linspace(-8, 8, n).astype(dtype)
+    for case in ELEMENTWISE:
+        want = case.forward(x0)
+        np.testing.assert_array_equal(case.forward(unaligned(x0)), want)
+        out = unaligned(0)
+        r = case.forward(x0, out=out)
+        assert r is out
+        np.testing.assert_array_equal(out, want)
+        s0 = case.saved(x0, want)
+        g0 = np.cos(x0)
+        np.testing.assert_array_equal(case.backward(unaligned(g0), unaligned(s0)),
+                                      case.backward(g0, s0))
