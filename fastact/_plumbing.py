@@ -132,7 +132,9 @@ def bias_backward(g_in, s_in, bias_in, needs_bias, out, n_threads, kernel):
     db = np.zeros(cols, np.float64)
     if g.size:
         kernel(gc, sc, b, t.buf, db, rows, cols, nt)
-    return t.result(), db.astype(g.dtype)
+    with np.errstate(over="ignore"):        # a sum beyond float32's range is inf, quietly
+        grad_bias = db.astype(g.dtype)
+    return t.result(), grad_bias
 
 
 def prelu_forward(x_in, weight, out, n_threads, kernel):
@@ -176,9 +178,10 @@ def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
     gw = np.zeros(cols, np.float64)
     if x.size:
         kernel(gc, xc, w, t.buf, gw, rows, cols, nt)
-    if scalar_w:
-        gw = np.array(gw.sum())
-    gw = gw.astype(x.dtype).reshape(wshape)
+    with np.errstate(over="ignore"):        # sums beyond the dtype's range are inf, quietly
+        if scalar_w:
+            gw = np.array(gw.sum())
+        gw = gw.astype(x.dtype).reshape(wshape)
     return _maybe_scalar(t.result(), g_in, out), gw
 
 

@@ -5,9 +5,10 @@ through these functions, so they accept and reject exactly the same inputs
 with exactly the same messages; only the arithmetic differs.
 
 Dtype policy (DESIGN.md section 3): float32 and float64 are computed in
-their own precision; integer arrays are computed in float64 (NumPy's
-convention); bool, float16, longdouble, complex, object and everything else
-raise a TypeError that names the argument and says how to convert.
+their own precision (byte-swapped ones are converted to native order first);
+integer arrays are computed in float64 (NumPy's convention); bool, float16,
+longdouble, complex, object and everything else raise a TypeError that names
+the argument and says how to convert.
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def as_float_array(x, name: str) -> np.ndarray:
     dt = a.dtype
     if dt == F32 or dt == F64:
         return a
+    if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") in _FLOATS:
+        return a.astype(dt.newbyteorder("="))        # byte-swapped float32/64: same values
     if dt.kind in "iu":
         return a.astype(F64)
     raise TypeError(

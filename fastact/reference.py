@@ -7,7 +7,10 @@ package under FASTACT_PUREPYTHON=1.
 
 The math is written for obviousness, in float64 whatever the input dtype
 (a float32 result is the float64 value rounded once), using the stable form
-of each formula where the textbook one overflows or cancels.  Each entry of
+of each formula where the textbook one overflows or cancels.  It runs under
+np.errstate(all="ignore"): where a formula meets inf * 0 or an overflow in a
+branch that np.where then discards, the selects give the limit, and the
+tests check those limits.  Each entry of
 _MATH holds an activation's forward and its derivative side by side; the
 backward is always grad_out * derivative(saved).  Where a formula would
 compute inf * 0 at +-inf (x * sigmoid(x) at x = -inf, say), x is clipped to
@@ -25,6 +28,12 @@ SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 _GELU_K0 = np.sqrt(2.0 / np.pi)
 _GELU_K1 = 0.044715
+
+
+def _sigmoid(x):
+    """1 / (1 + e^-x) without overflow, keeping subnormal results (expit flushes them)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
 def _nan_from(d, s):
@@ -46,26 +55,26 @@ def _gelu_tanh(x, p):
     # 0.5 x (1 + tanh(u)) == x * sigmoid(2u): the same function without cancellation
     xc = np.clip(x, -40, 40)
     u = _GELU_K0 * (xc + _GELU_K1 * xc**3)
-    return np.where(x > 40, x, xc * special.expit(2 * u))
+    return np.where(x > 40, x, xc * _sigmoid(2 * u))
 
 
 def _gelu_tanh_d(x, p):
     xc = np.clip(x, -40, 40)
     u = _GELU_K0 * (xc + _GELU_K1 * xc**3)
     du = _GELU_K0 * (1 + 3 * _GELU_K1 * xc**2)
-    s = special.expit(2 * u)
-    return s + xc * s * special.expit(-2 * u) * 2 * du
+    s = _sigmoid(2 * u)
+    return s + xc * s * _sigmoid(-2 * u) * 2 * du
 
 
 def _silu(x, p):
     xc = np.clip(x, -1000, 1000)
-    return np.where(x > 1000, x, xc * special.expit(xc))
+    return np.where(x > 1000, x, xc * _sigmoid(xc))
 
 
 def _silu_d(x, p):
     xc = np.clip(x, -1000, 1000)
-    s = special.expit(xc)
-    return s * (1 + xc * special.expit(-xc))
+    s = _sigmoid(xc)
+    return s * (1 + xc * _sigmoid(-xc))
 
 
 def _mish(x, p):
@@ -76,7 +85,7 @@ def _mish(x, p):
 def _mish_d(x, p):
     xc = np.clip(x, -1000, 40)
     t = np.tanh(np.logaddexp(0, xc))
-    return t + xc * special.expit(xc) * (1 - t * t)
+    return t + xc * _sigmoid(xc) * (1 - t * t)
 
 
 def _softplus(x, p):
@@ -86,7 +95,7 @@ def _softplus(x, p):
 
 def _softplus_d(x, p):
     beta, threshold = p[0], p[1]
-    return np.where(beta * x > threshold, 1.0, special.expit(beta * x))
+    return np.where(beta * x > threshold, 1.0, _sigmoid(beta * x))
 
 
 def _softsign(x, p):
@@ -98,10 +107,10 @@ def _softsign(x, p):
 # kernel name -> (forward(x, p), derivative(saved, p)); p = (a, b, c, d) of _registry
 _MATH = {
     "identity": (lambda x, p: x.copy(), lambda s, p: np.ones_like(s)),
-    "sigmoid": (lambda x, p: special.expit(x), lambda y, p: y * (1 - y)),
+    "sigmoid": (lambda x, p: _sigmoid(x), lambda y, p: y * (1 - y)),
     "tanh": (lambda x, p: np.tanh(x), lambda y, p: (1 - y) * (1 + y)),
     "relu": (lambda x, p: np.maximum(x, 0.0), lambda y, p: np.heaviside(y, 0.0)),
-    "leaky_relu": (lambda x, p: np.where(x > 0, x, p[0] * x),
+    "leaky_relu": (lambda x, p: np.where(x > 0, x, _slope_times(p[0], x)),
                    lambda y, p: _nan_from(np.where(y > 0, 1.0, p[0]), y)),
     "elu": (lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0))),
             lambda y, p: np.where(y > 0, 1.0, y + p[0])),
@@ -121,8 +130,13 @@ _MATH = {
                     lambda x, p: _nan_from(np.where((x > -3) & (x < 3), 1 / 6, 0.0), x)),
     "hardswish": (lambda x, p: np.where(x <= -3, 0.0, np.where(x >= 3, x, x * (x + 3) / 6)),
                   lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x)),
-    "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: special.expit(-x)),
+    "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: _sigmoid(-x)),
 }
+
+
+def _slope_times(w, x):
+    """w * x, with 0 (not NaN) for a zero slope at -inf; NaN stays NaN."""
+    return np.where((w == 0) & ~np.isnan(x), 0.0, w * x)
 
 
 def _f64(a):
@@ -149,7 +163,8 @@ class NumpyKernels(KernelsBase):
         f = _MATH[kname][0]
 
         def kernel(x, y, nt):
-            y[...] = f(_f64(x), p)
+            with np.errstate(all="ignore"):
+                y[...] = f(_f64(x), p)
         return kernel
 
     @staticmethod
@@ -157,7 +172,8 @@ class NumpyKernels(KernelsBase):
         d = _MATH[kname][1]
 
         def kernel(g, s, o, nt):
-            o[...] = _f64(g) * d(_f64(s), p)
+            with np.errstate(all="ignore"):
+                o[...] = _f64(g) * d(_f64(s), p)
         return kernel
 
     @staticmethod
@@ -165,7 +181,8 @@ class NumpyKernels(KernelsBase):
         f = _MATH[kname][0]
 
         def kernel(z, b, y, rows, cols, nt):
-            y[...] = f(_f64(z) + _f64(b), p)
+            with np.errstate(all="ignore"):
+                y[...] = f(_f64(z + b), p)          # z + b in the arrays' dtype, as written
         return kernel
 
     @staticmethod
@@ -173,54 +190,60 @@ class NumpyKernels(KernelsBase):
         d = _MATH[kname][1]
 
         def kernel(g, s, b, dz, db, rows, cols, nt):
-            pre = _f64(s) if b is None else _f64(s) + _f64(b)
-            grad = _f64(g) * d(pre, p)
-            dz[...] = grad
-            db[...] = grad.reshape(rows, cols).sum(axis=0)
+            with np.errstate(all="ignore"):
+                pre = _f64(s if b is None else s + b)
+                dz[...] = _f64(g) * d(pre, p)
+                db[...] = _f64(dz).reshape(rows, cols).sum(axis=0)   # of dz as returned, in double
         return kernel
 
     @staticmethod
     def prelu_fwd(x, w, y, rows, cols, nt):
         x64 = _f64(x).reshape(rows, cols)
-        y.reshape(rows, cols)[...] = np.where(x64 > 0, x64, _f64(w) * x64)
+        with np.errstate(all="ignore"):
+            y.reshape(rows, cols)[...] = np.where(x64 > 0, x64, _slope_times(_f64(w), x64))
 
     @staticmethod
     def prelu_bwd(g, x, w, gx, gw, rows, cols, nt):
         x64, g64 = _f64(x).reshape(rows, cols), _f64(g).reshape(rows, cols)
-        gx.reshape(rows, cols)[...] = g64 * _nan_from(np.where(x64 > 0, 1.0, _f64(w)), x64)
-        gw[...] = np.where(x64 > 0, 0.0, x64 * g64).sum(axis=0)
+        with np.errstate(all="ignore"):
+            # grad_weight first: gx may be x or g itself (in-place)
+            gw[...] = np.where(x64 > 0, 0.0, x64 * g64).sum(axis=0)
+            gx.reshape(rows, cols)[...] = g64 * _nan_from(np.where(x64 > 0, 1.0, _f64(w)), x64)
 
     @staticmethod
     def softmax_fwd(log_):
         def kernel(x, y, rows, cols, nt):
             x64 = _f64(x).reshape(rows, cols)
-            y.reshape(rows, cols)[...] = _log_softmax_rows(x64) if log_ else _softmax_rows(x64)
+            with np.errstate(all="ignore"):
+                y.reshape(rows, cols)[...] = _log_softmax_rows(x64) if log_ else _softmax_rows(x64)
         return kernel
 
     @staticmethod
     def softmax_bwd(log_):
         def kernel(g, y, gx, rows, cols, nt):
             g64, y64 = _f64(g).reshape(rows, cols), _f64(y).reshape(rows, cols)
-            if log_:
-                r = g64 - np.exp(y64) * g64.sum(axis=1, keepdims=True)
-            else:
-                r = y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
-            gx.reshape(rows, cols)[...] = r
+            with np.errstate(all="ignore"):
+                if log_:
+                    r = g64 - np.exp(y64) * g64.sum(axis=1, keepdims=True)
+                else:
+                    r = y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
+                gx.reshape(rows, cols)[...] = r
         return kernel
 
     @staticmethod
     def xent(x, labels, target, grad, loss, rows, cols, scale, nt):
         x64 = _f64(x)
-        logp = _log_softmax_rows(x64)
+        with np.errstate(all="ignore"):
+            logp = _log_softmax_rows(x64)
         if labels is not None:
             t = np.zeros_like(x64)
             t[np.arange(rows), labels] = 1.0
         else:
             t = _f64(target)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(all="ignore"):
             # a zero target ignores its logit, even an infinite one
             loss[...] = -np.where(t == 0, 0.0, t * logp).sum(axis=1)
-        grad[...] = scale * (np.exp(logp) * t.sum(axis=1, keepdims=True) - t)
+            grad[...] = scale * (np.exp(logp) * t.sum(axis=1, keepdims=True) - t)
 
 
 _api = make_api(NumpyKernels(), __name__)

@@ -198,13 +198,14 @@ cdef inline int _threads(object n_threads):
 
 
 cdef inline bint _simple(object a):
-    """An aligned, C- or Fortran-contiguous float32/float64 ndarray (not a subclass)."""
+    """An aligned, native-byte-order, C- or Fortran-contiguous float32/float64 ndarray
+    (not a subclass)."""
     if type(a) is not cnp.ndarray:
         return False
     cdef cnp.ndarray arr = <cnp.ndarray>a
     cdef int t = cnp.PyArray_TYPE(arr)
     return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64)
-            and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
             and (cnp.PyArray_IS_C_CONTIGUOUS(arr) or cnp.PyArray_IS_F_CONTIGUOUS(arr)))
 
 
@@ -237,7 +238,8 @@ cdef inline object _fast_out(object out, cnp.ndarray like):
     if type(out) is not cnp.ndarray:
         return None
     cdef cnp.ndarray o = <cnp.ndarray>out
-    if not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o) or not _same_layout(o, like):
+    if (not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o)
+            or not cnp.PyArray_ISNOTSWAPPED(o) or not _same_layout(o, like)):
         return None
     return o
 

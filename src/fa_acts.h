@@ -155,8 +155,9 @@ FA_BWD_NATIVE(tanh, ((T)1 - s) * ((T)1 + s))
 FA_FWD_NATIVE(relu, x <= 0 ? (T)0 : x)
 FA_BWD_NATIVE(relu, s > 0 ? (T)1 : (s <= 0 ? (T)0 : s))
 
-/* leaky_relu(negative_slope = p.a): backward from the output needs p.a >= 0 */
-FA_FWD_NATIVE(leaky_relu, x > 0 ? x : x * (T)p.a)
+/* leaky_relu(negative_slope = p.a): backward from the output needs p.a >= 0;
+ * a zero slope gives 0 at -inf (the limit), not -inf * 0 */
+FA_FWD_NATIVE(leaky_relu, x > 0 ? x : ((T)p.a == 0 && x == x ? (T)0 : x * (T)p.a))
 FA_BWD_NATIVE(leaky_relu, s > 0 ? (T)1 : (s <= 0 ? (T)p.a : s))
 
 /* elu(alpha = p.a): backward from the output: y + alpha for y <= 0 (alpha >= 0) */

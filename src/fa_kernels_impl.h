@@ -53,7 +53,7 @@
             T *y = (T *)yv + r * cols;                                                  \
             FA_IVDEP                                                                    \
             for (ptrdiff_t j = 0; j < cols; j++)                                        \
-                y[j] = FWD((double)z[j] + (double)b[j], p);                             \
+                y[j] = FWD((double)(T)(z[j] + b[j]), p);                                \
         }                                                                               \
     }                                                                                   \
     static void L_##name##_bias_bwd_##S(const void *gv, const void *sv, const void *bv, \
@@ -68,7 +68,7 @@
             if (b) {                                                                    \
                 FA_IVDEP                                                                \
                 for (ptrdiff_t j = 0; j < cols; j++) {                                  \
-                    T v = BWD((double)g[j], (double)s[j] + (double)b[j], p);            \
+                    T v = BWD((double)g[j], (double)(T)(s[j] + b[j]), p);               \
                     dz[j] = v;                                                          \
                     db[j] += (double)v;                                                 \
                 }                                                                       \
@@ -100,8 +100,9 @@ FA_ACTIVATIONS(FA_GEN)
             T *y = (T *)yv + r * cols;                                                  \
             FA_IVDEP                                                                    \
             for (ptrdiff_t j = 0; j < cols; j++) {                                      \
-                double v = (double)x[j];                                                \
-                y[j] = (T)(v > 0 ? v : (double)w[j] * v);                               \
+                double v = (double)x[j], wj = (double)w[j];                             \
+                /* a zero slope gives 0 even at -inf (not -inf * 0); NaN stays */        \
+                y[j] = (T)(v > 0 ? v : (wj == 0 && v == v ? 0.0 : wj * v));             \
             }                                                                           \
         }                                                                               \
     }                                                                                   \
@@ -142,9 +143,9 @@ FA_GEN_PRELU(double, f64)
             double m = fa_rowmax_##S(x, cols), sum = 0.0;                               \
             if (log_) {                                                                 \
                 for (ptrdiff_t j = 0; j < cols; j++) sum += EXP((double)x[j] - m);      \
-                double lse = m + log(sum);                                              \
+                double ls = log(sum);   /* (x - m) - log(sum): no rounding of m + ls */  \
                 FA_IVDEP                                                                \
-                for (ptrdiff_t j = 0; j < cols; j++) y[j] = (T)((double)x[j] - lse);    \
+                for (ptrdiff_t j = 0; j < cols; j++) y[j] = (T)(((double)x[j] - m) - ls); \
             } else {                                                                    \
                 FA_IVDEP                                                                \
                 for (ptrdiff_t j = 0; j < cols; j++) {                                  \
@@ -187,14 +188,14 @@ FA_GEN_PRELU(double, f64)
             T *g = (T *)gv + r * cols;                                                  \
             double m = fa_rowmax_##S(x, cols), sum = 0.0;                               \
             for (ptrdiff_t j = 0; j < cols; j++) sum += EXP((double)x[j] - m);          \
-            double lse = m + log(sum);                                                  \
+            double ls = log(sum);   /* log_softmax = (x - m) - ls, kept in that order */ \
             if (labels) {                                                               \
                 int64_t k = labels[r];                                                  \
                 FA_IVDEP                                                                \
                 for (ptrdiff_t j = 0; j < cols; j++)                                    \
-                    g[j] = (T)(scale * EXP((double)x[j] - lse));                        \
-                g[k] = (T)(scale * (EXP((double)x[k] - lse) - 1.0));                    \
-                loss[r] = lse - (double)x[k];                                           \
+                    g[j] = (T)(scale * EXP(((double)x[j] - m) - ls));                   \
+                g[k] = (T)(scale * (EXP(((double)x[k] - m) - ls) - 1.0));               \
+                loss[r] = ls - ((double)x[k] - m);                                      \
             } else {                                                                    \
                 const T *t = (const T *)tv + r * cols;                                  \
                 double tsum = 0.0, l = 0.0;                                             \
@@ -202,11 +203,11 @@ FA_GEN_PRELU(double, f64)
                     double tj = (double)t[j];                                           \
                     tsum += tj;                                                         \
                     /* a zero target ignores its logit, even an infinite one */        \
-                    l += tj == 0.0 ? 0.0 : tj * (lse - (double)x[j]);                   \
+                    l += tj == 0.0 ? 0.0 : tj * (ls - ((double)x[j] - m));              \
                 }                                                                       \
                 FA_IVDEP                                                                \
                 for (ptrdiff_t j = 0; j < cols; j++)                                    \
-                    g[j] = (T)(scale * (EXP((double)x[j] - lse) * tsum - (double)t[j])); \
+                    g[j] = (T)(scale * (EXP(((double)x[j] - m) - ls) * tsum - (double)t[j])); \
                 loss[r] = l;                                                            \
             }                                                                           \
         }                                                                               \

