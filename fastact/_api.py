@@ -166,13 +166,14 @@ def make_api(K, module: str) -> dict:
 
     def softplus(x, beta=1.0, threshold=20.0, *, out=None, n_threads=None):
         """log(1 + exp(beta x)) / beta, or x where beta x > threshold (PyTorch's rule)."""
-        return K.unary(x, out, n_threads, "softplus", V.params_softplus(beta, threshold))
+        p = V.params_softplus(beta, threshold)
+        return K.unary(x, out, n_threads, V.softplus_kernel(p), p)
 
 
     def softplus_backward(grad_out, saved, beta=1.0, threshold=20.0, *, out=None, n_threads=None):
         """grad_out * sigmoid(beta x) (1 where beta x > threshold), saved = x."""
-        return K.binary(grad_out, saved, out, n_threads,
-                        "softplus", V.params_softplus(beta, threshold))
+        p = V.params_softplus(beta, threshold)
+        return K.binary(grad_out, saved, out, n_threads, V.softplus_kernel(p), p)
 
 
     def softsign(x, *, out=None, n_threads=None):

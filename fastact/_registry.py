@@ -130,7 +130,8 @@ def kernel_params(name: str, params: dict, func: str):
     if name == "celu":
         return name, V.params_celu(p["alpha"])
     if name == "softplus":
-        return name, V.params_softplus(p["beta"], p["threshold"])
+        sp = V.params_softplus(p["beta"], p["threshold"])
+        return V.softplus_kernel(sp), sp
     if name == "hardtanh":
         return name, V.params_hardtanh(p["min_val"], p["max_val"])
     if name == "relu6":

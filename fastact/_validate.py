@@ -222,8 +222,12 @@ def params_softplus(beta, threshold) -> tuple:
         raise ValueError(f"softplus: beta must be > 0; got {b}.")
     if t <= 0:
         raise ValueError(f"softplus: threshold must be > 0; got {t}.")
-    exact = 1.0 if math.frexp(b)[0] == 0.5 else 0.0   # beta = 2^k: beta * x is exact
-    return (b, t, 1.0 / b, exact)
+    return (b, t, 1.0 / b, 0.0)
+
+
+def softplus_kernel(p: tuple) -> str:
+    """softplus_pow2 when beta is a power of two (beta * x exact: float32 fast path)."""
+    return "softplus_pow2" if math.frexp(p[0])[0] == 0.5 else "softplus"
 
 
 @_memo

@@ -132,6 +132,7 @@ _MATH = {
                   lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x)),
     "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: _sigmoid(-x)),
 }
+_MATH["softplus_pow2"] = _MATH["softplus"]      # the native fast-path split; same math
 
 
 def _slope_times(w, x):

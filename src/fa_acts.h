@@ -181,17 +181,17 @@ FA_FWD_FAST(silu)
 FA_BWD_FAST(silu)
 FA_FWD_FAST(mish)
 FA_BWD_FAST(mish)
-/* softplus: the float polynomials only when z = beta x is exact in float
- * (beta a power of two, flagged by p.d); otherwise the rounding of z would be
- * amplified by exp (relative error |z| 2^-24), so z is formed in double.
- * The flag is loop-invariant: gcc unswitches the loop on it. */
-static inline float fa_softplus_fwd_f(double x, fa_params p)
-{ return p.d != 0 ? softplus_fwd_pf((float)x, p) : (float)softplus_fwd_ps(x, p); }
-static inline double fa_softplus_fwd_d(double x, fa_params p) { return softplus_fwd_ps(x, p); }
-static inline float fa_softplus_bwd_f(double g, double x, fa_params p)
-{ return p.d != 0 ? (float)g * softplus_bwd_pf((float)x, p) : (float)(g * softplus_bwd_ps(x, p)); }
-static inline double fa_softplus_bwd_d(double g, double x, fa_params p)
-{ return g * softplus_bwd_ps(x, p); }
+/* softplus: float32 in double (_ps): z = beta x is a rounded product whose
+ * error exp would amplify (relative error |z| 2^-24).  softplus_pow2, for a
+ * beta that is a power of two, where z is exact: the float polynomials. */
+FA_FWD_TRANS(softplus)
+FA_BWD_TRANS(softplus)
+#define softplus_pow2_fwd_pf softplus_fwd_pf
+#define softplus_pow2_bwd_pf softplus_bwd_pf
+#define softplus_pow2_fwd_ps softplus_fwd_ps
+#define softplus_pow2_bwd_ps softplus_bwd_ps
+FA_FWD_FAST(softplus_pow2)
+FA_BWD_FAST(softplus_pow2)
 FA_FWD_FAST(log_sigmoid)
 FA_BWD_FAST(log_sigmoid)
 

@@ -32,15 +32,16 @@ extern "C" {
 
 /* The activation parameters, meaning per activation (see fa_acts.h):
  * leaky_relu a = negative_slope;  elu a = alpha;  celu a = alpha, b = 1/alpha;
- * softplus a = beta, b = threshold, c = 1/beta, d = 1 if beta is a power of 2;
+ * softplus, softplus_pow2 a = beta, b = threshold, c = 1/beta;
  * hardtanh a = min, b = max. */
 typedef struct {
     double a, b, c, d;
 } fa_params;
 
 /* X(name): every elementwise activation with its own loops.  relu6 runs as
- * hardtanh(0, 6); prelu and the row-wise softmax family have their own
- * entry points below.  Append only: ids are positions in this list. */
+ * hardtanh(0, 6); softplus_pow2 is softplus for a beta that is a power of
+ * two (float32 then takes the float polynomials); prelu and the row-wise
+ * softmax family have their own entry points below.  Ids are positions. */
 #define FA_ACTIVATIONS(X) \
     X(identity)           \
     X(sigmoid)            \
@@ -59,7 +60,8 @@ typedef struct {
     X(hardtanh)           \
     X(hardsigmoid)        \
     X(hardswish)          \
-    X(log_sigmoid)
+    X(log_sigmoid)        \
+    X(softplus_pow2)
 
 #define FA_ENUM_ENTRY(name) FA_ACT_##name,
 enum { FA_ACTIVATIONS(FA_ENUM_ENTRY) FA_N_ACT };
