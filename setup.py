@@ -51,7 +51,7 @@ ext = Extension(
     define_macros=macros,
     depends=[
         "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",
-        "src/fa_acts_body.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
+        "src/fa_acts_body.h", "src/fa_avx512_hand.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
     ],
 )
 

@@ -53,7 +53,7 @@ int fa_set_isa(int isa)
 {
 #if FA_HAVE_AVX2_BUILD
     if (isa >= FA_ISA_AVX512 && fa_cpu_has_avx512()) {
-        fa_cur = &fa_impl_avx512;
+        fa_cur = fa_avx512_table();
         fa_cur_isa = FA_ISA_AVX512;
         return fa_cur_isa;
     }

@@ -42,7 +42,7 @@ typedef struct {
 extern const fa_impl fa_impl_baseline;
 #if FA_HAVE_AVX2_BUILD
 extern const fa_impl fa_impl_avx2;
-extern const fa_impl fa_impl_avx512;
+const fa_impl *fa_avx512_table(void);
 #endif
 
 #endif /* FA_IMPL_H */

@@ -3,7 +3,8 @@
  * On CPUs that split 512-bit operations in two (AMD Zen 4) the arithmetic
  * throughput is that of AVX2, but the instruction count halves, which is
  * what bounds these kernels: the transcendental loops ran 1.5-1.7x faster
- * than their AVX2 build on Zen 4.  Chosen by fa_dispatch.c only when cpuid
+ * than their AVX2 build on Zen 4, and the hand-vectorised exp family of
+ * fa_avx512_hand.h another ~1.5x.  Chosen by fa_dispatch.c only when cpuid
  * (and the OS, via XCR0) report all four extensions.
  */
 #include <math.h>
@@ -18,8 +19,23 @@
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")
 #endif
 
-#define FA_IMPL_NAME fa_impl_avx512
+#define FA_IMPL_NAME fa_impl_avx512_auto
 #include "fa_kernels_impl.h"
+#include "fa_avx512_hand.h"
+
+/* the auto-vectorised table with the hand-vectorised loops swapped in;
+ * built on the first call (from fa_set_isa, at import) */
+const fa_impl *fa_avx512_table(void)
+{
+    static fa_impl table;
+    static int ready = 0;
+    if (!ready) {
+        table = fa_impl_avx512_auto;
+        fa_avx512_install_hand(&table);
+        ready = 1;
+    }
+    return &table;
+}
 
 #if defined(__clang__)
 #pragma clang attribute pop
