@@ -177,6 +177,63 @@ cdef inline fa_params _params(double a, double b, double c, double d) noexcept n
     return p
 
 
+cdef int _forward(int act, cnp.ndarray x, cnp.ndarray y, fa_params p, int n_threads) except -1:
+    cdef int dt = _dtype(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), isz = cnp.PyArray_ITEMSIZE(x)
+    cdef char *xp = _ptr(x)
+    cdef char *yp = _ptr(y)
+    cdef Py_ssize_t parts = _parts(n, n_threads), m, k, start, cnt
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_fwd(act, dt, xp, yp, n, &p)
+        else:
+            m = _part_len(n, parts)
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                start = k * m
+                cnt = n - start if n - start < m else m
+                if cnt > 0:
+                    fa_fwd(act, dt, xp + start * isz, yp + start * isz, cnt, &p)
+        fa_fp_restore(flags)
+    return 0
+
+
+def forward(int act, cnp.ndarray x, cnp.ndarray y, double a, double b, double c, double d,
+            int n_threads):
+    """y = f(x), elementwise."""
+    _forward(act, x, y, _params(a, b, c, d), n_threads)
+
+
+cdef int _backward(int act, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, fa_params p,
+                   int n_threads) except -1:
+    cdef int dt = _dtype(g)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(g), isz = cnp.PyArray_ITEMSIZE(g)
+    cdef char *gp = _ptr(g)
+    cdef char *sp = _ptr(s)
+    cdef char *op = _ptr(out)
+    cdef Py_ssize_t parts = _parts(n, n_threads), m, k, start, cnt
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        if parts == 1:
+            fa_bwd(act, dt, gp, sp, op, n, &p)
+        else:
+            m = _part_len(n, parts)
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                start = k * m
+                cnt = n - start if n - start < m else m
+                if cnt > 0:
+                    fa_bwd(act, dt, gp + start * isz, sp + start * isz, op + start * isz,
+                           cnt, &p)
+        fa_fp_restore(flags)
+    return 0
+
+
+def backward(int act, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, double a, double b,
+             double c, double d, int n_threads):
+    """out = g * f'(s), elementwise."""
+    _backward(act, g, s, out, _params(a, b, c, d), n_threads)
+
+
 # ---- fast paths: the common call decided in C, else None (the caller then
 # runs the full Python plumbing, which also produces every error message) ----
 
@@ -256,7 +313,7 @@ def fast_forward(int act, object x, object out, object n_threads, double a, doub
     y = _fast_out(out, xa)
     if y is None or not _disjoint_or_same(<cnp.ndarray>y, xa):
         return None
-    forward(act, xa, <cnp.ndarray>y, a, b, c, d, nt)
+    _forward(act, xa, <cnp.ndarray>y, _params(a, b, c, d), nt)
     return y
 
 
@@ -276,56 +333,8 @@ def fast_backward(int act, object g, object s, object out, object n_threads, dou
     if o is None or not _disjoint_or_same(<cnp.ndarray>o, ga) \
             or not _disjoint_or_same(<cnp.ndarray>o, sa):
         return None
-    backward(act, ga, sa, <cnp.ndarray>o, a, b, c, d, nt)
+    _backward(act, ga, sa, <cnp.ndarray>o, _params(a, b, c, d), nt)
     return o
-
-
-def forward(int act, cnp.ndarray x, cnp.ndarray y, double a, double b, double c, double d,
-            int n_threads):
-    """y = f(x), elementwise."""
-    cdef fa_params p = _params(a, b, c, d)
-    cdef int dt = _dtype(x)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), isz = cnp.PyArray_ITEMSIZE(x)
-    cdef char *xp = _ptr(x)
-    cdef char *yp = _ptr(y)
-    cdef Py_ssize_t parts = _parts(n, n_threads), m, k, start, cnt
-    cdef int flags = fa_fp_flags()
-    with nogil:
-        if parts == 1:
-            fa_fwd(act, dt, xp, yp, n, &p)
-        else:
-            m = _part_len(n, parts)
-            for k in prange(parts, num_threads=parts, schedule="static"):
-                start = k * m
-                cnt = n - start if n - start < m else m
-                if cnt > 0:
-                    fa_fwd(act, dt, xp + start * isz, yp + start * isz, cnt, &p)
-        fa_fp_restore(flags)
-
-
-def backward(int act, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, double a, double b,
-             double c, double d, int n_threads):
-    """out = g * f'(s), elementwise."""
-    cdef fa_params p = _params(a, b, c, d)
-    cdef int dt = _dtype(g)
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(g), isz = cnp.PyArray_ITEMSIZE(g)
-    cdef char *gp = _ptr(g)
-    cdef char *sp = _ptr(s)
-    cdef char *op = _ptr(out)
-    cdef Py_ssize_t parts = _parts(n, n_threads), m, k, start, cnt
-    cdef int flags = fa_fp_flags()
-    with nogil:
-        if parts == 1:
-            fa_bwd(act, dt, gp, sp, op, n, &p)
-        else:
-            m = _part_len(n, parts)
-            for k in prange(parts, num_threads=parts, schedule="static"):
-                start = k * m
-                cnt = n - start if n - start < m else m
-                if cnt > 0:
-                    fa_bwd(act, dt, gp + start * isz, sp + start * isz, op + start * isz,
-                           cnt, &p)
-        fa_fp_restore(flags)
 
 
 cdef inline Py_ssize_t _row_parts(Py_ssize_t rows, Py_ssize_t cols, int n_threads) noexcept nogil:
