@@ -176,6 +176,37 @@ H_LOOP2(H_softplus_pow2_bwd_f32, {
     d = _mm512_mask_blend_ps(over, h_sig(z, 0), SET1(1.0f));
 })
 
+/* relu' from the output: 1 where y > 0, 0 where y <= 0, NaN where y is NaN */
+H_LOOP2(H_relu_bwd_f32, {
+    __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __mmask16 nonpos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
+    d = _mm512_mask_blend_ps(pos, _mm512_mask_blend_ps(nonpos, x, _mm512_setzero_ps()),
+                             SET1(1.0f));
+})
+
+/* hardtanh' (and relu6') from the output: 1 inside (min, max), 0 outside, NaN for NaN */
+H_LOOP2(H_hardtanh_bwd_f32, {
+    V16 lo = SET1((float)p.a);
+    V16 hi = SET1((float)p.b);
+    __mmask16 in = _mm512_cmp_ps_mask(x, lo, _CMP_GT_OQ) & _mm512_cmp_ps_mask(x, hi, _CMP_LT_OQ);
+    __mmask16 out = _mm512_cmp_ps_mask(x, lo, _CMP_LE_OQ) | _mm512_cmp_ps_mask(x, hi, _CMP_GE_OQ);
+    d = _mm512_mask_blend_ps(in, _mm512_mask_blend_ps(out, x, _mm512_setzero_ps()), SET1(1.0f));
+})
+
+/* softsign: x / (1 + |x|) with the reciprocal from vrcp14ps and one Newton step
+ * (relative error ~2^-28, so <= 1.5 ulp after the final multiply); for
+ * |x| > 2^26 (inf included) the float result is +-1. */
+H_LOOP1(H_softsign_fwd_f32, {
+    V16 ax = _mm512_abs_ps(x);
+    V16 d = _mm512_add_ps(SET1(1.0f), ax);
+    V16 r = _mm512_rcp14_ps(d);
+    r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, SET1(2.0f)));
+    y = _mm512_mul_ps(x, r);
+    __mmask16 huge = _mm512_cmp_ps_mask(ax, SET1(0x1p26f), _CMP_GT_OQ);
+    V16 sgn = _mm512_or_ps(_mm512_and_ps(x, SET1(-0.0f)), SET1(1.0f));
+    y = _mm512_mask_blend_ps(huge, y, sgn);
+})
+
 #undef V16
 #undef SET1
 
@@ -190,4 +221,7 @@ static void fa_avx512_install_hand(fa_impl *t)
     t->act[FA_ACT_log_sigmoid].bwd[FA_F32] = H_log_sigmoid_bwd_f32;
     t->act[FA_ACT_softplus_pow2].fwd[FA_F32] = H_softplus_pow2_fwd_f32;
     t->act[FA_ACT_softplus_pow2].bwd[FA_F32] = H_softplus_pow2_bwd_f32;
+    t->act[FA_ACT_relu].bwd[FA_F32] = H_relu_bwd_f32;
+    t->act[FA_ACT_hardtanh].bwd[FA_F32] = H_hardtanh_bwd_f32;
+    t->act[FA_ACT_softsign].fwd[FA_F32] = H_softsign_fwd_f32;
 }
