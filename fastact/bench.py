@@ -191,11 +191,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=lambda s: [int(float(v)) for v in s.split(",")],
                     help="comma-separated sizes, e.g. 1e4,1e5,1e6")
     ap.add_argument("--only", help="comma-separated activation names")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)")
     ap.add_argument("--json", metavar="PATH", help="also save the rows as JSON")
     ap.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
     a = ap.parse_args(argv)
     sizes = a.sizes or ((10**5,) if a.quick else (10**5, 10**6))
-    rounds = 5 if a.quick else 15
+    rounds = a.rounds or (5 if a.quick else 15)
     names = a.only.split(",") if a.only else None
     m = machine()
     print(f"fastact {m['fastact']} vs NumPy {m['numpy']} on {m['cpu']} ({m['cores']} cores); "
