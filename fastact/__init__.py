@@ -7,7 +7,8 @@
 
 Environment:
     FASTACT_PUREPYTHON=1   the whole package runs on fastact.reference (no native code)
-    FASTACT_ISA=baseline   force the portable loops (also: avx2; default: the best the CPU runs)
+    FASTACT_ISA=baseline   cap the SIMD path: avx512, avx2 or baseline (default: the best
+                           this CPU runs)
 """
 from __future__ import annotations
 
@@ -38,14 +39,16 @@ from ._validate import get_default_threads as get_num_threads
 
 
 def set_num_threads(n_threads) -> None:
-    """Default n_threads of every call (None: all usable cores; -1: all, -2: all but one)."""
+    """Default n_threads of every call (None: all usable cores, at most OMP_NUM_THREADS;
+    -1: all, -2: all but one)."""
     _V.set_default_threads(n_threads)
     if not PUREPYTHON:
-        _ext.set_default_threads(_V.get_default_threads())
+        _ext.set_default_threads(_V.get_default_threads(), _V.usable_cores())
 
 
 if not PUREPYTHON:
-    _ext.set_default_threads(_V.get_default_threads())
+    _V.set_omp_threads(_ext.omp_max_threads())
+    _ext.set_default_threads(_V.get_default_threads(), _V.usable_cores())
 
 ACTIVATIONS = _build(_backend)
 

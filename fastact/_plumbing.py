@@ -256,10 +256,11 @@ def cross_entropy(logits_in, labels_in, out, n_threads, kernel):
                 f"labels[{i}] = {lab[i]}.")
         labels = np.ascontiguousarray(lab, dtype=np.int64)
     elif lab.ndim == 2:
-        if lab.dtype.kind != "f":
+        if lab.dtype not in (V.F32, V.F64):
             raise TypeError(
-                f"softmax_cross_entropy: 2-D labels are probability rows and must be floating; got "
-                f"dtype {lab.dtype}. Pass class indices as a 1-D integer array instead.")
+                f"softmax_cross_entropy: 2-D labels are probability rows and must be float32 or "
+                f"float64; got dtype {lab.dtype}. Convert with labels.astype(np.float64), or pass "
+                f"class indices as a 1-D integer array.")
         if lab.shape != x.shape:
             raise ValueError(
                 f"softmax_cross_entropy: probability labels must have the logits' shape {x.shape}; "

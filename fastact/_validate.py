@@ -32,6 +32,12 @@ def usable_cores() -> int:
 
 
 _default_threads: int | None = None
+_omp_threads: int | None = None      # omp_get_max_threads() of the native build (OMP_NUM_THREADS)
+
+
+def set_omp_threads(n: int) -> None:
+    global _omp_threads
+    _omp_threads = max(1, int(n))
 
 
 def set_default_threads(n: int | None) -> None:
@@ -40,11 +46,19 @@ def set_default_threads(n: int | None) -> None:
 
 
 def get_default_threads() -> int:
-    return usable_cores() if _default_threads is None else _default_threads
+    """set_num_threads's value, else all usable cores (at most OMP_NUM_THREADS when set)."""
+    if _default_threads is not None:
+        return _default_threads
+    cores = usable_cores()
+    return cores if _omp_threads is None else max(1, min(cores, _omp_threads))
 
 
 def check_threads(n_threads) -> int:
-    """None -> the default (all usable cores); k > 0 -> k; -1 -> all, -2 -> all but one, ..."""
+    """None -> the default; k > 0 -> k; -1 -> all, -2 -> all but one, ...
+
+    Counts above the usable cores are clamped to them: more OpenMP threads than
+    cores only oversubscribe, and a huge count would make the OpenMP runtime
+    abort the process when it cannot create the threads."""
     if n_threads is None:
         return get_default_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
@@ -52,7 +66,7 @@ def check_threads(n_threads) -> int:
             f"n_threads must be an int or None; got {type(n_threads).__name__} {n_threads!r}.")
     n = int(n_threads)
     if n > 0:
-        return n
+        return min(n, usable_cores())
     if n == 0:
         raise ValueError(
             "n_threads=0 is not allowed; use None for all cores, a positive count, "
@@ -68,6 +82,10 @@ def check_threads(n_threads) -> int:
 
 def as_float_array(x, name: str) -> np.ndarray:
     """x as an ndarray of float32 or float64 (integers become float64)."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; fastact ignores masks. Pass {name}.filled(value) "
+            f"or {name}.data explicitly.")
     a = x if type(x) is np.ndarray else np.asarray(x)
     dt = a.dtype
     if dt == F32 or dt == F64:
@@ -135,9 +153,11 @@ def layout_order(a: np.ndarray) -> str:
 
 
 def contiguous(a: np.ndarray, order: str) -> np.ndarray:
-    if (a.flags.c_contiguous if order == "C" else a.flags.f_contiguous):
+    """a itself if contiguous in `order` and aligned (the kernels dereference typed
+    pointers), else an aligned copy."""
+    if (a.flags.c_contiguous if order == "C" else a.flags.f_contiguous) and a.flags.aligned:
         return a
-    return np.asarray(a, order=order)
+    return np.array(a, order=order, copy=True)
 
 
 class Target:
@@ -146,7 +166,8 @@ class Target:
     __slots__ = ("out", "buf")
 
     def __init__(self, out, shape, dtype, order):
-        if out is not None and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous):
+        if out is not None and out.flags.aligned and (
+                out.flags.c_contiguous if order == "C" else out.flags.f_contiguous):
             self.out = out
             self.buf = out
         else:
@@ -209,9 +230,11 @@ def params_elu(alpha) -> tuple:
 @_memo
 def params_celu(alpha) -> tuple:
     a = finite_param(alpha, "alpha", "celu")
-    if a <= 0:
-        raise ValueError(f"celu: alpha must be > 0 (the input is divided by it); got {a}.")
-    return (a, 1.0 / a, 0.0, 0.0)
+    if not 2.0 ** -126 <= a <= 2.0 ** 126:
+        raise ValueError(
+            f"celu: alpha must be in [2**-126, 2**126] (about 1.2e-38 to 8.5e37) so that alpha "
+            f"and 1/alpha are normal float32 numbers; got {a}.")
+    return (a, 1.0 / a, 0.0, 1.0 / a)
 
 
 @_memo
@@ -222,12 +245,18 @@ def params_softplus(beta, threshold) -> tuple:
         raise ValueError(f"softplus: beta must be > 0; got {b}.")
     if t <= 0:
         raise ValueError(f"softplus: threshold must be > 0; got {t}.")
-    return (b, t, 1.0 / b, 0.0)
+    # d: the threshold rounded down to float32, for the float32 comparison z > threshold
+    t32 = np.float32(t)
+    if float(t32) > t:
+        t32 = np.nextafter(t32, np.float32(-np.inf))
+    return (b, t, 1.0 / b, float(t32))
 
 
 def softplus_kernel(p: tuple) -> str:
-    """softplus_pow2 when beta is a power of two (beta * x exact: float32 fast path)."""
-    return "softplus_pow2" if math.frexp(p[0])[0] == 0.5 else "softplus"
+    """softplus_pow2 when beta is a power of two that keeps beta * x exact in float32."""
+    beta = p[0]
+    pow2 = math.frexp(beta)[0] == 0.5 and 2.0 ** -126 <= beta <= 2.0 ** 126
+    return "softplus_pow2" if pow2 else "softplus"
 
 
 @_memo
@@ -274,6 +303,8 @@ def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"prelu: weight must hold 1 value or one per feature (x.shape[-1] = {features}); "
             f"got {w.size} values.")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("prelu: weight must be finite.")
-    return np.ascontiguousarray(w.reshape(-1), dtype=x.dtype)
+    with np.errstate(over="ignore"):
+        wx = np.array(w.reshape(-1), dtype=x.dtype, copy=True)   # a copy: out= may alias weight
+    if not np.all(np.isfinite(wx)):
+        raise ValueError("prelu: weight must be finite (in x's dtype).")
+    return wx

@@ -50,7 +50,9 @@ class NativeKernels(KernelsBase):
     def _cached(self, key, make):
         k = self._cache.get(key)
         if k is None:
-            k = self._cache[key] = make()
+            k = make()
+            if len(self._cache) < 1024:      # many distinct parameter values: stop caching
+                self._cache[key] = k
         return k
 
     def fwd(self, kname, p=_NOP):

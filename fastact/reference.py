@@ -140,6 +140,14 @@ def _slope_times(w, x):
     return np.where((w == 0) & ~np.isnan(x), 0.0, w * x)
 
 
+def _saved_params(kname, p, dtype):
+    """hardtanh's backward compares the saved output with the bounds as that output holds
+    them: rounded to its dtype (clip(x, 0.1, 0.7) in float32 saturates at float32(0.1))."""
+    if kname == "hardtanh":
+        return (float(dtype.type(p[0])), float(dtype.type(p[1]))) + tuple(p[2:])
+    return p
+
+
 def _f64(a):
     return a.astype(np.float64, copy=False)
 
@@ -174,7 +182,7 @@ class NumpyKernels(KernelsBase):
 
         def kernel(g, s, o, nt):
             with np.errstate(all="ignore"):
-                o[...] = _f64(g) * d(_f64(s), p)
+                o[...] = _f64(g) * d(_f64(s), _saved_params(kname, p, s.dtype))
         return kernel
 
     @staticmethod
@@ -193,7 +201,7 @@ class NumpyKernels(KernelsBase):
         def kernel(g, s, b, dz, db, rows, cols, nt):
             with np.errstate(all="ignore"):
                 pre = _f64(s if b is None else s + b)
-                dz[...] = _f64(g) * d(pre, p)
+                dz[...] = _f64(g) * d(pre, _saved_params(kname, p, s.dtype))
                 db[...] = _f64(dz).reshape(rows, cols).sum(axis=0)   # of dz as returned, in double
         return kernel
 

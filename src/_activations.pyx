@@ -238,18 +238,22 @@ def backward(int act, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, double a, d
 # runs the full Python plumbing, which also produces every error message) ----
 
 cdef int _default_threads = 1
+cdef int _max_threads = 1
 
 
-def set_default_threads(int n):
-    global _default_threads
+def set_default_threads(int n, int cap):
+    """The default n_threads and the largest count the fast path passes through
+    (the usable cores; the Python layer clamps larger ones)."""
+    global _default_threads, _max_threads
     _default_threads = n
+    _max_threads = cap
 
 
 cdef inline int _threads(object n_threads):
     """n_threads for the fast path, or 0 when the Python layer must decide."""
     if n_threads is None:
         return _default_threads
-    if type(n_threads) is int and <long>n_threads > 0:
+    if type(n_threads) is int and 0 < n_threads <= _max_threads:   # Python comparisons
         return <int>n_threads
     return 0
 
@@ -370,8 +374,13 @@ def bias_forward(int act, cnp.ndarray z, cnp.ndarray bias, cnp.ndarray y, Py_ssi
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    """Rows per reduction block: a function of the shape only."""
+    """Rows per reduction block: a function of the shape only (so the sums do not
+    depend on the thread count), about _BLOCK_ELEMS elements, at most 64 blocks
+    (so the double partial sums stay small next to the input)."""
     cdef Py_ssize_t br = _BLOCK_ELEMS // cols if cols > 0 else rows
+    cdef Py_ssize_t at_most_64 = (rows + 63) // 64
+    if br < at_most_64:
+        br = at_most_64
     if br < 1:
         br = 1
     return br

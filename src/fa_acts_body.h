@@ -5,7 +5,6 @@
  *   _pf  float, the float polynomials of fa_mathf.h  (float32 fast path)
  *   _ps  R, the R polynomials of fa_math.h (float32 where an
  *        exp argument is itself rounded, e.g. softplus with beta != 1)
- *   _lm  R, the C library                        (float64)
  * No include guard on purpose.
  *
  * Conventions: FN(name) is the suffixed name; x is the activation input, g
@@ -62,10 +61,11 @@ static inline R FN(selu_fwd)(R x, fa_params p)
     return FA_SELU_SCALE * (x > 0 ? x : FA_SELU_ALPHA * FA_EXPM1(x));
 }
 
-/* celu: x > 0 ? x : alpha * (exp(x / alpha) - 1); p.b = 1 / alpha. */
+/* celu: x > 0 ? x : alpha * (exp(x / alpha) - 1); FA_INV_ALPHA(p) = 1 / alpha
+ * (p.b as double, p.d as float; alpha in [2^-126, 2^126] keeps both normal). */
 static inline R FN(celu_fwd)(R x, fa_params p)
 {
-    return x > 0 ? x : (R)p.a * FA_EXPM1(x * (R)p.b);
+    return x > 0 ? x : (R)p.a * FA_EXPM1(x * FA_INV_ALPHA(p));
 }
 
 /* gelu (exact): x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2.  On the negative
@@ -161,19 +161,21 @@ static inline R FN(mish_bwd)(R x, fa_params p)
 
 /* softplus: x*beta > threshold ? x : log(1 + exp(beta x)) / beta, with
  * log(1 + e^z) = max(z, 0) + log1p(e^-|z|) (no overflow).  p.a = beta,
- * p.b = threshold, p.c = 1 / beta.  (z <= 0 ? 0 : z) keeps NaN. */
+ * p.c = 1 / beta; FA_THRESHOLD(p): p.b, or for float z the threshold rounded
+ * down to float (p.d), so that z > threshold is decided exactly.
+ * (z <= 0 ? 0 : z) keeps NaN. */
 static inline R FN(softplus_fwd)(R x, fa_params p)
 {
     R z = x * (R)p.a;
     R sp = (z <= 0 ? C(0.0) : z) + FA_LOG1P01(FA_EXP(-FA_FABS(z)));
-    return z > (R)p.b ? x : sp * (R)p.c;
+    return z > FA_THRESHOLD(p) ? x : sp * (R)p.c;
 }
 static inline R FN(softplus_bwd)(R x, fa_params p)
 {
     R z = x * (R)p.a;
     R s, c;
     FN(sig_pair)(z, &s, &c);
-    return z > (R)p.b ? C(1.0) : s;
+    return z > FA_THRESHOLD(p) ? C(1.0) : s;
 }
 
 /* log_sigmoid: -softplus(-x) = min(x, 0) - log1p(e^-|x|); derivative sigma(-x). */

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 static inline float fa_from_bitsf(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 static inline uint32_t fa_to_bitsf(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
@@ -94,7 +95,7 @@ static inline float fa_tanhf(float x)
     p = p * z - 5.37397155531e-2f;
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
-    float small = p * z * x + x;
+    float small = copysignf(p * z * x + x, x);     /* tanh(-0) = -0 */
     float big = 1.0f - 2.0f / (fa_expf(2.0f * ax) + 1.0f);
     big = x < 0 ? -big : big;
     return ax < 0.625f ? small : big;

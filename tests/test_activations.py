@@ -1257,3 +1257,69 @@ def test_unaligned_arrays(dtype):
         g0 = np.cos(x0)
         np.testing.assert_array_equal(case.backward(unaligned(g0), unaligned(s0)),
                                       case.backward(g0, s0))
+
+
+# ---- regressions from the code review -----------------------------------------------
+
+@pytest.mark.parametrize("m", [fastact, ref], ids=["fastact", "reference"])
+def test_huge_thread_counts_are_clamped(m):
+    x = np.linspace(-3, 3, 200_001).astype(np.float32)
+    want = m.relu(x, n_threads=1)
+    for nt in (1000, 2**31, 10**30):
+        np.testing.assert_array_equal(m.relu(x, n_threads=nt), want)
+
+
+@pytest.mark.parametrize("m", [fastact, ref], ids=["fastact", "reference"])
+def test_prelu_out_may_alias_weight(m):
+    buf = np.zeros((3, 4))
+    w = buf[0]
+    w[:] = 0.5
+    y = m.prelu(-np.ones((3, 4)), w, out=buf)
+    np.testing.assert_array_equal(y, np.full((3, 4), -0.5))
+
+
+@pytest.mark.parametrize("m", [fastact, ref], ids=["fastact", "reference"])
+def test_hardtanh_backward_at_float32_bounds(m):
+    x = np.array([2.0, -1.0, 0.5], np.float32)
+    y = m.hardtanh(x, 0.1, 0.7)
+    np.testing.assert_array_equal(m.hardtanh_backward(np.ones(3, np.float32), y, 0.1, 0.7),
+                                  np.array([0.0, 0.0, 1.0], np.float32))
+    gz, gb = m.bias_act_backward(np.ones((1, 3), np.float32), y[None, :], "hardtanh",
+                                 min_val=0.1, max_val=0.7)
+    np.testing.assert_array_equal(gz, np.array([[0.0, 0.0, 1.0]], np.float32))
+
+
+@pytest.mark.parametrize("dtype", dtype_params())
+def test_extreme_parameters_stay_finite(dtype):
+    x = np.array([0.0, -1.0, -1e30, 2.0], dtype)
+    for name, kw in [("softplus", {"beta": 2.0**128}), ("softplus", {"beta": 2.0**-130}),
+                     ("celu", {"alpha": 2.0**-126}), ("celu", {"alpha": 2.0**126}),
+                     ("leaky_relu", {"negative_slope": 1e-50}),
+                     ("softplus", {"beta": 1.5, "threshold": 0.15})]:
+        y = getattr(fastact, name)(x, **kw)
+        t = getattr(ref, name)(x.astype(np.float64), **kw)
+        assert not np.isnan(y).any(), (name, kw, y)
+        assert_forward_close(y, t, dtype, what=f"{name}{kw}", x=x)
+        g = np.ones_like(x)
+        s = y if fastact.ACTIVATIONS[name].saves == "output" else x
+        gb = getattr(fastact, name + "_backward")(g, s, **kw)
+        tb = getattr(ref, name + "_backward")(g.astype(np.float64), s.astype(np.float64), **kw)
+        assert_backward_close(gb, tb, g, dtype)
+
+
+@pytest.mark.parametrize("dtype", dtype_params())
+def test_tanh_keeps_the_sign_of_zero(dtype):
+    y = fastact.tanh(np.array([-0.0, 0.0], dtype))
+    assert np.signbit(y[0]) and not np.signbit(y[1])
+
+
+@pytest.mark.skipif(PURE, reason="the native kernels' scratch (the reference computes in float64)")
+def test_reduction_scratch_stays_small():
+    """bias gradients of a wide, short batch: at most 64 blocks of partial sums."""
+    import tracemalloc
+    z = np.ones((64, 100_000), np.float32)
+    tracemalloc.start()
+    fastact.bias_act_backward(z, z, "relu")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * z.nbytes          # grad_z + grad_bias; not 2 x 8 bytes per element more

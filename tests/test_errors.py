@@ -147,9 +147,9 @@ def test_prelu_weight_shape_and_values(m):
     with pytest.raises(ValueError, match=esc("got 0 values.")):
         m.prelu(x, np.ones(0))
     for bad in (np.nan, np.inf, -np.inf, [0.1, np.nan, 0.2, 0.3]):
-        with pytest.raises(ValueError, match=esc("prelu: weight must be finite.")):
+        with pytest.raises(ValueError, match=esc("prelu: weight must be finite (in x's dtype).")):
             m.prelu(x, bad)
-        with pytest.raises(ValueError, match=esc("prelu: weight must be finite.")):
+        with pytest.raises(ValueError, match=esc("prelu: weight must be finite (in x's dtype).")):
             m.prelu_backward(x, x, bad)
 
 
@@ -375,9 +375,9 @@ PARAM_ERRORS = [
     ("softplus", {"threshold": np.inf}, ValueError, "softplus: threshold must be finite; got inf."),
     ("softplus", {"beta": "1"}, TypeError, "softplus: beta must be a real number; got str '1'."),
     ("celu", {"alpha": 0.0}, ValueError,
-     "celu: alpha must be > 0 (the input is divided by it); got 0.0."),
+     "celu: alpha must be in [2**-126, 2**126] (about 1.2e-38 to 8.5e37) so that alpha and 1/alpha are normal float32 numbers; got 0.0."),
     ("celu", {"alpha": -0.5}, ValueError,
-     "celu: alpha must be > 0 (the input is divided by it); got -0.5."),
+     "celu: alpha must be in [2**-126, 2**126] (about 1.2e-38 to 8.5e37) so that alpha and 1/alpha are normal float32 numbers; got -0.5."),
     ("celu", {"alpha": -np.inf}, ValueError, "celu: alpha must be finite; got -inf."),
     ("elu", {"alpha": np.nan}, ValueError, "elu: alpha must be finite; got nan."),
     ("elu", {"alpha": None}, TypeError, "elu: alpha must be a real number; got NoneType None."),
@@ -543,6 +543,8 @@ def test_n_threads(m):
             f"use a value >= {-cores}.")):
         m.relu(x, n_threads=too_few)
     m.relu(x, n_threads=-cores)              # the last valid one
+    with pytest.raises(ValueError, match=esc(f"n_threads={-10**30} leaves no thread")):
+        m.relu(x, n_threads=-10**30)
     # every public function checks it
     z = np.ones((2, 2))
     calls = [lambda nt: m.sigmoid_backward(z, z, n_threads=nt),
@@ -615,11 +617,15 @@ def test_cross_entropy_labels(m):
     with pytest.raises(ValueError, match=esc("labels must be class indices in [0, 4); labels[0] = 200.")):
         m.softmax_cross_entropy(x, np.array([200, 3, 1], np.uint8))
     with pytest.raises(TypeError, match=esc(
-            "softmax_cross_entropy: 2-D labels are probability rows and must be floating; got "
-            "dtype int64. Pass class indices as a 1-D integer array instead.")):
+            "softmax_cross_entropy: 2-D labels are probability rows and must be float32 or "
+            "float64; got dtype int64. Convert with labels.astype(np.float64), or pass class "
+            "indices as a 1-D integer array.")):
         m.softmax_cross_entropy(x, np.ones((3, 4), np.int64))
-    with pytest.raises(TypeError, match=esc("2-D labels are probability rows and must be floating; got dtype bool.")):
+    with pytest.raises(TypeError, match=esc("2-D labels are probability rows and must be float32 "
+                                            "or float64; got dtype bool.")):
         m.softmax_cross_entropy(x, np.ones((3, 4), bool))
+    with pytest.raises(TypeError, match=esc("must be float32 or float64; got dtype float16.")):
+        m.softmax_cross_entropy(x, np.full((3, 4), 0.25, np.float16))
     with pytest.raises(ValueError, match=esc(
             "softmax_cross_entropy: probability labels must have the logits' shape (3, 4); got "
             "(4, 3).")):
@@ -645,3 +651,20 @@ def test_bad_isa_environment_variable():
     # the list of accepted names grows with the builds (avx512, ...); these are always in it
     assert re.search(r"ValueError: FASTACT_ISA='sse9' is not understood; use 'auto' \(default\), "
                      r"(.*, )?'avx2',? or 'baseline'\.", r.stderr), r.stderr
+
+
+def test_masked_arrays_are_rejected(m):
+    x = np.ma.array([1.0, -5.0], mask=[0, 1])
+    with pytest.raises(TypeError, match=esc("x is a masked array; fastact ignores masks. "
+                                            "Pass x.filled(value) or x.data explicitly.")):
+        m.relu(x)
+    with pytest.raises(TypeError, match=esc("grad_out is a masked array")):
+        m.relu_backward(x, np.ones(2))
+
+
+@pytest.mark.parametrize("alpha", [1e-39, 0.5 * 2.0**-126, 2.0**127, 1e300])
+def test_celu_alpha_range(m, alpha):
+    with pytest.raises(ValueError, match=esc(f"celu: alpha must be in [2**-126, 2**126] (about "
+                                             f"1.2e-38 to 8.5e37) so that alpha and 1/alpha are "
+                                             f"normal float32 numbers; got {alpha}.")):
+        m.celu(np.ones(3), alpha=alpha)
