@@ -8,8 +8,9 @@ the forward "input" or "output"), and how its parameters become the
 forward/backward callables; a test checks that both expose the same names.
 
 Adding an activation: the C math (src/fa_acts.h) and list entry
-(src/fa_kernels.h), a row here, the wrappers in fastact/activations.py,
-and the NumPy twin in fastact/reference.py.
+(src/fa_kernels.h), a row here, the public functions in fastact/_api.py
+(and the name in fastact/__init__.py's _PUBLIC), and the NumPy twin in
+fastact/reference.py.
 """
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
  * Layers (DESIGN.md section 2): Python validates and allocates; the Cython
  * entries in _activations.pyx split work into chunks, release the GIL and
  * call these functions; these functions dispatch once per call to the loops
- * compiled for the CPU (AVX2+FMA or the portable baseline), which are
- * generated in fa_kernels_impl.h from the scalar math in fa_acts.h.
+ * compiled for the CPU (AVX-512, AVX2+FMA or the portable baseline), which
+ * are generated in fa_kernels_impl.h from the scalar math in fa_acts.h
+ * (plus a few hand-vectorised AVX-512 loops, fa_avx512_hand.h).
  *
  * All arrays are contiguous; n, rows, cols count elements.  dtype is FA_F32
  * or FA_F64 and every array of a call has that dtype, except the double
