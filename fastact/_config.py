@@ -23,7 +23,6 @@ def _blas_of(module) -> str:
 def config() -> dict:
     """The facts show_config() prints, as a dict."""
     import fastact
-    from . import _plumbing  # noqa: F401  (imported for completeness)
 
     info = {
         "fastact": fastact.__version__,
