@@ -1323,3 +1323,30 @@ def test_reduction_scratch_stays_small():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 3 * z.nbytes          # grad_z + grad_bias; not 2 x 8 bytes per element more
+
+
+@pytest.mark.skipif(PURE, reason="the native kernels release the GIL; the reference is NumPy")
+def test_concurrent_python_threads_get_their_own_results():
+    """Kernels run with the GIL released: several Python threads calling at once
+    (each with its own arrays and n_threads) must each get exactly the serial result."""
+    import threading
+    r = rng(77)
+    xs = [(r.standard_normal(300_001) * 4).astype(np.float32) for _ in range(4)]
+    want = [(fastact.gelu(x, n_threads=1), fastact.silu_backward(x, x, n_threads=1)) for x in xs]
+    got = [None] * len(xs)
+    barrier = threading.Barrier(len(xs))
+
+    def work(i):
+        barrier.wait()
+        for _ in range(5):
+            got[i] = (fastact.gelu(xs[i], n_threads=1 + i % 2),
+                      fastact.silu_backward(xs[i], xs[i], n_threads=1 + i % 2))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (wf, wb), (gf, gb) in zip(want, got):
+        np.testing.assert_array_equal(gf, wf)
+        np.testing.assert_array_equal(gb, wb)
