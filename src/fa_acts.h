@@ -38,12 +38,6 @@
 #define FA_SELU_ALPHA 1.6732632423543772848170429916717
 #define FA_SELU_SCALE 1.0507009873554804934193349852946
 
-static inline double fa_clamp(double x, double lo, double hi)
-{
-    x = x < lo ? lo : x;   /* NaN fails both comparisons and stays NaN */
-    return x > hi ? hi : x;
-}
-
 /* ---- the transcendental bodies, twice ------------------------------------ */
 #define FN(name) name##_pf
 #define R float

@@ -71,6 +71,12 @@ static inline V16 h_sig(V16 x, int which)
     return _mm512_div_ps(num, d);
 }
 
+/* the lanes of a vector that hold elements: all 16, or the tail's */
+static inline __mmask16 h_lanes(ptrdiff_t left)
+{
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+}
+
 /* the loop skeleton: full vectors, then one masked vector for the tail */
 #define H_LOOP1(NAME, BODY)                                                    \
     static void NAME(const void *xv, void *yv, ptrdiff_t n, const fa_params *pp) \
@@ -80,9 +86,7 @@ static inline V16 h_sig(V16 x, int which)
         const fa_params p = *pp;                                               \
         (void)p;                                                               \
         for (ptrdiff_t i = 0; i < n; i += 16) {                                \
-            ptrdiff_t left = n - i;                                            \
-            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF                       \
-                                     : (__mmask16)((1u << left) - 1u);         \
+            __mmask16 m = h_lanes(n - i);                                      \
             V16 x = _mm512_maskz_loadu_ps(m, xs + i);                          \
             V16 y;                                                             \
             BODY                                                               \
@@ -99,9 +103,7 @@ static inline V16 h_sig(V16 x, int which)
         const fa_params p = *pp;                                               \
         (void)p;                                                               \
         for (ptrdiff_t i = 0; i < n; i += 16) {                                \
-            ptrdiff_t left = n - i;                                            \
-            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF                       \
-                                     : (__mmask16)((1u << left) - 1u);         \
+            __mmask16 m = h_lanes(n - i);                                      \
             V16 g = _mm512_maskz_loadu_ps(m, gs + i);                          \
             V16 x = _mm512_maskz_loadu_ps(m, xs + i);                          \
             V16 d;                                                             \

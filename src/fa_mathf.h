@@ -101,6 +101,4 @@ static inline float fa_tanhf(float x)
     return ax < 0.625f ? small : big;
 }
 
-static inline float fa_fabsf_(float x) { return x < 0 ? -x : x; }
-
 #endif /* FA_MATHF_H */
