@@ -51,12 +51,23 @@ ext = Extension(
     define_macros=macros,
     depends=[
         "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",
-        "src/fa_acts_body.h", "src/fa_avx512_hand.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
+        "src/fa_acts_body.h", "src/fa_avx512_hand.h", "src/fa_api.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
     ],
 )
 
+# the dense layers and the MLP engine: BLAS from scipy.linalg.cython_blas, the kernels
+# of fastact._activations through its C_API capsule (src/fa_api.h), so no C source is
+# compiled into two extensions (DESIGN.md section 7)
+nn_ext = Extension(
+    "fastact._nn",
+    sources=["src/_nn.pyx"],
+    include_dirs=["src", np.get_include()],
+    define_macros=macros,
+    depends=["src/fa_api.h", "src/fa_kernels.h"],
+)
+
 # cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)
-extensions = cythonize([ext], compiler_directives={"language_level": 3},
+extensions = cythonize([ext, nn_ext], compiler_directives={"language_level": 3},
                        compile_time_env={})
 for e in extensions:
     e.extra_compile_args = list(cflags)

@@ -64,8 +64,22 @@ softmax_cross_entropy = _backend.softmax_cross_entropy
 bias_act = _backend.bias_act
 bias_act_backward = _backend.bias_act_backward
 
+# dense layers and the MLP (fastact/nn.py; the native step is src/_nn.pyx)
+from . import optim
+from . import nn as _nn_py
+from .nn import DenseCache
+if PUREPYTHON:
+    MLP = reference.MLP
+    dense_forward = reference.dense_forward
+    dense_backward = reference.dense_backward
+else:
+    MLP = _nn_py.MLP
+    dense_forward = _nn_py.dense_forward
+    dense_backward = _nn_py.dense_backward
+
 __all__ = (_PUBLIC + [n + "_backward" for n in _PUBLIC]
            + ["softmax_cross_entropy", "bias_act", "bias_act_backward", "ACTIVATIONS",
               "Activation", "reference", "show_config", "config", "set_num_threads",
-              "get_num_threads", "PUREPYTHON", "__version__"])
+              "get_num_threads", "PUREPYTHON", "__version__", "MLP", "dense_forward",
+              "dense_backward", "DenseCache", "optim"])
 del _n

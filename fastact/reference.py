@@ -149,7 +149,7 @@ def _saved_params(kname, p, dtype):
 
 
 def _f64(a):
-    return a.astype(np.float64, copy=False)
+    return np.asarray(a).astype(np.float64, copy=False)
 
 
 def _softmax_rows(x):
@@ -267,3 +267,164 @@ def _build_registry():
 
 
 ACTIVATIONS = _build_registry()
+
+
+# ---- dense layers and the MLP, in plain NumPy -------------------------------------
+# The same checks, initialisation, parameter layout and training loop as the native
+# MLP (all in fastact/nn.py); only the step below is NumPy.
+
+from . import nn as _nn_py   # noqa: E402  (nn imports nothing native at module level)
+
+DenseCache = _nn_py.DenseCache
+
+
+def dense_forward(x, W, b, activation, *, out=None, **params):
+    """(y, cache): y = act(x @ W + b), W of shape (n_in, n_out)."""
+    x, W, b, name, params, kname, p, out = _nn_py.check_dense(x, W, b, activation, params, out)
+    z = x @ W
+    with np.errstate(all="ignore"):
+        y = _MATH[kname][0](_f64(z + b), p).astype(x.dtype)
+    if out is not None:
+        out[...] = y
+        y = out
+    saves = _registry_saves(name)
+    return y, DenseCache(x, W, b, z if saves == "input" else y, name, params, kname, p, saves)
+
+
+def dense_backward(grad_y, cache):
+    """(grad_x, grad_W, grad_b): dz = grad_y * act'(saved), dW = x.T @ dz, dx = dz @ W.T."""
+    g = _nn_py.check_dense_grad(grad_y, cache)
+    pre = cache.saved + cache.b if cache.saves == "input" else cache.saved
+    with np.errstate(all="ignore"):
+        dz = (_f64(g) * _MATH[cache.kname][1](_f64(pre), _saved_params(cache.kname, cache.p, pre.dtype))
+              ).astype(g.dtype)
+        gb = _f64(dz).sum(axis=0).astype(g.dtype)
+    return dz @ cache.W.T, cache.x.T @ dz, gb
+
+
+def _registry_saves(name):
+    from ._registry import saves
+    return saves(name)
+
+
+class NumpyEngine:
+    """The MLP step in NumPy, with the interface of fastact._nn.Engine (fastact/nn.py)."""
+
+    def __init__(self, dtype, sizes, knames, params, saves_in, thresholds, loss, theta, grad):
+        self.dtype, self.sizes, self.loss = dtype, sizes, loss
+        self.layers = list(zip(knames, [tuple(p) for p in params], saves_in, thresholds))
+        self.theta, self.grad = theta, grad
+        self.capacity = 1 << 62                     # NumPy allocates per call anyway
+        self.diagnostics = None
+        self._out = None
+
+    def _views(self, flat):
+        o, views = 0, []
+        for k, n in zip(self.sizes[:-1], self.sizes[1:]):
+            views.append((flat[o:o + k * n].reshape(k, n), flat[o + k * n:o + k * n + n]))
+            o += k * n + n
+        return views
+
+    @staticmethod
+    def all_finite(a):
+        return bool(np.isfinite(a).all())
+
+    def reserve(self, rows):
+        pass
+
+    def output(self, rows):
+        return self._out[:rows]
+
+    def _forward(self, X):
+        """[(input, saved pre-activation z + b or output, output)] per layer"""
+        trace, a = [], X
+        for (W, b), (kname, p, _, _) in zip(self._views(self.theta), self.layers):
+            z = a @ W + b
+            with np.errstate(all="ignore"):
+                y = _MATH[kname][0](_f64(z), p).astype(self.dtype)
+            trace.append((a, z, y))
+            a = y
+        return trace
+
+    def _loss(self, out, labels, target):
+        """(loss, d loss / d out)"""
+        if self.loss == 0:                  # softmax cross-entropy, mean over rows
+            loss, g = softmax_cross_entropy(out, labels)
+            return loss, g
+        x, t = _f64(out), _f64(target)
+        if self.loss == 1:                  # mse, mean over all elements
+            d = x - t
+            return float(np.mean(d * d)), (2 * d / d.size).astype(self.dtype)
+        with np.errstate(all="ignore"):     # bce with logits, mean over all elements
+            loss = np.mean(np.logaddexp(0, x) - t * x)
+            return float(loss), ((_sigmoid(x) - t) / x.size).astype(self.dtype)
+
+    def forward(self, X, out):
+        out[...] = self._forward(X)[-1][2]
+
+    def loss_of(self, X, labels, target):
+        return self._loss(self._forward(X)[-1][2], labels, target)[0]
+
+    def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0):
+        trace = self._forward(X)
+        self._out = trace[-1][2]
+        loss, g = self._loss(self._out, labels, target)
+        grads = self._views(self.grad)
+        params = self._views(self.theta)
+        rows = []
+        for l in range(len(self.layers) - 1, -1, -1):
+            kname, p, saves_in, thr = self.layers[l]
+            a, z, y = trace[l]
+            saved = z if saves_in else y
+            with np.errstate(all="ignore"):
+                deriv = _MATH[kname][1](_f64(saved), _saved_params(kname, p, saved.dtype))
+            dz = (_f64(g) * deriv).astype(self.dtype)
+            gW, gb = grads[l]
+            gb[...] = _f64(dz).sum(axis=0)
+            gW[...] = a.T @ dz
+            if diag:
+                rows.append([np.linalg.norm(_f64(gW)), np.linalg.norm(_f64(gb)),
+                             np.linalg.norm(_f64(dz)), _f64(y).mean(), _f64(y).std(),
+                             np.mean(np.abs(deriv.astype(self.dtype)) < thr),
+                             np.mean(np.all(dz == 0, axis=0))])
+            g = dz @ params[l][0].T
+        if diag:
+            self.diagnostics = np.array(rows[::-1], dtype=np.float64)
+        if kind:
+            self._update(kind, hyper, s1, s2, t)
+        return float(loss)
+
+    def _update(self, kind, h, s1, s2, t):
+        p, g = self.theta, self.grad
+        if h[5] > 0:                                        # clip by the global norm
+            norm = np.sqrt(np.sum(_f64(g) ** 2))
+            coef = h[5] / (norm + 1e-6)
+            if coef < 1:
+                g[...] = _f64(g) * coef
+        p64, g64 = _f64(p), _f64(g)
+        if kind == "sgd":
+            lr, momentum, wd, nesterov = h[0], h[1], h[2], h[3] != 0
+            d = g64 + wd * p64
+            if momentum:
+                s1[...] = d if t == 1 else momentum * _f64(s1) + d
+                d = d + momentum * _f64(s1) if nesterov else _f64(s1)
+            p[...] = p64 - lr * d
+            return
+        lr, b1, b2, eps, wd = h[0], h[1], h[2], h[3], h[4]
+        if kind == "adamw":
+            p[...] = p64 * (1 - lr * wd)
+            p64, d = _f64(p), g64
+        else:
+            d = g64 + wd * p64
+        s1[...] = b1 * _f64(s1) + (1 - b1) * d
+        s2[...] = b2 * _f64(s2) + (1 - b2) * d * d
+        denom = np.sqrt(_f64(s2)) / np.sqrt(1 - b2 ** t) + eps
+        p[...] = p64 - lr / (1 - b1 ** t) * _f64(s1) / denom
+
+
+class MLP(_nn_py.MLP):
+    __doc__ = _nn_py.MLP.__doc__
+    _engine_class = NumpyEngine
+
+
+__all__ += ["dense_forward", "dense_backward", "DenseCache", "MLP", "NumpyEngine"]

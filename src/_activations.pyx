@@ -108,6 +108,16 @@ cdef Py_ssize_t _BLOCK_ELEMS = 16384
 
 N_ACT = FA_N_ACT
 ACT_IDS = {fa_act_name(i).decode(): i for i in range(FA_N_ACT)}
+# the kernel table for the package's other extension modules (src/fa_api.h)
+cdef extern from "fa_api.h":
+    ctypedef struct fa_api_t:
+        pass
+    const fa_api_t *fa_api()
+    const char *FA_API_CAPSULE
+
+from cpython.pycapsule cimport PyCapsule_New
+C_API = PyCapsule_New(<void *>fa_api(), FA_API_CAPSULE, NULL)
+
 ISA_NAMES = {FA_ISA_BASELINE: "baseline", FA_ISA_AVX2: "avx2+fma", FA_ISA_AVX512: "avx512"}
 _ISA_CAPS = {"baseline": FA_ISA_BASELINE, "avx2": FA_ISA_AVX2, "avx512": FA_ISA_AVX512}
 

@@ -128,3 +128,12 @@ void fa_softmax_xent(int dtype, const void *x, const int64_t *labels, const void
 {
     fa_cur->xent[dtype](x, labels, target, grad, loss, rows, cols, scale);
 }
+
+#include "fa_api.h"
+
+static const fa_api_t fa_api_table = {
+    FA_API_VERSION, fa_fwd, fa_bwd, fa_bias_fwd, fa_bias_bwd, fa_softmax_xent,
+    fa_fp_flags, fa_fp_restore,
+};
+
+const fa_api_t *fa_api(void) { return &fa_api_table; }
