@@ -22,6 +22,7 @@ the flat gradient array.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -230,11 +231,12 @@ def dense_backward(grad_y, cache):
 
 # ---- the network ------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=256)
 def _max_derivative(kname: str, p: tuple, saves: str) -> float:
     """max |f'| of an activation, on a dense grid (for the saturation threshold)."""
     from .reference import _MATH
     f, d = _MATH[kname]
-    x = np.linspace(-30.0, 30.0, 600001)
+    x = np.linspace(-30.0, 30.0, 120001)
     with np.errstate(all="ignore"):
         s = x if saves == "input" else f(x, p)
         v = np.abs(d(s, p))
@@ -309,7 +311,7 @@ class MLP:
                                self.grad_flat[o + k * n:o + k * n + n]))
             o += k * n + n
         self._initialise()
-        thresholds = [1e-3 * _max_derivative(kn, p, sv) for kn, p, sv in layers]
+        thresholds = [1e-3 * _max_derivative(kn, tuple(p), sv) for kn, p, sv in layers]
         self._engine = self._engine_class(
             dt, list(sizes), [kn for kn, _, _ in layers], [list(p) for _, p, _ in layers],
             [sv == "input" for _, _, sv in layers], thresholds, LOSSES.index(loss),

@@ -1,0 +1,196 @@
+"""One SGD training step of an MLP: fastact vs NumPy vs PyTorch vs scikit-learn vs the GEMMs.
+
+Each network (depth hidden layers of `width` units, tanh, softmax cross-entropy over
+10 classes, float32, batch rows) is one pytest-benchmark group with these candidates:
+
+    gemm       the 3 * depth + 2 matrix products of the step alone (np.matmul into
+               preallocated arrays): the limit
+    fastact    net.train_step(X, y, SGD(lr)): one native call
+    numpy      the step as a competent NumPy user writes it (below)
+    reference  fastact.reference.MLP.train_step (the NumPy twin, written for obviousness)
+    torch      PyTorch eager: zero_grad, forward, CrossEntropyLoss, backward, SGD step
+    sklearn    MLPClassifier.partial_fit on the same batch (solver="sgd")
+
+    pytest benches/bench_nn.py --benchmark-only --benchmark-group-by=group
+    FASTACT_BENCH_NETS=8x64x64 pytest benches/bench_nn.py --benchmark-only
+
+Threads: BLAS pools (NumPy's, SciPy's, PyTorch's) are limited to FASTACT_BENCH_THREADS
+(default 1) with threadpoolctl when it is installed, and torch.set_num_threads; without
+threadpoolctl the BLAS libraries use their defaults (the group name says which).
+Before timing, each candidate's first loss is checked against fastact's, so all of them
+do the same work.
+"""
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+import fastact
+
+NETS = [tuple(int(v) for v in s.split("x"))
+        for s in os.environ.get("FASTACT_BENCH_NETS", "8x64x64,8x256x256,2x1024x256").split(",")
+        if s]
+THREADS = int(os.environ.get("FASTACT_BENCH_THREADS", "1"))
+CLASSES = 10
+LR = 0.01
+
+
+def _limits():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext(), "blas-default"
+    return threadpool_limits(THREADS), f"threads={THREADS}"
+
+
+def _data(width, rows):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, width)).astype(np.float32)
+    y = rng.integers(0, CLASSES, rows)
+    return X, y
+
+
+def _sizes(depth, width):
+    return [width] + [width] * depth + [CLASSES]
+
+
+class NumpyStep:
+    """The training step as a competent NumPy user writes it: in-place updates, no copies
+    that are not needed, the stable log-softmax."""
+
+    def __init__(self, params):
+        self.params = [(W.copy(), b.copy()) for W, b in params]
+
+    def __call__(self, X, y):
+        acts = [X]
+        a = X
+        for W, b in self.params[:-1]:
+            a = np.tanh(a @ W + b)
+            acts.append(a)
+        W, b = self.params[-1]
+        z = a @ W + b
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        rows = X.shape[0]
+        loss = float(np.mean(np.log(s[:, 0]) - z[np.arange(rows), y]))
+        d = e / s
+        d[np.arange(rows), y] -= 1
+        d /= rows
+        for i in range(len(self.params) - 1, -1, -1):
+            W, b = self.params[i]
+            a = acts[i]
+            dW = a.T @ d
+            db = d.sum(axis=0)
+            if i:
+                d = (d @ W.T) * (1 - a * a)
+            W -= LR * dW
+            b -= LR * db
+        return loss
+
+
+class GemmStep:
+    """Only the matrix products of one step, into preallocated arrays."""
+
+    def __init__(self, params, rows):
+        self.W = [W.copy() for W, _ in params]
+        self.A = [np.empty((rows, W.shape[1]), np.float32) for W in self.W]
+        self.D = [np.empty((rows, W.shape[0]), np.float32) for W in self.W]
+        self.G = [np.empty_like(W) for W in self.W]
+
+    def __call__(self, X, y):
+        a = X
+        for W, A in zip(self.W, self.A):
+            np.matmul(a, W, out=A)
+            a = A
+        d = self.A[-1]
+        for i in range(len(self.W) - 1, -1, -1):
+            prev = X if i == 0 else self.A[i - 1]
+            np.matmul(prev.T, d, out=self.G[i])
+            if i:
+                np.matmul(d, self.W[i].T, out=self.D[i])
+                d = self.D[i]
+        return None
+
+
+def _torch_step(params, X, y):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(THREADS)
+    layers = []
+    for i, (W, b) in enumerate(params):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b.copy()))
+        layers.append(lin)
+        if i < len(params) - 1:
+            layers.append(torch.nn.Tanh())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    lossf = torch.nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step(X_, y_):
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(model(Xt), yt)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+    return step
+
+
+def _sklearn_step(params, X, y, depth, width):
+    neural = pytest.importorskip("sklearn.neural_network")
+    clf = neural.MLPClassifier(hidden_layer_sizes=(width,) * depth, activation="tanh",
+                               solver="sgd", learning_rate_init=LR, momentum=0.0,
+                               batch_size=X.shape[0], alpha=0.0, shuffle=False,
+                               random_state=0)
+    classes = np.arange(CLASSES)
+    clf.partial_fit(X, y, classes=classes)          # builds the layers
+    for i, (W, b) in enumerate(params):
+        clf.coefs_[i][...] = W
+        clf.intercepts_[i][...] = b
+
+    def step(X_, y_):
+        clf.partial_fit(X_, y_)
+        return None
+    return step
+
+
+def _candidate(impl, depth, width, rows, X, y):
+    net = fastact.MLP(_sizes(depth, width), "tanh", init="xavier_uniform", seed=1)
+    params = [(W.copy(), b.copy()) for W, b in net.params]
+    if impl == "fastact":
+        opt = fastact.optim.SGD(LR)
+        return lambda X_, y_: net.train_step(X_, y_, opt), net
+    if impl == "reference":
+        ref = fastact.reference.MLP(_sizes(depth, width), "tanh", init="xavier_uniform", seed=1)
+        opt = fastact.optim.SGD(LR)
+        return lambda X_, y_: ref.train_step(X_, y_, opt), net
+    if impl == "numpy":
+        return NumpyStep(params), net
+    if impl == "gemm":
+        return GemmStep(params, rows), net
+    if impl == "torch":
+        return _torch_step(params, X, y), net
+    return _sklearn_step(params, X, y, depth, width), net
+
+
+@pytest.mark.parametrize("impl", ["gemm", "fastact", "numpy", "reference", "torch", "sklearn"])
+@pytest.mark.parametrize("net_shape", NETS, ids=lambda s: "%dx%d-batch%d" % s)
+def bench_train_step(benchmark, net_shape, impl):
+    depth, width, rows = net_shape
+    X, y = _data(width, rows)
+    limits, threads = _limits()
+    with limits:
+        step, net = _candidate(impl, depth, width, rows, X, y)
+        expected = net.compute_gradients(X, y)         # the loss at the initial weights
+        first = step(X, y)
+        if first is not None:                          # the same network, the same loss
+            assert abs(first - expected) <= 1e-4 * max(1.0, abs(expected)), (impl, first, expected)
+        benchmark.group = f"train step {depth}x{width} batch {rows} float32 tanh ({threads})"
+        benchmark.extra_info["flop"] = 2 * rows * sum(
+            a * b for a, b in zip(_sizes(depth, width)[:-1], _sizes(depth, width)[1:])) * 3
+        with np.errstate(all="ignore"):
+            benchmark(step, X, y)

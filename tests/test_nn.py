@@ -1,0 +1,441 @@
+"""Dense layers and the MLP: numerics (finite differences, the NumPy twin, known
+formulas), initialisation, training, allocation and threads.
+
+Argument errors and API details are in test_nn_errors.py; optimizers in test_optim.py.
+"""
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import nn, optim, reference as ref
+
+NATIVE = not fastact.PUREPYTHON
+
+# every hidden activation an MLP takes, with some parameters off their defaults
+ACTS = [(n, {}) for n in nn.MLP_ACTIVATIONS] + [
+    ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.5}), ("celu", {"alpha": 2.0}),
+    ("softplus", {"beta": 2.0, "threshold": 5.0}), ("softplus", {"beta": 0.7}),
+    ("hardtanh", {"min_val": -0.5, "max_val": 2.0}), ("gelu", {"approximate": "tanh"})]
+ACT_IDS = [n + ("-" + "-".join(f"{k}={v}" for k, v in p.items()) if p else "") for n, p in ACTS]
+LOSSES = list(nn.LOSSES)
+OPTIMIZERS = {
+    "sgd": lambda: optim.SGD(0.05),
+    "sgd-momentum-nesterov-wd": lambda: optim.SGD(0.05, momentum=0.9, nesterov=True,
+                                                  weight_decay=1e-2),
+    "adam-wd-clip": lambda: optim.Adam(1e-2, weight_decay=0.1, max_grad_norm=0.5),
+    "adamw": lambda: optim.AdamW(1e-2),
+}
+
+
+def _data(sizes, loss, rows=9, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, sizes[0])).astype(dtype)
+    C = sizes[-1]
+    if loss == "softmax_cross_entropy":
+        y = rng.integers(0, C, rows)
+    elif loss == "mse":
+        y = rng.standard_normal((rows, C)).astype(dtype)
+    else:
+        y = (rng.random((rows, C)) < 0.4).astype(dtype)
+    return X, y
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+# ---- dense layers -----------------------------------------------------------------
+
+@pytest.mark.parametrize("act", ACTS, ids=ACT_IDS)
+def test_dense_backward_matches_finite_differences(act):
+    name, params = act
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4))
+    W = rng.standard_normal((4, 3)) * 0.8
+    b = rng.standard_normal(3) * 0.5
+    g = rng.standard_normal((5, 3))
+    y, cache = fastact.dense_forward(x, W, b, name, **params)
+    gx, gW, gb = fastact.dense_backward(g, cache)
+
+    def f(x_, W_, b_):
+        return float(np.sum(g * fastact.dense_forward(x_, W_, b_, name, **params)[0]))
+
+    h = 1e-6
+    for arr, grad in ((x, gx), (W, gW), (b, gb)):
+        fd = np.zeros_like(arr)
+        for i in np.ndindex(arr.shape):
+            old = arr[i]
+            arr[i] = old + h
+            up = f(x, W, b)
+            arr[i] = old - h
+            down = f(x, W, b)
+            arr[i] = old
+            fd[i] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("act", ACTS, ids=ACT_IDS)
+def test_dense_native_matches_reference(act, dtype):
+    name, params = act
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((33, 17)) * 2).astype(dtype)
+    W = (rng.standard_normal((17, 9)) / 3).astype(dtype)
+    b = rng.standard_normal(9).astype(dtype)
+    g = rng.standard_normal((33, 9)).astype(dtype)
+    y, c = fastact.dense_forward(x, W, b, name, **params)
+    yr, cr = ref.dense_forward(x, W, b, name, **params)
+    assert y.dtype == dtype and y.shape == (33, 9)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert _rel(y, yr) < tol
+    for a, r in zip(fastact.dense_backward(g, c), ref.dense_backward(g, cr)):
+        assert a.dtype == dtype
+        assert _rel(a, r) < (2e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_dense_forward_is_act_of_affine_and_out_is_used():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    W = rng.standard_normal((5, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    out = np.empty((6, 4), np.float32)
+    y, cache = fastact.dense_forward(x, W, b, "sigmoid", out=out)
+    assert y is out
+    expect = 1 / (1 + np.exp(-(x.astype(np.float64) @ W + b)))
+    np.testing.assert_allclose(y, expect, rtol=2e-6)
+    assert cache.saves == "output" and cache.saved is out
+    # input-saving activations keep x @ W (before the bias) for the backward
+    y2, c2 = fastact.dense_forward(x, W, b, "gelu")
+    assert c2.saves == "input"
+    np.testing.assert_allclose(c2.saved, x @ W, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_empty_batch_and_strided_inputs():
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((5, 3))
+    b = rng.standard_normal(3)
+    y, c = fastact.dense_forward(np.empty((0, 5)), W, b, "tanh")
+    assert y.shape == (0, 3)
+    gx, gW, gb = fastact.dense_backward(np.empty((0, 3)), c)
+    assert gx.shape == (0, 5) and np.all(gW == 0) and np.all(gb == 0)
+    big = rng.standard_normal((8, 10))
+    x = big[::2, ::2]                                  # not contiguous
+    y, c = fastact.dense_forward(x, W, b, "relu")
+    np.testing.assert_allclose(y, np.maximum(x @ W + b, 0), rtol=1e-13)
+
+
+# ---- the MLP against its NumPy twin ------------------------------------------------
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("act", ACTS, ids=ACT_IDS)
+def test_mlp_matches_reference_float64(act, loss, opt):
+    sizes = [6, 8, 7, 3]
+    X, y = _data(sizes, loss)
+    a = fastact.MLP(sizes, act, loss=loss, dtype=np.float64, seed=5)
+    r = ref.MLP(sizes, act, loss=loss, dtype=np.float64, seed=5)
+    assert np.array_equal(a.theta, r.theta)
+    la, lr = a.compute_gradients(X, y), r.compute_gradients(X, y)
+    assert abs(la - lr) <= 1e-12 * max(1.0, abs(lr))
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-10
+    da = np.array([[d[k] for k in nn.DIAG_COLUMNS] for d in a.diagnostics()])
+    dr = np.array([[d[k] for k in nn.DIAG_COLUMNS] for d in r.diagnostics()])
+    np.testing.assert_allclose(da, dr, rtol=1e-10, atol=1e-12)
+    oa, orf = OPTIMIZERS[opt](), OPTIMIZERS[opt]()
+    for _ in range(3):
+        la, lr = a.train_step(X, y, oa), r.train_step(X, y, orf)
+        assert abs(la - lr) <= 1e-10 * max(1.0, abs(lr))
+    assert _rel(a.theta, r.theta) < 1e-10
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-10
+    for s1, s2 in zip(oa.state, orf.state):
+        assert _rel(s1, s2) < 1e-10
+
+
+@pytest.mark.parametrize("init", nn.INITS)
+@pytest.mark.parametrize("act", ACTS[:len(nn.MLP_ACTIVATIONS)], ids=ACT_IDS[:len(nn.MLP_ACTIVATIONS)])
+def test_mlp_every_init_matches_reference(act, init):
+    sizes = [5, 9, 4, 3]
+    X, y = _data(sizes, "softmax_cross_entropy", seed=6)
+    a = fastact.MLP(sizes, act, init=init, dtype=np.float64, seed=11)
+    r = ref.MLP(sizes, act, init=init, dtype=np.float64, seed=11)
+    assert np.array_equal(a.theta, r.theta)
+    assert np.all(np.isfinite(a.theta)) and np.any(a.theta != 0)
+    assert _rel(np.float64(a.compute_gradients(X, y)), np.float64(r.compute_gradients(X, y))) < 1e-12
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-10
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_mlp_float32_close_to_reference(loss):
+    sizes = [10, 16, 16, 4]
+    X, y = _data(sizes, loss, rows=20, dtype=np.float32)
+    a = fastact.MLP(sizes, "silu", loss=loss, dtype=np.float32, seed=2)
+    r = ref.MLP(sizes, "silu", loss=loss, dtype=np.float32, seed=2)
+    assert a.theta.dtype == np.float32
+    assert abs(a.compute_gradients(X, y) - r.compute_gradients(X, y)) < 1e-5
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-4
+    oa, orf = optim.Adam(1e-2), optim.Adam(1e-2)
+    for _ in range(3):
+        a.train_step(X, y, oa)
+        r.train_step(X, y, orf)
+    assert _rel(a.theta, r.theta) < 1e-4
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "gelu", "softplus", "selu", "mish", "relu"])
+def test_mlp_gradients_match_finite_differences(act, loss):
+    sizes = [4, 5, 3, 2]
+    X, y = _data(sizes, loss, rows=6, seed=7)
+    net = fastact.MLP(sizes, act, loss=loss, dtype=np.float64, seed=3)
+    net.compute_gradients(X, y)
+    grad = net.grad_flat.copy()
+    fd = np.zeros_like(grad)
+    h = 1e-6
+    for i in range(net.theta.size):
+        old = net.theta[i]
+        net.theta[i] = old + h
+        up = net.evaluate(X, y)["loss"]
+        net.theta[i] = old - h
+        down = net.evaluate(X, y)["loss"]
+        net.theta[i] = old
+        fd[i] = (up - down) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_losses_are_the_documented_means():
+    sizes = [3, 4, 2]
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((5, 3))
+    for loss in LOSSES:
+        net = fastact.MLP(sizes, "tanh", loss=loss, dtype=np.float64, seed=0)
+        z = net.forward(X)
+        h = np.tanh(X @ net.params[0][0] + net.params[0][1])
+        np.testing.assert_allclose(z, h @ net.params[1][0] + net.params[1][1], rtol=1e-13)
+        if loss == "softmax_cross_entropy":
+            y = np.array([0, 1, 1, 0, 1])
+            lse = np.log(np.exp(z).sum(axis=1))
+            expect = np.mean(lse - z[np.arange(5), y])
+        elif loss == "mse":
+            y = rng.standard_normal((5, 2))
+            expect = np.mean((z - y) ** 2)
+        else:
+            y = (rng.random((5, 2)) < 0.5).astype(np.float64)
+            expect = np.mean(np.log1p(np.exp(z)) - y * z)
+        assert net.compute_gradients(X, y) == pytest.approx(expect, rel=1e-13)
+        assert net.evaluate(X, y)["loss"] == pytest.approx(expect, rel=1e-13)
+
+
+# ---- initialisation ------------------------------------------------------------------
+
+def _std_uniform(a):
+    return a / np.sqrt(3)
+
+
+@pytest.mark.parametrize("init,act,std", [
+    ("standard", "relu", _std_uniform(1 / np.sqrt(400))),
+    ("xavier_uniform", "tanh", 5 / 3 * _std_uniform(np.sqrt(6 / 700))),
+    ("xavier_normal", "sigmoid", np.sqrt(2 / 700)),
+    ("he_uniform", "relu", np.sqrt(2) * _std_uniform(np.sqrt(3 / 400))),
+    ("he_normal", "relu", np.sqrt(2) / np.sqrt(400)),
+    ("he_normal", ("leaky_relu", {"negative_slope": 0.3}), np.sqrt(2 / 1.09) / np.sqrt(400)),
+    ("lecun_normal", "selu", 1 / np.sqrt(400)),
+    ("auto", "relu", np.sqrt(2) / np.sqrt(400)),
+    ("auto", "gelu", np.sqrt(2) / np.sqrt(400)),
+    ("auto", "tanh", 5 / 3 * _std_uniform(np.sqrt(6 / 700))),
+    ("auto", "sigmoid", _std_uniform(np.sqrt(6 / 700))),
+    ("auto", "selu", 1 / np.sqrt(400)),
+])
+def test_init_scales(init, act, std):
+    net = fastact.MLP([400, 300, 10], act, init=init, dtype=np.float64, seed=0)
+    W, b = net.params[0]
+    assert W.shape == (400, 300)
+    assert np.all(b == 0) and np.all(net.params[1][1] == 0)
+    assert W.std() == pytest.approx(std, rel=0.02)
+    assert abs(W.mean()) < 0.02 * std
+    if init == "auto":       # the linear output layer: xavier_uniform, gain 1
+        assert net.params[1][0].std() == pytest.approx(_std_uniform(np.sqrt(6 / 310)), rel=0.05)
+
+
+@pytest.mark.parametrize("shape", [(50, 20), (20, 50)])
+def test_orthogonal_init(shape):
+    net = fastact.MLP([shape[0], shape[1], 3], "tanh", init="orthogonal", dtype=np.float64)
+    W = net.params[0][0]
+    small = W.T @ W if shape[0] >= shape[1] else W @ W.T
+    np.testing.assert_allclose(small, (5 / 3) ** 2 * np.eye(min(shape)), atol=1e-12)
+
+
+def test_seed_determines_weights():
+    a = fastact.MLP([8, 6, 3], seed=1)
+    b = fastact.MLP([8, 6, 3], seed=1)
+    c = fastact.MLP([8, 6, 3], seed=2)
+    assert np.array_equal(a.theta, b.theta) and not np.array_equal(a.theta, c.theta)
+    assert np.array_equal(a.theta, ref.MLP([8, 6, 3], seed=1).theta)
+
+
+# ---- diagnostics ---------------------------------------------------------------------
+
+def test_diagnostics_values():
+    sizes = [6, 10, 8, 3]
+    X, y = _data(sizes, "softmax_cross_entropy", rows=40, seed=9)
+    net = fastact.MLP(sizes, "relu", dtype=np.float64, seed=0)
+    net.params[0][1][3] = -100.0          # unit 3 of layer 0 never fires: dead
+    net.compute_gradients(X, y)
+    d = net.diagnostics()
+    assert [e["activation"] for e in d] == ["relu", "relu", "identity"]
+    for e, (gW, gb) in zip(d, net.grads):
+        assert e["grad_W_norm"] == pytest.approx(np.linalg.norm(gW), rel=1e-12)
+        assert e["grad_b_norm"] == pytest.approx(np.linalg.norm(gb), rel=1e-12)
+    h1 = np.maximum(X @ net.params[0][0] + net.params[0][1], 0)
+    assert d[0]["act_mean"] == pytest.approx(h1.mean(), rel=1e-12)
+    assert d[0]["act_std"] == pytest.approx(h1.std(), rel=1e-12)
+    # relu: f' = 0 exactly where the unit is off, so saturated = fraction of zeros
+    assert d[0]["saturated_fraction"] == pytest.approx(np.mean(h1 <= 0), abs=1e-12)
+    assert d[0]["dead_fraction"] >= 1 / 10
+    assert d[2]["saturated_fraction"] == 0.0 and d[2]["dead_fraction"] == 0.0
+    assert d[1]["grad_z_norm"] > 0
+
+
+def test_diagnostics_see_sigmoid_saturation_and_vanishing_gradients():
+    sizes = [20] + [32] * 6 + [4]
+    X, y = _data(sizes, "softmax_cross_entropy", rows=64, seed=10)
+    net = fastact.MLP(sizes, "sigmoid", init="standard", dtype=np.float64, seed=0)
+    net.compute_gradients(X, y)
+    dz = [e["grad_z_norm"] for e in net.diagnostics()[:-1]]
+    assert dz[0] < dz[-1] / 10          # the gradient shrinks towards the input
+    for W, _ in net.params[:-1]:
+        W *= 40                          # big weights saturate every sigmoid
+    net.compute_gradients(X, y)
+    assert net.diagnostics()[1]["saturated_fraction"] > 0.5
+
+
+# ---- training ---------------------------------------------------------------------------
+
+def _digits_or_teacher():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        rng = np.random.default_rng(0)
+        teacher = fastact.MLP([20, 32, 4], "tanh", init="orthogonal", seed=42)
+        X = rng.standard_normal((3000, 20)).astype(np.float32)
+        return X, teacher.predict(X), "teacher", 0.90
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y, "digits", 0.95
+
+
+def test_training_reaches_accuracy():
+    X, y, task, target = _digits_or_teacher()
+    rng = np.random.default_rng(1)
+    idx = rng.permutation(len(X))
+    cut = int(0.75 * len(X))
+    tr, te = idx[:cut], idx[cut:]
+    net = fastact.MLP([X.shape[1], 64, 64, int(y.max()) + 1], "relu", seed=0)
+    hist = net.fit(X[tr], y[tr], epochs=30, batch_size=32, optimizer=optim.Adam(3e-3),
+                   validation_data=(X[te], y[te]), verbose=0)
+    assert hist["loss"][-1] < hist["loss"][0] / 4
+    acc = net.evaluate(X[te], y[te])["accuracy"]
+    assert acc >= target, (task, acc)
+    assert acc == pytest.approx(np.mean(net.predict(X[te]) == y[te]))
+    assert hist["val_accuracy"][-1] == pytest.approx(acc)
+
+
+@pytest.mark.parametrize("loss", ["mse", "binary_cross_entropy_with_logits"])
+def test_training_regression_and_binary(loss):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((512, 3)).astype(np.float32)
+    if loss == "mse":
+        y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2]).astype(np.float32)
+    else:
+        y = (X[:, 0] * X[:, 1] > 0).astype(np.float32)
+    net = fastact.MLP([3, 32, 32, 1], "tanh", loss=loss, seed=0)
+    before = net.evaluate(X, y)["loss"]
+    net.fit(X, y, epochs=60, batch_size=32, optimizer=optim.Adam(1e-2), verbose=0)
+    after = net.evaluate(X, y)
+    assert after["loss"] < before / 5
+    if loss != "mse":
+        assert after["accuracy"] > 0.9
+        assert set(np.unique(net.predict(X))) <= {0, 1}
+        p = net.predict_proba(X)
+        assert p.shape == (512, 1) and np.all((p >= 0) & (p <= 1))
+
+
+# ---- allocation and threads ---------------------------------------------------------------
+
+@pytest.mark.skipif(not NATIVE, reason="the NumPy twin allocates per step by design")
+@pytest.mark.parametrize("opt", ["sgd-momentum-nesterov-wd", "adam-wd-clip", "adamw"])
+def test_train_step_allocates_nothing(opt):
+    sizes = [64, 64, 64, 10]
+    rows = 256                       # one activation array = 64 KiB
+    X, y = _data(sizes, "softmax_cross_entropy", rows=rows, dtype=np.float32)
+    net = fastact.MLP(sizes, "gelu", seed=0)
+    o = OPTIMIZERS[opt]()
+    for _ in range(3):
+        net.train_step(X, y, o)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(50):
+            net.train_step(X, y, o)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 4096, (peak - base)
+    assert current - base < 1024
+
+
+def _train(net, X, y, steps):
+    o = optim.SGD(0.05, momentum=0.9)
+    return [net.train_step(X, y, o) for _ in range(steps)]
+
+
+def test_concurrent_training_in_threads_matches_serial():
+    sizes = [32, 64, 64, 5]
+    X, y = _data(sizes, "softmax_cross_entropy", rows=128, dtype=np.float32)
+    serial = []
+    for s in range(4):
+        net = fastact.MLP(sizes, "tanh", seed=s)
+        serial.append((_train(net, X, y, 20), net.theta.copy()))
+    nets = [fastact.MLP(sizes, "tanh", seed=s) for s in range(4)]
+    results = [None] * 4
+
+    def work(i):
+        results[i] = _train(nets[i], X, y, 20)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert results[i] == serial[i][0]
+        assert np.array_equal(nets[i].theta, serial[i][1])
+
+
+@pytest.mark.skipif(not NATIVE, reason="NumPy holds the GIL between its calls")
+def test_train_step_releases_the_gil():
+    """A Python thread keeps running while one long native step runs."""
+    sizes = [512, 1024, 1024, 10]
+    X, y = _data(sizes, "softmax_cross_entropy", rows=512, dtype=np.float32)
+    net = fastact.MLP(sizes, "tanh", seed=0)
+    o = optim.SGD(0.01)
+    net.train_step(X, y, o)
+    stamps, stop = [], threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+
+    t = threading.Thread(target=tick)
+    t.start()
+    time.sleep(0.01)
+    t0 = time.perf_counter()
+    net.train_step(X, y, o)
+    t1 = time.perf_counter()
+    stop.set()
+    t.join()
+    inside = sum(t0 < s < t1 for s in stamps)
+    assert inside > 20, (inside, t1 - t0)
