@@ -391,9 +391,8 @@ class MLP:
                                  f"row of X; got {y.shape}.")
             if y.dtype != np.int64 or not y.flags.c_contiguous:
                 y = np.ascontiguousarray(y, dtype=np.int64)
-            lo, hi = int(y.min()), int(y.max())
-            if lo < 0 or hi >= C:
-                bad = lo if lo < 0 else hi
+            bad = self._engine.bad_label(y, C)
+            if bad is not None:
                 raise ValueError(f"{where}: label {bad} is out of range; the network has {C} "
                                  f"classes, so labels must be in [0, {C - 1}].")
             return y, None
@@ -692,6 +691,7 @@ class NativeEngine:
         self._e = _nn.Engine(0 if dtype == V.F32 else 1, sizes, [ACT_IDS[k] for k in knames],
                              params, saves_in, thresholds, loss, theta, grad)
         self.all_finite = _nn.all_finite
+        self.bad_label = _nn.bad_label
         self.reserve = self._e.reserve
         self.forward = self._e.forward
         self.loss_of = self._e.loss_of

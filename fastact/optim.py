@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 
 import numpy as np
 
@@ -56,17 +57,19 @@ class Optimizer:
     def __init__(self):
         self.t = 0                  # completed steps
         self.state = []             # n_state flat arrays, allocated on first use
-        self._owner = None          # id of the network's flat parameter array
+        self._owner = None          # weak reference to the network's flat parameter array
         self._hyper = np.zeros(6, np.float64)
 
     def _bind(self, theta: np.ndarray) -> None:
         """Allocate the state for the network whose flat parameters are theta (first use),
         or check that it is that network."""
-        key = (theta.__array_interface__["data"][0], theta.size, theta.dtype.str)
-        if self._owner is None:
+        owner = self._owner
+        if owner is not None and owner() is theta:
+            return
+        if owner is None:
             self.state = [np.zeros_like(theta) for _ in range(self.n_state)]
-            self._owner = key
-        elif self._owner != key:
+            self._owner = weakref.ref(theta)
+        else:
             raise ValueError(
                 f"this {type(self).__name__} already holds the state of another network; "
                 "create one optimizer per network.")

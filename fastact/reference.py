@@ -329,6 +329,11 @@ class NumpyEngine:
     def all_finite(a):
         return bool(np.isfinite(a).all())
 
+    @staticmethod
+    def bad_label(labels, n_classes):
+        bad = labels[(labels < 0) | (labels >= n_classes)]
+        return int(bad[0]) if bad.size else None
+
     def reserve(self, rows):
         pass
 

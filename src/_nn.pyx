@@ -364,6 +364,18 @@ def all_finite(cnp.ndarray a):
     return ok
 
 
+def bad_label(cnp.ndarray labels, int64_t n_classes):
+    """The first label of the int64 array outside [0, n_classes), or None."""
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(labels), bad = -1
+    cdef const int64_t *p = <const int64_t *>cnp.PyArray_DATA(labels)
+    with nogil:
+        for i in range(n):
+            if p[i] < 0 or p[i] >= n_classes:
+                bad = i
+                break
+    return None if bad < 0 else int(p[bad])
+
+
 # ---- the MLP engine ---------------------------------------------------------------
 
 cdef class Engine:

@@ -439,3 +439,17 @@ def test_train_step_releases_the_gil():
     t.join()
     inside = sum(t0 < s < t1 for s in stamps)
     assert inside > 20, (inside, t1 - t0)
+
+
+def test_readme_use_block_runs(tmp_path, monkeypatch):
+    """The README's `Use` example runs as written (it saves net.npz in the cwd)."""
+    import pathlib
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not beside the tests (installed package)")
+    block = readme.read_text().split("## Use", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert ns["history"]["loss"][-1] < ns["history"]["loss"][0]
+    assert (tmp_path / "net.npz").exists()
