@@ -26,6 +26,7 @@ import functools
 import json
 import math
 import numbers
+import os
 import sys
 import time
 
@@ -116,16 +117,18 @@ def _check_activation(activation, where: str):
         raise ValueError(f"{where}: unknown activation {activation!r}{hint}; valid names: "
                          + ", ".join(MLP_ACTIVATIONS) + ".")
     kname, p = R.kernel_params(activation, dict(params), where)
-    if activation == "leaky_relu":
-        V.check_backward_slope(p[0], "leaky_relu", "negative_slope")
-    elif activation == "elu":
-        V.check_backward_slope(p[0], "elu", "alpha")
+    if activation in ("leaky_relu", "elu") and p[0] < 0:
+        pname = "negative_slope" if activation == "leaky_relu" else "alpha"
+        raise ValueError(
+            f"{where}: {activation} with {pname}={p[0]} < 0 cannot be differentiated from the "
+            "saved output (the sign of the output no longer tells the side of the kink), and "
+            f"the layer's backward reads the output; use {pname} >= 0.")
     return activation, dict(params), kname, p
 
 
-def _blas_dim(n: int, what: str) -> None:
+def _blas_dim(n: int, what: str, where: str) -> None:
     if n > _BLAS_INT_MAX:
-        raise ValueError(f"{what} = {n} is beyond the BLAS integer range (2**31 - 1).")
+        raise ValueError(f"{where}: {what} = {n} is beyond the BLAS integer range (2**31 - 1).")
 
 
 class DenseCache:
@@ -147,6 +150,11 @@ class DenseCache:
 
 def check_dense(x_in, W_in, b_in, activation, params, out):
     """Validated (x, W, b, name, params, kname, p, out) for dense_forward."""
+    if params:          # keyword parameters: dense_forward(x, W, b, "leaky_relu", negative_slope=0.2)
+        if isinstance(activation, tuple) and len(activation) == 2 and isinstance(activation[1], dict):
+            activation = (activation[0], {**activation[1], **params})
+        else:
+            activation = (activation, dict(params))
     name, params, kname, p = _check_activation(activation, "dense_forward")
     x = V.as_float_array(x_in, "x")
     W = V.as_float_array(W_in, "W")
@@ -165,7 +173,7 @@ def check_dense(x_in, W_in, b_in, activation, params, out):
     V.check_same_dtype(x, W, "x", "W")
     V.check_same_dtype(x, b, "x", "b")
     for n, what in ((x.shape[0], "rows"), (x.shape[1], "n_in"), (W.shape[1], "n_out")):
-        _blas_dim(n, what)
+        _blas_dim(n, what, "dense_forward")
     x = V.contiguous(x, "C")
     W = V.contiguous(W, "C")
     b = V.contiguous(b, "C")
@@ -284,9 +292,13 @@ class MLP:
         if loss == "softmax_cross_entropy" and sizes[-1] < 2:
             raise ValueError("MLP: softmax_cross_entropy needs at least 2 outputs (classes); "
                              "for one output use loss='binary_cross_entropy_with_logits'.")
-        dt = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
-        if dt not in (V.F32, V.F64):
-            raise TypeError(f"MLP: dtype must be float32 or float64; got {dt}.")
+        try:
+            dt = None if dtype is None else np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt is None or dt not in (V.F32, V.F64):     # (np.dtype("float64") == None is True)
+            shown = repr(dtype) if dt is None else str(dt)
+            raise TypeError(f"MLP: dtype must be float32 or float64; got {shown}.")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"MLP: seed must be a non-negative integer; got {seed!r}.")
         self.layer_sizes = tuple(sizes)
@@ -331,7 +343,7 @@ class MLP:
         for s in sizes:
             if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
                 raise ValueError(f"MLP: layer sizes must be positive integers; got {sizes}.")
-            _blas_dim(int(s), "a layer size")
+            _blas_dim(int(s), "a layer size", "MLP")
         return [int(s) for s in sizes]
 
     def _initialise(self):
@@ -368,7 +380,7 @@ class MLP:
                              f"{X.shape}.")
         if X.shape[0] == 0:
             raise ValueError(f"{where}: X has no rows.")
-        _blas_dim(X.shape[0], "rows")
+        _blas_dim(X.shape[0], "rows", where)
         if not (X.flags.c_contiguous and X.flags.aligned):
             X = np.ascontiguousarray(X)
         if not self._engine.all_finite(X):
@@ -398,11 +410,12 @@ class MLP:
             return y, None
         if y.dtype.kind not in "fiub":
             raise TypeError(f"{where}: y must be real numbers; got dtype {y.dtype}.")
+        given = y.shape
         if y.ndim == 1 and C == 1:
             y = y.reshape(-1, 1)
         if y.shape != (rows, C):
             raise ValueError(f"{where}: y must have shape ({rows}, {C})"
-                             + (f" or ({rows},)" if C == 1 else "") + f"; got {y.shape}.")
+                             + (f" or ({rows},)" if C == 1 else "") + f"; got {given}.")
         if y.dtype != self.dtype or not (y.flags.c_contiguous and y.flags.aligned):
             if y.dtype.kind == "f" and y.dtype != self.dtype:
                 raise TypeError(f"{where}: y has dtype {y.dtype} but the network is "
@@ -528,7 +541,17 @@ class MLP:
                 raise ValueError("fit: validation_data must be a pair (X_val, y_val).") from None
             Xv = self._X(Xv, "fit (validation_data)")
             self._y(yv, Xv.shape[0], "fit (validation_data)")
-        callbacks = list(callbacks) if callbacks is not None else []
+        if callbacks is None:
+            callbacks = []
+        elif callable(callbacks):
+            raise TypeError("fit: callbacks must be a list of callables cb(net, epoch, logs); "
+                            "got a single callable: pass callbacks=[cb].")
+        else:
+            try:
+                callbacks = list(callbacks)
+            except TypeError:
+                raise TypeError("fit: callbacks must be a list of callables cb(net, epoch, "
+                                f"logs); got {callbacks!r}.") from None
         for cb in callbacks:
             if not callable(cb):
                 raise TypeError(f"fit: callbacks must be callables cb(net, epoch, logs); got "
@@ -582,7 +605,8 @@ class MLP:
             for k, v in logs.items():
                 history[k].append(v)
             bar.end_epoch(epoch, logs)
-            if any(cb(self, epoch, logs) is True for cb in callbacks):
+            stops = [cb(self, epoch, logs) for cb in callbacks]      # every callback runs
+            if any(isinstance(r, (bool, np.bool_)) and r for r in stops):
                 break
         return history
 
@@ -611,14 +635,20 @@ class MLP:
     # -- persistence --
     def config(self) -> dict:
         return {"layer_sizes": list(self.layer_sizes),
-                "activation": [[a, p] for a, p in self.activations],
+                "activation": [[a, {k: (v.item() if isinstance(v, np.generic) else v)
+                                    for k, v in p.items()}] for a, p in self.activations],
                 "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
                 "seed": self.seed}
 
     def save(self, path) -> None:
         """Write the network to `path` (.npz, no pickle): its configuration and weights."""
         meta = {"format": _FORMAT, **self.config()}
-        np.savez(path, config=np.array(json.dumps(meta)), theta=self.theta)
+        arrays = {"config": np.array(json.dumps(meta)), "theta": self.theta}
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "wb") as f:      # np.savez(path) would append ".npz" to the name
+                np.savez(f, **arrays)
+        else:
+            np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path):
