@@ -3,8 +3,11 @@
 Each network (depth hidden layers of `width` units, tanh, softmax cross-entropy over
 10 classes, float32, batch rows) is one pytest-benchmark group with these candidates:
 
-    gemm       the 3 * depth + 2 matrix products of the step alone (np.matmul into
-               preallocated arrays): the limit
+    gemm       the 3 * depth + 2 matrix products of the step alone, through the BLAS
+               fastact uses (SciPy's, scipy.linalg.cython_blas) into the engine's own
+               buffers: the limit of a fastact step
+    gemm-numpy the same products with np.matmul into preallocated arrays (NumPy's BLAS,
+               which may be another OpenBLAS build than SciPy's)
     fastact    net.train_step(X, y, SGD(lr)): one native call
     numpy      the step as a competent NumPy user writes it (below)
     reference  fastact.reference.MLP.train_step (the NumPy twin, written for obviousness)
@@ -170,14 +173,22 @@ def _candidate(impl, depth, width, rows, X, y):
         return lambda X_, y_: ref.train_step(X_, y_, opt), net
     if impl == "numpy":
         return NumpyStep(params), net
-    if impl == "gemm":
+    if impl == "gemm-numpy":
         return GemmStep(params, rows), net
+    if impl == "gemm":
+        if fastact.PUREPYTHON:
+            pytest.skip("FASTACT_PUREPYTHON=1: no native engine")
+        other = fastact.MLP(_sizes(depth, width), "tanh", init="xavier_uniform", seed=1)
+        other._engine.reserve(rows)
+        engine = other._engine._e
+        return lambda X_, y_: engine.gemms_only(X_), net
     if impl == "torch":
         return _torch_step(params, X, y), net
     return _sklearn_step(params, X, y, depth, width), net
 
 
-@pytest.mark.parametrize("impl", ["gemm", "fastact", "numpy", "reference", "torch", "sklearn"])
+@pytest.mark.parametrize("impl", ["gemm", "gemm-numpy", "fastact", "numpy", "reference", "torch",
+                                  "sklearn"])
 @pytest.mark.parametrize("net_shape", NETS, ids=lambda s: "%dx%d-batch%d" % s)
 def bench_train_step(benchmark, net_shape, impl):
     depth, width, rows = net_shape

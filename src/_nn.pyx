@@ -207,38 +207,53 @@ cdef double _bce(const real *x, const real *t, real *g, Py_ssize_t n) noexcept n
 cdef void _sgd(real *p, const real *g, real *buf, Py_ssize_t n, double lr, double momentum,
                double wd, bint nesterov, bint first) noexcept nogil:
     """torch.optim.SGD (dampening 0): g += wd p; buf = g (first step) or momentum buf + g;
-    g = g + momentum buf (nesterov) or buf; p -= lr g"""
+    g = g + momentum buf (nesterov) or buf; p -= lr g.  One branch-free loop per case, so
+    the compiler vectorises each."""
     cdef Py_ssize_t i
-    cdef double gi, b
-    for i in range(n):
-        gi = <double>g[i] + wd * <double>p[i]
-        if momentum != 0.0:
-            b = gi if first else momentum * <double>buf[i] + gi
-            buf[i] = <real>b
-            b = buf[i]
-            gi = gi + momentum * b if nesterov else b
-        p[i] = <real>(<double>p[i] - lr * gi)
+    cdef double gi
+    cdef real b
+    if momentum == 0.0:
+        if wd == 0.0:
+            for i in range(n):
+                p[i] = <real>(<double>p[i] - lr * <double>g[i])
+        else:
+            for i in range(n):
+                p[i] = <real>(<double>p[i] - lr * (<double>g[i] + wd * <double>p[i]))
+        return
+    if first:
+        for i in range(n):
+            buf[i] = <real>(<double>g[i] + wd * <double>p[i])
+    else:
+        for i in range(n):
+            buf[i] = <real>(momentum * <double>buf[i] + <double>g[i] + wd * <double>p[i])
+    if nesterov:
+        for i in range(n):
+            p[i] = <real>(<double>p[i] - lr * (<double>g[i] + wd * <double>p[i]
+                                                + momentum * <double>buf[i]))
+    else:
+        for i in range(n):
+            p[i] = <real>(<double>p[i] - lr * <double>buf[i])
 
 
 cdef void _adam(real *p, const real *g, real *m, real *v, Py_ssize_t n, double lr, double b1,
                 double b2, double eps, double wd, bint decoupled, long long t) noexcept nogil:
-    """torch.optim.Adam / AdamW (decoupled): step t >= 1"""
+    """torch.optim.Adam (L2: g += wd p) / AdamW (decoupled: p *= 1 - lr wd first); t >= 1.
+    Branch-free so that it vectorises; m, v and the decayed p are rounded to the dtype where
+    PyTorch stores them."""
     cdef Py_ssize_t i
-    cdef double gi, mi, vi, bc1 = 1.0 - b1 ** t, bc2s = sqrt(1.0 - b2 ** t)
-    cdef double step = lr / bc1, shrink = 1.0 - lr * wd
+    cdef double gi, pi, bc1 = 1.0 - b1 ** t, bc2s = sqrt(1.0 - b2 ** t)
+    cdef double step = lr / bc1
+    cdef double shrink = 1.0 - lr * wd if decoupled else 1.0
+    cdef double l2 = 0.0 if decoupled else wd
+    cdef real mi, vi
     for i in range(n):
-        gi = g[i]
-        if decoupled:
-            p[i] = <real>(<double>p[i] * shrink)
-        elif wd != 0.0:
-            gi = gi + wd * <double>p[i]
-        mi = b1 * <double>m[i] + (1.0 - b1) * gi
-        vi = b2 * <double>v[i] + (1.0 - b2) * gi * gi
-        m[i] = <real>mi
-        v[i] = <real>vi
-        mi = m[i]
-        vi = v[i]
-        p[i] = <real>(<double>p[i] - step * mi / (sqrt(vi) / bc2s + eps))
+        pi = <real>(<double>p[i] * shrink)
+        gi = <double>g[i] + l2 * <double>p[i]
+        mi = <real>(b1 * <double>m[i] + (1.0 - b1) * gi)
+        vi = <real>(b2 * <double>v[i] + (1.0 - b2) * gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] = <real>(pi - step * <double>mi / (sqrt(<double>vi) / bc2s + eps))
 
 
 cdef void _moments(const real *a, Py_ssize_t n, double *mean, double *std) noexcept nogil:
@@ -661,6 +676,31 @@ cdef class Engine:
         if diag:
             self.diag_ok = 1
         return loss
+
+    def gemms_only(self, cnp.ndarray X):
+        """Only the matrix products of one step on X (for the benchmarks: the limit of a
+        step with this BLAS).  Leaves the buffers and grad with meaningless values."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef int l, k, n
+        cdef char *g0 = self.p_g
+        cdef char *g1 = self.p_g + self.cap * self.maxw * self.isz
+        cdef char *tmp
+        with nogil:
+            for l in range(self.L):
+                mm_nn(self.dt, self.isz, self._A(l, xp), self.p_theta + self.p_woff[l] * self.isz,
+                      self._A(l + 1, xp), <int>rows, <int>self.p_sizes[l], <int>self.p_sizes[l + 1])
+            for l in range(self.L - 1, -1, -1):
+                k = <int>self.p_sizes[l]
+                n = <int>self.p_sizes[l + 1]
+                mm_tn(self.dt, self.isz, self._A(l, xp), g0, self.p_grad + self.p_woff[l] * self.isz,
+                      <int>rows, k, n)
+                if l > 0:
+                    mm_nt(self.dt, self.isz, g0, self.p_theta + self.p_woff[l] * self.isz, g1,
+                          <int>rows, k, n)
+                    tmp = g0
+                    g0 = g1
+                    g1 = tmp
 
     def output(self, Py_ssize_t rows):
         """A view of the last layer's output buffer for the last `rows`-row batch."""
