@@ -401,6 +401,9 @@ class MLP:
             if y.shape != (rows,):
                 raise ValueError(f"{where}: y must have shape ({rows},), one class index per "
                                  f"row of X; got {y.shape}.")
+            if y.dtype.kind == "u" and y.size and int(y.max()) >= C:     # before int64 wraps it
+                raise ValueError(f"{where}: label {int(y.max())} is out of range; the network "
+                                 f"has {C} classes, so labels must be in [0, {C - 1}].")
             if y.dtype != np.int64 or not y.flags.c_contiguous:
                 y = np.ascontiguousarray(y, dtype=np.int64)
             bad = self._engine.bad_label(y, C)

@@ -593,6 +593,16 @@ def test_y_label_out_of_range(cls, which, bad):
         call(y)
 
 
+def test_y_huge_unsigned_label_reported_as_given(cls):
+    net = cls([4, 5, 3])
+    X, y = clf_data()
+    y = y.astype(np.uint64)
+    y[2] = 2**63 + 5                      # would wrap to a negative int64
+    with pytest.raises(ValueError, match=esc(f"compute_gradients: label {2**63 + 5} is out of "
+                                             "range; the network has 3 classes")):
+        net.compute_gradients(X, y)
+
+
 def test_y_labels_any_integer_dtype(cls):
     net = cls([4, 5, 3], dtype=np.float64)
     X, y = clf_data(dtype=np.float64)
