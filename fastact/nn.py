@@ -654,6 +654,12 @@ class MLP:
             np.savez(path, **arrays)
 
     @classmethod
+    def _from_config(cls, meta, **kwargs):
+        acts = [(a, p) for a, p in meta["activation"]]
+        return cls(meta["layer_sizes"], acts if acts else "relu", init=meta["init"],
+                   loss=meta["loss"], dtype=np.dtype(meta["dtype"]), seed=meta["seed"], **kwargs)
+
+    @classmethod
     def load(cls, path):
         """A network saved by save(), weights bit for bit."""
         with np.load(path, allow_pickle=False) as f:
@@ -665,14 +671,25 @@ class MLP:
         if meta.get("format") != _FORMAT:
             raise ValueError(f"MLP.load: {path!r} has format {meta.get('format')!r}; this "
                              f"version reads {_FORMAT!r}.")
-        acts = [(a, p) for a, p in meta["activation"]]
-        net = cls(meta["layer_sizes"], acts if acts else "relu", init=meta["init"],
-                  loss=meta["loss"], dtype=np.dtype(meta["dtype"]), seed=meta["seed"])
+        net = cls._from_config(meta)
         if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
             raise ValueError(f"MLP.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
                              f"the configuration needs {net.theta.size} {net.theta.dtype}.")
         net.theta[...] = theta
         return net
+
+    def __reduce__(self):
+        """copy.deepcopy and pickle: the configuration, the weights and the shuffling state
+        (not the gradients, diagnostics or buffers, which the next step recomputes)."""
+        return (_rebuild, (type(self), self.config(), self.theta.copy(),
+                           self._rng.bit_generator.state, self.record_diagnostics))
+
+
+def _rebuild(cls, meta, theta, rng_state, diagnostics):
+    net = cls._from_config(meta, diagnostics=diagnostics)
+    net.theta[...] = theta
+    net._rng.bit_generator.state = rng_state
+    return net
 
 
 DIAG_COLUMNS = ("grad_W_norm", "grad_b_norm", "grad_z_norm", "act_mean", "act_std",

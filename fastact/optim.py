@@ -48,8 +48,70 @@ def _max_norm(value, cls: str):
     return _number(value, "max_grad_norm", cls, low=0.0, low_open=True)
 
 
+class _Hyper:
+    """A hyperparameter attribute: validated on assignment and written into the array the
+    native update reads, so `opt.lr = 0.01` (a schedule) takes effect at the next step."""
+
+    def __init__(self, index, check):
+        self.index, self.check = index, check
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj, value):
+        cls = type(obj).__name__
+        stored, native = self.check(value, self.name, cls, obj)
+        obj.__dict__[self.name] = stored
+        obj._hyper[self.index] = native
+
+
+def _lr_like(value, name, cls, obj):
+    v = _number(value, name, cls)
+    return v, v
+
+
+def _clip(value, name, cls, obj):
+    return value, _max_norm(value, cls)
+
+
+def _momentum(value, name, cls, obj):
+    v = _number(value, name, cls)
+    if v == 0 and obj.__dict__.get("nesterov"):
+        raise ValueError(f"{cls}: nesterov=True needs momentum > 0 (as in torch.optim.SGD).")
+    if obj._owner is not None and (v != 0) != (obj.__dict__.get("momentum", 0.0) != 0):
+        raise ValueError(f"{cls}: momentum cannot be switched on or off once the optimizer "
+                         "holds state; create a new optimizer.")
+    return v, v
+
+
+def _nesterov(value, name, cls, obj):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{cls}: nesterov must be True or False; got {value!r}.")
+    if value and obj.__dict__.get("momentum", 0.0) == 0:
+        raise ValueError(f"{cls}: nesterov=True needs momentum > 0 (as in torch.optim.SGD).")
+    return bool(value), float(bool(value))
+
+
+def _betas(value, name, cls, obj):
+    try:
+        b1, b2 = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{cls}: betas must be a pair (beta1, beta2); got {value!r}.") from None
+    b = (_number(b1, "betas[0]", cls, high=1.0), _number(b2, "betas[1]", cls, high=1.0))
+    obj._hyper[2] = b[1]
+    return b, b[0]
+
+
 class Optimizer:
-    """Base class: hyperparameters, the state of one network, and the step count."""
+    """Base class: hyperparameters, the state of one network, and the step count.
+
+    Hyperparameters are attributes that may be changed between steps (a learning-rate
+    schedule: `opt.lr = ...`); each assignment is validated."""
 
     kind = ""           # "sgd", "adam", "adamw": the native update to run
     n_state = 0         # flat state arrays per network
@@ -69,6 +131,10 @@ class Optimizer:
         if owner is None:
             self.state = [np.zeros_like(theta) for _ in range(self.n_state)]
             self._owner = weakref.ref(theta)
+        elif owner() is None:
+            raise ValueError(
+                f"this {type(self).__name__} holds the state of a network that no longer "
+                "exists; create a new optimizer for this network.")
         else:
             raise ValueError(
                 f"this {type(self).__name__} already holds the state of another network; "
@@ -83,21 +149,24 @@ class Optimizer:
 
 class SGD(Optimizer):
     kind = "sgd"
+    # _hyper: lr, momentum, weight_decay, nesterov, -, max_grad_norm
+    lr = _Hyper(0, _lr_like)
+    momentum = _Hyper(1, _momentum)
+    weight_decay = _Hyper(2, _lr_like)
+    nesterov = _Hyper(3, _nesterov)
+    max_grad_norm = _Hyper(5, _clip)
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, max_grad_norm=None):
         super().__init__()
-        self.lr = _number(lr, "lr", "SGD")
-        self.momentum = _number(momentum, "momentum", "SGD")
-        self.weight_decay = _number(weight_decay, "weight_decay", "SGD")
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"SGD: nesterov must be True or False; got {nesterov!r}.")
-        if nesterov and self.momentum == 0:
-            raise ValueError("SGD: nesterov=True needs momentum > 0 (as in torch.optim.SGD).")
-        self.nesterov = bool(nesterov)
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.nesterov = nesterov
         self.max_grad_norm = max_grad_norm
-        self.n_state = 1 if self.momentum else 0
-        self._hyper[:] = (self.lr, self.momentum, self.weight_decay, float(self.nesterov), 0.0,
-                          _max_norm(max_grad_norm, "SGD"))
+
+    @property
+    def n_state(self):
+        return 1 if self.momentum else 0
 
     def hparams(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -108,23 +177,21 @@ class Adam(Optimizer):
     kind = "adam"
     n_state = 2
     _default_wd = 0.0
+    # _hyper: lr, beta1, beta2, eps, weight_decay, max_grad_norm
+    lr = _Hyper(0, _lr_like)
+    betas = _Hyper(1, _betas)
+    eps = _Hyper(3, _lr_like)
+    weight_decay = _Hyper(4, _lr_like)
+    max_grad_norm = _Hyper(5, _clip)
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None,
                  max_grad_norm=None):
         super().__init__()
-        cls = type(self).__name__
-        self.lr = _number(lr, "lr", cls)
-        try:
-            b1, b2 = betas
-        except (TypeError, ValueError):
-            raise ValueError(f"{cls}: betas must be a pair (beta1, beta2); got {betas!r}.") from None
-        self.betas = (_number(b1, "betas[0]", cls, high=1.0), _number(b2, "betas[1]", cls, high=1.0))
-        self.eps = _number(eps, "eps", cls)
-        self.weight_decay = _number(self._default_wd if weight_decay is None else weight_decay,
-                                    "weight_decay", cls)
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = self._default_wd if weight_decay is None else weight_decay
         self.max_grad_norm = max_grad_norm
-        self._hyper[:] = (self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay,
-                          _max_norm(max_grad_norm, cls))
 
     def hparams(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,

@@ -281,8 +281,8 @@ DenseCache = _nn_py.DenseCache
 def dense_forward(x, W, b, activation, *, out=None, **params):
     """(y, cache): y = act(x @ W + b), W of shape (n_in, n_out)."""
     x, W, b, name, params, kname, p, out = _nn_py.check_dense(x, W, b, activation, params, out)
-    z = x @ W
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):        # overflow to inf is the documented result
+        z = x @ W
         y = _MATH[kname][0](_f64(z + b), p).astype(x.dtype)
     if out is not None:
         out[...] = y
@@ -299,7 +299,7 @@ def dense_backward(grad_y, cache):
         dz = (_f64(g) * _MATH[cache.kname][1](_f64(pre), _saved_params(cache.kname, cache.p, pre.dtype))
               ).astype(g.dtype)
         gb = _f64(dz).sum(axis=0).astype(g.dtype)
-    return dz @ cache.W.T, cache.x.T @ dz, gb
+        return dz @ cache.W.T, cache.x.T @ dz, gb
 
 
 def _registry_saves(name):
@@ -344,8 +344,8 @@ class NumpyEngine:
         """[(input, saved pre-activation z + b or output, output)] per layer"""
         trace, a = [], X
         for (W, b), (kname, p, _, _) in zip(self._views(self.theta), self.layers):
-            z = a @ W + b
             with np.errstate(all="ignore"):
+                z = a @ W + b
                 y = _MATH[kname][0](_f64(z), p).astype(self.dtype)
             trace.append((a, z, y))
             a = y
@@ -368,9 +368,14 @@ class NumpyEngine:
         out[...] = self._forward(X)[-1][2]
 
     def loss_of(self, X, labels, target):
-        return self._loss(self._forward(X)[-1][2], labels, target)[0]
+        with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
+            return self._loss(self._forward(X)[-1][2], labels, target)[0]
 
     def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0):
+        with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
+            return self._step(X, labels, target, diag, kind, hyper, s1, s2, t)
+
+    def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t):
         trace = self._forward(X)
         self._out = trace[-1][2]
         loss, g = self._loss(self._out, labels, target)
@@ -383,16 +388,18 @@ class NumpyEngine:
             saved = z if saves_in else y
             with np.errstate(all="ignore"):
                 deriv = _MATH[kname][1](_f64(saved), _saved_params(kname, p, saved.dtype))
-            dz = (_f64(g) * deriv).astype(self.dtype)
             gW, gb = grads[l]
-            gb[...] = _f64(dz).sum(axis=0)
-            gW[...] = a.T @ dz
+            with np.errstate(all="ignore"):
+                dz = (_f64(g) * deriv).astype(self.dtype)
+                gb[...] = _f64(dz).sum(axis=0)
+                gW[...] = a.T @ dz
             if diag:
                 rows.append([np.linalg.norm(_f64(gW)), np.linalg.norm(_f64(gb)),
                              np.linalg.norm(_f64(dz)), _f64(y).mean(), _f64(y).std(),
                              np.mean(np.abs(deriv.astype(self.dtype)) < thr),
                              np.mean(np.all(dz == 0, axis=0))])
-            g = dz @ params[l][0].T
+            with np.errstate(all="ignore"):
+                g = dz @ params[l][0].T
         if diag:
             self.diagnostics = np.array(rows[::-1], dtype=np.float64)
         if kind:

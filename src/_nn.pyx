@@ -401,7 +401,7 @@ cdef class Engine:
     kept alive here.  Activation buffers are sized for `capacity` rows;
     reserve() grows them (outside any step).
     """
-    cdef int dt, L, loss, diag_ok
+    cdef int dt, L, loss, diag_ok, busy
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray sizes, acts, params, saves_in, thresholds, w_off, b_off
     cdef cnp.ndarray theta, grad, buf, gbuf, ones, scratch, rowloss, db, db2, alive, diag
@@ -450,7 +450,7 @@ cdef class Engine:
         assert o == self.n_params
         self.w_off = np.array(w_off, dtype=np.int64)
         self.b_off = np.array(b_off, dtype=np.int64)
-        self.maxw = int(self.sizes.max())
+        self.maxw = int(self.sizes[1:].max())      # widest layer output (dx of layer 0 is never formed)
         self.cap = 0
         self.diag = np.zeros((self.L, N_DIAG), np.float64)
         self.diag_ok = 0
@@ -479,10 +479,30 @@ cdef class Engine:
     def diagnostics(self):
         return self.diag.copy() if self.diag_ok else None
 
+    cdef int _enter(self, Py_ssize_t rows) except -1:
+        """Claim the engine for one call (with the GIL held, so the check is atomic)."""
+        if self.busy:
+            raise RuntimeError(
+                "this network is already running a step, forward or evaluation in another "
+                "thread; an MLP is not shareable between threads: give each thread its own "
+                "network (or copy.deepcopy it).")
+        if rows > self.cap:
+            raise ValueError(f"{rows} rows exceed the engine's capacity {self.cap}; call "
+                             "reserve(rows) first.")
+        self.busy = 1
+        return 0
+
     def reserve(self, Py_ssize_t rows):
         """Size the per-row buffers for batches of up to `rows` rows."""
         if rows <= self.cap:
             return
+        self._enter(0)          # the engine is ours while the old buffers are replaced
+        try:
+            self._grow(rows)
+        finally:
+            self.busy = 0
+
+    cdef _grow(self, Py_ssize_t rows):
         dtype = np.float32 if self.dt == FA_F32 else np.float64
         a_off, z_off, o = [], [], 0
         for l in range(self.L):
@@ -666,6 +686,7 @@ cdef class Engine:
         cdef char *g0 = self.p_g
         cdef double loss
         cdef int flags = K.fp_flags()
+        self._enter(rows)
         with nogil:
             self._forward(xp, rows)
             loss = self._loss(self._A(self.L, xp), rows, lp, tp, g0)
@@ -673,6 +694,7 @@ cdef class Engine:
             if opt != OPT_NONE:
                 self._update(opt, h, s1, s2, t)
             K.fp_restore(flags)
+        self.busy = 0
         if diag:
             self.diag_ok = 1
         return loss
@@ -686,6 +708,7 @@ cdef class Engine:
         cdef char *g0 = self.p_g
         cdef char *g1 = self.p_g + self.cap * self.maxw * self.isz
         cdef char *tmp
+        self._enter(rows)
         with nogil:
             for l in range(self.L):
                 mm_nn(self.dt, self.isz, self._A(l, xp), self.p_theta + self.p_woff[l] * self.isz,
@@ -701,6 +724,7 @@ cdef class Engine:
                     tmp = g0
                     g0 = g1
                     g1 = tmp
+        self.busy = 0
 
     def output(self, Py_ssize_t rows):
         """A view of the last layer's output buffer for the last `rows`-row batch."""
@@ -715,6 +739,7 @@ cdef class Engine:
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef char *op = <char *>cnp.PyArray_DATA(out)
         cdef int flags = K.fp_flags()
+        self._enter(0)
         with nogil:
             r0 = 0
             while r0 < rows:
@@ -724,6 +749,7 @@ cdef class Engine:
                        <size_t>(nr * C * self.isz))
                 r0 += nr
             K.fp_restore(flags)
+        self.busy = 0
 
     def loss_of(self, cnp.ndarray X, object labels, object target):
         """the loss over X (in blocks of `capacity` rows; the gradient buffers are scratch)"""
@@ -735,6 +761,7 @@ cdef class Engine:
         cdef char *g0 = self.p_g
         cdef double total = 0.0
         cdef int flags = K.fp_flags()
+        self._enter(0)
         with nogil:
             r0 = 0
             while r0 < rows:
@@ -745,4 +772,5 @@ cdef class Engine:
                                          tp + r0 * C * self.isz if tp != NULL else NULL, g0)
                 r0 += nr
             K.fp_restore(flags)
+        self.busy = 0
         return total / rows if rows else 0.0

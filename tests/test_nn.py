@@ -453,3 +453,127 @@ def test_readme_use_block_runs(tmp_path, monkeypatch):
     exec(compile(block, "README.md", "exec"), ns)
     assert ns["history"]["loss"][-1] < ns["history"]["loss"][0]
     assert (tmp_path / "net.npz").exists()
+
+
+# ---- sharing, copying, schedules ------------------------------------------------------------
+
+def test_one_network_shared_by_two_threads_is_refused_not_corrupted():
+    """An MLP's buffers belong to one call at a time: a second thread gets a RuntimeError
+    (never a crash or a wrong result)."""
+    sizes = [50, 256, 256, 10]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 50)).astype(np.float32)
+    y = rng.integers(0, 10, 3000)
+    net = fastact.MLP(sizes, "relu", seed=0)
+    expect = net.forward(X[:2000])
+    grads = {}
+    for r in (600, 1500, 2900):
+        net.compute_gradients(X[:r], y[:r])
+        grads[r] = net.grad_flat.copy()
+    fresh = fastact.MLP(sizes, "relu", seed=0)      # small buffers again: the next calls grow them
+    net = fresh
+    errors, wrong, stop = [], [], threading.Event()
+
+    def infer():
+        while not stop.is_set():
+            try:
+                out = net.forward(X[:2000])
+            except RuntimeError as e:
+                errors.append(str(e))
+                continue
+            if not np.array_equal(out, expect):
+                wrong.append("forward")
+
+    t = threading.Thread(target=infer)
+    t.start()
+    try:
+        for _ in range(3):
+            for r in (600, 1500, 2900):
+                try:
+                    net.compute_gradients(X[:r], y[:r])
+                except RuntimeError as e:
+                    errors.append(str(e))
+                    continue
+                if not np.array_equal(net.grad_flat, grads[r]):
+                    wrong.append(r)
+    finally:
+        stop.set()
+        t.join()
+    assert not wrong
+    for msg in errors:
+        assert "an MLP is not shareable between threads" in msg
+
+
+def test_deepcopy_and_pickle_copy_weights_and_shuffling():
+    import copy
+    import pickle
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((100, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+    for cls in (fastact.MLP, ref.MLP):
+        net = cls([6, 8, 3], ("leaky_relu", {"negative_slope": 0.1}), seed=4)
+        net.fit(X, y, epochs=1, batch_size=16, optimizer=optim.SGD(0.1), verbose=0)
+        for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+            assert type(twin) is cls and twin is not net
+            assert np.array_equal(twin.theta, net.theta) and twin.theta is not net.theta
+            assert twin.activations == net.activations
+            h1 = twin.fit(X, y, epochs=2, batch_size=16, optimizer=optim.SGD(0.1), verbose=0)
+            net2 = copy.deepcopy(net)
+            h2 = net2.fit(X, y, epochs=2, batch_size=16, optimizer=optim.SGD(0.1), verbose=0)
+            assert h1["loss"] == h2["loss"]
+            assert np.array_equal(twin.theta, net2.theta)
+
+
+def test_learning_rate_schedule_takes_effect():
+    sizes = [5, 7, 3]
+    X, y = _data(sizes, "softmax_cross_entropy", seed=12)
+    for make in (lambda: optim.SGD(0.1, momentum=0.5), lambda: optim.Adam(0.01)):
+        net = fastact.MLP(sizes, "tanh", dtype=np.float64, seed=0)
+        twin = ref.MLP(sizes, "tanh", dtype=np.float64, seed=0)
+        o, ot = make(), make()
+        for lr in (0.1, 0.0, 0.02):
+            o.lr = lr
+            ot.lr = lr
+            before = net.theta.copy()
+            net.train_step(X, y, o)
+            twin.train_step(X, y, ot)
+            if lr == 0.0:
+                assert np.array_equal(net.theta, before)
+        assert _rel(net.theta, twin.theta) < 1e-12
+
+
+@pytest.mark.skipif(not NATIVE, reason="the NumPy twin sizes nothing by the input width")
+def test_buffers_do_not_scale_with_the_input_width():
+    net = fastact.MLP([20000, 4, 2], "relu", seed=0)
+    X = np.zeros((256, 20000), np.float32)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        net.forward(X)
+        net.compute_gradients(X, np.zeros(256, np.int64))
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak        # an input-wide buffer would be 20 MB
+
+
+@pytest.mark.parametrize("cls", [fastact.MLP, ref.MLP], ids=["native", "reference"])
+def test_overflowing_network_warns_nothing(cls):
+    """Huge weights overflow to inf/NaN quietly in both engines (pytest turns warnings
+    into errors here)."""
+    sizes = [4, 6, 3]
+    X, y = _data(sizes, "softmax_cross_entropy", dtype=np.float32, seed=13)
+    net = cls(sizes, "relu", seed=0)
+    for W, _ in net.params:
+        W *= np.float32(1e30)
+    net.train_step(X, y, optim.Adam())
+    net.evaluate(X, y)
+    net.predict(X)
+    net.predict_proba(X)
+    mse = cls(sizes, "tanh", loss="mse", seed=0)
+    for W, _ in mse.params:
+        W *= np.float32(1e30)
+    # the loss is summed in double: (3e38)^2 is finite there; the float32 update overflows
+    assert mse.train_step(X, np.full((9, 3), 3e38, np.float32), optim.SGD(1.0)) > 1e76
+    assert not np.all(np.isfinite(mse.theta))
