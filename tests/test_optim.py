@@ -462,3 +462,85 @@ def test_max_grad_norm_float32(cls):
     net.train_step(X, y, SGD(0.1, max_grad_norm=m))
     assert float(np.linalg.norm(net.grad_flat.astype(np.float64))) == pytest.approx(
         m * N / (N + 1e-6), rel=1e-5)
+
+
+# -- hyperparameters changed between steps ------------------------------------------
+
+@pytest.mark.parametrize("attr,bad,msg", [
+    ("lr", -1.0, "SGD: lr must be >= 0.0; got -1.0."),
+    ("momentum", float("nan"), "SGD: momentum must be a finite real number; got nan."),
+    ("weight_decay", True, "SGD: weight_decay must be a finite real number; got True."),
+    ("nesterov", 1, "SGD: nesterov must be True or False; got 1."),
+    ("max_grad_norm", 0.0, "SGD: max_grad_norm must be > 0.0; got 0.0."),
+])
+def test_sgd_assignment_is_validated(attr, bad, msg):
+    o = SGD(0.1, momentum=0.5)
+    before = o._hyper.copy()
+    with pytest.raises((ValueError, TypeError), match=esc(msg)):
+        setattr(o, attr, bad)
+    assert np.array_equal(o._hyper, before)
+
+
+@pytest.mark.parametrize("attr,bad,msg", [
+    ("lr", "x", "Adam: lr must be a finite real number; got 'x'."),
+    ("betas", (0.9, 1.0), "Adam: betas[1] must be < 1.0; got 1.0."),
+    ("betas", 0.9, "Adam: betas must be a pair (beta1, beta2); got 0.9."),
+    ("eps", -1e-8, "Adam: eps must be >= 0.0; got -1e-08."),
+])
+def test_adam_assignment_is_validated(attr, bad, msg):
+    o = Adam()
+    with pytest.raises((ValueError, TypeError), match=esc(msg)):
+        setattr(o, attr, bad)
+
+
+def test_assignment_reaches_the_native_update():
+    o = Adam(1e-3)
+    o.lr = 0.5
+    o.betas = (0.8, 0.99)
+    o.weight_decay = 0.25
+    o.max_grad_norm = 2.0
+    assert o._hyper.tolist() == [0.5, 0.8, 0.99, 1e-8, 0.25, 2.0]
+    assert o.hparams() == {"lr": 0.5, "betas": (0.8, 0.99), "eps": 1e-8,
+                           "weight_decay": 0.25, "max_grad_norm": 2.0}
+    o.max_grad_norm = None
+    assert o._hyper[5] == 0.0 and o.max_grad_norm is None
+
+
+def test_nesterov_and_momentum_stay_consistent():
+    o = SGD(0.1, momentum=0.9, nesterov=True)
+    with pytest.raises(ValueError, match=esc("SGD: nesterov=True needs momentum > 0")):
+        o.momentum = 0.0
+    o.nesterov = False
+    o.momentum = 0.0
+    assert o.n_state == 0
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_momentum_cannot_be_switched_once_bound(cls):
+    net = make_net(cls)
+    X, y = data()
+    o = SGD(0.1, momentum=0.9)
+    net.train_step(X, y, o)
+    o.momentum = 0.5                     # on -> on is fine
+    net.train_step(X, y, o)
+    with pytest.raises(ValueError, match=esc("SGD: momentum cannot be switched on or off once "
+                                             "the optimizer holds state; create a new optimizer.")):
+        o.momentum = 0.0
+    plain = SGD(0.1)
+    net.train_step(X, y, plain)
+    with pytest.raises(ValueError, match=esc("SGD: momentum cannot be switched on or off")):
+        plain.momentum = 0.9
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_optimizer_of_a_deleted_network(cls):
+    import gc
+    X, y = data()
+    o = SGD(0.1, momentum=0.9)
+    net = make_net(cls)
+    net.train_step(X, y, o)
+    del net
+    gc.collect()
+    with pytest.raises(ValueError, match=esc("this SGD holds the state of a network that no "
+                                             "longer exists; create a new optimizer")):
+        make_net(cls).train_step(X, y, o)
