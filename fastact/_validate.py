@@ -31,13 +31,15 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_default_threads: int | None = None
-_omp_threads: int | None = None      # omp_get_max_threads() of the native build (OMP_NUM_THREADS)
+_default_threads: int | None = None    # set_num_threads / threads(): pinned by the user
+_omp_query = None     # the native build's omp_get_max_threads (None: pure-NumPy mode)
 
 
-def set_omp_threads(n: int) -> None:
-    global _omp_threads
-    _omp_threads = max(1, int(n))
+def set_omp_query(fn) -> None:
+    """fn() -> the OpenMP runtime's current omp_get_max_threads() (OMP_NUM_THREADS,
+    threadpoolctl's limit); asked on every call that uses the default."""
+    global _omp_query
+    _omp_query = fn
 
 
 def set_default_threads(n: int | None) -> None:
@@ -45,12 +47,18 @@ def set_default_threads(n: int | None) -> None:
     _default_threads = None if n is None else check_threads(n)
 
 
+def pinned_threads() -> int | None:
+    """The count set_num_threads / threads() pinned, or None (follow the OpenMP runtime)."""
+    return _default_threads
+
+
 def get_default_threads() -> int:
-    """set_num_threads's value, else all usable cores (at most OMP_NUM_THREADS when set)."""
+    """set_num_threads's value, else all usable cores, at most the OpenMP runtime's
+    omp_get_max_threads() (OMP_NUM_THREADS, or a threadpoolctl limit in force)."""
     if _default_threads is not None:
         return _default_threads
     cores = usable_cores()
-    return cores if _omp_threads is None else max(1, min(cores, _omp_threads))
+    return cores if _omp_query is None else max(1, min(cores, _omp_query()))
 
 
 def check_threads(n_threads) -> int:

@@ -73,9 +73,23 @@ cdef extern from *:
     static int fa_openmp_enabled(void) { return 0; }
     static int fa_omp_max_threads(void) { return 1; }
     #endif
+    #if defined(_OPENMP) && !defined(_WIN32)
+    #include <dlfcn.h>
+    /* the file of the OpenMP runtime this extension's calls resolve to (what
+       threadpoolctl must find and limit), or NULL */
+    static const char *fa_omp_library(void) {
+        Dl_info info;
+        void *sym = (void *)&omp_get_max_threads;
+        if (dladdr(sym, &info) && info.dli_fname) return info.dli_fname;
+        return NULL;
+    }
+    #else
+    static const char *fa_omp_library(void) { return NULL; }
+    #endif
     """
     int fa_openmp_enabled() nogil
     int fa_omp_max_threads() nogil
+    const char *fa_omp_library() nogil
 
 cdef extern from *:
     """
@@ -122,7 +136,14 @@ def openmp_enabled():
 
 
 def omp_max_threads():
+    """omp_get_max_threads() of the calling thread, now (1 without OpenMP)."""
     return fa_omp_max_threads()
+
+
+def omp_library():
+    """Path of the OpenMP runtime library the kernels use, or None (no OpenMP)."""
+    cdef const char *p = fa_omp_library()
+    return None if p == NULL else p.decode()
 
 
 def cpu_has_avx2_fma():
@@ -237,13 +258,14 @@ def backward(int act, cnp.ndarray g, cnp.ndarray s, cnp.ndarray out, double a, d
 # ---- fast paths: the common call decided in C, else None (the caller then
 # runs the full Python plumbing, which also produces every error message) ----
 
-cdef int _default_threads = 1
+cdef int _default_threads = 0     # > 0: pinned by set_num_threads; 0: follow OpenMP
 cdef int _max_threads = 1
 
 
 def set_default_threads(int n, int cap):
-    """The default n_threads and the largest count the fast path passes through
-    (the usable cores; the Python layer clamps larger ones)."""
+    """The pinned default n_threads (0: none; each call then uses min(cap,
+    omp_get_max_threads())) and the largest count the fast path passes through
+    (cap = the usable cores; the Python layer clamps larger ones)."""
     global _default_threads, _max_threads
     _default_threads = n
     _max_threads = cap
@@ -251,11 +273,24 @@ def set_default_threads(int n, int cap):
 
 cdef inline int _threads(object n_threads):
     """n_threads for the fast path, or 0 when the Python layer must decide."""
+    cdef int m
     if n_threads is None:
-        return _default_threads
+        if _default_threads > 0:
+            return _default_threads
+        # read per call (a thread-local load in libgomp), so OMP_NUM_THREADS and
+        # threadpoolctl.threadpool_limits(user_api="openmp") apply
+        m = fa_omp_max_threads()
+        if m > _max_threads:
+            return _max_threads
+        return m if m > 0 else 1
     if type(n_threads) is int and 0 < n_threads <= _max_threads:   # Python comparisons
         return <int>n_threads
     return 0
+
+
+def default_threads():
+    """What a call with n_threads=None uses on the fast path, now."""
+    return _threads(None)
 
 
 cdef inline bint _simple(object a):
