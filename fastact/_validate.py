@@ -203,11 +203,26 @@ def finite_param(value, name: str, func: str) -> float:
 # Checked once per distinct value: the results are cached by (type, value) of
 # every argument, so a hot loop calling elu(x, alpha=0.5) pays a dict lookup.
 
+_PLAIN = frozenset((float, str))
+
+
 def _memo(f):
     cache = {}
+    floats = {}          # exact-float arguments: keyed by the values alone (cheapest lookup)
 
     def wrapper(*args):
-        key = tuple((type(a), a) for a in args)
+        # plain floats (and strings), the common case: no key to build (1, 1.0 and True
+        # would collide as values, so only exact floats and strings come here)
+        if type(args[0]) in _PLAIN and (len(args) == 1 or type(args[1]) in _PLAIN):
+            r = floats.get(args)
+            if r is not None:
+                return r
+            r = f(*args)
+            if len(floats) < 1024:
+                floats[args] = r
+            return r
+        # anything else: keyed by (type, value) of each argument
+        key = tuple(map(type, args)) + args
         try:
             return cache[key]
         except KeyError:

@@ -32,20 +32,19 @@ _NOP = (0.0, 0.0, 0.0, 0.0)
 class NativeKernels(KernelsBase):
     """Kernel provider for fastact._api.make_api: the compiled loops."""
 
-    def unary(self, x, out, n_threads, kname, p=_NOP):
-        y = _ext.fast_forward(_ID[kname], x, out, n_threads, p[0], p[1], p[2], p[3])
-        if y is None:
-            y = P.unary(x, out, n_threads, self.fwd(kname, p))
-        return y
+    # the whole call in Cython: the fast path, else self._slow_* (set up in __init__)
+    unary = staticmethod(_ext.unary)
+    binary = staticmethod(_ext.binary)
 
-    def binary(self, g, s, out, n_threads, kname, p=_NOP):
-        o = _ext.fast_backward(_ID[kname], g, s, out, n_threads, p[0], p[1], p[2], p[3])
-        if o is None:
-            o = P.binary(g, s, out, n_threads, self.bwd(kname, p))
-        return o
+    def _slow_unary(self, x, out, n_threads, kname, p=_NOP):
+        return P.unary(x, out, n_threads, self.fwd(kname, p))
+
+    def _slow_binary(self, g, s, out, n_threads, kname, p=_NOP):
+        return P.binary(g, s, out, n_threads, self.bwd(kname, p))
 
     def __init__(self):
         self._cache = {}
+        _ext.set_fallbacks(self._slow_unary, self._slow_binary)
 
     def _cached(self, key, make):
         k = self._cache.get(key)

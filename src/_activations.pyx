@@ -376,6 +376,40 @@ def fast_backward(int act, object g, object s, object out, object n_threads, dou
     return o
 
 
+# ---- the whole elementwise call, entered straight from fastact/_api.py ----------
+# (no Python frame between the public function and the kernel: ~0.05 us of a ~0.2 us
+# call on a small array).  The fallbacks run the full Python plumbing (fastact/_plumbing.py),
+# which also produces every error message; fastact/activations.py registers them.
+
+cdef object _slow_unary = None
+cdef object _slow_binary = None
+cdef tuple _NOP = (0.0, 0.0, 0.0, 0.0)
+
+
+def set_fallbacks(unary_, binary_):
+    global _slow_unary, _slow_binary
+    _slow_unary = unary_
+    _slow_binary = binary_
+
+
+def unary(x, out, n_threads, kname, tuple p=_NOP):
+    """fastact's forward call: the fast path, else the Python plumbing."""
+    kid = ACT_IDS[kname]
+    y = fast_forward(kid, x, out, n_threads, p[0], p[1], p[2], p[3])
+    if y is None:
+        return _slow_unary(x, out, n_threads, kname, p)
+    return y
+
+
+def binary(g, s, out, n_threads, kname, tuple p=_NOP):
+    """fastact's backward call: the fast path, else the Python plumbing."""
+    kid = ACT_IDS[kname]
+    o = fast_backward(kid, g, s, out, n_threads, p[0], p[1], p[2], p[3])
+    if o is None:
+        return _slow_binary(g, s, out, n_threads, kname, p)
+    return o
+
+
 cdef inline Py_ssize_t _row_parts(Py_ssize_t rows, Py_ssize_t cols, int n_threads) noexcept nogil:
     if rows <= 1:
         return 1
