@@ -144,8 +144,7 @@ def prelu_forward(x_in, weight, out, n_threads, kernel):
     nt = V.check_threads(n_threads)
     xc = np.ascontiguousarray(x)
     rows, cols = _rows_cols(x.shape)
-    if w.size != cols:
-        w = np.full(cols, w[0], x.dtype)
+    # w: one value per column, or a single value (the kernel broadcasts it)
     if out is not None:
         V.check_out(out, x.shape, x.dtype)
         V.check_overlap(out, x, "out", "x", identical_ok=True)

@@ -241,6 +241,18 @@ def _memo(f):
 @_memo
 def params_leaky_relu(negative_slope) -> tuple:
     s = finite_param(negative_slope, "negative_slope", "leaky_relu")
+    # the float32 FMA path of the kernels: s = hi + lo with hi, lo float32 (src/fa_acts.h)
+    # the float32 paths of the kernels (src/fa_acts.h): s itself when it is a float32
+    # (d = 2), else s = hi + lo, both float32 of s's sign (hi rounded toward zero, so
+    # x * lo never is an inf of the other sign), FMA (d = 1); else double (d = 0)
+    if 2.0 ** -60 < abs(s) < 2.0 ** 60:
+        hi = float(np.float32(s))
+        if abs(hi) > abs(s):
+            hi = float(np.nextafter(np.float32(hi), np.float32(0)))
+        lo = float(np.float32(s - hi))
+        if lo == 0:
+            return (s, hi, 0.0, 2.0)      # s is a float32: x * hi, rounded once, exactly
+        return (s, hi, lo, 1.0)
     return (s, 0.0, 0.0, 0.0)
 
 

@@ -14,6 +14,7 @@ as ``fastact.ACTIVATIONS[name].saves`` says.
 from __future__ import annotations
 
 from . import _plumbing as P
+from . import _validate as V
 from ._api import KernelsBase, make_api
 
 try:
@@ -88,7 +89,13 @@ class NativeKernels(KernelsBase):
 
     @staticmethod
     def prelu_fwd(x, w, y, rows, cols, nt):
-        _ext.prelu_forward(x, w, y, rows, cols, nt)
+        if w.size != cols:
+            # one slope for all: leaky_relu's loop computes the same (x * w rounded once)
+            # without reading a slope per element
+            p = V.params_leaky_relu(float(w[0]))
+            _ext.forward(_ID["leaky_relu"], x, y, p[0], p[1], p[2], p[3], nt)
+        else:
+            _ext.prelu_forward(x, w, y, rows, cols, nt)
 
     @staticmethod
     def prelu_bwd(g, x, w, gx, gw, rows, cols, nt):
