@@ -1350,3 +1350,26 @@ def test_concurrent_python_threads_get_their_own_results():
     for (wf, wb), (gf, gb) in zip(want, got):
         np.testing.assert_array_equal(gf, wf)
         np.testing.assert_array_equal(gb, wb)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.25, 1 / 3, 5.0, 0.0, 1e-30, 3e20, -0.5])
+def test_leaky_relu_float32_is_the_product_rounded_once(slope):
+    """float32 leaky_relu runs in float (slope a float32: x * slope; else fma of a
+    two-float slope); it must give the float64 product rounded once, as the double path did
+    (near-ties aside, which random inputs do not hit), and the right infinities."""
+    r = rng(91)
+    x = np.concatenate([(r.standard_normal(20_000) * 3), [-np.inf, np.inf, -0.0, 0.0, -1e-45,
+                                                          -3e38]]).astype(np.float32)
+    g = np.concatenate([r.standard_normal(20_000), [-np.inf, np.inf, 1, -1, 1, 1]]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        want = np.where(x > 0, x, np.where((slope == 0) & ~np.isnan(x), 0.0,
+                                           f64(x) * slope)).astype(np.float32)
+    y = fastact.leaky_relu(x, slope)
+    np.testing.assert_array_equal(y, want)
+    assert np.array_equal(np.signbit(y), np.signbit(want))
+    if slope >= 0:
+        with np.errstate(all="ignore"):
+            wb = (f64(g) * np.where(want > 0, 1.0, slope)).astype(np.float32)
+        np.testing.assert_array_equal(fastact.leaky_relu_backward(g, want, slope), wb)
+    np.testing.assert_array_equal(fastact.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5),
+                                  fastact.reference.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5))
