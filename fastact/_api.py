@@ -15,6 +15,8 @@ provider overrides them with a fast path decided in Cython.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import _plumbing as P
 from . import _registry as R
 from . import _validate as V
@@ -110,8 +112,24 @@ def make_api(K, module: str) -> dict:
         return K.binary(grad_out, saved, out, n_threads, "leaky_relu", p)
 
 
+    last_prelu = [(_NONE, None, None)]
+
     def prelu(x, weight, *, out=None, n_threads=None):
         """x if x > 0 else weight * x; weight: one slope, or one per feature (last axis)."""
+        # one plain-float slope on a C-ordered float array: leaky_relu with that slope
+        # rounded to x's dtype computes the same, without the per-call weight plumbing
+        if (type(weight) is float and type(x) is np.ndarray and x.ndim
+                and x.flags.c_contiguous and out is None):
+            dt = x.dtype
+            w, d, p = last_prelu[0]
+            if w is not weight or d is not dt:
+                p = None
+                if dt == V.F64 or dt == V.F32:
+                    wx = V.prelu_weight(weight, x)          # the checks and the rounding
+                    p = V.params_leaky_relu(float(wx[0]))
+                last_prelu[0] = (weight, dt, p)
+            if p is not None:
+                return K.unary(x, None, n_threads, "leaky_relu", p)
         return P.prelu_forward(x, weight, out, n_threads, K.prelu_fwd)
 
 

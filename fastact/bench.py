@@ -93,20 +93,23 @@ PIECEWISE_LINEAR = ("identity", "relu", "relu6", "leaky_relu", "hardtanh")
 _PRELU_W = 0.25
 
 
-def fastact_calls(nt: int = 1):
+def fastact_calls(nt: int = 1, out=None):
+    """name -> (forward(x), backward(g, saved)) of fastact on nt threads; out: a
+    preallocated result array passed as out= (None: a new array per call)."""
     calls = {}
     for name in NUMPY_EXPRESSIONS:
         if name == "gelu_tanh":
-            calls[name] = (lambda x: fastact.gelu(x, "tanh", n_threads=nt),
-                           lambda g, s: fastact.gelu_backward(g, s, "tanh", n_threads=nt))
+            calls[name] = (lambda x: fastact.gelu(x, "tanh", out=out, n_threads=nt),
+                           lambda g, s: fastact.gelu_backward(g, s, "tanh", out=out, n_threads=nt))
         elif name == "prelu":
-            calls[name] = (lambda x: fastact.prelu(x, _PRELU_W, n_threads=nt),
-                           lambda g, s: fastact.prelu_backward(g, s, _PRELU_W, n_threads=nt)[0])
+            calls[name] = (lambda x: fastact.prelu(x, _PRELU_W, out=out, n_threads=nt),
+                           lambda g, s: fastact.prelu_backward(g, s, _PRELU_W, out=out,
+                                                               n_threads=nt)[0])
         else:
             f = getattr(fastact, name)
             b = getattr(fastact, name + "_backward")
-            calls[name] = ((lambda f: lambda x: f(x, n_threads=nt))(f),
-                           (lambda b: lambda g, s: b(g, s, n_threads=nt))(b))
+            calls[name] = ((lambda f: lambda x: f(x, out=out, n_threads=nt))(f),
+                           (lambda b: lambda g, s: b(g, s, out=out, n_threads=nt))(b))
     return calls
 
 
@@ -155,10 +158,13 @@ def compare(f_a, f_b, args, rounds=15, target=0.01):
 
 
 def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out=sys.stdout,
-        torch=None):
+        torch=None, prealloc=False):
     """One row per (activation, size, direction): fastact, the NumPy expression, the
     roofline (np.copyto of the same bytes forward, np.add backward) and PyTorch CPU (when
-    installed and torch is not False), all interleaved; fastact and PyTorch on nt threads."""
+    installed and torch is not False), all interleaved; fastact and PyTorch on nt threads.
+    prealloc: fastact and the roofline write into a preallocated array (out=), so the
+    kernel is timed without the allocation and first-touch page faults of a new result
+    (NumPy and PyTorch still allocate, as users' code does)."""
     from . import _peers as peers
     from ._validate import check_threads
     nt = check_threads(nt)
@@ -183,6 +189,11 @@ def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out
             t_f, t_b = tcalls[name] if tcalls else (None, None)
             for n in sizes:
                 x, g, s = make_inputs(name, n, dtype)
+                if prealloc:
+                    buf = np.empty_like(x)
+                    fa_f, fa_b = fastact_calls(nt, out=buf)[name]
+                    roof_f = (lambda b: lambda x: np.copyto(b, x))(buf)
+                    roof_b = (lambda b: lambda g, s: np.add(g, s, out=b))(buf)
                 for d, fa, nf, rf, tf, args in (("fwd", fa_f, np_f, roof_f, t_f, (x,)),
                                                ("bwd", fa_b, np_b, roof_b, t_b, (g, s))):
                     funcs = {"fastact": fa, "numpy": nf, "copy": rf}
@@ -192,7 +203,7 @@ def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out
                         t = compare_many(funcs, args, rounds)
                     nbytes = (2 if d == "fwd" else 3) * n * itemsize
                     r = {"activation": name, "n": n, "dtype": np.dtype(dtype).name,
-                         "direction": d, "n_threads": nt, "bytes": nbytes,
+                         "direction": d, "n_threads": nt, "bytes": nbytes, "out": prealloc,
                          "fastact_us": t["fastact"] * 1e6, "numpy_us": t["numpy"] * 1e6,
                          "copy_us": t["copy"] * 1e6,
                          "vs_numpy": t["numpy"] / t["fastact"],
@@ -263,6 +274,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="n_threads of fastact and torch.set_num_threads (default 1; -1: all cores)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    ap.add_argument("--out", action="store_true",
+                    help="fastact and the np.copyto roofline write into a preallocated array "
+                         "(out=): the kernel without allocation and page faults")
     ap.add_argument("--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)")
     ap.add_argument("--json", metavar="PATH", help="also save the rows as JSON")
     ap.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
@@ -279,11 +293,13 @@ def main(argv=None) -> int:
     m = machine()
     print(f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
           + (f", PyTorch {m['torch']}" if m.get("torch") and not a.no_torch else "")
-          + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds.\n"
+          + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds"
+          + (", fastact and copy into a preallocated out=" if a.out else "") + ".\n"
           "x = the peer's time / fastact's (above 1: fastact is faster); GB/s = bytes read and "
           "written / fastact's time;\ncopy = np.copyto time of the same bytes (backward: "
           "np.add(g, s, out=o)) / fastact's (1.0: at copy speed).")
-    rows = run(sizes, np.dtype(a.dtype), rounds, names, nt, torch=False if a.no_torch else None)
+    rows = run(sizes, np.dtype(a.dtype), rounds, names, nt, torch=False if a.no_torch else None,
+               prealloc=a.out)
     over = call_overhead(np.dtype(a.dtype), rounds)
     print("call overhead, 16 elements: " + ", ".join(f"{k} {v:.0f} ns" for k, v in over.items()))
     worst = min(rows, key=lambda r: r["vs_numpy"])

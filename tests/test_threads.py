@@ -288,6 +288,8 @@ def test_every_thread_count_gives_the_same_bits(dtype, shape):
                *fastact.bias_act_backward(g, z, "silu", bias=b, n_threads=nt),
                *fastact.bias_act_backward(g, z, "relu", n_threads=nt),
                *fastact.prelu_backward(g, z, b, n_threads=nt),
+               *fastact.prelu_backward(g, z, 0.3, n_threads=nt),       # one slope: rows of 1024
+               fastact.prelu(z, 0.3, n_threads=nt),
                fastact.softmax(z, n_threads=nt),
                fastact.softmax_backward(g, fastact.softmax(z, n_threads=1), n_threads=nt),
                fastact.log_softmax(z, n_threads=nt),
@@ -299,6 +301,10 @@ def test_every_thread_count_gives_the_same_bits(dtype, shape):
         return out
 
     want = results(1)
+    gx, gw = fastact.reference.prelu_backward(g, z, 0.3)
+    np.testing.assert_array_equal(want[7], gx)
+    np.testing.assert_allclose(want[8], gw, rtol=1e-5)
+    np.testing.assert_array_equal(want[9], fastact.reference.prelu(z, 0.3))
     for nt in THREAD_COUNTS[1:]:
         for a, c in zip(want, results(nt)):
             np.testing.assert_array_equal(c, a)
