@@ -33,6 +33,8 @@ _NOP = (0.0, 0.0, 0.0, 0.0)
 class NativeKernels(KernelsBase):
     """Kernel provider for fastact._api.make_api: the compiled loops."""
 
+    FAST_PRELU = True
+
     # the whole call in Cython: the fast path, else self._slow_* (set up in __init__)
     unary = staticmethod(_ext.unary)
     binary = staticmethod(_ext.binary)
