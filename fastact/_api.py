@@ -15,6 +15,8 @@ provider overrides them with a fast path decided in Cython.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _plumbing as P
@@ -29,6 +31,7 @@ class KernelsBase:
     """What make_api needs from a backend; unary/binary go through the plumbing."""
 
     FAST_PRELU = False       # prelu_backward's small-array shortcut (native backend only)
+    prelu1_bwd = None
 
     def unary(self, x, out, n_threads, kname, p=_NOP):
         return P.unary(x, out, n_threads, self.fwd(kname, p))
@@ -38,7 +41,8 @@ class KernelsBase:
 
 
 _NONE = object()     # matches no argument
-_PRELU_FAST_MAX = 65536      # prelu_backward's NumPy-summed small-array path, up to here
+_PRELU_FAST_MAX = 65536      # prelu_backward's small-array path (serial), up to here
+_F32_MAX = 3.4028234663852886e38
 
 
 def make_api(K, module: str) -> dict:
@@ -140,30 +144,43 @@ def make_api(K, module: str) -> dict:
 
     def prelu_backward(grad_out, saved, weight, *, out=None, n_threads=None):
         """(grad_in, grad_weight), saved = x (the input); grad_weight has weight's shape."""
-        # one plain-float slope, small C-ordered arrays (native only): grad_in is
-        # leaky_relu's backward loop fed x (g * (x > 0 ? 1 : w), the same arithmetic),
-        # grad_weight one float64 NumPy sum; skips ~20 us of weight plumbing
+        # one plain-float slope, small C-ordered arrays (native only): one C call on the
+        # calling thread (small arrays run serially anyway), no weight plumbing
         x, g = saved, grad_out
-        if (K.FAST_PRELU and type(weight) is float and out is None and type(x) is np.ndarray
+        if (K.FAST_PRELU and type(weight) is float and type(x) is np.ndarray
                 and type(g) is np.ndarray and 0 < x.size <= _PRELU_FAST_MAX
                 and x.shape == g.shape and x.dtype == g.dtype
-                and x.flags.c_contiguous and g.flags.c_contiguous):
+                and x.flags.c_contiguous and g.flags.c_contiguous
+                and x.flags.aligned and g.flags.aligned
+                and x.dtype.isnative and (n_threads is None or type(n_threads) is int)
+                and (out is None or out is g or out is x
+                     or (type(out) is np.ndarray and out.shape == x.shape
+                         and out.dtype == x.dtype and out.flags.c_contiguous
+                         and out.flags.aligned and out.flags.writeable
+                         and not np.may_share_memory(out, x)
+                         and not np.may_share_memory(out, g)))):
             dt = x.dtype
-            w, d, p = last_prelu_b[0]
+            w, d, wv = last_prelu_b[0]
             if w is not weight or d is not dt:
-                p = None
+                wv = None
                 if dt == V.F64 or dt == V.F32:
-                    wx = V.prelu_weight(weight, x)
-                    p = V.params_leaky_relu(float(wx[0]))
-                last_prelu_b[0] = (weight, dt, p)
-            if p is not None:
-                gx = K.binary(g, x, None, n_threads, "leaky_relu", p)
-                x64 = x.astype(np.float64)
-                np.minimum(x64, 0.0, out=x64)          # x <= 0 ? x : 0, NaN stays
-                with np.errstate(invalid="ignore", over="ignore"):
-                    x64 *= g
-                    gw = np.asarray(np.add.reduce(x64.reshape(-1)), dtype=dt)
-                return gx, gw
+                    wx = V.prelu_weight(weight, x)           # the checks and the rounding
+                    wv = np.full(64, wx[0], dt)
+                last_prelu_b[0] = (weight, dt, wv)
+            if wv is not None:
+                if n_threads is not None and not n_threads > 0:
+                    V.check_threads(n_threads)               # its errors; the count is moot
+                if out is None:
+                    gx = np.empty_like(x)
+                elif out.flags.writeable:
+                    gx = out                                 # in place: element by element
+                else:
+                    return P.prelu_backward(grad_out, saved, weight, out, n_threads,
+                                            K.prelu_bwd)     # its error message
+                total = K.prelu1_bwd(g, x, gx, wv)
+                if dt == V.F32 and not abs(total) <= _F32_MAX and total == total:
+                    total = math.copysign(math.inf, total)   # beyond float32: inf, quietly
+                return gx, np.asarray(total, dtype=dt)
         return P.prelu_backward(grad_out, saved, weight, out, n_threads, K.prelu_bwd)
 
 

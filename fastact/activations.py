@@ -34,6 +34,7 @@ class NativeKernels(KernelsBase):
     """Kernel provider for fastact._api.make_api: the compiled loops."""
 
     FAST_PRELU = True
+    prelu1_bwd = staticmethod(_ext.prelu1_backward)
 
     # the whole call in Cython: the fast path, else self._slow_* (set up in __init__)
     unary = staticmethod(_ext.unary)

@@ -569,6 +569,42 @@ def prelu_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray w, cnp.ndarray gx, 
     free(partial)
 
 
+DEF _P1_COLS = 64
+
+
+def prelu1_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray gx, cnp.ndarray w):
+    """prelu_backward with one slope on contiguous arrays, on the calling thread (the
+    caller keeps it to small arrays): gx = g * (x > 0 ? 1 : w[0]); returns the float64
+    sum of (x > 0 ? 0 : x g).  w: the slope repeated _P1_COLS times, x's dtype.  The
+    data is laid out as rows of _P1_COLS (+ one short row), summed per column in
+    double, then the columns in order: a function of the size only."""
+    cdef int dt = _dtype(g)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(g), isz = cnp.PyArray_ITEMSIZE(g)
+    cdef Py_ssize_t rows = n // _P1_COLS, m = rows * _P1_COLS, j
+    cdef char *gp = _ptr(g)
+    cdef char *xp = _ptr(x)
+    cdef char *wp = _ptr(w)
+    cdef char *gxp = _ptr(gx)
+    cdef double acc[_P1_COLS]
+    cdef double tail[_P1_COLS]
+    cdef double total = 0.0
+    cdef int flags = fa_fp_flags()
+    with nogil:
+        for j in range(_P1_COLS):
+            acc[j] = 0.0
+            tail[j] = 0.0
+        if rows > 0:
+            fa_prelu_bwd(dt, gp, xp, wp, gxp, acc, rows, _P1_COLS)
+        if n > m:
+            fa_prelu_bwd(dt, gp + m * isz, xp + m * isz, wp, gxp + m * isz, tail, 1, n - m)
+        for j in range(_P1_COLS):
+            total += acc[j]
+        for j in range(_P1_COLS):
+            total += tail[j]
+        fa_fp_restore(flags)
+    return total
+
+
 def softmax_forward(cnp.ndarray x, cnp.ndarray y, Py_ssize_t rows, Py_ssize_t cols, bint log_,
                     int n_threads):
     """Row-wise softmax or log_softmax."""
