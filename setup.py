@@ -48,6 +48,8 @@ ext = Extension(
         "src/fa_kernels_avx512.c",
     ],
     include_dirs=["src", np.get_include()],
+    # dladdr() (fastact._activations.omp_library): in libc from glibc 2.34, libdl before
+    libraries=["dl"] if sys.platform.startswith("linux") else [],
     define_macros=macros,
     depends=[
         "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",

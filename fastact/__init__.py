@@ -35,20 +35,11 @@ from . import reference
 from ._config import config, show_config
 from ._registry import Activation, build as _build
 from . import _validate as _V
-from ._validate import get_default_threads as get_num_threads
-
-
-def set_num_threads(n_threads) -> None:
-    """Default n_threads of every call (None: all usable cores, at most OMP_NUM_THREADS;
-    -1: all, -2: all but one)."""
-    _V.set_default_threads(n_threads)
-    if not PUREPYTHON:
-        _ext.set_default_threads(_V.get_default_threads(), _V.usable_cores())
-
+from ._threads import get_num_threads, set_num_threads, threads
 
 if not PUREPYTHON:
-    _V.set_omp_threads(_ext.omp_max_threads())
-    _ext.set_default_threads(_V.get_default_threads(), _V.usable_cores())
+    _V.set_omp_query(_ext.omp_max_threads)
+    _ext.set_default_threads(0, _V.usable_cores())
 
 ACTIVATIONS = _build(_backend)
 
@@ -80,6 +71,6 @@ else:
 __all__ = (_PUBLIC + [n + "_backward" for n in _PUBLIC]
            + ["softmax_cross_entropy", "bias_act", "bias_act_backward", "ACTIVATIONS",
               "Activation", "reference", "show_config", "config", "set_num_threads",
-              "get_num_threads", "PUREPYTHON", "__version__", "MLP", "dense_forward",
+              "get_num_threads", "threads", "PUREPYTHON", "__version__", "MLP", "dense_forward",
               "dense_backward", "DenseCache", "optim"])
 del _n

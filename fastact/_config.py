@@ -32,6 +32,7 @@ def config() -> dict:
         "backend": "pure NumPy (FASTACT_PUREPYTHON)" if fastact.PUREPYTHON else "native",
         "usable cores": V.usable_cores(),
         "default n_threads": V.get_default_threads(),
+        "threads pinned": V.pinned_threads() or "no (set_num_threads / threads() not in force)",
         "BLAS (numpy)": _blas_of(np),
     }
     try:
@@ -48,6 +49,7 @@ def config() -> dict:
             "build flags": b["flags"],
             "OpenMP": "on" if b["openmp"] else "off (built with FASTACT_OPENMP=0)",
             "OpenMP max threads": ext.omp_max_threads(),
+            "OpenMP runtime": ext.omp_library() or "none",
             "serial below (elements)": ext.SERIAL_BELOW,
             "AVX2+FMA / AVX-512 variants built": "yes" if b["avx2_variant"] else "no",
             "CPU has AVX2+FMA": "yes" if ext.cpu_has_avx2_fma() else "no",

@@ -144,8 +144,7 @@ def prelu_forward(x_in, weight, out, n_threads, kernel):
     nt = V.check_threads(n_threads)
     xc = np.ascontiguousarray(x)
     rows, cols = _rows_cols(x.shape)
-    if w.size != cols:
-        w = np.full(cols, w[0], x.dtype)
+    # w: one value per column, or a single value (the kernel broadcasts it)
     if out is not None:
         V.check_out(out, x.shape, x.dtype)
         V.check_overlap(out, x, "out", "x", identical_ok=True)
@@ -153,6 +152,9 @@ def prelu_forward(x_in, weight, out, n_threads, kernel):
     if x.size:
         kernel(xc, w, t.buf, rows, cols, nt)
     return _maybe_scalar(t.result(), x_in, out)
+
+
+_SCALAR_W_COLS = 1024
 
 
 def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
@@ -175,9 +177,24 @@ def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
         V.check_overlap(out, g, "out", "grad_out", identical_ok=True)
         V.check_overlap(out, x, "out", "saved", identical_ok=True)
     t = V.Target(out, x.shape, x.dtype, "C")
-    gw = np.zeros(cols, np.float64)
-    if x.size:
-        kernel(gc, xc, w, t.buf, gw, rows, cols, nt)
+    if scalar_w and x.size > _SCALAR_W_COLS:
+        # one slope: the sum runs over every element, so lay the data out as rows of
+        # _SCALAR_W_COLS (+ a tail row) rather than one row of x.shape[-1] columns (a
+        # float64 partial sum per element of a 1-D input, read back and summed)
+        n = x.size
+        c = _SCALAR_W_COLS
+        m = n // c * c
+        gf, xf, of = gc.reshape(-1), xc.reshape(-1), t.buf.reshape(-1)
+        gw = np.zeros(c, np.float64)
+        kernel(gf[:m], xf[:m], np.full(c, w[0], x.dtype), of[:m], gw, m // c, c, nt)
+        if m < n:
+            gt = np.zeros(n - m, np.float64)
+            kernel(gf[m:], xf[m:], np.full(n - m, w[0], x.dtype), of[m:], gt, 1, n - m, nt)
+            gw = np.concatenate([gw, gt])
+    else:
+        gw = np.zeros(cols, np.float64)
+        if x.size:
+            kernel(gc, xc, w, t.buf, gw, rows, cols, nt)
     with np.errstate(over="ignore"):        # sums beyond the dtype's range are inf, quietly
         if scalar_w:
             gw = np.array(gw.sum())

@@ -31,13 +31,15 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_default_threads: int | None = None
-_omp_threads: int | None = None      # omp_get_max_threads() of the native build (OMP_NUM_THREADS)
+_default_threads: int | None = None    # set_num_threads / threads(): pinned by the user
+_omp_query = None     # the native build's omp_get_max_threads (None: pure-NumPy mode)
 
 
-def set_omp_threads(n: int) -> None:
-    global _omp_threads
-    _omp_threads = max(1, int(n))
+def set_omp_query(fn) -> None:
+    """fn() -> the OpenMP runtime's current omp_get_max_threads() (OMP_NUM_THREADS,
+    threadpoolctl's limit); asked on every call that uses the default."""
+    global _omp_query
+    _omp_query = fn
 
 
 def set_default_threads(n: int | None) -> None:
@@ -45,12 +47,18 @@ def set_default_threads(n: int | None) -> None:
     _default_threads = None if n is None else check_threads(n)
 
 
+def pinned_threads() -> int | None:
+    """The count set_num_threads / threads() pinned, or None (follow the OpenMP runtime)."""
+    return _default_threads
+
+
 def get_default_threads() -> int:
-    """set_num_threads's value, else all usable cores (at most OMP_NUM_THREADS when set)."""
+    """set_num_threads's value, else all usable cores, at most the OpenMP runtime's
+    omp_get_max_threads() (OMP_NUM_THREADS, or a threadpoolctl limit in force)."""
     if _default_threads is not None:
         return _default_threads
     cores = usable_cores()
-    return cores if _omp_threads is None else max(1, min(cores, _omp_threads))
+    return cores if _omp_query is None else max(1, min(cores, _omp_query()))
 
 
 def check_threads(n_threads) -> int:
@@ -195,11 +203,26 @@ def finite_param(value, name: str, func: str) -> float:
 # Checked once per distinct value: the results are cached by (type, value) of
 # every argument, so a hot loop calling elu(x, alpha=0.5) pays a dict lookup.
 
+_PLAIN = frozenset((float, str))
+
+
 def _memo(f):
     cache = {}
+    floats = {}          # exact-float arguments: keyed by the values alone (cheapest lookup)
 
     def wrapper(*args):
-        key = tuple((type(a), a) for a in args)
+        # plain floats (and strings), the common case: no key to build (1, 1.0 and True
+        # would collide as values, so only exact floats and strings come here)
+        if type(args[0]) in _PLAIN and (len(args) == 1 or type(args[1]) in _PLAIN):
+            r = floats.get(args)
+            if r is not None:
+                return r
+            r = f(*args)
+            if len(floats) < 1024:
+                floats[args] = r
+            return r
+        # anything else: keyed by (type, value) of each argument
+        key = tuple(map(type, args)) + args
         try:
             return cache[key]
         except KeyError:
@@ -218,6 +241,18 @@ def _memo(f):
 @_memo
 def params_leaky_relu(negative_slope) -> tuple:
     s = finite_param(negative_slope, "negative_slope", "leaky_relu")
+    # the float32 FMA path of the kernels: s = hi + lo with hi, lo float32 (src/fa_acts.h)
+    # the float32 paths of the kernels (src/fa_acts.h): s itself when it is a float32
+    # (d = 2), else s = hi + lo, both float32 of s's sign (hi rounded toward zero, so
+    # x * lo never is an inf of the other sign), FMA (d = 1); else double (d = 0)
+    if 2.0 ** -60 < abs(s) < 2.0 ** 60:
+        hi = float(np.float32(s))
+        if abs(hi) > abs(s):
+            hi = float(np.nextafter(np.float32(hi), np.float32(0)))
+        lo = float(np.float32(s - hi))
+        if lo == 0:
+            return (s, hi, 0.0, 2.0)      # s is a float32: x * hi, rounded once, exactly
+        return (s, hi, lo, 1.0)
     return (s, 0.0, 0.0, 0.0)
 
 

@@ -14,6 +14,7 @@ as ``fastact.ACTIVATIONS[name].saves`` says.
 from __future__ import annotations
 
 from . import _plumbing as P
+from . import _validate as V
 from ._api import KernelsBase, make_api
 
 try:
@@ -32,20 +33,22 @@ _NOP = (0.0, 0.0, 0.0, 0.0)
 class NativeKernels(KernelsBase):
     """Kernel provider for fastact._api.make_api: the compiled loops."""
 
-    def unary(self, x, out, n_threads, kname, p=_NOP):
-        y = _ext.fast_forward(_ID[kname], x, out, n_threads, p[0], p[1], p[2], p[3])
-        if y is None:
-            y = P.unary(x, out, n_threads, self.fwd(kname, p))
-        return y
+    FAST_PRELU = True
+    prelu1_bwd = staticmethod(_ext.prelu1_backward)
 
-    def binary(self, g, s, out, n_threads, kname, p=_NOP):
-        o = _ext.fast_backward(_ID[kname], g, s, out, n_threads, p[0], p[1], p[2], p[3])
-        if o is None:
-            o = P.binary(g, s, out, n_threads, self.bwd(kname, p))
-        return o
+    # the whole call in Cython: the fast path, else self._slow_* (set up in __init__)
+    unary = staticmethod(_ext.unary)
+    binary = staticmethod(_ext.binary)
+
+    def _slow_unary(self, x, out, n_threads, kname, p=_NOP):
+        return P.unary(x, out, n_threads, self.fwd(kname, p))
+
+    def _slow_binary(self, g, s, out, n_threads, kname, p=_NOP):
+        return P.binary(g, s, out, n_threads, self.bwd(kname, p))
 
     def __init__(self):
         self._cache = {}
+        _ext.set_fallbacks(self._slow_unary, self._slow_binary)
 
     def _cached(self, key, make):
         k = self._cache.get(key)
@@ -89,7 +92,13 @@ class NativeKernels(KernelsBase):
 
     @staticmethod
     def prelu_fwd(x, w, y, rows, cols, nt):
-        _ext.prelu_forward(x, w, y, rows, cols, nt)
+        if w.size != cols:
+            # one slope for all: leaky_relu's loop computes the same (x * w rounded once)
+            # without reading a slope per element
+            p = V.params_leaky_relu(float(w[0]))
+            _ext.forward(_ID["leaky_relu"], x, y, p[0], p[1], p[2], p[3], nt)
+        else:
+            _ext.prelu_forward(x, w, y, rows, cols, nt)
 
     @staticmethod
     def prelu_bwd(g, x, w, gx, gw, rows, cols, nt):

@@ -5,12 +5,14 @@ floor ("the NumPy expression a user would write"): one line each, the way
 tutorials write them, in the array's own dtype.  They are also used by
 benches/bench_activations.py (pytest-benchmark).
 
-Timing: each case runs fastact and NumPy interleaved, `rounds` times each,
-and reports medians; one thread for fastact (n_threads=1); NumPy is
-single-threaded for elementwise work anyway.
+Timing: each case runs fastact, NumPy, the roofline (np.copyto of the same
+bytes) and PyTorch CPU (when installed) interleaved, `rounds` times each, and
+reports medians; fastact and PyTorch on --threads threads (default 1); NumPy
+is single-threaded for elementwise work anyway.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import statistics
@@ -91,20 +93,23 @@ PIECEWISE_LINEAR = ("identity", "relu", "relu6", "leaky_relu", "hardtanh")
 _PRELU_W = 0.25
 
 
-def fastact_calls(nt: int = 1):
+def fastact_calls(nt: int = 1, out=None):
+    """name -> (forward(x), backward(g, saved)) of fastact on nt threads; out: a
+    preallocated result array passed as out= (None: a new array per call)."""
     calls = {}
     for name in NUMPY_EXPRESSIONS:
         if name == "gelu_tanh":
-            calls[name] = (lambda x: fastact.gelu(x, "tanh", n_threads=nt),
-                           lambda g, s: fastact.gelu_backward(g, s, "tanh", n_threads=nt))
+            calls[name] = (lambda x: fastact.gelu(x, "tanh", out=out, n_threads=nt),
+                           lambda g, s: fastact.gelu_backward(g, s, "tanh", out=out, n_threads=nt))
         elif name == "prelu":
-            calls[name] = (lambda x: fastact.prelu(x, _PRELU_W, n_threads=nt),
-                           lambda g, s: fastact.prelu_backward(g, s, _PRELU_W, n_threads=nt)[0])
+            calls[name] = (lambda x: fastact.prelu(x, _PRELU_W, out=out, n_threads=nt),
+                           lambda g, s: fastact.prelu_backward(g, s, _PRELU_W, out=out,
+                                                               n_threads=nt)[0])
         else:
             f = getattr(fastact, name)
             b = getattr(fastact, name + "_backward")
-            calls[name] = ((lambda f: lambda x: f(x, n_threads=nt))(f),
-                           (lambda b: lambda g, s: b(g, s, n_threads=nt))(b))
+            calls[name] = ((lambda f: lambda x: f(x, out=out, n_threads=nt))(f),
+                           (lambda b: lambda g, s: b(g, s, out=out, n_threads=nt))(b))
     return calls
 
 
@@ -132,39 +137,102 @@ def _time_once(f, args, inner):
     return (time.perf_counter() - t) / inner
 
 
+def compare_many(funcs: dict, args, rounds=15, target=0.01) -> dict:
+    """Median seconds per call of each function, interleaved round by round (each round
+    runs every function `inner` times, inner sized so the slowest takes ~target s)."""
+    for f in funcs.values():
+        f(*args)
+    inner = {k: max(1, int(target / max(_time_once(f, args, 1), 1e-7)))
+             for k, f in funcs.items()}
+    times = {k: [] for k in funcs}
+    for _ in range(rounds):
+        for k, f in funcs.items():
+            times[k].append(_time_once(f, args, inner[k]))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def compare(f_a, f_b, args, rounds=15, target=0.01):
     """Median seconds per call of f_a and f_b, interleaved round by round."""
-    f_a(*args), f_b(*args)
-    one = max(_time_once(f_a, args, 1), _time_once(f_b, args, 1), 1e-7)
-    inner = max(1, int(target / one))
-    ta, tb = [], []
-    for _ in range(rounds):
-        ta.append(_time_once(f_a, args, inner))
-        tb.append(_time_once(f_b, args, inner))
-    return statistics.median(ta), statistics.median(tb)
+    t = compare_many({"a": f_a, "b": f_b}, args, rounds, target)
+    return t["a"], t["b"]
 
 
-def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out=sys.stdout):
+def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out=sys.stdout,
+        torch=None, prealloc=False):
+    """One row per (activation, size, direction): fastact, the NumPy expression, the
+    roofline (np.copyto of the same bytes forward, np.add backward) and PyTorch CPU (when
+    installed and torch is not False), all interleaved; fastact and PyTorch on nt threads.
+    prealloc: fastact and the roofline write into a preallocated array (out=), so the
+    kernel is timed without the allocation and first-touch page faults of a new result
+    (NumPy and PyTorch still allocate, as users' code does)."""
+    from . import _peers as peers
+    from ._validate import check_threads
+    nt = check_threads(nt)
     calls = fastact_calls(nt)
+    roof_f, roof_b = peers.roofline()
+    tcalls = None
+    if torch is not False and peers.available("torch"):
+        tcalls = peers.torch_calls()
+    elif torch:
+        raise ImportError("PyTorch is not installed: pip install torch==2.13.0")
+    ctx = peers.torch_threads(nt) if tcalls else contextlib.nullcontext()
     rows = []
-    for name in names or NUMPY_EXPRESSIONS:
-        np_f, np_b = NUMPY_EXPRESSIONS[name]
-        fa_f, fa_b = calls[name]
-        for n in sizes:
-            x, g, s = make_inputs(name, n, dtype)
-            with np.errstate(all="ignore"):
-                tf, tnf = compare(fa_f, np_f, (x,), rounds)
-                tb, tnb = compare(fa_b, np_b, (g, s), rounds)
-            rows.append({"activation": name, "n": n, "dtype": np.dtype(dtype).name,
-                         "fwd_fastact_us": tf * 1e6, "fwd_numpy_us": tnf * 1e6,
-                         "fwd_speedup": tnf / tf, "bwd_fastact_us": tb * 1e6,
-                         "bwd_numpy_us": tnb * 1e6, "bwd_speedup": tnb / tb})
-            if out is not None:
-                r = rows[-1]
-                print(f"{name:12s} {n:>9d}  fwd {r['fwd_fastact_us']:9.1f} us vs {r['fwd_numpy_us']:9.1f} us "
-                      f"x{r['fwd_speedup']:5.2f}   bwd {r['bwd_fastact_us']:9.1f} us vs "
-                      f"{r['bwd_numpy_us']:9.1f} us x{r['bwd_speedup']:5.2f}", file=out, flush=True)
+    itemsize = np.dtype(dtype).itemsize
+    if out is not None:
+        print(f"{'activation':12s} {'n':>9s} dir  {'fastact':>9s} {'GB/s':>6s} {'copy':>5s}  "
+              f"{'numpy':>9s} {'x':>6s}" + (f"  {'torch':>9s} {'x':>6s}" if tcalls else ""),
+              file=out, flush=True)
+    with ctx:
+        for name in names or NUMPY_EXPRESSIONS:
+            np_f, np_b = NUMPY_EXPRESSIONS[name]
+            fa_f, fa_b = calls[name]
+            t_f, t_b = tcalls[name] if tcalls else (None, None)
+            for n in sizes:
+                x, g, s = make_inputs(name, n, dtype)
+                if prealloc:
+                    buf = np.empty_like(x)
+                    fa_f, fa_b = fastact_calls(nt, out=buf)[name]
+                    roof_f = (lambda b: lambda x: np.copyto(b, x))(buf)
+                    roof_b = (lambda b: lambda g, s: np.add(g, s, out=b))(buf)
+                for d, fa, nf, rf, tf, args in (("fwd", fa_f, np_f, roof_f, t_f, (x,)),
+                                               ("bwd", fa_b, np_b, roof_b, t_b, (g, s))):
+                    funcs = {"fastact": fa, "numpy": nf, "copy": rf}
+                    if tf is not None:
+                        funcs["torch"] = tf
+                    with np.errstate(all="ignore"):
+                        t = compare_many(funcs, args, rounds)
+                    nbytes = (2 if d == "fwd" else 3) * n * itemsize
+                    r = {"activation": name, "n": n, "dtype": np.dtype(dtype).name,
+                         "direction": d, "n_threads": nt, "bytes": nbytes, "out": prealloc,
+                         "fastact_us": t["fastact"] * 1e6, "numpy_us": t["numpy"] * 1e6,
+                         "copy_us": t["copy"] * 1e6,
+                         "vs_numpy": t["numpy"] / t["fastact"],
+                         "GB_per_s": nbytes / t["fastact"] / 1e9,
+                         "copy_fraction": t["copy"] / t["fastact"]}
+                    if "torch" in t:
+                        r["torch_us"] = t["torch"] * 1e6
+                        r["vs_torch"] = t["torch"] / t["fastact"]
+                    rows.append(r)
+                    if out is not None:
+                        line = (f"{name:12s} {n:>9d} {d}  {r['fastact_us']:9.1f} "
+                                f"{r['GB_per_s']:6.1f} {r['copy_fraction']:5.2f}  "
+                                f"{r['numpy_us']:9.1f} {r['vs_numpy']:6.2f}")
+                        if "torch" in t:
+                            line += f"  {r['torch_us']:9.1f} {r['vs_torch']:6.2f}"
+                        print(line, file=out, flush=True)
     return rows
+
+
+def call_overhead(dtype=np.float32, rounds=15) -> dict:
+    """Median ns of one call on 16 elements: fastact against NumPy's own ufunc call."""
+    x = np.linspace(-3, 3, 16).astype(dtype)
+    y = np.empty_like(x)
+    funcs = {"np.tanh(x, out=y)": lambda: np.tanh(x, out=y),
+             "fastact.relu(x, out=y)": lambda: fastact.relu(x, out=y),
+             "fastact.sigmoid(x, out=y)": lambda: fastact.sigmoid(x, out=y),
+             "fastact.sigmoid(x)": lambda: fastact.sigmoid(x)}
+    t = compare_many(funcs, (), rounds, target=0.005)
+    return {k: v * 1e9 for k, v in t.items()}
 
 
 def machine() -> dict:
@@ -178,54 +246,93 @@ def machine() -> dict:
     except OSError:
         pass
     from ._validate import usable_cores
-    return {"cpu": cpu, "cores": usable_cores(), "numpy": np.__version__,
+    info = {"cpu": cpu, "cores": usable_cores(), "numpy": np.__version__,
             "fastact": fastact.__version__, "python": platform.python_version()}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def _sizes(text):
+    return [int(float(v)) for v in text.split(",") if v]
 
 
 def main(argv=None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(prog="fastact bench",
-                                 description="fastact vs the NumPy a user would write (one thread).")
-    ap.add_argument("--quick", action="store_true", help="1e5 elements, float32, few rounds (< 1 min)")
+    ap = argparse.ArgumentParser(
+        prog="fastact bench",
+        description="fastact vs the NumPy a user would write and PyTorch CPU (when installed), "
+                    "with GB/s and the fraction of np.copyto's bandwidth.")
+    ap.add_argument("--quick", action="store_true",
+                    help="1e5 elements, float32, 5 rounds (under a minute)")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    ap.add_argument("--sizes", type=lambda s: [int(float(v)) for v in s.split(",")],
-                    help="comma-separated sizes, e.g. 1e4,1e5,1e6")
+    ap.add_argument("--sizes", type=_sizes, help="comma-separated sizes, e.g. 1e4,1e5,1e6,1.6e7")
     ap.add_argument("--only", help="comma-separated activation names")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="n_threads of fastact and torch.set_num_threads (default 1; -1: all cores)")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    ap.add_argument("--out", action="store_true",
+                    help="fastact and the np.copyto roofline write into a preallocated array "
+                         "(out=): the kernel without allocation and page faults")
     ap.add_argument("--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)")
     ap.add_argument("--json", metavar="PATH", help="also save the rows as JSON")
     ap.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
     a = ap.parse_args(argv)
-    sizes = a.sizes or ((10**5,) if a.quick else (10**5, 10**6))
+    sizes = a.sizes or ((10**5,) if a.quick else (10**4, 10**5, 10**6))
     rounds = a.rounds or (5 if a.quick else 15)
     names = a.only.split(",") if a.only else None
+    if names:
+        unknown = [n for n in names if n not in NUMPY_EXPRESSIONS]
+        if unknown:
+            ap.error(f"unknown activation(s) {unknown}; choose from {list(NUMPY_EXPRESSIONS)}")
+    from ._validate import check_threads
+    nt = check_threads(a.threads)
     m = machine()
-    print(f"fastact {m['fastact']} vs NumPy {m['numpy']} on {m['cpu']} ({m['cores']} cores); "
-          f"{a.dtype}, fastact n_threads=1, medians of {rounds} interleaved rounds")
-    rows = run(sizes, np.dtype(a.dtype), rounds, names)
-    worst = min(min(r["fwd_speedup"], r["bwd_speedup"]) for r in rows)
-    print(f"smallest speed-up: x{worst:.2f}")
+    print(f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
+          + (f", PyTorch {m['torch']}" if m.get("torch") and not a.no_torch else "")
+          + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds"
+          + (", fastact and copy into a preallocated out=" if a.out else "") + ".\n"
+          "x = the peer's time / fastact's (above 1: fastact is faster); GB/s = bytes read and "
+          "written / fastact's time;\ncopy = np.copyto time of the same bytes (backward: "
+          "np.add(g, s, out=o)) / fastact's (1.0: at copy speed).")
+    rows = run(sizes, np.dtype(a.dtype), rounds, names, nt, torch=False if a.no_torch else None,
+               prealloc=a.out)
+    over = call_overhead(np.dtype(a.dtype), rounds)
+    print("call overhead, 16 elements: " + ", ".join(f"{k} {v:.0f} ns" for k, v in over.items()))
+    worst = min(rows, key=lambda r: r["vs_numpy"])
+    print(f"smallest speed-up vs NumPy: x{worst['vs_numpy']:.2f} ({worst['activation']} "
+          f"{worst['direction']} {worst['n']})")
+    if any("vs_torch" in r for r in rows):
+        worst = min((r for r in rows if "vs_torch" in r), key=lambda r: r["vs_torch"])
+        print(f"smallest speed-up vs PyTorch: x{worst['vs_torch']:.2f} ({worst['activation']} "
+              f"{worst['direction']} {worst['n']})")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": m, "rows": rows}, f, indent=1)
+            json.dump({"machine": m, "dtype": a.dtype, "n_threads": nt, "rounds": rounds,
+                       "rows": rows, "call_overhead_ns": over}, f, indent=1)
+        print(f"saved {a.json}")
     if a.markdown:
         print(markdown(rows))
     return 0
 
 
 def markdown(rows) -> str:
-    """Rows as a table: one line per activation, forward and backward per size."""
-    sizes = sorted({r["n"] for r in rows})
-    head = "| activation | " + " | ".join(
-        f"fwd {n:.0e}: fastact / NumPy µs (x)" for n in sizes) + " | " + " | ".join(
-        f"bwd {n:.0e}: fastact / NumPy µs (x)" for n in sizes) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(sizes))]
-    names = list(dict.fromkeys(r["activation"] for r in rows))
-    for name in names:
+    """Rows as a table: one line per activation, one cell per (direction, size):
+    fastact µs, then x NumPy and x PyTorch."""
+    keys = list(dict.fromkeys((r["direction"], r["n"]) for r in rows))
+    head = "| activation | " + " | ".join(f"{d} {n:.0e}" for d, n in keys) + " |"
+    lines = [head, "|" + "---|" * (1 + len(keys))]
+    for name in dict.fromkeys(r["activation"] for r in rows):
         cells = []
-        for d in ("fwd", "bwd"):
-            for n in sizes:
-                r = next(r for r in rows if r["activation"] == name and r["n"] == n)
-                cells.append(f"{r[d + '_fastact_us']:.0f} / {r[d + '_numpy_us']:.0f} "
-                             f"(**{r[d + '_speedup']:.2f}**)")
+        for d, n in keys:
+            r = next(r for r in rows if r["activation"] == name and r["n"] == n
+                     and r["direction"] == d)
+            c = f"{r['fastact_us']:.3g} µs, np x{r['vs_numpy']:.2f}"
+            if "vs_torch" in r:
+                c += f", pt x{r['vs_torch']:.2f}"
+            cells.append(c)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

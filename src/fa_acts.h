@@ -16,8 +16,9 @@
  *   - selects and short arithmetic (identity, relu, hardtanh, softsign,
  *     hardsigmoid, hardswish, the backward from the output of sigmoid, tanh,
  *     elu, selu, celu): computed in the array's own type (<= 2.3 ulp).
- *   - leaky_relu: computed in double (the slope need not be a float32),
- *     rounded once.
+ *   - leaky_relu: x * slope rounded once: in float when the slope is a
+ *     float32, as fma(x, hi, x lo) with slope = hi + lo on FMA builds, else
+ *     in double (see below).
  *   - transcendental: fa_acts_body.h, written once over a real type R and
  *     included twice: float polynomials (_pf, fa_mathf.h) for float32 where
  *     exp's argument is exact, double polynomials (_ps, fa_math.h) for
@@ -160,8 +161,36 @@ FA_BWD_NATIVE(relu, s > 0 ? (T)1 : (s <= 0 ? (T)0 : s))
 
 /* leaky_relu(negative_slope = p.a): backward from the output needs p.a >= 0;
  * a zero slope gives 0 at -inf (the limit), not -inf * 0 */
-FA_FWD_DOUBLE(leaky_relu, x > 0 ? x : (p.a == 0 && x == x ? 0.0 : x * p.a))
-FA_BWD_DOUBLE(leaky_relu, s > 0 ? 1.0 : (s <= 0 ? p.a : s))
+FA_FWD_DOUBLE(leaky_relu_dbl, x > 0 ? x : (p.a == 0 && x == x ? 0.0 : x * p.a))
+FA_BWD_DOUBLE(leaky_relu_dbl, s > 0 ? 1.0 : (s <= 0 ? p.a : s))
+/* float32: p.d = 2 when the slope is a float32 (p.b): x * slope in float, rounded once,
+ * the double path's bits.  p.d = 1 (with FMA): the slope as hi + lo (p.b, p.c, float32
+ * of the slope's sign, from Python, for 2^-60 < |slope| < 2^60), x * slope =
+ * fma(x, hi, x lo): the exact product up to 2^-48 relative, rounded once, so the double
+ * path's result but for near-ties; same signs, so x = -inf gives the right inf.  Both
+ * in 16-lane float vectors instead of converting to and from double.  p.d = 0: double.
+ * p.d is loop-invariant: gcc unswitches the loop on it. */
+#if defined(FA_HAVE_FMA)
+#define FA_LEAKY_SPLIT(v) __builtin_fmaf((v), (float)p.b, (v) * (float)p.c)
+#else
+#define FA_LEAKY_SPLIT(v) ((float)((double)(v) * p.a))
+#endif
+static inline float fa_leaky_relu_fwd_f(double xd, fa_params p)
+{
+    float x = (float)xd;
+    if (p.d == 2) return x > 0 ? x : x * (float)p.b;
+    if (p.d == 1) return x > 0 ? x : FA_LEAKY_SPLIT(x);
+    return fa_leaky_relu_dbl_fwd_f(xd, p);
+}
+static inline float fa_leaky_relu_bwd_f(double gd, double sd, fa_params p)
+{
+    float g = (float)gd, s = (float)sd;
+    if (p.d == 2) return s > 0 ? g : (s <= 0 ? g * (float)p.b : g * s);
+    if (p.d == 1) return s > 0 ? g : (s <= 0 ? FA_LEAKY_SPLIT(g) : g * s);
+    return fa_leaky_relu_dbl_bwd_f(gd, sd, p);
+}
+#define fa_leaky_relu_fwd_d fa_leaky_relu_dbl_fwd_d
+#define fa_leaky_relu_bwd_d fa_leaky_relu_dbl_bwd_d
 
 /* elu(alpha = p.a): backward from the output: y + alpha for y <= 0 (alpha >= 0) */
 FA_FWD_FAST(elu)

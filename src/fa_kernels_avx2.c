@@ -19,6 +19,7 @@
 #endif
 
 #define FA_IMPL_NAME fa_impl_avx2
+#define FA_HAVE_FMA 1      /* fa_acts.h: __builtin_fmaf is one instruction here */
 #include "fa_kernels_impl.h"
 
 #if defined(__clang__)

@@ -20,6 +20,7 @@
 #endif
 
 #define FA_IMPL_NAME fa_impl_avx512_auto
+#define FA_HAVE_FMA 1      /* fa_acts.h: __builtin_fmaf is one instruction here */
 #include "fa_kernels_impl.h"
 #include "fa_avx512_hand.h"
 

@@ -1350,3 +1350,52 @@ def test_concurrent_python_threads_get_their_own_results():
     for (wf, wb), (gf, gb) in zip(want, got):
         np.testing.assert_array_equal(gf, wf)
         np.testing.assert_array_equal(gb, wb)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.25, 1 / 3, 5.0, 0.0, 1e-30, 3e20, -0.5])
+def test_leaky_relu_float32_is_the_product_rounded_once(slope):
+    """float32 leaky_relu runs in float (slope a float32: x * slope; else fma of a
+    two-float slope); it must give the float64 product rounded once, as the double path did
+    (near-ties aside, which random inputs do not hit), and the right infinities."""
+    r = rng(91)
+    x = np.concatenate([(r.standard_normal(20_000) * 3), [-np.inf, np.inf, -0.0, 0.0, -1e-45,
+                                                          -3e38]]).astype(np.float32)
+    g = np.concatenate([r.standard_normal(20_000), [-np.inf, np.inf, 1, -1, 1, 1]]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        want = np.where(x > 0, x, np.where((slope == 0) & ~np.isnan(x), 0.0,
+                                           f64(x) * slope)).astype(np.float32)
+    y = fastact.leaky_relu(x, slope)
+    np.testing.assert_array_equal(y, want)
+    assert np.array_equal(np.signbit(y), np.signbit(want))
+    if slope >= 0:
+        with np.errstate(all="ignore"):
+            wb = (f64(g) * np.where(want > 0, 1.0, slope)).astype(np.float32)
+        np.testing.assert_array_equal(fastact.leaky_relu_backward(g, want, slope), wb)
+    np.testing.assert_array_equal(fastact.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5),
+                                  fastact.reference.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5))
+
+
+@pytest.mark.parametrize("shape", [(1000,), (20, 50), (3, 7, 11), (65536,), (65537,)], ids=str)
+@pytest.mark.parametrize("dtype", dtype_params())
+def test_prelu_one_float_slope_shortcuts_match_the_general_path(dtype, shape):
+    """prelu / prelu_backward with a plain-float slope take shortcuts (leaky_relu's loops,
+    a NumPy float64 sum for small arrays); they must give what the general path gives."""
+    r = rng(92)
+    x = (r.standard_normal(shape) * 3).astype(dtype)
+    g = r.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[:4] = [0.0, -0.0, -np.inf, np.inf]
+    for w in (0.3, -0.5, 0.0):
+        w_arr = np.array([w], dtype)            # the general path (a 1-element array)
+        np.testing.assert_array_equal(fastact.prelu(x, w), fastact.prelu(x, w_arr))
+        gx, gw = fastact.prelu_backward(g, x, w)
+        gx2, gw2 = fastact.prelu_backward(g, x, w_arr)
+        np.testing.assert_array_equal(gx, gx2)
+        assert gw.shape == () and gw.dtype == dtype
+        np.testing.assert_allclose(gw, gw2[0], rtol=1e-5 if dtype == np.float32 else 1e-12)
+        rgx, rgw = ref.prelu_backward(g, x, w)
+        assert_backward_close(gx, rgx, g, dtype)
+    xn = x.copy()
+    xn.reshape(-1)[5] = np.nan
+    gx, gw = fastact.prelu_backward(g, xn, 0.3)
+    assert np.isnan(gw) and np.isnan(gx.reshape(-1)[5])
+    assert np.isnan(fastact.prelu(xn, 0.3).reshape(-1)[5])

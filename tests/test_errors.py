@@ -443,6 +443,43 @@ def test_parameter_checks_do_not_confuse_equal_values(m):
         np.testing.assert_allclose(m.celu(x, a), np.where(x > 0, x, a * np.expm1(x / a)), rtol=1e-15)
 
 
+def test_repeated_parameter_objects_are_checked_once_but_right(m):
+    """The public functions skip the parameter check when called again with the same
+    argument objects; a different object, a bad value after a good one, a good one after
+    a bad one, and the backward's own check must all still work."""
+    x = np.linspace(-3, 3, 7)
+    g = np.ones_like(x)
+    a, b = 0.5, 2.0
+    for alpha in (a, a, b, a):
+        np.testing.assert_allclose(m.elu(x, alpha), np.where(x > 0, x, alpha * np.expm1(x)),
+                                   rtol=1e-15)
+    neg = -0.5
+    for _ in range(2):
+        m.leaky_relu(x, neg)                       # fine forward
+        with pytest.raises(ValueError, match=esc("leaky_relu_backward: negative_slope=-0.5 < 0")):
+            m.leaky_relu_backward(g, x, neg)
+        m.leaky_relu_backward(g, x, 0.5)
+    with pytest.raises(ValueError, match=esc("softplus: beta must be > 0; got -1.0.")):
+        m.softplus(x, -1.0)
+    beta, thr = 2.0, 10.0
+    for _ in range(2):
+        np.testing.assert_allclose(m.softplus(x, beta, thr), np.log1p(np.exp(2 * x)) / 2,
+                                   rtol=1e-14)
+        np.testing.assert_allclose(m.softplus(x), np.log1p(np.exp(x)), rtol=1e-14)
+    for approx in ("tanh", "none", "tanh"):
+        np.testing.assert_array_equal(m.gelu(x, approx), ref.gelu(x, approx) if m is ref
+                                      else m.gelu(x.copy(), approximate=approx))
+    with pytest.raises(ValueError, match=esc("gelu: approximate must be 'none' or 'tanh'")):
+        m.gelu_backward(g, x, "exact")
+    lo, hi = -2.0, 3.0
+    for _ in range(2):
+        np.testing.assert_array_equal(m.hardtanh(x, lo, hi), np.clip(x, lo, hi))
+        np.testing.assert_array_equal(m.hardtanh_backward(g, x, lo, hi),
+                                      ((x > lo) & (x < hi)).astype(x.dtype))
+    with pytest.raises(ValueError, match=esc("hardtanh: min_val must be less than max_val")):
+        m.hardtanh(x, hi, lo)
+
+
 def test_backward_negative_slope(m):
     g = y = np.ones(3)
     with pytest.raises(ValueError, match=esc(

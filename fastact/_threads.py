@@ -1,0 +1,78 @@
+"""Threads: the default n_threads of every call, and how it meets OpenMP and threadpoolctl.
+
+Which thread count a call uses, first match wins:
+
+1. its own ``n_threads=`` argument (k > 0: k, clamped to the usable cores;
+   -1: all usable cores, -2: all but one; 0 is an error);
+2. the count pinned by ``fastact.set_num_threads(k)`` or inside
+   ``with fastact.threads(k):``;
+3. the usable cores (CPU affinity), at most the OpenMP runtime's
+   ``omp_get_max_threads()`` *of the calling thread, read at each call*: so
+   ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits(n,
+   user_api="openmp")`` (or ``threadpool_limits(n)``, which also limits BLAS)
+   limit it.  Like every OpenMP setting, a threadpoolctl limit applies to the
+   Python thread that set it.
+
+Arrays below ``fastact._activations.SERIAL_BELOW`` (65,536) elements run on
+the calling thread whatever the count.  Results do not depend on the count.
+fastact never calls omp_set_num_threads itself.  Without OpenMP
+(``FASTACT_OPENMP=0`` builds) every call runs on one thread and the default
+is 1.  In pure-NumPy mode (``FASTACT_PUREPYTHON=1``) counts are checked the
+same way and otherwise ignored.
+
+The pinned default is process-wide (like ``torch.set_num_threads``), not per
+Python thread: ``threads()`` blocks entered concurrently from several Python
+threads restore in whatever order they exit.
+"""
+from __future__ import annotations
+
+from . import _validate as V
+
+
+def _sync_native() -> None:
+    from . import PUREPYTHON
+    if not PUREPYTHON:
+        from . import _activations as ext
+        ext.set_default_threads(V.pinned_threads() or 0, V.usable_cores())
+
+
+def get_num_threads() -> int:
+    """The thread count a call with n_threads=None uses now."""
+    return V.get_default_threads()
+
+
+def set_num_threads(n_threads) -> None:
+    """Pin the default n_threads of every call (k > 0, or -1 = all usable cores,
+    -2 = all but one), or None to follow the OpenMP runtime again (all usable
+    cores, at most omp_get_max_threads(): OMP_NUM_THREADS, threadpoolctl)."""
+    V.set_default_threads(n_threads)
+    _sync_native()
+
+
+class threads:
+    """Context manager: ``with fastact.threads(1): ...`` runs the block's calls with
+    that default n_threads and restores the previous default (pinned or not) on exit.
+
+    The count is checked when the object is made (``threads(0)`` raises at once);
+    ``None`` means "follow the OpenMP runtime" inside the block.  Re-entrant and
+    nestable; process-wide, not per Python thread."""
+
+    __slots__ = ("n_threads", "_saved")
+
+    def __init__(self, n_threads):
+        if n_threads is not None:
+            V.check_threads(n_threads)
+        self.n_threads = n_threads
+        self._saved = []
+
+    def __enter__(self):
+        self._saved.append(V.pinned_threads())
+        set_num_threads(self.n_threads)
+        return self
+
+    def __exit__(self, *exc):
+        set_num_threads(self._saved.pop())
+        return False
+
+    def __repr__(self):
+        return f"fastact.threads({self.n_threads!r})"

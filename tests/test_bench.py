@@ -1,0 +1,66 @@
+"""`fastact bench`: runs, prints the summary columns, saves JSON (timings are not checked)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import _peers as peers
+from fastact import bench as fb
+
+
+def test_bench_quick_json_and_markdown(tmp_path, capsys):
+    path = tmp_path / "b.json"
+    assert fb.main(["--quick", "--only", "relu,sigmoid", "--sizes", "1e3", "--rounds", "1",
+                    "--no-torch", "--json", str(path), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "smallest speed-up vs NumPy" in out and "call overhead, 16 elements" in out
+    assert "| relu |" in out
+    data = json.loads(path.read_text())
+    assert data["n_threads"] == 1 and data["dtype"] == "float32"
+    rows = data["rows"]
+    assert [(r["activation"], r["direction"]) for r in rows] == [
+        ("relu", "fwd"), ("relu", "bwd"), ("sigmoid", "fwd"), ("sigmoid", "bwd")]
+    for r in rows:
+        assert r["n"] == 1000 and r["bytes"] == (8000 if r["direction"] == "fwd" else 12000)
+        for k in ("fastact_us", "numpy_us", "copy_us", "vs_numpy", "GB_per_s", "copy_fraction"):
+            assert r[k] > 0
+        assert "vs_torch" not in r
+    assert set(data["call_overhead_ns"]) >= {"np.tanh(x, out=y)", "fastact.relu(x, out=y)"}
+
+
+def test_bench_rejects_unknown_names(capsys):
+    with pytest.raises(SystemExit):
+        fb.main(["--only", "nope"])
+    assert "unknown activation(s) ['nope']" in capsys.readouterr().err
+
+
+def test_bench_with_torch_has_the_torch_columns():
+    pytest.importorskip("torch")
+    rows = fb.run((1000,), np.float32, 1, ["tanh"], 1, out=None)
+    assert all(r["vs_torch"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_peer_computes_what_fastact_computes(dtype):
+    """The peers of the benchmarks compute the same function (else the timings lie)."""
+    calls = {"scipy": peers.scipy_calls(), "roofline": None}
+    for mod in ("numexpr", "torch"):
+        if peers.available(mod):
+            calls[mod] = getattr(peers, mod + "_calls")()
+    for name in fb.NUMPY_EXPRESSIONS:
+        x, g, s = fb.make_inputs(name, 1000, dtype)
+        ff, bb = fb.fastact_calls(1)[name]
+        want = (ff(x), bb(g, s))
+        peer_calls = [(p, c.get(name, (None, None))) for p, c in calls.items() if c]
+        peer_calls.append(("numpy", fb.NUMPY_EXPRESSIONS[name]))
+        for peer, fns in peer_calls:
+            for fn, args, w in zip(fns, ((x,), (g, s)), want):
+                if fn is None:
+                    continue
+                with np.errstate(all="ignore"):
+                    got = fn(*args)
+                assert got.dtype == dtype and got.shape == x.shape, (peer, name)
+                np.testing.assert_allclose(got, w, rtol=2e-3, atol=2e-3, err_msg=f"{peer} {name}")

@@ -1,0 +1,313 @@
+"""Threads: fastact.threads() / set_num_threads, OpenMP and threadpoolctl, GIL release,
+and results that do not depend on the thread count (more in test_activations.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact._validate import usable_cores
+
+from conftest import PURE, native_only, rng
+
+CORES = usable_cores()
+BIG = 300_001          # > SERIAL_BELOW = 65536: the kernels really split the work
+
+
+def esc(s):
+    import re
+    return re.escape(s)
+
+
+def _ext():
+    from fastact import _activations
+    return _activations
+
+
+def _openmp():
+    return not PURE and _ext().openmp_enabled()
+
+
+# ---- fastact.threads() ------------------------------------------------------------
+
+def test_threads_context_manager_sets_and_restores():
+    assert fastact.get_num_threads() >= 1
+    before = fastact.get_num_threads()
+    with fastact.threads(1) as t:
+        assert fastact.get_num_threads() == 1
+        assert repr(t) == "fastact.threads(1)"
+        with fastact.threads(-1):
+            assert fastact.get_num_threads() == CORES
+        assert fastact.get_num_threads() == 1
+        with fastact.threads(None):            # None inside: follow the runtime again
+            assert fastact.get_num_threads() == before
+        assert fastact.get_num_threads() == 1
+    assert fastact.get_num_threads() == before
+    from fastact import _validate as V
+    assert V.pinned_threads() is None            # unpinned again, not pinned to `before`
+
+
+def test_threads_restores_a_pinned_default_and_survives_exceptions():
+    try:
+        fastact.set_num_threads(1)
+        with pytest.raises(RuntimeError, match="inside"):
+            with fastact.threads(-1):
+                assert fastact.get_num_threads() == CORES
+                raise RuntimeError("inside")
+        assert fastact.get_num_threads() == 1
+    finally:
+        fastact.set_num_threads(None)
+
+
+def test_threads_object_is_reusable_and_nestable():
+    t = fastact.threads(1)
+    before = fastact.get_num_threads()
+    with t:
+        with t:
+            assert fastact.get_num_threads() == 1
+        assert fastact.get_num_threads() == 1
+    assert fastact.get_num_threads() == before
+    with t:
+        assert fastact.get_num_threads() == 1
+    assert fastact.get_num_threads() == before
+
+
+def test_threads_checks_at_construction():
+    before = fastact.get_num_threads()
+    with pytest.raises(ValueError, match=esc("n_threads=0 is not allowed")):
+        fastact.threads(0)
+    with pytest.raises(TypeError, match=esc("n_threads must be an int or None; got float 2.0.")):
+        fastact.threads(2.0)
+    with pytest.raises(TypeError, match=esc("n_threads must be an int or None; got bool True.")):
+        fastact.threads(True)
+    with pytest.raises(ValueError, match=esc(f"n_threads={-(CORES + 1)} leaves no thread")):
+        fastact.threads(-(CORES + 1))
+    assert fastact.get_num_threads() == before
+    with fastact.threads(10**6):                  # clamped to the usable cores, like n_threads=
+        assert fastact.get_num_threads() == CORES
+
+
+def test_calls_inside_threads_block_give_the_same_results():
+    x = rng(81).standard_normal(BIG).astype(np.float32)
+    want = fastact.silu(x, n_threads=1)
+    for nt in (1, -1, None):
+        with fastact.threads(nt):
+            np.testing.assert_array_equal(fastact.silu(x), want)
+            np.testing.assert_array_equal(fastact.silu(x, out=np.empty_like(x)), want)
+
+
+@native_only
+def test_native_fast_path_follows_the_default():
+    ext = _ext()
+    before = ext.default_threads()
+    with fastact.threads(1):
+        assert ext.default_threads() == 1
+    with fastact.threads(-1):
+        assert ext.default_threads() == CORES
+    assert ext.default_threads() == before == fastact.get_num_threads()
+
+
+# ---- OpenMP runtime, OMP_NUM_THREADS, threadpoolctl -------------------------------
+
+@native_only
+def test_without_openmp_everything_runs_on_one_thread():
+    ext = _ext()
+    if ext.openmp_enabled():
+        pytest.skip("this build has OpenMP (the FASTACT_OPENMP=0 wheel runs this test in CI)")
+    assert ext.omp_library() is None
+    assert fastact.get_num_threads() == 1 == ext.default_threads()
+    assert fastact.config()["OpenMP"].startswith("off")
+    x = rng(82).standard_normal(BIG)
+    np.testing.assert_array_equal(fastact.gelu(x, n_threads=-1), fastact.gelu(x, n_threads=1))
+
+
+def _run(code, **env):
+    e = dict(os.environ)
+    e.update(env)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.mark.skipif(PURE, reason="OMP_NUM_THREADS concerns the native build")
+def test_omp_num_threads_limits_the_default_but_not_a_pinned_count():
+    if not _openmp():
+        pytest.skip("built without OpenMP")
+    code = ("import fastact; a = fastact.get_num_threads(); "
+            "from fastact import _activations as e; b = e.default_threads(); "
+            "fastact.set_num_threads(-1); print(a, b, fastact.get_num_threads())")
+    assert _run(code, OMP_NUM_THREADS="1") == f"1 1 {CORES}"
+
+
+@native_only
+def test_threadpoolctl_sees_the_openmp_runtime_of_the_kernels():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _openmp():
+        pytest.skip("built without OpenMP")
+    lib = _ext().omp_library()
+    assert lib and os.path.exists(lib)
+    found = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "openmp"]
+    assert any(os.path.samefile(i["filepath"], lib) for i in found), (lib, found)
+
+
+@native_only
+def test_threadpoolctl_limits_the_default_thread_count():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _openmp():
+        pytest.skip("built without OpenMP")
+    ext = _ext()
+    before = fastact.get_num_threads()
+    x = rng(83).standard_normal(BIG).astype(np.float32)
+    want = fastact.gelu(x, n_threads=1)
+    for kw in ({"user_api": "openmp"}, {}):
+        with threadpoolctl.threadpool_limits(1, **kw):
+            assert fastact.get_num_threads() == 1
+            assert ext.default_threads() == 1
+            assert ext.omp_max_threads() == 1
+            np.testing.assert_array_equal(fastact.gelu(x), want)
+            # an explicit count (argument or pinned) is the user's word and wins
+            with fastact.threads(-1):
+                assert fastact.get_num_threads() == CORES == ext.default_threads()
+            np.testing.assert_array_equal(fastact.gelu(x, n_threads=-1), want)
+        assert fastact.get_num_threads() == before == ext.default_threads()
+    # threadpoolctl reports what the runtime holds; fastact never calls omp_set_num_threads
+    lib = ext.omp_library()
+    info = [i for i in threadpoolctl.threadpool_info()
+            if i["user_api"] == "openmp" and os.path.samefile(i["filepath"], lib)]
+    assert info[0]["num_threads"] == ext.omp_max_threads()
+    with fastact.threads(1):
+        info = [i for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "openmp" and os.path.samefile(i["filepath"], lib)]
+        assert info[0]["num_threads"] == ext.omp_max_threads()
+
+
+# ---- GIL release --------------------------------------------------------------------
+
+@native_only
+def test_kernels_release_the_gil_on_one_thread():
+    """While one Python thread runs long single-threaded kernels, another Python thread
+    keeps running: its largest stall is far shorter than one kernel call (holding the
+    GIL would stall it for at least a whole call)."""
+    n = 1 << 20
+    x = rng(84).standard_normal(n)
+    y = np.empty_like(x)
+    # size the work so one call takes >= 40 ms here
+    while True:
+        t = time.perf_counter()
+        fastact.gelu(x, out=y, n_threads=1)
+        one = time.perf_counter() - t
+        if one >= 0.04 or n >= 1 << 26:
+            break
+        n *= 2
+        x = rng(84).standard_normal(n)
+        y = np.empty_like(x)
+    done = threading.Event()
+    started = threading.Event()
+
+    def work():
+        started.set()
+        for _ in range(5):
+            fastact.gelu(x, out=y, n_threads=1)
+            fastact.silu_backward(x, x, out=y, n_threads=1)
+        done.set()
+
+    w = threading.Thread(target=work)
+    w.start()
+    started.wait()
+    stamps = []
+    while not done.is_set():
+        stamps.append(time.perf_counter())
+    w.join()
+    gaps = np.diff(stamps)
+    assert len(stamps) > 1000
+    assert gaps.max() < 0.5 * one, (gaps.max(), one)
+
+
+@native_only
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_concurrent_python_threads_every_kind_of_kernel(dtype):
+    """Python threads calling every kind of kernel at once (each with its own arrays,
+    serial and threaded) get exactly the single-threaded results."""
+    r = rng(85)
+    shape = (1001, 130)                       # > SERIAL_BELOW elements
+    xs = [(r.standard_normal(shape) * 3).astype(dtype) for _ in range(4)]
+    b = r.standard_normal(shape[1]).astype(dtype)
+    lab = r.integers(0, shape[1], shape[0])
+
+    def calls(x, nt):
+        return [fastact.sigmoid(x, n_threads=nt),
+                fastact.mish_backward(x, x, n_threads=nt),
+                fastact.softmax(x, n_threads=nt),
+                fastact.log_softmax_backward(x, x, n_threads=nt),
+                *fastact.bias_act_backward(x, x, "gelu", bias=b, n_threads=nt),
+                *fastact.prelu_backward(x, x, b, n_threads=nt),
+                fastact.softmax_cross_entropy(x, lab, n_threads=nt)[1]]
+
+    want = [calls(x, 1) for x in xs]
+    got = [None] * len(xs)
+    barrier = threading.Barrier(len(xs))
+
+    def work(i):
+        barrier.wait()
+        for _ in range(3):
+            got[i] = calls(xs[i], 1 + i % 2)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for w, g in zip(want, got):
+        for a, c in zip(w, g):
+            np.testing.assert_array_equal(c, a)
+
+
+# ---- thread-count invariance of the reductions and row-wise kernels ---------------
+
+THREAD_COUNTS = (1, 2, -1, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(70_001,), (4099, 33), (9, 40_000)], ids=str)
+def test_every_thread_count_gives_the_same_bits(dtype, shape):
+    r = rng(86)
+    z = (r.standard_normal(shape) * 3).astype(dtype)
+    g = r.standard_normal(shape).astype(dtype)
+    b = r.standard_normal(shape[-1]).astype(dtype)
+    lab = r.integers(0, shape[-1], shape[0]) if len(shape) == 2 else None
+
+    def results(nt):
+        out = [fastact.bias_act(z, b, "softplus", n_threads=nt),
+               *fastact.bias_act_backward(g, z, "silu", bias=b, n_threads=nt),
+               *fastact.bias_act_backward(g, z, "relu", n_threads=nt),
+               *fastact.prelu_backward(g, z, b, n_threads=nt),
+               *fastact.prelu_backward(g, z, 0.3, n_threads=nt),       # one slope: rows of 1024
+               fastact.prelu(z, 0.3, n_threads=nt),
+               fastact.softmax(z, n_threads=nt),
+               fastact.softmax_backward(g, fastact.softmax(z, n_threads=1), n_threads=nt),
+               fastact.log_softmax(z, n_threads=nt),
+               fastact.log_softmax_backward(g, z, n_threads=nt),
+               fastact.tanh_backward(g, z, n_threads=nt)]
+        if lab is not None:
+            loss, grad = fastact.softmax_cross_entropy(z, lab, n_threads=nt)
+            out += [np.float64(loss), grad]
+        return out
+
+    want = results(1)
+    gx, gw = fastact.reference.prelu_backward(g, z, 0.3)
+    np.testing.assert_array_equal(want[7], gx)
+    np.testing.assert_allclose(want[8], gw, rtol=1e-5)
+    np.testing.assert_array_equal(want[9], fastact.reference.prelu(z, 0.3))
+    for nt in THREAD_COUNTS[1:]:
+        for a, c in zip(want, results(nt)):
+            np.testing.assert_array_equal(c, a)
+    with fastact.threads(-1):
+        for a, c in zip(want, results(None)):
+            np.testing.assert_array_equal(c, a)
