@@ -14,14 +14,16 @@ Each network (depth hidden layers of `width` units, tanh, softmax cross-entropy 
     torch      PyTorch eager: zero_grad, forward, CrossEntropyLoss, backward, SGD step
     sklearn    MLPClassifier.partial_fit on the same batch (solver="sgd")
 
-    pytest benches/bench_nn.py --benchmark-only --benchmark-group-by=group
+    pytest benches/bench_nn.py --benchmark-only --benchmark-group-by=group --benchmark-disable-gc
     FASTACT_BENCH_NETS=8x64x64 pytest benches/bench_nn.py --benchmark-only
 
 Threads: BLAS pools (NumPy's, SciPy's, PyTorch's) are limited to FASTACT_BENCH_THREADS
 (default 1) with threadpoolctl when it is installed, and torch.set_num_threads; without
 threadpoolctl the BLAS libraries use their defaults (the group name says which).
 Before timing, each candidate's first loss is checked against fastact's, so all of them
-do the same work.
+do the same work.  Use --benchmark-disable-gc: with the collector on, garbage left by
+the allocating candidates triggers collections inside the allocation-free ones' rounds
+(here the 8x64 fastact median went from 171 to ~200 us, with a bimodal spread).
 """
 import contextlib
 import os
