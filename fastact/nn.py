@@ -200,7 +200,7 @@ def check_dense_grad(grad_y, cache) -> np.ndarray:
     if g.dtype != cache.x.dtype:
         raise TypeError(f"dense_backward: grad_y has dtype {g.dtype} but the layer is "
                         f"{cache.x.dtype}; convert with grad_y.astype(np.{cache.x.dtype}).")
-    return np.array(g, order="C", copy=True)     # the kernel writes dz over it
+    return V.contiguous(g, "C")
 
 
 # ---- the functional dense layer (native) -------------------------------------------
@@ -224,13 +224,14 @@ def dense_backward(grad_y, cache):
     bias-gradient pass (grad_b summed in double), then dW = x.T @ dz and dx = dz @ W.T."""
     from . import _nn
     from ._activations import ACT_IDS
-    dz = check_dense_grad(grad_y, cache)
+    g = check_dense_grad(grad_y, cache)
     x, W = cache.x, cache.W
+    dz = np.empty_like(g)
     dW = np.empty_like(W)
     dx = np.empty_like(x)
     db = np.zeros(W.shape[1], np.float64)
     bias = cache.b if cache.saves == "input" else None
-    _nn.dense_backward(ACT_IDS[cache.kname], dz, cache.saved, bias, x, W, dz, dx, dW, db,
+    _nn.dense_backward(ACT_IDS[cache.kname], g, cache.saved, bias, x, W, dz, dx, dW, db,
                        *cache.p)
     with np.errstate(over="ignore"):
         gb = db.astype(x.dtype)
