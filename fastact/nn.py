@@ -47,6 +47,9 @@ MLP_ACTIVATIONS = R.BIAS_ACT_NAMES
 _RELU_LIKE = ("relu", "leaky_relu", "relu6", "elu", "celu", "gelu", "silu", "mish", "softplus",
               "hardswish")
 _FORMAT = "fastact.MLP/1"
+# net.diagnostics() per layer, in the order the engines fill their rows
+DIAG_COLUMNS = ("grad_W_norm", "grad_b_norm", "grad_z_norm", "act_mean", "act_std",
+                "saturated_fraction", "dead_fraction")
 _BLAS_INT_MAX = 2**31 - 1
 
 
@@ -327,7 +330,7 @@ class MLP:
         thresholds = [1e-3 * _max_derivative(kn, tuple(p), sv) for kn, p, sv in layers]
         self._engine = self._engine_class(
             dt, list(sizes), [kn for kn, _, _ in layers], [list(p) for _, p, _ in layers],
-            [sv == "input" for _, _, sv in layers], thresholds, LOSSES.index(loss),
+            [sv == "input" for _, _, sv in layers], thresholds, loss,
             self.theta, self.grad_flat)
         self._diag_names = None
 
@@ -693,10 +696,6 @@ def _rebuild(cls, meta, theta, rng_state, diagnostics):
     return net
 
 
-DIAG_COLUMNS = ("grad_W_norm", "grad_b_norm", "grad_z_norm", "act_mean", "act_std",
-                "saturated_fraction", "dead_fraction")
-
-
 def _isatty(stream) -> bool:
     try:
         return stream.isatty()
@@ -738,9 +737,8 @@ class NativeEngine:
     def __init__(self, dtype, sizes, knames, params, saves_in, thresholds, loss, theta, grad):
         from . import _nn
         from ._activations import ACT_IDS
-        self._nn = _nn
         self._e = _nn.Engine(0 if dtype == V.F32 else 1, sizes, [ACT_IDS[k] for k in knames],
-                             params, saves_in, thresholds, loss, theta, grad)
+                             params, saves_in, thresholds, _nn.LOSSES[loss], theta, grad)
         self.all_finite = _nn.all_finite
         self.bad_label = _nn.bad_label
         self.reserve = self._e.reserve

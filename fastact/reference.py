@@ -274,6 +274,7 @@ ACTIVATIONS = _build_registry()
 # MLP (all in fastact/nn.py); only the step below is NumPy.
 
 from . import nn as _nn_py   # noqa: E402  (nn imports nothing native at module level)
+from ._registry import saves as _saves   # noqa: E402
 
 DenseCache = _nn_py.DenseCache
 
@@ -287,7 +288,7 @@ def dense_forward(x, W, b, activation, *, out=None, **params):
     if out is not None:
         out[...] = y
         y = out
-    saves = _registry_saves(name)
+    saves = _saves(name)
     return y, DenseCache(x, W, b, z if saves == "input" else y, name, params, kname, p, saves)
 
 
@@ -300,11 +301,6 @@ def dense_backward(grad_y, cache):
               ).astype(g.dtype)
         gb = _f64(dz).sum(axis=0).astype(g.dtype)
         return dz @ cache.W.T, cache.x.T @ dz, gb
-
-
-def _registry_saves(name):
-    from ._registry import saves
-    return saves(name)
 
 
 class NumpyEngine:
@@ -353,11 +349,11 @@ class NumpyEngine:
 
     def _loss(self, out, labels, target):
         """(loss, d loss / d out)"""
-        if self.loss == 0:                  # softmax cross-entropy, mean over rows
+        if self.loss == "softmax_cross_entropy":        # mean over rows
             loss, g = softmax_cross_entropy(out, labels)
             return loss, g
         x, t = _f64(out), _f64(target)
-        if self.loss == 1:                  # mse, mean over all elements
+        if self.loss == "mse":              # mean over all elements
             d = x - t
             return float(np.mean(d * d)), (2 * d / d.size).astype(self.dtype)
         with np.errstate(all="ignore"):     # bce with logits, mean over all elements

@@ -80,12 +80,11 @@ cdef enum:
     OPT_ADAM = 2
     OPT_ADAMW = 3
 
+# the engine's codes for fastact.nn's loss and optimizer names
 LOSSES = {"softmax_cross_entropy": LOSS_XENT, "mse": LOSS_MSE,
           "binary_cross_entropy_with_logits": LOSS_BCE}
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAMW}
-# diagnostics columns, one row per layer
-DIAG_COLUMNS = ("grad_W_norm", "grad_b_norm", "grad_z_norm", "act_mean", "act_std",
-                "saturated_fraction", "dead_fraction")
+# diagnostics: one row of N_DIAG values per layer, in the order of fastact.nn.DIAG_COLUMNS
 cdef int N_DIAG = 7
 
 
