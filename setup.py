@@ -65,7 +65,7 @@ nn_ext = Extension(
     sources=["src/_nn.pyx"],
     include_dirs=["src", np.get_include()],
     define_macros=macros,
-    depends=["src/fa_api.h", "src/fa_kernels.h"],
+    depends=["src/fa_api.h", "src/fa_kernels.h", "src/_nn_ops.pxi", "src/_nn_engine.pxi"],
 )
 
 # cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)

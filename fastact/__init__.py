@@ -55,22 +55,27 @@ softmax_cross_entropy = _backend.softmax_cross_entropy
 bias_act = _backend.bias_act
 bias_act_backward = _backend.bias_act_backward
 
-# dense layers and the MLP (fastact/nn.py; the native step is src/_nn.pyx)
+# dense layers, BatchNorm, dropout and networks (fastact/nn/; the native side is src/_nn.pyx)
 from . import optim
-from . import nn as _nn_py
-from .nn import DenseCache
-if PUREPYTHON:
-    MLP = reference.MLP
-    dense_forward = reference.dense_forward
-    dense_backward = reference.dense_backward
-else:
-    MLP = _nn_py.MLP
-    dense_forward = _nn_py.dense_forward
-    dense_backward = _nn_py.dense_backward
+from . import nn
+from .nn import (BatchNorm, BatchNormCache, Dense, DenseCache, Dropout,
+                 DropoutCache, Residual)
+_nn_backend = reference if PUREPYTHON else nn
+MLP = _nn_backend.MLP
+Sequential = _nn_backend.Sequential
+dense_forward = _nn_backend.dense_forward
+dense_backward = _nn_backend.dense_backward
+batchnorm_forward = _nn_backend.batchnorm_forward
+batchnorm_backward = _nn_backend.batchnorm_backward
+dropout_forward = _nn_backend.dropout_forward
+dropout_backward = _nn_backend.dropout_backward
 
 __all__ = (_PUBLIC + [n + "_backward" for n in _PUBLIC]
            + ["softmax_cross_entropy", "bias_act", "bias_act_backward", "ACTIVATIONS",
               "Activation", "reference", "show_config", "config", "set_num_threads",
-              "get_num_threads", "threads", "PUREPYTHON", "__version__", "MLP", "dense_forward",
-              "dense_backward", "DenseCache", "optim"])
+              "get_num_threads", "threads", "PUREPYTHON", "__version__", "MLP", "Sequential",
+              "Dense", "BatchNorm", "Dropout", "Residual", "dense_forward",
+              "dense_backward", "DenseCache", "batchnorm_forward", "batchnorm_backward",
+              "BatchNormCache", "dropout_forward", "dropout_backward", "DropoutCache", "nn",
+              "optim"])
 del _n

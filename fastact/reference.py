@@ -273,15 +273,18 @@ ACTIVATIONS = _build_registry()
 # The same checks, initialisation, parameter layout and training loop as the native
 # MLP (all in fastact/nn.py); only the step below is NumPy.
 
-from . import nn as _nn_py   # noqa: E402  (nn imports nothing native at module level)
+from .nn import functional as _fn   # noqa: E402  (nn imports nothing native at module level)
+from .nn import network as _net   # noqa: E402
 from ._registry import saves as _saves   # noqa: E402
 
-DenseCache = _nn_py.DenseCache
+DenseCache = _fn.DenseCache
+BatchNormCache = _fn.BatchNormCache
+DropoutCache = _fn.DropoutCache
 
 
 def dense_forward(x, W, b, activation, *, out=None, **params):
     """(y, cache): y = act(x @ W + b), W of shape (n_in, n_out)."""
-    x, W, b, name, params, kname, p, out = _nn_py.check_dense(x, W, b, activation, params, out)
+    x, W, b, name, params, kname, p, out = _fn.check_dense(x, W, b, activation, params, out)
     with np.errstate(all="ignore"):        # overflow to inf is the documented result
         z = x @ W
         y = _MATH[kname][0](_f64(z + b), p).astype(x.dtype)
@@ -294,7 +297,7 @@ def dense_forward(x, W, b, activation, *, out=None, **params):
 
 def dense_backward(grad_y, cache):
     """(grad_x, grad_W, grad_b): dz = grad_y * act'(saved), dW = x.T @ dz, dx = dz @ W.T."""
-    g = _nn_py.check_dense_grad(grad_y, cache)
+    g = _fn.check_dense_grad(grad_y, cache)
     pre = cache.saved + cache.b if cache.saves == "input" else cache.saved
     with np.errstate(all="ignore"):
         dz = (_f64(g) * _MATH[cache.kname][1](_f64(pre), _saved_params(cache.kname, cache.p, pre.dtype))
@@ -303,23 +306,119 @@ def dense_backward(grad_y, cache):
         return dz @ cache.W.T, cache.x.T @ dz, gb
 
 
-class NumpyEngine:
-    """The MLP step in NumPy, with the interface of fastact._nn.Engine (fastact/nn.py)."""
+def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_var=None,
+                      momentum=0.1, eps=1e-5):
+    """(y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
+    (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place)."""
+    x, gamma, beta, rm, rv, momentum, eps = _fn.check_batchnorm(
+        x, gamma, beta, training, running_mean, running_var, momentum, eps)
+    with np.errstate(all="ignore"):
+        mean, invstd = _bn_stats(x, rm, rv, momentum, eps, training)
+        y = ((_f64(x) - mean) * (invstd * _f64(gamma)) + _f64(beta)).astype(x.dtype)
+    return y, BatchNormCache(x, gamma, mean, invstd, bool(training))
 
-    def __init__(self, dtype, sizes, knames, params, saves_in, thresholds, loss, theta, grad):
-        self.dtype, self.sizes, self.loss = dtype, sizes, loss
-        self.layers = list(zip(knames, [tuple(p) for p in params], saves_in, thresholds))
-        self.theta, self.grad = theta, grad
+
+def _bn_stats(x, rm, rv, momentum, eps, training):
+    """(mean, 1 / sqrt(var + eps)) in float64; in training the batch's (biased variance),
+    with the running statistics moved towards the batch's (unbiased variance)."""
+    if not training:
+        return _f64(rm).copy(), 1.0 / np.sqrt(_f64(rv) + eps)
+    x64 = _f64(x)
+    rows = x64.shape[0]
+    mean = x64.sum(axis=0) / rows
+    var = ((x64 - mean) ** 2).sum(axis=0) / rows
+    if rm is not None:
+        unbias = rows / (rows - 1) if rows > 1 else 1.0
+        rm[...] = (1.0 - momentum) * _f64(rm) + momentum * mean
+        rv[...] = (1.0 - momentum) * _f64(rv) + momentum * var * unbias
+    return mean, 1.0 / np.sqrt(var + eps)
+
+
+def _bn_backward(du, x, gamma, mean, invstd, training):
+    """(dx, dgamma, dbeta) in float64 from du = dL/d(normalised-and-scaled output)"""
+    du64 = _f64(du)
+    xhat = (_f64(x) - mean) * invstd
+    dbeta = du64.sum(axis=0)
+    dgamma = (du64 * xhat).sum(axis=0)
+    c1 = invstd * _f64(gamma)
+    rows = du64.shape[0]
+    if training:
+        dx = c1 * (du64 - dbeta / rows - xhat * (dgamma / rows))
+    else:
+        dx = du64 * c1
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward(grad_y, cache):
+    """(grad_x, grad_gamma, grad_beta) of batchnorm_forward."""
+    g = _fn.check_batchnorm_grad(grad_y, cache)
+    with np.errstate(all="ignore"):
+        dx, dgamma, dbeta = _bn_backward(g, cache.x, cache.gamma, cache.mean, cache.invstd,
+                                         cache.training)
+        return dx.astype(g.dtype), dgamma.astype(g.dtype), dbeta.astype(g.dtype)
+
+
+_U64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(z):
+    """SplitMix64's finaliser on a Python int (mod 2**64) or a uint64 array (wrapping)."""
+    if isinstance(z, int):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+        return z ^ (z >> 31)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_keep(n, p, seed, step=0, layer=0):
+    """The dropout mask (True = kept) of n elements, element i kept when the top 53 bits of
+    mix64(key + (i + 1) G) are >= round(p 2^53): the native engine's rule, bit for bit."""
+    key = _mix64((_mix64((_mix64((seed + _GOLDEN) & _U64) + step + _GOLDEN) & _U64)
+                  + layer + _GOLDEN) & _U64)
+    thr = int(p * 9007199254740992.0 + 0.5)
+    i = np.arange(1, n + 1, dtype=np.uint64)
+    h = _mix64(np.uint64(key) + i * np.uint64(_GOLDEN))
+    return (h >> np.uint64(11)) >= np.uint64(thr)
+
+
+def _dropout_apply(x, p, seed, step, layer):
+    keep = dropout_keep(x.size, p, seed, step, layer).reshape(x.shape)
+    scale = x.dtype.type(1.0 / (1.0 - p))
+    with np.errstate(all="ignore"):
+        return np.where(keep, x * scale, x.dtype.type(0))
+
+
+def dropout_forward(x, p, *, seed, training=True, step=0, layer=0):
+    """(y, cache): inverted dropout with fastact's counter-based mask."""
+    x, p, seed, step, layer, training = _fn.check_dropout(x, p, seed, step, layer, training)
+    y = _dropout_apply(x, p, seed, step, layer) if training and p > 0 else x.copy()
+    return y, DropoutCache(p, seed, step, layer, x.shape, x.dtype, training)
+
+
+def dropout_backward(grad_y, cache):
+    """grad_x of dropout_forward (the same mask, regenerated)."""
+    g = _fn.check_dropout_grad(grad_y, cache)
+    if cache.training and cache.p > 0:
+        return _dropout_apply(g, cache.p, cache.seed, cache.step, cache.layer)
+    return g.copy()
+
+
+class NumpyEngine:
+    """The network program (fastact/nn/program.py) in NumPy, with the interface of the
+    native engine: one NumPy twin per op kind (_fwd_<kind> / _bwd_<kind>)."""
+
+    def __init__(self, dtype, program, loss, theta, grad, state):
+        self.dtype, self.prog, self.loss = dtype, program, loss
+        self.theta, self.grad, self.state = theta, grad, state
         self.capacity = 1 << 62                     # NumPy allocates per call anyway
         self.diagnostics = None
         self._out = None
 
-    def _views(self, flat):
-        o, views = 0, []
-        for k, n in zip(self.sizes[:-1], self.sizes[1:]):
-            views.append((flat[o:o + k * n].reshape(k, n), flat[o + k * n:o + k * n + n]))
-            o += k * n + n
-        return views
+    def _P(self, off, size):
+        return self.theta[off:off + size]
 
     @staticmethod
     def all_finite(a):
@@ -336,17 +435,119 @@ class NumpyEngine:
     def output(self, rows):
         return self._out[:rows]
 
-    def _forward(self, X):
-        """[(input, saved pre-activation z + b or output, output)] per layer"""
-        trace, a = [], X
-        for (W, b), (kname, p, _, _) in zip(self._views(self.theta), self.layers):
-            with np.errstate(all="ignore"):
-                z = a @ W + b
-                y = _MATH[kname][0](_f64(z), p).astype(self.dtype)
-            trace.append((a, z, y))
-            a = y
-        return trace
+    # -- forward, op by op: returns the tensors and what each backward needs --
+    def _forward(self, X, training, seed=0, counter=0):
+        T = {0: X}
+        saved = {}
+        for i, o in enumerate(self.prog.ops):
+            T[o.out], saved[i] = getattr(self, "_fwd_" + o.kind)(o, T, training, seed, counter)
+        return T, saved
 
+    def _act(self, o, u):
+        return _MATH[o.kname][0](_f64(u), o.p).astype(self.dtype)
+
+    def _deriv(self, o, s):
+        return _MATH[o.kname][1](_f64(s), _saved_params(o.kname, o.p, s.dtype))
+
+    def _fwd_gemm(self, o, T, training, seed, counter):
+        return T[o.in_] @ self._P(o.w, o.k * o.n).reshape(o.k, o.n), None
+
+    def _fwd_bias_act(self, o, T, training, seed, counter):
+        u = T[o.in_] + self._P(o.b, o.n) if o.b >= 0 else T[o.in_]
+        return self._act(o, u), u
+
+    def _fwd_batchnorm(self, o, T, training, seed, counter):
+        x = T[o.in_]
+        rm = self.state[o.rm:o.rm + o.n]
+        rv = self.state[o.rv:o.rv + o.n]
+        mean, invstd = _bn_stats(x, rm, rv, o.momentum, o.eps, training)
+        u = ((_f64(x) - mean) * (invstd * _f64(self._P(o.gamma, o.n)))
+             + _f64(self._P(o.beta, o.n))).astype(self.dtype)
+        return self._act(o, u), (mean, invstd, u)
+
+    def _fwd_dropout(self, o, T, training, seed, counter):
+        x = T[o.in_]
+        if training and o.prob > 0:
+            return _dropout_apply(x, o.prob, seed, counter, o.layer), None
+        return x.copy(), None
+
+    def _fwd_add(self, o, T, training, seed, counter):
+        return T[o.in_] + T[o.in2], None
+
+    def _slopes(self, o):
+        return self._P(o.slope, o.n if o.per_unit else 1)
+
+    def _fwd_prelu(self, o, T, training, seed, counter):
+        u = T[o.in_] + self._P(o.b, o.n) if o.b >= 0 else T[o.in_]
+        return np.where(u > 0, u, self._slopes(o) * u), u
+
+    # -- backward, op by op: the gradient of the input(s) from the output's --
+    def _bwd_gemm(self, o, T, s, g, rec):
+        x = T[o.in_]
+        gW = self.grad[o.w:o.w + o.k * o.n].reshape(o.k, o.n)
+        gW[...] = x.T @ g
+        if rec is not None:
+            rec[0] = np.linalg.norm(_f64(gW))
+        return g @ self._P(o.w, o.k * o.n).reshape(o.k, o.n).T, None
+
+    def _grad_b(self, o, dz, rec):
+        if o.b >= 0:
+            gb = self.grad[o.b:o.b + o.n]
+            gb[...] = _f64(dz).sum(axis=0)
+            if rec is not None:
+                rec[1] = np.linalg.norm(_f64(gb))
+
+    def _act_rec(self, o, rec, y, dz, deriv):
+        if rec is None or not o.act_op:
+            return
+        rec[2] = np.linalg.norm(_f64(dz))
+        rec[3], rec[4] = _f64(y).mean(), _f64(y).std()
+        rec[5] = np.mean(np.abs(np.asarray(deriv).astype(self.dtype)) < o.thr)
+        rec[6] = np.mean(np.all(dz == 0, axis=0))
+
+    def _bwd_bias_act(self, o, T, u, g, rec):
+        y = T[o.out]
+        deriv = self._deriv(o, u if o.saves_in else y)
+        dz = (_f64(g) * deriv).astype(self.dtype)
+        self._grad_b(o, dz, rec)
+        self._act_rec(o, rec, y, dz, deriv)
+        return dz, None
+
+    def _bwd_batchnorm(self, o, T, saved, g, rec):
+        mean, invstd, u = saved
+        y = T[o.out]
+        deriv = self._deriv(o, u if o.saves_in else y)
+        du = (_f64(g) * deriv).astype(self.dtype) if o.kname != "identity" else g
+        gamma = self._P(o.gamma, o.n)
+        training = self._training
+        dx, dgamma, dbeta = _bn_backward(du, T[o.in_], gamma, mean, invstd, training)
+        self.grad[o.gamma:o.gamma + o.n] = dgamma
+        self.grad[o.beta:o.beta + o.n] = dbeta
+        if rec is not None:
+            rec[7] = np.linalg.norm(_f64(self.grad[o.gamma:o.gamma + o.n]))
+            rec[8] = np.linalg.norm(_f64(self.grad[o.beta:o.beta + o.n]))
+        self._act_rec(o, rec, y, du, deriv)
+        return dx.astype(self.dtype), None
+
+    def _bwd_dropout(self, o, T, saved, g, rec):
+        if self._training and o.prob > 0:
+            return _dropout_apply(g, o.prob, self._seed, self._counter, o.layer), None
+        return g, None
+
+    def _bwd_add(self, o, T, saved, g, rec):
+        return g, g
+
+    def _bwd_prelu(self, o, T, u, g, rec):
+        a = self._slopes(o)
+        dz = np.where(u > 0, g, a * g)
+        self._grad_b(o, dz, rec)
+        neg = np.where(u <= 0, _f64(g) * _f64(u), 0.0)
+        gs = self.grad[o.slope:o.slope + (o.n if o.per_unit else 1)]
+        gs[...] = neg.sum(axis=0) if o.per_unit else neg.sum()
+        self._act_rec(o, rec, T[o.out], dz, np.where(u > 0, self.dtype.type(1), a * np.ones_like(u)))
+        return dz, None
+
+    # -- the loss and the step --
     def _loss(self, out, labels, target):
         """(loss, d loss / d out)"""
         if self.loss == "softmax_cross_entropy":        # mean over rows
@@ -361,43 +562,38 @@ class NumpyEngine:
             return float(loss), ((_sigmoid(x) - t) / x.size).astype(self.dtype)
 
     def forward(self, X, out):
-        out[...] = self._forward(X)[-1][2]
+        with np.errstate(all="ignore"):
+            out[...] = self._forward(X, False)[0][self.prog.out_t]
 
     def loss_of(self, X, labels, target):
         with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
-            return self._loss(self._forward(X)[-1][2], labels, target)[0]
+            return self._loss(self._forward(X, False)[0][self.prog.out_t], labels, target)[0]
 
-    def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0):
+    def gemms_only(self, X):
+        raise NotImplementedError("gemms_only is the native engine's benchmark limit")
+
+    def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
+             training=True, seed=0, counter=0):
         with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
-            return self._step(X, labels, target, diag, kind, hyper, s1, s2, t)
+            return self._step(X, labels, target, diag, kind, hyper, s1, s2, t, training,
+                              seed, counter)
 
-    def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t):
-        trace = self._forward(X)
-        self._out = trace[-1][2]
+    def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter):
+        self._training, self._seed, self._counter = training, seed, counter
+        T, saved = self._forward(X, training, seed, counter)
+        self._out = T[self.prog.out_t]
         loss, g = self._loss(self._out, labels, target)
-        grads = self._views(self.grad)
-        params = self._views(self.theta)
-        rows = []
-        for l in range(len(self.layers) - 1, -1, -1):
-            kname, p, saves_in, thr = self.layers[l]
-            a, z, y = trace[l]
-            saved = z if saves_in else y
-            with np.errstate(all="ignore"):
-                deriv = _MATH[kname][1](_f64(saved), _saved_params(kname, p, saved.dtype))
-            gW, gb = grads[l]
-            with np.errstate(all="ignore"):
-                dz = (_f64(g) * deriv).astype(self.dtype)
-                gb[...] = _f64(dz).sum(axis=0)
-                gW[...] = a.T @ dz
-            if diag:
-                rows.append([np.linalg.norm(_f64(gW)), np.linalg.norm(_f64(gb)),
-                             np.linalg.norm(_f64(dz)), _f64(y).mean(), _f64(y).std(),
-                             np.mean(np.abs(deriv.astype(self.dtype)) < thr),
-                             np.mean(np.all(dz == 0, axis=0))])
-            with np.errstate(all="ignore"):
-                g = dz @ params[l][0].T
+        G = {self.prog.out_t: g}
+        rows = np.zeros((len(self.prog.diag_rows), 9))
+        for i in range(len(self.prog.ops) - 1, -1, -1):
+            o = self.prog.ops[i]
+            rec = rows[o.diag] if diag and o.diag >= 0 else None
+            g_in, g_in2 = getattr(self, "_bwd_" + o.kind)(o, T, saved[i], G.pop(o.out), rec)
+            for tt, gg in ((o.in_, g_in), (o.in2, g_in2)):
+                if tt > 0 and gg is not None:
+                    G[tt] = G[tt] + gg if tt in G else gg
         if diag:
-            self.diagnostics = np.array(rows[::-1], dtype=np.float64)
+            self.diagnostics = rows
         if kind:
             self._update(kind, hyper, s1, s2, t)
         return float(loss)
@@ -430,9 +626,16 @@ class NumpyEngine:
         p[...] = p64 - lr / (1 - b1 ** t) * _f64(s1) / denom
 
 
-class MLP(_nn_py.MLP):
-    __doc__ = _nn_py.MLP.__doc__
+class Sequential(_net.Sequential):
+    __doc__ = _net.Sequential.__doc__
     _engine_class = NumpyEngine
 
 
-__all__ += ["dense_forward", "dense_backward", "DenseCache", "MLP", "NumpyEngine"]
+class MLP(_net.MLP):
+    __doc__ = _net.MLP.__doc__
+    _engine_class = NumpyEngine
+
+
+__all__ += ["dense_forward", "dense_backward", "DenseCache", "batchnorm_forward",
+            "batchnorm_backward", "BatchNormCache", "dropout_forward", "dropout_backward",
+            "DropoutCache", "dropout_keep", "MLP", "Sequential", "NumpyEngine"]

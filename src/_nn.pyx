@@ -20,7 +20,7 @@ never compete for the cores).
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport sqrt, exp, log1p, fabs, isfinite
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset, memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -84,8 +84,7 @@ cdef enum:
 LOSSES = {"softmax_cross_entropy": LOSS_XENT, "mse": LOSS_MSE,
           "binary_cross_entropy_with_logits": LOSS_BCE}
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAMW}
-# diagnostics: one row of N_DIAG values per layer, in the order of fastact.nn.DIAG_COLUMNS
-cdef int N_DIAG = 7
+
 
 
 # ---- BLAS, row-major ---------------------------------------------------------
@@ -130,14 +129,15 @@ cdef void mm_tn(int dt, Py_ssize_t isz, const void *X, const void *D, void *G,
 
 
 cdef void mm_nt(int dt, Py_ssize_t isz, const void *D, const void *W, void *DX,
-                int rows, int k, int n) noexcept nogil:
-    """DX = D Wᵀ"""
+                int rows, int k, int n, double beta=0.0) noexcept nogil:
+    """DX = D Wᵀ (+ DX when beta is 1: a residual connection's second gradient)"""
     if rows == 0 or k == 0:
         return
     if n == 0:
-        _zero(DX, <Py_ssize_t>rows * k, isz)
+        if beta == 0.0:
+            _zero(DX, <Py_ssize_t>rows * k, isz)
         return
-    _gemm(dt, b'T', b'N', k, rows, n, W, n, D, n, 0.0, DX, k)
+    _gemm(dt, b'T', b'N', k, rows, n, W, n, D, n, beta, DX, k)
 
 
 # ---- small typed loops ---------------------------------------------------------
@@ -390,386 +390,108 @@ def bad_label(cnp.ndarray labels, int64_t n_classes):
     return None if bad < 0 else int(p[bad])
 
 
-# ---- the MLP engine ---------------------------------------------------------------
 
-cdef class Engine:
-    """All the buffers and the native step of one MLP.
 
-    theta and grad are flat arrays (the network's parameters and gradients,
-    per layer W (n_in x n_out) then b (n_out)), owned by the Python object and
-    kept alive here.  Activation buffers are sized for `capacity` rows;
-    reserve() grows them (outside any step).
-    """
-    cdef int dt, L, loss, diag_ok, busy
-    cdef Py_ssize_t isz, cap, maxw, n_params
-    cdef cnp.ndarray sizes, acts, params, saves_in, thresholds, w_off, b_off
-    cdef cnp.ndarray theta, grad, buf, gbuf, ones, scratch, rowloss, db, db2, alive, diag
-    cdef cnp.ndarray a_off, z_off
-    # raw pointers into the arrays above (set in __init__ and reserve), for the nogil code
-    cdef char *p_theta
-    cdef char *p_grad
-    cdef char *p_buf
-    cdef char *p_g
-    cdef char *p_ones
-    cdef char *p_scr
-    cdef double *p_rowloss
-    cdef double *p_db
-    cdef double *p_db2
-    cdef double *p_diag
-    cdef double *p_prm
-    cdef double *p_thr
-    cdef int64_t *p_sizes
-    cdef int64_t *p_woff
-    cdef int64_t *p_boff
-    cdef int64_t *p_aoff
-    cdef int64_t *p_zoff
-    cdef int *p_acts
-    cdef unsigned char *p_alive
+# ---- the network ops and the engine ----------------------------------------------
 
-    def __init__(self, int dtype_code, sizes, acts, params, saves_in, thresholds, int loss,
-                 cnp.ndarray theta, cnp.ndarray grad):
-        self.dt = dtype_code
-        self.isz = 4 if dtype_code == FA_F32 else 8
-        self.sizes = np.ascontiguousarray(sizes, dtype=np.int64)
-        self.L = len(self.sizes) - 1
-        self.acts = np.ascontiguousarray(acts, dtype=np.int32)
-        self.params = np.ascontiguousarray(params, dtype=np.float64).reshape(self.L, 4)
-        self.saves_in = np.ascontiguousarray(saves_in, dtype=np.int32)
-        self.thresholds = np.ascontiguousarray(thresholds, dtype=np.float64)
-        self.loss = loss
-        self.theta = theta
-        self.grad = grad
-        self.n_params = theta.shape[0]
-        w_off, b_off, o = [], [], 0
-        for l in range(self.L):
-            w_off.append(o)
-            o += int(self.sizes[l]) * int(self.sizes[l + 1])
-            b_off.append(o)
-            o += int(self.sizes[l + 1])
-        assert o == self.n_params
-        self.w_off = np.array(w_off, dtype=np.int64)
-        self.b_off = np.array(b_off, dtype=np.int64)
-        self.maxw = int(self.sizes[1:].max())      # widest layer output (dx of layer 0 is never formed)
-        self.cap = 0
-        self.diag = np.zeros((self.L, N_DIAG), np.float64)
-        self.diag_ok = 0
-        self.db = np.zeros(self.maxw, np.float64)
-        self.db2 = np.zeros(self.maxw, np.float64)
-        self.alive = np.zeros(self.maxw, np.uint8)
-        self.p_theta = <char *>cnp.PyArray_DATA(self.theta)
-        self.p_grad = <char *>cnp.PyArray_DATA(self.grad)
-        self.p_db = <double *>cnp.PyArray_DATA(self.db)
-        self.p_db2 = <double *>cnp.PyArray_DATA(self.db2)
-        self.p_diag = <double *>cnp.PyArray_DATA(self.diag)
-        self.p_prm = <double *>cnp.PyArray_DATA(self.params)
-        self.p_thr = <double *>cnp.PyArray_DATA(self.thresholds)
-        self.p_sizes = <int64_t *>cnp.PyArray_DATA(self.sizes)
-        self.p_woff = <int64_t *>cnp.PyArray_DATA(self.w_off)
-        self.p_boff = <int64_t *>cnp.PyArray_DATA(self.b_off)
-        self.p_acts = <int *>cnp.PyArray_DATA(self.acts)
-        self.p_alive = <unsigned char *>cnp.PyArray_DATA(self.alive)
-        self.reserve(1)
+include "_nn_ops.pxi"
+include "_nn_engine.pxi"
 
-    @property
-    def capacity(self):
-        return self.cap
 
-    @property
-    def diagnostics(self):
-        return self.diag.copy() if self.diag_ok else None
+# ---- standalone BatchNorm and dropout (fastact.batchnorm_forward / dropout_forward) ----
 
-    cdef int _enter(self, Py_ssize_t rows) except -1:
-        """Claim the engine for one call (with the GIL held, so the check is atomic)."""
-        if self.busy:
-            raise RuntimeError(
-                "this network is already running a step, forward or evaluation in another "
-                "thread; an MLP is not shareable between threads: give each thread its own "
-                "network (or copy.deepcopy it).")
-        if rows > self.cap:
-            raise ValueError(f"{rows} rows exceed the engine's capacity {self.cap}; call "
-                             "reserve(rows) first.")
-        self.busy = 1
-        return 0
-
-    def reserve(self, Py_ssize_t rows):
-        """Size the per-row buffers for batches of up to `rows` rows."""
-        if rows <= self.cap:
-            return
-        self._enter(0)          # the engine is ours while the old buffers are replaced
-        try:
-            self._grow(rows)
-        finally:
-            self.busy = 0
-
-    cdef _grow(self, Py_ssize_t rows):
-        dtype = np.float32 if self.dt == FA_F32 else np.float64
-        a_off, z_off, o = [], [], 0
-        for l in range(self.L):
-            n = int(self.sizes[l + 1])
-            a_off.append(o)
-            o += rows * n
-            if self.saves_in[l]:
-                z_off.append(o)
-                o += rows * n
-            else:
-                z_off.append(-1)
-        self.a_off = np.array(a_off, dtype=np.int64)
-        self.z_off = np.array(z_off, dtype=np.int64)
-        self.buf = np.empty(o, dtype)
-        self.gbuf = np.empty(2 * rows * self.maxw, dtype)
-        self.ones = np.ones(rows * self.maxw, dtype)
-        self.scratch = np.empty(rows * self.maxw, dtype)
-        self.rowloss = np.empty(rows, np.float64)
-        self.p_aoff = <int64_t *>cnp.PyArray_DATA(self.a_off)
-        self.p_zoff = <int64_t *>cnp.PyArray_DATA(self.z_off)
-        self.p_buf = <char *>cnp.PyArray_DATA(self.buf)
-        self.p_g = <char *>cnp.PyArray_DATA(self.gbuf)
-        self.p_ones = <char *>cnp.PyArray_DATA(self.ones)
-        self.p_scr = <char *>cnp.PyArray_DATA(self.scratch)
-        self.p_rowloss = <double *>cnp.PyArray_DATA(self.rowloss)
-        self.cap = rows
-
-    cdef char *_A(self, int l, const char *X) noexcept nogil:
-        """the input of layer l (X for l = 0), i.e. the output of layer l - 1"""
-        if l == 0:
-            return <char *>X
-        return self.p_buf + self.p_aoff[l - 1] * self.isz
-
-    cdef void _forward(self, const char *X, Py_ssize_t rows) noexcept nogil:
-        cdef int l, k, n
-        cdef char *theta = self.p_theta
-        cdef char *buf = self.p_buf
-        cdef int64_t *sizes = self.p_sizes
-        cdef int64_t *w_off = self.p_woff
-        cdef int64_t *b_off = self.p_boff
-        cdef int64_t *z_off = self.p_zoff
-        cdef int *acts = self.p_acts
-        cdef double *prm = self.p_prm
-        cdef fa_params p
-        cdef char *z
-        cdef char *y
-        for l in range(self.L):
-            k = <int>sizes[l]
-            n = <int>sizes[l + 1]
-            y = self._A(l + 1, X)
-            z = buf + z_off[l] * self.isz if z_off[l] >= 0 else y
-            mm_nn(self.dt, self.isz, self._A(l, X), theta + w_off[l] * self.isz, z,
-                  <int>rows, k, n)
-            p.a, p.b, p.c, p.d = prm[4 * l], prm[4 * l + 1], prm[4 * l + 2], prm[4 * l + 3]
-            K.bias_fwd(acts[l], self.dt, z, theta + b_off[l] * self.isz, y, rows, n, &p)
-
-    cdef double _loss(self, const char *out, Py_ssize_t rows, const int64_t *labels,
-                      const char *target, char *g) noexcept nogil:
-        """the loss of the network's output `out` (rows x C) and its gradient into g"""
-        cdef Py_ssize_t C = self.p_sizes[self.L], r, n = rows * C
-        cdef double s = 0.0
-        cdef double *rl = self.p_rowloss
-        if self.loss == LOSS_XENT:
-            K.softmax_xent(self.dt, out, labels, NULL, g, rl, rows, C, 1.0 / rows)
-            for r in range(rows):
-                s += rl[r]
-            return s / rows
-        if self.dt == FA_F32:
-            if self.loss == LOSS_MSE:
-                return _mse(<const float *>out, <const float *>target, <float *>g, n)
-            return _bce(<const float *>out, <const float *>target, <float *>g, n)
-        if self.loss == LOSS_MSE:
-            return _mse(<const double *>out, <const double *>target, <double *>g, n)
-        return _bce(<const double *>out, <const double *>target, <double *>g, n)
-
-    cdef void _backward(self, const char *X, Py_ssize_t rows, char *g0, bint diag) noexcept nogil:
-        """back-propagate the output gradient in g0 through every layer into self.grad"""
-        cdef int l, k, n
-        cdef char *theta = self.p_theta
-        cdef char *grad = self.p_grad
-        cdef char *buf = self.p_buf
-        cdef char *g1 = self.p_g
-        cdef char *tmp
-        cdef char *s
-        cdef const char *bsave
-        cdef int64_t *sizes = self.p_sizes
-        cdef int64_t *w_off = self.p_woff
-        cdef int64_t *b_off = self.p_boff
-        cdef int64_t *z_off = self.p_zoff
-        cdef int *acts = self.p_acts
-        cdef double *prm = self.p_prm
-        cdef double *db = self.p_db
-        cdef double *db2 = self.p_db2
-        cdef double *thr = self.p_thr
-        cdef double *dg = self.p_diag
-        cdef char *ones = self.p_ones
-        cdef char *scr = self.p_scr
-        cdef unsigned char *alive = self.p_alive
-        cdef fa_params p
-        if g0 == g1:                       # ping-pong between the two halves of gbuf
-            g1 = g1 + self.cap * self.maxw * self.isz
-        for l in range(self.L - 1, -1, -1):
-            k = <int>sizes[l]
-            n = <int>sizes[l + 1]
-            p.a, p.b, p.c, p.d = prm[4 * l], prm[4 * l + 1], prm[4 * l + 2], prm[4 * l + 3]
-            if z_off[l] >= 0:
-                s = buf + z_off[l] * self.isz
-                bsave = theta + b_off[l] * self.isz
-            else:
-                s = self._A(l + 1, X)
-                bsave = NULL
-            memset(db, 0, <size_t>n * sizeof(double))
-            K.bias_bwd(acts[l], self.dt, g0, s, bsave, g0, db, rows, n, &p)   # g0 := dz
-            from_double(self.dt, grad + b_off[l] * self.isz, db, n)
-            mm_tn(self.dt, self.isz, self._A(l, X), g0, grad + w_off[l] * self.isz,
-                  <int>rows, k, n)
-            if diag:
-                dg[l * N_DIAG + 0] = sqrt(sumsq(self.dt, grad + w_off[l] * self.isz, <Py_ssize_t>k * n))
-                dg[l * N_DIAG + 1] = sqrt(sumsq(self.dt, grad + b_off[l] * self.isz, n))
-                dg[l * N_DIAG + 2] = sqrt(sumsq(self.dt, g0, rows * n))
-                memset(db2, 0, <size_t>n * sizeof(double))
-                K.bias_bwd(acts[l], self.dt, ones, s, bsave, scr, db2, rows, n, &p)   # f'(z)
-                if self.dt == FA_F32:
-                    _moments(<const float *>self._A(l + 1, X), rows * n, &dg[l * N_DIAG + 3],
-                             &dg[l * N_DIAG + 4])
-                    dg[l * N_DIAG + 5] = _small_fraction(<const float *>scr, rows * n, thr[l])
-                    dg[l * N_DIAG + 6] = _dead_fraction(<const float *>g0, rows, n, alive)
-                else:
-                    _moments(<const double *>self._A(l + 1, X), rows * n, &dg[l * N_DIAG + 3],
-                             &dg[l * N_DIAG + 4])
-                    dg[l * N_DIAG + 5] = _small_fraction(<const double *>scr, rows * n, thr[l])
-                    dg[l * N_DIAG + 6] = _dead_fraction(<const double *>g0, rows, n, alive)
-            if l > 0:
-                mm_nt(self.dt, self.isz, g0, theta + w_off[l] * self.isz, g1, <int>rows, k, n)
-                tmp = g0
-                g0 = g1
-                g1 = tmp
-
-    cdef double _update(self, int opt, const double *h, char *s1, char *s2,
-                        long long t) noexcept nogil:
-        """clip (h[5] > 0: max global norm) and apply the optimizer; returns the grad norm"""
-        cdef char *theta = self.p_theta
-        cdef char *grad = self.p_grad
-        cdef Py_ssize_t n = self.n_params
-        cdef double norm = -1.0, coef
-        if h[5] > 0:
-            norm = sqrt(sumsq(self.dt, grad, n))
-            coef = h[5] / (norm + 1e-6)
-            if coef < 1.0:
-                scale(self.dt, grad, n, coef)
-        if opt == OPT_SGD:
-            # h: lr, momentum, weight_decay, nesterov, -, max_norm
-            if self.dt == FA_F32:
-                _sgd(<float *>theta, <const float *>grad, <float *>s1, n, h[0], h[1], h[2],
-                     h[3] != 0, t == 1)
-            else:
-                _sgd(<double *>theta, <const double *>grad, <double *>s1, n, h[0], h[1], h[2],
-                     h[3] != 0, t == 1)
-        elif opt == OPT_ADAM or opt == OPT_ADAMW:
-            # h: lr, beta1, beta2, eps, weight_decay, max_norm
-            if self.dt == FA_F32:
-                _adam(<float *>theta, <const float *>grad, <float *>s1, <float *>s2, n, h[0],
-                      h[1], h[2], h[3], h[4], opt == OPT_ADAMW, t)
-            else:
-                _adam(<double *>theta, <const double *>grad, <double *>s1, <double *>s2, n,
-                      h[0], h[1], h[2], h[3], h[4], opt == OPT_ADAMW, t)
-        return norm
-
-    def step(self, cnp.ndarray X, object labels, object target, bint diag, int opt=OPT_NONE,
-             cnp.ndarray hyper=None, cnp.ndarray state1=None, cnp.ndarray state2=None,
-             long long t=0):
-        """Forward, loss, backward (into grad) and, with opt != OPT_NONE, the optimizer
-        update, for one batch X (rows <= capacity).  Returns the loss."""
-        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
-        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
-        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
-        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
-        cdef const double *h = NULL if hyper is None else <const double *>cnp.PyArray_DATA(hyper)
-        cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
-        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
-        cdef char *g0 = self.p_g
-        cdef double loss
-        cdef int flags = K.fp_flags()
-        self._enter(rows)
+def batchnorm_forward(cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray beta, cnp.ndarray y,
+                      cnp.ndarray mean, cnp.ndarray invstd, object running_mean,
+                      object running_var, double momentum, double eps, bint training):
+    """y = gamma (x - mean) invstd + beta over the rows of x (rows x n, C order); mean and
+    invstd (float64, n) are outputs in training (the batch statistics; the running ones
+    updated when given) and inputs' images in evaluation (from the running statistics)."""
+    cdef int dt = _dt(x)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1), j
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef void *gp = cnp.PyArray_DATA(gamma)
+    cdef void *bp = cnp.PyArray_DATA(beta)
+    cdef double *mp = <double *>cnp.PyArray_DATA(mean)
+    cdef double *sp = <double *>cnp.PyArray_DATA(invstd)
+    cdef cnp.ndarray sc = np.empty(n, np.float64)
+    cdef double *scp = <double *>cnp.PyArray_DATA(sc)
+    cdef double unbias
+    cdef cnp.ndarray rm, rv
+    if training:
         with nogil:
-            self._forward(xp, rows)
-            loss = self._loss(self._A(self.L, xp), rows, lp, tp, g0)
-            self._backward(xp, rows, g0, diag)
-            if opt != OPT_NONE:
-                self._update(opt, h, s1, s2, t)
-            K.fp_restore(flags)
-        self.busy = 0
-        if diag:
-            self.diag_ok = 1
-        return loss
+            if dt == FA_F32:
+                _col_stats(<const float *>xp, rows, n, mp, sp)
+            else:
+                _col_stats(<const double *>xp, rows, n, mp, sp)
+        if running_mean is not None:
+            rm = running_mean
+            rv = running_var
+            unbias = <double>rows / (rows - 1) if rows > 1 else 1.0
+            with np.errstate(over="ignore"):
+                rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean
+                rv[...] = (1.0 - momentum) * rv.astype(np.float64) + momentum * invstd * unbias
+        invstd[...] = 1.0 / np.sqrt(invstd + eps)
+    else:
+        mean[...] = running_mean
+        invstd[...] = 1.0 / np.sqrt(np.asarray(running_var, np.float64) + eps)
+    sc[...] = invstd * gamma
+    with nogil:
+        if dt == FA_F32:
+            _bn_affine(<const float *>xp, <float *>yp, rows, n, mp, scp, <const float *>bp)
+        else:
+            _bn_affine(<const double *>xp, <double *>yp, rows, n, mp, scp, <const double *>bp)
 
-    def gemms_only(self, cnp.ndarray X):
-        """Only the matrix products of one step on X (for the benchmarks: the limit of a
-        step with this BLAS).  Leaves the buffers and grad with meaningless values."""
-        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
-        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
-        cdef int l, k, n
-        cdef char *g0 = self.p_g
-        cdef char *g1 = self.p_g + self.cap * self.maxw * self.isz
-        cdef char *tmp
-        self._enter(rows)
-        with nogil:
-            for l in range(self.L):
-                mm_nn(self.dt, self.isz, self._A(l, xp), self.p_theta + self.p_woff[l] * self.isz,
-                      self._A(l + 1, xp), <int>rows, <int>self.p_sizes[l], <int>self.p_sizes[l + 1])
-            for l in range(self.L - 1, -1, -1):
-                k = <int>self.p_sizes[l]
-                n = <int>self.p_sizes[l + 1]
-                mm_tn(self.dt, self.isz, self._A(l, xp), g0, self.p_grad + self.p_woff[l] * self.isz,
-                      <int>rows, k, n)
-                if l > 0:
-                    mm_nt(self.dt, self.isz, g0, self.p_theta + self.p_woff[l] * self.isz, g1,
-                          <int>rows, k, n)
-                    tmp = g0
-                    g0 = g1
-                    g1 = tmp
-        self.busy = 0
 
-    def output(self, Py_ssize_t rows):
-        """A view of the last layer's output buffer for the last `rows`-row batch."""
-        cdef Py_ssize_t C = self.p_sizes[self.L], o = self.p_aoff[self.L - 1]
-        return self.buf[o:o + rows * C].reshape(rows, C)
+def batchnorm_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray mean,
+                       cnp.ndarray invstd, cnp.ndarray dx, cnp.ndarray dgamma,
+                       cnp.ndarray dbeta, bint training):
+    """dgamma = sum g xhat, dbeta = sum g (float64, n); dx of batchnorm_forward."""
+    cdef int dt = _dt(x)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1)
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *dxp = cnp.PyArray_DATA(dx)
+    cdef double *mp = <double *>cnp.PyArray_DATA(mean)
+    cdef double *sp = <double *>cnp.PyArray_DATA(invstd)
+    cdef double *dgp = <double *>cnp.PyArray_DATA(dgamma)
+    cdef double *dbp = <double *>cnp.PyArray_DATA(dbeta)
+    cdef cnp.ndarray c = np.empty((3, n), np.float64)
+    cdef double *c1 = <double *>cnp.PyArray_DATA(c)
+    cdef double *m1 = c1 + n
+    cdef double *m2 = c1 + 2 * n
+    with nogil:
+        memset(dgp, 0, <size_t>n * sizeof(double))
+        memset(dbp, 0, <size_t>n * sizeof(double))
+        if dt == FA_F32:
+            _bn_bwd_sums(<const float *>gp, <const float *>xp, rows, n, mp, sp, dbp, dgp)
+        else:
+            _bn_bwd_sums(<const double *>gp, <const double *>xp, rows, n, mp, sp, dbp, dgp)
+    c[0] = invstd * gamma
+    c[1] = dbeta / rows if rows else 0.0
+    c[2] = dgamma / rows if rows else 0.0
+    with nogil:
+        if training:
+            if dt == FA_F32:
+                _bn_bwd_dx(<const float *>gp, <const float *>xp, <float *>dxp, rows, n, mp, sp,
+                           c1, m1, m2)
+            else:
+                _bn_bwd_dx(<const double *>gp, <const double *>xp, <double *>dxp, rows, n, mp,
+                           sp, c1, m1, m2)
+        else:
+            if dt == FA_F32:
+                _col_scale(<const float *>gp, <float *>dxp, rows, n, c1)
+            else:
+                _col_scale(<const double *>gp, <double *>dxp, rows, n, c1)
 
-    def forward(self, cnp.ndarray X, cnp.ndarray out):
-        """out = the network's output (before the loss's link) for X, in blocks of
-        `capacity` rows."""
-        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), r0, nr
-        cdef Py_ssize_t k = self.sizes[0], C = self.sizes[self.L]
-        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
-        cdef char *op = <char *>cnp.PyArray_DATA(out)
-        cdef int flags = K.fp_flags()
-        self._enter(0)
-        with nogil:
-            r0 = 0
-            while r0 < rows:
-                nr = rows - r0 if rows - r0 < self.cap else self.cap
-                self._forward(xp + r0 * k * self.isz, nr)
-                memcpy(op + r0 * C * self.isz, self._A(self.L, xp + r0 * k * self.isz),
-                       <size_t>(nr * C * self.isz))
-                r0 += nr
-            K.fp_restore(flags)
-        self.busy = 0
 
-    def loss_of(self, cnp.ndarray X, object labels, object target):
-        """the loss over X (in blocks of `capacity` rows; the gradient buffers are scratch)"""
-        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), r0, nr
-        cdef Py_ssize_t k = self.sizes[0], C = self.sizes[self.L]
-        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
-        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
-        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
-        cdef char *g0 = self.p_g
-        cdef double total = 0.0
-        cdef int flags = K.fp_flags()
-        self._enter(0)
-        with nogil:
-            r0 = 0
-            while r0 < rows:
-                nr = rows - r0 if rows - r0 < self.cap else self.cap
-                self._forward(xp + r0 * k * self.isz, nr)
-                total += nr * self._loss(self._A(self.L, xp + r0 * k * self.isz), nr,
-                                         lp + r0 if lp != NULL else NULL,
-                                         tp + r0 * C * self.isz if tp != NULL else NULL, g0)
-                r0 += nr
-            K.fp_restore(flags)
-        self.busy = 0
-        return total / rows if rows else 0.0
+def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step,
+            uint64_t layer):
+    """y = x mask / (1 - p) over the C-ordered elements of x (y may be x)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef int dt = _dt(x)
+    cdef uint64_t key = dropout_key(seed, step, layer), thr = dropout_threshold(p)
+    with nogil:
+        dropout_apply(dt, xp, yp, n, key, thr, 1.0 / (1.0 - p))

@@ -69,7 +69,6 @@ def clf_data(rows=10, n_in=4, classes=3, dtype=np.float32, seed=0):
     ("Tanh", ""),
     (5, ""),
     (None, ""),
-    ("prelu", " (prelu's learnable slopes are not an MLP option yet)"),
     ("softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
     ("log_softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
 ])
@@ -373,8 +372,7 @@ def test_mlp_activation_list_length(cls, acts, n):
 
 
 @pytest.mark.parametrize("act, hint", [
-    ("nope", ""), (3, ""),
-    ("prelu", " (prelu's learnable slopes are not an MLP option yet)"),
+    ("nope", ""), (3, ""), (None, ""),
     ("softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
 ])
 def test_mlp_unknown_activation(cls, act, hint):
@@ -829,13 +827,14 @@ def test_load_missing_keys(cls, tmp_path, keys):
         cls.load(p)
 
 
-@pytest.mark.parametrize("fmt", ["fastact.MLP/0", "fastact.MLP/2", "", None, "keras"])
+@pytest.mark.parametrize("fmt", ["fastact.MLP/0", "fastact.MLP/3", "fastact.Sequential/1", "",
+                                 None, "keras"])
 def test_load_wrong_format(cls, tmp_path, fmt):
     net = cls([4, 5, 3])
     p = str(tmp_path / "net.npz")
     np.savez(p, config=_config(net, format=fmt), theta=net.theta)
     with pytest.raises(ValueError, match=esc(f"MLP.load: {p!r} has format {fmt!r}; this version "
-                                             "reads 'fastact.MLP/1'.")):
+                                             "reads 'fastact.MLP/2'.")):
         cls.load(p)
 
 
@@ -844,7 +843,7 @@ def test_load_missing_format(cls, tmp_path):
     p = str(tmp_path / "net.npz")
     np.savez(p, config=np.array(json.dumps(net.config())), theta=net.theta)
     with pytest.raises(ValueError, match=esc(f"MLP.load: {p!r} has format None; this version "
-                                             "reads 'fastact.MLP/1'.")):
+                                             "reads 'fastact.MLP/2'.")):
         cls.load(p)
 
 
@@ -869,8 +868,13 @@ def test_load_bad_config_values(cls, tmp_path):
     np.savez(p, config=_config(net, loss="hinge"), theta=net.theta)
     with pytest.raises(ValueError, match=esc("MLP: unknown loss 'hinge'")):
         cls.load(p)
-    np.savez(p, config=_config(net, activation=[["prelu", {}]]), theta=net.theta)
-    with pytest.raises(ValueError, match=esc("MLP: unknown activation 'prelu' (prelu's")):
+    np.savez(p, config=_config(net, activation=[["softmax", {}]]), theta=net.theta)
+    with pytest.raises(ValueError, match=esc("MLP: unknown activation 'softmax' (row-wise")):
+        cls.load(p)
+    np.savez(p, config=_config(net, batchnorm="middle"), theta=net.theta)
+    with pytest.raises(ValueError, match=esc("MLP: batchnorm must be None, 'before' or "
+                                             "'after' (relative to the activation); got "
+                                             "'middle'.")):
         cls.load(p)
 
 

@@ -1,0 +1,337 @@
+"""Layer objects: what a network is made of.
+
+A layer only *describes* its part of the network (widths, parameters, options);
+`Sequential` turns the list into a program of native ops (fastact/nn/program.py)
+that one native call runs forward and backward.  Each layer knows its output
+width from its input width and checks its options when it is built, so a network
+checks its own wiring before it sees data.
+
+    Dense(n_out, activation=None, *, init=None)   y = act(x @ W + b); "prelu" learns its slope
+    BatchNorm(activation=None, *, momentum=0.1, eps=1e-5)
+                                                  y = act(gamma xhat + beta) (BatchNorm1d)
+    Dropout(p)                                    inverted dropout, identity in evaluation
+    ActivationLayer(activation)                   y = act(x)
+    Residual(layers)                              y = x + f(x), f = the layers in order
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _registry as R
+
+__all__ = ["Layer", "Dense", "BatchNorm", "Dropout", "ActivationLayer", "Residual",
+           "check_activation", "MLP_ACTIVATIONS"]
+
+# hidden-layer activations of a network: the elementwise ones with scalar parameters, and
+# prelu with learnable slopes (one per layer, or one per unit)
+MLP_ACTIVATIONS = tuple(R.BIAS_ACT_NAMES) + ("prelu",)
+PRELU_INIT = 0.25            # torch.nn.PReLU's initial slope
+
+
+def check_activation(activation, where: str, allow_none: bool = False):
+    """(name, params dict, kernel name, kernel params) from a name, an ACTIVATIONS entry,
+    or (name, {params}); None is the identity where allow_none.  prelu's params:
+    {"per_unit": bool, "init": float}."""
+    params = {}
+    if activation is None and allow_none:
+        activation = "identity"
+    if isinstance(activation, tuple) and len(activation) == 2 and isinstance(activation[1], dict):
+        activation, params = activation
+    if isinstance(activation, R.Activation):
+        activation = activation.name
+    if not isinstance(activation, str) or activation not in MLP_ACTIVATIONS:
+        hint = ""
+        if activation in ("softmax", "log_softmax"):
+            hint = " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"
+        raise ValueError(f"{where}: unknown activation {activation!r}{hint}; valid names: "
+                         + ", ".join(MLP_ACTIVATIONS) + ".")
+    if activation == "prelu":
+        bad = set(params) - {"per_unit", "init"}
+        if bad:
+            raise ValueError(f"{where}: prelu takes the parameters 'per_unit' (bool) and "
+                             f"'init' (the initial slope); got {sorted(bad)}.")
+        per_unit = params.get("per_unit", False)
+        if not isinstance(per_unit, (bool, np.bool_)):
+            raise ValueError(f"{where}: prelu's per_unit must be True or False; got "
+                             f"{per_unit!r}.")
+        init = params.get("init", PRELU_INIT)
+        if isinstance(init, bool) or not isinstance(init, numbers.Real) or not np.isfinite(init):
+            raise ValueError(f"{where}: prelu's init must be a finite number (the initial "
+                             f"slope); got {init!r}.")
+        return "prelu", dict(params), "prelu", (float(init), 0.0, 0.0, 0.0)
+    kname, p = R.kernel_params(activation, dict(params), where)
+    if activation in ("leaky_relu", "elu") and p[0] < 0:
+        pname = "negative_slope" if activation == "leaky_relu" else "alpha"
+        raise ValueError(
+            f"{where}: {activation} with {pname}={p[0]} < 0 cannot be differentiated from the "
+            "saved output (the sign of the output no longer tells the side of the kink), and "
+            f"the layer's backward reads the output; use {pname} >= 0 (or 'prelu').")
+    return activation, dict(params), kname, tuple(float(v) for v in p)
+
+
+def _act_config(name, params):
+    return [name, {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}]
+
+
+class Layer:
+    """Base class: `_build(b, x, path, ctx)` adds the layer's parameters, state and ops
+    to the builder b for input tensor x and returns its output tensor."""
+
+    kind = "layer"
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self):
+        cfg = self.config()
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k != "kind")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.config() == other.config()
+
+    __hash__ = None
+
+
+def _emit_activation(b, ctx, x, name, params, kname, p, bias, where_row, act_op, path):
+    """The bias (+ activation) pass after a GEMM, or an activation alone: returns
+    (output tensor, op index)."""
+    from ._engine_support import max_derivative
+    n = b.widths[x]
+    if name == "prelu":
+        shape = (n,) if params.get("per_unit", False) else (1,)
+        slope = b.param(path + ".slope", shape, ("fill", p[0]), path)
+        y = b.tensor(n)
+        i = b.op("prelu", in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
+                 slope=slope.offset, per_unit=int(bool(params.get("per_unit", False))),
+                 kname="identity", diag=where_row, act_op=act_op, thr=1e-3 * max(1.0, abs(p[0])))
+        return y, i
+    saves_in = R.saves(name) == "input" if name != "identity" else False
+    y = b.tensor(n, alias=-1 if saves_in else x)
+    i = b.op("bias_act", in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
+             kname=kname, p=p, saves_in=int(saves_in), diag=where_row, act_op=act_op,
+             thr=1e-3 * max_derivative(kname, p, "input" if saves_in else "output"))
+    return y, i
+
+
+class Dense(Layer):
+    """y = act(x @ W + b), W of shape (n_in, n_out).
+
+    activation: None (linear), a name, an ACTIVATIONS entry, (name, {params}), or "prelu"
+    / ("prelu", {"per_unit": True}) for a learnable slope (one per layer or per unit,
+    starting at 0.25).  init: None (the network's scheme) or one of fastact.nn.INITS.
+    """
+
+    kind = "dense"
+
+    def __init__(self, n_out, activation=None, *, init=None):
+        if isinstance(n_out, bool) or not isinstance(n_out, numbers.Integral) or n_out < 1:
+            raise ValueError(f"Dense: n_out must be a positive integer; got {n_out!r}.")
+        from .init import INITS
+        if init is not None and (not isinstance(init, str) or init not in INITS):
+            raise ValueError(f"Dense: unknown init {init!r}; valid: {', '.join(INITS)}.")
+        self.n_out = int(n_out)
+        self.activation, self.params, self._kname, self._p = check_activation(activation, "Dense", allow_none=True)
+        self.init = init
+        self._init_act = None        # (name, params) whose gain the weights use, if not ours
+
+    def config(self):
+        return {"kind": "dense", "n_out": self.n_out,
+                "activation": _act_config(self.activation, self.params), "init": self.init}
+
+    def _build(self, b, x, path, ctx):
+        from ._engine_support import blas_dim
+        k, n = b.widths[x], self.n_out
+        blas_dim(n, "a layer width", "Dense")
+        b.settle_pending()
+        gain_of = self._init_act or (self.activation, self.params)
+        W = b.param(path + ".W", (k, n), ("weight", self.init or ctx["init"], gain_of), path)
+        bias = b.param(path + ".b", (n,), ("fill", 0.0), path)
+        b.dense_params.append((W, bias))
+        row = len(b.diag_rows)
+        b.diag_rows.append({"activation": self.activation, "shape": (k, n),
+                            "batchnorm": False, "path": path})
+        z = b.tensor(n)
+        b.op("gemm", in_=x, out=z, k=k, n=n, w=W.offset, diag=row)
+        linear = self.activation == "identity"
+        y, i = _emit_activation(b, ctx, z, self.activation, self.params, self._kname, self._p,
+                                bias, row, 0 if linear else 1, path)
+        if linear:
+            b.pending = i
+        return y
+
+
+class ActivationLayer(Layer):
+    """y = act(x), elementwise (prelu: a learnable slope)."""
+
+    kind = "activation"
+
+    def __init__(self, activation):
+        self.activation, self.params, self._kname, self._p = check_activation(
+            activation, "ActivationLayer", allow_none=True)
+
+    def config(self):
+        return {"kind": "activation", "activation": _act_config(self.activation, self.params)}
+
+    def _build(self, b, x, path, ctx):
+        row, act_op = -1, 0
+        if b.pending is not None and self.activation != "identity":
+            row, act_op = b.ops[b.pending].diag, 1
+            b.diag_rows[row]["activation"] = self.activation
+            b.pending = None
+        y, _ = _emit_activation(b, ctx, x, self.activation, self.params, self._kname, self._p,
+                                None, row, act_op, path)
+        return y
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over the rows (PyTorch BatchNorm1d), then an optional
+    activation in the same pass.
+
+    Training: normalise with the batch mean and biased variance; running_mean and
+    running_var (starting at 0 and 1) move towards the batch mean and *unbiased*
+    variance by `momentum`.  Evaluation: normalise with the running statistics.
+    gamma (1) and beta (0) are learned.  Statistics accumulate in double.
+    """
+
+    kind = "batchnorm"
+
+    def __init__(self, activation=None, *, momentum=0.1, eps=1e-5):
+        self.activation, self.params, self._kname, self._p = check_activation(
+            activation, "BatchNorm", allow_none=True)
+        for v, nm in ((momentum, "momentum"), (eps, "eps")):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
+                raise ValueError(f"BatchNorm: {nm} must be a finite number; got {v!r}.")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm: momentum must be in [0, 1]; got {momentum!r}.")
+        if not eps > 0.0:
+            raise ValueError(f"BatchNorm: eps must be > 0; got {eps!r}.")
+        self.momentum, self.eps = float(momentum), float(eps)
+
+    def config(self):
+        return {"kind": "batchnorm", "activation": _act_config(self.activation, self.params),
+                "momentum": self.momentum, "eps": self.eps}
+
+    def _build(self, b, x, path, ctx):
+        from ._engine_support import max_derivative
+        n = b.widths[x]
+        gamma = b.param(path + ".gamma", (n,), ("fill", 1.0), path)
+        beta = b.param(path + ".beta", (n,), ("fill", 0.0), path)
+        rm = b.buffer(path + ".running_mean", n, 0.0, path)
+        rv = b.buffer(path + ".running_var", n, 1.0, path)
+        stat = b.n_stats
+        b.n_stats += 4 * n
+        # the diagnostics row: the dense layer this normalises (gamma/beta norms there);
+        # it takes over the layer's activation columns when it applies the activation
+        row = len(b.diag_rows) - 1 if b.diag_rows else -1
+        if row >= 0:
+            b.diag_rows[row]["batchnorm"] = True
+        act_op = 0
+        has_act = self.activation != "identity"
+        if has_act and b.pending is not None:
+            act_op = 1
+            b.diag_rows[row]["activation"] = self.activation
+            b.pending = None
+        fused = self.activation != "prelu"
+        kname = self._kname if fused else "identity"
+        saves_in = fused and has_act and R.saves(self.activation) == "input"
+        aux = b.tensor(n) if saves_in else -1
+        y = b.tensor(n)
+        b.op("batchnorm", in_=x, out=y, k=n, n=n, gamma=gamma.offset, beta=beta.offset,
+             rm=rm.offset, rv=rv.offset, kname=kname, p=self._p if fused else (0.0,) * 4,
+             saves_in=int(saves_in), aux=aux, stat=stat, eps=self.eps, momentum=self.momentum,
+             diag=row, act_op=act_op if fused else 0,
+             thr=1e-3 * max_derivative(kname, self._p if fused else (0.0,) * 4,
+                                       "input" if saves_in else "output"))
+        if not fused:
+            y, _ = _emit_activation(b, ctx, y, "prelu", self.params, "prelu", self._p, None,
+                                    row, act_op, path)
+        return y
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each element is kept with probability 1 - p and
+    scaled by 1 / (1 - p); identity in evaluation.  The mask is a pure function of
+    (seed, step, layer, element index) (SplitMix64), so it does not depend on the
+    thread count and fastact.reference reproduces it bit for bit."""
+
+    kind = "dropout"
+
+    def __init__(self, p):
+        check_probability(p, "Dropout")
+        self.p = float(p)
+
+    def config(self):
+        return {"kind": "dropout", "p": self.p}
+
+    def _build(self, b, x, path, ctx):
+        n = b.widths[x]
+        y = b.tensor(n)
+        b.op("dropout", in_=x, out=y, k=n, n=n, prob=self.p, layer=b.n_dropout)
+        b.n_dropout += 1
+        return y
+
+
+def check_probability(p, where, what="p"):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{where}: {what} must be a probability in [0, 1) (the fraction of "
+                         f"units dropped); got {p!r}.")
+
+
+class Residual(Layer):
+    """y = x + f(x), f = the given layers in order (the first a Dense layer); f's output
+    width must equal its input width."""
+
+    kind = "residual"
+
+    def __init__(self, layers):
+        if isinstance(layers, Layer):
+            layers = [layers]
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise TypeError("Residual: layers must be a list of layer objects; got "
+                            f"{layers!r}.") from None
+        if not layers:
+            raise ValueError("Residual: needs at least one layer (the branch f of x + f(x)).")
+        for l in layers:
+            if not isinstance(l, Layer):
+                raise TypeError(f"Residual: {l!r} is not a layer (Dense, BatchNorm, Dropout, "
+                                "ActivationLayer, Residual).")
+        if not isinstance(layers[0], Dense):
+            raise ValueError("Residual: the branch must begin with a Dense layer; got "
+                             f"{type(layers[0]).__name__}.")
+        self.layers = layers
+
+    def config(self):
+        return {"kind": "residual", "layers": [l.config() for l in self.layers]}
+
+    def _build(self, b, x, path, ctx):
+        h = x
+        for i, l in enumerate(self.layers):
+            h = l._build(b, h, f"{path}.{i}", ctx)
+        if b.widths[h] != b.widths[x]:
+            raise ValueError(f"Residual: the branch maps width {b.widths[x]} to "
+                             f"{b.widths[h]}; x + f(x) needs equal widths (give the branch's "
+                             f"last Dense layer {b.widths[x]} units, or drop the residual "
+                             "connection there).")
+        y = b.tensor(b.widths[x])
+        b.op("add", in_=h, in2=x, out=y, k=b.widths[x], n=b.widths[x])
+        return y
+
+
+def layer_from_config(cfg):
+    kind = cfg.get("kind")
+    if kind == "dense":
+        return Dense(cfg["n_out"], tuple(cfg["activation"]), init=cfg["init"])
+    if kind == "batchnorm":
+        return BatchNorm(tuple(cfg["activation"]), momentum=cfg["momentum"], eps=cfg["eps"])
+    if kind == "dropout":
+        return Dropout(cfg["p"])
+    if kind == "activation":
+        return ActivationLayer(tuple(cfg["activation"]))
+    if kind == "residual":
+        return Residual([layer_from_config(c) for c in cfg["layers"]])
+    raise ValueError(f"unknown layer kind {kind!r} in the configuration.")

@@ -1,0 +1,601 @@
+"""Networks: `Sequential` (a stack of layer objects) and `MLP` (the usual stack, built
+from layer sizes), both trained by one native call per step.
+
+    net = fastact.MLP([64, 128, 128, 10], "relu", batchnorm="before", dropout=0.1,
+                      residual=True, seed=0)
+    opt = fastact.optim.SGD(lr=0.1, momentum=0.9)
+    loss = net.train_step(X, y, opt)                        # one native call, no allocation
+    history = net.fit(X, y, epochs=10, batch_size=64, optimizer=opt)
+
+    net = fastact.Sequential([Dense(128, "relu"), BatchNorm(), Dropout(0.2),
+                              Residual([Dense(128), BatchNorm("tanh")]), Dense(10)], n_in=64)
+
+Everything that is not arithmetic lives here and is shared by the native networks
+(engine: fastact._nn.Engine) and their NumPy twins (fastact.reference.MLP /
+Sequential, engine fastact.reference.NumpyEngine): argument checks, the program of
+ops, initialisation, the parameter layout, fit/evaluate/predict, save/load.
+
+Parameter layout: one flat array `theta` holds every parameter in layer order (a
+dense layer's W (n_in x n_out, row-major) then b, a BatchNorm's gamma then beta, a
+prelu's slopes); `net.params[l] = (W, b)` are views of the dense layers' (writing
+into them changes the network), `net.grads` the same for the flat gradient array,
+`net.state_dict()` every parameter and running statistic by name.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _registry as R
+from .. import _validate as V
+from ..optim import Optimizer
+from . import persistence as _persist
+from . import training as _training
+from ._engine_support import blas_dim as _blas_dim
+from .init import INITS, auto_scheme, gain, init_weight
+from .layers import (BatchNorm, Dense, Dropout, Layer, Residual, check_activation,
+                     check_probability)
+from .program import Builder, Program
+
+__all__ = ["Sequential", "MLP", "LOSSES", "DIAG_COLUMNS", "NativeEngine"]
+
+LOSSES = ("softmax_cross_entropy", "mse", "binary_cross_entropy_with_logits")
+# net.diagnostics() per dense layer, in the order the engines fill their rows; the last two
+# are reported for layers with BatchNorm
+DIAG_COLUMNS = ("grad_W_norm", "grad_b_norm", "grad_z_norm", "act_mean", "act_std",
+                "saturated_fraction", "dead_fraction", "grad_gamma_norm", "grad_beta_norm")
+_N_PLAIN_DIAG = 7
+
+
+class Sequential:
+    """A network of layer objects, run by one native call per training step.
+
+    layers: Dense, BatchNorm, Dropout, ActivationLayer and Residual objects, in order; the last
+    layer's output is the network's output (the loss applies its link: softmax,
+    sigmoid), so end with a linear Dense.  n_in: the input width.  init: the scheme of the
+    dense layers that do not name one ("auto": the matched scheme per layer; see
+    fastact.nn.INITS and MLP).  loss, dtype, seed, diagnostics: as MLP.
+
+    Modes: net.train() (the default) and net.eval() set net.training, which
+    compute_gradients and train_step follow (training: batch statistics, running
+    statistics updated, dropout active; evaluation: running statistics, no dropout);
+    forward, predict, predict_proba and evaluate always run in evaluation mode, and fit
+    always trains in training mode.
+    """
+
+    _engine_class = None        # set by the backend (fastact or fastact.reference)
+    _format = "fastact.Sequential/1"
+
+    def __init__(self, layers, n_in, *, init="auto", loss="softmax_cross_entropy",
+                 dtype=np.float32, seed=0, diagnostics=False):
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}: layers must be a list of layer objects; "
+                            f"got {layers!r}.") from None
+        if not layers:
+            raise ValueError(f"{type(self).__name__}: needs at least one layer.")
+        for l in layers:
+            if not isinstance(l, Layer):
+                raise TypeError(f"{type(self).__name__}: {l!r} is not a layer (Dense, "
+                                "BatchNorm, Dropout, ActivationLayer, Residual).")
+        if isinstance(n_in, bool) or not isinstance(n_in, numbers.Integral) or n_in < 1:
+            raise ValueError(f"{type(self).__name__}: n_in must be a positive integer; got "
+                             f"{n_in!r}.")
+        self._setup(layers, int(n_in), init, loss, dtype, seed, diagnostics)
+
+    # -- construction --
+    def _setup(self, layers, n_in, init, loss, dtype, seed, diagnostics):
+        where = type(self).__name__
+        _blas_dim(n_in, "n_in", where)
+        if not isinstance(init, str) or init not in INITS:
+            raise ValueError(f"{where}: unknown init {init!r}; valid: {', '.join(INITS)}.")
+        if not isinstance(loss, str) or loss not in LOSSES:
+            raise ValueError(f"{where}: unknown loss {loss!r}; valid: {', '.join(LOSSES)}.")
+        try:
+            dt = None if dtype is None else np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt is None or dt not in (V.F32, V.F64):     # (np.dtype("float64") == None is True)
+            shown = repr(dtype) if dt is None else str(dt)
+            raise TypeError(f"{where}: dtype must be float32 or float64; got {shown}.")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+            raise ValueError(f"{where}: seed must be a non-negative integer; got {seed!r}.")
+        b = Builder()
+        h = b.tensor(n_in)
+        ctx = {"init": init}
+        for i, layer in enumerate(layers):
+            h = layer._build(b, h, str(i), ctx)
+        b.settle_pending()
+        n_out = b.widths[h]
+        if loss == "softmax_cross_entropy" and n_out < 2:
+            raise ValueError(f"{where}: softmax_cross_entropy needs at least 2 outputs (classes); "
+                             "for one output use loss='binary_cross_entropy_with_logits'.")
+        if b.alias[h] >= 0 and b.ops[-1].kind != "bias_act":       # pragma: no cover
+            raise AssertionError("the output tensor must be its own buffer")
+        self.layers = layers
+        self.n_in, self.n_out = n_in, n_out
+        self.init, self.loss, self.dtype, self.seed = init, loss, dt, int(seed)
+        self.record_diagnostics = bool(diagnostics)
+        self.training = True
+        self._counter = 0                                          # dropout's step number
+        self._rng = np.random.default_rng((self.seed, 1))          # shuffling in fit
+        prog = Program(b, h)
+        self._program = prog
+        self.theta = np.zeros(prog.n_theta, dt)
+        self.grad_flat = np.zeros(prog.n_theta, dt)
+        self.state = np.zeros(prog.n_state, dt)
+        self._views = {}
+        for p in prog.params:
+            self._views[p.name] = (self.theta[p.offset:p.offset + p.size].reshape(p.shape),
+                                   self.grad_flat[p.offset:p.offset + p.size].reshape(p.shape))
+        for p in prog.state:
+            self._views[p.name] = (self.state[p.offset:p.offset + p.size], None)
+            self._views[p.name][0][...] = p.init[1]
+        self.params = [(self._views[W.name][0], self._views[bb.name][0])
+                       for W, bb in prog.dense_params]
+        self.grads = [(self._views[W.name][1], self._views[bb.name][1])
+                      for W, bb in prog.dense_params]
+        self._initialise()
+        self._engine = self._engine_class(dt, prog, loss, self.theta, self.grad_flat,
+                                          self.state)
+
+    def _initialise(self):
+        """Weights from the seed (dense layers in order, the same draws in both backends),
+        biases and beta 0, gamma 1, prelu slopes their initial value; running statistics
+        0 and 1."""
+        rng = np.random.default_rng(self.seed)
+        for p in self._program.params:
+            view = self._views[p.name][0]
+            if p.init[0] == "fill":
+                view[...] = p.init[1]
+                continue
+            _, scheme, (act, params) = p.init
+            if scheme == "auto":
+                scheme = auto_scheme(act)
+            view[...] = init_weight(rng, scheme, p.shape[0], p.shape[1], gain(act, params))
+        for p in self._program.state:
+            self._views[p.name][0][...] = p.init[1]
+
+    def __repr__(self):
+        inner = ",\n    ".join(repr(l) for l in self.layers)
+        return (f"{type(self).__module__}.Sequential([\n    {inner}], n_in={self.n_in}, "
+                f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
+                f"seed={self.seed})")
+
+    @property
+    def n_params(self) -> int:
+        """The number of learned parameters (weights, biases, BatchNorm's gamma and beta,
+        prelu slopes; not the running statistics)."""
+        return int(self.theta.size)
+
+    def state_dict(self) -> dict:
+        """Every parameter and running statistic by name, as views (writing into them
+        changes the network): "<layer>.W", "<layer>.b", "<layer>.gamma", "<layer>.beta",
+        "<layer>.running_mean", "<layer>.running_var", "<layer>.slope", with <layer> the
+        layer's index in net.layers (and "<i>.<j>" inside a Residual)."""
+        return {k: v[0] for k, v in self._views.items()}
+
+    def grad_dict(self) -> dict:
+        """The gradient of every parameter by name (views into grad_flat)."""
+        return {k: v[1] for k, v in self._views.items() if v[1] is not None}
+
+    # -- modes --
+    def train(self, mode=True):
+        """Training mode (batch statistics, dropout) for compute_gradients and train_step.
+        Returns the network."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"train: mode must be True or False; got {mode!r}.")
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (running statistics, no dropout) for compute_gradients and
+        train_step.  Returns the network."""
+        self.training = False
+        return self
+
+    def _X(self, X, where):
+        if not isinstance(X, np.ndarray):
+            X = np.asarray(X)
+        if X.dtype != self.dtype:
+            if X.dtype.kind not in "fiub":
+                raise TypeError(f"{where}: X must be a real array of dtype {self.dtype}; got "
+                                f"dtype {X.dtype}.")
+            raise TypeError(f"{where}: X has dtype {X.dtype} but the network is {self.dtype}; "
+                            f"convert with X.astype(np.{self.dtype}).")
+        if X.ndim != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"{where}: X must have shape (rows, {self.n_in}); got "
+                             f"{X.shape}.")
+        if X.shape[0] == 0:
+            raise ValueError(f"{where}: X has no rows.")
+        _blas_dim(X.shape[0], "rows", where)
+        if not (X.flags.c_contiguous and X.flags.aligned):
+            X = np.ascontiguousarray(X)
+        if not self._engine.all_finite(X):
+            raise ValueError(f"{where}: X contains NaN or inf; clean the data first "
+                             "(e.g. X[~np.isfinite(X)] = 0 or drop those rows).")
+        return X
+
+    def _y(self, y, rows, where):
+        """(labels int64 or None, target array or None)"""
+        C = self.n_out
+        if not isinstance(y, np.ndarray):
+            y = np.asarray(y)
+        if self.loss == "softmax_cross_entropy":
+            if y.dtype.kind not in "iu":
+                raise TypeError(f"{where}: y must hold integer class indices for "
+                                f"softmax_cross_entropy; got dtype {y.dtype}. Convert with "
+                                "y.astype(np.int64).")
+            if y.shape != (rows,):
+                raise ValueError(f"{where}: y must have shape ({rows},), one class index per "
+                                 f"row of X; got {y.shape}.")
+            if y.dtype.kind == "u" and y.size and int(y.max()) >= C:     # before int64 wraps it
+                raise ValueError(f"{where}: label {int(y.max())} is out of range; the network "
+                                 f"has {C} classes, so labels must be in [0, {C - 1}].")
+            if y.dtype != np.int64 or not y.flags.c_contiguous:
+                y = np.ascontiguousarray(y, dtype=np.int64)
+            bad = self._engine.bad_label(y, C)
+            if bad is not None:
+                raise ValueError(f"{where}: label {bad} is out of range; the network has {C} "
+                                 f"classes, so labels must be in [0, {C - 1}].")
+            return y, None
+        if y.dtype.kind not in "fiub":
+            raise TypeError(f"{where}: y must be real numbers; got dtype {y.dtype}.")
+        given = y.shape
+        if y.ndim == 1 and C == 1:
+            y = y.reshape(-1, 1)
+        if y.shape != (rows, C):
+            raise ValueError(f"{where}: y must have shape ({rows}, {C})"
+                             + (f" or ({rows},)" if C == 1 else "") + f"; got {given}.")
+        if y.dtype != self.dtype or not (y.flags.c_contiguous and y.flags.aligned):
+            if y.dtype.kind == "f" and y.dtype != self.dtype:
+                raise TypeError(f"{where}: y has dtype {y.dtype} but the network is "
+                                f"{self.dtype}; convert with y.astype(np.{self.dtype}).")
+            y = np.ascontiguousarray(y, dtype=self.dtype)
+        if not self._engine.all_finite(y):
+            raise ValueError(f"{where}: y contains NaN or inf.")
+        return None, y
+
+    # -- the native steps --
+    # -- the native steps --
+    def _check_batch(self, rows, where):
+        if self.training and self._program.has_batchnorm and rows < 2:
+            raise ValueError(f"{where}: BatchNorm in training mode needs at least 2 rows per "
+                             f"batch to estimate the batch variance; got {rows} (use a larger "
+                             "batch, or net.eval() to use the running statistics).")
+
+    def _next_counter(self):
+        c = self._counter
+        if self.training:
+            self._counter += 1
+        return c
+
+    def compute_gradients(self, X, y) -> float:
+        """Forward, loss and backward on (X, y) in the network's mode (net.training): fills
+        net.grads and net.diagnostics(); the weights are not changed (in training mode
+        the running statistics are updated, as a training forward does).  Returns the loss."""
+        X = self._X(X, "compute_gradients")
+        labels, target = self._y(y, X.shape[0], "compute_gradients")
+        self._check_batch(X.shape[0], "compute_gradients")
+        self._engine.reserve(X.shape[0])
+        return self._engine.step(X, labels, target, True, training=self.training,
+                                 seed=self.seed, counter=self._next_counter())
+
+    def train_step(self, X, y, optimizer) -> float:
+        """One training step in one native call: forward, loss, backward and the
+        optimizer's update of every parameter, in the network's mode (net.training).
+        Allocates nothing once the buffers fit the batch size.  Returns the loss (before
+        the update)."""
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError("train_step: optimizer must be a fastact.optim optimizer "
+                            f"(SGD, Adam, AdamW); got {type(optimizer).__name__}.")
+        X = self._X(X, "train_step")
+        labels, target = self._y(y, X.shape[0], "train_step")
+        self._check_batch(X.shape[0], "train_step")
+        optimizer._bind(self.theta)
+        if X.shape[0] > self._engine.capacity:
+            self._engine.reserve(X.shape[0])
+        st = optimizer.state
+        t = optimizer.t + 1
+        loss = self._engine.step(X, labels, target, self.record_diagnostics, optimizer.kind,
+                                 optimizer._hyper, st[0] if st else None,
+                                 st[1] if len(st) > 1 else None, t, training=self.training,
+                                 seed=self.seed, counter=self._next_counter())
+        optimizer.t = t
+        return loss
+
+    # -- inference (evaluation mode) --
+    def forward(self, X) -> np.ndarray:
+        """The network's raw outputs (logits for the classification losses), rows x n_out,
+        in evaluation mode."""
+        X = self._X(X, "forward")
+        out = np.empty((X.shape[0], self.n_out), self.dtype)
+        self._engine.reserve(min(X.shape[0], max(self._engine.capacity, 1024)))
+        self._engine.forward(X, out)
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities: softmax of the outputs (softmax_cross_entropy) or their
+        sigmoid (binary_cross_entropy_with_logits)."""
+        if self.loss == "mse":
+            raise ValueError("predict_proba: the network is a regressor (loss='mse'); "
+                             "use predict or forward.")
+        from .. import reference
+        z = self.forward(X)
+        if self.loss == "softmax_cross_entropy":
+            return reference.softmax(z)
+        return reference.sigmoid(z)
+
+    def predict(self, X) -> np.ndarray:
+        """Class indices (softmax_cross_entropy), 0/1 per output (binary: output > 0, i.e.
+        probability > 1/2; a vector when n_out is 1), or the outputs (mse; a vector when
+        n_out is 1)."""
+        z = self.forward(X)
+        if self.loss == "softmax_cross_entropy":
+            return z.argmax(axis=1)
+        if self.loss == "binary_cross_entropy_with_logits":
+            z = (z > 0).astype(np.int64)
+        return z[:, 0] if z.shape[1] == 1 else z
+
+    def _accuracy(self, out, labels, target):
+        if self.loss == "softmax_cross_entropy":
+            return int((out.argmax(axis=1) == labels).sum()), out.shape[0]
+        if self.loss == "binary_cross_entropy_with_logits":
+            return int(((out > 0) == (target > 0.5)).sum()), out.size
+        return None
+
+    def evaluate(self, X, y) -> dict:
+        """{"loss": mean loss, "accuracy": fraction correct (classification losses)}."""
+        X = self._X(X, "evaluate")
+        labels, target = self._y(y, X.shape[0], "evaluate")
+        self._engine.reserve(min(X.shape[0], max(self._engine.capacity, 1024)))
+        res = {"loss": float(self._engine.loss_of(X, labels, target))}
+        if self.loss != "mse":
+            out = np.empty((X.shape[0], self.n_out), self.dtype)
+            self._engine.forward(X, out)
+            good, n = self._accuracy(out, labels, target)
+            res["accuracy"] = good / n
+        return res
+
+    fit = _training.fit
+
+    # -- diagnostics --
+    def diagnostics(self) -> list:
+        """Per dense layer, from the last compute_gradients (or train_step with
+        diagnostics=True), computed inside the native backward pass:
+        grad_W_norm, grad_b_norm (L2/Frobenius norms of dW and db), grad_z_norm (of the
+        gradient at the input of the layer's activation, its pre-activation: the dense
+        output, or the BatchNorm output when BatchNorm comes before the activation),
+        act_mean and act_std (of the activation's output over the batch),
+        saturated_fraction (entries with |f'(z)| < 1e-3 max|f'|) and dead_fraction (units
+        whose gradient at the pre-activation is zero for the whole batch); for a layer
+        with BatchNorm also grad_gamma_norm and grad_beta_norm.  The last entry is the
+        linear output layer."""
+        d = self._engine.diagnostics
+        if d is None:
+            raise RuntimeError("diagnostics: nothing recorded yet; call compute_gradients(X, y) "
+                               "first (or train_step on a network made with diagnostics=True).")
+        out = []
+        for l, (row, info) in enumerate(zip(d, self._program.diag_rows)):
+            entry = {"layer": l, "activation": info["activation"], "shape": info["shape"]}
+            cols = DIAG_COLUMNS if info["batchnorm"] else DIAG_COLUMNS[:_N_PLAIN_DIAG]
+            entry.update({k: float(v) for k, v in zip(cols, row)})
+            out.append(entry)
+        return out
+
+    # -- persistence --
+    def config(self) -> dict:
+        return {"layers": [l.config() for l in self.layers], "n_in": self.n_in,
+                "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
+                "seed": self.seed}
+
+    @classmethod
+    def _from_config(cls, meta, **kwargs):
+        from .layers import layer_from_config
+        return cls([layer_from_config(c) for c in meta["layers"]], meta["n_in"],
+                   init=meta["init"], loss=meta["loss"], dtype=np.dtype(meta["dtype"]),
+                   seed=meta["seed"], **kwargs)
+
+    save = _persist.save
+    load = classmethod(_persist.load)
+
+    def __reduce__(self):
+        """copy.deepcopy and pickle: the configuration, the parameters, the running
+        statistics, the mode, dropout's step counter and the shuffling state (not the
+        gradients, diagnostics or buffers, which the next step recomputes)."""
+        return (_persist.rebuild, (type(self), self.config(), self.theta.copy(),
+                                   self.state.copy(), self._rng.bit_generator.state,
+                                   self.record_diagnostics, self._counter, self.training))
+
+
+def _per_layer(value, n_hidden, name, check):
+    """One value per hidden layer from a network-wide value or a list."""
+    if isinstance(value, list):
+        if len(value) != n_hidden:
+            raise ValueError(f"MLP: {name} is a list of {len(value)} but the network has "
+                             f"{n_hidden} hidden layer(s); give one per hidden layer or a "
+                             "single value.")
+        return [check(v, f"{name}[{i}]") for i, v in enumerate(value)], True
+    return [check(value, name)] * n_hidden, False
+
+
+def _check_bn(v, what):
+    if v not in (None, "before", "after"):
+        raise ValueError(f"MLP: {what} must be None, 'before' or 'after' (relative to "
+                         f"the activation); got {v!r}.")
+    return v
+
+
+def _check_dropout(v, what):
+    check_probability(v, "MLP", what)
+    return float(v)
+
+
+def _check_residual(v, what):
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"MLP: {what} must be True or False; got {v!r}.")
+    return bool(v)
+
+
+class MLP(Sequential):
+    """A multi-layer perceptron trained by one native call per step.
+
+    layer_sizes: [n_in, hidden..., n_out]; every hidden layer is dense + activation, the
+    last layer is dense and linear (the loss applies its link: softmax, sigmoid).
+    activation: one name for all hidden layers, or one per hidden layer; a name, an
+    ACTIVATIONS entry, (name, {parameters}) such as ("leaky_relu", {"negative_slope": 0.2}),
+    or "prelu" / ("prelu", {"per_unit": True}) for a learnable slope (one per layer or per
+    unit, starting at 0.25, trained like every other parameter).
+    init: "auto" (the matched scheme per layer: he_normal for ReLU-like, xavier_uniform for
+    sigmoid/tanh-like, lecun_normal for selu, xavier_uniform for the output layer), or one
+    of "standard", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
+    "lecun_normal", "orthogonal" for every layer.  xavier, he and orthogonal multiply by the
+    layer activation's gain (fastact.nn.gain; 1 for the linear output layer).  Biases start
+    at zero.  The same seed gives the same weights in fastact.MLP and fastact.reference.MLP.
+    loss: "softmax_cross_entropy" (y: class indices), "mse" or
+    "binary_cross_entropy_with_logits" (y: rows x n_out, or n_rows values when n_out is 1);
+    means over the batch (mse and bce: over all elements, as PyTorch's reduction="mean").
+    diagnostics: when True, train_step records net.diagnostics() too (compute_gradients
+    always does).
+    batchnorm: None, "before" (dense -> BatchNorm -> activation, as Ioffe & Szegedy place
+    it) or "after" (dense -> activation -> BatchNorm), for every hidden layer or a list.
+    dropout: the probability of dropping a hidden unit, after each hidden activation (and
+    BatchNorm), network-wide or a list; 0 = none.
+    residual: True = h + f(h) over every hidden layer but the first whose input and output
+    widths match (f = dense [+ BatchNorm] + activation [+ dropout]), or a list of bools
+    (True where the widths differ is an error).
+    Modes (net.train(), net.eval()): see Sequential.
+    """
+
+    _format = "fastact.MLP/2"
+
+    def __init__(self, layer_sizes, activation="relu", *, init="auto",
+                 loss="softmax_cross_entropy", dtype=np.float32, seed=0, diagnostics=False,
+                 batchnorm=None, dropout=0.0, residual=False):
+        sizes = self._check_sizes(layer_sizes)
+        n_hidden = len(sizes) - 2
+        if isinstance(activation, list):
+            if len(activation) != n_hidden:
+                raise ValueError(
+                    f"MLP: activation is a list of {len(activation)} but the network has "
+                    f"{n_hidden} hidden layer(s); give one per hidden layer or a single name.")
+            acts = [check_activation(a, "MLP") for a in activation]
+        else:
+            acts = [check_activation(activation, "MLP")] * n_hidden
+        bns, _ = _per_layer(batchnorm, n_hidden, "batchnorm", _check_bn)
+        drops, _ = _per_layer(dropout, n_hidden, "dropout", _check_dropout)
+        ress, res_listed = _per_layer(residual, n_hidden, "residual", _check_residual)
+        layers = []
+        for i in range(n_hidden):
+            n = sizes[i + 1]
+            name, params = acts[i][0], acts[i][1]
+            act = (name, params)
+            if bns[i] == "before":
+                d = Dense(n, None)
+                d._init_act = act
+                block = [d, BatchNorm(act)]
+            else:
+                block = [Dense(n, act)]
+                if bns[i] == "after":
+                    block.append(BatchNorm())
+            if drops[i] > 0:
+                block.append(Dropout(drops[i]))
+            use_res = ress[i] and (res_listed or i > 0)
+            if use_res and sizes[i] != n:
+                if res_listed:
+                    raise ValueError(f"MLP: residual[{i}] is True but hidden layer {i} maps "
+                                     f"width {sizes[i]} to {n}; h + f(h) needs equal widths.")
+                use_res = False
+            layers.extend([Residual(block)] if use_res else block)
+        layers.append(Dense(sizes[-1], None))
+        self.layer_sizes = tuple(sizes)
+        self.activations = [(a[0], a[1]) for a in acts]
+        self.batchnorm, self.dropout = bns, drops
+        self.residual = [isinstance(l, Residual) for l in self._hidden_blocks(layers)]
+        self._options = {"batchnorm": batchnorm, "dropout": dropout, "residual": residual}
+        self._setup(layers, sizes[0], init, loss, dtype, seed, diagnostics)
+
+    @staticmethod
+    def _hidden_blocks(layers):
+        """the first layer of each hidden block (a Dense or a Residual)"""
+        return [l for l in layers[:-1] if isinstance(l, (Dense, Residual))]
+
+    @staticmethod
+    def _check_sizes(layer_sizes):
+        try:
+            sizes = list(layer_sizes)
+        except TypeError:
+            raise TypeError(f"MLP: layer_sizes must be a list of ints [n_in, hidden..., n_out]; "
+                            f"got {layer_sizes!r}.") from None
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: layer_sizes needs at least [n_in, n_out]; got {sizes}.")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+                raise ValueError(f"MLP: layer sizes must be positive integers; got {sizes}.")
+            _blas_dim(int(s), "a layer size", "MLP")
+        return [int(s) for s in sizes]
+
+    def __repr__(self):
+        acts = sorted({a[0] for a in self.activations})
+        extra = "".join(f", {k}={v!r}" for k, v in self._options.items()
+                        if v not in (None, 0.0, False))
+        return (f"{type(self).__module__}.MLP({list(self.layer_sizes)}, activation="
+                f"{acts[0] if len(acts) == 1 else [a[0] for a in self.activations]!r}, "
+                f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
+                f"seed={self.seed}{extra})")
+
+    def config(self) -> dict:
+        return {"layer_sizes": list(self.layer_sizes),
+                "activation": [[a, {k: (v.item() if isinstance(v, np.generic) else v)
+                                    for k, v in p.items()}] for a, p in self.activations],
+                "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
+                "seed": self.seed, **{k: v for k, v in self._options.items()}}
+
+    @classmethod
+    def _from_config(cls, meta, **kwargs):
+        acts = [(a, p) for a, p in meta["activation"]]
+        opts = {k: meta[k] for k in ("batchnorm", "dropout", "residual") if k in meta}
+        return cls(meta["layer_sizes"], acts if acts else "relu", init=meta["init"],
+                   loss=meta["loss"], dtype=np.dtype(meta["dtype"]), seed=meta["seed"],
+                   **opts, **kwargs)
+
+
+class NativeEngine:
+    """fastact._nn.Engine behind the interface the networks use."""
+
+    def __init__(self, dtype, program, loss, theta, grad, state):
+        from .. import _nn
+        from .._activations import ACT_IDS
+        oi, of = program.arrays(ACT_IDS)
+        self._e = _nn.Engine(0 if dtype == V.F32 else 1, oi, of, program.widths, program.alias,
+                             program.out_t, program.n_slots, len(program.diag_rows),
+                             program.n_stats, _nn.LOSSES[loss], theta, grad, state)
+        self.all_finite = _nn.all_finite
+        self.bad_label = _nn.bad_label
+        self.reserve = self._e.reserve
+        self.forward = self._e.forward
+        self.loss_of = self._e.loss_of
+        self.gemms_only = self._e.gemms_only
+        self._opt = {"": 0, **_nn.OPTIMIZERS}
+        self._step = self._e.step
+
+    @property
+    def capacity(self):
+        return self._e.capacity
+
+    @property
+    def diagnostics(self):
+        return self._e.diagnostics
+
+    def output(self, rows):
+        return self._e.output(rows)
+
+    def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
+             training=True, seed=0, counter=0):
+        return self._step(X, labels, target, diag, self._opt[kind], hyper, s1, s2, t,
+                          training, seed, counter)
+
+
+Sequential._engine_class = NativeEngine

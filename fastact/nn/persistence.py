@@ -1,0 +1,62 @@
+"""Saving and loading networks: one .npz with the configuration as JSON, the flat
+parameters, the running statistics and dropout's step counter; no pickle, bit-exact."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+_READS = {"fastact.MLP/2": "fastact.MLP/1"}    # formats a class also reads (older versions)
+
+
+def save(self, path) -> None:
+    """Write the network to `path` (.npz, no pickle): its configuration, parameters and
+    running statistics (and dropout's step counter, so training resumes bit for bit)."""
+    meta = {"format": self._format, **self.config(), "counter": self._counter}
+    arrays = {"config": np.array(json.dumps(meta)), "theta": self.theta, "state": self.state}
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, "wb") as f:      # np.savez(path) would append ".npz" to the name
+            np.savez(f, **arrays)
+    else:
+        np.savez(path, **arrays)
+
+
+def load(cls, path):
+    """A network saved by save(), parameters and running statistics bit for bit."""
+    name = cls.__name__
+    with np.load(path, allow_pickle=False) as f:
+        if "config" not in f.files or "theta" not in f.files:
+            raise ValueError(f"{name}.load: {path!r} is not a fastact {name} file "
+                             "(it lacks 'config' or 'theta').")
+        meta = json.loads(str(f["config"]))
+        theta = f["theta"]
+        state = f["state"] if "state" in f.files else None
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt not in (cls._format, _READS.get(cls._format)):
+        raise ValueError(f"{name}.load: {path!r} has format {fmt!r}; this version reads "
+                         f"{cls._format!r}.")
+    net = cls._from_config(meta)
+    if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
+        raise ValueError(f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
+                         f"the configuration needs {net.theta.size} {net.theta.dtype}.")
+    if state is None:
+        state = net.state           # an older file: no running statistics (none needed)
+    if state.shape != net.state.shape or state.dtype != net.state.dtype:
+        raise ValueError(f"{name}.load: {path!r} holds {state.size} {state.dtype} running "
+                         f"statistics; the configuration needs {net.state.size} "
+                         f"{net.state.dtype}.")
+    net.theta[...] = theta
+    net.state[...] = state
+    net._counter = int(meta.get("counter", 0))
+    return net
+
+
+def rebuild(cls, meta, theta, state, rng_state, diagnostics, counter, training):
+    net = cls._from_config(meta, diagnostics=diagnostics)
+    net.theta[...] = theta
+    net.state[...] = state
+    net._rng.bit_generator.state = rng_state
+    net._counter = counter
+    net.training = training
+    return net

@@ -1,0 +1,199 @@
+"""The network as a program of native ops, built from the layer objects.
+
+Layers (fastact/nn/layers.py) only describe a network; `build_program` turns a
+list of them into what both engines run: the parameters (a flat array `theta`,
+one named slice per parameter), the state (running statistics), the tensors
+(rows x width buffers; tensor 0 is the input) and a table of ops, each reading
+and writing tensors and parameters by offset.  The native engine
+(src/_nn_engine.pxi) and its NumPy twin (fastact.reference.NumpyEngine) execute
+the same table, so adding a layer kind is: its op in the engine, its class in
+layers.py, its twin in the reference.
+
+The gradient buffers are assigned here too, by liveness, walking the ops
+backwards: an op whose backward may run in place (bias + activation, BatchNorm,
+dropout, PReLU) writes its input's gradient over its output's; a GEMM writes a
+fresh slot; a residual add passes its gradient on to the branch in the same slot
+and copies it for the skip connection, which the branch's first GEMM then adds to
+(BLAS beta = 1).  A plain chain needs two slots, each residual connection one more.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# op codes and fields: must equal src/_nn_engine.pxi's (tests/test_nn_layers.py checks)
+OP_CODES = {"gemm": 0, "bias_act": 1, "batchnorm": 2, "dropout": 3, "add": 4, "prelu": 5}
+_INT_FIELDS = ("KIND", "IN", "IN2", "OUT", "K", "N", "W", "B", "GAMMA", "BETA", "SLOPE",
+               "PER_UNIT", "RM", "RV", "ACT", "SAVES_IN", "DIAG", "ACT_OP", "LAYER", "AUX",
+               "GIN", "GOUT", "GIN2", "ACC", "STAT")
+_FLOAT_FIELDS = ("A", "A1", "A2", "A3", "P", "EPS", "MOM", "THR")
+FIELDS = {"NI": len(_INT_FIELDS), "NF": len(_FLOAT_FIELDS)}
+FIELDS.update({"I_" + f: i for i, f in enumerate(_INT_FIELDS)})
+FIELDS.update({"F_" + f: i for i, f in enumerate(_FLOAT_FIELDS) if f not in ("A1", "A2", "A3")})
+
+_INPLACE_BACKWARD = ("bias_act", "batchnorm", "dropout", "prelu")
+
+
+class Op(dict):
+    """One op: kind, tensors (in_, in2, out, aux), widths (k, n), parameter offsets
+    (w, b, gamma, beta, slope; -1 = none), state offsets (rm, rv), the activation
+    (kname, p, saves_in) and its layer's diagnostics row."""
+
+    def __init__(self, kind, **kw):
+        super().__init__(kind=kind, in_=-1, in2=-1, out=-1, k=0, n=0, w=-1, b=-1, gamma=-1,
+                         beta=-1, slope=-1, per_unit=0, rm=-1, rv=-1, kname="identity",
+                         p=(0.0, 0.0, 0.0, 0.0), saves_in=0, diag=-1, act_op=0, layer=0,
+                         aux=-1, gin=-1, gout=-1, gin2=-1, acc=0, stat=-1, prob=0.0,
+                         eps=0.0, momentum=0.0, thr=0.0)
+        for key, v in kw.items():
+            if key not in self:
+                raise KeyError(key)
+            self[key] = v
+
+    __getattr__ = dict.__getitem__
+
+
+class Param:
+    """A named slice of theta: its offset, shape and how it starts."""
+
+    __slots__ = ("name", "offset", "shape", "init", "layer")
+
+    def __init__(self, name, offset, shape, init, layer):
+        self.name, self.offset, self.shape, self.init, self.layer = name, offset, shape, init, layer
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+class Builder:
+    """What the layers fill while the program is built (see Layer._build)."""
+
+    def __init__(self):
+        self.params, self.state, self.ops = [], [], []
+        self.widths, self.alias = [], []
+        self.n_theta = self.n_state = self.n_stats = 0
+        self.n_dropout = 0
+        self.diag_rows = []        # per dense layer: {"activation", "shape", "batchnorm"}
+        self.pending = None        # op index of a dense layer's bias pass with no activation
+        self.dense_params = []     # (W, b) Param pairs
+
+    def tensor(self, width, alias=-1):
+        self.widths.append(int(width))
+        self.alias.append(int(alias))
+        return len(self.widths) - 1
+
+    def param(self, name, shape, init, layer):
+        p = Param(name, self.n_theta, tuple(int(s) for s in shape), init, layer)
+        self.params.append(p)
+        self.n_theta += p.size
+        return p
+
+    def buffer(self, name, n, fill, layer):
+        p = Param(name, self.n_state, (int(n),), ("fill", fill), layer)
+        self.state.append(p)
+        self.n_state += p.size
+        return p
+
+    def op(self, kind, **kw):
+        self.ops.append(Op(kind, **kw))
+        return len(self.ops) - 1
+
+    def settle_pending(self):
+        """A dense layer without an activation and no BatchNorm claiming one: its bias
+        pass is its layer's activation (identity) in the diagnostics."""
+        if self.pending is not None:
+            self.ops[self.pending]["act_op"] = 1
+            self.pending = None
+
+
+class Program:
+    """The built network: parameters, state, tensors, ops and gradient slots."""
+
+    def __init__(self, builder, out_t):
+        self.params = builder.params
+        self.state = builder.state
+        self.ops = builder.ops
+        self.widths = builder.widths
+        self.alias = builder.alias
+        self.n_theta = builder.n_theta
+        self.n_state = builder.n_state
+        self.n_stats = builder.n_stats
+        self.diag_rows = builder.diag_rows
+        self.dense_params = builder.dense_params
+        self.out_t = out_t
+        self.n_slots = _assign_grad_slots(self.ops, out_t)
+        self.has_batchnorm = any(o.kind == "batchnorm" for o in self.ops)
+        self.has_dropout = any(o.kind == "dropout" for o in self.ops)
+
+    def arrays(self, act_ids):
+        """(int64 table, float64 table) for the native engine."""
+        NI, NF = FIELDS["NI"], FIELDS["NF"]
+        oi = np.zeros((len(self.ops), NI), np.int64)
+        of = np.zeros((len(self.ops), NF), np.float64)
+        for i, o in enumerate(self.ops):
+            vals = {"KIND": OP_CODES[o.kind], "IN": o.in_, "IN2": o.in2, "OUT": o.out,
+                    "K": o.k, "N": o.n, "W": o.w, "B": o.b, "GAMMA": o.gamma, "BETA": o.beta,
+                    "SLOPE": o.slope, "PER_UNIT": o.per_unit, "RM": o.rm, "RV": o.rv,
+                    "ACT": act_ids[o.kname], "SAVES_IN": o.saves_in, "DIAG": o.diag,
+                    "ACT_OP": o.act_op, "LAYER": o.layer, "AUX": o.aux, "GIN": o.gin,
+                    "GOUT": o.gout, "GIN2": o.gin2, "ACC": o.acc, "STAT": o.stat}
+            for k, v in vals.items():
+                oi[i, FIELDS["I_" + k]] = v
+            of[i, FIELDS["F_A"]:FIELDS["F_A"] + 4] = o.p
+            of[i, FIELDS["F_P"]] = o.prob
+            of[i, FIELDS["F_EPS"]] = o.eps
+            of[i, FIELDS["F_MOM"]] = o.momentum
+            of[i, FIELDS["F_THR"]] = o.thr
+        return oi, of
+
+
+def _assign_grad_slots(ops, out_t):
+    """Give every tensor's gradient a slot (see the module docstring); returns the
+    number of slots.  Fills each op's gout, gin, gin2 and acc."""
+    slot = {out_t: 0}
+    n_slots = 1
+    free = []
+    live = {out_t}
+
+    def new():
+        nonlocal n_slots
+        if free:
+            return free.pop()
+        n_slots += 1
+        return n_slots - 1
+
+    for o in reversed(ops):
+        gout = slot[o.out]
+        o["gout"] = gout
+        live.discard(o.out)
+        acc = 0
+        # the first input
+        t = o.in_
+        if t > 0:
+            if t in slot:                       # a later consumer wrote it: add to it
+                if o.kind != "gemm":
+                    raise ValueError(
+                        "a residual connection's branch must begin with a Dense layer (its "
+                        "gradient is added to the skip connection's by the GEMM).")
+                acc |= 1
+            elif o.kind in _INPLACE_BACKWARD or o.kind == "add":
+                slot[t] = gout
+            else:
+                slot[t] = new()
+            o["gin"] = slot[t]
+            live.add(t)
+        elif o.kind in _INPLACE_BACKWARD:
+            o["gin"] = -1                       # the network's input: no gradient
+        # the second input (the skip connection of an add)
+        t = o.in2
+        if t > 0:
+            if t in slot:
+                acc |= 2
+            else:
+                slot[t] = new()
+            o["gin2"] = slot[t]
+            live.add(t)
+        o["acc"] = acc
+        if gout not in {slot[t] for t in live}:
+            free.append(gout)
+    return n_slots

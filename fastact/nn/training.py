@@ -1,0 +1,172 @@
+"""The training loop (`net.fit`) and its progress bar."""
+from __future__ import annotations
+
+import numbers
+import sys
+import time
+
+import numpy as np
+
+from ..optim import Optimizer
+
+
+def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
+        validation_data=None, callbacks=(), verbose=1) -> dict:
+    """Train for `epochs` passes over (X, y) in mini-batches (the last may be smaller),
+    in training mode (batch statistics, dropout; the mode set by net.train()/net.eval()
+    is restored afterwards).  With BatchNorm, a last batch of a single row is left out of
+    that epoch (one row has no batch variance); shuffling moves it into another batch in
+    the next epoch.
+
+    optimizer: a fastact.optim optimizer (default Adam(lr=1e-3), kept on net.optimizer
+    between calls).  validation_data: (X_val, y_val), evaluated after each epoch.
+    callbacks: callables cb(net, epoch, logs) run after each epoch; one returning True
+    stops training.  verbose: 1 draws a progress bar when stderr is a terminal (nothing
+    otherwise), 0 is silent.  Returns the history: lists per epoch of "loss" (mean
+    training loss over the epoch's batches, before each update), "accuracy" (for the
+    classification losses, of those same forward passes), "val_loss",
+    "val_accuracy", "time" (seconds).
+    """
+    X = self._X(X, "fit")
+    labels, target = self._y(y, X.shape[0], "fit")
+    for v, nm in ((epochs, "epochs"), (batch_size, "batch_size")):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"fit: {nm} must be a positive integer; got {v!r}.")
+    if optimizer is None:
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None:
+            from ..optim import Adam
+            optimizer = Adam()
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError("fit: optimizer must be a fastact.optim optimizer; got "
+                        f"{type(optimizer).__name__}.")
+    self.optimizer = optimizer
+    if validation_data is not None:
+        try:
+            Xv, yv = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("fit: validation_data must be a pair (X_val, y_val).") from None
+        Xv = self._X(Xv, "fit (validation_data)")
+        self._y(yv, Xv.shape[0], "fit (validation_data)")
+    if callbacks is None:
+        callbacks = []
+    elif callable(callbacks):
+        raise TypeError("fit: callbacks must be a list of callables cb(net, epoch, logs); "
+                        "got a single callable: pass callbacks=[cb].")
+    else:
+        try:
+            callbacks = list(callbacks)
+        except TypeError:
+            raise TypeError("fit: callbacks must be a list of callables cb(net, epoch, "
+                            f"logs); got {callbacks!r}.") from None
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"fit: callbacks must be callables cb(net, epoch, logs); got "
+                            f"{cb!r}.")
+    rows = X.shape[0]
+    bs = min(int(batch_size), rows)
+    self._engine.reserve(bs)
+    bar = _Progress(verbose and _isatty(sys.stderr), epochs, -(-rows // bs))
+    history = {"loss": [], "time": []}
+    classify = self.loss != "mse"
+    if classify:
+        history["accuracy"] = []
+    if validation_data is not None:
+        history["val_loss"] = []
+        if classify:
+            history["val_accuracy"] = []
+    Xb = np.empty((bs, X.shape[1]), self.dtype)
+    lb = None if labels is None else np.empty(bs, np.int64)
+    tb = None if target is None else np.empty((bs, target.shape[1]), self.dtype)
+    was_training = self.training
+    self.training = True
+    try:
+        return _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle,
+                       None if validation_data is None else (Xv, yv), callbacks, bar, history, classify,
+                       Xb, lb, tb)
+    finally:
+        self.training = was_training
+
+
+def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, validation,
+            callbacks, bar, history, classify, Xb, lb, tb):
+    skip_single = self._program.has_batchnorm
+    for epoch in range(int(epochs)):
+        t0 = time.perf_counter()
+        order = self._rng.permutation(rows) if shuffle else None
+        total, good, count, seen = 0.0, 0, 0, 0
+        for i, r0 in enumerate(range(0, rows, bs)):
+            n = min(bs, rows - r0)
+            if n == 1 and skip_single and r0 > 0:
+                continue
+            if order is None:
+                xb = X[r0:r0 + n]
+                yl = None if labels is None else labels[r0:r0 + n]
+                yt = None if target is None else target[r0:r0 + n]
+            else:
+                idx = order[r0:r0 + n]
+                xb = np.take(X, idx, axis=0, out=Xb[:n])
+                yl = None if labels is None else np.take(labels, idx, out=lb[:n])
+                yt = None if target is None else np.take(target, idx, axis=0, out=tb[:n])
+            loss = self.train_step(xb, yl if yl is not None else yt, optimizer)
+            total += loss * n
+            seen += n
+            if classify:
+                g, c = self._accuracy(self._engine.output(n), yl, yt)
+                good += g
+                count += c
+            bar.update(epoch, i + 1, total / seen)
+        logs = {"loss": total / seen}
+        if classify:
+            logs["accuracy"] = good / count
+        if validation is not None:
+            ev = self.evaluate(*validation)
+            logs["val_loss"] = ev["loss"]
+            if classify:
+                logs["val_accuracy"] = ev["accuracy"]
+        logs["time"] = time.perf_counter() - t0
+        for k, v in logs.items():
+            history[k].append(v)
+        bar.end_epoch(epoch, logs)
+        stops = [cb(self, epoch, logs) for cb in callbacks]      # every callback runs
+        if any(isinstance(r, (bool, np.bool_)) and r for r in stops):
+            break
+    return history
+
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, on, epochs, steps):
+        self.on, self.epochs, self.steps, self.last = bool(on), epochs, steps, 0.0
+
+    def update(self, epoch, step, loss):
+        if not self.on:
+            return
+        now = time.perf_counter()
+        if step != self.steps and now - self.last < 0.1:
+            return
+        self.last = now
+        w = 30
+        k = w * step // self.steps
+        sys.stderr.write(f"\rEpoch {epoch + 1}/{self.epochs} [{'=' * k}{' ' * (w - k)}] "
+                         f"{step}/{self.steps} loss {loss:.4f}")
+        sys.stderr.flush()
+
+    def end_epoch(self, epoch, logs):
+        if not self.on:
+            return
+        extra = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("loss", "time"))
+        sys.stderr.write(f"\rEpoch {epoch + 1}/{self.epochs} loss {logs['loss']:.4f} {extra} "
+                         f"({logs['time']:.2f} s)" + " " * 20 + "\n")
+        sys.stderr.flush()
+
+

@@ -1,0 +1,633 @@
+# The network engine: runs a program of layer ops (fastact/nn/program.py builds it)
+# forward, through the loss, backward and through the optimizer, in one call
+# without the GIL.  Included by src/_nn.pyx.
+#
+# A program is a table: one row of NI int64 fields and one of NF float64 fields
+# per op.  Ops read and write *tensors* (rows x width, C order): tensor 0 is the
+# input X, the others live in one buffer at offsets fixed by reserve() (an op's
+# output may share its input's memory when the program says so: the bias +
+# activation pass over a GEMM's output when the activation's backward reads the
+# output).  Gradients live in a few "slots" of capacity x max-width elements that
+# the program assigns by liveness (a plain chain ping-pongs between two).
+# The field and op codes must equal fastact/nn/program.py's (a test checks).
+
+cdef enum:
+    OP_GEMM = 0         # y = x W
+    OP_BIAS_ACT = 1     # y = act(x + b), or act(x) without a bias
+    OP_BN = 2           # y = act(gamma (x - mean) / sqrt(var + eps) + beta)
+    OP_DROPOUT = 3      # y = x mask / (1 - p) in training, x in evaluation
+    OP_ADD = 4          # y = x + x2 (a residual connection)
+    OP_PRELU = 5        # y = prelu(x + b; learnable slopes)
+
+cdef enum:
+    I_KIND = 0
+    I_IN = 1
+    I_IN2 = 2
+    I_OUT = 3
+    I_K = 4             # width of the input
+    I_N = 5             # width of the output
+    I_W = 6             # offsets into theta / grad (-1: none)
+    I_B = 7
+    I_GAMMA = 8
+    I_BETA = 9
+    I_SLOPE = 10
+    I_PER_UNIT = 11
+    I_RM = 12           # offsets into the state array (running statistics)
+    I_RV = 13
+    I_ACT = 14          # activation kernel id, its backward reads the input when SAVES_IN
+    I_SAVES_IN = 15
+    I_DIAG = 16         # diagnostics row (-1: none)
+    I_ACT_OP = 17       # this op's activation is its layer's (fills the activation columns)
+    I_LAYER = 18        # dropout: the layer number in the mask's key
+    I_AUX = 19          # BatchNorm with an input-saving activation: tensor of the pre-activation
+    I_GIN = 20          # gradient slot of the input (-1: the input is X, no gradient)
+    I_GOUT = 21
+    I_GIN2 = 22
+    I_ACC = 23          # bit 0: add into the input's slot, bit 1: into the second input's
+    I_STAT = 24         # BatchNorm: offset of its 4 n doubles of statistics and sums
+    NI = 25
+
+cdef enum:
+    F_A = 0             # the activation's parameters (fa_params a, b, c, d)
+    F_P = 4             # dropout probability
+    F_EPS = 5
+    F_MOM = 6
+    F_THR = 7           # saturation threshold of the diagnostics
+    NF = 8
+
+OP_CODES = {"gemm": OP_GEMM, "bias_act": OP_BIAS_ACT, "batchnorm": OP_BN,
+            "dropout": OP_DROPOUT, "add": OP_ADD, "prelu": OP_PRELU}
+FIELDS = {"NI": NI, "NF": NF, "I_KIND": I_KIND, "I_IN": I_IN, "I_IN2": I_IN2, "I_OUT": I_OUT,
+          "I_K": I_K, "I_N": I_N, "I_W": I_W, "I_B": I_B, "I_GAMMA": I_GAMMA,
+          "I_BETA": I_BETA, "I_SLOPE": I_SLOPE, "I_PER_UNIT": I_PER_UNIT, "I_RM": I_RM,
+          "I_RV": I_RV, "I_ACT": I_ACT, "I_SAVES_IN": I_SAVES_IN, "I_DIAG": I_DIAG,
+          "I_ACT_OP": I_ACT_OP, "I_LAYER": I_LAYER, "I_AUX": I_AUX, "I_GIN": I_GIN,
+          "I_GOUT": I_GOUT, "I_GIN2": I_GIN2, "I_ACC": I_ACC, "I_STAT": I_STAT,
+          "F_A": F_A, "F_P": F_P, "F_EPS": F_EPS, "F_MOM": F_MOM, "F_THR": F_THR}
+# diagnostics: one row of N_DIAG values per dense layer, in the order of
+# fastact.nn.DIAG_COLUMNS
+cdef int N_DIAG = 9
+
+
+cdef inline uint64_t dropout_threshold(double p) noexcept nogil:
+    return <uint64_t>(p * 9007199254740992.0 + 0.5)       # round(p 2^53)
+
+
+cdef class Engine:
+    """All the buffers and the native step of one network program.
+
+    theta, grad (the flat parameters and their gradients) and state (the running
+    statistics) are owned by the Python object and kept alive here.  Tensor
+    buffers are sized for `capacity` rows; reserve() grows them (outside any step).
+    """
+    cdef int dt, loss, diag_ok, busy, n_ops, n_tensors, out_t, n_slots, n_rows_diag
+    cdef Py_ssize_t isz, cap, maxw, n_params
+    cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
+    cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
+    cdef cnp.ndarray alive, diag
+    cdef char *p_theta
+    cdef char *p_grad
+    cdef char *p_state
+    cdef char *p_buf
+    cdef char *p_g
+    cdef char *p_ones
+    cdef char *p_scr
+    cdef double *p_rowloss
+    cdef double *p_work
+    cdef double *p_stats
+    cdef double *p_diag
+    cdef int64_t *p_oi
+    cdef double *p_of
+    cdef int64_t *p_w
+    cdef int64_t *p_toff
+    cdef unsigned char *p_alive
+
+    def __init__(self, int dtype_code, cnp.ndarray ops_i, cnp.ndarray ops_f, widths, alias,
+                 int out_tensor, int n_slots, int n_diag_rows, Py_ssize_t n_stats, int loss,
+                 cnp.ndarray theta, cnp.ndarray grad, cnp.ndarray state):
+        self.dt = dtype_code
+        self.isz = 4 if dtype_code == FA_F32 else 8
+        self.ops_i = np.ascontiguousarray(ops_i, dtype=np.int64).reshape(-1, NI)
+        self.ops_f = np.ascontiguousarray(ops_f, dtype=np.float64).reshape(-1, NF)
+        self.n_ops = self.ops_i.shape[0]
+        self.widths = np.ascontiguousarray(widths, dtype=np.int64)
+        self.alias = np.ascontiguousarray(alias, dtype=np.int64)
+        self.n_tensors = self.widths.shape[0]
+        self.out_t = out_tensor
+        self.n_slots = n_slots
+        self.n_rows_diag = n_diag_rows
+        self.loss = loss
+        self.theta = theta
+        self.grad = grad
+        self.state = state
+        self.n_params = theta.shape[0]
+        # the widest tensor but the input (whose gradient is never formed)
+        self.maxw = max(1, int(self.widths[1:].max())) if self.n_tensors > 1 else 1
+        self.cap = 0
+        self.diag = np.zeros((max(n_diag_rows, 1), N_DIAG), np.float64)
+        self.diag_ok = 0
+        self.work = np.zeros(4 * self.maxw, np.float64)
+        self.stats = np.zeros(max(n_stats, 1), np.float64)
+        self.alive = np.zeros(self.maxw, np.uint8)
+        self.p_theta = <char *>cnp.PyArray_DATA(self.theta)
+        self.p_grad = <char *>cnp.PyArray_DATA(self.grad)
+        self.p_state = <char *>cnp.PyArray_DATA(self.state)
+        self.p_work = <double *>cnp.PyArray_DATA(self.work)
+        self.p_stats = <double *>cnp.PyArray_DATA(self.stats)
+        self.p_diag = <double *>cnp.PyArray_DATA(self.diag)
+        self.p_oi = <int64_t *>cnp.PyArray_DATA(self.ops_i)
+        self.p_of = <double *>cnp.PyArray_DATA(self.ops_f)
+        self.p_w = <int64_t *>cnp.PyArray_DATA(self.widths)
+        self.p_alive = <unsigned char *>cnp.PyArray_DATA(self.alive)
+        self.reserve(1)
+
+    @property
+    def capacity(self):
+        return self.cap
+
+    @property
+    def diagnostics(self):
+        return self.diag[:self.n_rows_diag].copy() if self.diag_ok else None
+
+    cdef int _enter(self, Py_ssize_t rows) except -1:
+        """Claim the engine for one call (with the GIL held, so the check is atomic)."""
+        if self.busy:
+            raise RuntimeError(
+                "this network is already running a step, forward or evaluation in another "
+                "thread; an MLP is not shareable between threads: give each thread its own "
+                "network (or copy.deepcopy it).")
+        if rows > self.cap:
+            raise ValueError(f"{rows} rows exceed the engine's capacity {self.cap}; call "
+                             "reserve(rows) first.")
+        self.busy = 1
+        return 0
+
+    def reserve(self, Py_ssize_t rows):
+        """Size the per-row buffers for batches of up to `rows` rows."""
+        if rows <= self.cap:
+            return
+        self._enter(0)          # the engine is ours while the old buffers are replaced
+        try:
+            self._grow(rows)
+        finally:
+            self.busy = 0
+
+    cdef _grow(self, Py_ssize_t rows):
+        dtype = np.float32 if self.dt == FA_F32 else np.float64
+        toff, o = [0] * self.n_tensors, 0
+        for t in range(1, self.n_tensors):
+            a = int(self.alias[t])
+            if a >= 0:
+                toff[t] = toff[a]
+            else:
+                toff[t] = o
+                o += rows * int(self.widths[t])
+        self.toff = np.array(toff, dtype=np.int64)
+        self.buf = np.empty(max(o, 1), dtype)
+        self.gbuf = np.empty(max(self.n_slots, 1) * rows * self.maxw, dtype)
+        self.ones = np.ones(rows * self.maxw, dtype)
+        self.scratch = np.empty(rows * self.maxw, dtype)
+        self.rowloss = np.empty(rows, np.float64)
+        self.p_toff = <int64_t *>cnp.PyArray_DATA(self.toff)
+        self.p_buf = <char *>cnp.PyArray_DATA(self.buf)
+        self.p_g = <char *>cnp.PyArray_DATA(self.gbuf)
+        self.p_ones = <char *>cnp.PyArray_DATA(self.ones)
+        self.p_scr = <char *>cnp.PyArray_DATA(self.scratch)
+        self.p_rowloss = <double *>cnp.PyArray_DATA(self.rowloss)
+        self.cap = rows
+
+    # -- addressing --
+    cdef inline char *_T(self, int64_t t, const char *X) noexcept nogil:
+        """the buffer of tensor t (X for t = 0)"""
+        if t == 0:
+            return <char *>X
+        return self.p_buf + self.p_toff[t] * self.isz
+
+    cdef inline char *_G(self, int64_t slot) noexcept nogil:
+        return self.p_g + slot * self.cap * self.maxw * self.isz
+
+    cdef inline char *_P(self, int64_t off) noexcept nogil:
+        return self.p_theta + off * self.isz if off >= 0 else NULL
+
+    # -- forward --
+    cdef void _forward(self, const char *X, Py_ssize_t rows, bint training, uint64_t seed,
+                       uint64_t counter) noexcept nogil:
+        cdef int i
+        for i in range(self.n_ops):
+            self._op_fwd(self.p_oi + i * NI, self.p_of + i * NF, X, rows, training, seed,
+                         counter)
+
+    cdef void _op_fwd(self, const int64_t *oi, const double *of, const char *X, Py_ssize_t rows,
+                      bint training, uint64_t seed, uint64_t counter) noexcept nogil:
+        cdef int64_t kind = oi[I_KIND]
+        cdef char *x = self._T(oi[I_IN], X)
+        cdef char *y = self._T(oi[I_OUT], X)
+        cdef Py_ssize_t n = oi[I_N], k = oi[I_K]
+        cdef fa_params p
+        p.a, p.b, p.c, p.d = of[F_A], of[F_A + 1], of[F_A + 2], of[F_A + 3]
+        if kind == OP_GEMM:
+            mm_nn(self.dt, self.isz, x, self._P(oi[I_W]), y, <int>rows, <int>k, <int>n)
+        elif kind == OP_BIAS_ACT:
+            if oi[I_B] >= 0:
+                K.bias_fwd(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, rows, n, &p)
+            else:
+                K.fwd(<int>oi[I_ACT], self.dt, x, y, rows * n, &p)
+        elif kind == OP_BN:
+            self._bn_fwd(oi, of, x, y, X, rows, n, training, &p)
+        elif kind == OP_DROPOUT:
+            if training and of[F_P] > 0:
+                dropout_apply(self.dt, x, y, rows * n, dropout_key(seed, counter, oi[I_LAYER]),
+                              dropout_threshold(of[F_P]), 1.0 / (1.0 - of[F_P]))
+            elif x != y:
+                memcpy(y, x, <size_t>(rows * n * self.isz))
+        elif kind == OP_ADD:
+            add_arrays(self.dt, x, self._T(oi[I_IN2], X), y, rows * n)
+        elif kind == OP_PRELU:
+            if self.dt == FA_F32:
+                _prelu_fwd(<const float *>x, <const float *>self._P(oi[I_B]),
+                           <const float *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
+                           <float *>y, rows, n)
+            else:
+                _prelu_fwd(<const double *>x, <const double *>self._P(oi[I_B]),
+                           <const double *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
+                           <double *>y, rows, n)
+
+    cdef void _bn_fwd(self, const int64_t *oi, const double *of, char *x, char *y,
+                      const char *X, Py_ssize_t rows, Py_ssize_t n, bint training,
+                      fa_params *p) noexcept nogil:
+        cdef double *mean = self.p_stats + oi[I_STAT]
+        cdef double *invstd = mean + n
+        cdef double *sc = self.p_work
+        cdef double mom = of[F_MOM], eps = of[F_EPS], unbias
+        cdef Py_ssize_t j, r0, nb, blk
+        cdef char *u = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else y
+        cdef char *rm = self.p_state + oi[I_RM] * self.isz
+        cdef char *rv = self.p_state + oi[I_RV] * self.isz
+        cdef char *gamma = self._P(oi[I_GAMMA])
+        cdef char *beta = self._P(oi[I_BETA])
+        cdef int act = <int>oi[I_ACT]
+        if training:
+            if self.dt == FA_F32:
+                _col_stats(<const float *>x, rows, n, mean, invstd)
+            else:
+                _col_stats(<const double *>x, rows, n, mean, invstd)
+            unbias = <double>rows / (rows - 1) if rows > 1 else 1.0
+            for j in range(n):
+                if self.dt == FA_F32:
+                    (<float *>rm)[j] = <float>((1.0 - mom) * (<float *>rm)[j] + mom * mean[j])
+                    (<float *>rv)[j] = <float>((1.0 - mom) * (<float *>rv)[j]
+                                               + mom * invstd[j] * unbias)
+                else:
+                    (<double *>rm)[j] = (1.0 - mom) * (<double *>rm)[j] + mom * mean[j]
+                    (<double *>rv)[j] = (1.0 - mom) * (<double *>rv)[j] + mom * invstd[j] * unbias
+                invstd[j] = 1.0 / sqrt(invstd[j] + eps)
+        else:
+            for j in range(n):
+                if self.dt == FA_F32:
+                    mean[j] = (<float *>rm)[j]
+                    invstd[j] = 1.0 / sqrt(<double>(<float *>rv)[j] + eps)
+                else:
+                    mean[j] = (<double *>rm)[j]
+                    invstd[j] = 1.0 / sqrt((<double *>rv)[j] + eps)
+        for j in range(n):
+            sc[j] = invstd[j] * ((<float *>gamma)[j] if self.dt == FA_F32 else (<double *>gamma)[j])
+        blk = BLOCK_ELEMS // n if n < BLOCK_ELEMS else 1
+        r0 = 0
+        while r0 < rows:
+            nb = rows - r0 if rows - r0 < blk else blk
+            if self.dt == FA_F32:
+                _bn_affine(<const float *>x + r0 * n, <float *>u + r0 * n, nb, n, mean, sc,
+                           <const float *>beta)
+            else:
+                _bn_affine(<const double *>x + r0 * n, <double *>u + r0 * n, nb, n, mean, sc,
+                           <const double *>beta)
+            if act != 0 or u != y:
+                K.fwd(act, self.dt, u + r0 * n * self.isz, y + r0 * n * self.isz, nb * n, p)
+            r0 += nb
+
+    # -- loss --
+    cdef double _loss(self, const char *out, Py_ssize_t rows, const int64_t *labels,
+                      const char *target, char *g) noexcept nogil:
+        """the loss of the network's output `out` (rows x C) and its gradient into g"""
+        cdef Py_ssize_t C = self.p_w[self.out_t], r, n = rows * C
+        cdef double s = 0.0
+        cdef double *rl = self.p_rowloss
+        if self.loss == LOSS_XENT:
+            K.softmax_xent(self.dt, out, labels, NULL, g, rl, rows, C, 1.0 / rows)
+            for r in range(rows):
+                s += rl[r]
+            return s / rows
+        if self.dt == FA_F32:
+            if self.loss == LOSS_MSE:
+                return _mse(<const float *>out, <const float *>target, <float *>g, n)
+            return _bce(<const float *>out, <const float *>target, <float *>g, n)
+        if self.loss == LOSS_MSE:
+            return _mse(<const double *>out, <const double *>target, <double *>g, n)
+        return _bce(<const double *>out, <const double *>target, <double *>g, n)
+
+    # -- backward --
+    cdef void _backward(self, const char *X, Py_ssize_t rows, bint training, uint64_t seed,
+                        uint64_t counter, bint diag) noexcept nogil:
+        cdef int i
+        for i in range(self.n_ops - 1, -1, -1):
+            self._op_bwd(self.p_oi + i * NI, self.p_of + i * NF, X, rows, training, seed,
+                         counter, diag)
+
+    cdef void _op_bwd(self, const int64_t *oi, const double *of, const char *X, Py_ssize_t rows,
+                      bint training, uint64_t seed, uint64_t counter, bint diag) noexcept nogil:
+        cdef int64_t kind = oi[I_KIND]
+        cdef char *x = self._T(oi[I_IN], X)
+        cdef char *y = self._T(oi[I_OUT], X)
+        cdef Py_ssize_t n = oi[I_N], k = oi[I_K], m = rows * n
+        cdef char *g = self._G(oi[I_GOUT])
+        cdef char *gi = self._G(oi[I_GIN]) if oi[I_GIN] >= 0 else g
+        cdef char *s
+        cdef char *bsave
+        cdef double *w0 = self.p_work
+        cdef double *w1 = self.p_work + self.maxw
+        cdef int64_t r = oi[I_DIAG]
+        cdef double *dg = self.p_diag + r * N_DIAG
+        cdef fa_params p
+        p.a, p.b, p.c, p.d = of[F_A], of[F_A + 1], of[F_A + 2], of[F_A + 3]
+        if kind == OP_GEMM:
+            mm_tn(self.dt, self.isz, x, g, self.p_grad + oi[I_W] * self.isz, <int>rows, <int>k,
+                  <int>n)
+            if diag and r >= 0:
+                dg[0] = sqrt(sumsq(self.dt, self.p_grad + oi[I_W] * self.isz, k * n))
+            if oi[I_GIN] >= 0:
+                mm_nt(self.dt, self.isz, g, self._P(oi[I_W]), gi, <int>rows, <int>k, <int>n,
+                      1.0 if oi[I_ACC] & 1 else 0.0)
+        elif kind == OP_BIAS_ACT:
+            s = x if oi[I_SAVES_IN] else y
+            bsave = self._P(oi[I_B]) if oi[I_SAVES_IN] else NULL
+            memset(w0, 0, <size_t>n * sizeof(double))
+            K.bias_bwd(<int>oi[I_ACT], self.dt, g, s, bsave, gi, w0, rows, n, &p)
+            if oi[I_B] >= 0:
+                from_double(self.dt, self.p_grad + oi[I_B] * self.isz, w0, n)
+                if diag and r >= 0:
+                    dg[1] = sqrt(sumsq(self.dt, self.p_grad + oi[I_B] * self.isz, n))
+            if diag and r >= 0 and oi[I_ACT_OP]:
+                memset(w1, 0, <size_t>n * sizeof(double))
+                K.bias_bwd(<int>oi[I_ACT], self.dt, self.p_ones, s, bsave, self.p_scr, w1,
+                           rows, n, &p)
+                self._diag_act(dg, y, gi, rows, n, of[F_THR])
+        elif kind == OP_BN:
+            self._bn_bwd(oi, of, x, y, g, gi, X, rows, n, training, diag, &p)
+        elif kind == OP_DROPOUT:
+            if oi[I_GIN] >= 0:
+                if training and of[F_P] > 0:
+                    dropout_apply(self.dt, g, gi, m, dropout_key(seed, counter, oi[I_LAYER]),
+                                  dropout_threshold(of[F_P]), 1.0 / (1.0 - of[F_P]))
+                elif gi != g:
+                    memcpy(gi, g, <size_t>(m * self.isz))
+        elif kind == OP_ADD:
+            # the first input's gradient is this gradient (same slot); the second's gets it too
+            if oi[I_GIN2] >= 0:
+                if oi[I_ACC] & 2:
+                    add_arrays(self.dt, g, self._G(oi[I_GIN2]), self._G(oi[I_GIN2]), m)
+                else:
+                    memcpy(self._G(oi[I_GIN2]), g, <size_t>(m * self.isz))
+        elif kind == OP_PRELU:
+            self._prelu_bwd(oi, of, x, y, g, gi, rows, n, diag)
+
+    cdef void _prelu_bwd(self, const int64_t *oi, const double *of, char *x, char *y, char *g,
+                         char *gi, Py_ssize_t rows, Py_ssize_t n, bint diag) noexcept nogil:
+        cdef double *w0 = self.p_work
+        cdef double *w1 = self.p_work + self.maxw
+        cdef int64_t r = oi[I_DIAG]
+        cdef double *dg = self.p_diag + r * N_DIAG
+        cdef bint pu = oi[I_PER_UNIT] != 0
+        cdef Py_ssize_t ns = n if pu else 1
+        memset(w0, 0, <size_t>n * sizeof(double))
+        memset(w1, 0, <size_t>n * sizeof(double))
+        if self.dt == FA_F32:
+            _prelu_bwd(<const float *>g, <const float *>x, <const float *>self._P(oi[I_B]),
+                       <const float *>self._P(oi[I_SLOPE]), pu, <float *>gi, w0, w1, rows, n)
+        else:
+            _prelu_bwd(<const double *>g, <const double *>x, <const double *>self._P(oi[I_B]),
+                       <const double *>self._P(oi[I_SLOPE]), pu, <double *>gi, w0, w1, rows, n)
+        from_double(self.dt, self.p_grad + oi[I_SLOPE] * self.isz, w1, ns)
+        if oi[I_B] >= 0:
+            from_double(self.dt, self.p_grad + oi[I_B] * self.isz, w0, n)
+            if diag and r >= 0:
+                dg[1] = sqrt(sumsq(self.dt, self.p_grad + oi[I_B] * self.isz, n))
+        if diag and r >= 0 and oi[I_ACT_OP]:
+            if self.dt == FA_F32:
+                _prelu_deriv(<const float *>x, <const float *>self._P(oi[I_B]),
+                             <const float *>self._P(oi[I_SLOPE]), pu, <float *>self.p_scr,
+                             rows, n)
+            else:
+                _prelu_deriv(<const double *>x, <const double *>self._P(oi[I_B]),
+                             <const double *>self._P(oi[I_SLOPE]), pu, <double *>self.p_scr,
+                             rows, n)
+            self._diag_act(dg, y, gi, rows, n, of[F_THR])
+
+    cdef void _bn_bwd(self, const int64_t *oi, const double *of, char *x, char *y, char *g,
+                      char *gi, const char *X, Py_ssize_t rows, Py_ssize_t n, bint training,
+                      bint diag, fa_params *p) noexcept nogil:
+        cdef double *mean = self.p_stats + oi[I_STAT]
+        cdef double *invstd = mean + n
+        cdef double *sdu = mean + 2 * n
+        cdef double *sdux = mean + 3 * n
+        cdef double *c1 = self.p_work
+        cdef double *m1 = self.p_work + self.maxw
+        cdef double *m2 = self.p_work + 2 * self.maxw
+        cdef char *saved = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else y
+        cdef char *gamma = self._P(oi[I_GAMMA])
+        cdef int act = <int>oi[I_ACT]
+        cdef int64_t r = oi[I_DIAG]
+        cdef double *dg = self.p_diag + r * N_DIAG
+        cdef Py_ssize_t j, r0, nb, blk, off
+        memset(sdu, 0, <size_t>n * sizeof(double))
+        memset(sdux, 0, <size_t>n * sizeof(double))
+        blk = BLOCK_ELEMS // n if n < BLOCK_ELEMS else 1
+        r0 = 0
+        while r0 < rows:          # du = g act'(saved) in place, and the two column sums
+            nb = rows - r0 if rows - r0 < blk else blk
+            off = r0 * n * self.isz
+            if act != 0:
+                K.bwd(act, self.dt, g + off, saved + off, g + off, nb * n, p)
+            if self.dt == FA_F32:
+                _bn_bwd_sums(<const float *>(g + off), <const float *>(x + off), nb, n, mean,
+                             invstd, sdu, sdux)
+            else:
+                _bn_bwd_sums(<const double *>(g + off), <const double *>(x + off), nb, n, mean,
+                             invstd, sdu, sdux)
+            r0 += nb
+        from_double(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, sdux, n)
+        from_double(self.dt, self.p_grad + oi[I_BETA] * self.isz, sdu, n)
+        if diag and r >= 0:
+            dg[7] = sqrt(sumsq(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, n))
+            dg[8] = sqrt(sumsq(self.dt, self.p_grad + oi[I_BETA] * self.isz, n))
+            if oi[I_ACT_OP]:
+                K.bwd(act, self.dt, self.p_ones, saved, self.p_scr, rows * n, p)
+                self._diag_act(dg, y, g, rows, n, of[F_THR])
+        if oi[I_GIN] < 0:
+            return
+        for j in range(n):
+            c1[j] = invstd[j] * ((<float *>gamma)[j] if self.dt == FA_F32 else (<double *>gamma)[j])
+            m1[j] = sdu[j] / rows
+            m2[j] = sdux[j] / rows
+        if training:
+            if self.dt == FA_F32:
+                _bn_bwd_dx(<const float *>g, <const float *>x, <float *>gi, rows, n, mean,
+                           invstd, c1, m1, m2)
+            else:
+                _bn_bwd_dx(<const double *>g, <const double *>x, <double *>gi, rows, n, mean,
+                           invstd, c1, m1, m2)
+        else:
+            if self.dt == FA_F32:
+                _col_scale(<const float *>g, <float *>gi, rows, n, c1)
+            else:
+                _col_scale(<const double *>g, <double *>gi, rows, n, c1)
+
+    cdef void _diag_act(self, double *dg, const char *y, const char *dz, Py_ssize_t rows,
+                        Py_ssize_t n, double thr) noexcept nogil:
+        """the activation columns of a diagnostics row: |dz|, moments of y, the fraction of
+        |f'| < thr (f' already in scratch) and of units whose dz is zero on the whole batch"""
+        dg[2] = sqrt(sumsq(self.dt, dz, rows * n))
+        if self.dt == FA_F32:
+            _moments(<const float *>y, rows * n, &dg[3], &dg[4])
+            dg[5] = _small_fraction(<const float *>self.p_scr, rows * n, thr)
+            dg[6] = _dead_fraction(<const float *>dz, rows, n, self.p_alive)
+        else:
+            _moments(<const double *>y, rows * n, &dg[3], &dg[4])
+            dg[5] = _small_fraction(<const double *>self.p_scr, rows * n, thr)
+            dg[6] = _dead_fraction(<const double *>dz, rows, n, self.p_alive)
+
+    # -- optimizer --
+    cdef double _update(self, int opt, const double *h, char *s1, char *s2,
+                        long long t) noexcept nogil:
+        """clip (h[5] > 0: max global norm) and apply the optimizer; returns the grad norm"""
+        cdef char *theta = self.p_theta
+        cdef char *grad = self.p_grad
+        cdef Py_ssize_t n = self.n_params
+        cdef double norm = -1.0, coef
+        if h[5] > 0:
+            norm = sqrt(sumsq(self.dt, grad, n))
+            coef = h[5] / (norm + 1e-6)
+            if coef < 1.0:
+                scale(self.dt, grad, n, coef)
+        if opt == OPT_SGD:
+            # h: lr, momentum, weight_decay, nesterov, -, max_norm
+            if self.dt == FA_F32:
+                _sgd(<float *>theta, <const float *>grad, <float *>s1, n, h[0], h[1], h[2],
+                     h[3] != 0, t == 1)
+            else:
+                _sgd(<double *>theta, <const double *>grad, <double *>s1, n, h[0], h[1], h[2],
+                     h[3] != 0, t == 1)
+        elif opt == OPT_ADAM or opt == OPT_ADAMW:
+            # h: lr, beta1, beta2, eps, weight_decay, max_norm
+            if self.dt == FA_F32:
+                _adam(<float *>theta, <const float *>grad, <float *>s1, <float *>s2, n, h[0],
+                      h[1], h[2], h[3], h[4], opt == OPT_ADAMW, t)
+            else:
+                _adam(<double *>theta, <const double *>grad, <double *>s1, <double *>s2, n,
+                      h[0], h[1], h[2], h[3], h[4], opt == OPT_ADAMW, t)
+        return norm
+
+    # -- the entry points --
+    def step(self, cnp.ndarray X, object labels, object target, bint diag, int opt=OPT_NONE,
+             cnp.ndarray hyper=None, cnp.ndarray state1=None, cnp.ndarray state2=None,
+             long long t=0, bint training=True, uint64_t seed=0, uint64_t counter=0):
+        """Forward, loss, backward (into grad) and, with opt != OPT_NONE, the optimizer
+        update, for one batch X (rows <= capacity).  Training mode: batch statistics
+        (running statistics updated) and dropout masks keyed by (seed, counter, layer).
+        Returns (loss, all parameter gradients finite)."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        cdef const double *h = NULL if hyper is None else <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
+        cdef double loss
+        cdef int flags = K.fp_flags()
+        self._enter(rows)
+        with nogil:
+            self._forward(xp, rows, training, seed, counter)
+            loss = self._loss(self._T(self.out_t, xp), rows, lp, tp, g0)
+            self._backward(xp, rows, training, seed, counter, diag)
+            if opt != OPT_NONE:
+                self._update(opt, h, s1, s2, t)
+            K.fp_restore(flags)
+        self.busy = 0
+        if diag:
+            self.diag_ok = 1
+        return loss
+
+    def gemms_only(self, cnp.ndarray X):
+        """Only the matrix products of one step on X (for the benchmarks: the limit of a
+        step with this BLAS).  Leaves the buffers and grad with meaningless values."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef int i
+        cdef const int64_t *oi
+        self._enter(rows)
+        with nogil:
+            for i in range(self.n_ops):
+                oi = self.p_oi + i * NI
+                if oi[I_KIND] == OP_GEMM:
+                    mm_nn(self.dt, self.isz, self._T(oi[I_IN], xp), self._P(oi[I_W]),
+                          self._T(oi[I_OUT], xp), <int>rows, <int>oi[I_K], <int>oi[I_N])
+            for i in range(self.n_ops - 1, -1, -1):
+                oi = self.p_oi + i * NI
+                if oi[I_KIND] == OP_GEMM:
+                    mm_tn(self.dt, self.isz, self._T(oi[I_IN], xp), self._G(oi[I_GOUT]),
+                          self.p_grad + oi[I_W] * self.isz, <int>rows, <int>oi[I_K],
+                          <int>oi[I_N])
+                    if oi[I_GIN] >= 0:
+                        mm_nt(self.dt, self.isz, self._G(oi[I_GOUT]), self._P(oi[I_W]),
+                              self._G(oi[I_GIN]), <int>rows, <int>oi[I_K], <int>oi[I_N])
+        self.busy = 0
+
+    def output(self, Py_ssize_t rows):
+        """A view of the output tensor's buffer for the last `rows`-row batch."""
+        cdef Py_ssize_t C = self.p_w[self.out_t], o = self.p_toff[self.out_t]
+        return self.buf[o:o + rows * C].reshape(rows, C)
+
+    def forward(self, cnp.ndarray X, cnp.ndarray out):
+        """out = the network's output (before the loss's link) for X in evaluation mode,
+        in blocks of `capacity` rows."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), r0, nr
+        cdef Py_ssize_t k = self.p_w[0], C = self.p_w[self.out_t]
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef char *op = <char *>cnp.PyArray_DATA(out)
+        cdef int flags = K.fp_flags()
+        self._enter(0)
+        with nogil:
+            r0 = 0
+            while r0 < rows:
+                nr = rows - r0 if rows - r0 < self.cap else self.cap
+                self._forward(xp + r0 * k * self.isz, nr, False, 0, 0)
+                memcpy(op + r0 * C * self.isz, self._T(self.out_t, xp + r0 * k * self.isz),
+                       <size_t>(nr * C * self.isz))
+                r0 += nr
+            K.fp_restore(flags)
+        self.busy = 0
+
+    def loss_of(self, cnp.ndarray X, object labels, object target):
+        """the loss over X in evaluation mode (in blocks of `capacity` rows; the gradient
+        buffers are scratch)"""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), r0, nr
+        cdef Py_ssize_t k = self.p_w[0], C = self.p_w[self.out_t]
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        cdef char *g0 = self.p_g
+        cdef double total = 0.0
+        cdef int flags = K.fp_flags()
+        self._enter(0)
+        with nogil:
+            r0 = 0
+            while r0 < rows:
+                nr = rows - r0 if rows - r0 < self.cap else self.cap
+                self._forward(xp + r0 * k * self.isz, nr, False, 0, 0)
+                total += nr * self._loss(self._T(self.out_t, xp + r0 * k * self.isz), nr,
+                                         lp + r0 if lp != NULL else NULL,
+                                         tp + r0 * C * self.isz if tp != NULL else NULL, g0)
+                r0 += nr
+            K.fp_restore(flags)
+        self.busy = 0
+        return total / rows if rows else 0.0
