@@ -1,0 +1,607 @@
+"""BatchNorm, dropout, residual connections and learnable PReLU: the standalone
+functions and the layers inside networks (native engine against the NumPy twin,
+finite differences, PyTorch's documented formulas, training on digits)."""
+from __future__ import annotations
+
+import copy
+import pickle
+import re
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import nn, optim
+from fastact import reference as ref
+from fastact.nn import BatchNorm, Dense, Dropout, Residual, Sequential
+from fastact.nn.layers import ActivationLayer
+
+esc = re.escape
+NATIVE = not fastact.PUREPYTHON
+native_only = pytest.mark.skipif(not NATIVE, reason="FASTACT_PUREPYTHON=1: no native engine")
+BACKENDS = [pytest.param((fastact, fastact.MLP, fastact.Sequential), id="fastact"),
+            pytest.param((ref, ref.MLP, ref.Sequential), id="reference")]
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def _data(n_in=12, rows=32, classes=4, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((rows, n_in)).astype(dtype), rng.integers(0, classes, rows)
+
+
+# ---- the program's codes are the engine's ---------------------------------------------
+
+@native_only
+def test_program_codes_match_the_native_engine():
+    from fastact import _nn
+    from fastact.nn import program
+    assert program.OP_CODES == _nn.OP_CODES
+    assert program.FIELDS == _nn.FIELDS
+
+
+# ---- standalone BatchNorm ----------------------------------------------------------------
+
+def _bn_loss_fd(x, gamma, beta, g, training, rm=None, rv=None, h=1e-4):
+    """4th-order central differences of sum(g * y) with respect to x, gamma and beta"""
+    def f(xx, gg, bb):
+        y, _ = ref.batchnorm_forward(xx, gg, bb, training=training,
+                                     running_mean=None if rm is None else rm.copy(),
+                                     running_var=None if rv is None else rv.copy())
+        return float(np.sum(g * y))
+    out = []
+    for which in range(3):
+        args = [x, gamma, beta]
+        a = args[which]
+        d = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            vals = []
+            for k in (-2, -1, 1, 2):
+                aa = a.copy()
+                aa[idx] += k * h
+                args2 = list(args)
+                args2[which] = aa
+                vals.append(f(*args2))
+            d[idx] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+        out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm_backward_matches_finite_differences(training):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 5)) * 2 + 1
+    gamma, beta = rng.standard_normal(5), rng.standard_normal(5)
+    g = rng.standard_normal((7, 5))
+    rm, rv = rng.standard_normal(5), rng.random(5) + 0.5
+    fx, fg, fb = _bn_loss_fd(x, gamma, beta, g, training, rm, rv)
+    for mod in (fastact, ref):
+        y, cache = mod.batchnorm_forward(x, gamma, beta, training=training,
+                                         running_mean=rm.copy(), running_var=rv.copy())
+        dx, dgamma, dbeta = mod.batchnorm_backward(g, cache)
+        assert _rel(dx, fx) < 1e-9
+        assert _rel(dgamma, fg) < 1e-9
+        assert _rel(dbeta, fb) < 1e-9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm_native_matches_reference(dtype, training):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((64, 33)) * 3 + 5).astype(dtype)
+    gamma = rng.standard_normal(33).astype(dtype)
+    beta = rng.standard_normal(33).astype(dtype)
+    g = rng.standard_normal((64, 33)).astype(dtype)
+    rms = [rng.standard_normal(33).astype(dtype) for _ in range(2)]
+    rvs = [(rng.random(33) + 0.5).astype(dtype) for _ in range(2)]
+    rm2, rv2 = [a.copy() for a in rms], [a.copy() for a in rvs]
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    y1, c1 = fastact.batchnorm_forward(x, gamma, beta, training=training,
+                                       running_mean=rms[0], running_var=rvs[0])
+    y2, c2 = ref.batchnorm_forward(x, gamma, beta, training=training,
+                                   running_mean=rm2[0], running_var=rv2[0])
+    assert y1.dtype == dtype and _rel(y1, y2) < tol
+    assert _rel(rms[0], rm2[0]) < tol and _rel(rvs[0], rv2[0]) < tol
+    for a, b in zip(fastact.batchnorm_backward(g, c1), ref.batchnorm_backward(g, c2)):
+        assert a.dtype == dtype and _rel(a, b) < 10 * tol
+
+
+def test_batchnorm_follows_pytorch_batchnorm1d():
+    """Training: biased batch variance to normalise; running statistics move by momentum
+    towards the mean and the unbiased variance (torch.nn.BatchNorm1d's documented update);
+    evaluation: the running statistics."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((10, 4)) * 2 + 3
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    for mod in (fastact, ref):
+        rm, rv = np.zeros(4), np.ones(4)
+        y, _ = mod.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
+                                     running_var=rv, momentum=0.3, eps=1e-3)
+        mean, var = x.mean(axis=0), x.var(axis=0)
+        np.testing.assert_allclose(y, gamma * (x - mean) / np.sqrt(var + 1e-3) + beta,
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(rm, 0.7 * 0 + 0.3 * mean, rtol=1e-13)
+        np.testing.assert_allclose(rv, 0.7 * 1 + 0.3 * x.var(axis=0, ddof=1), rtol=1e-13)
+        y2, _ = mod.batchnorm_forward(x, gamma, beta, training=False, running_mean=rm,
+                                      running_var=rv, eps=1e-3)
+        np.testing.assert_allclose(y2, gamma * (x - rm) / np.sqrt(rv + 1e-3) + beta,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_batchnorm_matches_torch_when_installed():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((16, 6)) * 2 - 1
+    g = rng.standard_normal((16, 6))
+    bn = torch.nn.BatchNorm1d(6, momentum=0.1, eps=1e-5).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.from_numpy(rng.standard_normal(6)))
+        bn.bias.copy_(torch.from_numpy(rng.standard_normal(6)))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt = bn(xt)
+    yt.backward(torch.from_numpy(g))
+    rm, rv = np.zeros(6), np.ones(6)
+    gamma, beta = bn.weight.detach().numpy().copy(), bn.bias.detach().numpy().copy()
+    y, cache = fastact.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
+                                         running_var=rv)
+    dx, dgamma, dbeta = fastact.batchnorm_backward(g, cache)
+    assert _rel(y, yt.detach().numpy()) < 1e-12
+    assert _rel(rm, bn.running_mean.numpy()) < 1e-12
+    assert _rel(rv, bn.running_var.numpy()) < 1e-12
+    assert _rel(dx, xt.grad.numpy()) < 1e-10
+    assert _rel(dgamma, bn.weight.grad.numpy()) < 1e-10
+    assert _rel(dbeta, bn.bias.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("mod", [fastact, ref], ids=["fastact", "reference"])
+def test_batchnorm_errors(mod):
+    x = np.zeros((4, 3))
+    g, b = np.ones(3), np.zeros(3)
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: training needs at least 2 "
+                                             "rows to estimate the batch variance; got 1")):
+        mod.batchnorm_forward(x[:1], g, b, training=True)
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: evaluation (training=False) "
+                                             "normalises with the running statistics")):
+        mod.batchnorm_forward(x, g, b, training=False)
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: gamma must have shape (3,), "
+                                             "one value per feature; got (4,).")):
+        mod.batchnorm_forward(x, np.ones(4), b, training=True)
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: x must be 2-D (rows x "
+                                             "features); got shape (3,).")):
+        mod.batchnorm_forward(np.zeros(3), g, b, training=True)
+    with pytest.raises(ValueError, match=esc("give both running_mean and running_var")):
+        mod.batchnorm_forward(x, g, b, training=True, running_mean=np.zeros(3))
+    with pytest.raises(TypeError, match=esc("batchnorm_forward: running_var has dtype float32 "
+                                            "but x is float64")):
+        mod.batchnorm_forward(x, g, b, training=True, running_mean=np.zeros(3),
+                              running_var=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: momentum must be in [0, 1]; "
+                                             "got 1.5.")):
+        mod.batchnorm_forward(x, g, b, training=True, momentum=1.5)
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: eps must be > 0; got 0.")):
+        mod.batchnorm_forward(x, g, b, training=True, eps=0)
+    with pytest.raises(TypeError, match=esc("batchnorm_forward: training must be True or "
+                                            "False; got 'yes'.")):
+        mod.batchnorm_forward(x, g, b, training="yes")
+    ro = np.zeros(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: running_mean is read-only")):
+        mod.batchnorm_forward(x, g, b, training=True, running_mean=ro, running_var=np.ones(3))
+    with pytest.raises(TypeError, match=esc("batchnorm_backward: cache must be the "
+                                            "BatchNormCache returned by batchnorm_forward")):
+        mod.batchnorm_backward(x, None)
+    _, cache = mod.batchnorm_forward(x, g, b, training=True)
+    with pytest.raises(ValueError, match=esc("batchnorm_backward: grad_y has shape (4, 2); the "
+                                             "layer's output has shape (4, 3).")):
+        mod.batchnorm_backward(np.zeros((4, 2)), cache)
+
+
+# ---- standalone dropout ------------------------------------------------------------------
+
+def test_dropout_keep_rate_within_four_sigma():
+    n, p = 1_000_000, 0.3
+    x = np.ones(n, np.float32)
+    for mod in (fastact, ref):
+        y, _ = mod.dropout_forward(x, p, seed=123)
+        kept = int(np.count_nonzero(y))
+        sigma = np.sqrt(n * p * (1 - p))
+        assert abs(kept - n * (1 - p)) < 4 * sigma
+        assert np.all((y == 0) | (y == np.float32(1 / (1 - p))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_native_equals_reference_bit_for_bit(dtype):
+    x = np.random.default_rng(5).standard_normal((37, 129)).astype(dtype)
+    for p in (0.1, 0.5, 0.9):
+        for seed, step, layer in ((0, 0, 0), (7, 3, 2), (2**64 - 1, 2**40, 5)):
+            y1, c1 = fastact.dropout_forward(x, p, seed=seed, step=step, layer=layer)
+            y2, c2 = ref.dropout_forward(x, p, seed=seed, step=step, layer=layer)
+            assert np.array_equal(y1, y2)
+            g = np.arange(x.size, dtype=dtype).reshape(x.shape)
+            assert np.array_equal(fastact.dropout_backward(g, c1), ref.dropout_backward(g, c2))
+            keep = ref.dropout_keep(x.size, p, seed, step, layer).reshape(x.shape)
+            assert np.array_equal(y1 != 0, keep & (x != 0))
+
+
+def test_dropout_mask_is_a_function_of_seed_step_layer():
+    x = np.ones(4096)
+    a = fastact.dropout_forward(x, 0.5, seed=1)[0]
+    assert np.array_equal(a, fastact.dropout_forward(x, 0.5, seed=1)[0])
+    for kw in ({"seed": 2}, {"seed": 1, "step": 1}, {"seed": 1, "layer": 1}):
+        other = fastact.dropout_forward(x, 0.5, **kw)[0]
+        assert 0.4 < np.mean((a != 0) == (other != 0)) < 0.6       # independent masks
+    # backward regenerates the same mask
+    y, cache = fastact.dropout_forward(x, 0.25, seed=9)
+    assert np.array_equal(fastact.dropout_backward(np.ones(4096), cache), y)
+    # evaluation: identity
+    y, cache = fastact.dropout_forward(x, 0.5, seed=1, training=False)
+    assert np.array_equal(y, x) and np.array_equal(fastact.dropout_backward(x, cache), x)
+
+
+@pytest.mark.parametrize("mod", [fastact, ref], ids=["fastact", "reference"])
+def test_dropout_errors(mod):
+    x = np.ones(5)
+    for p in (1.0, -0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=esc("dropout_forward: p must be a probability in "
+                                                 "[0, 1) (the fraction of units dropped); got")):
+            mod.dropout_forward(x, p, seed=0)
+    with pytest.raises(ValueError, match=esc("dropout_forward: seed must be an integer in "
+                                             "[0, 2**64); got -1.")):
+        mod.dropout_forward(x, 0.5, seed=-1)
+    with pytest.raises(TypeError, match=esc("x must be float32 or float64")):
+        mod.dropout_forward(np.ones(5, np.complex128), 0.5, seed=0)
+    _, cache = mod.dropout_forward(x, 0.5, seed=0)
+    with pytest.raises(ValueError, match=esc("dropout_backward: grad_y has shape (4,); the "
+                                             "layer's output has shape (5,).")):
+        mod.dropout_backward(np.ones(4), cache)
+    with pytest.raises(TypeError, match=esc("dropout_backward: cache must be the DropoutCache")):
+        mod.dropout_backward(x, "cache")
+
+
+# ---- networks with every option: native against the twin, finite differences ------------
+
+OPTIONS = [
+    {"batchnorm": "before"}, {"batchnorm": "after"}, {"dropout": 0.3}, {"residual": True},
+    {"batchnorm": "before", "dropout": 0.2, "residual": True},
+    {"batchnorm": "after", "dropout": 0.1, "residual": True},
+]
+OPT_IDS = ["bn-before", "bn-after", "dropout", "residual", "bn-drop-res", "bn-after-drop-res"]
+ACTS = ["tanh", "relu", "gelu", "sigmoid", "prelu", ("prelu", {"per_unit": True}), "elu"]
+ACT_IDS = ["tanh", "relu", "gelu", "sigmoid", "prelu", "prelu-per-unit", "elu"]
+
+
+def _diag_vector(net):
+    return np.concatenate([[v for v in e.values() if isinstance(v, float)]
+                           for e in net.diagnostics()])
+
+
+@native_only
+@pytest.mark.parametrize("act", ACTS, ids=ACT_IDS)
+@pytest.mark.parametrize("opts", OPTIONS, ids=OPT_IDS)
+def test_network_native_matches_reference_float64(act, opts):
+    X, y = _data()
+    sizes = [12, 16, 16, 16, 4]
+    a = fastact.MLP(sizes, act, dtype=np.float64, seed=3, **opts)
+    r = ref.MLP(sizes, act, dtype=np.float64, seed=3, **opts)
+    assert np.array_equal(a.theta, r.theta) and np.array_equal(a.state, r.state)
+    # (SGD: Adam would turn the rounding noise in the gradient of a bias before BatchNorm,
+    # whose true gradient is zero, into full-size steps that differ between the engines)
+    oa, orr = optim.SGD(0.1, momentum=0.9), optim.SGD(0.1, momentum=0.9)
+    for _ in range(3):
+        la, lr = a.train_step(X, y, oa), r.train_step(X, y, orr)
+        assert abs(la - lr) <= 1e-12 * max(1, abs(lr))
+    assert _rel(a.theta, r.theta) < 1e-10
+    if a.state.size:
+        assert _rel(a.state, r.state) < 1e-10
+    la, lr = a.compute_gradients(X, y), r.compute_gradients(X, y)
+    assert abs(la - lr) <= 1e-12 * max(1, abs(lr))
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-10
+    assert np.allclose(_diag_vector(a), _diag_vector(r), rtol=1e-10, atol=1e-12)
+    assert _rel(a.forward(X), r.forward(X)) < 1e-10           # evaluation mode
+    a.eval()
+    r.eval()
+    assert abs(a.compute_gradients(X, y) - r.compute_gradients(X, y)) < 1e-12
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-10
+
+
+@pytest.mark.parametrize("act", ["tanh", "gelu", "prelu", ("prelu", {"per_unit": True})],
+                         ids=["tanh", "gelu", "prelu", "prelu-per-unit"])
+@pytest.mark.parametrize("opts", OPTIONS + [{}], ids=OPT_IDS + ["plain"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_network_gradients_match_finite_differences(act, opts, training):
+    """Whole networks with every option, float64, to 1e-10 relative: the dropout mask is
+    held fixed by calling the engine with the same step number each time."""
+    X, y = _data(n_in=5, rows=9, classes=3, seed=1)
+    net = fastact.MLP([5, 6, 6, 3], act, dtype=np.float64, seed=2, loss="softmax_cross_entropy",
+                      **opts)
+    rng = np.random.default_rng(0)
+    net.theta[...] += 0.05 * rng.standard_normal(net.theta.size)   # off the symmetric start
+    if net.state.size:
+        net.state[...] = np.abs(net.state + 0.3 * rng.standard_normal(net.state.size))
+    labels, target = net._y(y, X.shape[0], "test")
+    net._engine.reserve(X.shape[0])
+    state0 = net.state.copy()
+
+    def loss_at(theta):
+        saved = net.theta.copy()
+        net.theta[...] = theta
+        net.state[...] = state0
+        val = net._engine.step(X, labels, target, False, training=training, seed=7, counter=4)
+        net.theta[...] = saved
+        return val
+
+    net.state[...] = state0
+    net._engine.step(X, labels, target, False, training=training, seed=7, counter=4)
+    grad = net.grad_flat.copy()
+    h = 1e-5
+    fd = np.empty_like(grad)
+    base = net.theta.copy()
+    for i in range(base.size):
+        vals = []
+        for k in (-2, -1, 1, 2):
+            t = base.copy()
+            t[i] += k * h
+            vals.append(loss_at(t))
+        fd[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    # ReLU-like kinks (prelu) can sit inside the difference stencil: compare to 1e-10 of
+    # the gradient's scale where the function is smooth there, i.e. everywhere but a few
+    # entries of a kinked activation
+    err = np.abs(grad - fd) / np.max(np.abs(fd))
+    if "prelu" in str(act):
+        assert np.mean(err < 1e-8) > 0.97
+    else:
+        assert err.max() < 1e-9
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_evaluation_mode_is_deterministic_and_uses_running_statistics(be):
+    mod, MLP, _ = be
+    X, y = _data(dtype=np.float32)
+    net = MLP([12, 16, 4], "tanh", batchnorm="before", dropout=0.5, seed=0)
+    opt = optim.SGD(0.05)
+    for _ in range(5):
+        net.train_step(X, y, opt)
+    out1 = net.forward(X)
+    assert np.array_equal(out1, net.forward(X))
+    assert np.array_equal(out1[:5], net.forward(X[:5]))        # rows independent in evaluation
+    sd = net.state_dict()
+    W, b = net.params[0]
+    z = X.astype(np.float64) @ W + b
+    h = np.tanh(sd["1.gamma"] * (z - sd["1.running_mean"]) / np.sqrt(sd["1.running_var"] + 1e-5)
+                + sd["1.beta"])
+    want = h @ net.params[1][0] + net.params[1][1]
+    np.testing.assert_allclose(out1, want, rtol=2e-4, atol=2e-5)
+    # training-mode steps with dropout differ from step to step (the mask moves on)
+    g1 = (net.compute_gradients(X, y), net.grad_flat.copy())
+    g2 = (net.compute_gradients(X, y), net.grad_flat.copy())
+    assert not np.array_equal(g1[1], g2[1])
+    # the same seed and history give the same training, bit for bit
+    twin = MLP([12, 16, 4], "tanh", batchnorm="before", dropout=0.5, seed=0)
+    opt2 = optim.SGD(0.05)
+    for _ in range(5):
+        twin.train_step(X, y, opt2)
+    assert np.array_equal(twin.theta, MLP([12, 16, 4], "tanh", batchnorm="before", dropout=0.5,
+                                          seed=0).theta) is False
+    twin.compute_gradients(X, y)
+    twin.compute_gradients(X, y)
+    assert np.array_equal(twin.grad_flat, g2[1])
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_modes(be):
+    _, MLP, _ = be
+    net = MLP([4, 5, 3], "relu", dropout=0.5)
+    assert net.training is True
+    assert net.eval() is net and net.training is False
+    assert net.train() is net and net.training is True
+    net.train(False)
+    assert net.training is False
+    with pytest.raises(TypeError, match=esc("train: mode must be True or False; got 'no'.")):
+        net.train("no")
+    # fit trains in training mode and restores the mode
+    X, y = _data(n_in=4, rows=20, classes=3, dtype=np.float32)
+    net.eval()
+    c0 = net._counter
+    net.fit(X, y, epochs=1, batch_size=10, verbose=0)
+    assert net.training is False and net._counter == c0 + 2
+
+
+# ---- layout, naming, persistence ----------------------------------------------------
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_state_dict_params_and_n_params(be):
+    _, MLP, _ = be
+    net = MLP([6, 8, 8, 3], ("prelu", {"per_unit": True}), batchnorm="after", dropout=0.1,
+              residual=True, seed=1)
+    sd = net.state_dict()
+    names = sorted(sd)
+    assert names == sorted(["0.W", "0.b", "0.slope", "1.gamma", "1.beta", "1.running_mean",
+                            "1.running_var", "3.0.W", "3.0.b", "3.0.slope", "3.1.gamma",
+                            "3.1.beta", "3.1.running_mean", "3.1.running_var", "4.W", "4.b"])
+    assert net.n_params == 6 * 8 + 8 + 8 + 16 + 8 * 8 + 8 + 8 + 16 + 8 * 3 + 3
+    assert len(net.params) == 3 and net.params[1][0].shape == (8, 8)
+    assert np.shares_memory(sd["3.0.W"], net.theta) and sd["3.0.W"] is not None
+    assert np.array_equal(sd["0.slope"], np.full(8, 0.25, np.float32))
+    assert np.array_equal(sd["1.gamma"], np.ones(8)) and np.array_equal(sd["1.running_var"],
+                                                                        np.ones(8))
+    sd["0.slope"][...] = 0.5
+    assert np.all(net.theta[6 * 8 + 8:6 * 8 + 16] == 0.5)
+    assert set(net.grad_dict()) == {k for k in names if "running" not in k}
+    assert isinstance(net.layers[3], Residual)
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_save_load_round_trip_with_every_option(be, tmp_path):
+    _, MLP, Seq = be
+    X, y = _data(n_in=6, rows=40, classes=3, dtype=np.float32)
+    net = MLP([6, 8, 8, 3], "prelu", batchnorm="before", dropout=0.2, residual=True, seed=4)
+    net.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    p = tmp_path / "net.npz"
+    net.save(p)
+    back = MLP.load(p)
+    assert np.array_equal(back.theta, net.theta) and np.array_equal(back.state, net.state)
+    assert back.config() == net.config() and back._counter == net._counter
+    assert np.array_equal(back.forward(X), net.forward(X))
+    o1, o2 = optim.SGD(0.1), optim.SGD(0.1)
+    assert net.train_step(X, y, o1) == back.train_step(X, y, o2)     # same dropout masks
+    assert np.array_equal(back.theta, net.theta)
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert np.array_equal(twin.state, net.state) and twin._counter == net._counter
+    seq = Seq([Dense(8, "relu"), BatchNorm(), Dropout(0.1), Residual([Dense(8), BatchNorm("tanh")]),
+               ActivationLayer(("prelu", {"per_unit": True})), Dense(3)], n_in=6, seed=2)
+    seq.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    seq.save(p)
+    back = Seq.load(p)
+    assert np.array_equal(back.theta, seq.theta) and np.array_equal(back.state, seq.state)
+    assert [l.config() for l in back.layers] == [l.config() for l in seq.layers]
+    with pytest.raises(ValueError, match=esc(f"MLP.load: {str(p)!r} has format "
+                                             "'fastact.Sequential/1'; this version reads "
+                                             "'fastact.MLP/2'.")):
+        MLP.load(str(p))
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_old_plain_files_still_load(be, tmp_path):
+    """A plain MLP saved in the first format (no running statistics) loads."""
+    import json
+    _, MLP, _ = be
+    net = MLP([4, 5, 3], "tanh", seed=1)
+    meta = {"format": "fastact.MLP/1", "layer_sizes": [4, 5, 3], "activation": [["tanh", {}]],
+            "init": "auto", "loss": "softmax_cross_entropy", "dtype": "float32", "seed": 1}
+    p = tmp_path / "old.npz"
+    np.savez(p, config=np.array(json.dumps(meta)), theta=net.theta)
+    assert np.array_equal(MLP.load(p).theta, net.theta)
+
+
+# ---- the layer objects and their errors ------------------------------------------------
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_mlp_option_errors(be):
+    _, MLP, _ = be
+    with pytest.raises(ValueError, match=esc("MLP: dropout must be a probability in [0, 1) "
+                                             "(the fraction of units dropped); got 1.0.")):
+        MLP([4, 5, 3], dropout=1.0)
+    with pytest.raises(ValueError, match=esc("MLP: dropout[1] must be a probability in [0, 1)")):
+        MLP([4, 5, 5, 3], dropout=[0.1, -0.2])
+    with pytest.raises(ValueError, match=esc("MLP: batchnorm must be None, 'before' or 'after' "
+                                             "(relative to the activation); got True.")):
+        MLP([4, 5, 3], batchnorm=True)
+    with pytest.raises(ValueError, match=esc("MLP: residual is a list of 1 but the network has "
+                                             "2 hidden layer(s)")):
+        MLP([4, 5, 5, 3], residual=[True])
+    with pytest.raises(ValueError, match=esc("MLP: residual[1] is True but hidden layer 1 maps "
+                                             "width 5 to 6; h + f(h) needs equal widths.")):
+        MLP([4, 5, 6, 3], residual=[False, True])
+    with pytest.raises(ValueError, match=esc("MLP: residual must be True or False; got 1.")):
+        MLP([4, 5, 3], residual=1)
+    with pytest.raises(ValueError, match=esc("MLP: prelu takes the parameters 'per_unit' "
+                                             "(bool) and 'init' (the initial slope); got "
+                                             "['slope'].")):
+        MLP([4, 5, 3], ("prelu", {"slope": 0.1}))
+    with pytest.raises(ValueError, match=esc("MLP: prelu's per_unit must be True or False; "
+                                             "got 'yes'.")):
+        MLP([4, 5, 3], ("prelu", {"per_unit": "yes"}))
+    with pytest.raises(ValueError, match=esc("MLP: prelu's init must be a finite number")):
+        MLP([4, 5, 3], ("prelu", {"init": float("nan")}))
+    # residual=True network-wide: only where the widths match, never the first hidden layer
+    net = MLP([5, 5, 7, 7, 3], "relu", residual=True)
+    assert net.residual == [False, False, True]
+    # BatchNorm in training with one row
+    X = np.zeros((1, 4), np.float32)
+    bn = MLP([4, 5, 3], batchnorm="before")
+    with pytest.raises(ValueError, match=esc("compute_gradients: BatchNorm in training mode "
+                                             "needs at least 2 rows per batch")):
+        bn.compute_gradients(X, [0])
+    with pytest.raises(ValueError, match=esc("train_step: BatchNorm in training mode needs at "
+                                             "least 2 rows per batch")):
+        bn.train_step(X, [0], optim.SGD(0.1))
+    bn.eval()
+    assert np.isfinite(bn.compute_gradients(X, [0]))
+
+
+def test_layer_errors():
+    with pytest.raises(ValueError, match=esc("Dense: n_out must be a positive integer; got 0.")):
+        Dense(0)
+    with pytest.raises(ValueError, match=esc("Dense: unknown init 'kaiming'")):
+        Dense(3, init="kaiming")
+    with pytest.raises(ValueError, match=esc("Dropout: p must be a probability in [0, 1)")):
+        Dropout(1)
+    with pytest.raises(ValueError, match=esc("BatchNorm: momentum must be in [0, 1]; got 2.")):
+        BatchNorm(momentum=2)
+    with pytest.raises(ValueError, match=esc("BatchNorm: eps must be > 0; got -1.")):
+        BatchNorm(eps=-1)
+    with pytest.raises(ValueError, match=esc("Residual: the branch must begin with a Dense "
+                                             "layer; got BatchNorm.")):
+        Residual([BatchNorm(), Dense(3)])
+    with pytest.raises(ValueError, match=esc("Residual: needs at least one layer")):
+        Residual([])
+    with pytest.raises(TypeError, match=esc("Residual: 3 is not a layer")):
+        Residual([Dense(3), 3])
+    with pytest.raises(ValueError, match=esc("Residual: the branch maps width 4 to 5; x + f(x) "
+                                             "needs equal widths")):
+        Sequential([Dense(4), Residual([Dense(5)]), Dense(2)], n_in=3)
+    with pytest.raises(TypeError, match=esc("Sequential: 'dense' is not a layer")):
+        Sequential(["dense"], n_in=3)
+    with pytest.raises(ValueError, match=esc("Sequential: needs at least one layer.")):
+        Sequential([], n_in=3)
+    with pytest.raises(ValueError, match=esc("Sequential: n_in must be a positive integer; "
+                                             "got 0.")):
+        Sequential([Dense(2)], n_in=0)
+    with pytest.raises(ValueError, match=esc("Sequential: softmax_cross_entropy needs at least "
+                                             "2 outputs")):
+        Sequential([Dense(1)], n_in=3)
+    with pytest.raises(ValueError, match=esc("dense_forward: prelu's learnable slope is a "
+                                             "network option")):
+        fastact.dense_forward(np.ones((2, 2)), np.ones((2, 2)), np.ones(2), "prelu")
+
+
+# ---- training: every combination learns digits ------------------------------------------
+
+@pytest.mark.parametrize("opts", OPTIONS + [{}], ids=OPT_IDS + ["plain"])
+def test_every_option_trains_on_digits(opts):
+    datasets = pytest.importorskip("sklearn.datasets")
+    d = datasets.load_digits()
+    X = (d.data / 16.0).astype(np.float32)
+    y = d.target
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(y))
+    tr, te = idx[:1400], idx[1400:]
+    net = fastact.MLP([64, 64, 64, 10], "relu", seed=0, **opts)
+    net.fit(X[tr], y[tr], epochs=25, batch_size=32, optimizer=optim.Adam(2e-3), verbose=0)
+    acc = net.evaluate(X[te], y[te])["accuracy"]
+    assert acc >= 0.94, acc          # the plain network reaches ~0.97 here
+
+
+# ---- no allocation per step, with every option ---------------------------------------------
+
+@native_only
+def test_train_step_with_every_option_allocates_nothing():
+    X, y = _data(n_in=32, rows=64, classes=5, dtype=np.float32)
+    net = fastact.MLP([32, 64, 64, 64, 5], "prelu", batchnorm="before", dropout=0.2,
+                      residual=True, seed=0)
+    opt = optim.Adam()
+    net.train_step(X, y, opt)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(30):
+            net.train_step(X, y, opt)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 4096, peak           # one activation buffer is 16 KiB
+
+
+def test_sequential_equals_the_mlp_it_describes():
+    X, y = _data(dtype=np.float64)
+    m = fastact.MLP([12, 16, 16, 4], "tanh", batchnorm="after", dropout=0.2, residual=True,
+                    dtype=np.float64, seed=5)
+    s = fastact.Sequential(m.layers, n_in=12, dtype=np.float64, seed=5)
+    assert np.array_equal(m.theta, s.theta)
+    assert m.compute_gradients(X, y) == s.compute_gradients(X, y)
+    assert np.array_equal(m.grad_flat, s.grad_flat)
