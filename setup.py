@@ -65,7 +65,8 @@ nn_ext = Extension(
     sources=["src/_nn.pyx"],
     include_dirs=["src", np.get_include()],
     define_macros=macros,
-    depends=["src/fa_api.h", "src/fa_kernels.h", "src/_nn_ops.pxi", "src/_nn_engine.pxi"],
+    depends=["src/fa_api.h", "src/fa_kernels.h", "src/fa_nn_loops.h", "src/_nn_ops.pxi",
+             "src/_nn_engine.pxi"],
 )
 
 # cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)

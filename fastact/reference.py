@@ -273,6 +273,7 @@ ACTIVATIONS = _build_registry()
 # The same checks, initialisation, parameter layout and training loop as the native
 # MLP (all in fastact/nn.py); only the step below is NumPy.
 
+from . import _validate as _V   # noqa: E402
 from .nn import functional as _fn   # noqa: E402  (nn imports nothing native at module level)
 from .nn import network as _net   # noqa: E402
 from ._registry import saves as _saves   # noqa: E402
@@ -307,11 +308,12 @@ def dense_backward(grad_y, cache):
 
 
 def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_var=None,
-                      momentum=0.1, eps=1e-5):
+                      momentum=0.1, eps=1e-5, n_threads=None):
     """(y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
     (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place)."""
     x, gamma, beta, rm, rv, momentum, eps = _fn.check_batchnorm(
         x, gamma, beta, training, running_mean, running_var, momentum, eps)
+    _V.check_threads(n_threads)
     with np.errstate(all="ignore"):
         mean, invstd = _bn_stats(x, rm, rv, momentum, eps, training)
         y = ((_f64(x) - mean) * (invstd * _f64(gamma)) + _f64(beta)).astype(x.dtype)
@@ -349,9 +351,10 @@ def _bn_backward(du, x, gamma, mean, invstd, training):
     return dx, dgamma, dbeta
 
 
-def batchnorm_backward(grad_y, cache):
+def batchnorm_backward(grad_y, cache, *, n_threads=None):
     """(grad_x, grad_gamma, grad_beta) of batchnorm_forward."""
     g = _fn.check_batchnorm_grad(grad_y, cache)
+    _V.check_threads(n_threads)
     with np.errstate(all="ignore"):
         dx, dgamma, dbeta = _bn_backward(g, cache.x, cache.gamma, cache.mean, cache.invstd,
                                          cache.training)
@@ -391,16 +394,18 @@ def _dropout_apply(x, p, seed, step, layer):
         return np.where(keep, x * scale, x.dtype.type(0))
 
 
-def dropout_forward(x, p, *, seed, training=True, step=0, layer=0):
+def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=None):
     """(y, cache): inverted dropout with fastact's counter-based mask."""
     x, p, seed, step, layer, training = _fn.check_dropout(x, p, seed, step, layer, training)
+    _V.check_threads(n_threads)
     y = _dropout_apply(x, p, seed, step, layer) if training and p > 0 else x.copy()
     return y, DropoutCache(p, seed, step, layer, x.shape, x.dtype, training)
 
 
-def dropout_backward(grad_y, cache):
+def dropout_backward(grad_y, cache, *, n_threads=None):
     """grad_x of dropout_forward (the same mask, regenerated)."""
     g = _fn.check_dropout_grad(grad_y, cache)
+    _V.check_threads(n_threads)
     if cache.training and cache.p > 0:
         return _dropout_apply(g, cache.p, cache.seed, cache.step, cache.layer)
     return g.copy()

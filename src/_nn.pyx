@@ -399,59 +399,89 @@ include "_nn_engine.pxi"
 
 
 # ---- standalone BatchNorm and dropout (fastact.batchnorm_forward / dropout_forward) ----
+# Threads split the columns (BatchNorm: each column's statistics are one thread's, so the
+# sums do not depend on the thread count) or the elements (dropout: the mask is a function
+# of the element index), from SERIAL_BELOW elements up, as the activation kernels do.
+
+from cython.parallel cimport prange
+
+cdef Py_ssize_t _SERIAL_BELOW = 65536
+
+
+cdef int _parts(Py_ssize_t elems, Py_ssize_t units, int n_threads) noexcept nogil:
+    """how many threads for `elems` elements split into at most `units` pieces"""
+    cdef Py_ssize_t most
+    if n_threads <= 1 or elems < _SERIAL_BELOW:
+        return 1
+    most = elems // (_SERIAL_BELOW // 2)
+    if most > units:
+        most = units
+    return <int>(n_threads if n_threads < most else most) if most > 1 else 1
+
+
+cdef inline Py_ssize_t _col_block(Py_ssize_t n, int parts) noexcept nogil:
+    """columns per thread, a multiple of 16 (whole cache lines of float32)"""
+    cdef Py_ssize_t cb = (n + parts - 1) // parts
+    return ((cb + 15) // 16) * 16
+
 
 def batchnorm_forward(cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray beta, cnp.ndarray y,
                       cnp.ndarray mean, cnp.ndarray invstd, object running_mean,
-                      object running_var, double momentum, double eps, bint training):
+                      object running_var, double momentum, double eps, bint training,
+                      int n_threads):
     """y = gamma (x - mean) invstd + beta over the rows of x (rows x n, C order); mean and
-    invstd (float64, n) are outputs in training (the batch statistics; the running ones
-    updated when given) and inputs' images in evaluation (from the running statistics)."""
+    invstd (float64, n) are outputs: the batch statistics in training (the running ones
+    updated when given), the running statistics' in evaluation."""
     cdef int dt = _dt(x)
-    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1), j
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef void *gp = cnp.PyArray_DATA(gamma)
-    cdef void *bp = cnp.PyArray_DATA(beta)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1), j0, j1, cb, isz
+    cdef char *xp = <char *>cnp.PyArray_DATA(x)
+    cdef char *yp = <char *>cnp.PyArray_DATA(y)
+    cdef char *bp = <char *>cnp.PyArray_DATA(beta)
     cdef double *mp = <double *>cnp.PyArray_DATA(mean)
     cdef double *sp = <double *>cnp.PyArray_DATA(invstd)
     cdef cnp.ndarray sc = np.empty(n, np.float64)
     cdef double *scp = <double *>cnp.PyArray_DATA(sc)
     cdef double unbias
     cdef cnp.ndarray rm, rv
+    cdef int parts = _parts(rows * n, (n + 15) // 16, n_threads), k
+    isz = cnp.PyArray_ITEMSIZE(x)
+    cb = _col_block(n, parts)
     if training:
         with nogil:
-            if dt == FA_F32:
-                _col_stats(<const float *>xp, rows, n, mp, sp)
-            else:
-                _col_stats(<const double *>xp, rows, n, mp, sp)
+            for k in prange(parts, num_threads=parts, schedule="static"):
+                j0 = k * cb
+                j1 = j0 + cb if j0 + cb < n else n
+                if j0 < j1:
+                    col_stats(dt, xp + j0 * isz, rows, j1 - j0, n, mp + j0, sp + j0)
         if running_mean is not None:
             rm = running_mean
             rv = running_var
             unbias = <double>rows / (rows - 1) if rows > 1 else 1.0
-            with np.errstate(over="ignore"):
-                rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean
-                rv[...] = (1.0 - momentum) * rv.astype(np.float64) + momentum * invstd * unbias
+            rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean
+            rv[...] = (1.0 - momentum) * rv.astype(np.float64) + momentum * invstd * unbias
         invstd[...] = 1.0 / np.sqrt(invstd + eps)
     else:
         mean[...] = running_mean
         invstd[...] = 1.0 / np.sqrt(np.asarray(running_var, np.float64) + eps)
     sc[...] = invstd * gamma
     with nogil:
-        if dt == FA_F32:
-            _bn_affine(<const float *>xp, <float *>yp, rows, n, mp, scp, <const float *>bp)
-        else:
-            _bn_affine(<const double *>xp, <double *>yp, rows, n, mp, scp, <const double *>bp)
+        for k in prange(parts, num_threads=parts, schedule="static"):
+            j0 = k * cb
+            j1 = j0 + cb if j0 + cb < n else n
+            if j0 < j1:
+                bn_affine(dt, xp + j0 * isz, yp + j0 * isz, rows, j1 - j0, n, mp + j0,
+                          scp + j0, bp + j0 * isz)
 
 
 def batchnorm_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray mean,
                        cnp.ndarray invstd, cnp.ndarray dx, cnp.ndarray dgamma,
-                       cnp.ndarray dbeta, bint training):
+                       cnp.ndarray dbeta, bint training, int n_threads):
     """dgamma = sum g xhat, dbeta = sum g (float64, n); dx of batchnorm_forward."""
     cdef int dt = _dt(x)
-    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1)
-    cdef void *gp = cnp.PyArray_DATA(g)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *dxp = cnp.PyArray_DATA(dx)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1), j0, j1, cb, isz
+    cdef char *gp = <char *>cnp.PyArray_DATA(g)
+    cdef char *xp = <char *>cnp.PyArray_DATA(x)
+    cdef char *dxp = <char *>cnp.PyArray_DATA(dx)
     cdef double *mp = <double *>cnp.PyArray_DATA(mean)
     cdef double *sp = <double *>cnp.PyArray_DATA(invstd)
     cdef double *dgp = <double *>cnp.PyArray_DATA(dgamma)
@@ -460,38 +490,49 @@ def batchnorm_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray gamma, cnp.ndar
     cdef double *c1 = <double *>cnp.PyArray_DATA(c)
     cdef double *m1 = c1 + n
     cdef double *m2 = c1 + 2 * n
+    cdef int parts = _parts(rows * n, (n + 15) // 16, n_threads), k
+    isz = cnp.PyArray_ITEMSIZE(x)
+    cb = _col_block(n, parts)
     with nogil:
         memset(dgp, 0, <size_t>n * sizeof(double))
         memset(dbp, 0, <size_t>n * sizeof(double))
-        if dt == FA_F32:
-            _bn_bwd_sums(<const float *>gp, <const float *>xp, rows, n, mp, sp, dbp, dgp)
-        else:
-            _bn_bwd_sums(<const double *>gp, <const double *>xp, rows, n, mp, sp, dbp, dgp)
+        for k in prange(parts, num_threads=parts, schedule="static"):
+            j0 = k * cb
+            j1 = j0 + cb if j0 + cb < n else n
+            if j0 < j1:
+                bn_bwd_sums(dt, gp + j0 * isz, xp + j0 * isz, rows, j1 - j0, n, mp + j0, sp + j0,
+                            dbp + j0, dgp + j0)
     c[0] = invstd * gamma
     c[1] = dbeta / rows if rows else 0.0
     c[2] = dgamma / rows if rows else 0.0
     with nogil:
-        if training:
-            if dt == FA_F32:
-                _bn_bwd_dx(<const float *>gp, <const float *>xp, <float *>dxp, rows, n, mp, sp,
-                           c1, m1, m2)
-            else:
-                _bn_bwd_dx(<const double *>gp, <const double *>xp, <double *>dxp, rows, n, mp,
-                           sp, c1, m1, m2)
-        else:
-            if dt == FA_F32:
-                _col_scale(<const float *>gp, <float *>dxp, rows, n, c1)
-            else:
-                _col_scale(<const double *>gp, <double *>dxp, rows, n, c1)
+        for k in prange(parts, num_threads=parts, schedule="static"):
+            j0 = k * cb
+            j1 = j0 + cb if j0 + cb < n else n
+            if j0 < j1:
+                if training:
+                    bn_bwd_dx(dt, gp + j0 * isz, xp + j0 * isz, dxp + j0 * isz, rows, j1 - j0, n,
+                              mp + j0, sp + j0, c1 + j0, m1 + j0, m2 + j0)
+                else:
+                    col_scale(dt, gp + j0 * isz, dxp + j0 * isz, rows, j1 - j0, n, c1 + j0)
 
 
 def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step,
-            uint64_t layer):
+            uint64_t layer, int n_threads):
     """y = x mask / (1 - p) over the C-ordered elements of x (y may be x)."""
-    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef int dt = _dt(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), i0, i1, blk
+    cdef char *xp = <char *>cnp.PyArray_DATA(x)
+    cdef char *yp = <char *>cnp.PyArray_DATA(y)
+    cdef int dt = _dt(x), k
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
     cdef uint64_t key = dropout_key(seed, step, layer), thr = dropout_threshold(p)
+    cdef int parts = _parts(n, n // 64 + 1, n_threads)
+    blk = ((n + parts - 1) // parts + 63) // 64 * 64
     with nogil:
-        dropout_apply(dt, xp, yp, n, key, thr, 1.0 / (1.0 - p))
+        for k in prange(parts, num_threads=parts, schedule="static"):
+            i0 = k * blk
+            i1 = i0 + blk if i0 + blk < n else n
+            if i0 < i1:
+                # element i0 + i of the whole array: the key moves by i0 golden steps
+                dropout_apply(dt, xp + i0 * isz, yp + i0 * isz, i1 - i0,
+                              key + <uint64_t>i0 * GOLDEN, thr, 1.0 / (1.0 - p))

@@ -267,10 +267,7 @@ cdef class Engine:
         cdef char *beta = self._P(oi[I_BETA])
         cdef int act = <int>oi[I_ACT]
         if training:
-            if self.dt == FA_F32:
-                _col_stats(<const float *>x, rows, n, mean, invstd)
-            else:
-                _col_stats(<const double *>x, rows, n, mean, invstd)
+            col_stats(self.dt, x, rows, n, n, mean, invstd)
             unbias = <double>rows / (rows - 1) if rows > 1 else 1.0
             for j in range(n):
                 if self.dt == FA_F32:
@@ -295,12 +292,8 @@ cdef class Engine:
         r0 = 0
         while r0 < rows:
             nb = rows - r0 if rows - r0 < blk else blk
-            if self.dt == FA_F32:
-                _bn_affine(<const float *>x + r0 * n, <float *>u + r0 * n, nb, n, mean, sc,
-                           <const float *>beta)
-            else:
-                _bn_affine(<const double *>x + r0 * n, <double *>u + r0 * n, nb, n, mean, sc,
-                           <const double *>beta)
+            bn_affine(self.dt, x + r0 * n * self.isz, u + r0 * n * self.isz, nb, n, n, mean, sc,
+                      beta)
             if act != 0 or u != y:
                 K.fwd(act, self.dt, u + r0 * n * self.isz, y + r0 * n * self.isz, nb * n, p)
             r0 += nb
@@ -447,12 +440,7 @@ cdef class Engine:
             off = r0 * n * self.isz
             if act != 0:
                 K.bwd(act, self.dt, g + off, saved + off, g + off, nb * n, p)
-            if self.dt == FA_F32:
-                _bn_bwd_sums(<const float *>(g + off), <const float *>(x + off), nb, n, mean,
-                             invstd, sdu, sdux)
-            else:
-                _bn_bwd_sums(<const double *>(g + off), <const double *>(x + off), nb, n, mean,
-                             invstd, sdu, sdux)
+            bn_bwd_sums(self.dt, g + off, x + off, nb, n, n, mean, invstd, sdu, sdux)
             r0 += nb
         from_double(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, sdux, n)
         from_double(self.dt, self.p_grad + oi[I_BETA] * self.isz, sdu, n)
@@ -469,17 +457,9 @@ cdef class Engine:
             m1[j] = sdu[j] / rows
             m2[j] = sdux[j] / rows
         if training:
-            if self.dt == FA_F32:
-                _bn_bwd_dx(<const float *>g, <const float *>x, <float *>gi, rows, n, mean,
-                           invstd, c1, m1, m2)
-            else:
-                _bn_bwd_dx(<const double *>g, <const double *>x, <double *>gi, rows, n, mean,
-                           invstd, c1, m1, m2)
+            bn_bwd_dx(self.dt, g, x, gi, rows, n, n, mean, invstd, c1, m1, m2)
         else:
-            if self.dt == FA_F32:
-                _col_scale(<const float *>g, <float *>gi, rows, n, c1)
-            else:
-                _col_scale(<const double *>g, <double *>gi, rows, n, c1)
+            col_scale(self.dt, g, gi, rows, n, n, c1)
 
     cdef void _diag_act(self, double *dg, const char *y, const char *dz, Py_ssize_t rows,
                         Py_ssize_t n, double thr) noexcept nogil:

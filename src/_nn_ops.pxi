@@ -7,137 +7,128 @@
 # contiguous loops vectorise, 2-D memoryview loops do not (DESIGN.md section 7).
 # Per-column statistics and parameter gradients accumulate in double.
 
-from libc.stdint cimport uint64_t
-
 # rows per block of the fused passes: the block stays in L1/L2 between the
 # activation kernel and the loop around it
 cdef Py_ssize_t BLOCK_ELEMS = 8192
 
 
-# ---- dropout: a counter-based mask --------------------------------------------------
-# SplitMix64 (Steele, Lea & Flood 2014; the finaliser of java.util.SplittableRandom):
-# element i of a layer keeps its value when the top 53 bits of mix(key + (i + 1) G)
-# are >= round(p 2^53), so P(keep) = 1 - p to 2^-53.  key mixes (seed, step, layer);
-# the mask is a pure function of (seed, step, layer, i): the same for any thread
-# count, never stored, and reproduced bit for bit by fastact.reference.dropout_mask.
+# ---- dropout and BatchNorm: C loops built for AVX-512 / AVX2+FMA / baseline ----------
+# (src/fa_nn_loops.h).  Dropout: SplitMix64 (Steele, Lea & Flood 2014; the finaliser of
+# java.util.SplittableRandom): element i of a layer keeps its value when the top 53 bits
+# of mix(key + (i + 1) G) are >= round(p 2^53), so P(keep) = 1 - p to 2^-53.  key mixes
+# (seed, step, layer); the mask is a pure function of (seed, step, layer, i): the same
+# for any thread count, never stored, and reproduced bit for bit by
+# fastact.reference.dropout_keep.  BatchNorm (PyTorch BatchNorm1d): training normalises
+# with the batch mean and the biased variance; running_var is updated with the unbiased
+# one.  The statistics are two passes in double (mean, then the centred squares), so a
+# large mean does not cancel the variance away.
+
+cdef extern from "fa_nn_loops.h" nogil:
+    uint64_t dropout_key "fa_dropout_key"(uint64_t seed, uint64_t step, uint64_t layer)
+    void fa_dropout_f32(const float *x, float *y, Py_ssize_t n, uint64_t key, uint64_t thr,
+                        float scale)
+    void fa_dropout_f64(const double *x, double *y, Py_ssize_t n, uint64_t key, uint64_t thr,
+                        double scale)
+    void fa_col_sum_f32(const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *s)
+    void fa_col_sum_f64(const double *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *s)
+    void fa_col_sqdev_f32(const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double *mean,
+                          double *s)
+    void fa_col_sqdev_f64(const double *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double *mean,
+                          double *s)
+    void fa_bn_affine_f32(const float *x, float *u, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                          const double *mean, const double *sc, const float *beta)
+    void fa_bn_affine_f64(const double *x, double *u, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                          const double *mean, const double *sc, const double *beta)
+    void fa_bn_bwd_sums_f32(const float *du, const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                            const double *mean, const double *invstd, double *sdu,
+                            double *sdux)
+    void fa_bn_bwd_sums_f64(const double *du, const double *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                            const double *mean, const double *invstd, double *sdu,
+                            double *sdux)
+    void fa_bn_bwd_dx_f32(const float *du, const float *x, float *dx, Py_ssize_t rows,
+                          Py_ssize_t n, Py_ssize_t ld, const double *mean, const double *invstd,
+                          const double *c1, const double *m1, const double *m2)
+    void fa_bn_bwd_dx_f64(const double *du, const double *x, double *dx, Py_ssize_t rows,
+                          Py_ssize_t n, Py_ssize_t ld, const double *mean, const double *invstd,
+                          const double *c1, const double *m1, const double *m2)
+    void fa_col_scale_f32(const float *a, float *o, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                          const double *c)
+    void fa_col_scale_f64(const double *a, double *o, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                          const double *c)
+
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
-
-
-cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline uint64_t dropout_key(uint64_t seed, uint64_t step, uint64_t layer) noexcept nogil:
-    return mix64(mix64(mix64(seed + GOLDEN) + step + GOLDEN) + layer + GOLDEN)
-
-
-cdef void _dropout(const real *x, real *y, Py_ssize_t n, Py_ssize_t i0, uint64_t key,
-                   uint64_t thr, real scale) noexcept nogil:
-    """y[i] = x[i] * scale where element i0 + i is kept, else 0 (y may be x)"""
-    cdef Py_ssize_t i
-    cdef uint64_t h
-    cdef uint64_t base = key + <uint64_t>(i0 + 1) * GOLDEN
-    for i in range(n):
-        h = mix64(base + <uint64_t>i * GOLDEN)
-        y[i] = x[i] * scale if (h >> 11) >= thr else <real>0
 
 
 cdef inline void dropout_apply(int dt, const void *x, void *y, Py_ssize_t n, uint64_t key,
                                uint64_t thr, double scale) noexcept nogil:
     if dt == FA_F32:
-        _dropout(<const float *>x, <float *>y, n, 0, key, thr, <float>scale)
+        fa_dropout_f32(<const float *>x, <float *>y, n, key, thr, <float>scale)
     else:
-        _dropout(<const double *>x, <double *>y, n, 0, key, thr, scale)
+        fa_dropout_f64(<const double *>x, <double *>y, n, key, thr, scale)
 
 
-# ---- batch normalisation ------------------------------------------------------------
-# PyTorch BatchNorm1d: training normalises with the batch mean and the biased
-# variance; running_var is updated with the unbiased one.  The statistics are
-# two passes in double (mean, then the centred squares), so a large mean does not
-# cancel the variance away.
-
-cdef void _col_stats(const real *x, Py_ssize_t rows, Py_ssize_t n, double *mean,
-                     double *var) noexcept nogil:
-    """mean[j], var[j] (biased) of the columns of x (rows x n)"""
-    cdef Py_ssize_t r, j
-    cdef const real *row
-    cdef double d, inv = 1.0 / rows
+cdef void col_stats(int dt, const void *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                    double *mean, double *var) noexcept nogil:
+    """mean[j], var[j] (biased) of the n columns of x (rows of ld elements)"""
+    cdef Py_ssize_t j
+    cdef double inv = 1.0 / rows
     memset(mean, 0, <size_t>n * sizeof(double))
     memset(var, 0, <size_t>n * sizeof(double))
-    for r in range(rows):
-        row = x + r * n
-        for j in range(n):
-            mean[j] += row[j]
+    if dt == FA_F32:
+        fa_col_sum_f32(<const float *>x, rows, n, ld, mean)
+    else:
+        fa_col_sum_f64(<const double *>x, rows, n, ld, mean)
     for j in range(n):
         mean[j] *= inv
-    for r in range(rows):
-        row = x + r * n
-        for j in range(n):
-            d = row[j] - mean[j]
-            var[j] += d * d
+    if dt == FA_F32:
+        fa_col_sqdev_f32(<const float *>x, rows, n, ld, mean, var)
+    else:
+        fa_col_sqdev_f64(<const double *>x, rows, n, ld, mean, var)
     for j in range(n):
         var[j] *= inv
 
 
-cdef void _bn_affine(const real *x, real *u, Py_ssize_t rows, Py_ssize_t n,
-                     const double *mean, const double *sc, const real *beta) noexcept nogil:
-    """u = (x - mean) sc + beta, sc = gamma / sqrt(var + eps)"""
-    cdef Py_ssize_t r, j
-    cdef const real *xr
-    cdef real *ur
-    for r in range(rows):
-        xr = x + r * n
-        ur = u + r * n
-        for j in range(n):
-            ur[j] = <real>((xr[j] - mean[j]) * sc[j] + beta[j])
+cdef inline void bn_affine(int dt, const void *x, void *u, Py_ssize_t rows, Py_ssize_t n,
+                           Py_ssize_t ld, const double *mean, const double *sc,
+                           const void *beta) noexcept nogil:
+    if dt == FA_F32:
+        fa_bn_affine_f32(<const float *>x, <float *>u, rows, n, ld, mean, sc,
+                         <const float *>beta)
+    else:
+        fa_bn_affine_f64(<const double *>x, <double *>u, rows, n, ld, mean, sc,
+                         <const double *>beta)
 
 
-cdef void _bn_bwd_sums(const real *du, const real *x, Py_ssize_t rows, Py_ssize_t n,
-                       const double *mean, const double *invstd, double *sdu,
-                       double *sdux) noexcept nogil:
-    """sdu[j] += sum_r du, sdux[j] += sum_r du xhat with xhat = (x - mean) invstd"""
-    cdef Py_ssize_t r, j
-    cdef const real *dr
-    cdef const real *xr
-    for r in range(rows):
-        dr = du + r * n
-        xr = x + r * n
-        for j in range(n):
-            sdu[j] += dr[j]
-            sdux[j] += dr[j] * ((xr[j] - mean[j]) * invstd[j])
+cdef inline void bn_bwd_sums(int dt, const void *du, const void *x, Py_ssize_t rows,
+                             Py_ssize_t n, Py_ssize_t ld, const double *mean,
+                             const double *invstd, double *sdu, double *sdux) noexcept nogil:
+    if dt == FA_F32:
+        fa_bn_bwd_sums_f32(<const float *>du, <const float *>x, rows, n, ld, mean, invstd, sdu,
+                           sdux)
+    else:
+        fa_bn_bwd_sums_f64(<const double *>du, <const double *>x, rows, n, ld, mean, invstd,
+                           sdu, sdux)
 
 
-cdef void _bn_bwd_dx(const real *du, const real *x, real *dx, Py_ssize_t rows,
-                     Py_ssize_t n, const double *mean, const double *invstd,
-                     const double *c1, const double *m1, const double *m2) noexcept nogil:
-    """dx = c1 (du - m1 - xhat m2): c1 = gamma invstd, m1 = mean(du), m2 = mean(du xhat)
-    (training mode; dx may be du)"""
-    cdef Py_ssize_t r, j
-    cdef const real *dr
-    cdef const real *xr
-    cdef real *o
-    for r in range(rows):
-        dr = du + r * n
-        xr = x + r * n
-        o = dx + r * n
-        for j in range(n):
-            o[j] = <real>(c1[j] * (dr[j] - m1[j] - (xr[j] - mean[j]) * invstd[j] * m2[j]))
+cdef inline void bn_bwd_dx(int dt, const void *du, const void *x, void *dx, Py_ssize_t rows,
+                           Py_ssize_t n, Py_ssize_t ld, const double *mean,
+                           const double *invstd, const double *c1, const double *m1,
+                           const double *m2) noexcept nogil:
+    if dt == FA_F32:
+        fa_bn_bwd_dx_f32(<const float *>du, <const float *>x, <float *>dx, rows, n, ld, mean,
+                         invstd, c1, m1, m2)
+    else:
+        fa_bn_bwd_dx_f64(<const double *>du, <const double *>x, <double *>dx, rows, n, ld, mean,
+                         invstd, c1, m1, m2)
 
 
-cdef void _col_scale(const real *a, real *o, Py_ssize_t rows, Py_ssize_t n,
-                     const double *c) noexcept nogil:
-    """o = a c (per column; evaluation-mode BatchNorm backward)"""
-    cdef Py_ssize_t r, j
-    cdef const real *ar
-    cdef real *orow
-    for r in range(rows):
-        ar = a + r * n
-        orow = o + r * n
-        for j in range(n):
-            orow[j] = <real>(ar[j] * c[j])
+cdef inline void col_scale(int dt, const void *a, void *o, Py_ssize_t rows, Py_ssize_t n,
+                           Py_ssize_t ld, const double *c) noexcept nogil:
+    if dt == FA_F32:
+        fa_col_scale_f32(<const float *>a, <float *>o, rows, n, ld, c)
+    else:
+        fa_col_scale_f64(<const double *>a, <double *>o, rows, n, ld, c)
 
 
 # ---- learnable PReLU (with the dense layer's bias fused) -----------------------------

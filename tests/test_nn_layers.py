@@ -605,3 +605,27 @@ def test_sequential_equals_the_mlp_it_describes():
     assert np.array_equal(m.theta, s.theta)
     assert m.compute_gradients(X, y) == s.compute_gradients(X, y)
     assert np.array_equal(m.grad_flat, s.grad_flat)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_and_dropout_are_bit_identical_for_every_thread_count(dtype):
+    """Threads split BatchNorm's columns and dropout's elements: the same bits for
+    n_threads 1, 2, -1 and None (sizes past the serial threshold, ragged widths)."""
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((300, 333)) * 2 + 1).astype(dtype)
+    g = rng.standard_normal((300, 333)).astype(dtype)
+    gamma, beta = rng.standard_normal(333).astype(dtype), rng.standard_normal(333).astype(dtype)
+    runs = []
+    for nt in (1, 2, -1, None):
+        rm, rv = np.zeros(333, dtype), np.ones(333, dtype)
+        y, c = fastact.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
+                                         running_var=rv, n_threads=nt)
+        d = fastact.dropout_forward(x, 0.4, seed=3, n_threads=nt)
+        runs.append((y, rm, rv, *fastact.batchnorm_backward(g, c, n_threads=nt), d[0],
+                     fastact.dropout_backward(g, d[1], n_threads=nt)))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert np.array_equal(a, b)
+    assert np.array_equal(runs[0][-2], ref.dropout_forward(x, 0.4, seed=3)[0])
+    with pytest.raises(ValueError, match="n_threads"):
+        fastact.batchnorm_forward(x, gamma, beta, training=True, n_threads=0)

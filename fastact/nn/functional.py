@@ -223,7 +223,7 @@ def check_batchnorm_grad(grad_y, cache):
 
 
 def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_var=None,
-                      momentum=0.1, eps=1e-5):
+                      momentum=0.1, eps=1e-5, n_threads=None):
     """(y, cache): batch normalisation over the rows of x (rows x features), PyTorch
     BatchNorm1d's semantics.
 
@@ -231,8 +231,11 @@ def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_va
     when running_mean/running_var are given, updates them in place:
     running = (1 - momentum) running + momentum batch (the variance unbiased).
     training=False normalises with the running statistics (required).
-    y = gamma (x - mean) / sqrt(var + eps) + beta; statistics accumulate in double."""
+    y = gamma (x - mean) / sqrt(var + eps) + beta; statistics accumulate in double.
+    n_threads: as the activation kernels (threads split the columns from 65,536 elements
+    up; the results do not depend on the count)."""
     from .. import _nn
+    nt = V.check_threads(n_threads)
     x, gamma, beta, rm, rv, momentum, eps = check_batchnorm(
         x, gamma, beta, training, running_mean, running_var, momentum, eps)
     n = x.shape[1]
@@ -241,15 +244,16 @@ def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_va
     invstd = np.empty(n, np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         _nn.batchnorm_forward(x, gamma, beta, y, mean, invstd, rm, rv, momentum, eps,
-                              bool(training))
+                              bool(training), nt)
     return y, BatchNormCache(x, gamma, mean, invstd, bool(training))
 
 
-def batchnorm_backward(grad_y, cache):
+def batchnorm_backward(grad_y, cache, *, n_threads=None):
     """(grad_x, grad_gamma, grad_beta) of batchnorm_forward: the two column sums
     (grad_beta = sum grad_y, grad_gamma = sum grad_y xhat, in double), then one pass for
     grad_x (through the batch statistics in training, a per-feature scale in evaluation)."""
     from .. import _nn
+    nt = V.check_threads(n_threads)
     g = check_batchnorm_grad(grad_y, cache)
     n = cache.x.shape[1]
     dx = np.empty_like(g)
@@ -257,7 +261,7 @@ def batchnorm_backward(grad_y, cache):
     dbeta = np.empty(n, np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         _nn.batchnorm_backward(g, cache.x, cache.gamma, cache.mean, cache.invstd, dx, dgamma,
-                               dbeta, cache.training)
+                               dbeta, cache.training, nt)
         return dx, dgamma.astype(g.dtype), dbeta.astype(g.dtype)
 
 
@@ -310,28 +314,30 @@ def check_dropout_grad(grad_y, cache):
     return V.contiguous(g, "C")
 
 
-def dropout_forward(x, p, *, seed, training=True, step=0, layer=0):
+def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=None):
     """(y, cache): inverted dropout.  In training each element (in C order) is kept with
     probability 1 - p and scaled by 1 / (1 - p) (the scale rounded to x's dtype), else 0;
     the mask is a pure function of (seed, step, layer, element index) (SplitMix64), the
     same on every machine and thread count.  training=False returns a copy of x."""
     from .. import _nn
+    nt = V.check_threads(n_threads)
     x, p, seed, step, layer, training = check_dropout(x, p, seed, step, layer, training)
     y = np.empty_like(x)
     if training and p > 0:
-        _nn.dropout(x, y, p, seed, step, layer)
+        _nn.dropout(x, y, p, seed, step, layer, nt)
     else:
         y[...] = x
     return y, DropoutCache(p, seed, step, layer, x.shape, x.dtype, training)
 
 
-def dropout_backward(grad_y, cache):
+def dropout_backward(grad_y, cache, *, n_threads=None):
     """grad_x of dropout_forward: grad_y times the same mask and scale (regenerated)."""
     from .. import _nn
+    nt = V.check_threads(n_threads)
     g = check_dropout_grad(grad_y, cache)
     gx = np.empty_like(g)
     if cache.training and cache.p > 0:
-        _nn.dropout(g, gx, cache.p, cache.seed, cache.step, cache.layer)
+        _nn.dropout(g, gx, cache.p, cache.seed, cache.step, cache.layer, nt)
     else:
         gx[...] = g
     return gx

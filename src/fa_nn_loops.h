@@ -1,0 +1,139 @@
+/* fa_nn_loops.h -- the elementwise loops of the network ops that are not activation
+ * kernels: dropout's counter-based mask and BatchNorm's column statistics, affine map
+ * and backward sums.  Included by src/_nn.pyx (through src/_nn_ops.pxi).
+ *
+ * Each loop is built three times by gcc's target_clones (x86-64-v4: AVX-512,
+ * x86-64-v3: AVX2+FMA, and the portable baseline) and the loader picks the best the
+ * CPU runs (DESIGN.md section 7: target_clones builds and dispatches through
+ * setuptools and survives auditwheel).  FASTACT_AVX2=0 builds the baseline only.
+ * The loops are written so that every clone gives the same dropout mask bit for bit
+ * (integer hashing and one rounded multiply); the BatchNorm loops may differ in the
+ * last bit between clones (FMA contraction), within the accuracy the tests ask.
+ */
+#ifndef FA_NN_LOOPS_H
+#define FA_NN_LOOPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef FA_HAVE_AVX2_BUILD
+#define FA_HAVE_AVX2_BUILD 1
+#endif
+#if FA_HAVE_AVX2_BUILD && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
+    && defined(__linux__)
+#define FA_NN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FA_NN_CLONES
+#endif
+
+/* SplitMix64 (Steele, Lea & Flood 2014): element i of a mask keeps its value when the
+ * top 53 bits of mix(key + (i + 1) G) are >= thr = round(p 2^53). */
+#define FA_GOLDEN 0x9E3779B97F4A7C15ULL
+
+static inline uint64_t fa_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t fa_dropout_key(uint64_t seed, uint64_t step, uint64_t layer)
+{
+    return fa_mix64(fa_mix64(fa_mix64(seed + FA_GOLDEN) + step + FA_GOLDEN) + layer + FA_GOLDEN);
+}
+
+#define FA_NN_LOOPS(T, S)                                                                  \
+/* y[i] = x[i] scale where kept, else 0 (y may be x) */                                   \
+FA_NN_CLONES static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t key,      \
+                                        uint64_t thr, T scale)                             \
+{                                                                                          \
+    const uint64_t base = key + FA_GOLDEN;                                                 \
+    for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+        uint64_t h = fa_mix64(base + (uint64_t)i * FA_GOLDEN);                             \
+        T v = x[i] * scale;                                                                \
+        y[i] = (h >> 11) >= thr ? v : (T)0;                                                \
+    }                                                                                      \
+}                                                                                          \
+/* Column loops: rows of ld elements, columns [0, n) (a block of columns when ld > n,
+ * so that threads can split the columns).
+ * s[j] += sum_r x[r, j] */                                                                \
+FA_NN_CLONES static void fa_col_sum_##S(const T *restrict x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld,  \
+                                        double *restrict s)                                \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *restrict row = x + r * ld;                                                 \
+        for (ptrdiff_t j = 0; j < n; j++) s[j] += (double)row[j];                          \
+    }                                                                                      \
+}                                                                                          \
+/* s[j] += sum_r (x[r, j] - mean[j])^2 */                                                  \
+FA_NN_CLONES static void fa_col_sqdev_##S(const T *restrict x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld, \
+                                          const double *restrict mean, double *restrict s) \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *restrict row = x + r * ld;                                                 \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+            double d = (double)row[j] - mean[j];                                           \
+            s[j] += d * d;                                                                 \
+        }                                                                                  \
+    }                                                                                      \
+}                                                                                          \
+/* u = (x - mean) sc + beta, sc = gamma / sqrt(var + eps) (u may be x) */                  \
+FA_NN_CLONES static void fa_bn_affine_##S(const T *x, T *u, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld,   \
+                                          const double *restrict mean,                     \
+                                          const double *restrict sc,                       \
+                                          const T *restrict beta)                          \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *xr = x + r * ld;                                                           \
+        T *ur = u + r * ld;                                                                 \
+        for (ptrdiff_t j = 0; j < n; j++)                                                  \
+            ur[j] = (T)(((double)xr[j] - mean[j]) * sc[j] + (double)beta[j]);              \
+    }                                                                                      \
+}                                                                                          \
+/* sdu[j] += sum_r du, sdux[j] += sum_r du (x - mean) invstd */                            \
+FA_NN_CLONES static void fa_bn_bwd_sums_##S(const T *restrict du, const T *restrict x,     \
+                                            ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld,                   \
+                                            const double *restrict mean,                   \
+                                            const double *restrict invstd,                 \
+                                            double *restrict sdu, double *restrict sdux)   \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *restrict dr = du + r * ld, *restrict xr = x + r * ld;                       \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+            double d = (double)dr[j];                                                      \
+            sdu[j] += d;                                                                   \
+            sdux[j] += d * (((double)xr[j] - mean[j]) * invstd[j]);                        \
+        }                                                                                  \
+    }                                                                                      \
+}                                                                                          \
+/* dx = c1 (du - m1 - (x - mean) invstd m2) (training; dx may be du) */                    \
+FA_NN_CLONES static void fa_bn_bwd_dx_##S(const T *du, const T *x, T *dx, ptrdiff_t rows,  \
+                                          ptrdiff_t n, ptrdiff_t ld, const double *restrict mean,        \
+                                          const double *restrict invstd,                   \
+                                          const double *restrict c1,                       \
+                                          const double *restrict m1,                       \
+                                          const double *restrict m2)                       \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *dr = du + r * ld, *xr = x + r * ld;                                         \
+        T *o = dx + r * ld;                                                                 \
+        for (ptrdiff_t j = 0; j < n; j++)                                                  \
+            o[j] = (T)(c1[j] * ((double)dr[j] - m1[j]                                      \
+                                - ((double)xr[j] - mean[j]) * invstd[j] * m2[j]));         \
+    }                                                                                      \
+}                                                                                          \
+/* o = a c per column (evaluation-mode BatchNorm backward; o may be a) */                  \
+FA_NN_CLONES static void fa_col_scale_##S(const T *a, T *o, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld,   \
+                                          const double *restrict c)                        \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *ar = a + r * ld;                                                           \
+        T *orow = o + r * ld;                                                               \
+        for (ptrdiff_t j = 0; j < n; j++) orow[j] = (T)((double)ar[j] * c[j]);             \
+    }                                                                                      \
+}
+
+FA_NN_LOOPS(float, f32)
+FA_NN_LOOPS(double, f64)
+
+#endif /* FA_NN_LOOPS_H */
