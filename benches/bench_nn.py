@@ -17,6 +17,18 @@ Each network (depth hidden layers of `width` units, tanh, softmax cross-entropy 
     pytest benches/bench_nn.py --benchmark-only --benchmark-group-by=group --benchmark-disable-gc
     FASTACT_BENCH_NETS=8x64x64 pytest benches/bench_nn.py --benchmark-only
 
+The grid (bench_grid): depth x activation x variant at width 256, batch 128 (float32, one
+thread), candidates gemm (the limit), fastact, numpy (fastact.nn.peers.NumpyStep: the
+step written well, with BatchNorm, dropout, residual connections and PReLU),
+reference and torch.  Default slice: depths 2,10 x tanh,relu,gelu x every variant; the
+whole grid (depths 2,5,10,20,50 x sigmoid, tanh, relu, leaky_relu, prelu, elu, gelu,
+silu x plain, batchnorm, dropout, residual) with
+
+    FASTACT_BENCH_DEPTHS=2,5,10,20,50 FASTACT_BENCH_ACTS=all FASTACT_BENCH_VARIANTS=all \
+        pytest benches/bench_nn.py -k grid --benchmark-only --benchmark-disable-gc
+    (FASTACT_BENCH_WIDTH, FASTACT_BENCH_BATCH, FASTACT_BENCH_GRID_IMPLS change the rest;
+    `fastact bench --nn` prints the same comparison as one summary table)
+
 Threads: BLAS pools (NumPy's, SciPy's, PyTorch's) are limited to FASTACT_BENCH_THREADS
 (default 1) with threadpoolctl when it is installed, and torch.set_num_threads; without
 threadpoolctl the BLAS libraries use their defaults (the group name says which).
@@ -205,5 +217,47 @@ def bench_train_step(benchmark, net_shape, impl):
         benchmark.group = f"train step {depth}x{width} batch {rows} float32 tanh ({threads})"
         benchmark.extra_info["flop"] = 2 * rows * sum(
             a * b for a, b in zip(_sizes(depth, width)[:-1], _sizes(depth, width)[1:])) * 3
+        with np.errstate(all="ignore"):
+            benchmark(step, X, y)
+
+
+# ---- the grid: depth x activation x variant ---------------------------------------------
+
+from fastact.nn import peers  # noqa: E402
+
+
+def _env_list(name, default, every):
+    raw = os.environ.get(name, default)
+    return list(every) if raw == "all" else [v for v in raw.split(",") if v]
+
+
+GRID_DEPTHS = [int(v) for v in _env_list("FASTACT_BENCH_DEPTHS", "2,10", ())]
+GRID_ACTS = _env_list("FASTACT_BENCH_ACTS", "tanh,relu,gelu", peers.GRID_ACTIVATIONS)
+GRID_VARIANTS = _env_list("FASTACT_BENCH_VARIANTS", "all", peers.VARIANTS)
+GRID_WIDTH = int(os.environ.get("FASTACT_BENCH_WIDTH", "256"))
+GRID_BATCH = int(os.environ.get("FASTACT_BENCH_BATCH", "128"))
+GRID_IMPLS = _env_list("FASTACT_BENCH_GRID_IMPLS", "gemm,fastact,numpy,reference,torch", ())
+
+
+@pytest.mark.parametrize("impl", GRID_IMPLS)
+@pytest.mark.parametrize("variant", GRID_VARIANTS)
+@pytest.mark.parametrize("act", GRID_ACTS)
+@pytest.mark.parametrize("depth", GRID_DEPTHS)
+def bench_grid(benchmark, depth, act, variant, impl):
+    if fastact.PUREPYTHON and impl in ("gemm", "fastact"):
+        pytest.skip("FASTACT_PUREPYTHON=1: no native engine")
+    limits, threads = _limits()
+    with limits:
+        steps, X, y, net = peers.candidates(depth, GRID_WIDTH, GRID_BATCH, act, variant, [impl],
+                                            threads=THREADS)
+        if impl not in steps:
+            pytest.skip(f"{impl} is not installed")
+        step = steps[impl]
+        first = step(X, y)
+        if first is not None and variant != "dropout":     # the same network, the same loss
+            expected = net.compute_gradients(X, y)
+            assert abs(first - expected) <= 1e-4 * max(1.0, abs(expected)), (impl, first, expected)
+        benchmark.group = (f"grid {depth}x{GRID_WIDTH} batch {GRID_BATCH} {act} {variant} "
+                           f"float32 ({threads})")
         with np.errstate(all="ignore"):
             benchmark(step, X, y)

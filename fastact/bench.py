@@ -262,10 +262,15 @@ def _sizes(text):
 
 def main(argv=None) -> int:
     import argparse
+    if argv is not None and "--nn" in argv:
+        from .nn.bench import main as nn_main
+        return nn_main(argv)
     ap = argparse.ArgumentParser(
         prog="fastact bench",
         description="fastact vs the NumPy a user would write and PyTorch CPU (when installed), "
                     "with GB/s and the fraction of np.copyto's bandwidth.")
+    ap.add_argument("--nn", action="store_true",
+                    help="training steps of networks instead (fastact bench --nn --help)")
     ap.add_argument("--quick", action="store_true",
                     help="1e5 elements, float32, 5 rounds (under a minute)")
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")

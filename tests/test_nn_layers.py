@@ -629,3 +629,24 @@ def test_batchnorm_and_dropout_are_bit_identical_for_every_thread_count(dtype):
     assert np.array_equal(runs[0][-2], ref.dropout_forward(x, 0.4, seed=3)[0])
     with pytest.raises(ValueError, match="n_threads"):
         fastact.batchnorm_forward(x, gamma, beta, training=True, n_threads=0)
+
+
+@native_only
+@pytest.mark.parametrize("variant", ["plain", "batchnorm", "residual"])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu",
+                                 "silu"])
+def test_training_steps_match_pytorch_and_numpy(act, variant):
+    """Two SGD steps of the benchmark's networks give the losses that PyTorch eager
+    (autograd, BatchNorm1d, PReLU) and a hand-written NumPy step give from the same
+    weights (float32 rounding)."""
+    from fastact.nn import peers
+    impls = ["fastact", "numpy"]
+    try:
+        import torch  # noqa: F401
+        impls.append("torch")
+    except ImportError:
+        pass
+    steps, X, y, _ = peers.candidates(3, 24, 16, act, variant, impls)
+    losses = {k: [f(X, y), f(X, y), f(X, y)] for k, f in steps.items()}
+    for k in impls[1:]:
+        np.testing.assert_allclose(losses[k], losses["fastact"], rtol=2e-5)
