@@ -574,16 +574,19 @@ class NumpyEngine:
         with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
             return self._loss(self._forward(X, False)[0][self.prog.out_t], labels, target)[0]
 
+    last_ok = True
+
     def gemms_only(self, X):
         raise NotImplementedError("gemms_only is the native engine's benchmark limit")
 
     def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
-             training=True, seed=0, counter=0):
+             training=True, seed=0, counter=0, check=False):
         with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
             return self._step(X, labels, target, diag, kind, hyper, s1, s2, t, training,
-                              seed, counter)
+                              seed, counter, check)
 
-    def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter):
+    def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter,
+              check):
         self._training, self._seed, self._counter = training, seed, counter
         T, saved = self._forward(X, training, seed, counter)
         self._out = T[self.prog.out_t]
@@ -599,7 +602,8 @@ class NumpyEngine:
                     G[tt] = G[tt] + gg if tt in G else gg
         if diag:
             self.diagnostics = rows
-        if kind:
+        self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
+        if kind and self.last_ok:
             self._update(kind, hyper, s1, s2, t)
         return float(loss)
 

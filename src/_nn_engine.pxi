@@ -80,7 +80,7 @@ cdef class Engine:
     statistics) are owned by the Python object and kept alive here.  Tensor
     buffers are sized for `capacity` rows; reserve() grows them (outside any step).
     """
-    cdef int dt, loss, diag_ok, busy, n_ops, n_tensors, out_t, n_slots, n_rows_diag
+    cdef int dt, loss, diag_ok, busy, n_ops, n_tensors, out_t, n_slots, n_rows_diag, ok
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
@@ -126,6 +126,7 @@ cdef class Engine:
         self.cap = 0
         self.diag = np.zeros((max(n_diag_rows, 1), N_DIAG), np.float64)
         self.diag_ok = 0
+        self.ok = 1
         self.work = np.zeros(4 * self.maxw, np.float64)
         self.stats = np.zeros(max(n_stats, 1), np.float64)
         self.alive = np.zeros(self.maxw, np.uint8)
@@ -148,6 +149,12 @@ cdef class Engine:
     @property
     def diagnostics(self):
         return self.diag[:self.n_rows_diag].copy() if self.diag_ok else None
+
+    @property
+    def last_ok(self):
+        """False when the last checked step met a non-finite loss or gradient (and so
+        left the parameters and the optimizer state as they were)."""
+        return bool(self.ok)
 
     cdef int _enter(self, Py_ssize_t rows) except -1:
         """Claim the engine for one call (with the GIL held, so the check is atomic)."""
@@ -509,11 +516,13 @@ cdef class Engine:
     # -- the entry points --
     def step(self, cnp.ndarray X, object labels, object target, bint diag, int opt=OPT_NONE,
              cnp.ndarray hyper=None, cnp.ndarray state1=None, cnp.ndarray state2=None,
-             long long t=0, bint training=True, uint64_t seed=0, uint64_t counter=0):
+             long long t=0, bint training=True, uint64_t seed=0, uint64_t counter=0,
+             bint check=False):
         """Forward, loss, backward (into grad) and, with opt != OPT_NONE, the optimizer
         update, for one batch X (rows <= capacity).  Training mode: batch statistics
         (running statistics updated) and dropout masks keyed by (seed, counter, layer).
-        Returns (loss, all parameter gradients finite)."""
+        check: when the loss or a gradient is not finite, skip the update and set
+        last_ok to False.  Returns the loss."""
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
@@ -524,14 +533,20 @@ cdef class Engine:
         cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
         cdef double loss
         cdef int flags = K.fp_flags()
+        cdef bint ok = True
         self._enter(rows)
         with nogil:
             self._forward(xp, rows, training, seed, counter)
             loss = self._loss(self._T(self.out_t, xp), rows, lp, tp, g0)
             self._backward(xp, rows, training, seed, counter, diag)
-            if opt != OPT_NONE:
+            if check:
+                ok = isfinite(loss) and (
+                    _all_finite(<const float *>self.p_grad, self.n_params) if self.dt == FA_F32
+                    else _all_finite(<const double *>self.p_grad, self.n_params))
+            if opt != OPT_NONE and ok:
                 self._update(opt, h, s1, s2, t)
             K.fp_restore(flags)
+        self.ok = ok
         self.busy = 0
         if diag:
             self.diag_ok = 1

@@ -650,3 +650,47 @@ def test_training_steps_match_pytorch_and_numpy(act, variant):
     losses = {k: [f(X, y), f(X, y), f(X, y)] for k, f in steps.items()}
     for k in impls[1:]:
         np.testing.assert_allclose(losses[k], losses["fastact"], rtol=2e-5)
+
+
+# ---- loud failures: a non-finite loss or gradient ------------------------------------------
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_nonfinite_training_step_raises_and_keeps_the_last_finite_weights(be):
+    _, MLP, _ = be
+    X, y = _data(n_in=6, rows=20, classes=3, dtype=np.float32)
+    net = MLP([6, 8, 8, 3], "relu", seed=0)
+    opt = optim.Adam(1e-2)
+    net.train_step(X, y, opt)
+    theta, m = net.theta.copy(), opt.state[0].copy()
+    net.params[1][0][0, 0] = np.inf          # the second dense layer's weight
+    before = net.theta.copy()
+    with pytest.raises(FloatingPointError, match=esc("train_step: the loss (") + ".*"
+                       + esc("is not finite at training step 1, first in layer 1 (Dense, its "
+                             "output)")):
+        net.train_step(X, y, opt)
+    assert np.array_equal(net.theta, before, equal_nan=True)     # no update
+    assert np.array_equal(opt.state[0], m) and opt.t == 1
+    with pytest.raises(FloatingPointError, match=esc("compute_gradients: the loss")):
+        net.compute_gradients(X, y)
+    net.on_nonfinite = "warn"
+    with pytest.warns(RuntimeWarning, match=esc("is not finite at training step")):
+        net.train_step(X, y, opt)
+    assert opt.t == 1
+    net.on_nonfinite = "ignore"
+    net.train_step(X, y, opt)
+    assert opt.t == 2 and not np.all(np.isfinite(net.theta))
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_fit_stops_on_a_nonfinite_loss_with_the_last_finite_weights(be):
+    _, MLP, _ = be
+    X, y = _data(n_in=6, rows=64, classes=3, dtype=np.float32)
+    X[40] = 3e38                                   # overflows in the first layer
+    net = MLP([6, 8, 3], "relu", seed=0)
+    with pytest.raises(FloatingPointError, match=esc("first in layer 0 (Dense, its output)")):
+        net.fit(X, y, epochs=2, batch_size=16, shuffle=False, optimizer=optim.SGD(0.1),
+                verbose=0)
+    assert np.all(np.isfinite(net.theta)) and net._counter == 3
+    with pytest.raises(ValueError, match=esc("MLP: on_nonfinite must be 'raise', 'warn' or "
+                                             "'ignore'; got 'stop'.")):
+        MLP([6, 8, 3], on_nonfinite="stop")

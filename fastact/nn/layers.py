@@ -104,13 +104,13 @@ def _emit_activation(b, ctx, x, name, params, kname, p, bias, where_row, act_op,
         shape = (n,) if params.get("per_unit", False) else (1,)
         slope = b.param(path + ".slope", shape, ("fill", p[0]), path)
         y = b.tensor(n)
-        i = b.op("prelu", in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
+        i = b.op("prelu", path=path, in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
                  slope=slope.offset, per_unit=int(bool(params.get("per_unit", False))),
                  kname="identity", diag=where_row, act_op=act_op, thr=1e-3 * max(1.0, abs(p[0])))
         return y, i
     saves_in = R.saves(name) == "input" if name != "identity" else False
     y = b.tensor(n, alias=-1 if saves_in else x)
-    i = b.op("bias_act", in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
+    i = b.op("bias_act", path=path, in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
              kname=kname, p=p, saves_in=int(saves_in), diag=where_row, act_op=act_op,
              thr=1e-3 * max_derivative(kname, p, "input" if saves_in else "output"))
     return y, i
@@ -154,7 +154,7 @@ class Dense(Layer):
         b.diag_rows.append({"activation": self.activation, "shape": (k, n),
                             "batchnorm": False, "path": path})
         z = b.tensor(n)
-        b.op("gemm", in_=x, out=z, k=k, n=n, w=W.offset, diag=row)
+        b.op("gemm", path=path, in_=x, out=z, k=k, n=n, w=W.offset, diag=row)
         linear = self.activation == "identity"
         y, i = _emit_activation(b, ctx, z, self.activation, self.params, self._kname, self._p,
                                 bias, row, 0 if linear else 1, path)
@@ -239,7 +239,7 @@ class BatchNorm(Layer):
         saves_in = fused and has_act and R.saves(self.activation) == "input"
         aux = b.tensor(n) if saves_in else -1
         y = b.tensor(n)
-        b.op("batchnorm", in_=x, out=y, k=n, n=n, gamma=gamma.offset, beta=beta.offset,
+        b.op("batchnorm", path=path, in_=x, out=y, k=n, n=n, gamma=gamma.offset, beta=beta.offset,
              rm=rm.offset, rv=rv.offset, kname=kname, p=self._p if fused else (0.0,) * 4,
              saves_in=int(saves_in), aux=aux, stat=stat, eps=self.eps, momentum=self.momentum,
              diag=row, act_op=act_op if fused else 0,
@@ -269,7 +269,7 @@ class Dropout(Layer):
     def _build(self, b, x, path, ctx):
         n = b.widths[x]
         y = b.tensor(n)
-        b.op("dropout", in_=x, out=y, k=n, n=n, prob=self.p, layer=b.n_dropout)
+        b.op("dropout", path=path, in_=x, out=y, k=n, n=n, prob=self.p, layer=b.n_dropout)
         b.n_dropout += 1
         return y
 
@@ -318,7 +318,7 @@ class Residual(Layer):
                              f"last Dense layer {b.widths[x]} units, or drop the residual "
                              "connection there).")
         y = b.tensor(b.widths[x])
-        b.op("add", in_=h, in2=x, out=y, k=b.widths[x], n=b.widths[x])
+        b.op("add", path=path, in_=h, in2=x, out=y, k=b.widths[x], n=b.widths[x])
         return y
 
 

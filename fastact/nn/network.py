@@ -57,6 +57,13 @@ class Sequential:
     dense layers that do not name one ("auto": the matched scheme per layer; see
     fastact.nn.INITS and MLP).  loss, dtype, seed, diagnostics: as MLP.
 
+    on_nonfinite: what a training step does when its loss or a gradient is not finite
+    (NaN or inf): "raise" (default) a FloatingPointError that names the step and the
+    first layer where it appeared, "warn" a RuntimeWarning; both leave the parameters and
+    the optimizer state as they were after the last finite step (so fit keeps them).
+    "ignore" checks nothing (the update goes ahead).  The check is one pass over the
+    gradients.
+
     Modes: net.train() (the default) and net.eval() set net.training, which
     compute_gradients and train_step follow (training: batch statistics, running
     statistics updated, dropout active; evaluation: running statistics, no dropout);
@@ -68,7 +75,7 @@ class Sequential:
     _format = "fastact.Sequential/1"
 
     def __init__(self, layers, n_in, *, init="auto", loss="softmax_cross_entropy",
-                 dtype=np.float32, seed=0, diagnostics=False):
+                 dtype=np.float32, seed=0, diagnostics=False, on_nonfinite="raise"):
         try:
             layers = list(layers)
         except TypeError:
@@ -83,11 +90,14 @@ class Sequential:
         if isinstance(n_in, bool) or not isinstance(n_in, numbers.Integral) or n_in < 1:
             raise ValueError(f"{type(self).__name__}: n_in must be a positive integer; got "
                              f"{n_in!r}.")
-        self._setup(layers, int(n_in), init, loss, dtype, seed, diagnostics)
+        self._setup(layers, int(n_in), init, loss, dtype, seed, diagnostics, on_nonfinite)
 
     # -- construction --
-    def _setup(self, layers, n_in, init, loss, dtype, seed, diagnostics):
+    def _setup(self, layers, n_in, init, loss, dtype, seed, diagnostics, on_nonfinite):
         where = type(self).__name__
+        if on_nonfinite not in ("raise", "warn", "ignore"):
+            raise ValueError(f"{where}: on_nonfinite must be 'raise', 'warn' or 'ignore'; got "
+                             f"{on_nonfinite!r}.")
         _blas_dim(n_in, "n_in", where)
         if not isinstance(init, str) or init not in INITS:
             raise ValueError(f"{where}: unknown init {init!r}; valid: {', '.join(INITS)}.")
@@ -118,6 +128,7 @@ class Sequential:
         self.n_in, self.n_out = n_in, n_out
         self.init, self.loss, self.dtype, self.seed = init, loss, dt, int(seed)
         self.record_diagnostics = bool(diagnostics)
+        self.on_nonfinite = on_nonfinite
         self.training = True
         self._counter = 0                                          # dropout's step number
         self._rng = np.random.default_rng((self.seed, 1))          # shuffling in fit
@@ -280,8 +291,13 @@ class Sequential:
         labels, target = self._y(y, X.shape[0], "compute_gradients")
         self._check_batch(X.shape[0], "compute_gradients")
         self._engine.reserve(X.shape[0])
-        return self._engine.step(X, labels, target, True, training=self.training,
-                                 seed=self.seed, counter=self._next_counter())
+        counter = self._next_counter()
+        check = self.on_nonfinite != "ignore"
+        loss = self._engine.step(X, labels, target, True, training=self.training,
+                                 seed=self.seed, counter=counter, check=check)
+        if check and not self._engine.last_ok:
+            self._nonfinite(X, loss, counter, "compute_gradients")
+        return loss
 
     def train_step(self, X, y, optimizer) -> float:
         """One training step in one native call: forward, loss, backward and the
@@ -299,12 +315,56 @@ class Sequential:
             self._engine.reserve(X.shape[0])
         st = optimizer.state
         t = optimizer.t + 1
+        counter = self._next_counter()
+        check = self.on_nonfinite != "ignore"
         loss = self._engine.step(X, labels, target, self.record_diagnostics, optimizer.kind,
                                  optimizer._hyper, st[0] if st else None,
                                  st[1] if len(st) > 1 else None, t, training=self.training,
-                                 seed=self.seed, counter=self._next_counter())
+                                 seed=self.seed, counter=counter, check=check)
+        if check and not self._engine.last_ok:
+            self._nonfinite(X, loss, counter, "train_step")       # the update was skipped
+            return loss
         optimizer.t = t
         return loss
+
+    def _nonfinite(self, X, loss, counter, where):
+        """Raise (or warn about) a non-finite loss or gradient, naming the first layer
+        where it appeared: the first whose output is not finite (the forward pass rerun by
+        the NumPy twin, same dropout masks), else the first whose parameters' gradient is
+        not finite."""
+        from ..reference import NumpyEngine
+        layer = None
+        twin = NumpyEngine(self.dtype, self._program, self.loss, self.theta.copy(),
+                           self.grad_flat.copy(), self.state.copy())
+        with np.errstate(all="ignore"):
+            T, _ = twin._forward(X, self.training, self.seed, counter)
+        for o in self._program.ops:
+            if not np.all(np.isfinite(T[o.out])):
+                layer, what = o.path, "output"
+                break
+        if layer is None:
+            for p in self._program.params:
+                if not np.all(np.isfinite(self._views[p.name][1])):
+                    layer, what = p.layer, f"gradient of {p.name}"
+                    break
+        where_txt = (f"first in layer {layer} ({type(self._layer_at(layer)).__name__}, its "
+                     f"{what})" if layer is not None else "in the loss")
+        msg = (f"{where}: the loss ({loss!r}) or a gradient is not finite at training step "
+               f"{counter}, {where_txt}; the parameters and the optimizer were left as they "
+               "were after the last finite step.  Lower the learning rate, clip gradients "
+               "(max_grad_norm), or check the data; on_nonfinite='warn' or 'ignore' changes "
+               "this.")
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(msg)
+        import warnings
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    def _layer_at(self, path):
+        layers, obj = self.layers, None
+        for part in str(path).split("."):
+            obj = layers[int(part)]
+            layers = getattr(obj, "layers", [])
+        return obj
 
     # -- inference (evaluation mode) --
     def forward(self, X) -> np.ndarray:
@@ -389,14 +449,14 @@ class Sequential:
     def config(self) -> dict:
         return {"layers": [l.config() for l in self.layers], "n_in": self.n_in,
                 "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
-                "seed": self.seed}
+                "seed": self.seed, "on_nonfinite": self.on_nonfinite}
 
     @classmethod
     def _from_config(cls, meta, **kwargs):
         from .layers import layer_from_config
         return cls([layer_from_config(c) for c in meta["layers"]], meta["n_in"],
                    init=meta["init"], loss=meta["loss"], dtype=np.dtype(meta["dtype"]),
-                   seed=meta["seed"], **kwargs)
+                   seed=meta["seed"], on_nonfinite=meta.get("on_nonfinite", "raise"), **kwargs)
 
     save = _persist.save
     load = classmethod(_persist.load)
@@ -466,14 +526,14 @@ class MLP(Sequential):
     residual: True = h + f(h) over every hidden layer but the first whose input and output
     widths match (f = dense [+ BatchNorm] + activation [+ dropout]), or a list of bools
     (True where the widths differ is an error).
-    Modes (net.train(), net.eval()): see Sequential.
+    on_nonfinite, modes (net.train(), net.eval()): see Sequential.
     """
 
     _format = "fastact.MLP/2"
 
     def __init__(self, layer_sizes, activation="relu", *, init="auto",
                  loss="softmax_cross_entropy", dtype=np.float32, seed=0, diagnostics=False,
-                 batchnorm=None, dropout=0.0, residual=False):
+                 batchnorm=None, dropout=0.0, residual=False, on_nonfinite="raise"):
         sizes = self._check_sizes(layer_sizes)
         n_hidden = len(sizes) - 2
         if isinstance(activation, list):
@@ -515,7 +575,7 @@ class MLP(Sequential):
         self.batchnorm, self.dropout = bns, drops
         self.residual = [isinstance(l, Residual) for l in self._hidden_blocks(layers)]
         self._options = {"batchnorm": batchnorm, "dropout": dropout, "residual": residual}
-        self._setup(layers, sizes[0], init, loss, dtype, seed, diagnostics)
+        self._setup(layers, sizes[0], init, loss, dtype, seed, diagnostics, on_nonfinite)
 
     @staticmethod
     def _hidden_blocks(layers):
@@ -551,12 +611,14 @@ class MLP(Sequential):
                 "activation": [[a, {k: (v.item() if isinstance(v, np.generic) else v)
                                     for k, v in p.items()}] for a, p in self.activations],
                 "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
-                "seed": self.seed, **{k: v for k, v in self._options.items()}}
+                "seed": self.seed, **{k: v for k, v in self._options.items()},
+                "on_nonfinite": self.on_nonfinite}
 
     @classmethod
     def _from_config(cls, meta, **kwargs):
         acts = [(a, p) for a, p in meta["activation"]]
-        opts = {k: meta[k] for k in ("batchnorm", "dropout", "residual") if k in meta}
+        opts = {k: meta[k] for k in ("batchnorm", "dropout", "residual", "on_nonfinite")
+                if k in meta}
         return cls(meta["layer_sizes"], acts if acts else "relu", init=meta["init"],
                    loss=meta["loss"], dtype=np.dtype(meta["dtype"]), seed=meta["seed"],
                    **opts, **kwargs)
@@ -592,10 +654,14 @@ class NativeEngine:
     def output(self, rows):
         return self._e.output(rows)
 
+    @property
+    def last_ok(self):
+        return self._e.last_ok
+
     def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
-             training=True, seed=0, counter=0):
+             training=True, seed=0, counter=0, check=False):
         return self._step(X, labels, target, diag, self._opt[kind], hyper, s1, s2, t,
-                          training, seed, counter)
+                          training, seed, counter, check)
 
 
 Sequential._engine_class = NativeEngine

@@ -43,7 +43,7 @@ class Op(dict):
                          beta=-1, slope=-1, per_unit=0, rm=-1, rv=-1, kname="identity",
                          p=(0.0, 0.0, 0.0, 0.0), saves_in=0, diag=-1, act_op=0, layer=0,
                          aux=-1, gin=-1, gout=-1, gin2=-1, acc=0, stat=-1, prob=0.0,
-                         eps=0.0, momentum=0.0, thr=0.0)
+                         eps=0.0, momentum=0.0, thr=0.0, path="")
         for key, v in kw.items():
             if key not in self:
                 raise KeyError(key)
@@ -94,8 +94,8 @@ class Builder:
         self.n_state += p.size
         return p
 
-    def op(self, kind, **kw):
-        self.ops.append(Op(kind, **kw))
+    def op(self, kind, path="", **kw):
+        self.ops.append(Op(kind, path=path, **kw))
         return len(self.ops) - 1
 
     def settle_pending(self):
