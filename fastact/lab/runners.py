@@ -109,7 +109,7 @@ def run_joblib(configs, data, jobs, *, timing=True, progress=None):
 
 def run_dask(configs, data, scheduler, *, timing=True, progress=None):
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:
         raise ImportError("lab: scheduler= needs dask.distributed: pip install "
                           "'fastact[dask]' (or pip install 'dask[distributed]').") from None
@@ -123,13 +123,11 @@ def run_dask(configs, data, scheduler, *, timing=True, progress=None):
     try:
         [shared] = client.scatter([data], broadcast=True)
         futures = [client.submit(_task, c, shared, timing, pure=False) for c in configs]
-        index = {f.key: i for i, f in enumerate(futures)}
-        out = [None] * len(configs)
-        for fut in as_completed(futures):
-            i = index[fut.key]
-            out[i] = fut.result()
+        out = []
+        for cfg, fut in zip(configs, futures):       # in order: the bar advances as they land
+            out.append(fut.result())
             if progress:
-                progress.update(1, _label(configs[i]))
+                progress.update(1, _label(cfg))
         return out
     finally:
         if own:
