@@ -39,7 +39,7 @@ def _parser():
     p.add_argument("--data", default="teacher",
                    help="teacher (built in, default), digits (scikit-learn), or a .npz (X, y) "
                         "/ .csv (last column y) file")
-    p.add_argument("--steps", type=_int, help="training steps per configuration (default 200; "
+    p.add_argument("--steps", type=_int, help="training steps per configuration (default 300; "
                                               "0 = gradients at initialisation only)")
     p.add_argument("--seed", type=_int, default=0, help="seed of weights, batches and dropout "
                                                         "(default 0)")

@@ -41,6 +41,7 @@ def _pos(v):
 
 def plot_all(result, out_dir) -> list:
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
     os.makedirs(out_dir, exist_ok=True)
     recs = result.records
     if not recs:
@@ -84,6 +85,7 @@ def plot_all(result, out_dir) -> list:
         ax.set_xscale("log")
         ax.set_xticks(depths)
         ax.set_xticklabels([str(d) for d in depths])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("||dL/dz_1|| / ||dL/dz_L||")
         ax.legend(fontsize=7, loc="best")
         name = "ratio_vs_depth.png"
@@ -109,9 +111,12 @@ def plot_all(result, out_dir) -> list:
     trained = [r for r in recs if r.get("loss_curve")]
     if trained:
         tdepths = sorted({r["depth"] for r in trained})
-        fig, axes = plt.subplots(1, len(tdepths), figsize=(3.6 * len(tdepths) + 1, 3.8),
+        ncol = min(3, len(tdepths))
+        nrow = -(-len(tdepths) // ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol + 0.6, 3.4 * nrow + 0.6),
                                  squeeze=False, sharey=True)
-        for ax, d in zip(axes[0], tdepths):
+        flat = [ax for row in axes for ax in row]
+        for ax, d in zip(flat, tdepths):
             for r in (r for r in trained if r["depth"] == d):
                 ax.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], lw=0.8,
                         label=_name(r, multi_init, multi_var))
@@ -119,9 +124,12 @@ def plot_all(result, out_dir) -> list:
             ax.set_title(f"depth {d}", fontsize=9)
             ax.set_xlabel("step")
             ax.grid(True, alpha=0.3)
-        axes[0][0].set_ylabel("training loss (dotted: guessing the class frequencies)")
-        axes[0][-1].legend(fontsize=6, loc="best")
-        fig.suptitle(f"{title}: training loss")
+        for ax in flat[len(tdepths):]:
+            ax.set_visible(False)
+        for row in axes:
+            row[0].set_ylabel("training loss")
+        flat[0].legend(fontsize=6, loc="best")
+        fig.suptitle(f"{title}: training loss (dotted: guessing the class frequencies)")
         fig.tight_layout()
         paths.append(_save(fig, plt, out_dir, "training.png"))
     return paths

@@ -27,7 +27,7 @@ from __future__ import annotations
 from .config import DEFAULT_ACTIVATIONS, DEFAULT_DEPTHS, DEFAULT_LR, Config, variant_supported
 
 # the scalar defaults of every run; a preset may change some
-BASE = {"width": 64, "batch": 128, "steps": 200, "optimizer": "adam", "dropout": 0.5,
+BASE = {"width": 64, "batch": 128, "steps": 300, "optimizer": "adam", "dropout": 0.5,
         "dtype": "float32", "seed": 0}
 
 

@@ -35,7 +35,7 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
         with the grid arguments.
     width, batch : hidden width (64) and batch size (128).
     data : "teacher" (built in, default), "digits" (scikit-learn), a .npz/.csv path, or (X, y).
-    steps : training steps per configuration (200; 0 = gradients at initialisation only).
+    steps : training steps per configuration (300; 0 = gradients at initialisation only).
     seed : weights, batches and dropout masks; the same seed gives the same records, bit for
         bit, with any jobs or scheduler (timings excepted).
     lr, optimizer : "adam" (default, lr 1e-3), "momentum" (SGD + 0.9, lr 0.01), "sgd" (0.05).
