@@ -567,3 +567,11 @@ def test_cli_rejects_non_numbers(capsys):
     with pytest.raises(SystemExit):
         main(["--width", "wide"])
     assert "argument --width: expected an integer, got 'wide'" in capsys.readouterr().err
+
+
+def test_init_preset_says_sigmoid_vanishes_under_every_init_and_names_the_best_for_relu():
+    res = lab.run(preset="init", width=16, batch=32, steps=0, timing=False, progress=False)
+    assert any(v.startswith("sigmoid, depth 20") and "vanishes under every init tried" in v
+               for v in res.verdicts)
+    relu = next(v for v in res.verdicts if v.startswith("relu, depth 20"))
+    assert "closest to 1: " in relu and "vanishes under every init" not in relu

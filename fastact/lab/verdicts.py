@@ -30,8 +30,6 @@ from .result import fmt
 
 VANISH, SHRINK, GROW, EXPLODE = 1e-2, 1e-1, 1e1, 1e2
 LEARN_MARGIN, SLOW_MARGIN, SLOW_LOSS = 0.1, 0.03, 0.95
-_PLURAL = {"learns": "learn", "learns slowly": "learn slowly", "stalls": "stall",
-           "diverges": "diverge"}
 
 
 def ratio_class(r) -> str:
@@ -188,8 +186,12 @@ def init_view(records) -> list:
         trained = [r for r in rs if learn_class(r) is not None]
         if trained:
             b = max(trained, key=lambda r: r["accuracy"])
-            s += (f"; best test accuracy {fmt(b['accuracy'])} with {_init_name(b)} "
-                  f"(chance {fmt(b['chance'])})")
+            if learn_class(b) in ("stalls", "diverges"):
+                s += (f"; trained, none learns (best test accuracy {fmt(b['accuracy'])}, chance "
+                      f"{fmt(b['chance'])})")
+            else:
+                s += (f"; best test accuracy {fmt(b['accuracy'])} with {_init_name(b)} "
+                      f"(chance {fmt(b['chance'])})")
         lines.append(s + ".")
     return lines
 
@@ -273,8 +275,7 @@ def training_view(records) -> list:
         classes = {c for _, c, _ in outs}
         if len(outs) >= 2 and None not in classes:
             if len(classes) == 1:
-                verb = _PLURAL[outs[0][1]]
-                lines.append(f"{opt}: every init {verb} here (final loss "
+                lines.append(f"{opt}: every init {outs[0][1]} here (final loss "
                              + ", ".join(f"{lab} {fmt(r['final_loss'])}" for lab, _, r in outs)
                              + ").")
             else:
