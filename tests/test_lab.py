@@ -575,3 +575,46 @@ def test_init_preset_says_sigmoid_vanishes_under_every_init_and_names_the_best_f
                for v in res.verdicts)
     relu = next(v for v in res.verdicts if v.startswith("relu, depth 20"))
     assert "closest to 1: " in relu and "vanishes under every init" not in relu
+
+
+def test_a_diverging_run_is_recorded_and_judged_as_such():
+    res = lab.run(["relu"], [3], optimizer="sgd", lr=1e6, **dict(TINY, steps=20))
+    [r] = res.records
+    assert r["diverged"] is True and len(r["loss_curve"]) < 20
+    assert not math.isfinite(r["loss_curve"][-1])
+    assert r["trained_backprop_grad_ratio"] is None
+    assert res.verdicts == [f"relu, auto (he_normal), depth 3: |dz1|/|dzL| "
+                            f"{V.fmt(r['backprop_grad_ratio'])}: holds; training diverges."]
+    assert "diverged" in res.table()
+    json.loads(res.to_json())                                  # NaN losses stay strict JSON
+
+
+def test_a_single_configuration_gets_its_own_verdict():
+    res = lab.run(["sigmoid"], [12], **TINY)
+    assert len(res.verdicts) == 1 and res.verdicts[0].startswith("sigmoid, auto (xavier_uniform), "
+                                                                 "depth 12: |dz1|/|dzL| ")
+    assert res.verdicts[0].endswith(": vanishes.")
+
+
+@needs_engine
+@pytest.mark.parametrize("variant", ["batchnorm", "batchnorm_after", "dropout", "residual",
+                                     "batchnorm+residual"])
+def test_variant_gradient_numbers_equal_the_reference_mlp_float64(teacher, variant):
+    r = _one("tanh", 4, "xavier_uniform", variant)
+    cfg = lab.Config("tanh", "xavier_uniform", 4, variant, width=TINY["width"],
+                     batch=TINY["batch"])
+    net = lab.build_network(cfg, teacher.n_features, teacher.n_classes, dtype=np.float64,
+                            engine="reference")
+    X, y = gradient_batch(teacher, cfg)
+    net.compute_gradients(X, y)
+    d = net.diagnostics()
+    np.testing.assert_allclose(r["weight_grad_norms"], [e["grad_W_norm"] for e in d], rtol=1e-9)
+    np.testing.assert_allclose(r["backprop_grad_norms"], [e["grad_z_norm"] for e in d[:4]],
+                               rtol=1e-9)
+
+
+def test_pure_python_mode_says_the_speed_up_compares_numpy_with_itself():
+    res = lab.run(["relu"], [2], width=8, batch=16, steps=0, progress=False)
+    said = any("FASTACT_PUREPYTHON=1" in n for n in res.notes)
+    assert said == fastact.PUREPYTHON
+    assert res.records[0]["backend"] == ("reference" if fastact.PUREPYTHON else "native")

@@ -95,6 +95,9 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
         if o.get("lr") is None:
             o["lr"] = DEFAULT_LR[o["optimizer"]]
         configs = [Config(a, i, d, v, **o) for v in vs for i in ins for a in acts for d in ds]
+    if fastact.PUREPYTHON and timing:
+        notes.append("FASTACT_PUREPYTHON=1: fastact.MLP is fastact.reference.MLP here, so the "
+                      "speed-up column compares NumPy with itself.")
     dat = load_data(data)
     big = [c.batch for c in configs if c.batch > dat.X_train.shape[0]]
     if big:

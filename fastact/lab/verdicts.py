@@ -294,4 +294,18 @@ def compute(records, preset=None) -> list:
     if preset == "he2015":
         return training_view(records)
     out = depth_view(records) + depth_summary(records) + init_view(records) + variant_view(records)
-    return out
+    return out or record_view(records)
+
+
+def record_view(records) -> list:
+    """One line per configuration (when no comparison applies, e.g. a single network)."""
+    lines = []
+    for r in records:
+        head = (f"{r['activation']}, {_init_name(r)}, depth {r['depth']}"
+                + ("" if r["variant"] == "plain" else f", {r['variant']}"))
+        s = (f"{head}: |dz1|/|dzL| {fmt(r['backprop_grad_ratio'])}: "
+             f"{ratio_class(r['backprop_grad_ratio'])}")
+        if learn_class(r) is not None:
+            s += "; " + _train_phrase(r)
+        lines.append(s + ".")
+    return lines
