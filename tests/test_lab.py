@@ -64,6 +64,7 @@ def test_records_carry_every_field_and_the_ratios_mean_what_they_say():
     assert r["step_time_fastact"] > 0 and r["step_time_reference"] > 0
     assert r["speedup"] == r["step_time_reference"] / r["step_time_fastact"]
     assert r["trained_backprop_grad_ratio"] is not None
+    assert len(r["trained_activation_std"]) == len(r["trained_dead_fraction"]) == 3
 
 
 def test_untrained_records_have_empty_training_fields():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .presets import PRESETS
@@ -85,12 +86,18 @@ def main(argv=None) -> int:
         print(f"fastact lab: error: {msg[5:] if msg.startswith('lab: ') else msg}",
               file=sys.stderr)
         return 2
-    print(res.report())
+    written = []
     if args.out:
-        paths = res.save(args.out, plots=False)
+        written = res.save(args.out, plots=False)
         try:
-            paths += res.plot(args.out)
+            written += res.plot(args.out)
         except ImportError as e:
             print(f"note: {e}", file=sys.stderr)
-        print("wrote " + ", ".join(paths))
+    try:
+        print(res.report())
+        if written:
+            print("wrote " + ", ".join(written))
+        sys.stdout.flush()
+    except BrokenPipeError:         # `fastact lab | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

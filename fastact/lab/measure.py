@@ -183,6 +183,11 @@ def time_steps(cfg: Config, data, repeats: int = _REPEATS) -> tuple:
     return min(samples[0]), min(samples[1])
 
 
+# the figures measured again after training (as trained_<name>), on the same batch
+_AGAIN = ("weight_grad_norms", "backprop_grad_norms", "weight_grad_ratio", "backprop_grad_ratio",
+          "activation_std", "saturated_fraction", "dead_fraction")
+
+
 def run_config(cfg: Config, data, *, timing: bool = True) -> dict:
     """The record of one configuration (see the module docstring for the fields)."""
     rec = {**cfg.as_dict(), "init_scheme": cfg.init_scheme(), "data": data.name,
@@ -198,9 +203,8 @@ def run_config(cfg: Config, data, *, timing: bool = True) -> dict:
     with np.errstate(all="ignore"):
         rec.update(gradient_figures(mnet, X, y, cfg.depth))
     trained = {k: None for k in ("initial_loss", "loss_curve", "accuracy_curve", "final_loss",
-                                 "train_accuracy", "accuracy", "diverged", "train_time",
-                                 "trained_weight_grad_norms", "trained_backprop_grad_norms",
-                                 "trained_weight_grad_ratio", "trained_backprop_grad_ratio")}
+                                 "train_accuracy", "accuracy", "diverged", "train_time")}
+    trained.update({"trained_" + k: None for k in _AGAIN})
     if cfg.steps > 0:
         net = build_network(cfg, data.n_features, data.n_classes)
         trained.update(_train(cfg, data, net))
@@ -208,8 +212,7 @@ def run_config(cfg: Config, data, *, timing: bool = True) -> dict:
             mnet.theta[...] = net.theta
             with np.errstate(all="ignore"):
                 g = gradient_figures(mnet, X, y, cfg.depth)
-            for k in ("weight_grad_norms", "backprop_grad_norms", "weight_grad_ratio",
-                      "backprop_grad_ratio"):
+            for k in _AGAIN:
                 trained["trained_" + k] = g[k]
     rec.update(trained)
     if timing:
