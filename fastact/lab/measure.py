@@ -70,9 +70,9 @@ def gradient_figures(net, X, y, depth: int) -> dict:
         "saturated_fraction": [d["saturated_fraction"] for d in hidden],
         "dead_fraction": [d["dead_fraction"] for d in hidden],
     }
-    extra = [k for k in ("grad_gamma_norm", "grad_beta_norm") if k in hidden[0]]
-    for k in extra:        # BatchNorm layers (the new engine)
-        out[k + "s"] = [d.get(k) for d in hidden]
+    for k in ("grad_gamma_norm", "grad_beta_norm"):    # BatchNorm layers (None elsewhere)
+        if any(k in d for d in hidden):
+            out[k + "s"] = [d.get(k) for d in hidden]
     return out
 
 
