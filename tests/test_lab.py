@@ -188,6 +188,7 @@ def test_residual_connections_keep_a_deep_sigmoid_gradient():
 def test_variant_records_carry_the_batchnorm_gradients():
     r = _one("tanh", 3, variant="batchnorm")
     assert r["variant"] == "batchnorm" and r["weight_grad_ratio"] > 0
+    assert len(r["grad_gamma_norms"]) == len(r["grad_beta_norms"]) == 3
 
 
 def _torch_ratios(torch, teacher, cfg):
@@ -619,3 +620,28 @@ def test_pure_python_mode_says_the_speed_up_compares_numpy_with_itself():
     said = any("FASTACT_PUREPYTHON=1" in n for n in res.notes)
     assert said == fastact.PUREPYTHON
     assert res.records[0]["backend"] == ("reference" if fastact.PUREPYTHON else "native")
+
+
+def test_variants_reach_the_mlp_as_its_keywords(monkeypatch):
+    """Before the engine lands: a stand-in MLP that takes the new keywords (and ignores
+    them) shows what the lab passes for each variant, and that plain passes nothing."""
+    seen = []
+    base = fastact.MLP
+
+    class Stand(base):
+        def __init__(self, sizes, activation="relu", *, batchnorm=None, dropout=0.0,
+                     residual=False, **kw):
+            seen.append({"batchnorm": batchnorm, "dropout": dropout, "residual": residual})
+            super().__init__(sizes, activation, **kw)
+
+    monkeypatch.setattr(fastact, "MLP", Stand)
+    res = lab.run(["relu"], [3], variants=["plain", "batchnorm+residual", "dropout",
+                                           "batchnorm_after"], dropout=0.25, **TINY)
+    assert [r["variant"] for r in res.records] == ["plain", "batchnorm+residual", "dropout",
+                                                   "batchnorm_after"]
+    assert [r["dropout"] for r in res.records] == [0.0, 0.0, 0.25, 0.0]
+    built = [s for s in seen if s != {"batchnorm": None, "dropout": 0.0, "residual": False}]
+    assert built == [{"batchnorm": "before", "dropout": 0.0, "residual": True},
+                         {"batchnorm": None, "dropout": 0.25, "residual": False},
+                         {"batchnorm": "after", "dropout": 0.0, "residual": False}]
+    assert any("batchnorm" in v and "residual" in v for v in res.verdicts)
