@@ -1,4 +1,4 @@
-"""The `fastact` command: `fastact info`, `fastact bench [--quick]`."""
+"""The `fastact` command: `fastact lab`, `fastact info`, `fastact bench [--quick]`."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +6,9 @@ import sys
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = ("usage: fastact {info,bench} [options]\n"
+    usage = ("usage: fastact {lab,info,bench} [options]\n"
+             "  lab     the vanishing-gradient lab: activation x depth x init x variant, gradient\n"
+             "          ratios, training, verdicts, fastact vs NumPy step times (fastact lab --help)\n"
              "  info    version, build flags, SIMD path, OpenMP and threads, BLAS\n"
              "  bench   speed-ups against the NumPy a user would write (--quick: < 1 minute;\n"
              "          fastact bench --help for options)")
@@ -18,6 +20,9 @@ def main(argv=None) -> int:
         from ._config import show_config
         show_config()
         return 0
+    if cmd == "lab":
+        from .lab.cli import main as lab_main
+        return lab_main(rest)
     if cmd == "bench":
         from .bench import main as bench_main
         return bench_main(rest)

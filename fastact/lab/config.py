@@ -1,0 +1,245 @@
+"""One configuration of the lab, its checks, and the networks and optimizers it builds.
+
+A configuration is a frozen dataclass (picklable, hashable), so a sweep is a list of them
+and a runner (serial, joblib, Dask) only ever ships `Config` objects and the data.
+
+Depth counts hidden layers (dense + activation); the linear output layer comes on top, so
+`depth=20` is `[n_in] + [width] * 20 + [n_classes]`.  Variants are "plain" or one or more
+of "batchnorm" (before each hidden activation, as Ioffe & Szegedy place it),
+"batchnorm_after", "dropout" (probability `dropout` after each hidden activation) and
+"residual" (h + f(h) over every hidden layer whose widths match: all but the first),
+joined with "+": "batchnorm+residual".  They map onto `fastact.MLP(batchnorm=...,
+dropout=..., residual=...)`, and are passed only when the variant is not plain, so the
+plain lab runs on an engine without those options.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+import fastact
+from fastact import nn as _nn
+
+# the lab's default activations: the classic bounded ones, the ReLU family, the smooth ones
+DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu")
+DEFAULT_DEPTHS = (2, 5, 10, 20, 50)
+INITS = tuple(_nn.INITS)
+VARIANT_PARTS = ("batchnorm", "batchnorm_after", "dropout", "residual")
+# variant part -> the MLP keyword it needs
+_PART_KEYWORD = {"batchnorm": "batchnorm", "batchnorm_after": "batchnorm", "dropout": "dropout",
+                 "residual": "residual"}
+OPTIMIZERS = ("sgd", "momentum", "adam")
+# the learning rate each optimizer gets unless one is given
+DEFAULT_LR = {"sgd": 0.05, "momentum": 0.01, "adam": 1e-3}
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One network of a sweep: what to build, train and time.
+
+    label: a free text shown by presets (e.g. "+ BatchNorm"); not part of the maths."""
+
+    activation: str
+    init: str = "auto"
+    depth: int = 10
+    variant: str = "plain"
+    width: int = 64
+    batch: int = 128
+    steps: int = 0
+    seed: int = 0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    dropout: float = 0.5
+    dtype: str = "float32"
+    label: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> "Config":
+        return replace(self, **changes)
+
+    @property
+    def parts(self) -> tuple:
+        return variant_parts(self.variant)
+
+    def mlp_kwargs(self) -> dict:
+        """The keyword arguments of fastact.MLP for the variant (empty for plain)."""
+        kw = {}
+        for part in self.parts:
+            if part == "batchnorm":
+                kw["batchnorm"] = "before"
+            elif part == "batchnorm_after":
+                kw["batchnorm"] = "after"
+            elif part == "dropout":
+                kw["dropout"] = float(self.dropout)
+            elif part == "residual":
+                kw["residual"] = True
+        return kw
+
+    def init_scheme(self) -> str:
+        """The scheme the hidden layers get ("auto" resolved for this activation)."""
+        return _nn._auto_scheme(self.activation) if self.init == "auto" else self.init
+
+
+def variant_parts(variant: str) -> tuple:
+    """("batchnorm", "residual") for "batchnorm+residual"; () for "plain"."""
+    if variant == "plain":
+        return ()
+    return tuple(variant.split("+"))
+
+
+def supported_variant_keywords() -> set:
+    """The variant keywords this build's fastact.MLP accepts (empty before the engine has
+    BatchNorm, dropout and residual connections)."""
+    params = inspect.signature(fastact.MLP).parameters
+    return {k for k in ("batchnorm", "dropout", "residual") if k in params}
+
+
+def variant_supported(variant: str) -> bool:
+    have = supported_variant_keywords()
+    return all(_PART_KEYWORD[p] in have for p in variant_parts(variant))
+
+
+# ---- argument checks (every message names the argument, the value and the fix) ---------
+
+def _names(value, what: str) -> list:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        value = list(value)
+    except TypeError:
+        raise TypeError(f"lab: {what} must be a list of names or a comma-separated string; "
+                        f"got {value!r}.") from None
+    if not value:
+        raise ValueError(f"lab: {what} is empty; give at least one.")
+    return value
+
+
+def check_activations(value) -> list:
+    names = _names(value, "activations")
+    valid = list(_nn.MLP_ACTIVATIONS)
+    out = []
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"lab: activations must be names; got {name!r}.")
+        try:       # the network is the judge (prelu becomes valid with the new engine)
+            fastact.MLP([2, 2, 2], name)
+        except (ValueError, TypeError):
+            raise ValueError(f"lab: unknown activation {name!r} for an MLP hidden layer; valid: "
+                             + ", ".join(valid) + ".") from None
+        out.append(name)
+    return out
+
+
+def check_inits(value) -> list:
+    names = _names(value, "inits")
+    for name in names:
+        if name not in INITS:
+            raise ValueError(f"lab: unknown init {name!r}; valid: {', '.join(INITS)}.")
+    return names
+
+
+def check_variants(value, *, need_engine=True) -> list:
+    names = _names(value, "variants")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"lab: variants must be names; got {name!r}.")
+        if name == "plain":
+            continue
+        parts = name.split("+")
+        for p in parts:
+            if p not in VARIANT_PARTS:
+                raise ValueError(
+                    f"lab: unknown variant {name!r}; valid: plain, or one or more of "
+                    f"{', '.join(VARIANT_PARTS)} joined with '+' (e.g. 'batchnorm+residual').")
+        if len(set(parts)) != len(parts) or ("batchnorm" in parts and "batchnorm_after" in parts):
+            raise ValueError(f"lab: variant {name!r} repeats a part (or puts BatchNorm both "
+                             "before and after the activation); give each part once.")
+        if need_engine and not variant_supported(name):
+            missing = sorted({_PART_KEYWORD[p] for p in parts} - supported_variant_keywords())
+            raise ValueError(
+                f"lab: variant {name!r} needs fastact.MLP({'=..., '.join(missing)}=...), which "
+                "this build of fastact does not have yet (the engine with BatchNorm, dropout "
+                "and residual connections); run the plain variant, or update fastact.")
+    return names
+
+
+def check_positive_ints(value, what: str, *, zero_ok=False) -> list:
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"lab: {what} must be integers; got {value!r}.") from None
+    if isinstance(value, numbers.Integral):
+        value = [value]
+    value = list(value)
+    if not value:
+        raise ValueError(f"lab: {what} is empty; give at least one.")
+    for v in value:
+        check_int(v, what, zero_ok=zero_ok)
+    return [int(v) for v in value]
+
+
+def check_int(v, what: str, *, zero_ok=False, hint="") -> int:
+    low = 0 if zero_ok else 1
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+        kind = "a non-negative" if zero_ok else "a positive"
+        raise ValueError(f"lab: {what} must be {kind} integer{hint}; got {v!r}.")
+    return int(v)
+
+
+def check_real(v, what: str, *, low=0.0, low_open=True, high=None, high_open=True) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError(f"lab: {what} must be a finite number; got {v!r}.")
+    v = float(v)
+    if (v <= low) if low_open else (v < low):
+        raise ValueError(f"lab: {what} must be {'>' if low_open else '>='} {low}; got {v}.")
+    if high is not None and ((v >= high) if high_open else (v > high)):
+        raise ValueError(f"lab: {what} must be {'<' if high_open else '<='} {high}; got {v}.")
+    return v
+
+
+def check_optimizer(name) -> str:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"lab: unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)} "
+                         "(momentum = SGD with momentum 0.9).")
+    return name
+
+
+def check_dtype(dtype) -> str:
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"lab: dtype must be float32 or float64; got {dtype!r}.")
+    return name
+
+
+# ---- what a configuration builds ---------------------------------------------------------
+
+def build_network(cfg: Config, n_in: int, n_classes: int, *, dtype=None, engine="fastact"):
+    """The configuration's network, freshly initialised from cfg.seed: fastact.MLP
+    (engine="fastact") or fastact.reference.MLP (engine="reference"), in cfg.dtype unless
+    `dtype` is given.  Training mode (batch statistics, dropout active)."""
+    cls = fastact.MLP if engine == "fastact" else fastact.reference.MLP
+    sizes = [int(n_in)] + [cfg.width] * cfg.depth + [int(n_classes)]
+    net = cls(sizes, cfg.activation, init=cfg.init, dtype=np.dtype(dtype or cfg.dtype),
+              seed=cfg.seed, **cfg.mlp_kwargs())
+    if hasattr(net, "train") and callable(net.train):
+        net.train()
+    return net
+
+
+def make_optimizer(cfg: Config):
+    if cfg.optimizer == "adam":
+        return fastact.optim.Adam(lr=cfg.lr)
+    if cfg.optimizer == "momentum":
+        return fastact.optim.SGD(lr=cfg.lr, momentum=0.9)
+    return fastact.optim.SGD(lr=cfg.lr)

@@ -1,0 +1,647 @@
+"""The vanishing-gradient lab (fastact.lab, `fastact lab`): reproducibility, the numbers
+against fastact.reference.MLP and PyTorch autograd, runners, files, plots, verdicts, the
+qualitative outcomes it must show, and every argument error.
+
+Every sweep here is tiny (narrow, shallow where depth is not the point, few steps, no
+timing) so the file runs in seconds, also under FASTACT_PUREPYTHON=1.
+"""
+import csv
+import inspect
+import io
+import json
+import math
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import fastact
+import fastact.lab as lab
+from fastact.lab import config as C
+from fastact.lab import verdicts as V
+from fastact.lab.data import from_arrays, load_data
+from fastact.lab.measure import gradient_batch
+from fastact.lab.runners import Progress
+
+TINY = dict(width=12, batch=32, steps=0, timing=False, progress=False)
+HAS_VARIANTS = {"batchnorm", "dropout", "residual"} <= set(
+    inspect.signature(fastact.MLP).parameters)
+needs_engine = pytest.mark.skipif(
+    not HAS_VARIANTS, reason="fastact.MLP has no batchnorm=/dropout=/residual= yet (the engine "
+                             "with BatchNorm, dropout and residual connections)")
+REQUIRED = ("activation", "init", "depth", "variant", "width", "batch", "seed",
+            "weight_grad_norms", "weight_grad_ratio", "backprop_grad_ratio", "activation_std",
+            "saturated_fraction", "dead_fraction", "loss_curve", "final_loss", "accuracy",
+            "step_time_fastact", "step_time_reference", "speedup")
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return load_data("teacher")
+
+
+def _one(activation, depth, init="auto", variant="plain", **kw):
+    args = {**TINY, **kw}
+    return lab.run([activation], [depth], [init], [variant], **args).records[0]
+
+
+# ---- records ---------------------------------------------------------------------------
+
+def test_records_carry_every_field_and_the_ratios_mean_what_they_say():
+    res = lab.run(["tanh"], [3], steps=4, width=12, batch=32, timing=True, progress=False)
+    [r] = res.records
+    for k in REQUIRED:
+        assert k in r, k
+    assert len(r["weight_grad_norms"]) == 4                 # 3 hidden + the output layer
+    assert len(r["backprop_grad_norms"]) == len(r["activation_std"]) == 3
+    wn, zn = r["weight_grad_norms"], r["backprop_grad_norms"]
+    assert r["weight_grad_ratio"] == wn[0] / wn[2]           # last HIDDEN layer, not the output
+    assert r["weight_grad_ratio"] != wn[0] / wn[3]
+    assert r["backprop_grad_ratio"] == zn[0] / zn[2]
+    assert len(r["loss_curve"]) == 4 and math.isfinite(r["final_loss"])
+    assert 0 <= r["accuracy"] <= 1 and r["diverged"] is False
+    assert r["step_time_fastact"] > 0 and r["step_time_reference"] > 0
+    assert r["speedup"] == r["step_time_reference"] / r["step_time_fastact"]
+    assert r["trained_backprop_grad_ratio"] is not None
+    assert len(r["trained_activation_std"]) == len(r["trained_dead_fraction"]) == 3
+
+
+def test_untrained_records_have_empty_training_fields():
+    r = _one("relu", 2)
+    assert r["loss_curve"] is None and r["final_loss"] is None and r["optimizer"] is None
+    assert r["step_time_fastact"] is None
+
+
+def test_a_tiny_grid_is_deterministic_for_a_seed():
+    kw = dict(TINY, steps=5)
+    a = lab.run(["sigmoid", "relu"], [2, 3], seed=3, **kw)
+    b = lab.run(["sigmoid", "relu"], [2, 3], seed=3, **kw)
+    c = lab.run(["sigmoid", "relu"], [2, 3], seed=4, **kw)
+    assert a.comparable() == b.comparable()                  # bit for bit
+    assert a.comparable() != c.comparable()
+    assert [r["seed"] for r in c.records] == [4] * 4
+
+
+@pytest.mark.parametrize("activation,init", [("sigmoid", "standard"), ("tanh", "xavier_normal"),
+                                             ("relu", "he_uniform"), ("gelu", "auto"),
+                                             ("selu", "lecun_normal")])
+def test_gradient_numbers_equal_the_reference_mlp_float64(teacher, activation, init):
+    r = _one(activation, 4, init)
+    cfg = lab.Config(activation, init, 4, width=TINY["width"], batch=TINY["batch"])
+    net = fastact.reference.MLP([teacher.n_features] + [12] * 4 + [teacher.n_classes], activation,
+                                init=init, dtype=np.float64, seed=0)
+    X, y = gradient_batch(teacher, cfg)
+    net.compute_gradients(X, y)
+    d = net.diagnostics()
+    np.testing.assert_allclose(r["weight_grad_norms"], [e["grad_W_norm"] for e in d], rtol=1e-10)
+    np.testing.assert_allclose(r["backprop_grad_norms"], [e["grad_z_norm"] for e in d[:4]],
+                               rtol=1e-10)
+    np.testing.assert_allclose(r["activation_std"], [e["act_std"] for e in d[:4]], rtol=1e-10)
+    assert r["weight_grad_ratio"] == pytest.approx(d[0]["grad_W_norm"] / d[3]["grad_W_norm"],
+                                                   rel=1e-10)
+    assert r["backprop_grad_ratio"] == pytest.approx(d[0]["grad_z_norm"] / d[3]["grad_z_norm"],
+                                                     rel=1e-10)
+
+
+# ---- runners ---------------------------------------------------------------------------
+
+def test_jobs_2_gives_the_serial_records():
+    pytest.importorskip("joblib")
+    kw = dict(TINY, steps=3)
+    a = lab.run(["sigmoid", "relu"], [2, 3], **kw)
+    b = lab.run(["sigmoid", "relu"], [2, 3], jobs=2, **kw)
+    assert b.meta["jobs"] == 2
+    assert a.comparable() == b.comparable()
+
+
+def test_dask_local_cluster_gives_the_serial_records():
+    distributed = pytest.importorskip("distributed")
+    kw = dict(TINY, steps=3)
+    a = lab.run(["tanh", "relu"], [2, 3], **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        b = lab.run(["tanh", "relu"], [2, 3], scheduler=cluster.scheduler_address, **kw)
+        with distributed.Client(cluster) as client:           # a Client works too
+            c = lab.run(["tanh", "relu"], [2, 3], scheduler=client, **kw)
+    assert a.comparable() == b.comparable() == c.comparable()
+
+
+def test_progress_bar_draws_after_its_delay_and_only_when_asked():
+    s = io.StringIO()
+    bar = Progress(3, True, s, after=0.0)
+    for _ in range(3):
+        bar.update(1, "relu depth 2")
+    bar.close()
+    assert "3/3" in s.getvalue() and s.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    bar = Progress(3, "auto", quiet, after=0.0)              # StringIO is not a terminal
+    bar.update(3)
+    bar.close()
+    assert quiet.getvalue() == ""
+    late = io.StringIO()
+    bar = Progress(3, True, late, after=3600.0)             # a quick sweep draws nothing
+    bar.update(3)
+    bar.close()
+    assert late.getvalue() == ""
+
+
+# ---- the qualitative outcomes the lab must show -------------------------------------------
+
+@pytest.mark.parametrize("init", [i for i in C.INITS])
+def test_sigmoid_vanishes_with_depth_under_every_init(init):
+    res = lab.run(["sigmoid"], [2, 20], [init], width=32, batch=64, steps=0, timing=False,
+                  progress=False)
+    shallow, deep = res.records
+    assert deep["backprop_grad_ratio"] < 1e-2
+    assert deep["backprop_grad_ratio"] < 1e-2 * shallow["backprop_grad_ratio"]
+    assert V.ratio_class(deep["backprop_grad_ratio"]) == "vanishes"
+    assert any("sigmoid" in v and "vanishes" in v for v in res.verdicts)
+
+
+def test_relu_with_he_init_stays_within_a_decade_at_depth_20():
+    r = _one("relu", 20, "he_normal", width=32, batch=64)
+    assert 0.1 <= r["backprop_grad_ratio"] <= 10
+    assert V.ratio_class(r["backprop_grad_ratio"]) == "holds"
+
+
+@needs_engine
+def test_batchnorm_rescues_sigmoid_and_dropout_does_not():
+    res = lab.run(["sigmoid"], [20], ["xavier_uniform"], ["plain", "batchnorm", "dropout"],
+                  width=32, batch=64, steps=0, timing=False, progress=False)
+    plain, bn, drop = res.records
+    assert V.ratio_class(plain["backprop_grad_ratio"]) == "vanishes"
+    assert 0.1 <= bn["backprop_grad_ratio"] <= 10
+    assert V.remedy_class(bn["backprop_grad_ratio"], plain["backprop_grad_ratio"]) == "rescues"
+    assert V.ratio_class(drop["backprop_grad_ratio"]) == "vanishes"
+    assert V.remedy_class(drop["backprop_grad_ratio"], plain["backprop_grad_ratio"]) != "rescues"
+    assert any("batchnorm" in v and "rescues" in v for v in res.verdicts)
+
+
+@needs_engine
+def test_residual_connections_keep_a_deep_sigmoid_gradient():
+    r = _one("sigmoid", 20, "xavier_uniform", "residual", width=32, batch=64)
+    assert 0.1 <= r["backprop_grad_ratio"] <= 10
+
+
+@needs_engine
+def test_variant_records_carry_the_batchnorm_gradients():
+    r = _one("tanh", 3, variant="batchnorm")
+    assert r["variant"] == "batchnorm" and r["weight_grad_ratio"] > 0
+    assert len(r["grad_gamma_norms"]) == len(r["grad_beta_norms"]) == 3
+
+
+def _torch_ratios(torch, teacher, cfg):
+    """(weight ratio, backprop ratio) by PyTorch autograd on the lab's weights and batch."""
+    F = torch.nn.functional
+    acts = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu,
+            "elu": F.elu, "silu": F.silu}
+    net = lab.build_network(cfg, teacher.n_features, teacher.n_classes, dtype=np.float64)
+    X, y = gradient_batch(teacher, cfg)
+    a = torch.tensor(X)
+    Ws, zs = [], []
+    for l, (W, b) in enumerate(net.params):
+        Wt = torch.tensor(W.copy(), requires_grad=True)
+        z = a @ Wt + torch.tensor(b.copy())
+        Ws.append(Wt)
+        if l < cfg.depth:
+            z.retain_grad()
+            zs.append(z)
+            a = acts[cfg.activation](z)
+        else:
+            a = z
+    F.cross_entropy(a, torch.tensor(y)).backward()
+    wn = [float(W.grad.norm()) for W in Ws]
+    zn = [float(z.grad.norm()) for z in zs]
+    return wn[0] / wn[cfg.depth - 1], zn[0] / zn[cfg.depth - 1]
+
+
+@pytest.mark.parametrize("activation,init,depth", [("sigmoid", "xavier_uniform", 10),
+                                                   ("tanh", "standard", 8),
+                                                   ("relu", "he_normal", 12),
+                                                   ("gelu", "auto", 6), ("silu", "auto", 6)])
+def test_gradient_ratios_agree_with_pytorch_autograd(teacher, activation, init, depth):
+    torch = pytest.importorskip("torch")
+    r = _one(activation, depth, init, width=24)
+    cfg = lab.Config(activation, init, depth, width=24, batch=TINY["batch"])
+    w, z = _torch_ratios(torch, teacher, cfg)
+    for mine, theirs in ((r["weight_grad_ratio"], w), (r["backprop_grad_ratio"], z)):
+        factor = 10.0 if theirs < 1e-3 else 3.0        # the issue's bar: 3x, a decade below 1e-3
+        assert theirs / factor <= mine <= theirs * factor
+        assert mine == pytest.approx(theirs, rel=1e-6)  # in fact: the same float64 numbers
+
+
+# ---- presets and verdicts ------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", list(lab.PRESETS))
+def test_every_preset_runs_and_judges(preset):
+    res = lab.run(preset=preset, width=8, batch=16, steps=2, timing=False, progress=False)
+    assert res.preset == preset and res.records and res.verdicts
+    if not HAS_VARIANTS and preset == "remedies":
+        assert any("BatchNorm" in n for n in res.notes)
+        assert {r["variant"] for r in res.records} == {"plain"}
+    text = res.report()
+    assert "Verdicts" in text and res.records[0]["activation"] in text
+
+
+def test_he2015_runs_both_optimizers_on_30_relu_layers():
+    res = lab.run(preset="he2015", width=8, batch=16, steps=2, timing=False, progress=False)
+    assert {(r["optimizer"], r["init"]) for r in res.records} == {
+        ("momentum", "lecun_normal"), ("momentum", "he_normal"), ("adam", "lecun_normal"),
+        ("adam", "he_normal")}
+    assert {r["depth"] for r in res.records} == {30}
+
+
+def test_verdicts_follow_the_numbers_not_a_script():
+    res = lab.run(["sigmoid"], [2, 20], **TINY)
+    before = V.compute(res.records)
+    recs = [dict(r) for r in res.records]
+    recs[1]["backprop_grad_ratio"] = 0.5                      # pretend depth 20 kept it
+    after = V.compute(recs)
+    assert before != after
+    assert "vanishes" in before[0] and "0.5 at depth 20: holds" in after[0]
+    recs[1]["backprop_grad_ratio"] = 3e3
+    assert "explodes" in V.compute(recs)[0]
+
+
+def test_verdict_thresholds():
+    assert [V.ratio_class(r) for r in (1e-3, 0.05, 1.0, 50.0, 1e3, math.nan)] == [
+        "vanishes", "shrinks", "holds", "grows", "explodes",
+        "is undefined (no gradient reaches layer L)"]
+    assert V.remedy_class(0.5, 1e-9) == "rescues"
+    assert V.remedy_class(1e-5, 1e-9) == "helps"
+    assert V.remedy_class(2e-9, 1e-9) == "does not help"
+    assert V.remedy_class(1e-12, 1e-9) == "makes it worse"
+    base = {"final_loss": 1.0, "initial_loss": 2.3, "accuracy": 0.6, "chance": 0.13,
+            "chance_loss": 2.28, "diverged": False}
+    assert V.learn_class(base) == "learns"
+    assert V.learn_class({**base, "accuracy": 0.17}) == "learns slowly"
+    assert V.learn_class({**base, "accuracy": 0.13, "final_loss": 2.27}) == "stalls"
+    assert V.learn_class({**base, "diverged": True}) == "diverges"
+    assert V.learn_class({**base, "final_loss": None}) is None
+
+
+# ---- files and plots ----------------------------------------------------------------------
+
+def test_json_csv_and_pandas(tmp_path):
+    res = lab.run(["relu", "sigmoid"], [2, 3], **dict(TINY, steps=2))
+    doc = json.loads(res.to_json())
+    assert len(doc["records"]) == 4 and doc["verdicts"] == res.verdicts
+    assert doc["records"][0]["weight_grad_norms"] == res.records[0]["weight_grad_norms"]
+    rows = list(csv.DictReader(io.StringIO(res.to_csv())))
+    assert len(rows) == 4 and set(REQUIRED) <= set(rows[0])
+    assert json.loads(rows[0]["loss_curve"]) == res.records[0]["loss_curve"]
+    paths = res.save(tmp_path, plots=False)
+    assert json.loads((tmp_path / "results.json").read_text())["records"][1]["depth"] == 3
+    assert len(paths) == 2
+    pd = pytest.importorskip("pandas")
+    df = res.to_pandas()
+    assert isinstance(df, pd.DataFrame) and len(df) == 4
+    assert list(df["activation"]) == ["relu", "relu", "sigmoid", "sigmoid"]
+
+
+def test_json_is_strict_nan_and_inf_become_null():
+    res = lab.run(["relu"], [2], **TINY)
+    res.records[0]["weight_grad_ratio"] = math.inf
+    res.records[0]["backprop_grad_ratio"] = math.nan
+    doc = json.loads(res.to_json())
+    assert doc["records"][0]["weight_grad_ratio"] is None
+    assert doc["records"][0]["backprop_grad_ratio"] is None
+
+
+def test_plots_are_valid_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib import image
+    res = lab.run(["sigmoid", "relu"], [2, 4], **dict(TINY, steps=3))
+    paths = res.plot(tmp_path)
+    assert sorted(p.rsplit("/", 1)[-1] for p in paths) == [
+        "grad_norms.png", "ratio_vs_depth.png", "training.png"]
+    for p in paths:
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        img = image.imread(p)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    one = lab.run(["sigmoid", "relu"], [3], **TINY).plot(tmp_path / "one")
+    assert sorted(p.rsplit("/", 1)[-1] for p in one) == ["grad_norms.png", "ratios.png"]
+
+
+def test_plots_without_matplotlib_say_how_to_get_them(tmp_path, monkeypatch):
+    res = lab.run(["relu"], [2], **TINY)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'fastact\[lab\]'"):
+        res.plot(tmp_path)
+
+
+def test_to_pandas_without_pandas(monkeypatch):
+    res = lab.run(["relu"], [2], **TINY)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="to_pandas needs pandas"):
+        res.to_pandas()
+
+
+# ---- data -------------------------------------------------------------------------------
+
+def test_teacher_data_is_fixed_and_balanced_enough():
+    a, b = load_data("teacher"), load_data("teacher")
+    assert np.array_equal(a.X_train, b.X_train) and np.array_equal(a.y_test, b.y_test)
+    assert a.n_classes == 10 and a.X_train.shape == (4096, 32)
+    assert np.bincount(a.y_train).min() > 100 and a.chance < 0.2
+    assert abs(a.X_train.mean()) < 1e-12
+
+
+def test_digits_data():
+    pytest.importorskip("sklearn")
+    d = load_data("digits")
+    assert d.n_classes == 10 and d.n_features == 64
+    r = lab.run(["relu"], [2], data="digits", **TINY).records[0]
+    assert r["data"] == "digits"
+
+
+def test_npz_and_csv_files(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    y = np.where(X[:, 0] > 0, 7, 3)                           # labels need not be 0..C-1
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    with open(tmp_path / "d.csv", "w") as f:
+        f.write("a,b,c,label\n")
+        for row, lab_ in zip(X, y):
+            f.write(",".join(repr(float(v)) for v in row) + f",{lab_}\n")
+    a, b = load_data(str(tmp_path / "d.npz")), load_data(tmp_path / "d.csv")
+    assert a.n_classes == b.n_classes == 2
+    np.testing.assert_allclose(a.X_train, b.X_train, rtol=1e-15)
+    assert np.array_equal(a.y_train, b.y_train)
+    r = lab.run(["tanh"], [2], data=str(tmp_path / "d.csv"), **dict(TINY, batch=8)).records[0]
+    assert r["data"] == "d.csv" and r["n_classes"] == 2
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("ragged.csv", "1,2,0\n3,4\n", r"ragged: line 2 has 2 columns"),
+    ("words.csv", "1,2,0\n3,x,1\n", r"line 2 is not all numbers"),
+    ("empty.csv", "", r"holds no data rows"),
+    ("header.csv", "a,b,y\n", r"holds no data rows"),
+    ("one.csv", "1\n2\n", r"has one column"),
+    ("float.csv", "\n".join(f"{i},{i * 0.5}" for i in range(20)) + "\n", r"must be class labels"),
+    ("single.csv", "\n".join(f"{i},1" for i in range(20)) + "\n", r"single class"),
+    ("few.csv", "1,0\n2,1\n", r"needs at least 10"),
+    ("nan.csv", "\n".join(f"{'nan' if i == 3 else i},{i % 2}" for i in range(20)) + "\n",
+     r"contains NaN or inf"),
+    ("bin.csv", None, r"cannot read .* as a text \.csv"),
+    ("bad.npz", "not a zip file", r"cannot read .* as a \.npz file"),
+])
+def test_bad_data_files_get_clear_errors(tmp_path, name, content, match):
+    if content is None:
+        (tmp_path / name).write_bytes(b"\xff\xfe\x00\x81\x82")
+        path = str(tmp_path / name)
+    else:
+        path = _write(tmp_path / name, content)
+    with pytest.raises(ValueError, match=match):
+        load_data(path)
+    with pytest.raises(ValueError, match=match):
+        lab.run(["relu"], [2], data=path, **TINY)
+
+
+def test_bad_npz_archives(tmp_path):
+    np.savez(tmp_path / "nox.npz", features=np.zeros((20, 2)), y=np.zeros(20))
+    with pytest.raises(ValueError, match=r"it needs 'X' \(rows x features\) and 'y'"):
+        load_data(str(tmp_path / "nox.npz"))
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    (tmp_path / "single.npz").write_bytes((tmp_path / "single.npy").read_bytes())
+    with pytest.raises(ValueError, match=r"holds a single array, not a \.npz archive"):
+        load_data(str(tmp_path / "single.npz"))
+    np.savez(tmp_path / "obj.npz", X=np.array([[1, "a"]], dtype=object), y=np.zeros(1))
+    with pytest.raises(ValueError, match=r"cannot read the arrays of"):
+        load_data(str(tmp_path / "obj.npz"))
+    np.savez(tmp_path / "shape.npz", X=np.zeros(20), y=np.zeros(20))
+    with pytest.raises(ValueError, match=r"must be 2-D"):
+        load_data(str(tmp_path / "shape.npz"))
+    np.savez(tmp_path / "len.npz", X=np.zeros((20, 2)), y=np.zeros(19))
+    with pytest.raises(ValueError, match=r"one class label per row of X \(20\)"):
+        load_data(str(tmp_path / "len.npz"))
+    np.savez(tmp_path / "cplx.npz", X=np.zeros((20, 2)), y=np.zeros(20, complex))
+    with pytest.raises(ValueError, match=r"must be integer class labels; got dtype complex"):
+        load_data(str(tmp_path / "cplx.npz"))
+    with pytest.raises(ValueError, match=r"X of 'arrays' must be real numbers"):
+        from_arrays([["a", "b"]] * 20, np.arange(20) % 2)
+
+
+def test_data_argument_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"does not exist"):
+        load_data(str(tmp_path / "missing.csv"))
+    with pytest.raises(ValueError, match=r"neither 'teacher', 'digits' nor a \.npz or \.csv"):
+        load_data("mnist")
+    with pytest.raises(TypeError, match=r"data must be 'teacher', 'digits', a path"):
+        load_data(42)
+    d = load_data((np.random.default_rng(0).standard_normal((30, 2)), np.arange(30) % 3))
+    assert d.name == "arrays" and d.n_classes == 3
+
+
+def test_digits_without_sklearn(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"data='digits' needs scikit-learn"):
+        load_data("digits")
+
+
+# ---- argument errors -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(activations=["sigmod"]), ValueError, r"unknown activation 'sigmod'.*valid: .*sigmoid"),
+    (dict(activations=["softmax"]), ValueError, r"unknown activation 'softmax'"),
+    (dict(activations=[]), ValueError, r"activations is empty"),
+    (dict(activations=[3]), TypeError, r"activations must be names; got 3"),
+    (dict(activations=5), TypeError, r"activations must be a list of names"),
+    (dict(depths=[0]), ValueError, r"depths must be a positive integer; got 0"),
+    (dict(depths="2,x"), ValueError, r"depths must be integers; got '2,x'"),
+    (dict(depths=[2.5]), ValueError, r"depths must be a positive integer; got 2.5"),
+    (dict(inits=["glorot"]), ValueError, r"unknown init 'glorot'; valid: auto, standard"),
+    (dict(variants=["layernorm"]), ValueError, r"unknown variant 'layernorm'"),
+    (dict(variants=["dropout+dropout"]), ValueError, r"repeats a part"),
+    (dict(variants=["batchnorm+batchnorm_after"]), ValueError, r"repeats a part"),
+    (dict(variants=[""]), ValueError, r"variants must be names"),
+    (dict(width=0), ValueError, r"width must be a positive integer \(units per hidden layer\)"),
+    (dict(batch=-1), ValueError, r"batch must be a positive integer; got -1"),
+    (dict(batch=5000), ValueError, r"batch 5000 is larger than the training set"),
+    (dict(steps=-1), ValueError, r"steps must be a non-negative integer \(0 = gradients"),
+    (dict(seed=-2), ValueError, r"seed must be a non-negative integer; got -2"),
+    (dict(lr=0.0), ValueError, r"lr must be > 0.0; got 0.0"),
+    (dict(lr=math.nan), ValueError, r"lr must be a finite number"),
+    (dict(dropout=1.0), ValueError, r"dropout must be < 1.0; got 1.0"),
+    (dict(optimizer="rmsprop"), ValueError, r"unknown optimizer 'rmsprop'; valid: sgd"),
+    (dict(dtype="float16"), ValueError, r"dtype must be float32 or float64; got 'float16'"),
+    (dict(dtype="nonsense"), ValueError, r"dtype must be float32 or float64"),
+    (dict(jobs=0), ValueError, r"jobs must be a positive integer, or -1"),
+    (dict(jobs=2, scheduler="tcp://127.0.0.1:1"), ValueError, r"give jobs or scheduler, not both"),
+    (dict(preset="vgg"), ValueError, r"unknown preset 'vgg'; valid: activations, init"),
+    (dict(preset="init", activations=["relu"]), ValueError,
+     r"preset 'init' fixes activations; drop activations or drop the preset"),
+    (dict(preset="he2015", optimizer="adam"), ValueError, r"preset 'he2015' fixes optimizer"),
+    (dict(timing="yes"), TypeError, r"timing must be True or False"),
+    (dict(progress=3), TypeError, r"progress must be 'auto', True, False or a stream"),
+])
+def test_bad_arguments_get_clear_errors(kwargs, exc, match):
+    base = dict(steps=0, timing=False, progress=False)
+    if "preset" not in kwargs:
+        base.update(activations=["relu"], depths=[2])
+    kw = {**base, **kwargs}
+    with pytest.raises(exc, match=match):
+        lab.run(**kw)
+
+
+@pytest.mark.skipif(HAS_VARIANTS, reason="this fastact.MLP builds every variant")
+def test_variants_the_engine_lacks_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"variant 'batchnorm' needs fastact.MLP\(batchnorm=...\)"):
+        lab.run(["relu"], [2], variants=["batchnorm"], **TINY)
+
+
+def test_jobs_without_joblib(monkeypatch):
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    with pytest.raises(ImportError, match=r"jobs > 1 needs joblib: pip install 'fastact\[lab\]'"):
+        lab.run(["relu"], [2, 3], jobs=2, **TINY)
+    assert len(lab.run(["relu"], [2, 3], jobs=1, **TINY).records) == 2     # serial needs none
+
+
+def test_scheduler_without_dask(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"scheduler= needs dask.distributed"):
+        lab.run(["relu"], [2], scheduler="tcp://127.0.0.1:1", **TINY)
+
+
+def test_unreachable_scheduler():
+    pytest.importorskip("distributed")
+    import dask
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler"):
+            lab.run(["relu"], [2], scheduler="tcp://127.0.0.1:1", **TINY)
+
+
+def test_jobs_minus_one_means_every_core():
+    from fastact.lab.runners import usable_jobs
+    assert usable_jobs(-1) >= 1 and usable_jobs(1) == 1
+
+
+# ---- the command line -----------------------------------------------------------------------
+
+def test_cli_prints_the_table_and_writes_results(tmp_path, capsys):
+    from fastact.cli import main
+    out = tmp_path / "out"
+    rc = main(["lab", "--activations", "sigmoid,relu", "--depths", "2,3", "--width", "8",
+               "--batch", "16", "--steps", "2", "--no-timing", "--quiet", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "|dz1|/|dzL|" in text and "Verdicts" in text and "wrote" in text
+    assert (out / "results.json").exists() and (out / "results.csv").exists()
+    doc = json.loads((out / "results.json").read_text())
+    assert [r["activation"] for r in doc["records"]] == ["sigmoid", "sigmoid", "relu", "relu"]
+
+
+def test_cli_without_matplotlib_writes_results_and_says_how_to_plot(tmp_path, capsys,
+                                                                     monkeypatch):
+    from fastact.cli import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc = main(["lab", "--activations", "relu", "--depths", "2", "--width", "8", "--steps", "0",
+               "--no-timing", "--quiet", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "pip install 'fastact[lab]'" in err
+    assert (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--depths", "0"], r"fastact lab: error: depths must be a positive integer; got 0"),
+    (["--preset", "nope"], r"fastact lab: error: unknown preset 'nope'"),
+    (["--activations", "sigmod"], r"fastact lab: error: unknown activation 'sigmod'"),
+    (["--steps", "-3"], r"fastact lab: error: steps must be a non-negative integer"),
+    (["--data", "nowhere.csv"], r"fastact lab: error: data file 'nowhere.csv' does not exist"),
+])
+def test_cli_errors(capsys, argv, match):
+    from fastact.cli import main
+    rc = main(["lab", "--quiet", "--no-timing"] + argv)
+    assert rc == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_cli_rejects_non_numbers(capsys):
+    from fastact.lab.cli import main
+    with pytest.raises(SystemExit):
+        main(["--width", "wide"])
+    assert "argument --width: expected an integer, got 'wide'" in capsys.readouterr().err
+
+
+def test_init_preset_says_sigmoid_vanishes_under_every_init_and_names_the_best_for_relu():
+    res = lab.run(preset="init", width=16, batch=32, steps=0, timing=False, progress=False)
+    assert any(v.startswith("sigmoid, depth 20") and "vanishes under every init tried" in v
+               for v in res.verdicts)
+    relu = next(v for v in res.verdicts if v.startswith("relu, depth 20"))
+    assert "closest to 1: " in relu and "vanishes under every init" not in relu
+
+
+def test_a_diverging_run_is_recorded_and_judged_as_such():
+    res = lab.run(["relu"], [3], optimizer="sgd", lr=1e6, **dict(TINY, steps=20))
+    [r] = res.records
+    assert r["diverged"] is True and len(r["loss_curve"]) < 20
+    assert not math.isfinite(r["loss_curve"][-1])
+    assert r["trained_backprop_grad_ratio"] is None
+    assert res.verdicts == [f"relu, auto (he_normal), depth 3: |dz1|/|dzL| "
+                            f"{V.fmt(r['backprop_grad_ratio'])}: holds; training diverges."]
+    assert "diverged" in res.table()
+    json.loads(res.to_json())                                  # NaN losses stay strict JSON
+
+
+def test_a_single_configuration_gets_its_own_verdict():
+    res = lab.run(["sigmoid"], [12], **TINY)
+    assert len(res.verdicts) == 1 and res.verdicts[0].startswith("sigmoid, auto (xavier_uniform), "
+                                                                 "depth 12: |dz1|/|dzL| ")
+    assert res.verdicts[0].endswith(": vanishes.")
+
+
+@needs_engine
+@pytest.mark.parametrize("variant", ["batchnorm", "batchnorm_after", "dropout", "residual",
+                                     "batchnorm+residual"])
+def test_variant_gradient_numbers_equal_the_reference_mlp_float64(teacher, variant):
+    r = _one("tanh", 4, "xavier_uniform", variant)
+    cfg = lab.Config("tanh", "xavier_uniform", 4, variant, width=TINY["width"],
+                     batch=TINY["batch"])
+    net = lab.build_network(cfg, teacher.n_features, teacher.n_classes, dtype=np.float64,
+                            engine="reference")
+    X, y = gradient_batch(teacher, cfg)
+    net.compute_gradients(X, y)
+    d = net.diagnostics()
+    np.testing.assert_allclose(r["weight_grad_norms"], [e["grad_W_norm"] for e in d], rtol=1e-9)
+    np.testing.assert_allclose(r["backprop_grad_norms"], [e["grad_z_norm"] for e in d[:4]],
+                               rtol=1e-9)
+
+
+def test_pure_python_mode_says_the_speed_up_compares_numpy_with_itself():
+    res = lab.run(["relu"], [2], width=8, batch=16, steps=0, progress=False)
+    said = any("FASTACT_PUREPYTHON=1" in n for n in res.notes)
+    assert said == fastact.PUREPYTHON
+    assert res.records[0]["backend"] == ("reference" if fastact.PUREPYTHON else "native")
+
+
+def test_variants_reach_the_mlp_as_its_keywords(monkeypatch):
+    """Before the engine lands: a stand-in MLP that takes the new keywords (and ignores
+    them) shows what the lab passes for each variant, and that plain passes nothing."""
+    seen = []
+    base = fastact.MLP
+
+    class Stand(base):
+        def __init__(self, sizes, activation="relu", *, batchnorm=None, dropout=0.0,
+                     residual=False, **kw):
+            seen.append({"batchnorm": batchnorm, "dropout": dropout, "residual": residual})
+            super().__init__(sizes, activation, **kw)
+
+    monkeypatch.setattr(fastact, "MLP", Stand)
+    res = lab.run(["relu"], [3], variants=["plain", "batchnorm+residual", "dropout",
+                                           "batchnorm_after"], dropout=0.25, **TINY)
+    assert [r["variant"] for r in res.records] == ["plain", "batchnorm+residual", "dropout",
+                                                   "batchnorm_after"]
+    assert [r["dropout"] for r in res.records] == [0.0, 0.0, 0.25, 0.0]
+    built = [s for s in seen if s != {"batchnorm": None, "dropout": 0.0, "residual": False}]
+    assert built == [{"batchnorm": "before", "dropout": 0.0, "residual": True},
+                         {"batchnorm": None, "dropout": 0.25, "residual": False},
+                         {"batchnorm": "after", "dropout": 0.0, "residual": False}]
+    assert any("batchnorm" in v and "residual" in v for v in res.verdicts)
