@@ -23,6 +23,7 @@ import numpy as np
 
 import fastact
 from fastact import nn as _nn
+from fastact.nn.init import auto_scheme
 
 # the lab's default activations: the classic bounded ones, the ReLU family, the smooth ones
 DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu")
@@ -84,7 +85,7 @@ class Config:
 
     def init_scheme(self) -> str:
         """The scheme the hidden layers get ("auto" resolved for this activation)."""
-        return _nn._auto_scheme(self.activation) if self.init == "auto" else self.init
+        return auto_scheme(self.activation) if self.init == "auto" else self.init
 
 
 def variant_parts(variant: str) -> tuple:
@@ -227,14 +228,13 @@ def check_dtype(dtype) -> str:
 def build_network(cfg: Config, n_in: int, n_classes: int, *, dtype=None, engine="fastact"):
     """The configuration's network, freshly initialised from cfg.seed: fastact.MLP
     (engine="fastact") or fastact.reference.MLP (engine="reference"), in cfg.dtype unless
-    `dtype` is given.  Training mode (batch statistics, dropout active)."""
+    `dtype` is given.  Training mode (batch statistics, dropout active).  A diverging
+    run is a result the lab records (on_nonfinite="ignore"), not an error."""
     cls = fastact.MLP if engine == "fastact" else fastact.reference.MLP
     sizes = [int(n_in)] + [cfg.width] * cfg.depth + [int(n_classes)]
     net = cls(sizes, cfg.activation, init=cfg.init, dtype=np.dtype(dtype or cfg.dtype),
-              seed=cfg.seed, **cfg.mlp_kwargs())
-    if hasattr(net, "train") and callable(net.train):
-        net.train()
-    return net
+              seed=cfg.seed, on_nonfinite="ignore", **cfg.mlp_kwargs())
+    return net.train()
 
 
 def make_optimizer(cfg: Config):
