@@ -203,56 +203,7 @@ cdef double _bce(const real *x, const real *t, real *g, Py_ssize_t n) noexcept n
     return s * inv
 
 
-cdef void _sgd(real *p, const real *g, real *buf, Py_ssize_t n, double lr, double momentum,
-               double wd, bint nesterov, bint first) noexcept nogil:
-    """torch.optim.SGD (dampening 0): g += wd p; buf = g (first step) or momentum buf + g;
-    g = g + momentum buf (nesterov) or buf; p -= lr g.  One branch-free loop per case, so
-    the compiler vectorises each."""
-    cdef Py_ssize_t i
-    cdef double gi
-    cdef real b
-    if momentum == 0.0:
-        if wd == 0.0:
-            for i in range(n):
-                p[i] = <real>(<double>p[i] - lr * <double>g[i])
-        else:
-            for i in range(n):
-                p[i] = <real>(<double>p[i] - lr * (<double>g[i] + wd * <double>p[i]))
-        return
-    if first:
-        for i in range(n):
-            buf[i] = <real>(<double>g[i] + wd * <double>p[i])
-    else:
-        for i in range(n):
-            buf[i] = <real>(momentum * <double>buf[i] + <double>g[i] + wd * <double>p[i])
-    if nesterov:
-        for i in range(n):
-            p[i] = <real>(<double>p[i] - lr * (<double>g[i] + wd * <double>p[i]
-                                                + momentum * <double>buf[i]))
-    else:
-        for i in range(n):
-            p[i] = <real>(<double>p[i] - lr * <double>buf[i])
-
-
-cdef void _adam(real *p, const real *g, real *m, real *v, Py_ssize_t n, double lr, double b1,
-                double b2, double eps, double wd, bint decoupled, long long t) noexcept nogil:
-    """torch.optim.Adam (L2: g += wd p) / AdamW (decoupled: p *= 1 - lr wd first); t >= 1.
-    Branch-free so that it vectorises; m, v and the decayed p are rounded to the dtype where
-    PyTorch stores them."""
-    cdef Py_ssize_t i
-    cdef double gi, pi, bc1 = 1.0 - b1 ** t, bc2s = sqrt(1.0 - b2 ** t)
-    cdef double step = lr / bc1
-    cdef double shrink = 1.0 - lr * wd if decoupled else 1.0
-    cdef double l2 = 0.0 if decoupled else wd
-    cdef real mi, vi
-    for i in range(n):
-        pi = <real>(<double>p[i] * shrink)
-        gi = <double>g[i] + l2 * <double>p[i]
-        mi = <real>(b1 * <double>m[i] + (1.0 - b1) * gi)
-        vi = <real>(b2 * <double>v[i] + (1.0 - b2) * gi * gi)
-        m[i] = mi
-        v[i] = vi
-        p[i] = <real>(pi - step * <double>mi / (sqrt(<double>vi) / bc2s + eps))
+# (the optimizer loops and the non-finite check are C: src/fa_nn_loops.h)
 
 
 cdef void _moments(const real *a, Py_ssize_t n, double *mean, double *std) noexcept nogil:

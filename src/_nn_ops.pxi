@@ -55,6 +55,22 @@ cdef extern from "fa_nn_loops.h" nogil:
                           const double *c)
     void fa_col_scale_f64(const double *a, double *o, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
                           const double *c)
+    void fa_col_shifted_sums_f32(const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                                 const double *c, double *s1, double *s2)
+    void fa_col_shifted_sums_f64(const double *x, Py_ssize_t rows, Py_ssize_t n,
+                                 Py_ssize_t ld, const double *c, double *s1, double *s2)
+    int fa_nonfinite_f32(const float *a, Py_ssize_t n)
+    int fa_nonfinite_f64(const double *a, Py_ssize_t n)
+    void fa_sgd_f32(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
+                    double momentum, double wd, int nesterov, int first)
+    void fa_sgd_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr,
+                    double momentum, double wd, int nesterov, int first)
+    void fa_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double lr,
+                     double b1, double b2, double eps, double wd, int decoupled, double bc1,
+                     double bc2s)
+    void fa_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+                     double lr, double b1, double b2, double eps, double wd, int decoupled,
+                     double bc1, double bc2s)
 
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
@@ -70,23 +86,34 @@ cdef inline void dropout_apply(int dt, const void *x, void *y, Py_ssize_t n, uin
 
 cdef void col_stats(int dt, const void *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
                     double *mean, double *var) noexcept nogil:
-    """mean[j], var[j] (biased) of the n columns of x (rows of ld elements)"""
+    """mean[j], var[j] (biased) of the n columns of x (rows of ld elements), in one pass of
+    sums shifted by the first row (accumulated in double)"""
     cdef Py_ssize_t j
-    cdef double inv = 1.0 / rows
-    memset(mean, 0, <size_t>n * sizeof(double))
+    cdef double inv = 1.0 / rows, d
+    for j in range(n):
+        mean[j] = (<const float *>x)[j] if dt == FA_F32 else (<const double *>x)[j]
     memset(var, 0, <size_t>n * sizeof(double))
-    if dt == FA_F32:
-        fa_col_sum_f32(<const float *>x, rows, n, ld, mean)
-    else:
-        fa_col_sum_f64(<const double *>x, rows, n, ld, mean)
-    for j in range(n):
-        mean[j] *= inv
-    if dt == FA_F32:
-        fa_col_sqdev_f32(<const float *>x, rows, n, ld, mean, var)
-    else:
-        fa_col_sqdev_f64(<const double *>x, rows, n, ld, mean, var)
-    for j in range(n):
-        var[j] *= inv
+    # the shift stays in mean and var gathers the shifted squares; the shifted sums go to
+    # a stack block of at most 512 columns at a time
+    cdef double s1[512]
+    cdef Py_ssize_t j0, nb
+    j0 = 0
+    while j0 < n:
+        nb = n - j0 if n - j0 < 512 else 512
+        memset(s1, 0, <size_t>nb * sizeof(double))
+        if dt == FA_F32:
+            fa_col_shifted_sums_f32(<const float *>x + j0, rows, nb, ld, mean + j0, s1,
+                                    var + j0)
+        else:
+            fa_col_shifted_sums_f64(<const double *>x + j0, rows, nb, ld, mean + j0, s1,
+                                    var + j0)
+        for j in range(nb):
+            d = s1[j] * inv
+            mean[j0 + j] += d
+            var[j0 + j] = var[j0 + j] * inv - d * d
+            if var[j0 + j] < 0.0:
+                var[j0 + j] = 0.0
+        j0 += nb
 
 
 cdef inline void bn_affine(int dt, const void *x, void *u, Py_ssize_t rows, Py_ssize_t n,

@@ -13,6 +13,7 @@
 #ifndef FA_NN_LOOPS_H
 #define FA_NN_LOOPS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,23 @@ FA_NN_CLONES static void fa_col_sum_##S(const T *restrict x, ptrdiff_t rows, ptr
     for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
         const T *restrict row = x + r * ld;                                                 \
         for (ptrdiff_t j = 0; j < n; j++) s[j] += (double)row[j];                          \
+    }                                                                                      \
+}                                                                                          \
+/* s1[j] += sum_r (x[r, j] - c[j]), s2[j] += sum_r (x[r, j] - c[j])^2 with c a shift (the
+ * first row: the "shifted data" one-pass variance, which cancels only when the mean is
+ * many standard deviations from a sample) */                                             \
+FA_NN_CLONES static void fa_col_shifted_sums_##S(const T *restrict x, ptrdiff_t rows,      \
+                                                 ptrdiff_t n, ptrdiff_t ld,                \
+                                                 const double *restrict c,                 \
+                                                 double *restrict s1, double *restrict s2) \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *restrict row = x + r * ld;                                                \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+            double d = (double)row[j] - c[j];                                              \
+            s1[j] += d;                                                                    \
+            s2[j] += d * d;                                                                \
+        }                                                                                  \
     }                                                                                      \
 }                                                                                          \
 /* s[j] += sum_r (x[r, j] - mean[j])^2 */                                                  \
@@ -135,5 +153,89 @@ FA_NN_CLONES static void fa_col_scale_##S(const T *a, T *o, ptrdiff_t rows, ptrd
 
 FA_NN_LOOPS(float, f32)
 FA_NN_LOOPS(double, f64)
+
+/* ---- the training step's whole-parameter passes ------------------------------------ */
+
+typedef uint32_t fa_u32_alias __attribute__((may_alias));
+typedef uint64_t fa_u64_alias __attribute__((may_alias));
+
+/* 1 when some element is NaN or +-inf (its exponent bits all ones): an integer max
+ * reduction, which vectorises without reassociating floating-point sums */
+FA_NN_CLONES static int fa_nonfinite_f32(const float *a, ptrdiff_t n)
+{
+    const fa_u32_alias *u = (const fa_u32_alias *)a;
+    uint32_t mx = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        uint32_t e = u[i] & 0x7f800000u;
+        mx = e > mx ? e : mx;
+    }
+    return mx == 0x7f800000u;
+}
+
+FA_NN_CLONES static int fa_nonfinite_f64(const double *a, ptrdiff_t n)
+{
+    const fa_u64_alias *u = (const fa_u64_alias *)a;
+    uint64_t mx = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        uint64_t e = u[i] & 0x7ff0000000000000ull;
+        mx = e > mx ? e : mx;
+    }
+    return mx == 0x7ff0000000000000ull;
+}
+
+/* torch.optim.SGD (dampening 0): g += wd p; buf = g (first step) or momentum buf + g;
+ * g = g + momentum buf (nesterov) or buf; p -= lr g.  In double, rounded where PyTorch
+ * stores (buf, p); one branch-free loop per case. */
+#define FA_NN_OPT(T, S)                                                                    \
+FA_NN_CLONES static void fa_sgd_##S(T *restrict p, const T *restrict g, T *restrict buf,   \
+                                    ptrdiff_t n, double lr, double momentum, double wd,    \
+                                    int nesterov, int first)                               \
+{                                                                                          \
+    if (momentum == 0.0) {                                                                 \
+        if (wd == 0.0) {                                                                   \
+            for (ptrdiff_t i = 0; i < n; i++) p[i] = (T)((double)p[i] - lr * (double)g[i]); \
+        } else {                                                                           \
+            for (ptrdiff_t i = 0; i < n; i++)                                              \
+                p[i] = (T)((double)p[i] - lr * ((double)g[i] + wd * (double)p[i]));        \
+        }                                                                                  \
+        return;                                                                            \
+    }                                                                                      \
+    if (first) {                                                                           \
+        for (ptrdiff_t i = 0; i < n; i++) buf[i] = (T)((double)g[i] + wd * (double)p[i]);  \
+    } else {                                                                               \
+        for (ptrdiff_t i = 0; i < n; i++)                                                  \
+            buf[i] = (T)(momentum * (double)buf[i] + (double)g[i] + wd * (double)p[i]);    \
+    }                                                                                      \
+    if (nesterov) {                                                                        \
+        for (ptrdiff_t i = 0; i < n; i++)                                                  \
+            p[i] = (T)((double)p[i] - lr * ((double)g[i] + wd * (double)p[i]               \
+                                            + momentum * (double)buf[i]));                 \
+    } else {                                                                               \
+        for (ptrdiff_t i = 0; i < n; i++) p[i] = (T)((double)p[i] - lr * (double)buf[i]);  \
+    }                                                                                      \
+}                                                                                          \
+/* torch.optim.Adam (L2: g += wd p) / AdamW (decoupled: p *= 1 - lr wd first); t >= 1;    \
+ * m, v and the decayed p rounded to T where PyTorch stores them */                        \
+FA_NN_CLONES static void fa_adam_##S(T *restrict p, const T *restrict g, T *restrict m,    \
+                                     T *restrict v, ptrdiff_t n, double lr, double b1,     \
+                                     double b2, double eps, double wd, int decoupled,      \
+                                     double bc1, double bc2s)                              \
+{                                                                                          \
+    const double step = lr / bc1;                                                          \
+    const double shrink = decoupled ? 1.0 - lr * wd : 1.0;                                 \
+    const double l2 = decoupled ? 0.0 : wd;                                                \
+    for (ptrdiff_t i = 0; i < n; i++) {                                                    \
+        double pi = (double)(T)((double)p[i] * shrink);                                    \
+        double gi = (double)g[i] + l2 * (double)p[i];                                      \
+        T mi = (T)(b1 * (double)m[i] + (1.0 - b1) * gi);                                   \
+        T vi = (T)(b2 * (double)v[i] + (1.0 - b2) * gi * gi);                              \
+        m[i] = mi;                                                                         \
+        v[i] = vi;                                                                         \
+        p[i] = (T)(pi - step * (double)mi / (sqrt((double)vi) / bc2s + eps));              \
+    }                                                                                      \
+}
+
+FA_NN_OPT(float, f32)
+FA_NN_OPT(double, f64)
 
 #endif /* FA_NN_LOOPS_H */

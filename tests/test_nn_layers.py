@@ -694,3 +694,19 @@ def test_fit_stops_on_a_nonfinite_loss_with_the_last_finite_weights(be):
     with pytest.raises(ValueError, match=esc("MLP: on_nonfinite must be 'raise', 'warn' or "
                                              "'ignore'; got 'stop'.")):
         MLP([6, 8, 3], on_nonfinite="stop")
+
+
+def test_batchnorm_statistics_survive_a_large_mean_and_constant_columns():
+    """One-pass shifted sums: a mean 1e6 standard deviations away and a constant column
+    keep their variance (no cancellation, no negative variance)."""
+    rng = np.random.default_rng(7)
+    x = np.empty((50, 3))
+    x[:, 0] = 1e6 + rng.standard_normal(50)
+    x[:, 1] = 42.0
+    x[:, 2] = rng.standard_normal(50) * 1e-3
+    y, c = fastact.batchnorm_forward(x, np.ones(3), np.zeros(3), training=True)
+    np.testing.assert_allclose(1 / c.invstd ** 2 - 1e-5, x.var(axis=0), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(c.mean, x.mean(axis=0), rtol=1e-15)
+    assert np.array_equal(y[:, 1], np.zeros(50))
+    yr, _ = ref.batchnorm_forward(x, np.ones(3), np.zeros(3), training=True)
+    assert _rel(y, yr) < 1e-9
