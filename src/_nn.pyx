@@ -169,14 +169,6 @@ cdef void _fill(real *dst, Py_ssize_t n, double v) noexcept nogil:
         dst[i] = <real>v
 
 
-cdef bint _all_finite(const real *a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(n):
-        bad |= not isfinite(a[i])
-    return not bad
-
-
 cdef double _mse(const real *x, const real *t, real *g, Py_ssize_t n) noexcept nogil:
     """mean((x - t)^2) over all n elements; g = 2 (x - t) / n"""
     cdef double s = 0.0, d, inv = 1.0 / n
@@ -259,6 +251,11 @@ cdef inline void from_double(int dt, void *dst, const double *src, Py_ssize_t n)
         _from_double(<double *>dst, src, n)
 
 
+# ---- the non-activation op loops (dropout, BatchNorm, PReLU, add, optimizers) ----------
+
+include "_nn_ops.pxi"
+
+
 # ---- dense layer: the functional API -------------------------------------------
 
 cdef inline int _dt(cnp.ndarray a):
@@ -323,9 +320,9 @@ def all_finite(cnp.ndarray a):
     cdef int dt = _dt(a)
     with nogil:
         if dt == FA_F32:
-            ok = _all_finite(<const float *>p, n)
+            ok = not fa_nonfinite_f32(<const float *>p, n)
         else:
-            ok = _all_finite(<const double *>p, n)
+            ok = not fa_nonfinite_f64(<const double *>p, n)
     return ok
 
 
@@ -345,7 +342,6 @@ def bad_label(cnp.ndarray labels, int64_t n_classes):
 
 # ---- the network ops and the engine ----------------------------------------------
 
-include "_nn_ops.pxi"
 include "_nn_engine.pxi"
 
 
