@@ -411,6 +411,14 @@ def dropout_backward(grad_y, cache, *, n_threads=None):
     return g.copy()
 
 
+def _correct(loss, out, labels, target):
+    if loss == "softmax_cross_entropy":
+        return int((out.argmax(axis=1) == labels).sum())
+    if loss == "binary_cross_entropy_with_logits":
+        return int(((out > 0) == (target > 0.5)).sum())
+    return 0
+
+
 class NumpyEngine:
     """The network program (fastact/nn/program.py) in NumPy, with the interface of the
     native engine: one NumPy twin per op kind (_fwd_<kind> / _bwd_<kind>)."""
@@ -584,6 +592,29 @@ class NumpyEngine:
         with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
             return self._step(X, labels, target, diag, kind, hyper, s1, s2, t, training,
                               seed, counter, check)
+
+    def epoch(self, X, labels, target, order, bs, kind, hyper, s1, s2, t0, *, training, seed,
+              counter, check, skip_single, losses, correct, diag=False):
+        """One pass in batches, a training step each (the native Engine.epoch's contract)."""
+        rows, done, b = X.shape[0], 0, 0
+        for r0 in range(0, rows, bs):
+            n = min(bs, rows - r0)
+            if n == 1 and skip_single and r0 > 0:
+                correct[b], losses[b] = -1, 0.0
+                break
+            idx = slice(r0, r0 + n) if order is None else order[r0:r0 + n]
+            xb = X[idx]
+            lb = None if labels is None else labels[idx]
+            tb = None if target is None else target[idx]
+            loss = self.step(xb, lb, tb, diag, kind, hyper, s1, s2, t0 + done + 1,
+                             training=training, seed=seed, counter=counter + b, check=check)
+            losses[b] = loss
+            correct[b] = _correct(self.loss, self._out, lb, tb)
+            b += 1
+            if not self.last_ok:
+                return done
+            done += 1
+        return done
 
     def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter,
               check):

@@ -84,6 +84,7 @@ cdef class Engine:
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
+    cdef cnp.ndarray xb, lb, tb
     cdef cnp.ndarray alive, diag
     cdef char *p_theta
     cdef char *p_grad
@@ -196,6 +197,11 @@ cdef class Engine:
         self.ones = np.ones(rows * self.maxw, dtype)
         self.scratch = np.empty(rows * self.maxw, dtype)
         self.rowloss = np.empty(rows, np.float64)
+        # a shuffled batch of an epoch: its rows of X, labels and targets (epoch() sizes
+        # them when it first shuffles: nothing input-wide otherwise)
+        self.xb = np.zeros(0, dtype)
+        self.lb = np.zeros(0, np.int64)
+        self.tb = np.zeros(0, dtype)
         self.p_toff = <int64_t *>cnp.PyArray_DATA(self.toff)
         self.p_buf = <char *>cnp.PyArray_DATA(self.buf)
         self.p_g = <char *>cnp.PyArray_DATA(self.gbuf)
@@ -556,6 +562,116 @@ cdef class Engine:
         if diag:
             self.diag_ok = 1
         return loss
+
+    cdef Py_ssize_t _correct(self, const char *out, Py_ssize_t rows, const int64_t *labels,
+                             const char *target) noexcept nogil:
+        """how many predictions of the batch are right: argmax = label (cross-entropy), or
+        (output > 0) = (target > 1/2) per element (binary cross-entropy); 0 for mse"""
+        cdef Py_ssize_t C = self.p_w[self.out_t], r, j, best, good = 0
+        cdef double v, top
+        if self.loss == LOSS_MSE:
+            return 0
+        for r in range(rows):
+            if self.loss == LOSS_XENT:
+                best = 0
+                top = (<const float *>out)[r * C] if self.dt == FA_F32 else (<const double *>out)[r * C]
+                for j in range(1, C):
+                    v = (<const float *>out)[r * C + j] if self.dt == FA_F32 else (<const double *>out)[r * C + j]
+                    if v > top:
+                        top = v
+                        best = j
+                good += best == labels[r]
+            else:
+                for j in range(C):
+                    if self.dt == FA_F32:
+                        good += ((<const float *>out)[r * C + j] > 0) == ((<const float *>target)[r * C + j] > 0.5)
+                    else:
+                        good += ((<const double *>out)[r * C + j] > 0) == ((<const double *>target)[r * C + j] > 0.5)
+        return good
+
+    def epoch(self, cnp.ndarray X, object labels, object target, object order, Py_ssize_t bs,
+              int opt, cnp.ndarray hyper, cnp.ndarray state1, cnp.ndarray state2,
+              long long t0, bint training, uint64_t seed, uint64_t counter0, bint check,
+              bint skip_single, cnp.ndarray losses, cnp.ndarray correct, bint diag=False):
+        """One pass over X in batches of bs rows (the rows in `order`, an int64 permutation,
+        or in order), each a training step with the update: no Python between the steps.
+        losses[b] (float64) and correct[b] (int64) get each batch's loss and right
+        predictions; with skip_single a last batch of one row is left out (-1 in
+        correct).  Steps run until one meets a non-finite loss or gradient (when check:
+        last_ok False, that step not applied).  Returns the number of steps applied."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), k = self.p_w[0], C = self.p_w[self.out_t]
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        cdef const int64_t *op = NULL if order is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+        cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        if order is not None and self.xb.shape[0] < self.cap * k:
+            self.xb = np.zeros(self.cap * k, self.buf.dtype)
+            self.lb = np.zeros(self.cap, np.int64)
+            self.tb = np.zeros(self.cap * C, self.buf.dtype)
+        cdef double *lo = <double *>cnp.PyArray_DATA(losses)
+        cdef int64_t *co = <int64_t *>cnp.PyArray_DATA(correct)
+        cdef char *xb = <char *>cnp.PyArray_DATA(self.xb)
+        cdef int64_t *lb = <int64_t *>cnp.PyArray_DATA(self.lb)
+        cdef char *tb = <char *>cnp.PyArray_DATA(self.tb)
+        cdef const char *bx
+        cdef const int64_t *bl
+        cdef const char *bt
+        cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
+        cdef Py_ssize_t r0, n, i, src, b = 0, done = 0
+        cdef double loss
+        cdef bint ok = True
+        cdef int flags = K.fp_flags()
+        self._enter(bs)
+        with nogil:
+            r0 = 0
+            while r0 < rows:
+                n = rows - r0 if rows - r0 < bs else bs
+                if n == 1 and skip_single and r0 > 0:
+                    co[b] = -1
+                    lo[b] = 0.0
+                    b += 1
+                    break
+                if op == NULL:
+                    bx = xp + r0 * k * self.isz
+                    bl = lp + r0 if lp != NULL else NULL
+                    bt = tp + r0 * C * self.isz if tp != NULL else NULL
+                else:
+                    for i in range(n):
+                        src = op[r0 + i]
+                        memcpy(xb + i * k * self.isz, xp + src * k * self.isz, <size_t>(k * self.isz))
+                        if lp != NULL:
+                            lb[i] = lp[src]
+                        if tp != NULL:
+                            memcpy(tb + i * C * self.isz, tp + src * C * self.isz, <size_t>(C * self.isz))
+                    bx = xb
+                    bl = lb if lp != NULL else NULL
+                    bt = tb if tp != NULL else NULL
+                self._forward(bx, n, training, seed, counter0 + <uint64_t>b)
+                loss = self._loss(self._T(self.out_t, bx), n, bl, bt, g0)
+                co[b] = self._correct(self._T(self.out_t, bx), n, bl, bt)
+                lo[b] = loss
+                self._backward(bx, n, training, seed, counter0 + <uint64_t>b, diag)
+                if check:
+                    ok = isfinite(loss) and not (
+                        fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
+                        if self.dt == FA_F32
+                        else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                    if not ok:
+                        b += 1
+                        break
+                self._update(opt, h, s1, s2, t0 + done + 1)
+                done += 1
+                b += 1
+                r0 += n
+            K.fp_restore(flags)
+        self.busy = 0
+        self.ok = ok
+        if diag and b > 0:
+            self.diag_ok = 1
+        return done
 
     def gemms_only(self, cnp.ndarray X):
         """Only the matrix products of one step on X (for the benchmarks: the limit of a

@@ -710,3 +710,31 @@ def test_batchnorm_statistics_survive_a_large_mean_and_constant_columns():
     assert np.array_equal(y[:, 1], np.zeros(50))
     yr, _ = ref.batchnorm_forward(x, np.ones(3), np.zeros(3), training=True)
     assert _rel(y, yr) < 1e-9
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+@pytest.mark.parametrize("opts", [{}, {"batchnorm": "before", "dropout": 0.3, "residual": True}],
+                         ids=["plain", "bn-drop-res"])
+def test_fit_epochs_equal_train_steps_on_the_same_batches(be, opts):
+    """fit runs each epoch as one native call (batches gathered in the engine): the same
+    weights, bit for bit, as train_step on the batches that fit's shuffling picks, and a
+    last single-row batch left out with BatchNorm."""
+    _, MLP, _ = be
+    X, y = _data(n_in=6, rows=49, classes=3, dtype=np.float32)
+    a = MLP([6, 8, 8, 3], "tanh", seed=2, **opts)
+    b = MLP([6, 8, 8, 3], "tanh", seed=2, **opts)
+    oa, ob = optim.Adam(1e-2), optim.Adam(1e-2)
+    hist = a.fit(X, y, epochs=3, batch_size=16, optimizer=oa, verbose=0)
+    rng = np.random.default_rng((2, 1))
+    for _ in range(3):
+        order = rng.permutation(49)
+        total = seen = 0
+        for r0 in range(0, 49, 16):
+            idx = order[r0:r0 + 16]
+            if len(idx) == 1 and opts:
+                continue
+            total += b.train_step(X[idx], y[idx], ob) * len(idx)
+            seen += len(idx)
+    assert np.array_equal(a.theta, b.theta) and np.array_equal(a.state, b.state)
+    assert a._counter == b._counter and oa.t == ob.t
+    assert hist["loss"][-1] == pytest.approx(total / seen, rel=1e-12)

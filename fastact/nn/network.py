@@ -658,6 +658,11 @@ class NativeEngine:
     def last_ok(self):
         return self._e.last_ok
 
+    def epoch(self, X, labels, target, order, bs, kind, hyper, s1, s2, t0, *, training, seed,
+              counter, check, skip_single, losses, correct, diag=False):
+        return self._e.epoch(X, labels, target, order, bs, self._opt[kind], hyper, s1, s2, t0,
+                             training, seed, counter, check, skip_single, losses, correct, diag)
+
     def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
              training=True, seed=0, counter=0, check=False):
         return self._step(X, labels, target, diag, self._opt[kind], hyper, s1, s2, t,

@@ -75,9 +75,7 @@ def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
         history["val_loss"] = []
         if classify:
             history["val_accuracy"] = []
-    Xb = np.empty((bs, X.shape[1]), self.dtype)
-    lb = None if labels is None else np.empty(bs, np.int64)
-    tb = None if target is None else np.empty((bs, target.shape[1]), self.dtype)
+    Xb = lb = tb = None
     was_training = self.training
     self.training = True
     try:
@@ -90,35 +88,43 @@ def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
 
 def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, validation,
             callbacks, bar, history, classify, Xb, lb, tb):
+    """The epochs: each one native call (Engine.epoch: shuffled batches gathered, the
+    step and the update of every batch, no Python in between)."""
     skip_single = self._program.has_batchnorm
+    nb = -(-rows // bs)
+    losses = np.empty(nb, np.float64)
+    correct = np.empty(nb, np.int64)
+    sizes = np.full(nb, bs, np.int64)
+    sizes[-1] = rows - bs * (nb - 1)
+    per_row = 1 if self.loss == "softmax_cross_entropy" else self.n_out
+    check = self.on_nonfinite != "ignore"
     for epoch in range(int(epochs)):
         t0 = time.perf_counter()
         order = self._rng.permutation(rows) if shuffle else None
-        total, good, count, seen = 0.0, 0, 0, 0
-        for i, r0 in enumerate(range(0, rows, bs)):
-            n = min(bs, rows - r0)
-            if n == 1 and skip_single and r0 > 0:
-                continue
-            if order is None:
-                xb = X[r0:r0 + n]
-                yl = None if labels is None else labels[r0:r0 + n]
-                yt = None if target is None else target[r0:r0 + n]
-            else:
-                idx = order[r0:r0 + n]
-                xb = np.take(X, idx, axis=0, out=Xb[:n])
-                yl = None if labels is None else np.take(labels, idx, out=lb[:n])
-                yt = None if target is None else np.take(target, idx, axis=0, out=tb[:n])
-            loss = self.train_step(xb, yl if yl is not None else yt, optimizer)
-            total += loss * n
-            seen += n
-            if classify:
-                g, c = self._accuracy(self._engine.output(n), yl, yt)
-                good += g
-                count += c
-            bar.update(epoch, i + 1, total / seen)
-        logs = {"loss": total / seen}
+        optimizer._bind(self.theta)
+        st = optimizer.state
+        counter = self._counter
+        done = self._engine.epoch(
+            X, labels, target, order, bs, optimizer.kind, optimizer._hyper,
+            st[0] if st else None, st[1] if len(st) > 1 else None, optimizer.t,
+            training=True, seed=self.seed, counter=counter, check=check,
+            skip_single=skip_single, losses=losses, correct=correct,
+            diag=self.record_diagnostics)
+        failed = check and not self._engine.last_ok
+        self._counter += done + int(failed)
+        optimizer.t += done
+        if failed:
+            r0 = done * bs
+            idx = slice(r0, r0 + bs) if order is None else order[r0:r0 + bs]
+            self._nonfinite(X[idx], float(losses[done]), counter + done, "fit")
+            break                          # on_nonfinite="warn": the epoch ends there
+        used = correct[:done] >= 0
+        n_used = sizes[:done][used]
+        seen = int(n_used.sum())
+        logs = {"loss": float(np.dot(losses[:done][used], n_used)) / seen}
         if classify:
-            logs["accuracy"] = good / count
+            logs["accuracy"] = int(correct[:done][used].sum()) / (seen * per_row)
+        bar.update(epoch, nb, logs["loss"])
         if validation is not None:
             ev = self.evaluate(*validation)
             logs["val_loss"] = ev["loss"]
@@ -132,7 +138,6 @@ def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, valid
         if any(isinstance(r, (bool, np.bool_)) and r for r in stops):
             break
     return history
-
 
 
 def _isatty(stream) -> bool:
