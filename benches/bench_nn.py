@@ -9,7 +9,7 @@ Each network (depth hidden layers of `width` units, tanh, softmax cross-entropy 
     gemm-numpy the same products with np.matmul into preallocated arrays (NumPy's BLAS,
                which may be another OpenBLAS build than SciPy's)
     fastact    net.train_step(X, y, SGD(lr)): one native call
-    numpy      the step as a competent NumPy user writes it (below)
+    numpy      the step as a competent NumPy user writes it (fastact.nn.peers.NumpyStep)
     reference  fastact.reference.MLP.train_step (the NumPy twin, written for obviousness)
     torch      PyTorch eager: zero_grad, forward, CrossEntropyLoss, backward, SGD step
     sklearn    MLPClassifier.partial_fit on the same batch (solver="sgd")
@@ -70,41 +70,6 @@ def _data(width, rows):
 
 def _sizes(depth, width):
     return [width] + [width] * depth + [CLASSES]
-
-
-class NumpyStep:
-    """The training step as a competent NumPy user writes it: in-place updates, no copies
-    that are not needed, the stable log-softmax."""
-
-    def __init__(self, params):
-        self.params = [(W.copy(), b.copy()) for W, b in params]
-
-    def __call__(self, X, y):
-        acts = [X]
-        a = X
-        for W, b in self.params[:-1]:
-            a = np.tanh(a @ W + b)
-            acts.append(a)
-        W, b = self.params[-1]
-        z = a @ W + b
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        s = e.sum(axis=1, keepdims=True)
-        rows = X.shape[0]
-        loss = float(np.mean(np.log(s[:, 0]) - z[np.arange(rows), y]))
-        d = e / s
-        d[np.arange(rows), y] -= 1
-        d /= rows
-        for i in range(len(self.params) - 1, -1, -1):
-            W, b = self.params[i]
-            a = acts[i]
-            dW = a.T @ d
-            db = d.sum(axis=0)
-            if i:
-                d = (d @ W.T) * (1 - a * a)
-            W -= LR * dW
-            b -= LR * db
-        return loss
 
 
 class GemmStep:
@@ -186,7 +151,8 @@ def _candidate(impl, depth, width, rows, X, y):
         opt = fastact.optim.SGD(LR)
         return lambda X_, y_: ref.train_step(X_, y_, opt), net
     if impl == "numpy":
-        return NumpyStep(params), net
+        from fastact.nn.peers import NumpyStep
+        return NumpyStep(net, "tanh", "plain"), net
     if impl == "gemm-numpy":
         return GemmStep(params, rows), net
     if impl == "gemm":
