@@ -44,9 +44,22 @@ def test_show_config_expected_keys(capsys):
         assert {"OpenMP", "SIMD path in use", "compiler", "build flags"} <= keys
 
 
+def _declared_version():
+    """The installed distribution's version, or (run from an uninstalled source tree with
+    an in-place build) the one pyproject.toml next to the package declares."""
+    try:
+        return metadata.version("fastact")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+        pyproject = Path(fastact.__file__).resolve().parent.parent / "pyproject.toml"
+        with open(pyproject, "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 def test_config_values():
     info = fastact.config()
-    assert info["fastact"] == fastact.__version__ == metadata.version("fastact")
+    assert info["fastact"] == fastact.__version__ == _declared_version()
     assert info["python"] == platform.python_version()
     assert info["numpy"] == np.__version__
     assert info["usable cores"] == len(os.sched_getaffinity(0))
