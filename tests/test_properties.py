@@ -216,8 +216,17 @@ def test_elementwise_backward(case, data):
     if out is not None:
         assert gx is out
     assert gx.dtype == dtype and gx.shape == v.shape
-    truth = truth_backward(_hardtanh_truth_case(case, dtype), g, s)
-    assert_backward_close(gx, truth, g, dtype, s=s)
+    tcase = _hardtanh_truth_case(case, dtype)
+    truth = truth_backward(tcase, g, s)
+    # the contract's absolute term (2e-7 |g| in float32, 1e-15 |g| in float64) leaves a
+    # derivative below it unspecified (sign and zero included: selu's y + scale*alpha at
+    # saturation is 0 in float32, 2e-8 in the float64 oracle), so an infinite g there
+    # may give NaN (inf * 0) as well as +-inf
+    d1 = truth_backward(tcase, np.ones_like(g), s)
+    with np.errstate(invalid="ignore"):
+        loose = np.isinf(g) & (np.abs(d1) <= (2e-7 if dtype == np.float32 else 1e-15))
+    gx_cmp = np.where(loose & np.isnan(gx), truth, gx).astype(dtype) if loose.any() else gx
+    assert_backward_close(gx_cmp, truth, g, dtype, s=s)
     if case.has_grad_param:       # prelu's grad_weight: against the reference (float64 sums)
         rw = want[0][1]
         gw = r[1]
@@ -664,3 +673,73 @@ def test_mlp_load_damaged_bytes_never_crash(data):
         return
     z = back.forward(np.ones((2, 3), back.dtype))
     assert z.shape == (2, 2)
+
+
+# ---- what reaches the native layer is aligned -----------------------------------------------
+
+class _AlignmentChecker:
+    """Stands in for fastact._activations: every array argument must be aligned (the
+    kernels dereference typed pointers; a misaligned float load is undefined behaviour,
+    UBSan's report under tools/sanitize.sh), then the real function runs."""
+
+    def __init__(self, ext):
+        self._ext = ext
+        self.calls = 0
+
+    def __getattr__(self, name):
+        f = getattr(self._ext, name)
+        if not callable(f):
+            return f
+
+        def checked(*args):
+            for i, a in enumerate(args):
+                if isinstance(a, np.ndarray):
+                    assert a.flags.aligned, f"{name}: argument {i} is misaligned"
+            self.calls += 1
+            return f(*args)
+        return checked
+
+
+def _misaligned(v):
+    buf = np.zeros(v.nbytes + 1, np.uint8)
+    a = buf[1:].view(v.dtype).reshape(v.shape)
+    a[...] = v
+    assert not a.flags.aligned and a.flags.c_contiguous
+    return a
+
+
+@pytest.mark.skipif(PURE, reason="the native layer's arguments")
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_misaligned_inputs_reach_the_kernels_aligned(dtype, monkeypatch):
+    """np.ascontiguousarray keeps a misaligned C-contiguous array as it is; the plumbing
+    must copy it (it did not for bias_act, prelu, softmax and cross-entropy)."""
+    from fastact import activations as A
+    chk = _AlignmentChecker(A._ext)
+    monkeypatch.setattr(A, "_ext", chk)
+    r = np.random.default_rng(5)
+    z = r.standard_normal((3, 70)).astype(dtype)
+    g = r.standard_normal((3, 70)).astype(dtype)
+    b = r.standard_normal(70).astype(dtype)
+    w = np.linspace(0.1, 0.5, 70).astype(dtype)
+    lab = np.array([0, 5, 69], np.int64)
+    t = np.abs(g) / np.abs(g).sum(axis=1, keepdims=True)
+    calls = [
+        lambda m, c: m.bias_act(c(z), c(b), "gelu"),
+        lambda m, c: m.bias_act_backward(c(g), c(z), "gelu", bias=c(b)),
+        lambda m, c: m.bias_act_backward(c(g), c(z), "tanh"),
+        lambda m, c: m.prelu(c(z), c(w)),
+        lambda m, c: m.prelu_backward(c(g), c(z), c(w)),
+        lambda m, c: m.prelu_backward(c(np.resize(g, 70_000)), c(np.resize(z, 70_000)), 0.3),
+        lambda m, c: m.softmax(c(z)),
+        lambda m, c: m.log_softmax_backward(c(g), c(z)),
+        lambda m, c: m.softmax_cross_entropy(c(z), c(lab)),
+        lambda m, c: m.softmax_cross_entropy(c(z), c(t)),
+    ]
+    for call in calls:
+        want = call(ref, lambda a: a)
+        got = call(fastact, _misaligned)
+        for gv, wv in zip(got if isinstance(got, tuple) else (got,),
+                          want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_allclose(f64(gv), f64(wv), rtol=2e-5 if dtype == np.float32 else 1e-10,
+                                       atol=1e-6 if dtype == np.float32 else 1e-12)
+    assert chk.calls >= len(calls)
