@@ -29,7 +29,7 @@ for i in $(seq 1 "$N"); do
     OMP_NUM_THREADS=$t run "seq$i-omp$t"
 done
 for t in 1 2; do
-    OMP_NUM_THREADS=$t run "xdist-omp$t" -p xdist -n 2
+    OMP_NUM_THREADS=$t run "xdist-omp$t" -p xdist -n 2 --benchmark-disable  # (pytest-benchmark warns under xdist otherwise)
 done
 echo "runs with a failure: $fails"
 [ "$fails" -eq 0 ]
