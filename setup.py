@@ -3,6 +3,13 @@
 Environment switches (all optional):
   FASTACT_OPENMP=0   build without OpenMP (kernels then run on one thread)
   FASTACT_AVX2=0     build only the portable baseline loops (no AVX2 / AVX-512 variants)
+  FASTACT_DEBUG=1    a checked build for testing: Cython boundscheck, wraparound and
+                     initializedcheck on (the .pyx headers turn them off, and a `# cython:`
+                     header wins over cythonize's directives, so the .pyx files are compiled
+                     from copies under build/debug-src/ with the header flipped), -O1 -g
+  FASTACT_SANITIZE=1 AddressSanitizer + UndefinedBehaviorSanitizer (-fsanitize=address,
+                     undefined -fno-omit-frame-pointer, -O1 -g); import it with libasan
+                     preloaded: tools/sanitize.sh builds it and runs the suite
 
 Flags: -O3 plus -fno-trapping-math -fno-math-errno, which let gcc vectorise
 the branch-free kernels (DESIGN.md section 7).  Never -ffast-math (it breaks
@@ -17,8 +24,14 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-OPENMP = os.environ.get("FASTACT_OPENMP", "1") != "0"
-AVX2 = os.environ.get("FASTACT_AVX2", "1") != "0"
+def _switch(name, default):
+    return os.environ.get(name, default) not in ("", "0")
+
+
+OPENMP = _switch("FASTACT_OPENMP", "1")
+AVX2 = _switch("FASTACT_AVX2", "1")
+DEBUG = _switch("FASTACT_DEBUG", "0")
+SANITIZE = _switch("FASTACT_SANITIZE", "0")
 
 if sys.platform == "win32":  # pragma: no cover - not built in CI here
     cflags = ["/O2", "/fp:precise"] + (["/openmp"] if OPENMP else [])
@@ -29,6 +42,13 @@ else:
     if OPENMP:
         cflags.append("-fopenmp")
         lflags.append("-fopenmp")
+    if DEBUG or SANITIZE:
+        cflags[0] = "-O1"        # after distutils' own -O3 on the command line, so it wins
+        cflags.append("-g")
+    if SANITIZE:
+        san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+        cflags += san
+        lflags += san
 
 macros = [
     ("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
@@ -69,8 +89,39 @@ nn_ext = Extension(
              "src/_nn_engine.pxi"],
 )
 
+directives = {"language_level": 3}
+if DEBUG:
+    directives.update(boundscheck=True, wraparound=True, initializedcheck=True)
+
+
+def _debug_copy(path):
+    """src/X.pyx copied to build/debug-src/X.pyx with the checks its `# cython:` header
+    turns off turned on (written only when it changes, so rebuilds stay incremental)."""
+    with open(path) as f:
+        text = f.read()
+    first, _, rest = text.partition("\n")
+    if first.startswith("# cython:"):
+        for d in ("boundscheck", "wraparound", "initializedcheck"):
+            first = first.replace(f"{d}=False", f"{d}=True")
+        text = first + "\n" + rest
+    dst = os.path.join("build", "debug-src", os.path.basename(path))
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    old = None
+    if os.path.exists(dst):
+        with open(dst) as f:
+            old = f.read()
+    if old != text:
+        with open(dst, "w") as f:
+            f.write(text)
+    return dst
+
+
+if DEBUG:
+    for e in (ext, nn_ext):
+        e.sources = [_debug_copy(p) if p.endswith(".pyx") else p for p in e.sources]
+
 # cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)
-extensions = cythonize([ext, nn_ext], compiler_directives={"language_level": 3},
+extensions = cythonize([ext, nn_ext], compiler_directives=directives,
                        compile_time_env={})
 for e in extensions:
     e.extra_compile_args = list(cflags)

@@ -8,7 +8,9 @@ backends share every check, error message, layout rule and `out=` rule.
 Rules:
 - inputs: float32/float64 as they are, integers -> float64, else TypeError;
 - any shape and strides: non-contiguous inputs are copied to the layout of
-  the first input (C, or Fortran when it is Fortran-contiguous);
+  the first input (C, or Fortran when it is Fortran-contiguous); so are
+  misaligned ones (V.contiguous; np.ascontiguousarray keeps a misaligned
+  array as it is, and the kernels dereference typed pointers);
 - out=: exact shape and dtype, writeable; it may be an input itself where the
   kernel reads each element before writing it (all elementwise kernels),
   never a partial overlap; a non-contiguous out gets the result copied in.
@@ -77,7 +79,7 @@ def _bias(bias_in, z, func):
         raise ValueError(
             f"{func}: bias must have shape ({cols},) to broadcast over the rows of a "
             f"z of shape {z.shape}; got {b.shape}.")
-    return np.ascontiguousarray(b)
+    return V.contiguous(b, "C")
 
 
 def bias_forward(z_in, bias_in, out, n_threads, kernel):
@@ -87,7 +89,7 @@ def bias_forward(z_in, bias_in, out, n_threads, kernel):
         raise ValueError("bias_act: z must have at least one dimension (rows x features); got a scalar.")
     b = _bias(bias_in, z, "bias_act")
     nt = V.check_threads(n_threads)
-    zc = np.ascontiguousarray(z)
+    zc = V.contiguous(z, "C")
     if out is not None:
         V.check_out(out, z.shape, z.dtype)
         V.check_overlap(out, z, "out", "z", identical_ok=True)
@@ -119,8 +121,8 @@ def bias_backward(g_in, s_in, bias_in, needs_bias, out, n_threads, kernel):
     elif bias_in is not None:
         _bias(bias_in, g, "bias_act_backward")  # still validated, then unused
     nt = V.check_threads(n_threads)
-    gc = np.ascontiguousarray(g)
-    sc = np.ascontiguousarray(s)
+    gc = V.contiguous(g, "C")
+    sc = V.contiguous(s, "C")
     if out is not None:
         V.check_out(out, g.shape, g.dtype)
         V.check_overlap(out, g, "out", "grad_out", identical_ok=True)
@@ -142,7 +144,7 @@ def prelu_forward(x_in, weight, out, n_threads, kernel):
     x = V.as_float_array(x_in, "x")
     w = V.prelu_weight(weight, x)
     nt = V.check_threads(n_threads)
-    xc = np.ascontiguousarray(x)
+    xc = V.contiguous(x, "C")
     rows, cols = _rows_cols(x.shape)
     # w: one value per column, or a single value (the kernel broadcasts it)
     if out is not None:
@@ -166,8 +168,8 @@ def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
     w = V.prelu_weight(weight, x)
     wshape = np.shape(weight)
     nt = V.check_threads(n_threads)
-    gc = np.ascontiguousarray(g)
-    xc = np.ascontiguousarray(x)
+    gc = V.contiguous(g, "C")
+    xc = V.contiguous(x, "C")
     rows, cols = _rows_cols(x.shape)
     scalar_w = w.size != cols or (cols == 1 and len(wshape) == 0)
     if w.size != cols:
@@ -208,7 +210,7 @@ def rowwise_forward(x_in, out, n_threads, kernel, func):
     if x.ndim < 1:
         raise ValueError(f"{func}: x must have at least one dimension (the axis to normalise); got a scalar.")
     nt = V.check_threads(n_threads)
-    xc = np.ascontiguousarray(x)
+    xc = V.contiguous(x, "C")
     if out is not None:
         V.check_out(out, x.shape, x.dtype)
         V.check_overlap(out, x, "out", "x", identical_ok=True)
@@ -228,8 +230,8 @@ def rowwise_backward(g_in, y_in, out, n_threads, kernel, func):
     V.check_same_dtype(g, y, "grad_out", "saved")
     V.check_same_shape(g, y, "grad_out", "saved")
     nt = V.check_threads(n_threads)
-    gc = np.ascontiguousarray(g)
-    yc = np.ascontiguousarray(y)
+    gc = V.contiguous(g, "C")
+    yc = V.contiguous(y, "C")
     if out is not None:
         V.check_out(out, g.shape, g.dtype)
         V.check_overlap(out, g, "out", "grad_out", identical_ok=True)
@@ -271,7 +273,7 @@ def cross_entropy(logits_in, labels_in, out, n_threads, kernel):
             raise ValueError(
                 f"softmax_cross_entropy: labels must be class indices in [0, {cols}); "
                 f"labels[{i}] = {lab[i]}.")
-        labels = np.ascontiguousarray(lab, dtype=np.int64)
+        labels = V.contiguous(np.asarray(lab, dtype=np.int64), "C")
     elif lab.ndim == 2:
         if lab.dtype not in (V.F32, V.F64):
             raise TypeError(
@@ -282,13 +284,13 @@ def cross_entropy(logits_in, labels_in, out, n_threads, kernel):
             raise ValueError(
                 f"softmax_cross_entropy: probability labels must have the logits' shape {x.shape}; "
                 f"got {lab.shape}.")
-        target = np.ascontiguousarray(lab, dtype=x.dtype)
+        target = V.contiguous(np.asarray(lab, dtype=x.dtype), "C")
     else:
         raise ValueError(
             f"softmax_cross_entropy: labels must be 1-D class indices or 2-D probability rows; "
             f"got shape {lab.shape}.")
     nt = V.check_threads(n_threads)
-    xc = np.ascontiguousarray(x)
+    xc = V.contiguous(x, "C")
     if out is not None:
         V.check_out(out, x.shape, x.dtype)
         V.check_overlap(out, x, "out", "logits", identical_ok=False)

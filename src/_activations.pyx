@@ -62,6 +62,7 @@ cdef extern from "fa_kernels.h" nogil:
     int fa_avx2_compiled()
     int fa_get_isa()
     int fa_set_isa(int isa)
+    int fa_pick_isa(int isa, int has_avx2_fma, int has_avx512)
 
 cdef extern from *:
     """
@@ -170,6 +171,12 @@ def avx2_compiled():
 
 def get_isa():
     return ISA_NAMES[fa_get_isa()]
+
+
+def pick_isa(str cap, bint has_avx2_fma, bint has_avx512):
+    """The loops set_isa(cap) would choose on a CPU with these features (no cpuid: what a
+    CPU without AVX2 runs, asked on any machine)."""
+    return ISA_NAMES[fa_pick_isa(_ISA_CAPS[cap], has_avx2_fma, has_avx512)]
 
 
 def set_isa(str cap):

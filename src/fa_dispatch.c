@@ -68,21 +68,33 @@ int fa_cpu_has_avx512(void)
 
 int fa_get_isa(void) { return fa_cur_isa; }
 
-int fa_set_isa(int isa)
+/* The table a CPU with these features gets under the cap `isa` (pure: no cpuid, so the
+ * tests can ask what a CPU without AVX2 picks: fastact._activations.pick_isa). */
+int fa_pick_isa(int isa, int has_avx2_fma, int has_avx512)
 {
 #if FA_HAVE_AVX2_BUILD
-    if (isa >= FA_ISA_AVX512 && fa_cpu_has_avx512()) {
+    if (isa >= FA_ISA_AVX512 && has_avx512 && has_avx2_fma) return FA_ISA_AVX512;
+    if (isa >= FA_ISA_AVX2 && has_avx2_fma) return FA_ISA_AVX2;
+#endif
+    (void)isa; (void)has_avx2_fma; (void)has_avx512;
+    return FA_ISA_BASELINE;
+}
+
+int fa_set_isa(int isa)
+{
+    int pick = fa_pick_isa(isa, fa_cpu_has_avx2_fma(), fa_cpu_has_avx512());
+#if FA_HAVE_AVX2_BUILD
+    if (pick == FA_ISA_AVX512) {
         fa_cur = fa_avx512_table();
         fa_cur_isa = FA_ISA_AVX512;
         return fa_cur_isa;
     }
-    if (isa >= FA_ISA_AVX2 && fa_cpu_has_avx2_fma()) {
+    if (pick == FA_ISA_AVX2) {
         fa_cur = &fa_impl_avx2;
         fa_cur_isa = FA_ISA_AVX2;
         return fa_cur_isa;
     }
 #endif
-    (void)isa;
     fa_cur = &fa_impl_baseline;
     fa_cur_isa = FA_ISA_BASELINE;
     return fa_cur_isa;

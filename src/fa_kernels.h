@@ -117,6 +117,7 @@ int fa_avx2_compiled(void);
 int fa_get_isa(void);
 /* select the best ISA not above `isa` that this CPU runs; returns it */
 int fa_set_isa(int isa);
+int fa_pick_isa(int isa, int has_avx2_fma, int has_avx512);   /* pure, for tests */
 
 #ifdef __cplusplus
 }

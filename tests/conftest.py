@@ -16,14 +16,25 @@ The suite runs in three modes: native (default), FASTACT_PUREPYTHON=1 (fastact
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import fastact
 from fastact import reference as ref
+
+# hypothesis (tests/test_properties.py): derandomised by default, so every run draws the
+# same examples and CI cannot flake; HYPOTHESIS_PROFILE=fuzz draws new ones, many more.
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("fastact", derandomize=True, max_examples=15, deadline=None,
+                          database=None, print_blob=True, suppress_health_check=_HEALTH)
+settings.register_profile("fuzz", max_examples=400, deadline=None, database=None,
+                          print_blob=True, suppress_health_check=_HEALTH)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastact"))
 
 PURE = fastact.PUREPYTHON
 DTYPES = (np.float32, np.float64)

@@ -44,9 +44,22 @@ def test_show_config_expected_keys(capsys):
         assert {"OpenMP", "SIMD path in use", "compiler", "build flags"} <= keys
 
 
+def _declared_version():
+    """The installed distribution's version, or (run from an uninstalled source tree with
+    an in-place build) the one pyproject.toml next to the package declares."""
+    try:
+        return metadata.version("fastact")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+        pyproject = Path(fastact.__file__).resolve().parent.parent / "pyproject.toml"
+        with open(pyproject, "rb") as f:
+            return tomllib.load(f)["project"]["version"]
+
+
 def test_config_values():
     info = fastact.config()
-    assert info["fastact"] == fastact.__version__ == metadata.version("fastact")
+    assert info["fastact"] == fastact.__version__ == _declared_version()
     assert info["python"] == platform.python_version()
     assert info["numpy"] == np.__version__
     assert info["usable cores"] == len(os.sched_getaffinity(0))
@@ -93,6 +106,27 @@ def test_isa_environment_variable():
     assert _isa_in_subprocess("BASELINE")[0] == "baseline"          # case-insensitive
     isa, has_avx2 = _isa_in_subprocess("avx2")
     assert isa == ("avx2+fma" if has_avx2 else "baseline")
+
+
+@native_only
+def test_a_cpu_without_avx2_gets_the_baseline_loops():
+    """What the dispatcher picks from the CPU's features (fa_pick_isa, the function
+    fa_set_isa runs on cpuid's answer): a pre-AVX2 x86-64 (or an AVX-512 flag without
+    AVX2+FMA) gets the portable loops under every cap; AVX2+FMA and AVX-512 CPUs get theirs
+    when this build has them (FASTACT_AVX2=0: never)."""
+    from fastact import _activations as ext
+    for cap in ("avx512", "avx2", "baseline"):
+        assert ext.pick_isa(cap, False, False) == "baseline"
+        assert ext.pick_isa(cap, False, True) == "baseline"
+    fast = ext.avx2_compiled()
+    assert ext.pick_isa("baseline", True, True) == "baseline"
+    assert ext.pick_isa("avx2", True, True) == ("avx2+fma" if fast else "baseline")
+    assert ext.pick_isa("avx512", True, False) == ("avx2+fma" if fast else "baseline")
+    assert ext.pick_isa("avx512", True, True) == ("avx512" if fast else "baseline")
+    # and this CPU got what its features say (under the cap FASTACT_ISA sets)
+    cap = {"auto": "avx512", "avx512": "avx512", "avx2": "avx2", "baseline": "baseline"}[
+        os.environ.get("FASTACT_ISA", "auto").lower()]
+    assert ext.get_isa() == ext.pick_isa(cap, ext.cpu_has_avx2_fma(), ext.cpu_has_avx512())
 
 
 # ---- the command line (skipped until fastact/cli.py exists) -------------------------
