@@ -738,3 +738,18 @@ def test_fit_epochs_equal_train_steps_on_the_same_batches(be, opts):
     assert np.array_equal(a.theta, b.theta) and np.array_equal(a.state, b.state)
     assert a._counter == b._counter and oa.t == ob.t
     assert hist["loss"][-1] == pytest.approx(total / seen, rel=1e-12)
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_misaligned_inputs_are_copied_before_the_engine(be):
+    _, MLP, _ = be
+    net = MLP([8, 16, 3], "relu", seed=0)
+    buf = np.zeros(4 * 8 * 4 + 1, np.uint8)
+    X = buf[1:].view(np.float32).reshape(4, 8)
+    assert not X.flags.aligned
+    X[...] = np.arange(32, dtype=np.float32).reshape(4, 8) / 10
+    assert np.array_equal(net.forward(X), net.forward(np.ascontiguousarray(X).copy()))
+    ybuf = np.zeros(4 * 8 + 1, np.uint8)
+    y = ybuf[1:].view(np.int64)
+    y[...] = [0, 1, 2, 1]
+    assert np.isfinite(net.compute_gradients(X, y))

@@ -628,18 +628,13 @@ def test_mlp_load_rejects_a_foreign_file(tmp_path):
         fastact.MLP.load(path)
 
 
-@pytest.mark.xfail(strict=True, raises=zipfile.BadZipFile, reason=(
-    "BUG (fastact/nn.py, MLP.load; issue 11 item 6, engine rewrite): a truncated file "
-    "raises zipfile.BadZipFile from np.load, not a ValueError naming the file"))
 def test_mlp_load_truncated_file_is_a_value_error():
     raw = _saved_bytes()
-    with pytest.raises(ValueError, match="MLP.load"):
+    with pytest.raises(ValueError, match="MLP.load: .* is not a readable fastact MLP file "
+                                         r"\(a truncated or damaged .npz\?\)"):
         fastact.MLP.load(io.BytesIO(raw[:len(raw) // 2]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (fastact/nn.py, MLP.load; issue 11 item 6): np.load(path) leaves the file open "
-    "when the zip is damaged (NumPy closes it only on success); MLP.load passes the path"))
 def test_mlp_load_damaged_file_leaves_no_open_file(tmp_path):
     raw = _saved_bytes()
     path = tmp_path / "x.npz"

@@ -223,7 +223,7 @@ class Sequential:
             raise ValueError(f"{where}: X has no rows.")
         _blas_dim(X.shape[0], "rows", where)
         if not (X.flags.c_contiguous and X.flags.aligned):
-            X = np.ascontiguousarray(X)
+            X = V.contiguous(X, "C")         # (np.ascontiguousarray keeps a misaligned array)
         if not self._engine.all_finite(X):
             raise ValueError(f"{where}: X contains NaN or inf; clean the data first "
                              "(e.g. X[~np.isfinite(X)] = 0 or drop those rows).")
@@ -245,8 +245,8 @@ class Sequential:
             if y.dtype.kind == "u" and y.size and int(y.max()) >= C:     # before int64 wraps it
                 raise ValueError(f"{where}: label {int(y.max())} is out of range; the network "
                                  f"has {C} classes, so labels must be in [0, {C - 1}].")
-            if y.dtype != np.int64 or not y.flags.c_contiguous:
-                y = np.ascontiguousarray(y, dtype=np.int64)
+            if y.dtype != np.int64 or not (y.flags.c_contiguous and y.flags.aligned):
+                y = V.contiguous(y.astype(np.int64, copy=False), "C")
             bad = self._engine.bad_label(y, C)
             if bad is not None:
                 raise ValueError(f"{where}: label {bad} is out of range; the network has {C} "
@@ -264,7 +264,7 @@ class Sequential:
             if y.dtype.kind == "f" and y.dtype != self.dtype:
                 raise TypeError(f"{where}: y has dtype {y.dtype} but the network is "
                                 f"{self.dtype}; convert with y.astype(np.{self.dtype}).")
-            y = np.ascontiguousarray(y, dtype=self.dtype)
+            y = V.contiguous(y.astype(self.dtype, copy=False), "C")
         if not self._engine.all_finite(y):
             raise ValueError(f"{where}: y contains NaN or inf.")
         return None, y

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -25,13 +26,29 @@ def save(self, path) -> None:
 def load(cls, path):
     """A network saved by save(), parameters and running statistics bit for bit."""
     name = cls.__name__
-    with np.load(path, allow_pickle=False) as f:
-        if "config" not in f.files or "theta" not in f.files:
-            raise ValueError(f"{name}.load: {path!r} is not a fastact {name} file "
-                             "(it lacks 'config' or 'theta').")
-        meta = json.loads(str(f["config"]))
-        theta = f["theta"]
-        state = f["state"] if "state" in f.files else None
+    opened = None
+    if isinstance(path, (str, os.PathLike)):
+        opened = open(path, "rb")          # closed here even when the zip is damaged
+    try:
+        with np.load(opened or path, allow_pickle=False) as f:
+            if "config" not in f.files or "theta" not in f.files:
+                raise ValueError(f"{name}.load: {path!r} is not a fastact {name} file "
+                                 "(it lacks 'config' or 'theta').")
+            meta = json.loads(str(f["config"]))
+            theta = f["theta"]
+            state = f["state"] if "state" in f.files else None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, UnicodeDecodeError,
+            json.JSONDecodeError) as e:
+        raise ValueError(f"{name}.load: {path!r} is not a readable fastact {name} file "
+                         f"(a truncated or damaged .npz?): {type(e).__name__}: {e}") from None
+    except ValueError as e:
+        if str(e).startswith(f"{name}.load:"):
+            raise
+        raise ValueError(f"{name}.load: {path!r} is not a readable fastact {name} file: "
+                         f"{e}") from None
+    finally:
+        if opened is not None:
+            opened.close()
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if fmt not in (cls._format, _READS.get(cls._format)):
         raise ValueError(f"{name}.load: {path!r} has format {fmt!r}; this version reads "
