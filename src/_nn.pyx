@@ -372,96 +372,130 @@ cdef inline Py_ssize_t _col_block(Py_ssize_t n, int parts) noexcept nogil:
     return ((cb + 15) // 16) * 16
 
 
+cdef void _bn_fwd_block(int dt, const char *x, char *y, const char *gamma, const char *beta,
+                        char *rm, char *rv, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
+                        Py_ssize_t isz, double *mean, double *invstd, double *sc,
+                        double momentum, double eps, bint training) noexcept nogil:
+    """statistics (training) or running statistics (evaluation), the running update, and
+    y = (x - mean) sc + beta, for a block of n columns"""
+    cdef Py_ssize_t j
+    cdef double unbias = <double>rows / (rows - 1) if rows > 1 else 1.0, g, m, v
+    if training:
+        col_stats(dt, x, rows, n, ld, mean, invstd)
+        for j in range(n):
+            if rm != NULL:
+                if dt == FA_F32:
+                    m = (<float *>rm)[j]
+                    v = (<float *>rv)[j]
+                    (<float *>rm)[j] = <float>((1.0 - momentum) * m + momentum * mean[j])
+                    (<float *>rv)[j] = <float>((1.0 - momentum) * v + momentum * invstd[j] * unbias)
+                else:
+                    m = (<double *>rm)[j]
+                    v = (<double *>rv)[j]
+                    (<double *>rm)[j] = (1.0 - momentum) * m + momentum * mean[j]
+                    (<double *>rv)[j] = (1.0 - momentum) * v + momentum * invstd[j] * unbias
+            invstd[j] = 1.0 / sqrt(invstd[j] + eps)
+    else:
+        for j in range(n):
+            if dt == FA_F32:
+                mean[j] = (<float *>rm)[j]
+                invstd[j] = 1.0 / sqrt(<double>(<float *>rv)[j] + eps)
+            else:
+                mean[j] = (<double *>rm)[j]
+                invstd[j] = 1.0 / sqrt((<double *>rv)[j] + eps)
+    for j in range(n):
+        g = (<const float *>gamma)[j] if dt == FA_F32 else (<const double *>gamma)[j]
+        sc[j] = invstd[j] * g
+    bn_affine(dt, x, y, rows, n, ld, mean, sc, beta)
+
+
 def batchnorm_forward(cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray beta, cnp.ndarray y,
                       cnp.ndarray mean, cnp.ndarray invstd, object running_mean,
                       object running_var, double momentum, double eps, bint training,
                       int n_threads):
     """y = gamma (x - mean) invstd + beta over the rows of x (rows x n, C order); mean and
     invstd (float64, n) are outputs: the batch statistics in training (the running ones
-    updated when given), the running statistics' in evaluation."""
+    updated in place when given), the running statistics' in evaluation.  Threads split
+    the columns; each thread's statistics pass and normalising pass run back to back."""
     cdef int dt = _dt(x)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1), j0, j1, cb, isz
+    cdef Py_ssize_t nblocks
     cdef char *xp = <char *>cnp.PyArray_DATA(x)
     cdef char *yp = <char *>cnp.PyArray_DATA(y)
+    cdef char *gp = <char *>cnp.PyArray_DATA(gamma)
     cdef char *bp = <char *>cnp.PyArray_DATA(beta)
+    cdef char *rmp = NULL if running_mean is None else <char *>cnp.PyArray_DATA(<cnp.ndarray>running_mean)
+    cdef char *rvp = NULL if running_var is None else <char *>cnp.PyArray_DATA(<cnp.ndarray>running_var)
     cdef double *mp = <double *>cnp.PyArray_DATA(mean)
     cdef double *sp = <double *>cnp.PyArray_DATA(invstd)
     cdef cnp.ndarray sc = np.empty(n, np.float64)
     cdef double *scp = <double *>cnp.PyArray_DATA(sc)
-    cdef double unbias
-    cdef cnp.ndarray rm, rv
-    cdef int parts = _parts(rows * n, (n + 15) // 16, n_threads), k
+    cdef int parts, k
     isz = cnp.PyArray_ITEMSIZE(x)
-    cb = _col_block(n, parts)
-    if training:
-        with nogil:
-            for k in prange(parts, num_threads=parts, schedule="static"):
-                j0 = k * cb
-                j1 = j0 + cb if j0 + cb < n else n
-                if j0 < j1:
-                    col_stats(dt, xp + j0 * isz, rows, j1 - j0, n, mp + j0, sp + j0)
-        if running_mean is not None:
-            rm = running_mean
-            rv = running_var
-            unbias = <double>rows / (rows - 1) if rows > 1 else 1.0
-            rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean
-            rv[...] = (1.0 - momentum) * rv.astype(np.float64) + momentum * invstd * unbias
-        invstd[...] = 1.0 / np.sqrt(invstd + eps)
-    else:
-        mean[...] = running_mean
-        invstd[...] = 1.0 / np.sqrt(np.asarray(running_var, np.float64) + eps)
-    sc[...] = invstd * gamma
+    parts = _parts(rows * n, (n + 15) // 16, n_threads)
+    cb = _col_block(n, parts)            # one block of whole rows' columns per thread
+    nblocks = (n + cb - 1) // cb if n > 0 else 0
     with nogil:
-        for k in prange(parts, num_threads=parts, schedule="static"):
+        for k in prange(nblocks, num_threads=parts, schedule="static"):
             j0 = k * cb
             j1 = j0 + cb if j0 + cb < n else n
-            if j0 < j1:
-                bn_affine(dt, xp + j0 * isz, yp + j0 * isz, rows, j1 - j0, n, mp + j0,
-                          scp + j0, bp + j0 * isz)
+            _bn_fwd_block(dt, xp + j0 * isz, yp + j0 * isz, gp + j0 * isz, bp + j0 * isz,
+                          rmp + j0 * isz if rmp != NULL else NULL,
+                          rvp + j0 * isz if rvp != NULL else NULL, rows, j1 - j0, n, isz,
+                          mp + j0, sp + j0, scp + j0, momentum, eps, training)
+
+
+cdef void _bn_bwd_block(int dt, const char *g, const char *x, char *dx, const char *gamma,
+                        Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double *mean,
+                        const double *invstd, double *dgamma, double *dbeta, double *c1,
+                        double *m1, double *m2, bint training) noexcept nogil:
+    """the two column sums, then dx, for a block of n columns"""
+    cdef Py_ssize_t j
+    cdef double gj
+    memset(dgamma, 0, <size_t>n * sizeof(double))
+    memset(dbeta, 0, <size_t>n * sizeof(double))
+    bn_bwd_sums(dt, g, x, rows, n, ld, mean, invstd, dbeta, dgamma)
+    for j in range(n):
+        gj = (<const float *>gamma)[j] if dt == FA_F32 else (<const double *>gamma)[j]
+        c1[j] = invstd[j] * gj
+        m1[j] = dbeta[j] / rows if rows else 0.0
+        m2[j] = dgamma[j] / rows if rows else 0.0
+    if training:
+        bn_bwd_dx(dt, g, x, dx, rows, n, ld, mean, invstd, c1, m1, m2)
+    else:
+        col_scale(dt, g, dx, rows, n, ld, c1)
 
 
 def batchnorm_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray mean,
                        cnp.ndarray invstd, cnp.ndarray dx, cnp.ndarray dgamma,
                        cnp.ndarray dbeta, bint training, int n_threads):
-    """dgamma = sum g xhat, dbeta = sum g (float64, n); dx of batchnorm_forward."""
+    """dgamma = sum g xhat, dbeta = sum g (float64, n); dx of batchnorm_forward; threads
+    split the columns as in the forward."""
     cdef int dt = _dt(x)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1), j0, j1, cb, isz
+    cdef Py_ssize_t nblocks
     cdef char *gp = <char *>cnp.PyArray_DATA(g)
     cdef char *xp = <char *>cnp.PyArray_DATA(x)
     cdef char *dxp = <char *>cnp.PyArray_DATA(dx)
+    cdef char *gmp = <char *>cnp.PyArray_DATA(gamma)
     cdef double *mp = <double *>cnp.PyArray_DATA(mean)
     cdef double *sp = <double *>cnp.PyArray_DATA(invstd)
     cdef double *dgp = <double *>cnp.PyArray_DATA(dgamma)
     cdef double *dbp = <double *>cnp.PyArray_DATA(dbeta)
     cdef cnp.ndarray c = np.empty((3, n), np.float64)
     cdef double *c1 = <double *>cnp.PyArray_DATA(c)
-    cdef double *m1 = c1 + n
-    cdef double *m2 = c1 + 2 * n
-    cdef int parts = _parts(rows * n, (n + 15) // 16, n_threads), k
+    cdef int parts, k
     isz = cnp.PyArray_ITEMSIZE(x)
-    cb = _col_block(n, parts)
+    parts = _parts(rows * n, (n + 15) // 16, n_threads)
+    cb = _col_block(n, parts)            # one block of whole rows' columns per thread
+    nblocks = (n + cb - 1) // cb if n > 0 else 0
     with nogil:
-        memset(dgp, 0, <size_t>n * sizeof(double))
-        memset(dbp, 0, <size_t>n * sizeof(double))
-        for k in prange(parts, num_threads=parts, schedule="static"):
+        for k in prange(nblocks, num_threads=parts, schedule="static"):
             j0 = k * cb
             j1 = j0 + cb if j0 + cb < n else n
-            if j0 < j1:
-                bn_bwd_sums(dt, gp + j0 * isz, xp + j0 * isz, rows, j1 - j0, n, mp + j0, sp + j0,
-                            dbp + j0, dgp + j0)
-    c[0] = invstd * gamma
-    c[1] = dbeta / rows if rows else 0.0
-    c[2] = dgamma / rows if rows else 0.0
-    with nogil:
-        for k in prange(parts, num_threads=parts, schedule="static"):
-            j0 = k * cb
-            j1 = j0 + cb if j0 + cb < n else n
-            if j0 < j1:
-                if training:
-                    bn_bwd_dx(dt, gp + j0 * isz, xp + j0 * isz, dxp + j0 * isz, rows, j1 - j0, n,
-                              mp + j0, sp + j0, c1 + j0, m1 + j0, m2 + j0)
-                else:
-                    col_scale(dt, gp + j0 * isz, dxp + j0 * isz, rows, j1 - j0, n, c1 + j0)
+            _bn_bwd_block(dt, gp + j0 * isz, xp + j0 * isz, dxp + j0 * isz, gmp + j0 * isz,
+                          rows, j1 - j0, n, mp + j0, sp + j0, dgp + j0, dbp + j0, c1 + j0,
+                          c1 + n + j0, c1 + 2 * n + j0, training)
 
 
 def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step,

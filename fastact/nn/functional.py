@@ -242,9 +242,16 @@ def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_va
     y = np.empty_like(x)
     mean = np.empty(n, np.float64)
     invstd = np.empty(n, np.float64)
+    if rm is not None and not (rm.flags.c_contiguous and rm.flags.aligned
+                               and rv.flags.c_contiguous and rv.flags.aligned):
+        rm2, rv2 = V.contiguous(rm, "C"), V.contiguous(rv, "C")   # updated, then copied back
+    else:
+        rm2, rv2 = rm, rv
     with np.errstate(over="ignore", invalid="ignore"):
-        _nn.batchnorm_forward(x, gamma, beta, y, mean, invstd, rm, rv, momentum, eps,
+        _nn.batchnorm_forward(x, gamma, beta, y, mean, invstd, rm2, rv2, momentum, eps,
                               bool(training), nt)
+    if rm2 is not rm:
+        rm[...], rv[...] = rm2, rv2
     return y, BatchNormCache(x, gamma, mean, invstd, bool(training))
 
 
