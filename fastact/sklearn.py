@@ -497,6 +497,30 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """The optimizer holds a weak reference to the network: store its class,
+        hyperparameters, step count and state arrays instead."""
+        state = super().__getstate__()
+        opt = state.pop("_optimizer", None)
+        if opt is not None:
+            state["_optimizer_saved"] = (type(opt), opt.hparams(), opt.t,
+                                         [a.copy() for a in opt.state])
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_optimizer_saved", None)
+        super().__setstate__(state)
+        if saved is not None:
+            cls, hp, t, arrays = saved
+            opt = cls(**hp)
+            if arrays:
+                opt._bind(self._net.theta)
+                for a, b in zip(opt.state, arrays):
+                    a[...] = b
+            opt.t = t
+            self._optimizer = opt
+
 
 class _EpochState:
     """One epoch of scikit-learn's minibatch loop, each batch one native train_step with
