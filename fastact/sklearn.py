@@ -252,7 +252,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__}: y has {y.shape[1]} output(s) but the "
                              f"fitted network has {self.n_outputs_}; fit again without "
                              "warm_start to change it.")
-        with _Limits(_resolve_threads(self.n_threads)):
+        self._threads_used = _resolve_threads(self.n_threads)
+        with _Limits(self._threads_used):
             try:
                 self._fit_stochastic(X, y, sample_weight, incremental)
             except FloatingPointError as e:
@@ -374,7 +375,8 @@ class _BaseMLP(BaseEstimator):
         for it in range(self.max_iter):
             if self.shuffle:
                 sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
-            self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
+            with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss: inf
+                self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
             self.n_iter_ += 1
             self.t_ += n_samples
             self.loss_curve_.append(self.loss_)
@@ -501,7 +503,7 @@ class _BaseMLP(BaseEstimator):
     def __getstate__(self):
         """The optimizer holds a weak reference to the network: store its class,
         hyperparameters, step count and state arrays instead."""
-        state = super().__getstate__()
+        state = dict(super().__getstate__())       # (object's may be __dict__ itself)
         opt = state.pop("_optimizer", None)
         if opt is not None:
             state["_optimizer_saved"] = (type(opt), opt.hparams(), opt.t,
