@@ -14,6 +14,9 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+pytest.importorskip("sklearn", minversion="1.6")          # validate_data, __sklearn_tags__
+pytest.importorskip("threadpoolctl")
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
