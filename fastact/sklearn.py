@@ -1,0 +1,905 @@
+"""scikit-learn estimators on fastact's network engine: `MLPClassifier`, `MLPRegressor`.
+
+    from fastact.sklearn import MLPClassifier          # instead of sklearn.neural_network
+    clf = MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=50, random_state=0).fit(X, y)
+
+scikit-learn's constructor parameters, defaults and meanings (1.9's signature), plus
+fastact's own: ``init``, ``dtype`` (float32 by default), ``batchnorm``, ``dropout``,
+``residual``, ``n_threads``; every fastact activation besides scikit-learn's four.
+
+How scikit-learn's algorithm maps onto the native step (one `train_step` per batch):
+
+* The network's native loss is the mean over the batch (softmax cross-entropy), over
+  the batch and the outputs (binary cross-entropy with logits, mse: which also has a
+  factor 2).  scikit-learn's gradient is ``(output - y) / n`` summed over the outputs, so
+  its gradient is ``k`` times the engine's, with k = 1 (softmax), n_outputs (logistic),
+  n_outputs / 2 (squared error).  Adam is invariant to that scale but for epsilon, SGD
+  is not: the mapping is eps -> eps / k, lr -> lr k (SGD).
+* scikit-learn's Adam puts epsilon outside the bias correction of the second moment;
+  PyTorch's (the engine's) inside: eps_engine(t) = eps / (k sqrt(1 - beta_2^t)), set
+  before each step, gives scikit-learn's update exactly.
+* scikit-learn's SGD keeps a velocity that carries the old learning rate when the
+  schedule changes it (invscaling, adaptive); PyTorch's buffer does not.  Setting the
+  engine's momentum to momentum * lr_previous / lr for the step after a change makes
+  the two equal; Nesterov's update then needs one correction of the parameters.
+* alpha: scikit-learn adds alpha W / n_batch (alpha W / sum of the batch's sample
+  weights) to the gradient of the weights, not of the biases.  The engine's
+  weight_decay is alpha / (k n_batch) on every parameter; the estimator then redoes
+  the update of the few parameters that are not weights (biases, BatchNorm's gamma and
+  beta, prelu slopes) without it, from their saved values and the engine's gradient.
+* sample_weight that is not constant, and loss="poisson": the network is built with
+  the mse loss and the gradient scikit-learn wants at the output, G, is injected
+  through the target t = z - G n C / 2 (z from a forward pass first: one more forward
+  per step); exact for networks without BatchNorm or dropout (with them, an error).
+
+So in float64 the estimator reproduces scikit-learn's training to rounding when it
+starts from the same weights (init="sklearn", the default, draws them as scikit-learn
+does from random_state); tests/test_sklearn.py checks it.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d, shuffle as _sk_shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# scikit-learn's names -> fastact's
+_SK_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_STOCHASTIC = ("sgd", "adam")
+_PREDICT_CHUNK = 4096          # rows per forward call for sparse X (densified per chunk)
+
+
+def _fastact():
+    import fastact
+    return fastact
+
+
+def _activation_names():
+    from .nn.layers import MLP_ACTIVATIONS
+    return set(_SK_ACTIVATIONS) | set(MLP_ACTIVATIONS)
+
+
+def _resolve_threads(n_threads):
+    fa = _fastact()
+    if n_threads is None:
+        return fa.get_num_threads()
+    from . import _validate as V
+    n = V.check_threads(n_threads)
+    usable = V.usable_cores()
+    return usable + 1 + n if n < 0 else min(n, usable)     # -1: all, -2: all but one
+
+
+class _Limits:
+    """BLAS (threadpoolctl) and fastact's own threads limited to n for one fit."""
+
+    _controller = None
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        from threadpoolctl import ThreadpoolController
+        if _Limits._controller is None:
+            _Limits._controller = ThreadpoolController()
+        self._blas = _Limits._controller.limit(limits=self.n, user_api="blas")
+        self._fa = _fastact().threads(self.n)
+        self._fa.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._fa.__exit__(*exc)
+        self._blas.restore_original_limits()
+        return False
+
+
+class _BaseMLP(BaseEstimator):
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(_activation_names()), tuple],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
+                             Options(numbers.Real, {np.inf})],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        "init": [StrOptions({"sklearn", "auto", "standard", "xavier_uniform", "xavier_normal",
+                             "he_uniform", "he_normal", "lecun_normal", "orthogonal"})],
+        "dtype": [type, str, np.dtype],
+        "batchnorm": [StrOptions({"before", "after"}), None, list],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left"), list],
+        "residual": ["boolean", list],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"),
+                      Interval(numbers.Integral, None, -1, closed="right"), None],
+    }
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    # ------------------------------------------------------------------ checks
+    def _check_options(self):
+        where = type(self).__name__
+        if self.solver == "lbfgs":
+            raise NotImplementedError(
+                f"{where}: solver='lbfgs' is not implemented in fastact; use solver='adam' "
+                "or 'sgd', or sklearn.neural_network for L-BFGS.")
+        try:
+            dt = np.dtype(self.dtype)
+        except TypeError:
+            dt = None
+        if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"{where}: dtype must be float32 or float64; got {self.dtype!r}.")
+        sizes = self.hidden_layer_sizes
+        if not hasattr(sizes, "__iter__"):
+            sizes = [sizes]
+        sizes = list(sizes)
+        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0
+               for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        act = self.activation
+        if isinstance(act, str):
+            act = _SK_ACTIVATIONS.get(act, act)
+        elif isinstance(act, tuple) and len(act) == 2 and isinstance(act[0], str):
+            act = (_SK_ACTIVATIONS.get(act[0], act[0]), act[1])
+        return dt, [int(s) for s in sizes], act
+
+    # ------------------------------------------------------------------ network
+    def _build(self, n_in, n_out, dt, sizes, act, loss):
+        fa = _fastact()
+        rs = self._random_state
+        init = self.init
+        seed = 0
+        if init != "sklearn" or self._uses_dropout():
+            seed = int(rs.randint(np.iinfo(np.int32).max))
+        net = fa.MLP([n_in] + sizes + [n_out], act, init="auto" if init == "sklearn" else init,
+                     loss=loss, dtype=dt, seed=seed, batchnorm=self.batchnorm,
+                     dropout=self.dropout, residual=self.residual)
+        if init == "sklearn":
+            # Glorot uniform as scikit-learn draws it (coef then intercept per layer), from
+            # the same RandomState: the same random_state gives scikit-learn's weights
+            factor = 2.0 if net.activations[0][0] == "sigmoid" else 6.0
+            units = [n_in] + sizes + [n_out]
+            for (W, b), fan_in, fan_out in zip(net.params, units[:-1], units[1:]):
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                W[...] = rs.uniform(-bound, bound, (fan_in, fan_out))
+                b[...] = rs.uniform(-bound, bound, fan_out)
+        return net
+
+    def _uses_dropout(self):
+        d = self.dropout
+        return any(v > 0 for v in d) if isinstance(d, list) else d > 0
+
+    def _layout(self, net):
+        """flat indices into theta of the parameters without L2 (all but the dense weights)"""
+        base = net.theta.ctypes.data
+        isz = net.theta.itemsize
+        idx = []
+        for name, view in net.state_dict().items():
+            if name.endswith(".W") or not np.shares_memory(view, net.theta):
+                continue
+            start = (view.ctypes.data - base) // isz
+            idx.append(np.arange(start, start + view.size))
+        return np.concatenate(idx) if idx else np.zeros(0, np.intp)
+
+    def _switch_to_mse(self):
+        """rebuild the network with the mse loss (for injected gradients), keeping the
+        parameters, running statistics, dropout counter and the optimizer's state"""
+        fa = _fastact()
+        old = self._net
+        meta = old.config()
+        meta["loss"] = "mse"
+        new = type(old)._from_config(meta)
+        new.theta[...] = old.theta
+        new.state[...] = old.state
+        new._counter = old._counter
+        self._net = new
+        opt = getattr(self, "_optimizer", None)
+        if opt is not None:
+            fresh = type(opt)(**opt.hparams())
+            if opt.state:
+                fresh._bind(new.theta)
+                for a, b in zip(fresh.state, opt.state):
+                    a[...] = b
+            fresh.t = opt.t
+            self._optimizer = fresh
+        del fa
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        dt, sizes, act = self._check_options()
+        first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self._random_state = check_random_state(self.random_state)
+        n_features = X.shape[1]
+        if first_pass:
+            self._initialize(y, n_features, dt, sizes, act)
+        elif y.shape[1] != self.n_outputs_:
+            raise ValueError(f"{type(self).__name__}: y has {y.shape[1]} output(s) but the "
+                             f"fitted network has {self.n_outputs_}; fit again without "
+                             "warm_start to change it.")
+        self._threads_used = _resolve_threads(self.n_threads)
+        with _Limits(self._threads_used):
+            try:
+                self._fit_stochastic(X, y, sample_weight, incremental)
+            except FloatingPointError as e:
+                raise ValueError(
+                    "Solver produced non-finite parameter weights. The input data may contain "
+                    f"large values and need to be preprocessed. ({e})") from e
+        return self
+
+    def _initialize(self, y, n_features, dt, sizes, act):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(sizes) + 2
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+        kind = self.out_activation_
+        C = self.n_outputs_
+        native = {"softmax": "softmax_cross_entropy", "logistic":
+                  "binary_cross_entropy_with_logits", "identity": "mse"}.get(kind, "mse")
+        # gradient scale k (scikit-learn's gradient = k x the engine's) and loss factor
+        self._k = {"softmax": 1.0, "logistic": float(C), "identity": C / 2.0}.get(kind, 1.0)
+        self._loss_factor = {"softmax": 1.0, "logistic": float(C), "identity": 0.5}.get(kind, 1.0)
+        n_out = C
+        self._net = self._build(n_features, n_out, dt, sizes, act, native)
+        self._injected = native == "mse" and kind != "identity"    # (poisson)
+        if self._injected:
+            pass                                                  # built with mse already
+        self._free = self._layout(self._net)
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._best = None
+
+    def _new_optimizer(self):
+        fa = _fastact()
+        if self.solver == "adam":
+            return fa.optim.Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                                 eps=self.epsilon)
+        m = float(self.momentum)
+        return fa.optim.SGD(lr=self.learning_rate_init, momentum=m,
+                            nesterov=bool(self.nesterovs_momentum and m > 0))
+
+    def _fit_stochastic(self, X, y, sample_weight, incremental):
+        net = self._net
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer()
+            self._lr = float(self.learning_rate_init)       # scikit-learn's current rate
+            self._lr_prev = self._lr
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
+        if weighted and not self._injected:
+            if net._program.has_batchnorm or self._uses_dropout():
+                raise NotImplementedError(
+                    f"{type(self).__name__}: non-uniform sample_weight with batchnorm or "
+                    "dropout is not supported (the weights are injected through the output "
+                    "gradient, which needs the training forward pass to equal the "
+                    "evaluation one); fit without sample_weight or without those options.")
+            self._switch_to_mse()
+            self._injected = True
+            net = self._net
+        if self._injected and (net._program.has_batchnorm or self._uses_dropout()):
+            raise NotImplementedError(
+                f"{type(self).__name__}: loss='poisson' with batchnorm or dropout is not "
+                "supported.")
+        if self.early_stopping:
+            stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = train_test_split(
+                    X, y, random_state=self._random_state, test_size=self.validation_fraction,
+                    stratify=stratify)
+                sw_train = sw_val = None
+            else:
+                X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
+                    X, y, sample_weight, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val = y_val = sw_val = None
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            bs = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            bs = int(np.clip(self.batch_size, 1, n_samples))
+        dt = net.dtype
+        sparse = sp.issparse(X_train)
+        if sparse:
+            X_train = X_train.tocsr()
+        else:
+            X_train = np.ascontiguousarray(X_train, dtype=dt)
+        if self.out_activation_ == "softmax" and not self._injected:
+            Y_train = np.ascontiguousarray(y_train.argmax(axis=1), dtype=np.int64)
+        else:
+            Y_train = np.ascontiguousarray(y_train, dtype=np.float64 if self._injected else dt)
+        if sw_train is not None:
+            sw_train = np.asarray(sw_train, dtype=np.float64)
+        state = _EpochState(self, net, X_train, Y_train, sw_train, bs, sparse)
+        sample_idx = np.arange(n_samples, dtype=int)
+        self.n_iter_ = 0
+        for it in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+            with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss: inf
+                self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
+            self.n_iter_ += 1
+            self.t_ += n_samples
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            self._update_no_improvement_count(X_val, y_val, sw_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._set_lr(float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self.early_stopping:
+                    msg = ("Validation score did not improve more than tol=%f for %d "
+                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                else:
+                    msg = ("Training loss did not improve more than tol=%f for %d "
+                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                if self._trigger_stopping(msg):
+                    break
+                self._no_improvement_count = 0
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                              "optimization hasn't converged yet." % self.max_iter,
+                              ConvergenceWarning)
+        if self.early_stopping and self._best is not None:
+            net.theta[...] = self._best[0]
+            net.state[...] = self._best[1]
+
+    def _set_lr(self, lr):
+        self._lr = lr
+
+    def _trigger_stopping(self, msg):
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._set_lr(self._lr / 5.0)
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._lr)
+        return False
+
+    def _update_no_improvement_count(self, X_val, y_val, sw_val):
+        if self.early_stopping:
+            score = self._score(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best = (self._net.theta.copy(), self._net.state.copy())
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    # ------------------------------------------------------------------ inference
+    def _raw(self, X, check_input=True):
+        """the network's outputs (float64), X validated"""
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        net = self._net
+        if sp.issparse(X):
+            X = X.tocsr()
+            out = np.empty((X.shape[0], net.n_out), np.float64)
+            for r0 in range(0, X.shape[0], _PREDICT_CHUNK):
+                xb = X[r0:r0 + _PREDICT_CHUNK].toarray().astype(net.dtype, copy=False)
+                out[r0:r0 + xb.shape[0]] = net.forward(np.ascontiguousarray(xb))
+            return out
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        return net.forward(X).astype(np.float64)
+
+    def _output(self, X, check_input=True):
+        z = self._raw(X, check_input)
+        kind = self.out_activation_
+        if kind == "softmax":
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+        elif kind == "logistic":
+            from scipy.special import expit
+            expit(z, out=z)
+        elif kind == "exp":
+            np.exp(z, out=z)
+        return z
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def coefs_(self):
+        """The weight matrix of each layer (views into the network: writing changes it)."""
+        if "_net" not in self.__dict__:
+            raise AttributeError("coefs_: the estimator is not fitted yet.")
+        return [W for W, _ in self._net.params]
+
+    @property
+    def intercepts_(self):
+        """The bias vector of each layer (views into the network)."""
+        if "_net" not in self.__dict__:
+            raise AttributeError("intercepts_: the estimator is not fitted yet.")
+        return [b for _, b in self._net.params]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """The optimizer holds a weak reference to the network: store its class,
+        hyperparameters, step count and state arrays instead."""
+        state = dict(super().__getstate__())       # (object's may be __dict__ itself)
+        opt = state.pop("_optimizer", None)
+        if opt is not None:
+            state["_optimizer_saved"] = (type(opt), opt.hparams(), opt.t,
+                                         [a.copy() for a in opt.state])
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_optimizer_saved", None)
+        super().__setstate__(state)
+        if saved is not None:
+            cls, hp, t, arrays = saved
+            opt = cls(**hp)
+            if arrays:
+                opt._bind(self._net.theta)
+                for a, b in zip(opt.state, arrays):
+                    a[...] = b
+            opt.t = t
+            self._optimizer = opt
+
+
+class _EpochState:
+    """One epoch of scikit-learn's minibatch loop, each batch one native train_step with
+    the hyperparameters mapped as the module docstring explains."""
+
+    def __init__(self, est, net, X, Y, sw, bs, sparse):
+        self.est, self.net, self.X, self.Y, self.sw, self.bs = est, net, X, Y, sw, bs
+        self.sparse = sparse
+        self.Xb = np.empty((bs, X.shape[1]), net.dtype)
+        self.Yb = np.empty((bs,) + Y.shape[1:], Y.dtype)
+        self.opt = est._optimizer
+        self.k = est._k
+        self.alpha = float(est.alpha)
+        self.free = est._free
+        self.adam = est.solver == "adam"
+        self.injected = est._injected
+        self.C = net.n_out
+        self.last_n = None
+
+    def _gather(self, idx, r0, n):
+        if self.sparse:
+            rows = self.X[idx] if idx is not None else self.X[r0:r0 + n]
+            xb = self.Xb[:n]
+            xb[...] = rows.toarray()
+        elif idx is None:
+            xb = self.X[r0:r0 + n]
+        else:
+            xb = np.take(self.X, idx, axis=0, out=self.Xb[:n])
+        if idx is None:
+            yb = self.Y[r0:r0 + n]
+            sw = None if self.sw is None else self.sw[r0:r0 + n]
+        else:
+            yb = np.take(self.Y, idx, axis=0, out=self.Yb[:n])
+            sw = None if self.sw is None else self.sw[idx]
+        return xb, yb, sw
+
+    def epoch(self, order):
+        net, opt, est = self.net, self.opt, self.est
+        rows = self.X.shape[0]
+        total = 0.0
+        for r0 in range(0, rows, self.bs):
+            n = min(self.bs, rows - r0)
+            idx = None if order is None else order[r0:r0 + n]
+            xb, yb, sw = self._gather(idx, r0, n)
+            sw_sum = float(n) if sw is None else float(sw.sum())
+            total += self.step(xb, yb, sw, sw_sum) * n
+        return total
+
+    def step(self, xb, yb, sw, sw_sum):
+        net, opt, est, k = self.net, self.opt, self.est, self.k
+        n = xb.shape[0]
+        t = opt.t + 1
+        alpha = self.alpha
+        wd = alpha / (k * sw_sum)
+        if opt.weight_decay != wd:
+            opt.weight_decay = wd
+        mt = None
+        if self.adam:
+            opt.eps = est.epsilon / (k * np.sqrt(1.0 - est.beta_2 ** t))
+        else:
+            lr_e = est._lr * k
+            if opt.lr != lr_e:
+                opt.lr = lr_e
+            if opt.momentum:
+                mt = est.momentum * est._lr_prev / est._lr if opt.t else est.momentum
+                if opt.momentum != mt:
+                    opt.momentum = mt
+            est._lr_prev = est._lr
+        free = self.free
+        save = alpha > 0 and free.size
+        if save:
+            th = net.theta
+            p0 = th[free]
+            s0 = [s[free] for s in opt.state] if opt.state else None
+        if alpha > 0:       # scikit-learn's batch loss: L2 of the weights before the update
+            th = net.theta
+            sq = float(np.dot(th, th))
+            if free.size:
+                pf = th[free]
+                sq -= float(np.dot(pf, pf))
+        if self.injected:
+            z = net.forward(xb).astype(np.float64)
+            G, data_loss = est._gradient_and_loss(z, yb, sw)
+            G *= 1.0 / (k * sw_sum)
+            target = (z - G * (n * self.C / 2.0)).astype(net.dtype)
+            net.train_step(xb, target, opt)
+        else:
+            data_loss = net.train_step(xb, yb, opt) * est._loss_factor
+        if save:
+            self._redo_free(p0, s0, t, wd)
+        if mt is not None and opt.nesterov and mt != est.momentum:
+            # PyTorch's Nesterov step used mt where scikit-learn's uses momentum
+            net.theta -= (est.momentum - mt) * opt.lr * opt.state[0]
+        if alpha > 0:
+            data_loss += 0.5 * alpha * sq / sw_sum
+        return data_loss
+
+    def _redo_free(self, p0, s0, t, wd):
+        """redo the update of the parameters that scikit-learn does not penalise"""
+        net, opt, free = self.net, self.opt, self.free
+        g = net.grad_flat[free].astype(np.float64)
+        p0 = p0.astype(np.float64)
+        if s0 is None:                          # the first step allocated the state
+            s0 = [0.0, 0.0]
+        if self.adam:
+            b1, b2 = opt.betas
+            m = b1 * s0[0] + (1.0 - b1) * g
+            v = b2 * s0[1] + (1.0 - b2) * g * g
+            m = m.astype(net.dtype)
+            v = v.astype(net.dtype)
+            step = opt.lr / (1.0 - b1 ** t)
+            p = p0 - step * m / (np.sqrt(v.astype(np.float64)) / np.sqrt(1.0 - b2 ** t) + opt.eps)
+            opt.state[0][free] = m
+            opt.state[1][free] = v
+        elif opt.state:
+            buf = (opt.momentum * s0[0] + g) if t > 1 else g
+            buf = buf.astype(net.dtype)
+            step = (g + opt.momentum * buf) if opt.nesterov else buf
+            p = p0 - opt.lr * step
+            opt.state[0][free] = buf
+        else:
+            p = p0 - opt.lr * g
+        net.theta[free] = p
+
+
+def _loss_fn(name):
+    from sklearn.neural_network._base import LOSS_FUNCTIONS
+    return LOSS_FUNCTIONS[name]
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's MLPClassifier on fastact's engine.
+
+    Parameters are scikit-learn's (same defaults and meanings; see
+    sklearn.neural_network.MLPClassifier), plus:
+
+    activation : scikit-learn's "identity", "logistic", "tanh", "relu", or any fastact
+        activation name ("gelu", "silu", "leaky_relu", "prelu", ...) or (name, {params}).
+    init : "sklearn" (default: scikit-learn's Glorot-uniform weights and biases, drawn from
+        random_state as scikit-learn draws them) or a fastact scheme ("auto", "he_normal",
+        ...; biases zero).
+    dtype : float32 (default) or float64: the network's precision; X is converted.
+    batchnorm, dropout, residual : as fastact.MLP (None / 0.0 / False: off).
+    n_threads : threads of each fit (native code and BLAS, limited with threadpoolctl for
+        the fit only); None: fastact's default (all usable cores, at most the OpenMP limit,
+        which joblib sets in its worker processes), -1 all, -2 all but one.
+
+    solver="lbfgs" raises NotImplementedError.  Fitted attributes as scikit-learn's
+    (classes_, n_features_in_, feature_names_in_, n_iter_, t_, loss_, loss_curve_,
+    best_loss_, validation_scores_, best_validation_score_, n_layers_, n_outputs_,
+    out_activation_, coefs_, intercepts_); coefs_ and intercepts_ are views into the
+    network, in its dtype.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 init="sklearn", dtype=np.float32, batchnorm=None, dropout=0.0,
+                 residual=False, n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.init = init
+        self.dtype = dtype
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.residual = residual
+        self.n_threads = n_threads
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def _gradient_and_loss(self, z, y, sw):
+        if self.out_activation_ == "softmax":
+            z = z - z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+            loss = _loss_fn("log_loss")(y, z, sw)
+        else:
+            from scipy.special import expit
+            z = expit(z)
+            loss = _loss_fn("binary_log_loss")(y, z, sw)
+        G = z - y
+        if sw is not None:
+            G *= sw.reshape(-1, 1)
+        return G, loss
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y (class labels; an indicator matrix for multi-label).
+        sample_weight: per-sample weights (None: all 1).  Returns self."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); classes (all labels) is required on the first call."""
+        self._validate_params()
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted class labels (an indicator matrix for multi-label)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._output(X, check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes), float64, columns as classes_."""
+        check_is_fitted(self)
+        y_pred = self._output(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        y_prob = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: scikit-learn's MLPRegressor on fastact's engine.
+
+    Parameters as scikit-learn's (loss "squared_error" or "poisson"), plus fastact's
+    activation names, init, dtype, batchnorm, dropout, residual and n_threads (see
+    MLPClassifier).  loss="poisson" trains through injected output gradients (one more
+    forward pass per step).
+    """
+
+    _parameter_constraints = {**_BaseMLP._parameter_constraints,
+                              "loss": [StrOptions({"squared_error", "poisson"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 init="sklearn", dtype=np.float32, batchnorm=None, dropout=0.0,
+                 residual=False, n_threads=None):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.init = init
+        self.dtype = dtype
+        self.batchnorm = batchnorm
+        self.dropout = dropout
+        self.residual = residual
+        self.n_threads = n_threads
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("MLPRegressor: loss='poisson' requires y >= 0.")
+        return X, y
+
+    def _gradient_and_loss(self, z, y, sw):
+        if self.out_activation_ == "exp":
+            p = np.exp(z)
+            loss = _loss_fn("poisson")(y, p, sw)
+        else:
+            p = z
+            loss = _loss_fn("squared_error")(y, p, sw)
+        G = p - y
+        if sw is not None:
+            G *= sw.reshape(-1, 1)
+        return G, loss
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y (n_samples,) or (n_samples, n_outputs).  Returns self."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y).  Returns self."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted values: (n_samples,) for one output, else (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._output(X, check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
