@@ -6,7 +6,6 @@ Every sweep here is tiny (narrow, shallow where depth is not the point, few step
 timing) so the file runs in seconds, also under FASTACT_PUREPYTHON=1.
 """
 import csv
-import inspect
 import io
 import json
 import math
@@ -25,11 +24,6 @@ from fastact.lab.measure import gradient_batch
 from fastact.lab.runners import Progress
 
 TINY = dict(width=12, batch=32, steps=0, timing=False, progress=False)
-HAS_VARIANTS = {"batchnorm", "dropout", "residual"} <= set(
-    inspect.signature(fastact.MLP).parameters)
-needs_engine = pytest.mark.skipif(
-    not HAS_VARIANTS, reason="fastact.MLP has no batchnorm=/dropout=/residual= yet (the engine "
-                             "with BatchNorm, dropout and residual connections)")
 REQUIRED = ("activation", "init", "depth", "variant", "width", "batch", "seed",
             "weight_grad_norms", "weight_grad_ratio", "backprop_grad_ratio", "activation_std",
             "saturated_fraction", "dead_fraction", "loss_curve", "final_loss", "accuracy",
@@ -74,13 +68,13 @@ def test_untrained_records_have_empty_training_fields():
 
 
 def test_a_tiny_grid_is_deterministic_for_a_seed():
-    kw = dict(TINY, steps=5)
+    kw = dict(TINY, steps=5, variants=["plain", "dropout"])      # dropout masks come from it
     a = lab.run(["sigmoid", "relu"], [2, 3], seed=3, **kw)
     b = lab.run(["sigmoid", "relu"], [2, 3], seed=3, **kw)
     c = lab.run(["sigmoid", "relu"], [2, 3], seed=4, **kw)
     assert a.comparable() == b.comparable()                  # bit for bit
     assert a.comparable() != c.comparable()
-    assert [r["seed"] for r in c.records] == [4] * 4
+    assert [r["seed"] for r in c.records] == [4] * 8
 
 
 @pytest.mark.parametrize("activation,init", [("sigmoid", "standard"), ("tanh", "xavier_normal"),
@@ -108,7 +102,7 @@ def test_gradient_numbers_equal_the_reference_mlp_float64(teacher, activation, i
 
 def test_jobs_2_gives_the_serial_records():
     pytest.importorskip("joblib")
-    kw = dict(TINY, steps=3)
+    kw = dict(TINY, steps=3, variants=["plain", "dropout"])
     a = lab.run(["sigmoid", "relu"], [2, 3], **kw)
     b = lab.run(["sigmoid", "relu"], [2, 3], jobs=2, **kw)
     assert b.meta["jobs"] == 2
@@ -165,7 +159,6 @@ def test_relu_with_he_init_stays_within_a_decade_at_depth_20():
     assert V.ratio_class(r["backprop_grad_ratio"]) == "holds"
 
 
-@needs_engine
 def test_batchnorm_rescues_sigmoid_and_dropout_does_not():
     res = lab.run(["sigmoid"], [20], ["xavier_uniform"], ["plain", "batchnorm", "dropout"],
                   width=32, batch=64, steps=0, timing=False, progress=False)
@@ -178,13 +171,11 @@ def test_batchnorm_rescues_sigmoid_and_dropout_does_not():
     assert any("batchnorm" in v and "rescues" in v for v in res.verdicts)
 
 
-@needs_engine
 def test_residual_connections_keep_a_deep_sigmoid_gradient():
     r = _one("sigmoid", 20, "xavier_uniform", "residual", width=32, batch=64)
     assert 0.1 <= r["backprop_grad_ratio"] <= 10
 
 
-@needs_engine
 def test_variant_records_carry_the_batchnorm_gradients():
     r = _one("tanh", 3, variant="batchnorm")
     assert r["variant"] == "batchnorm" and r["weight_grad_ratio"] > 0
@@ -237,9 +228,9 @@ def test_gradient_ratios_agree_with_pytorch_autograd(teacher, activation, init, 
 def test_every_preset_runs_and_judges(preset):
     res = lab.run(preset=preset, width=8, batch=16, steps=2, timing=False, progress=False)
     assert res.preset == preset and res.records and res.verdicts
-    if not HAS_VARIANTS and preset == "remedies":
-        assert any("BatchNorm" in n for n in res.notes)
-        assert {r["variant"] for r in res.records} == {"plain"}
+    if preset == "remedies":          # every remedy row is built, none left out
+        assert {r["variant"] for r in res.records} == {"plain", "batchnorm", "dropout",
+                                                       "residual", "batchnorm+residual"}
     text = res.report()
     assert "Verdicts" in text and res.records[0]["activation"] in text
 
@@ -492,12 +483,6 @@ def test_bad_arguments_get_clear_errors(kwargs, exc, match):
         lab.run(**kw)
 
 
-@pytest.mark.skipif(HAS_VARIANTS, reason="this fastact.MLP builds every variant")
-def test_variants_the_engine_lacks_are_refused_with_the_reason():
-    with pytest.raises(ValueError, match=r"variant 'batchnorm' needs fastact.MLP\(batchnorm=...\)"):
-        lab.run(["relu"], [2], variants=["batchnorm"], **TINY)
-
-
 def test_jobs_without_joblib(monkeypatch):
     monkeypatch.setitem(sys.modules, "joblib", None)
     with pytest.raises(ImportError, match=r"jobs > 1 needs joblib: pip install 'fastact\[lab\]'"):
@@ -598,7 +583,6 @@ def test_a_single_configuration_gets_its_own_verdict():
     assert res.verdicts[0].endswith(": vanishes.")
 
 
-@needs_engine
 @pytest.mark.parametrize("variant", ["batchnorm", "batchnorm_after", "dropout", "residual",
                                      "batchnorm+residual"])
 def test_variant_gradient_numbers_equal_the_reference_mlp_float64(teacher, variant):
@@ -623,25 +607,28 @@ def test_pure_python_mode_says_the_speed_up_compares_numpy_with_itself():
 
 
 def test_variants_reach_the_mlp_as_its_keywords(monkeypatch):
-    """Before the engine lands: a stand-in MLP that takes the new keywords (and ignores
-    them) shows what the lab passes for each variant, and that plain passes nothing."""
+    """What the lab passes to fastact.MLP for each variant (a subclass that records the
+    keywords and builds the real network with them), and that the records show it."""
     seen = []
-    base = fastact.MLP
+    real = fastact.MLP
 
-    class Stand(base):
-        def __init__(self, sizes, activation="relu", *, batchnorm=None, dropout=0.0,
-                     residual=False, **kw):
-            seen.append({"batchnorm": batchnorm, "dropout": dropout, "residual": residual})
+    class Spy(real):
+        def __init__(self, sizes, activation="relu", **kw):
+            seen.append({k: kw[k] for k in ("batchnorm", "dropout", "residual") if k in kw})
             super().__init__(sizes, activation, **kw)
 
-    monkeypatch.setattr(fastact, "MLP", Stand)
-    res = lab.run(["relu"], [3], variants=["plain", "batchnorm+residual", "dropout",
-                                           "batchnorm_after"], dropout=0.25, **TINY)
-    assert [r["variant"] for r in res.records] == ["plain", "batchnorm+residual", "dropout",
-                                                   "batchnorm_after"]
+    monkeypatch.setattr(fastact, "MLP", Spy)
+    variants = ["plain", "batchnorm+residual", "dropout", "batchnorm_after"]
+    res = lab.run(["relu"], [3], variants=variants, dropout=0.25, **TINY)
+    assert [r["variant"] for r in res.records] == variants
     assert [r["dropout"] for r in res.records] == [0.0, 0.0, 0.25, 0.0]
-    built = [s for s in seen if s != {"batchnorm": None, "dropout": 0.0, "residual": False}]
-    assert built == [{"batchnorm": "before", "dropout": 0.0, "residual": True},
-                         {"batchnorm": None, "dropout": 0.25, "residual": False},
-                         {"batchnorm": "after", "dropout": 0.0, "residual": False}]
+    assert {} in seen                                          # plain passes none of them
+    assert [s for s in seen if s] == [{"batchnorm": "before", "residual": True},
+                                      {"dropout": 0.25},
+                                      {"batchnorm": "after"}]
+    plain, bn_res, drop, bn_after = res.records
+    assert "grad_gamma_norms" not in plain and "grad_gamma_norms" not in drop
+    assert len(bn_res["grad_gamma_norms"]) == len(bn_after["grad_gamma_norms"]) == 3
+    ratios = [r["backprop_grad_ratio"] for r in res.records]
+    assert len(set(ratios)) == 4                               # four different networks
     assert any("batchnorm" in v and "residual" in v for v in res.verdicts)

@@ -85,7 +85,7 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
         for k in P.PRESETS[preset][2]:
             if given.get(k) is not None:
                 raise ValueError(f"lab: preset {preset!r} fixes {k}; drop {k} or drop the preset.")
-        configs, notes = P.build(preset, scalars)
+        configs = P.build(preset, scalars)
     else:
         acts = check_activations(DEFAULT_ACTIVATIONS if activations is None else activations)
         ds = check_positive_ints(DEFAULT_DEPTHS if depths is None else depths, "depths")
