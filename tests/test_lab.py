@@ -21,6 +21,7 @@ from fastact.lab import config as C
 from fastact.lab import verdicts as V
 from fastact.lab.data import from_arrays, load_data
 from fastact.lab.measure import gradient_batch
+from fastact.lab.result import fmt
 from fastact.lab.runners import Progress
 
 TINY = dict(width=12, batch=32, steps=0, timing=False, progress=False)
@@ -79,7 +80,7 @@ def test_a_tiny_grid_is_deterministic_for_a_seed():
 
 @pytest.mark.parametrize("activation,init", [("sigmoid", "standard"), ("tanh", "xavier_normal"),
                                              ("relu", "he_uniform"), ("gelu", "auto"),
-                                             ("selu", "lecun_normal")])
+                                             ("selu", "lecun_normal"), ("prelu", "auto")])
 def test_gradient_numbers_equal_the_reference_mlp_float64(teacher, activation, init):
     r = _one(activation, 4, init)
     cfg = lab.Config(activation, init, 4, width=TINY["width"], batch=TINY["batch"])
@@ -188,6 +189,8 @@ def _torch_ratios(torch, teacher, cfg):
     acts = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu,
             "elu": F.elu, "silu": F.silu}
     net = lab.build_network(cfg, teacher.n_features, teacher.n_classes, dtype=np.float64)
+    sd = net.state_dict()
+    acts["prelu"] = lambda z: F.prelu(z, torch.tensor(sd[f"{l}.slope"].copy()))
     X, y = gradient_batch(teacher, cfg)
     a = torch.tensor(X)
     Ws, zs = [], []
@@ -210,7 +213,8 @@ def _torch_ratios(torch, teacher, cfg):
 @pytest.mark.parametrize("activation,init,depth", [("sigmoid", "xavier_uniform", 10),
                                                    ("tanh", "standard", 8),
                                                    ("relu", "he_normal", 12),
-                                                   ("gelu", "auto", 6), ("silu", "auto", 6)])
+                                                   ("gelu", "auto", 6), ("silu", "auto", 6),
+                                                   ("prelu", "auto", 12)])
 def test_gradient_ratios_agree_with_pytorch_autograd(teacher, activation, init, depth):
     torch = pytest.importorskip("torch")
     r = _one(activation, depth, init, width=24)
@@ -233,6 +237,21 @@ def test_every_preset_runs_and_judges(preset):
                                                        "residual", "batchnorm+residual"}
     text = res.report()
     assert "Verdicts" in text and res.records[0]["activation"] in text
+
+
+def test_remedies_judge_a_variant_against_the_same_plain_network():
+    res = lab.run(preset="remedies", width=8, batch=16, steps=0, timing=False, progress=False)
+    by = {r["label"]: r for r in res.records}
+    matched = by["+ matched init (xavier_uniform)"]
+    base = res.records[0]
+    for r in res.records[1:]:
+        [line] = [v for v in res.verdicts if v.startswith(r["label"] + ":")]
+        if r["variant"] == "plain":
+            assert f"against {fmt(base['backprop_grad_ratio'])} for the baseline:" in line
+        else:
+            assert r["init"] == matched["init"] == "auto"
+            assert (f"against {fmt(matched['backprop_grad_ratio'])} for the same network "
+                    "without it:") in line
 
 
 def test_he2015_runs_both_optimizers_on_30_relu_layers():

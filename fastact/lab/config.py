@@ -23,8 +23,10 @@ import fastact
 from fastact import nn as _nn
 from fastact.nn.init import auto_scheme
 
-# the lab's default activations: the classic bounded ones, the ReLU family, the smooth ones
-DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu")
+# the lab's default activations: the classic bounded ones, the ReLU family (prelu: leaky
+# ReLU with a learned slope per layer, starting at 0.25), the smooth ones
+DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu",
+                       "silu")
 DEFAULT_DEPTHS = (2, 5, 10, 20, 50)
 INITS = tuple(_nn.INITS)
 VARIANT_PARTS = ("batchnorm", "batchnorm_after", "dropout", "residual")

@@ -211,9 +211,9 @@ def variant_view(records) -> list:
     return lines
 
 
-def _remedy_line(r, base, head) -> str:
+def _remedy_line(r, base, head, base_name="the baseline") -> str:
     rr, rb = r["backprop_grad_ratio"], base["backprop_grad_ratio"]
-    s = (f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for the baseline: "
+    s = (f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for {base_name}: "
          f"{remedy_class(rr, rb)}")
     if remedy_class(rr, rb) in ("helps", "does not help") and ratio_class(rr) != "holds":
         s += f" (the gradient still {ratio_class(rr)})"
@@ -225,7 +225,10 @@ def _remedy_line(r, base, head) -> str:
 
 
 def remedies_view(records) -> list:
-    """The first record is the baseline; every other one a remedy against it."""
+    """The first record is the baseline; every other one a remedy against it, except that
+    a variant (BatchNorm, dropout, residual) is judged against the plain network with the
+    same activation, init and depth when the preset has one: the variant is what it adds
+    (the preset's variants sit on the matched init, not on the baseline's)."""
     if not records:
         return []
     base = records[0]
@@ -234,7 +237,15 @@ def remedies_view(records) -> list:
              f"{ratio_class(base['backprop_grad_ratio'])}"
              + (f"; {_train_phrase(base)}" if learn_class(base) else "") + "."]
     for r in records[1:]:
-        lines.append(_remedy_line(r, base, r["label"] or f"{r['activation']} {r['variant']}"))
+        head = r["label"] or f"{r['activation']} {r['variant']}"
+        same = None
+        if r["variant"] != "plain":
+            same = next((p for p in records if p["variant"] == "plain" and all(
+                p[k] == r[k] for k in ("activation", "init", "depth"))), None)
+        if same is None:
+            lines.append(_remedy_line(r, base, head))
+        else:
+            lines.append(_remedy_line(r, same, head, "the same network without it"))
     return lines
 
 
