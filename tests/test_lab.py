@@ -184,7 +184,9 @@ def test_variant_records_carry_the_batchnorm_gradients():
 
 
 def _torch_ratios(torch, teacher, cfg):
-    """(weight ratio, backprop ratio) by PyTorch autograd on the lab's weights and batch."""
+    """(weight ratio, backprop ratio) by PyTorch autograd on the lab's weights and batch;
+    BatchNorm (gamma 1, beta 0 at initialisation, batch statistics) before or after the
+    activation, residual h + f(h) on every hidden layer but the first."""
     F = torch.nn.functional
     acts = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu,
             "elu": F.elu, "silu": F.silu}
@@ -194,14 +196,20 @@ def _torch_ratios(torch, teacher, cfg):
     X, y = gradient_batch(teacher, cfg)
     a = torch.tensor(X)
     Ws, zs = [], []
+    bn = lambda t: F.batch_norm(t, None, None, training=True, eps=1e-5)
     for l, (W, b) in enumerate(net.params):
         Wt = torch.tensor(W.copy(), requires_grad=True)
         z = a @ Wt + torch.tensor(b.copy())
         Ws.append(Wt)
         if l < cfg.depth:
+            if "batchnorm" in cfg.parts:
+                z = bn(z)
             z.retain_grad()
             zs.append(z)
-            a = acts[cfg.activation](z)
+            f = acts[cfg.activation](z)
+            if "batchnorm_after" in cfg.parts:
+                f = bn(f)
+            a = a + f if "residual" in cfg.parts and l > 0 else f
         else:
             a = z
     F.cross_entropy(a, torch.tensor(y)).backward()
@@ -210,15 +218,16 @@ def _torch_ratios(torch, teacher, cfg):
     return wn[0] / wn[cfg.depth - 1], zn[0] / zn[cfg.depth - 1]
 
 
-@pytest.mark.parametrize("activation,init,depth", [("sigmoid", "xavier_uniform", 10),
-                                                   ("tanh", "standard", 8),
-                                                   ("relu", "he_normal", 12),
-                                                   ("gelu", "auto", 6), ("silu", "auto", 6),
-                                                   ("prelu", "auto", 12)])
-def test_gradient_ratios_agree_with_pytorch_autograd(teacher, activation, init, depth):
+@pytest.mark.parametrize("activation,init,variant,depth", [
+    ("sigmoid", "xavier_uniform", "plain", 10), ("tanh", "standard", "plain", 8),
+    ("relu", "he_normal", "plain", 12), ("gelu", "auto", "plain", 6),
+    ("silu", "auto", "plain", 6), ("prelu", "auto", "plain", 12),
+    ("relu", "auto", "batchnorm", 12), ("tanh", "auto", "batchnorm_after", 8),
+    ("sigmoid", "auto", "residual", 12), ("relu", "auto", "batchnorm+residual", 8)])
+def test_gradient_ratios_agree_with_pytorch_autograd(teacher, activation, init, variant, depth):
     torch = pytest.importorskip("torch")
-    r = _one(activation, depth, init, width=24)
-    cfg = lab.Config(activation, init, depth, width=24, batch=TINY["batch"])
+    r = _one(activation, depth, init, variant, width=24)
+    cfg = lab.Config(activation, init, depth, variant, width=24, batch=TINY["batch"])
     w, z = _torch_ratios(torch, teacher, cfg)
     for mine, theirs in ((r["weight_grad_ratio"], w), (r["backprop_grad_ratio"], z)):
         factor = 10.0 if theirs < 1e-3 else 3.0        # the issue's bar: 3x, a decade below 1e-3
@@ -252,6 +261,16 @@ def test_remedies_judge_a_variant_against_the_same_plain_network():
             assert r["init"] == matched["init"] == "auto"
             assert (f"against {fmt(matched['backprop_grad_ratio'])} for the same network "
                     "without it:") in line
+
+
+def test_the_depth_summary_names_each_row_by_activation_variant_and_init():
+    res = lab.run(["sigmoid"], [2, 6], ["xavier_uniform", "standard"], ["plain", "batchnorm"],
+                  width=8, batch=16, steps=2, timing=False, progress=False)
+    [line] = [v for v in res.verdicts if v.startswith("Trained at depth 6")]
+    names = ("sigmoid xavier_uniform", "sigmoid standard", "sigmoid+batchnorm xavier_uniform",
+             "sigmoid+batchnorm standard")
+    assert sum(line.count(n + ",") + line.count(n + ")") + line.count(n + ".") for n in names) >= 1
+    assert not re.search(r"(, |: |\()sigmoid(,|\.|\))", line)   # never the bare activation
 
 
 def test_he2015_runs_both_optimizers_on_30_relu_layers():

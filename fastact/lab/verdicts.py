@@ -146,8 +146,13 @@ def depth_summary(records) -> list:
     at.sort(key=lambda r: _dist(r["backprop_grad_ratio"]))
     holds = [r for r in at if ratio_class(r["backprop_grad_ratio"]) == "holds"]
     vanish = [r for r in at if ratio_class(r["backprop_grad_ratio"]) == "vanishes"]
-    name = lambda r: (f"{r['activation']}" + ("" if r["variant"] == "plain" else f"+{r['variant']}")
-                      + f" ({fmt(r['backprop_grad_ratio'])})")
+    several_inits = len({r["init"] for r in at}) > 1
+
+    def row(r):          # which row of the sweep: activation (+variant) (, init)
+        return (r["activation"] + ("" if r["variant"] == "plain" else f"+{r['variant']}")
+                + (f" {_init_name(r)}" if several_inits else ""))
+
+    name = lambda r: f"{row(r)} ({fmt(r['backprop_grad_ratio'])})"
     out = [f"Depth: the gradient ratio moves away from 1 as depth grows for {len(worse)} of "
            f"{len(groups)} activation/init/variant rows."]
     s = f"At depth {deepest}, "
@@ -161,9 +166,9 @@ def depth_summary(records) -> list:
         best = max(trained, key=lambda r: r["accuracy"])
         stall = [r for r in trained if learn_class(r) in ("stalls", "diverges")]
         s = (f"Trained at depth {deepest}: best test accuracy {fmt(best['accuracy'])} "
-             f"({best['activation']})")
+             f"({row(best)})")
         if stall:
-            s += "; stalls or diverges: " + ", ".join(r["activation"] for r in stall)
+            s += "; stalls or diverges: " + ", ".join(map(row, stall))
         out.append(s + ".")
     return out
 
