@@ -1,6 +1,8 @@
 """The lab's own speed: one training step at the lab's default shapes (width 64, batch
-128, the teacher task) with fastact.MLP against fastact.reference.MLP, and one whole lab
-configuration (gradients at initialisation + 50 training steps, no timing).
+128, the teacher task) with fastact.MLP against fastact.reference.MLP, the same for the
+remedies preset's variants (a depth-20 sigmoid network with BatchNorm, dropout, residual
+connections), and one whole lab configuration (gradients at initialisation + 50 training
+steps, no timing).
 
     pytest benches/bench_lab.py --benchmark-only --benchmark-group-by=group
     FASTACT_BENCH_LAB_DEPTHS=20 pytest benches/bench_lab.py --benchmark-only
@@ -40,6 +42,22 @@ def bench_lab_step(benchmark, activation, depth, engine):
     X, y = gradient_batch(DATA, cfg)
     X = X.astype(np.float32)
     benchmark.group = f"lab step {activation} depth {depth} width 64 batch 128"
+    with _one_thread():
+        net.train_step(X, y, opt)
+        loss = benchmark(net.train_step, X, y, opt)
+    assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("engine", ["fastact", "reference"])
+@pytest.mark.parametrize("variant", ["plain", "batchnorm", "dropout", "residual",
+                                     "batchnorm+residual"])
+def bench_lab_variant_step(benchmark, variant, engine):
+    cfg = lab.Config("sigmoid", "auto", 20, variant, optimizer="adam", lr=1e-3)
+    net = lab.build_network(cfg, DATA.n_features, DATA.n_classes, engine=engine)
+    opt = lab.make_optimizer(cfg)
+    X, y = gradient_batch(DATA, cfg)
+    X = X.astype(np.float32)
+    benchmark.group = f"lab step sigmoid depth 20 {variant} width 64 batch 128"
     with _one_thread():
         net.train_step(X, y, opt)
         loss = benchmark(net.train_step, X, y, opt)

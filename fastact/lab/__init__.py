@@ -1,7 +1,7 @@
 """fastact.lab: the vanishing-gradient lab (`fastact lab` on the command line).
 
     import fastact.lab
-    res = fastact.lab.run()                               # 8 activations x depths 2..50
+    res = fastact.lab.run()                               # 9 activations x depths 2..50
     res = fastact.lab.run(["sigmoid", "relu"], depths=[5, 20], inits=["standard", "he_normal"])
     res = fastact.lab.run(preset="remedies")
     print(res.report())                                   # table + verdicts

@@ -5,11 +5,12 @@ import argparse
 import os
 import sys
 
+from .config import DEFAULT_ACTIVATIONS
 from .presets import PRESETS
 
 EPILOG = """\
 examples:
-  fastact lab                                    8 activations x depths 2,5,10,20,50
+  fastact lab                                    9 activations x depths 2,5,10,20,50
   fastact lab --preset remedies                  what fixes a deep sigmoid network
   fastact lab --activations sigmoid,relu --depths 5,20 --inits standard,he_normal
   fastact lab --steps 0 --out results/           gradients at initialisation; json, csv, plots
@@ -27,8 +28,8 @@ def _parser():
                     "trains each network, times fastact against pure NumPy, and prints "
                     "verdicts computed from the numbers.")
     p.add_argument("--preset", help="a fixed question: " + ", ".join(PRESETS))
-    p.add_argument("--activations", help="comma-separated (default: sigmoid,tanh,relu,"
-                                         "leaky_relu,elu,selu,gelu,silu)")
+    p.add_argument("--activations", help="comma-separated (default: "
+                                         + ",".join(DEFAULT_ACTIVATIONS) + ")")
     p.add_argument("--depths", help="hidden layers, comma-separated (default: 2,5,10,20,50)")
     p.add_argument("--inits", help="auto (matched, default), standard, xavier_uniform, "
                                    "xavier_normal, he_uniform, he_normal, lecun_normal, "

@@ -9,12 +9,10 @@ of "batchnorm" (before each hidden activation, as Ioffe & Szegedy place it),
 "batchnorm_after", "dropout" (probability `dropout` after each hidden activation) and
 "residual" (h + f(h) over every hidden layer whose widths match: all but the first),
 joined with "+": "batchnorm+residual".  They map onto `fastact.MLP(batchnorm=...,
-dropout=..., residual=...)`, and are passed only when the variant is not plain, so the
-plain lab runs on an engine without those options.
+dropout=..., residual=...)` (Config.mlp_kwargs).
 """
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from dataclasses import asdict, dataclass, replace
@@ -25,14 +23,13 @@ import fastact
 from fastact import nn as _nn
 from fastact.nn.init import auto_scheme
 
-# the lab's default activations: the classic bounded ones, the ReLU family, the smooth ones
-DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu")
+# the lab's default activations: the classic bounded ones, the ReLU family (prelu: leaky
+# ReLU with a learned slope per layer, starting at 0.25), the smooth ones
+DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu",
+                       "silu")
 DEFAULT_DEPTHS = (2, 5, 10, 20, 50)
 INITS = tuple(_nn.INITS)
 VARIANT_PARTS = ("batchnorm", "batchnorm_after", "dropout", "residual")
-# variant part -> the MLP keyword it needs
-_PART_KEYWORD = {"batchnorm": "batchnorm", "batchnorm_after": "batchnorm", "dropout": "dropout",
-                 "residual": "residual"}
 OPTIMIZERS = ("sgd", "momentum", "adam")
 # the learning rate each optimizer gets unless one is given
 DEFAULT_LR = {"sgd": 0.05, "momentum": 0.01, "adam": 1e-3}
@@ -95,18 +92,6 @@ def variant_parts(variant: str) -> tuple:
     return tuple(variant.split("+"))
 
 
-def supported_variant_keywords() -> set:
-    """The variant keywords this build's fastact.MLP accepts (empty before the engine has
-    BatchNorm, dropout and residual connections)."""
-    params = inspect.signature(fastact.MLP).parameters
-    return {k for k in ("batchnorm", "dropout", "residual") if k in params}
-
-
-def variant_supported(variant: str) -> bool:
-    have = supported_variant_keywords()
-    return all(_PART_KEYWORD[p] in have for p in variant_parts(variant))
-
-
 # ---- argument checks (every message names the argument, the value and the fix) ---------
 
 def _names(value, what: str) -> list:
@@ -129,7 +114,7 @@ def check_activations(value) -> list:
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"lab: activations must be names; got {name!r}.")
-        try:       # the network is the judge (prelu becomes valid with the new engine)
+        try:       # the network is the judge of what a hidden layer may use
             fastact.MLP([2, 2, 2], name)
         except (ValueError, TypeError):
             raise ValueError(f"lab: unknown activation {name!r} for an MLP hidden layer; valid: "
@@ -146,7 +131,7 @@ def check_inits(value) -> list:
     return names
 
 
-def check_variants(value, *, need_engine=True) -> list:
+def check_variants(value) -> list:
     names = _names(value, "variants")
     for name in names:
         if not isinstance(name, str) or not name:
@@ -162,12 +147,6 @@ def check_variants(value, *, need_engine=True) -> list:
         if len(set(parts)) != len(parts) or ("batchnorm" in parts and "batchnorm_after" in parts):
             raise ValueError(f"lab: variant {name!r} repeats a part (or puts BatchNorm both "
                              "before and after the activation); give each part once.")
-        if need_engine and not variant_supported(name):
-            missing = sorted({_PART_KEYWORD[p] for p in parts} - supported_variant_keywords())
-            raise ValueError(
-                f"lab: variant {name!r} needs fastact.MLP({'=..., '.join(missing)}=...), which "
-                "this build of fastact does not have yet (the engine with BatchNorm, dropout "
-                "and residual connections); run the plain variant, or update fastact.")
     return names
 
 

@@ -126,12 +126,11 @@ def _train(cfg: Config, data, net) -> dict:
 
 
 def _evaluator(net):
-    """net.evaluate in evaluation mode; a diverged network (NaN weights) gives NaN loss."""
+    """net.evaluate: always in evaluation mode (BatchNorm's running statistics, no dropout),
+    without changing net.training; a diverged network (NaN weights) gives NaN loss."""
     def evaluate(X, y):
         with np.errstate(all="ignore"):
             res = net.evaluate(X, y)
-        if hasattr(net, "train") and callable(net.train):
-            net.train()        # evaluate switches nothing today; keep training mode explicit
         return {"loss": float(res["loss"]), "accuracy": float(res["accuracy"])}
     return evaluate
 

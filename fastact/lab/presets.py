@@ -14,8 +14,7 @@
 
 A preset fixes its grid (activations, depths, inits, variants; he2015 also the
 optimizers); width, batch, data, steps, seed, lr, dropout and dtype keep the preset's
-defaults unless given.  Rows whose variant this fastact.MLP cannot build yet (BatchNorm,
-dropout, residual before the engine has them) are left out with a note.
+defaults unless given.
 
 Init names are fastact's (fastact.nn): its xavier and he schemes multiply by the
 activation's gain (PyTorch's calculate_gain: 1 for sigmoid, 5/3 for tanh, sqrt 2 for ReLU),
@@ -24,7 +23,7 @@ on square layers; "lecun_normal" is N(0, 1/n) without a gain.
 """
 from __future__ import annotations
 
-from .config import DEFAULT_ACTIVATIONS, DEFAULT_DEPTHS, DEFAULT_LR, Config, variant_supported
+from .config import DEFAULT_ACTIVATIONS, DEFAULT_DEPTHS, DEFAULT_LR, Config
 
 # the scalar defaults of every run; a preset may change some
 BASE = {"width": 64, "batch": 128, "steps": 300, "optimizer": "adam", "dropout": 0.5,
@@ -89,7 +88,7 @@ PRESETS = {
 
 
 def build(name, scalars: dict):
-    """(configs, notes) of a preset; `scalars` are the user's width, batch, ... (None =
+    """The configurations of a preset; `scalars` are the user's width, batch, ... (None =
     the preset's default)."""
     builder, changes, _ = PRESETS[name]
     o = {**BASE, **changes, **{k: v for k, v in scalars.items() if v is not None}}
@@ -98,12 +97,4 @@ def build(name, scalars: dict):
         o["lr"] = DEFAULT_LR[o["optimizer"]]
     if name == "he2015":
         o["lr_given"] = lr_given
-    configs = builder(o)
-    keep = [c for c in configs if variant_supported(c.variant)]
-    notes = []
-    skipped = [c for c in configs if c not in keep]
-    if skipped:
-        notes.append("left out, because this fastact.MLP has no batchnorm=/dropout=/residual= "
-                     "yet (the engine with BatchNorm, dropout and residual connections): "
-                     + "; ".join(c.label or f"{c.activation} {c.variant}" for c in skipped) + ".")
-    return keep, notes
+    return builder(o)

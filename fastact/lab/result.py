@@ -44,7 +44,8 @@ class LabResult:
 
     records: one dict per configuration (fields: fastact.lab.measure and README);
     preset: the preset's name or None; verdicts: the lines computed from the records;
-    notes: what was skipped and why; elapsed: seconds the run took."""
+    notes: remarks on the run as a whole (e.g. that under FASTACT_PUREPYTHON=1 the speed-up
+    compares NumPy with itself); elapsed: seconds the run took."""
 
     def __init__(self, records, *, preset=None, verdicts=(), notes=(), elapsed=None, meta=None):
         self.records = list(records)

@@ -26,8 +26,8 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
     Parameters
     ----------
     activations, depths, inits, variants : lists (or comma-separated strings)
-        The grid.  Defaults: 8 activations (sigmoid, tanh, relu, leaky_relu, elu, selu,
-        gelu, silu), depths 2, 5, 10, 20, 50 (hidden layers), init "auto" (each
+        The grid.  Defaults: 9 activations (sigmoid, tanh, relu, leaky_relu, prelu, elu,
+        selu, gelu, silu), depths 2, 5, 10, 20, 50 (hidden layers), init "auto" (each
         activation's matched scheme), variant "plain".  Variants: "plain", "batchnorm",
         "batchnorm_after", "dropout", "residual" and "+" combinations.
     preset : "activations", "init", "remedies", "glorot2010", "he2015" or None
@@ -85,7 +85,7 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
         for k in P.PRESETS[preset][2]:
             if given.get(k) is not None:
                 raise ValueError(f"lab: preset {preset!r} fixes {k}; drop {k} or drop the preset.")
-        configs, notes = P.build(preset, scalars)
+        configs = P.build(preset, scalars)
     else:
         acts = check_activations(DEFAULT_ACTIVATIONS if activations is None else activations)
         ds = check_positive_ints(DEFAULT_DEPTHS if depths is None else depths, "depths")

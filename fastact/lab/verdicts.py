@@ -146,8 +146,13 @@ def depth_summary(records) -> list:
     at.sort(key=lambda r: _dist(r["backprop_grad_ratio"]))
     holds = [r for r in at if ratio_class(r["backprop_grad_ratio"]) == "holds"]
     vanish = [r for r in at if ratio_class(r["backprop_grad_ratio"]) == "vanishes"]
-    name = lambda r: (f"{r['activation']}" + ("" if r["variant"] == "plain" else f"+{r['variant']}")
-                      + f" ({fmt(r['backprop_grad_ratio'])})")
+    several_inits = len({r["init"] for r in at}) > 1
+
+    def row(r):          # which row of the sweep: activation (+variant) (, init)
+        return (r["activation"] + ("" if r["variant"] == "plain" else f"+{r['variant']}")
+                + (f" {_init_name(r)}" if several_inits else ""))
+
+    name = lambda r: f"{row(r)} ({fmt(r['backprop_grad_ratio'])})"
     out = [f"Depth: the gradient ratio moves away from 1 as depth grows for {len(worse)} of "
            f"{len(groups)} activation/init/variant rows."]
     s = f"At depth {deepest}, "
@@ -161,9 +166,9 @@ def depth_summary(records) -> list:
         best = max(trained, key=lambda r: r["accuracy"])
         stall = [r for r in trained if learn_class(r) in ("stalls", "diverges")]
         s = (f"Trained at depth {deepest}: best test accuracy {fmt(best['accuracy'])} "
-             f"({best['activation']})")
+             f"({row(best)})")
         if stall:
-            s += "; stalls or diverges: " + ", ".join(r["activation"] for r in stall)
+            s += "; stalls or diverges: " + ", ".join(map(row, stall))
         out.append(s + ".")
     return out
 
@@ -211,9 +216,9 @@ def variant_view(records) -> list:
     return lines
 
 
-def _remedy_line(r, base, head) -> str:
+def _remedy_line(r, base, head, base_name="the baseline") -> str:
     rr, rb = r["backprop_grad_ratio"], base["backprop_grad_ratio"]
-    s = (f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for the baseline: "
+    s = (f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for {base_name}: "
          f"{remedy_class(rr, rb)}")
     if remedy_class(rr, rb) in ("helps", "does not help") and ratio_class(rr) != "holds":
         s += f" (the gradient still {ratio_class(rr)})"
@@ -225,7 +230,10 @@ def _remedy_line(r, base, head) -> str:
 
 
 def remedies_view(records) -> list:
-    """The first record is the baseline; every other one a remedy against it."""
+    """The first record is the baseline; every other one a remedy against it, except that
+    a variant (BatchNorm, dropout, residual) is judged against the plain network with the
+    same activation, init and depth when the preset has one: the variant is what it adds
+    (the preset's variants sit on the matched init, not on the baseline's)."""
     if not records:
         return []
     base = records[0]
@@ -234,7 +242,15 @@ def remedies_view(records) -> list:
              f"{ratio_class(base['backprop_grad_ratio'])}"
              + (f"; {_train_phrase(base)}" if learn_class(base) else "") + "."]
     for r in records[1:]:
-        lines.append(_remedy_line(r, base, r["label"] or f"{r['activation']} {r['variant']}"))
+        head = r["label"] or f"{r['activation']} {r['variant']}"
+        same = None
+        if r["variant"] != "plain":
+            same = next((p for p in records if p["variant"] == "plain" and all(
+                p[k] == r[k] for k in ("activation", "init", "depth"))), None)
+        if same is None:
+            lines.append(_remedy_line(r, base, head))
+        else:
+            lines.append(_remedy_line(r, same, head, "the same network without it"))
     return lines
 
 
