@@ -258,13 +258,13 @@ cdef class Engine:
             add_arrays(self.dt, x, self._T(oi[I_IN2], X), y, rows * n)
         elif kind == OP_PRELU:
             if self.dt == FA_F32:
-                _prelu_fwd(<const float *>x, <const float *>self._P(oi[I_B]),
-                           <const float *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
-                           <float *>y, rows, n)
+                fa_prelu_fwd_f32(<const float *>x, <const float *>self._P(oi[I_B]),
+                                 <const float *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
+                                 <float *>y, rows, n)
             else:
-                _prelu_fwd(<const double *>x, <const double *>self._P(oi[I_B]),
-                           <const double *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
-                           <double *>y, rows, n)
+                fa_prelu_fwd_f64(<const double *>x, <const double *>self._P(oi[I_B]),
+                                 <const double *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
+                                 <double *>y, rows, n)
 
     cdef void _bn_fwd(self, const int64_t *oi, const double *of, char *x, char *y,
                       const char *X, Py_ssize_t rows, Py_ssize_t n, bint training,
@@ -408,11 +408,14 @@ cdef class Engine:
         memset(w0, 0, <size_t>n * sizeof(double))
         memset(w1, 0, <size_t>n * sizeof(double))
         if self.dt == FA_F32:
-            _prelu_bwd(<const float *>g, <const float *>x, <const float *>self._P(oi[I_B]),
-                       <const float *>self._P(oi[I_SLOPE]), pu, <float *>gi, w0, w1, rows, n)
+            fa_prelu_bwd_f32(<const float *>g, <const float *>x, <const float *>self._P(oi[I_B]),
+                             <const float *>self._P(oi[I_SLOPE]), pu, <float *>gi, w0, w1,
+                             rows, n)
         else:
-            _prelu_bwd(<const double *>g, <const double *>x, <const double *>self._P(oi[I_B]),
-                       <const double *>self._P(oi[I_SLOPE]), pu, <double *>gi, w0, w1, rows, n)
+            fa_prelu_bwd_f64(<const double *>g, <const double *>x,
+                             <const double *>self._P(oi[I_B]),
+                             <const double *>self._P(oi[I_SLOPE]), pu, <double *>gi, w0, w1,
+                             rows, n)
         from_double(self.dt, self.p_grad + oi[I_SLOPE] * self.isz, w1, ns)
         if oi[I_B] >= 0:
             from_double(self.dt, self.p_grad + oi[I_B] * self.isz, w0, n)

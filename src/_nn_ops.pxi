@@ -59,6 +59,16 @@ cdef extern from "fa_nn_loops.h" nogil:
                                  const double *c, double *s1, double *s2)
     void fa_col_shifted_sums_f64(const double *x, Py_ssize_t rows, Py_ssize_t n,
                                  Py_ssize_t ld, const double *c, double *s1, double *s2)
+    void fa_prelu_fwd_f32(const float *z, const float *b, const float *a, int per_unit,
+                          float *y, Py_ssize_t rows, Py_ssize_t n)
+    void fa_prelu_fwd_f64(const double *z, const double *b, const double *a, int per_unit,
+                          double *y, Py_ssize_t rows, Py_ssize_t n)
+    void fa_prelu_bwd_f32(const float *g, const float *z, const float *b, const float *a,
+                          int per_unit, float *dz, double *db, double *da, Py_ssize_t rows,
+                          Py_ssize_t n)
+    void fa_prelu_bwd_f64(const double *g, const double *z, const double *b, const double *a,
+                          int per_unit, double *dz, double *db, double *da, Py_ssize_t rows,
+                          Py_ssize_t n)
     int fa_nonfinite_f32(const float *a, Py_ssize_t n)
     int fa_nonfinite_f64(const double *a, Py_ssize_t n)
     void fa_sgd_f32(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
@@ -158,69 +168,7 @@ cdef inline void col_scale(int dt, const void *a, void *o, Py_ssize_t rows, Py_s
         fa_col_scale_f64(<const double *>a, <double *>o, rows, n, ld, c)
 
 
-# ---- learnable PReLU (with the dense layer's bias fused) -----------------------------
-
-cdef void _prelu_fwd(const real *z, const real *b, const real *a, bint per_unit,
-                     real *y, Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
-    """u = z + b (b may be NULL); y = u if u > 0 else a u (a: one slope or one per column)"""
-    cdef Py_ssize_t r, j
-    cdef const real *zr
-    cdef real *yr
-    cdef real u, s
-    cdef real a0 = a[0]
-    for r in range(rows):
-        zr = z + r * n
-        yr = y + r * n
-        if per_unit:
-            if b != NULL:
-                for j in range(n):
-                    u = zr[j] + b[j]
-                    yr[j] = u if u > 0 else a[j] * u
-            else:
-                for j in range(n):
-                    u = zr[j]
-                    yr[j] = u if u > 0 else a[j] * u
-        else:
-            if b != NULL:
-                for j in range(n):
-                    u = zr[j] + b[j]
-                    yr[j] = u if u > 0 else a0 * u
-            else:
-                for j in range(n):
-                    u = zr[j]
-                    yr[j] = u if u > 0 else a0 * u
-
-
-cdef void _prelu_bwd(const real *g, const real *z, const real *b, const real *a,
-                     bint per_unit, real *dz, double *db, double *da, Py_ssize_t rows,
-                     Py_ssize_t n) noexcept nogil:
-    """dz = g (1 if u > 0 else a), db[j] += dz, da[j or 0] += g u where u <= 0
-    (u = z + b recomputed; dz may be g)"""
-    cdef Py_ssize_t r, j
-    cdef const real *gr
-    cdef const real *zr
-    cdef real *dr
-    cdef real u, gi, aj
-    cdef double s
-    for r in range(rows):
-        gr = g + r * n
-        zr = z + r * n
-        dr = dz + r * n
-        s = 0.0
-        for j in range(n):
-            u = zr[j] + (b[j] if b != NULL else <real>0)
-            gi = gr[j]
-            aj = a[j] if per_unit else a[0]
-            if per_unit:
-                da[j] += <double>gi * u if u <= 0 else 0.0
-            else:
-                s += <double>gi * u if u <= 0 else 0.0
-            gi = gi if u > 0 else aj * gi
-            dr[j] = gi
-            db[j] += gi
-        if not per_unit:
-            da[0] += s
-
+# ---- learnable PReLU: the derivative for the diagnostics (the loops are C) ------------
 
 cdef void _prelu_deriv(const real *z, const real *b, const real *a, bint per_unit, real *o,
                        Py_ssize_t rows, Py_ssize_t n) noexcept nogil:

@@ -341,4 +341,58 @@ FA_NN_CLONES static void fa_adam_##S(T *restrict p, const T *restrict g, T *rest
 FA_NN_OPT(float, f32)
 FA_NN_OPT(double, f64)
 
+/* ---- learnable PReLU with the dense layer's bias fused: u = z + b, y = u > 0 ? u : a u
+ * (a: one slope per column, or one for all).  One branch-free loop per case. */
+#define FA_NN_PRELU(T, S)                                                                  \
+FA_NN_CLONES static void fa_prelu_fwd_##S(const T *restrict z, const T *restrict b,        \
+                                          const T *restrict a, int per_unit,               \
+                                          T *restrict y, ptrdiff_t rows, ptrdiff_t n)      \
+{                                                                                          \
+    const T a0 = a[0];                                                                     \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *zr = z + r * n;                                                           \
+        T *yr = y + r * n;                                                                 \
+        if (b && per_unit)                                                                 \
+            for (ptrdiff_t j = 0; j < n; j++) { T u = zr[j] + b[j]; yr[j] = u > 0 ? u : a[j] * u; } \
+        else if (b)                                                                        \
+            for (ptrdiff_t j = 0; j < n; j++) { T u = zr[j] + b[j]; yr[j] = u > 0 ? u : a0 * u; } \
+        else if (per_unit)                                                                 \
+            for (ptrdiff_t j = 0; j < n; j++) { T u = zr[j]; yr[j] = u > 0 ? u : a[j] * u; } \
+        else                                                                               \
+            for (ptrdiff_t j = 0; j < n; j++) { T u = zr[j]; yr[j] = u > 0 ? u : a0 * u; } \
+    }                                                                                      \
+}                                                                                          \
+/* dz = g (u > 0 ? 1 : a), db[j] += dz, da[j] += g u where u <= 0 (exact products, double \
+ * sums); with one slope da[0] gets the total.  da and db hold n doubles, zeroed by the    \
+ * caller; dz may be g. */                                                                 \
+FA_NN_CLONES static void fa_prelu_bwd_##S(const T *g, const T *restrict z,                 \
+                                          const T *restrict b, const T *restrict a,        \
+                                          int per_unit, T *dz, double *restrict db,        \
+                                          double *restrict da, ptrdiff_t rows, ptrdiff_t n) \
+{                                                                                          \
+    const T a0 = a[0];                                                                     \
+    for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
+        const T *gr = g + r * n, *zr = z + r * n;                                          \
+        T *dr = dz + r * n;                                                                \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+            T u = b ? zr[j] + b[j] : zr[j];                                                \
+            T aj = per_unit ? a[j] : a0;                                                   \
+            T gi = gr[j];                                                                  \
+            int neg = u <= 0;                                                              \
+            da[j] += neg ? (double)gi * (double)u : 0.0;                                   \
+            T d = neg ? aj * gi : gi;                                                      \
+            dr[j] = d;                                                                     \
+            db[j] += (double)d;                                                            \
+        }                                                                                  \
+    }                                                                                      \
+    if (!per_unit) {                                                                       \
+        double t = 0.0;                                                                    \
+        for (ptrdiff_t j = 0; j < n; j++) t += da[j];                                      \
+        da[0] = t;                                                                         \
+    }                                                                                      \
+}
+
+FA_NN_PRELU(float, f32)
+FA_NN_PRELU(double, f64)
+
 #endif /* FA_NN_LOOPS_H */
