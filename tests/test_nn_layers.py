@@ -632,7 +632,7 @@ def test_batchnorm_and_dropout_are_bit_identical_for_every_thread_count(dtype):
 
 
 @native_only
-@pytest.mark.parametrize("variant", ["plain", "batchnorm", "residual"])
+@pytest.mark.parametrize("variant", ["plain", "batchnorm", "residual", "batchnorm+residual"])
 @pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu",
                                  "silu"])
 def test_training_steps_match_pytorch_and_numpy(act, variant):

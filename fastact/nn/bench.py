@@ -112,9 +112,10 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown activation(s) {bad}; choose from {list(peers.GRID_ACTIVATIONS)}")
     variants = a.variants.split(",")
-    bad = [x for x in variants if x not in peers.VARIANTS]
+    bad = [x for x in variants if not x or any(p not in peers.VARIANTS for p in x.split("+"))]
     if bad:
-        ap.error(f"unknown variant(s) {bad}; choose from {list(peers.VARIANTS)}")
+        ap.error(f"unknown variant(s) {bad}; choose from {list(peers.VARIANTS)} (or several "
+                 "joined by '+', e.g. batchnorm+dropout)")
     if a.width < 1 or a.batch < 2 or a.threads < 1:
         ap.error("--width and --threads must be >= 1, --batch >= 2")
     rounds = a.rounds or (3 if a.quick else 7)

@@ -19,8 +19,15 @@ DROP_P = 0.5
 
 
 def mlp_options(variant):
-    return {"plain": {}, "batchnorm": {"batchnorm": "before"}, "dropout": {"dropout": DROP_P},
-            "residual": {"residual": True}}[variant]
+    """MLP keywords of a variant: "plain", or parts joined by "+" ("batchnorm+dropout")"""
+    opts = {}
+    for part in variant.split("+"):
+        if part not in VARIANTS:
+            raise ValueError(f"unknown variant {part!r}; choose from {list(VARIANTS)} "
+                             "(or several joined by '+')")
+        opts.update({"plain": {}, "batchnorm": {"batchnorm": "before"},
+                     "dropout": {"dropout": DROP_P}, "residual": {"residual": True}}[part])
+    return opts
 
 
 def make_net(cls, depth, width, activation, variant, seed=1):
@@ -108,7 +115,7 @@ class NumpyStep:
         for l in range(n):
             z = h @ self.W[l] + self.b[l]
             bn = None
-            if v == "batchnorm":
+            if "batchnorm" in v:
                 mu = z.mean(axis=0)
                 var = z.var(axis=0)
                 inv = 1 / np.sqrt(var + np.float32(1e-5))
@@ -119,12 +126,12 @@ class NumpyStep:
                 u = z
             a = self._act(l, u)
             mask = None
-            if v == "dropout":
+            if "dropout" in v:
                 mask = (self.rng.random(a.shape, np.float32) >= DROP_P) * np.float32(1 / (1 - DROP_P))
                 out = a * mask
             else:
                 out = a
-            if v == "residual" and l > 0:
+            if "residual" in v and l > 0:
                 out = out + h
             cache.append((h, u, a, bn, mask))
             h = out
@@ -163,7 +170,7 @@ class NumpyStep:
             gb = dz.sum(axis=0)
             if l > 0:
                 g = dz @ self.W[l].T
-                if v == "residual" and l > 0:
+                if "residual" in v:
                     g += gout
             self.W[l] -= LR * gW
             self.b[l] -= LR * gb
@@ -205,13 +212,13 @@ def torch_step(net, activation, variant, X, y, threads=1):
             layers.append(lin)
             break
         block = [lin]
-        if variant == "batchnorm":
+        if "batchnorm" in variant:
             block.append(nn.BatchNorm1d(W.shape[1]))
         block.append(acts[activation]())
-        if variant == "dropout":
+        if "dropout" in variant:
             block.append(nn.Dropout(DROP_P))
         f = nn.Sequential(*block)
-        layers.append(Residual(f) if variant == "residual" and i > 0 else f)
+        layers.append(Residual(f) if "residual" in variant and i > 0 else f)
     model = nn.Sequential(*layers)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=LR)
