@@ -227,3 +227,66 @@ def bench_grid(benchmark, depth, act, variant, impl):
                            f"float32 ({threads})")
         with np.errstate(all="ignore"):
             benchmark(step, X, y)
+
+
+# ---- BatchNorm and dropout alone: forward + backward ------------------------------------
+
+def _bn_candidate(impl, x, g):
+    n = x.shape[1]
+    gamma, beta = np.ones(n, np.float32), np.zeros(n, np.float32)
+    rm, rv = np.zeros(n, np.float32), np.ones(n, np.float32)
+    if impl in ("fastact", "reference"):
+        mod = fastact if impl == "fastact" else fastact.reference
+
+        def step():
+            y, c = mod.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
+                                         running_var=rv, n_threads=THREADS)
+            return mod.batchnorm_backward(g, c, n_threads=THREADS)
+        return step
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(THREADS)
+    bn = torch.nn.BatchNorm1d(n)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    gt = torch.from_numpy(g)
+
+    def step():
+        xt.grad = None
+        bn.zero_grad(set_to_none=True)
+        bn(xt).backward(gt)
+    return step
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference", "torch"])
+def bench_batchnorm(benchmark, impl):
+    """BatchNorm1d forward + backward at (256, 1024) float32, training mode."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 1024)).astype(np.float32)
+    g = rng.standard_normal((256, 1024)).astype(np.float32)
+    benchmark.group = f"batchnorm fwd+bwd (256, 1024) float32 ({THREADS} thread(s))"
+    benchmark(_bn_candidate(impl, x, g))
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference", "torch"])
+def bench_dropout(benchmark, impl):
+    """Dropout p = 0.5 forward + backward on 1e6 float32 elements."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(1_000_000).astype(np.float32)
+    g = np.ones_like(x)
+    benchmark.group = f"dropout fwd+bwd 1e6 float32 ({THREADS} thread(s))"
+    if impl in ("fastact", "reference"):
+        mod = fastact if impl == "fastact" else fastact.reference
+
+        def step():
+            y, c = mod.dropout_forward(x, 0.5, seed=1, n_threads=THREADS)
+            return mod.dropout_backward(g, c, n_threads=THREADS)
+        benchmark(step)
+        return
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(THREADS)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    gt = torch.from_numpy(g)
+
+    def tstep():
+        xt.grad = None
+        torch.nn.functional.dropout(xt, 0.5, training=True).backward(gt)
+    benchmark(tstep)
