@@ -50,7 +50,7 @@ NETS = [tuple(int(v) for v in s.split("x"))
         if s]
 THREADS = int(os.environ.get("FASTACT_BENCH_THREADS", "1"))
 CLASSES = 10
-LR = 0.01
+from fastact.nn.peers import LR  # noqa: E402  (one learning rate for every candidate)
 
 
 def _limits():
