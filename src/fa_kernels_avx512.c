@@ -24,6 +24,36 @@
 #include "fa_kernels_impl.h"
 #include "fa_avx512_hand.h"
 
+/* the float32 GELU loops of fa_gelu_simd.h, 16 lanes */
+#define FA_SIMD_W 16
+#define FA_V __m512
+#define FA_VI __m512i
+#define FA_GS(name) name##_avx512
+#define FA_SET1 _mm512_set1_ps
+#define FA_SETZERO _mm512_setzero_ps
+#define FA_LOADU _mm512_loadu_ps
+#define FA_STOREU _mm512_storeu_ps
+#define FA_ADD _mm512_add_ps
+#define FA_SUB _mm512_sub_ps
+#define FA_MUL _mm512_mul_ps
+#define FA_DIV _mm512_div_ps
+#define FA_FMA _mm512_fmadd_ps          /* a b + c */
+#define FA_FMS _mm512_fmsub_ps          /* a b - c */
+#define FA_FNMA _mm512_fnmadd_ps        /* c - a b */
+#define FA_MIN _mm512_min_ps            /* NaN in either: the second operand */
+#define FA_MAX _mm512_max_ps
+#define FA_AND _mm512_and_ps
+#define FA_OR _mm512_or_ps
+#define FA_XOR _mm512_xor_ps
+#define FA_ANDNOT _mm512_andnot_ps      /* ~a & b */
+#define FA_ABS _mm512_abs_ps
+#define FA_CASTI _mm512_castps_si512
+#define FA_SRLI _mm512_srli_epi32
+#define FA_SEL_NEG(x, a, b) _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), (b), (a))
+#define FA_PERM16(tab, idx) _mm512_permutexvar_ps((idx), _mm512_load_ps(tab))
+#define FA_SCALE(v, kf, kfs) _mm512_scalef_ps((v), (kf))   /* one rounding, subnormals too */
+#include "fa_gelu_simd.h"
+
 /* the auto-vectorised table with the hand-vectorised loops swapped in;
  * built on the first call (from fa_set_isa, at import) */
 const fa_impl *fa_avx512_table(void)
@@ -33,6 +63,7 @@ const fa_impl *fa_avx512_table(void)
     if (!ready) {
         table = fa_impl_avx512_auto;
         fa_avx512_install_hand(&table);
+        install_gelu_avx512(&table);
         ready = 1;
     }
     return &table;

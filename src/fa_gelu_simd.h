@@ -1,0 +1,212 @@
+/* fa_gelu_simd.h -- float32 GELU (exact and tanh forms) in float arithmetic, vectorised.
+ *
+ * Included by fa_kernels_avx2.c (FA_SIMD_W = 8, AVX2+FMA) and fa_kernels_avx512.c
+ * (FA_SIMD_W = 16, AVX-512), which define the handful of vector macros below; the
+ * math is written once.  The baseline build keeps the double-precision bodies of
+ * fa_acts_body.h (_ps), so every path is correct and these loops only replace the
+ * float32 forward and backward of gelu and gelu_tanh in the two SIMD tables.
+ *
+ * Exact gelu.  With a = |x| and Q(a) = Phi(-a) the Gaussian upper tail:
+ *     x < 0: gelu(x) = x Q(a)            gelu'(x) = v
+ *     x >= 0: gelu(x) = x - x Q(a)       gelu'(x) = 1 - v
+ *     Q(a) = exp(-a^2/2) M(a),  v = exp(-a^2/2) (M(a) - a / sqrt(2 pi)),
+ * M(a) = erfcx(a/sqrt 2)/2 is smooth and bounded: a degree-6 polynomial per interval
+ * of a + 1 (16 intervals, 4 per octave, coefficients fetched by a 16-lane permute;
+ * tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  No cancellation on either side but
+ * near gelu's minimum (x ~ -0.75, where the backward's absolute 2e-7 |g| term of the
+ * contract covers it).  exp(-a^2/2) takes its argument as an exact sum hi + lo
+ * (hi = -(a*a)/2 rounded, lo = -fma(a, a, -a*a)/2, SLEEF's trick for erfcf): the
+ * rounding of a^2 (which exp would amplify by a^2, ~200 at the tail) never happens.
+ * The factor 2^k of the exp is applied last, to the product, so a result in the
+ * subnormal range is rounded once.  a is clamped to 14.75, beyond which every
+ * result is 0 (x < 0) or x (x > 0) in float32.
+ *
+ * gelu_tanh: x sigma(2u), 2u = c0 x + c1 x^3 with c0 = 2 sqrt(2/pi), c1 = 0.044715 c0,
+ * the argument 2u carried as a double-float (hi + lo, ~44 bits) built from exact
+ * products (FMA) and a two-sum: exp then sees the same argument the float64
+ * reference does, to ~1e-11 absolute up to |2u| = 127.  t = e^-|2u|, then
+ * sigma(2u) = (x < 0 ? t : 1) / (1 + t), and the derivative
+ * sigma(2u) + x sigma(2u) sigma(-2u) 2u' with sigma sigma(-) = t / (1 + t)^2.
+ * |x| is clamped to 11.5 (|2u| = 127: e^-127 x 300 underflows).
+ *
+ * Accuracy: tools/sweep_gelu_f32.py checks every float32 in the range where the
+ * result is neither 0 nor x, on every path (README, Accuracy, has the numbers).
+ */
+#include "gelu_f32_coeffs.h"
+
+#ifndef FA_GELU_SIMD_ONCE
+#define FA_GELU_SIMD_ONCE
+/* exp reduction: Cephes' split of ln 2 (C1 has 9 bits: k*C1 exact) and its expf minimax */
+#define FA_GS_LOG2E 1.44269504088896341f
+#define FA_GS_C1 0.693359375f
+#define FA_GS_C2 -2.12194440e-4f
+#define FA_GS_SHIFTER 0x1.8p23f
+#define FA_GS_INV_SQRT2PI 0.398942280401432677940f
+/* gelu_tanh: c0 = 2 sqrt(2/pi) and c1 = 0.044715 c0 as float pairs hi + lo */
+#define FA_GT2_C0 1.5957691216057308  /* double */
+#define FA_GT2_C1 (1.5957691216057308 * 0.044715)
+#define FA_GT_XMAX 11.5f
+#endif
+
+/* e^(zh + zl) = P 2^k for |zl| <= ulp(zh), zh <= 0, zh >= -130: returns P (in [0.7, 1.42])
+ * and *kf = k (a float integer) and *kfs = k + 0x1.8p23 (its bits carry k) */
+static inline FA_V FA_GS(exp_split)(FA_V zh, FA_V zl, FA_V *kf, FA_V *kfs)
+{
+    FA_V ks = FA_FMA(zh, FA_SET1(FA_GS_LOG2E), FA_SET1(FA_GS_SHIFTER));
+    FA_V k = FA_SUB(ks, FA_SET1(FA_GS_SHIFTER));
+    FA_V r = FA_FNMA(k, FA_SET1(FA_GS_C1), zh);      /* exact */
+    r = FA_FNMA(k, FA_SET1(FA_GS_C2), r);
+    r = FA_ADD(r, zl);
+    FA_V p = FA_SET1(1.9875691500e-4f);
+    p = FA_FMA(p, r, FA_SET1(1.3981999507e-3f));
+    p = FA_FMA(p, r, FA_SET1(8.3334519073e-3f));
+    p = FA_FMA(p, r, FA_SET1(4.1665795894e-2f));
+    p = FA_FMA(p, r, FA_SET1(1.6666665459e-1f));
+    p = FA_FMA(p, r, FA_SET1(5.0000001201e-1f));
+    p = FA_FMA(p, FA_MUL(r, r), r);
+    *kf = k;
+    *kfs = ks;
+    return FA_ADD(p, FA_SET1(1.0f));
+}
+
+/* the exact-gelu pieces of |x|: Q = e^(-a^2/2) M(a) (want_v = 0) or v (want_v = 1) */
+static inline FA_V FA_GS(gelu_qv)(FA_V x, int want_v, FA_V *ac_out)
+{
+    FA_V a = FA_ABS(x);
+    FA_V ac = FA_MIN(FA_SET1(FA_GELU_AMAX), a);   /* NaN stays NaN (second operand) */
+    FA_VI idx = FA_SRLI(FA_CASTI(FA_ADD(ac, FA_SET1(1.0f))), 21);
+    FA_V d = FA_SUB(ac, FA_PERM16(fa_gelu_mid, idx));
+    FA_V m = FA_PERM16(fa_gelu_m[6], idx);
+    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[5], idx));
+    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[4], idx));
+    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[3], idx));
+    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[2], idx));
+    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[1], idx));
+    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[0], idx));
+    FA_V s = FA_MUL(ac, ac);
+    FA_V sl = FA_FMS(ac, ac, s);                   /* a^2 = s + sl exactly */
+    FA_V kf, kfs;
+    FA_V p = FA_GS(exp_split)(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), &kf, &kfs);
+    if (want_v)                                    /* M - a/sqrt(2 pi), one rounding */
+        m = FA_FNMA(ac, FA_SET1(FA_GS_INV_SQRT2PI), m);
+    *ac_out = ac;
+    return FA_SCALE(FA_MUL(p, m), kf, kfs);
+}
+
+static inline FA_V FA_GS(gelu_fwd)(FA_V x)
+{
+    FA_V ac;
+    FA_V q = FA_GS(gelu_qv)(x, 0, &ac);
+    FA_V sgn = FA_SET1(-0.0f);
+    FA_V xq = FA_OR(ac, FA_AND(x, sgn));               /* x clamped to +-14.75 */
+    FA_V sq = FA_XOR(q, FA_ANDNOT(x, sgn));            /* x < 0: Q, x >= 0: -Q */
+    FA_V pos = FA_MAX(FA_SETZERO(), x);                /* x >= 0: x (NaN kept), else 0 */
+    return FA_FMA(xq, sq, pos);                        /* x Q, or x - x Q in one rounding */
+}
+
+static inline FA_V FA_GS(gelu_dx)(FA_V x)
+{
+    FA_V ac;
+    FA_V v = FA_GS(gelu_qv)(x, 1, &ac);
+    return FA_SEL_NEG(x, v, FA_SUB(FA_SET1(1.0f), v));
+}
+
+/* gelu_tanh: t = e^-|2u| and the clamped x */
+static inline FA_V FA_GS(gelu_tanh_t)(FA_V x, FA_V *xc_out, FA_V *s_out)
+{
+    const float c0h = (float)FA_GT2_C0, c0l = (float)(FA_GT2_C0 - (double)(float)FA_GT2_C0);
+    const float c1h = (float)FA_GT2_C1, c1l = (float)(FA_GT2_C1 - (double)(float)FA_GT2_C1);
+    FA_V xc = FA_MIN(FA_SET1(FA_GT_XMAX), FA_MAX(FA_SET1(-FA_GT_XMAX), x));   /* NaN kept */
+    FA_V s = FA_MUL(xc, xc);
+    FA_V sl = FA_FMS(xc, xc, s);
+    FA_V p = FA_MUL(FA_SET1(c1h), s);
+    FA_V pe = FA_FMS(FA_SET1(c1h), s, p);
+    /* two-sum c0h + p = mh + ml */
+    FA_V mh = FA_ADD(FA_SET1(c0h), p);
+    FA_V bb = FA_SUB(mh, FA_SET1(c0h));
+    FA_V ml = FA_ADD(FA_SUB(FA_SET1(c0h), FA_SUB(mh, bb)), FA_SUB(p, bb));
+    ml = FA_ADD(ml, pe);
+    ml = FA_FMA(FA_SET1(c1h), sl, ml);
+    ml = FA_FMA(FA_SET1(c1l), s, ml);
+    ml = FA_ADD(ml, FA_SET1(c0l));
+    /* 2u = x (mh + ml) = vh + vl */
+    FA_V vh = FA_MUL(xc, mh);
+    FA_V vl = FA_FMS(xc, mh, vh);
+    vl = FA_FMA(xc, ml, vl);
+    FA_V sgn = FA_SET1(-0.0f);
+    FA_V zh = FA_OR(vh, sgn);                       /* -|2u| */
+    FA_V zl = FA_XOR(vl, FA_ANDNOT(vh, sgn));
+    FA_V kf, kfs;
+    FA_V e = FA_GS(exp_split)(zh, zl, &kf, &kfs);
+    *xc_out = xc;
+    *s_out = s;
+    return FA_SCALE(e, kf, kfs);
+}
+
+static inline FA_V FA_GS(gelu_tanh_fwd)(FA_V x)
+{
+    FA_V xc, s;
+    FA_V t = FA_GS(gelu_tanh_t)(x, &xc, &s);
+    FA_V num = FA_SEL_NEG(x, FA_MUL(xc, t), x);
+    return FA_DIV(num, FA_ADD(FA_SET1(1.0f), t));
+}
+
+static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
+{
+    const float k2 = (float)FA_GT2_C0, k6 = (float)(3.0 * FA_GT2_C1);
+    FA_V xc, s;
+    FA_V t = FA_GS(gelu_tanh_t)(x, &xc, &s);
+    FA_V rd = FA_DIV(FA_SET1(1.0f), FA_ADD(FA_SET1(1.0f), t));
+    FA_V sg = FA_SEL_NEG(x, FA_MUL(t, rd), rd);     /* sigma(2u) */
+    FA_V w = FA_MUL(FA_MUL(t, rd), rd);             /* sigma(2u) sigma(-2u) */
+    FA_V du2 = FA_FMA(FA_SET1(k6), s, FA_SET1(k2));   /* 2 u'(x) */
+    return FA_FMA(FA_MUL(xc, du2), w, sg);
+}
+
+/* ---- the loops: full vectors, then the tail through a zero-padded buffer ---- */
+#define FA_GS_LOOP1(NAME, CORE)                                                \
+    static void NAME(const void *xv, void *yv, ptrdiff_t n, const fa_params *pp) \
+    {                                                                          \
+        const float *xs = (const float *)xv;                                   \
+        float *ys = (float *)yv;                                               \
+        (void)pp;                                                              \
+        ptrdiff_t i = 0;                                                       \
+        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)                             \
+            FA_STOREU(ys + i, CORE(FA_LOADU(xs + i)));                         \
+        if (i < n) {                                                           \
+            float buf[FA_SIMD_W] = {0};                                        \
+            for (ptrdiff_t j = 0; j < n - i; j++) buf[j] = xs[i + j];          \
+            FA_STOREU(buf, CORE(FA_LOADU(buf)));                               \
+            for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = buf[j];          \
+        }                                                                      \
+    }
+#define FA_GS_LOOP2(NAME, CORE)                                                \
+    static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
+                     const fa_params *pp)                                      \
+    {                                                                          \
+        const float *gs = (const float *)gv, *xs = (const float *)xv;          \
+        float *os = (float *)ov;                                               \
+        (void)pp;                                                              \
+        ptrdiff_t i = 0;                                                       \
+        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)                             \
+            FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), CORE(FA_LOADU(xs + i)))); \
+        if (i < n) {                                                           \
+            float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                    \
+            for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
+            FA_STOREU(bx, FA_MUL(FA_LOADU(bg), CORE(FA_LOADU(bx))));           \
+            for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
+        }                                                                      \
+    }
+
+FA_GS_LOOP1(FA_GS(L_gelu_fwd), FA_GS(gelu_fwd))
+FA_GS_LOOP2(FA_GS(L_gelu_bwd), FA_GS(gelu_dx))
+FA_GS_LOOP1(FA_GS(L_gelu_tanh_fwd), FA_GS(gelu_tanh_fwd))
+FA_GS_LOOP2(FA_GS(L_gelu_tanh_bwd), FA_GS(gelu_tanh_dx))
+
+static void FA_GS(install_gelu)(fa_impl *t)
+{
+    t->act[FA_ACT_gelu].fwd[FA_F32] = FA_GS(L_gelu_fwd);
+    t->act[FA_ACT_gelu].bwd[FA_F32] = FA_GS(L_gelu_bwd);
+    t->act[FA_ACT_gelu_tanh].fwd[FA_F32] = FA_GS(L_gelu_tanh_fwd);
+    t->act[FA_ACT_gelu_tanh].bwd[FA_F32] = FA_GS(L_gelu_tanh_bwd);
+}
