@@ -10,9 +10,10 @@
  *     x < 0: gelu(x) = x Q(a)            gelu'(x) = v
  *     x >= 0: gelu(x) = x - x Q(a)       gelu'(x) = 1 - v
  *     Q(a) = exp(-a^2/2) M(a),  v = exp(-a^2/2) (M(a) - a / sqrt(2 pi)),
- * M(a) = erfcx(a/sqrt 2)/2 is smooth and bounded: a degree-6 polynomial per interval
- * of a + 1 (16 intervals, 4 per octave, coefficients fetched by a 16-lane permute;
- * tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  No cancellation on either side but
+ * M(a) = erfcx(a/sqrt 2)/2 is smooth and bounded: one polynomial per interval of
+ * a + 1, the interval picked by bits of the float a + 1 and each coefficient fetched
+ * for all lanes by one permute (AVX-512: 16 intervals, degree 6; AVX2: 8 intervals,
+ * degree 8; vpermps; tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  No cancellation on either side but
  * near gelu's minimum (x ~ -0.75, where the backward's absolute 2e-7 |g| term of the
  * contract covers it).  exp(-a^2/2) takes its argument as an exact sum hi + lo
  * (hi = -(a*a)/2 rounded, lo = -fma(a, a, -a*a)/2, SLEEF's trick for erfcf): the
@@ -48,9 +49,10 @@
 #define FA_GT_XMAX 11.5f
 #endif
 
-/* e^(zh + zl) = P 2^k for |zl| <= ulp(zh), zh <= 0, zh >= -130: returns P (in [0.7, 1.42])
- * and *kf = k (a float integer) and *kfs = k + 0x1.8p23 (its bits carry k) */
-static inline FA_V FA_GS(exp_split)(FA_V zh, FA_V zl, FA_V *kf, FA_V *kfs)
+/* e^(zh + zl) = (1 + q) 2^k for |zl| <= ulp(zh), zh <= 0, zh >= -130: returns q = e^r - 1
+ * (|r| <= ln2/2 + |zl|), so that callers form c e^r = fma(c, q, c) in one rounding, and
+ * *kf = k (a float integer), *kfs = k + 0x1.8p23 (its bits carry k) */
+static inline FA_V FA_GS(expm1_split)(FA_V zh, FA_V zl, FA_V *kf, FA_V *kfs)
 {
     FA_V ks = FA_FMA(zh, FA_SET1(FA_GS_LOG2E), FA_SET1(FA_GS_SHIFTER));
     FA_V k = FA_SUB(ks, FA_SET1(FA_GS_SHIFTER));
@@ -63,56 +65,49 @@ static inline FA_V FA_GS(exp_split)(FA_V zh, FA_V zl, FA_V *kf, FA_V *kfs)
     p = FA_FMA(p, r, FA_SET1(4.1665795894e-2f));
     p = FA_FMA(p, r, FA_SET1(1.6666665459e-1f));
     p = FA_FMA(p, r, FA_SET1(5.0000001201e-1f));
-    p = FA_FMA(p, FA_MUL(r, r), r);
     *kf = k;
     *kfs = ks;
-    return FA_ADD(p, FA_SET1(1.0f));
+    return FA_FMA(p, FA_MUL(r, r), r);
 }
 
-/* the exact-gelu pieces of |x|: Q = e^(-a^2/2) M(a) (want_v = 0) or v (want_v = 1) */
-static inline FA_V FA_GS(gelu_qv)(FA_V x, int want_v, FA_V *ac_out)
+/* exact gelu for |x|: returns c e^(-a^2/2) / 2^k unscaled (c = a M(a) for the forward,
+ * M(a) - a/sqrt(2 pi) for the derivative, want_d); the caller applies 2^k */
+static inline FA_V FA_GS(gelu_core)(FA_V x, int want_d, FA_V *kf, FA_V *kfs)
 {
     FA_V a = FA_ABS(x);
     FA_V ac = FA_MIN(FA_SET1(FA_GELU_AMAX), a);   /* NaN stays NaN (second operand) */
-    FA_VI idx = FA_SRLI(FA_CASTI(FA_ADD(ac, FA_SET1(1.0f))), 21);
-    FA_V d = FA_SUB(ac, FA_PERM16(fa_gelu_mid, idx));
-    FA_V m = FA_PERM16(fa_gelu_m[6], idx);
-    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[5], idx));
-    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[4], idx));
-    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[3], idx));
-    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[2], idx));
-    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[1], idx));
-    m = FA_FMA(m, d, FA_PERM16(fa_gelu_m[0], idx));
+    FA_VI idx = FA_SRLI(FA_CASTI(FA_ADD(ac, FA_SET1(1.0f))), FA_GELU_SHIFT);
+    FA_V d = FA_SUB(ac, FA_TLOOK(FA_GELU_MID, idx));
+    FA_V m = FA_TLOOK(FA_GELU_M[FA_GELU_NC - 1], idx);
+    for (int j = FA_GELU_NC - 2; j >= 0; j--)      /* unrolled: FA_GELU_NC is a constant */
+        m = FA_FMA(m, d, FA_TLOOK(FA_GELU_M[j], idx));
     FA_V s = FA_MUL(ac, ac);
     FA_V sl = FA_FMS(ac, ac, s);                   /* a^2 = s + sl exactly */
-    FA_V kf, kfs;
-    FA_V p = FA_GS(exp_split)(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), &kf, &kfs);
-    if (want_v)                                    /* M - a/sqrt(2 pi), one rounding */
-        m = FA_FNMA(ac, FA_SET1(FA_GS_INV_SQRT2PI), m);
-    *ac_out = ac;
-    return FA_SCALE(FA_MUL(p, m), kf, kfs);
+    FA_V q = FA_GS(expm1_split)(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), kf, kfs);
+    FA_V c = want_d ? FA_FNMA(ac, FA_SET1(FA_GS_INV_SQRT2PI), m)   /* M - a/sqrt(2 pi) */
+                    : FA_MUL(ac, m);   /* a M, a clamped */
+    return FA_FMA(c, q, c);                        /* c e^r */
 }
 
 static inline FA_V FA_GS(gelu_fwd)(FA_V x)
 {
-    FA_V ac;
-    FA_V q = FA_GS(gelu_qv)(x, 0, &ac);
-    FA_V sgn = FA_SET1(-0.0f);
-    FA_V xq = FA_OR(ac, FA_AND(x, sgn));               /* x clamped to +-14.75 */
-    FA_V sq = FA_XOR(q, FA_ANDNOT(x, sgn));            /* x < 0: Q, x >= 0: -Q */
-    FA_V pos = FA_MAX(FA_SETZERO(), x);                /* x >= 0: x (NaN kept), else 0 */
-    return FA_FMA(xq, sq, pos);                        /* x Q, or x - x Q in one rounding */
+    FA_V kf, kfs;
+    FA_V w = FA_GS(gelu_core)(x, 0, &kf, &kfs);
+    w = FA_SCALE(w, kf, kfs);                      /* |x| Q(|x|) */
+    FA_V pos = FA_MAX(FA_SETZERO(), x);            /* x >= 0: x (NaN kept), else 0 */
+    return FA_SUB(pos, w);                         /* x Q, or x - x Q */
 }
 
 static inline FA_V FA_GS(gelu_dx)(FA_V x)
 {
-    FA_V ac;
-    FA_V v = FA_GS(gelu_qv)(x, 1, &ac);
+    FA_V kf, kfs;
+    FA_V v = FA_GS(gelu_core)(x, 1, &kf, &kfs);
+    v = FA_SCALE(v, kf, kfs);
     return FA_SEL_NEG(x, v, FA_SUB(FA_SET1(1.0f), v));
 }
 
-/* gelu_tanh: t = e^-|2u| and the clamped x */
-static inline FA_V FA_GS(gelu_tanh_t)(FA_V x, FA_V *xc_out, FA_V *s_out)
+/* gelu_tanh: e^-|2u| = (1 + q) 2^k; returns q, the clamped x and x^2 */
+static inline FA_V FA_GS(gelu_tanh_q)(FA_V x, FA_V *xc_out, FA_V *s_out, FA_V *kf, FA_V *kfs)
 {
     const float c0h = (float)FA_GT2_C0, c0l = (float)(FA_GT2_C0 - (double)(float)FA_GT2_C0);
     const float c1h = (float)FA_GT2_C1, c1l = (float)(FA_GT2_C1 - (double)(float)FA_GT2_C1);
@@ -136,31 +131,36 @@ static inline FA_V FA_GS(gelu_tanh_t)(FA_V x, FA_V *xc_out, FA_V *s_out)
     FA_V sgn = FA_SET1(-0.0f);
     FA_V zh = FA_OR(vh, sgn);                       /* -|2u| */
     FA_V zl = FA_XOR(vl, FA_ANDNOT(vh, sgn));
-    FA_V kf, kfs;
-    FA_V e = FA_GS(exp_split)(zh, zl, &kf, &kfs);
     *xc_out = xc;
     *s_out = s;
-    return FA_SCALE(e, kf, kfs);
+    return FA_GS(expm1_split)(zh, zl, kf, kfs);
 }
 
+/* x sigma(2u): x / (1 + t) for x >= 0; for x < 0, (x e^r / (1 + t)) 2^k, the scaling last */
 static inline FA_V FA_GS(gelu_tanh_fwd)(FA_V x)
 {
-    FA_V xc, s;
-    FA_V t = FA_GS(gelu_tanh_t)(x, &xc, &s);
-    FA_V num = FA_SEL_NEG(x, FA_MUL(xc, t), x);
-    return FA_DIV(num, FA_ADD(FA_SET1(1.0f), t));
+    FA_V xc, s, kf, kfs;
+    FA_V q = FA_GS(gelu_tanh_q)(x, &xc, &s, &kf, &kfs);
+    FA_V t = FA_SCALE(FA_ADD(q, FA_SET1(1.0f)), kf, kfs);
+    FA_V dn = FA_ADD(FA_SET1(1.0f), t);
+    FA_V neg = FA_SCALE(FA_DIV(FA_FMA(xc, q, xc), dn), kf, kfs);
+    return FA_SEL_NEG(x, neg, FA_DIV(x, dn));
 }
 
+/* sigma(2u) + 2x u' sigma(2u) sigma(-2u), sigma sigma(-) = t / (1 + t)^2:
+ * x >= 0: rd + t z, x < 0: (e^r (rd + z)) 2^k, with rd = 1 / (1 + t), z = 2x u' rd^2 */
 static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
 {
     const float k2 = (float)FA_GT2_C0, k6 = (float)(3.0 * FA_GT2_C1);
-    FA_V xc, s;
-    FA_V t = FA_GS(gelu_tanh_t)(x, &xc, &s);
+    FA_V xc, s, kf, kfs;
+    FA_V q = FA_GS(gelu_tanh_q)(x, &xc, &s, &kf, &kfs);
+    FA_V t = FA_SCALE(FA_ADD(q, FA_SET1(1.0f)), kf, kfs);
     FA_V rd = FA_DIV(FA_SET1(1.0f), FA_ADD(FA_SET1(1.0f), t));
-    FA_V sg = FA_SEL_NEG(x, FA_MUL(t, rd), rd);     /* sigma(2u) */
-    FA_V w = FA_MUL(FA_MUL(t, rd), rd);             /* sigma(2u) sigma(-2u) */
     FA_V du2 = FA_FMA(FA_SET1(k6), s, FA_SET1(k2));   /* 2 u'(x) */
-    return FA_FMA(FA_MUL(xc, du2), w, sg);
+    FA_V z = FA_MUL(FA_MUL(FA_MUL(xc, du2), rd), rd);
+    FA_V hn = FA_ADD(rd, z);
+    FA_V neg = FA_SCALE(FA_FMA(hn, q, hn), kf, kfs);
+    return FA_SEL_NEG(x, neg, FA_FMA(t, z, rd));
 }
 
 /* ---- the loops: full vectors, then the tail through a zero-padded buffer ---- */

@@ -49,14 +49,12 @@
 #define FA_CASTI _mm256_castps_si256
 #define FA_SRLI _mm256_srli_epi32
 #define FA_SEL_NEG(x, a, b) _mm256_blendv_ps((b), (a), (x))   /* sign bit of x ? a : b */
-/* 16-entry table: two 8-lane permutes, bit 3 of the index picks the half */
-static inline __m256 fa_perm16_avx2(const float *tab, __m256i idx)
-{
-    __m256 lo = _mm256_permutevar8x32_ps(_mm256_load_ps(tab), idx);
-    __m256 hi = _mm256_permutevar8x32_ps(_mm256_load_ps(tab + 8), idx);
-    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
-}
-#define FA_PERM16 fa_perm16_avx2
+/* the 8-interval table: one vpermps per coefficient (index bits 0-2) */
+#define FA_GELU_SHIFT FA_GELU8_SHIFT
+#define FA_GELU_NC FA_GELU8_NC
+#define FA_GELU_MID fa_gelu8_mid
+#define FA_GELU_M fa_gelu8_m
+#define FA_TLOOK(tab, idx) _mm256_permutevar8x32_ps(_mm256_load_ps(tab), (idx))
 /* v 2^k, k <= 0 in the bits of kfs = k + 0x1.8p23: (v 2^(k+64)) 2^-64, each factor normal
  * for k >= -190, so a subnormal result is rounded once */
 static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)

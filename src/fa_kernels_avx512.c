@@ -50,7 +50,12 @@
 #define FA_CASTI _mm512_castps_si512
 #define FA_SRLI _mm512_srli_epi32
 #define FA_SEL_NEG(x, a, b) _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), (b), (a))
-#define FA_PERM16(tab, idx) _mm512_permutexvar_ps((idx), _mm512_load_ps(tab))
+/* the 16-interval table: one vpermps per coefficient (index bits 0-3) */
+#define FA_GELU_SHIFT FA_GELU16_SHIFT
+#define FA_GELU_NC FA_GELU16_NC
+#define FA_GELU_MID fa_gelu16_mid
+#define FA_GELU_M fa_gelu16_m
+#define FA_TLOOK(tab, idx) _mm512_permutexvar_ps((idx), _mm512_load_ps(tab))
 #define FA_SCALE(v, kf, kfs) _mm512_scalef_ps((v), (kf))   /* one rounding, subnormals too */
 #include "fa_gelu_simd.h"
 
