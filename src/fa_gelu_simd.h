@@ -52,13 +52,14 @@
 /* e^(zh + zl) = (1 + q) 2^k for |zl| <= ulp(zh), zh <= 0, zh >= -130: returns q = e^r - 1
  * (|r| <= ln2/2 + |zl|), so that callers form c e^r = fma(c, q, c) in one rounding, and
  * *kf = k (a float integer), *kfs = k + 0x1.8p23 (its bits carry k) */
-static inline FA_V FA_GS(expm1_split)(FA_V zh, FA_V zl, FA_V *kf, FA_V *kfs)
+static inline FA_V FA_GS(expm1_core)(FA_V zh, FA_V zl, int has_lo, FA_V *kf, FA_V *kfs)
 {
     FA_V ks = FA_FMA(zh, FA_SET1(FA_GS_LOG2E), FA_SET1(FA_GS_SHIFTER));
     FA_V k = FA_SUB(ks, FA_SET1(FA_GS_SHIFTER));
     FA_V r = FA_FNMA(k, FA_SET1(FA_GS_C1), zh);      /* exact */
     r = FA_FNMA(k, FA_SET1(FA_GS_C2), r);
-    r = FA_ADD(r, zl);
+    if (has_lo)
+        r = FA_ADD(r, zl);
     FA_V p = FA_SET1(1.9875691500e-4f);
     p = FA_FMA(p, r, FA_SET1(1.3981999507e-3f));
     p = FA_FMA(p, r, FA_SET1(8.3334519073e-3f));
@@ -69,6 +70,8 @@ static inline FA_V FA_GS(expm1_split)(FA_V zh, FA_V zl, FA_V *kf, FA_V *kfs)
     *kfs = ks;
     return FA_FMA(p, FA_MUL(r, r), r);
 }
+#define FA_EXPM1_SPLIT(zh, zl, kf, kfs) FA_GS(expm1_core)((zh), (zl), 1, (kf), (kfs))
+#define FA_EXPM1_1(z, kf, kfs) FA_GS(expm1_core)((z), (z), 0, (kf), (kfs))
 
 /* exact gelu for |x|: returns c e^(-a^2/2) / 2^k unscaled (c = a M(a) for the forward,
  * M(a) - a/sqrt(2 pi) for the derivative, want_d); the caller applies 2^k */
@@ -83,7 +86,7 @@ static inline FA_V FA_GS(gelu_core)(FA_V x, int want_d, FA_V *kf, FA_V *kfs)
         m = FA_FMA(m, d, FA_TLOOK(FA_GELU_M[j], idx));
     FA_V s = FA_MUL(ac, ac);
     FA_V sl = FA_FMS(ac, ac, s);                   /* a^2 = s + sl exactly */
-    FA_V q = FA_GS(expm1_split)(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), kf, kfs);
+    FA_V q = FA_EXPM1_SPLIT(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), kf, kfs);
     FA_V c = want_d ? FA_FNMA(ac, FA_SET1(FA_GS_INV_SQRT2PI), m)   /* M - a/sqrt(2 pi) */
                     : FA_MUL(ac, m);   /* a M, a clamped */
     return FA_FMA(c, q, c);                        /* c e^r */
@@ -133,7 +136,7 @@ static inline FA_V FA_GS(gelu_tanh_q)(FA_V x, FA_V *xc_out, FA_V *s_out, FA_V *k
     FA_V zl = FA_XOR(vl, FA_ANDNOT(vh, sgn));
     *xc_out = xc;
     *s_out = s;
-    return FA_GS(expm1_split)(zh, zl, kf, kfs);
+    return FA_EXPM1_SPLIT(zh, zl, kf, kfs);
 }
 
 /* x sigma(2u): x / (1 + t) for x >= 0; for x < 0, (x e^r / (1 + t)) 2^k, the scaling last */

@@ -65,6 +65,9 @@ static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)
 }
 #define FA_SCALE(v, kf, kfs) fa_scale_avx2((v), (kfs))
 #include "fa_gelu_simd.h"
+#define FA_DIVF _mm256_div_ps
+#define FA_RCPF(d) _mm256_div_ps(_mm256_set1_ps(1.0f), (d))
+#include "fa_expf_simd.h"
 
 /* the auto-vectorised table with the float32 GELU loops swapped in (first call, at import) */
 const fa_impl *fa_avx2_table(void)
@@ -74,6 +77,7 @@ const fa_impl *fa_avx2_table(void)
     if (!ready) {
         table = fa_impl_avx2_auto;
         install_gelu_avx2(&table);
+        install_expf_avx2(&table);
         ready = 1;
     }
     return &table;

@@ -58,6 +58,21 @@
 #define FA_TLOOK(tab, idx) _mm512_permutexvar_ps((idx), _mm512_load_ps(tab))
 #define FA_SCALE(v, kf, kfs) _mm512_scalef_ps((v), (kf))   /* one rounding, subnormals too */
 #include "fa_gelu_simd.h"
+/* n / d and 1 / d for d in [1, 2]: vrcp14ps (2^-14) and one correction step */
+static inline __m512 fa_divf_avx512(__m512 n, __m512 d)
+{
+    __m512 r = _mm512_rcp14_ps(d);
+    __m512 q = _mm512_mul_ps(n, r);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, q, n), q);
+}
+static inline __m512 fa_rcpf_avx512(__m512 d)
+{
+    __m512 r = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
+#define FA_DIVF fa_divf_avx512
+#define FA_RCPF fa_rcpf_avx512
+#include "fa_expf_simd.h"
 
 /* the auto-vectorised table with the hand-vectorised loops swapped in;
  * built on the first call (from fa_set_isa, at import) */
@@ -69,6 +84,11 @@ const fa_impl *fa_avx512_table(void)
         table = fa_impl_avx512_auto;
         fa_avx512_install_hand(&table);
         install_gelu_avx512(&table);
+        /* of fa_expf_simd.h only silu: measured against fa_avx512_hand.h's loops on a
+         * Xeon (Sapphire Rapids class), 1e5 floats, silu forward 29 vs 32 us and
+         * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us */
+        table.act[FA_ACT_silu].fwd[FA_F32] = L_silu_fwd_avx512;
+        table.act[FA_ACT_silu].bwd[FA_F32] = L_silu_bwd_avx512;
         ready = 1;
     }
     return &table;
