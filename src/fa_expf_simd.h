@@ -64,6 +64,7 @@ FA_GS_LOOP1(FA_GS(L_sigmoid_fwd), FA_GS(sigmoid_v))
 FA_GS_LOOP1(FA_GS(L_silu_fwd), FA_GS(silu_v))
 FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
 FA_GS_LOOP2(FA_GS(L_log_sigmoid_bwd), FA_GS(sigmoid_neg_v))
+FA_GS_BIAS(FA_GS(L_silu_bias_fwd), FA_GS(L_silu_bias_bwd), FA_GS(silu_v), FA_GS(silu_dx))
 
 static void FA_GS(install_expf)(fa_impl *t)
 {
@@ -71,4 +72,6 @@ static void FA_GS(install_expf)(fa_impl *t)
     t->act[FA_ACT_silu].fwd[FA_F32] = FA_GS(L_silu_fwd);
     t->act[FA_ACT_silu].bwd[FA_F32] = FA_GS(L_silu_bwd);
     t->act[FA_ACT_log_sigmoid].bwd[FA_F32] = FA_GS(L_log_sigmoid_bwd);
+    t->act[FA_ACT_silu].bias_fwd[FA_F32] = FA_GS(L_silu_bias_fwd);
+    t->act[FA_ACT_silu].bias_bwd[FA_F32] = FA_GS(L_silu_bias_bwd);
 }

@@ -201,10 +201,63 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         }                                                                      \
     }
 
+/* the dense-layer loops (fa_kernels_impl.h's bias_fwd / bias_bwd, same contract):
+ * y = f(z + b) row by row, the float sum rounded as the portable loop rounds it; and
+ * dz = g f'(s (+ b)), then db[j] += dz[j] in double, in the same order as there */
+#define FA_GS_BIAS(NAMEF, NAMEB, COREF, CORED)                                 \
+    static void NAMEF(const void *zv, const void *bv, void *yv, ptrdiff_t rows, \
+                      ptrdiff_t cols, const fa_params *pp)                     \
+    {                                                                          \
+        const float *b = (const float *)bv;                                    \
+        (void)pp;                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
+            const float *z = (const float *)zv + r * cols;                     \
+            float *y = (float *)yv + r * cols;                                 \
+            ptrdiff_t j = 0;                                                   \
+            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W)                      \
+                FA_STOREU(y + j, COREF(FA_ADD(FA_LOADU(z + j), FA_LOADU(b + j)))); \
+            if (j < cols) {                                                    \
+                float bz[FA_SIMD_W] = {0}, bb[FA_SIMD_W] = {0};                \
+                for (ptrdiff_t k = 0; k < cols - j; k++) { bz[k] = z[j + k]; bb[k] = b[j + k]; } \
+                FA_STOREU(bz, COREF(FA_ADD(FA_LOADU(bz), FA_LOADU(bb))));      \
+                for (ptrdiff_t k = 0; k < cols - j; k++) y[j + k] = bz[k];     \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
+    static void NAMEB(const void *gv, const void *sv, const void *bv, void *dzv, \
+                      double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *pp) \
+    {                                                                          \
+        const float *b = (const float *)bv;                                    \
+        (void)pp;                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
+            const float *g = (const float *)gv + r * cols, *s = (const float *)sv + r * cols; \
+            float *dz = (float *)dzv + r * cols;                               \
+            ptrdiff_t j = 0;                                                   \
+            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W) {                    \
+                FA_V x = FA_LOADU(s + j);                                      \
+                if (b) x = FA_ADD(x, FA_LOADU(b + j));                         \
+                FA_STOREU(dz + j, FA_MUL(FA_LOADU(g + j), CORED(x)));          \
+            }                                                                  \
+            if (j < cols) {                                                    \
+                float bs[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                \
+                for (ptrdiff_t k = 0; k < cols - j; k++) {                     \
+                    bs[k] = b ? s[j + k] + b[j + k] : s[j + k];                \
+                    bg[k] = g[j + k];                                          \
+                }                                                              \
+                FA_STOREU(bs, FA_MUL(FA_LOADU(bg), CORED(FA_LOADU(bs))));      \
+                for (ptrdiff_t k = 0; k < cols - j; k++) dz[j + k] = bs[k];    \
+            }                                                                  \
+            for (ptrdiff_t k = 0; k < cols; k++) db[k] += (double)dz[k];       \
+        }                                                                      \
+    }
+
 FA_GS_LOOP1(FA_GS(L_gelu_fwd), FA_GS(gelu_fwd))
 FA_GS_LOOP2(FA_GS(L_gelu_bwd), FA_GS(gelu_dx))
 FA_GS_LOOP1(FA_GS(L_gelu_tanh_fwd), FA_GS(gelu_tanh_fwd))
 FA_GS_LOOP2(FA_GS(L_gelu_tanh_bwd), FA_GS(gelu_tanh_dx))
+FA_GS_BIAS(FA_GS(L_gelu_bias_fwd), FA_GS(L_gelu_bias_bwd), FA_GS(gelu_fwd), FA_GS(gelu_dx))
+FA_GS_BIAS(FA_GS(L_gelu_tanh_bias_fwd), FA_GS(L_gelu_tanh_bias_bwd), FA_GS(gelu_tanh_fwd),
+           FA_GS(gelu_tanh_dx))
 
 static void FA_GS(install_gelu)(fa_impl *t)
 {
@@ -212,4 +265,8 @@ static void FA_GS(install_gelu)(fa_impl *t)
     t->act[FA_ACT_gelu].bwd[FA_F32] = FA_GS(L_gelu_bwd);
     t->act[FA_ACT_gelu_tanh].fwd[FA_F32] = FA_GS(L_gelu_tanh_fwd);
     t->act[FA_ACT_gelu_tanh].bwd[FA_F32] = FA_GS(L_gelu_tanh_bwd);
+    t->act[FA_ACT_gelu].bias_fwd[FA_F32] = FA_GS(L_gelu_bias_fwd);
+    t->act[FA_ACT_gelu].bias_bwd[FA_F32] = FA_GS(L_gelu_bias_bwd);
+    t->act[FA_ACT_gelu_tanh].bias_fwd[FA_F32] = FA_GS(L_gelu_tanh_bias_fwd);
+    t->act[FA_ACT_gelu_tanh].bias_bwd[FA_F32] = FA_GS(L_gelu_tanh_bias_bwd);
 }

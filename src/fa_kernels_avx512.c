@@ -89,6 +89,8 @@ const fa_impl *fa_avx512_table(void)
          * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us */
         table.act[FA_ACT_silu].fwd[FA_F32] = L_silu_fwd_avx512;
         table.act[FA_ACT_silu].bwd[FA_F32] = L_silu_bwd_avx512;
+        table.act[FA_ACT_silu].bias_fwd[FA_F32] = L_silu_bias_fwd_avx512;
+        table.act[FA_ACT_silu].bias_bwd[FA_F32] = L_silu_bias_bwd_avx512;
         ready = 1;
     }
     return &table;
