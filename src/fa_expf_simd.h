@@ -1,4 +1,5 @@
-/* fa_expf_simd.h -- float32 sigmoid, silu and log_sigmoid' with explicit vectors.
+/* fa_expf_simd.h -- float32 sigmoid, silu, log_sigmoid' and softplus' (beta = 2^k)
+ * with explicit vectors.
  *
  * Included after fa_gelu_simd.h by fa_kernels_avx2.c and fa_kernels_avx512.c (same
  * vector macros, same exp: FA_GS(expm1_core), 2^k applied last, subnormal results
@@ -60,6 +61,28 @@ static inline FA_V FA_GS(silu_dx)(FA_V x)
     return FA_MUL(s, FA_FMA(xc, c, FA_SET1(1.0f)));
 }
 
+/* softplus' for beta = 2^k (z = beta x exact): z > threshold ? 1 : sigma(z);
+ * p.a = beta, p.d = the threshold rounded down to float (as fa_avx512_hand.h) */
+static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov, ptrdiff_t n,
+                                       const fa_params *pp)
+{
+    const float *gs = (const float *)gv, *xs = (const float *)xv;
+    float *os = (float *)ov;
+    const FA_V beta = FA_SET1((float)pp->a), thr = FA_SET1((float)pp->d);
+#define FA_GS_SP_D(x) ({ FA_V z_ = FA_MUL((x), beta);                                  \
+                         FA_SEL_GT(z_, thr, FA_SET1(1.0f), FA_GS(sigmoid_v)(z_)); })
+    ptrdiff_t i = 0;
+    for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)
+        FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), FA_GS_SP_D(FA_LOADU(xs + i))));
+    if (i < n) {
+        float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};
+        for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; }
+        FA_STOREU(bx, FA_MUL(FA_LOADU(bg), FA_GS_SP_D(FA_LOADU(bx))));
+        for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];
+    }
+#undef FA_GS_SP_D
+}
+
 FA_GS_LOOP1(FA_GS(L_sigmoid_fwd), FA_GS(sigmoid_v))
 FA_GS_LOOP1(FA_GS(L_silu_fwd), FA_GS(silu_v))
 FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
@@ -72,6 +95,7 @@ static void FA_GS(install_expf)(fa_impl *t)
     t->act[FA_ACT_silu].fwd[FA_F32] = FA_GS(L_silu_fwd);
     t->act[FA_ACT_silu].bwd[FA_F32] = FA_GS(L_silu_bwd);
     t->act[FA_ACT_log_sigmoid].bwd[FA_F32] = FA_GS(L_log_sigmoid_bwd);
+    t->act[FA_ACT_softplus_pow2].bwd[FA_F32] = FA_GS(L_softplus_pow2_bwd);
     t->act[FA_ACT_silu].bias_fwd[FA_F32] = FA_GS(L_silu_bias_fwd);
     t->act[FA_ACT_silu].bias_bwd[FA_F32] = FA_GS(L_silu_bias_bwd);
 }

@@ -49,6 +49,7 @@
 #define FA_CASTI _mm256_castps_si256
 #define FA_SRLI _mm256_srli_epi32
 #define FA_SEL_NEG(x, a, b) _mm256_blendv_ps((b), (a), (x))   /* sign bit of x ? a : b */
+#define FA_SEL_GT(u, v, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((u), (v), _CMP_GT_OQ))
 /* the 8-interval table: one vpermps per coefficient (index bits 0-2) */
 #define FA_GELU_SHIFT FA_GELU8_SHIFT
 #define FA_GELU_NC FA_GELU8_NC

@@ -50,6 +50,7 @@
 #define FA_CASTI _mm512_castps_si512
 #define FA_SRLI _mm512_srli_epi32
 #define FA_SEL_NEG(x, a, b) _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), (b), (a))
+#define FA_SEL_GT(u, v, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((u), (v), _CMP_GT_OQ), (b), (a))
 /* the 16-interval table: one vpermps per coefficient (index bits 0-3) */
 #define FA_GELU_SHIFT FA_GELU16_SHIFT
 #define FA_GELU_NC FA_GELU16_NC
