@@ -1,4 +1,6 @@
-/* fa_kernels_avx2.c -- the same loops compiled for AVX2 + FMA (x86-64-v3).
+/* fa_kernels_avx2.c -- the same loops compiled for AVX2 + FMA (x86-64-v3), plus the
+ * explicit-vector float32 loops of fa_gelu_simd.h and fa_expf_simd.h (8 lanes), swapped
+ * into the table by fa_avx2_table().
  *
  * The target pragma applies to every function defined after it, including
  * the inline math of fa_acts.h / fa_math.h, so the whole kernel body is

@@ -4,7 +4,8 @@
  * throughput is that of AVX2, but the instruction count halves, which is
  * what bounds these kernels: the transcendental loops ran 1.5-1.7x faster
  * than their AVX2 build on Zen 4, and the hand-vectorised exp family of
- * fa_avx512_hand.h another ~1.5x.  Chosen by fa_dispatch.c only when cpuid
+ * fa_avx512_hand.h another ~1.5x.  fa_gelu_simd.h (float32 gelu, both forms) and
+ * fa_expf_simd.h (its silu loops) are swapped in as well.  Chosen by fa_dispatch.c only when cpuid
  * (and the OS, via XCR0) report all four extensions.
  */
 #include <math.h>
