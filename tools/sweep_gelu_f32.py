@@ -45,6 +45,7 @@ FUNCS = {
     "silu_fwd": ("silu", {}, False),
     "silu_bwd": ("silu", {}, True),
     "log_sigmoid_bwd": ("log_sigmoid", {}, True),
+    "softplus_bwd": ("softplus", {}, True),
 }
 LO, HI = -15.0, 16.0
 TINY32 = float(np.finfo(np.float32).tiny)
