@@ -74,6 +74,7 @@ ext = Extension(
     depends=[
         "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",
         "src/fa_acts_body.h", "src/fa_avx512_hand.h", "src/fa_api.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
+        "src/fa_gelu_simd.h", "src/gelu_f32_coeffs.h", "src/fa_expf_simd.h",
     ],
 )
 

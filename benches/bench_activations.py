@@ -8,6 +8,11 @@ named like ``fwd-sigmoid-float32-1e5``, so one table compares its candidates:
     fastact-1t    fastact, n_threads=1
     fastact-all   fastact, n_threads=-1 (all usable cores; only from 65,536 elements,
                   below which fastact runs serially anyway, and with >= 2 cores)
+    fastact-avx2-1t  fastact on its AVX2+FMA path (FASTACT_ISA=avx2 for the call), one
+                  thread: the path a CPU without AVX-512 (AMD Zen 3, ...) runs; skipped on
+                  CPUs without AVX2+FMA.  Its peer on such a CPU is torch-1t there; here,
+                  run PyTorch with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (gelu
+                  goes through oneDNN, which ignores ATen's setting)
     reference     fastact.reference (plain NumPy, float64-careful)
     numpy         the NumPy expression users write (fastact.bench.NUMPY_EXPRESSIONS)
     scipy         scipy.special (expit, log_expit, ndtr) where it has the function
@@ -30,6 +35,7 @@ ufunc call (np.tanh(x, out=y)).
 
 `fastact bench` prints the speed-up summary of the same cases without pytest.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -46,7 +52,7 @@ NAMES = list(fb.NUMPY_EXPRESSIONS)
 CORES = usable_cores()
 SERIAL_BELOW = 65536
 
-ALL_IMPLS = ("fastact-1t", "fastact-all", "reference", "numpy", "scipy", "numexpr-1t",
+ALL_IMPLS = ("fastact-1t", "fastact-all", "fastact-avx2-1t", "reference", "numpy", "scipy", "numexpr-1t",
              "numexpr-all", "torch-1t", "torch-all", "roofline")
 IMPLS = _impls(ALL_IMPLS)
 
@@ -79,6 +85,9 @@ def _candidate(impl, name, n):
     if impl.endswith("-all") and CORES < 2:
         pytest.skip("one usable core: -all is -1t")
     threads = 1 if impl.endswith("-1t") else CORES
+    if impl == "fastact-avx2-1t":
+        f, b = fb.fastact_calls(nt=1)[name]
+        return f, b, _avx2_path
     if impl.startswith("fastact"):
         f, b = fb.fastact_calls(nt=1 if impl == "fastact-1t" else -1)[name]
         return f, b, None
@@ -96,6 +105,19 @@ def _candidate(impl, name, n):
         return f, b, lambda: peers.numexpr_threads(threads)
     f, b = _peer("torch")[name]
     return f, b, lambda: peers.torch_threads(threads)
+
+
+@contextlib.contextmanager
+def _avx2_path():
+    from fastact import _activations as ext
+    before = ext.get_isa()
+    if ext.set_isa("avx2") != "avx2+fma":
+        ext.set_isa({"avx2+fma": "avx2"}.get(before, before))
+        pytest.skip("this CPU has no AVX2+FMA")
+    try:
+        yield
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(before, before))
 
 
 _INPUTS = {}

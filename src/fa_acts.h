@@ -204,7 +204,9 @@ FA_BWD_NATIVE(selu, s > 0 ? (T)FA_SELU_SCALE : (s <= 0 ? s + (T)(FA_SELU_SCALE *
 FA_FWD_FAST(celu)
 FA_BWD_NATIVE(celu, s > 0 ? (T)1 : (s <= 0 ? s * (T)(sizeof(T) == 4 ? p.d : p.b) + (T)1 : s))
 
-/* gelu, gelu_tanh, silu, mish, softplus, log_sigmoid: from the input */
+/* gelu, gelu_tanh, silu, mish, softplus, log_sigmoid: from the input.
+ * float32 gelu and gelu_tanh: these double bodies are the baseline build's; the AVX2
+ * and AVX-512 tables replace them with the float kernels of fa_gelu_simd.h. */
 FA_FWD_TRANS(gelu)
 FA_BWD_TRANS(gelu)
 FA_FWD_TRANS(gelu_tanh)

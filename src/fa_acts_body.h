@@ -126,12 +126,17 @@ static inline R FN(silu_fwd)(R x, fa_params p)
     R y = (xc * (xc >= 0 ? C(1.0) : t)) / (C(1.0) + t);    /* x sigma(x), 3 roundings */
     return x > C(1000.0) ? x : y;
 }
+/* one division for both sigma(x) and sigma(-x): r = 1 / (1 + t), the other is t r
+ * (a rounding more than sig_pair's two quotients, two divisions fewer per vector) */
 static inline R FN(silu_bwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(1000.0), C(1000.0));
-    R s, c;
-    FN(sig_pair)(xc, &s, &c);
+    R t = FA_EXP(-FA_FABS(xc));
+    R r = C(1.0) / (C(1.0) + t);
+    R tr = t * r;
+    R s = xc >= 0 ? r : tr;
+    R c = xc >= 0 ? tr : r;
     return s * (C(1.0) + xc * c);
 }
 

@@ -90,7 +90,7 @@ int fa_set_isa(int isa)
         return fa_cur_isa;
     }
     if (pick == FA_ISA_AVX2) {
-        fa_cur = &fa_impl_avx2;
+        fa_cur = fa_avx2_table();
         fa_cur_isa = FA_ISA_AVX2;
         return fa_cur_isa;
     }

@@ -41,7 +41,7 @@ typedef struct {
 
 extern const fa_impl fa_impl_baseline;
 #if FA_HAVE_AVX2_BUILD
-extern const fa_impl fa_impl_avx2;
+const fa_impl *fa_avx2_table(void);
 const fa_impl *fa_avx512_table(void);
 #endif
 

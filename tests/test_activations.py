@@ -1399,3 +1399,45 @@ def test_prelu_one_float_slope_shortcuts_match_the_general_path(dtype, shape):
     gx, gw = fastact.prelu_backward(g, xn, 0.3)
     assert np.isnan(gw) and np.isnan(gx.reshape(-1)[5])
     assert np.isnan(fastact.prelu(xn, 0.3).reshape(-1)[5])
+
+
+# ---- float32 gelu on every SIMD path the CPU has: a sampled version of the exhaustive sweep ----
+# tools/sweep_gelu_f32.py runs every float32 of [-15, 16] (where the result is neither 0 nor
+# x, the derivative neither 0 nor 1) through each path; here every 997th, on each path.
+
+def _paths_of_this_cpu():
+    from fastact import _activations as ext
+    cur = ext.get_isa()
+    got = []
+    for cap in ("avx512", "avx2", "baseline"):
+        name = ext.set_isa(cap)
+        if name not in [g[1] for g in got]:
+            got.append((cap, name))
+    ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+    return [cap for cap, name in got]
+
+
+@pytest.mark.skipif(PURE, reason="the native SIMD paths")
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_float32_sampled_sweep_every_path(approximate):
+    from fastact import _activations as ext
+    lo, hi = np.float32(-15.0).view(np.uint32), np.float32(16.0).view(np.uint32)
+    bits = np.concatenate([np.arange(0, int(hi) + 1, 997, dtype=np.uint64),
+                           np.arange(0x80000000, int(lo) + 1, 997, dtype=np.uint64)])
+    x = bits.astype(np.uint32).view(np.float32)
+    g = rng(3).standard_normal(x.size).astype(np.float32)
+    case = next(c for c in CASES if c.name == "gelu" and
+                c.params.get("approximate", "none") == approximate)
+    want_y = truth_forward(case, x)
+    want_gx = truth_backward(case, g, x)
+    cur = ext.get_isa()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            y = case.forward(x)
+            assert_forward_close(y, want_y, np.float32, what=f"gelu {approximate} forward, {cap}", x=x)
+            gx = case.backward(g, x)
+            assert_backward_close(gx, want_gx, g, np.float32,
+                                  what=f"gelu {approximate} backward, {cap}", s=x)
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))

@@ -1,0 +1,101 @@
+/* fa_expf_simd.h -- float32 sigmoid, silu, log_sigmoid' and softplus' (beta = 2^k)
+ * with explicit vectors.
+ *
+ * Included after fa_gelu_simd.h by fa_kernels_avx2.c and fa_kernels_avx512.c (same
+ * vector macros, same exp: FA_GS(expm1_core), 2^k applied last, subnormal results
+ * rounded once).  gcc's vectorisation of the portable bodies (fa_acts_body.h over
+ * fa_mathf.h) builds 2^k from two integer-made factors and keeps every select of
+ * the scalar code; here e^-|x| costs the Cephes polynomial, one FMA pair of range
+ * reduction and one scaling, and the division is FA_DIVF: on AVX-512 a reciprocal
+ * estimate (vrcp14ps, 2^-14) and one correction of the quotient
+ * (q + r (n - d q): ~2^-28 relative before the last rounding, so within a hair of
+ * the correctly rounded n / d), which frees the divider that bounds these loops on
+ * Intel cores; on AVX2 a plain division (fast enough there: it overlaps the rest).
+ *
+ * sigma(x) = (x >= 0 ? 1 : t) / (1 + t), t = e^-|x|, as fa_acts_body.h's sig_pair.
+ */
+
+/* e^-|x| for |x| <= 104 (clamped: sigma and silu are settled there) */
+static inline FA_V FA_GS(exp_neg_abs)(FA_V x)
+{
+    FA_V ax = FA_MIN(FA_SET1(104.0f), FA_ABS(x));     /* NaN kept (second operand) */
+    FA_V kf, kfs;
+    FA_V q = FA_EXPM1_1(FA_OR(ax, FA_SET1(-0.0f)), &kf, &kfs);
+    return FA_SCALE(FA_ADD(q, FA_SET1(1.0f)), kf, kfs);
+}
+
+static inline FA_V FA_GS(sigmoid_v)(FA_V x)
+{
+    FA_V t = FA_GS(exp_neg_abs)(x);
+    return FA_DIVF(FA_SEL_NEG(x, t, FA_SET1(1.0f)), FA_ADD(FA_SET1(1.0f), t));
+}
+
+/* sigma(-x) = (x >= 0 ? t : 1) / (1 + t): log_sigmoid' */
+static inline FA_V FA_GS(sigmoid_neg_v)(FA_V x)
+{
+    FA_V t = FA_GS(exp_neg_abs)(x);
+    return FA_DIVF(FA_SEL_NEG(x, FA_SET1(1.0f), t), FA_ADD(FA_SET1(1.0f), t));
+}
+
+/* silu = x sigma(x): x / (1 + t) for x >= 0, x t / (1 + t) below, x itself above 20
+ * (t < 2^-28 there; FA_DIVF's correction step would turn inf / 1 into NaN), x clamped
+ * to [-200, 20] in the quotient so that no inf * 0 happens either */
+static inline FA_V FA_GS(silu_v)(FA_V x)
+{
+    FA_V t = FA_GS(exp_neg_abs)(x);
+    FA_V xc = FA_MIN(FA_SET1(20.0f), FA_MAX(FA_SET1(-200.0f), x));   /* NaN kept */
+    FA_V y = FA_DIVF(FA_SEL_NEG(x, FA_MUL(xc, t), xc), FA_ADD(FA_SET1(1.0f), t));
+    return FA_SEL_NEG(FA_SUB(FA_SET1(20.0f), x), x, y);
+}
+
+/* silu' = s (1 + x c), s = sigma(x), c = sigma(-x), one reciprocal of 1 + t for both;
+ * x clamped to +-200 (c = 0 or s = 0 beyond, no inf * 0) */
+static inline FA_V FA_GS(silu_dx)(FA_V x)
+{
+    FA_V t = FA_GS(exp_neg_abs)(x);
+    FA_V r = FA_RCPF(FA_ADD(FA_SET1(1.0f), t));
+    FA_V tr = FA_MUL(t, r);
+    FA_V s = FA_SEL_NEG(x, tr, r);
+    FA_V c = FA_SEL_NEG(x, r, tr);
+    FA_V xc = FA_MIN(FA_SET1(200.0f), FA_MAX(FA_SET1(-200.0f), x));
+    return FA_MUL(s, FA_FMA(xc, c, FA_SET1(1.0f)));
+}
+
+/* softplus' for beta = 2^k (z = beta x exact): z > threshold ? 1 : sigma(z);
+ * p.a = beta, p.d = the threshold rounded down to float (as fa_avx512_hand.h) */
+static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov, ptrdiff_t n,
+                                       const fa_params *pp)
+{
+    const float *gs = (const float *)gv, *xs = (const float *)xv;
+    float *os = (float *)ov;
+    const FA_V beta = FA_SET1((float)pp->a), thr = FA_SET1((float)pp->d);
+#define FA_GS_SP_D(x) ({ FA_V z_ = FA_MUL((x), beta);                                  \
+                         FA_SEL_GT(z_, thr, FA_SET1(1.0f), FA_GS(sigmoid_v)(z_)); })
+    ptrdiff_t i = 0;
+    for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)
+        FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), FA_GS_SP_D(FA_LOADU(xs + i))));
+    if (i < n) {
+        float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};
+        for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; }
+        FA_STOREU(bx, FA_MUL(FA_LOADU(bg), FA_GS_SP_D(FA_LOADU(bx))));
+        for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];
+    }
+#undef FA_GS_SP_D
+}
+
+FA_GS_LOOP1(FA_GS(L_sigmoid_fwd), FA_GS(sigmoid_v))
+FA_GS_LOOP1(FA_GS(L_silu_fwd), FA_GS(silu_v))
+FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
+FA_GS_LOOP2(FA_GS(L_log_sigmoid_bwd), FA_GS(sigmoid_neg_v))
+FA_GS_BIAS(FA_GS(L_silu_bias_fwd), FA_GS(L_silu_bias_bwd), FA_GS(silu_v), FA_GS(silu_dx))
+
+static void FA_GS(install_expf)(fa_impl *t)
+{
+    t->act[FA_ACT_sigmoid].fwd[FA_F32] = FA_GS(L_sigmoid_fwd);
+    t->act[FA_ACT_silu].fwd[FA_F32] = FA_GS(L_silu_fwd);
+    t->act[FA_ACT_silu].bwd[FA_F32] = FA_GS(L_silu_bwd);
+    t->act[FA_ACT_log_sigmoid].bwd[FA_F32] = FA_GS(L_log_sigmoid_bwd);
+    t->act[FA_ACT_softplus_pow2].bwd[FA_F32] = FA_GS(L_softplus_pow2_bwd);
+    t->act[FA_ACT_silu].bias_fwd[FA_F32] = FA_GS(L_silu_bias_fwd);
+    t->act[FA_ACT_silu].bias_bwd[FA_F32] = FA_GS(L_silu_bias_bwd);
+}

@@ -1,0 +1,272 @@
+/* fa_gelu_simd.h -- float32 GELU (exact and tanh forms) in float arithmetic, vectorised.
+ *
+ * Included by fa_kernels_avx2.c (FA_SIMD_W = 8, AVX2+FMA) and fa_kernels_avx512.c
+ * (FA_SIMD_W = 16, AVX-512), which define the handful of vector macros below; the
+ * math is written once.  The baseline build keeps the double-precision bodies of
+ * fa_acts_body.h (_ps), so every path is correct and these loops only replace the
+ * float32 forward and backward of gelu and gelu_tanh in the two SIMD tables.
+ *
+ * Exact gelu.  With a = |x| and Q(a) = Phi(-a) the Gaussian upper tail:
+ *     x < 0: gelu(x) = x Q(a)            gelu'(x) = v
+ *     x >= 0: gelu(x) = x - x Q(a)       gelu'(x) = 1 - v
+ *     Q(a) = exp(-a^2/2) M(a),  v = exp(-a^2/2) (M(a) - a / sqrt(2 pi)),
+ * M(a) = erfcx(a/sqrt 2)/2 is smooth and bounded: one polynomial per interval of
+ * a + 1, the interval picked by bits of the float a + 1 and each coefficient fetched
+ * for all lanes by one permute (AVX-512: 16 intervals, degree 6; AVX2: 8 intervals,
+ * degree 8; vpermps; tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  No cancellation on either side but
+ * near gelu's minimum (x ~ -0.75, where the backward's absolute 2e-7 |g| term of the
+ * contract covers it).  exp(-a^2/2) takes its argument as an exact sum hi + lo
+ * (hi = -(a*a)/2 rounded, lo = -fma(a, a, -a*a)/2, SLEEF's trick for erfcf): the
+ * rounding of a^2 (which exp would amplify by a^2, ~200 at the tail) never happens.
+ * The factor 2^k of the exp is applied last, to the product, so a result in the
+ * subnormal range is rounded once.  a is clamped to 14.75, beyond which every
+ * result is 0 (x < 0) or x (x > 0) in float32.
+ *
+ * gelu_tanh: x sigma(2u), 2u = c0 x + c1 x^3 with c0 = 2 sqrt(2/pi), c1 = 0.044715 c0,
+ * the argument 2u carried as a double-float (hi + lo, ~44 bits) built from exact
+ * products (FMA) and a two-sum: exp then sees the same argument the float64
+ * reference does, to ~1e-11 absolute up to |2u| = 127.  t = e^-|2u|, then
+ * sigma(2u) = (x < 0 ? t : 1) / (1 + t), and the derivative
+ * sigma(2u) + x sigma(2u) sigma(-2u) 2u' with sigma sigma(-) = t / (1 + t)^2.
+ * |x| is clamped to 11.5 (|2u| = 127: e^-127 x 300 underflows).
+ *
+ * Accuracy: tools/sweep_gelu_f32.py checks every float32 in the range where the
+ * result is neither 0 nor x, on every path (README, Accuracy, has the numbers).
+ */
+#include "gelu_f32_coeffs.h"
+
+#ifndef FA_GELU_SIMD_ONCE
+#define FA_GELU_SIMD_ONCE
+/* exp reduction: Cephes' split of ln 2 (C1 has 9 bits: k*C1 exact) and its expf minimax */
+#define FA_GS_LOG2E 1.44269504088896341f
+#define FA_GS_C1 0.693359375f
+#define FA_GS_C2 -2.12194440e-4f
+#define FA_GS_SHIFTER 0x1.8p23f
+#define FA_GS_INV_SQRT2PI 0.398942280401432677940f
+/* gelu_tanh: c0 = 2 sqrt(2/pi) and c1 = 0.044715 c0 as float pairs hi + lo */
+#define FA_GT2_C0 1.5957691216057308  /* double */
+#define FA_GT2_C1 (1.5957691216057308 * 0.044715)
+#define FA_GT_XMAX 11.5f
+#endif
+
+/* e^(zh + zl) = (1 + q) 2^k for |zl| <= ulp(zh), zh <= 0, zh >= -130: returns q = e^r - 1
+ * (|r| <= ln2/2 + |zl|), so that callers form c e^r = fma(c, q, c) in one rounding, and
+ * *kf = k (a float integer), *kfs = k + 0x1.8p23 (its bits carry k) */
+static inline FA_V FA_GS(expm1_core)(FA_V zh, FA_V zl, int has_lo, FA_V *kf, FA_V *kfs)
+{
+    FA_V ks = FA_FMA(zh, FA_SET1(FA_GS_LOG2E), FA_SET1(FA_GS_SHIFTER));
+    FA_V k = FA_SUB(ks, FA_SET1(FA_GS_SHIFTER));
+    FA_V r = FA_FNMA(k, FA_SET1(FA_GS_C1), zh);      /* exact */
+    r = FA_FNMA(k, FA_SET1(FA_GS_C2), r);
+    if (has_lo)
+        r = FA_ADD(r, zl);
+    FA_V p = FA_SET1(1.9875691500e-4f);
+    p = FA_FMA(p, r, FA_SET1(1.3981999507e-3f));
+    p = FA_FMA(p, r, FA_SET1(8.3334519073e-3f));
+    p = FA_FMA(p, r, FA_SET1(4.1665795894e-2f));
+    p = FA_FMA(p, r, FA_SET1(1.6666665459e-1f));
+    p = FA_FMA(p, r, FA_SET1(5.0000001201e-1f));
+    *kf = k;
+    *kfs = ks;
+    return FA_FMA(p, FA_MUL(r, r), r);
+}
+#define FA_EXPM1_SPLIT(zh, zl, kf, kfs) FA_GS(expm1_core)((zh), (zl), 1, (kf), (kfs))
+#define FA_EXPM1_1(z, kf, kfs) FA_GS(expm1_core)((z), (z), 0, (kf), (kfs))
+
+/* exact gelu for |x|: returns c e^(-a^2/2) / 2^k unscaled (c = a M(a) for the forward,
+ * M(a) - a/sqrt(2 pi) for the derivative, want_d); the caller applies 2^k */
+static inline FA_V FA_GS(gelu_core)(FA_V x, int want_d, FA_V *kf, FA_V *kfs)
+{
+    FA_V a = FA_ABS(x);
+    FA_V ac = FA_MIN(FA_SET1(FA_GELU_AMAX), a);   /* NaN stays NaN (second operand) */
+    FA_VI idx = FA_SRLI(FA_CASTI(FA_ADD(ac, FA_SET1(1.0f))), FA_GELU_SHIFT);
+    FA_V d = FA_SUB(ac, FA_TLOOK(FA_GELU_MID, idx));
+    FA_V m = FA_TLOOK(FA_GELU_M[FA_GELU_NC - 1], idx);
+    for (int j = FA_GELU_NC - 2; j >= 0; j--)      /* unrolled: FA_GELU_NC is a constant */
+        m = FA_FMA(m, d, FA_TLOOK(FA_GELU_M[j], idx));
+    FA_V s = FA_MUL(ac, ac);
+    FA_V sl = FA_FMS(ac, ac, s);                   /* a^2 = s + sl exactly */
+    FA_V q = FA_EXPM1_SPLIT(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), kf, kfs);
+    FA_V c = want_d ? FA_FNMA(ac, FA_SET1(FA_GS_INV_SQRT2PI), m)   /* M - a/sqrt(2 pi) */
+                    : FA_MUL(ac, m);   /* a M, a clamped */
+    return FA_FMA(c, q, c);                        /* c e^r */
+}
+
+static inline FA_V FA_GS(gelu_fwd)(FA_V x)
+{
+    FA_V kf, kfs;
+    FA_V w = FA_GS(gelu_core)(x, 0, &kf, &kfs);
+    w = FA_SCALE(w, kf, kfs);                      /* |x| Q(|x|) */
+    FA_V pos = FA_MAX(FA_SETZERO(), x);            /* x >= 0: x (NaN kept), else 0 */
+    return FA_SUB(pos, w);                         /* x Q, or x - x Q */
+}
+
+static inline FA_V FA_GS(gelu_dx)(FA_V x)
+{
+    FA_V kf, kfs;
+    FA_V v = FA_GS(gelu_core)(x, 1, &kf, &kfs);
+    v = FA_SCALE(v, kf, kfs);
+    return FA_SEL_NEG(x, v, FA_SUB(FA_SET1(1.0f), v));
+}
+
+/* gelu_tanh: e^-|2u| = (1 + q) 2^k; returns q, the clamped x and x^2 */
+static inline FA_V FA_GS(gelu_tanh_q)(FA_V x, FA_V *xc_out, FA_V *s_out, FA_V *kf, FA_V *kfs)
+{
+    const float c0h = (float)FA_GT2_C0, c0l = (float)(FA_GT2_C0 - (double)(float)FA_GT2_C0);
+    const float c1h = (float)FA_GT2_C1, c1l = (float)(FA_GT2_C1 - (double)(float)FA_GT2_C1);
+    FA_V xc = FA_MIN(FA_SET1(FA_GT_XMAX), FA_MAX(FA_SET1(-FA_GT_XMAX), x));   /* NaN kept */
+    FA_V s = FA_MUL(xc, xc);
+    FA_V sl = FA_FMS(xc, xc, s);
+    FA_V p = FA_MUL(FA_SET1(c1h), s);
+    FA_V pe = FA_FMS(FA_SET1(c1h), s, p);
+    /* two-sum c0h + p = mh + ml */
+    FA_V mh = FA_ADD(FA_SET1(c0h), p);
+    FA_V bb = FA_SUB(mh, FA_SET1(c0h));
+    FA_V ml = FA_ADD(FA_SUB(FA_SET1(c0h), FA_SUB(mh, bb)), FA_SUB(p, bb));
+    ml = FA_ADD(ml, pe);
+    ml = FA_FMA(FA_SET1(c1h), sl, ml);
+    ml = FA_FMA(FA_SET1(c1l), s, ml);
+    ml = FA_ADD(ml, FA_SET1(c0l));
+    /* 2u = x (mh + ml) = vh + vl */
+    FA_V vh = FA_MUL(xc, mh);
+    FA_V vl = FA_FMS(xc, mh, vh);
+    vl = FA_FMA(xc, ml, vl);
+    FA_V sgn = FA_SET1(-0.0f);
+    FA_V zh = FA_OR(vh, sgn);                       /* -|2u| */
+    FA_V zl = FA_XOR(vl, FA_ANDNOT(vh, sgn));
+    *xc_out = xc;
+    *s_out = s;
+    return FA_EXPM1_SPLIT(zh, zl, kf, kfs);
+}
+
+/* x sigma(2u): x / (1 + t) for x >= 0; for x < 0, (x e^r / (1 + t)) 2^k, the scaling last */
+static inline FA_V FA_GS(gelu_tanh_fwd)(FA_V x)
+{
+    FA_V xc, s, kf, kfs;
+    FA_V q = FA_GS(gelu_tanh_q)(x, &xc, &s, &kf, &kfs);
+    FA_V t = FA_SCALE(FA_ADD(q, FA_SET1(1.0f)), kf, kfs);
+    FA_V dn = FA_ADD(FA_SET1(1.0f), t);
+    FA_V neg = FA_SCALE(FA_DIV(FA_FMA(xc, q, xc), dn), kf, kfs);
+    return FA_SEL_NEG(x, neg, FA_DIV(x, dn));
+}
+
+/* sigma(2u) + 2x u' sigma(2u) sigma(-2u), sigma sigma(-) = t / (1 + t)^2:
+ * x >= 0: rd + t z, x < 0: (e^r (rd + z)) 2^k, with rd = 1 / (1 + t), z = 2x u' rd^2 */
+static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
+{
+    const float k2 = (float)FA_GT2_C0, k6 = (float)(3.0 * FA_GT2_C1);
+    FA_V xc, s, kf, kfs;
+    FA_V q = FA_GS(gelu_tanh_q)(x, &xc, &s, &kf, &kfs);
+    FA_V t = FA_SCALE(FA_ADD(q, FA_SET1(1.0f)), kf, kfs);
+    FA_V rd = FA_DIV(FA_SET1(1.0f), FA_ADD(FA_SET1(1.0f), t));
+    FA_V du2 = FA_FMA(FA_SET1(k6), s, FA_SET1(k2));   /* 2 u'(x) */
+    FA_V z = FA_MUL(FA_MUL(FA_MUL(xc, du2), rd), rd);
+    FA_V hn = FA_ADD(rd, z);
+    FA_V neg = FA_SCALE(FA_FMA(hn, q, hn), kf, kfs);
+    return FA_SEL_NEG(x, neg, FA_FMA(t, z, rd));
+}
+
+/* ---- the loops: full vectors, then the tail through a zero-padded buffer ---- */
+#define FA_GS_LOOP1(NAME, CORE)                                                \
+    static void NAME(const void *xv, void *yv, ptrdiff_t n, const fa_params *pp) \
+    {                                                                          \
+        const float *xs = (const float *)xv;                                   \
+        float *ys = (float *)yv;                                               \
+        (void)pp;                                                              \
+        ptrdiff_t i = 0;                                                       \
+        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)                             \
+            FA_STOREU(ys + i, CORE(FA_LOADU(xs + i)));                         \
+        if (i < n) {                                                           \
+            float buf[FA_SIMD_W] = {0};                                        \
+            for (ptrdiff_t j = 0; j < n - i; j++) buf[j] = xs[i + j];          \
+            FA_STOREU(buf, CORE(FA_LOADU(buf)));                               \
+            for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = buf[j];          \
+        }                                                                      \
+    }
+#define FA_GS_LOOP2(NAME, CORE)                                                \
+    static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
+                     const fa_params *pp)                                      \
+    {                                                                          \
+        const float *gs = (const float *)gv, *xs = (const float *)xv;          \
+        float *os = (float *)ov;                                               \
+        (void)pp;                                                              \
+        ptrdiff_t i = 0;                                                       \
+        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)                             \
+            FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), CORE(FA_LOADU(xs + i)))); \
+        if (i < n) {                                                           \
+            float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                    \
+            for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
+            FA_STOREU(bx, FA_MUL(FA_LOADU(bg), CORE(FA_LOADU(bx))));           \
+            for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
+        }                                                                      \
+    }
+
+/* the dense-layer loops (fa_kernels_impl.h's bias_fwd / bias_bwd, same contract):
+ * y = f(z + b) row by row, the float sum rounded as the portable loop rounds it; and
+ * dz = g f'(s (+ b)), then db[j] += dz[j] in double, in the same order as there */
+#define FA_GS_BIAS(NAMEF, NAMEB, COREF, CORED)                                 \
+    static void NAMEF(const void *zv, const void *bv, void *yv, ptrdiff_t rows, \
+                      ptrdiff_t cols, const fa_params *pp)                     \
+    {                                                                          \
+        const float *b = (const float *)bv;                                    \
+        (void)pp;                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
+            const float *z = (const float *)zv + r * cols;                     \
+            float *y = (float *)yv + r * cols;                                 \
+            ptrdiff_t j = 0;                                                   \
+            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W)                      \
+                FA_STOREU(y + j, COREF(FA_ADD(FA_LOADU(z + j), FA_LOADU(b + j)))); \
+            if (j < cols) {                                                    \
+                float bz[FA_SIMD_W] = {0}, bb[FA_SIMD_W] = {0};                \
+                for (ptrdiff_t k = 0; k < cols - j; k++) { bz[k] = z[j + k]; bb[k] = b[j + k]; } \
+                FA_STOREU(bz, COREF(FA_ADD(FA_LOADU(bz), FA_LOADU(bb))));      \
+                for (ptrdiff_t k = 0; k < cols - j; k++) y[j + k] = bz[k];     \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
+    static void NAMEB(const void *gv, const void *sv, const void *bv, void *dzv, \
+                      double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *pp) \
+    {                                                                          \
+        const float *b = (const float *)bv;                                    \
+        (void)pp;                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
+            const float *g = (const float *)gv + r * cols, *s = (const float *)sv + r * cols; \
+            float *dz = (float *)dzv + r * cols;                               \
+            ptrdiff_t j = 0;                                                   \
+            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W) {                    \
+                FA_V x = FA_LOADU(s + j);                                      \
+                if (b) x = FA_ADD(x, FA_LOADU(b + j));                         \
+                FA_STOREU(dz + j, FA_MUL(FA_LOADU(g + j), CORED(x)));          \
+            }                                                                  \
+            if (j < cols) {                                                    \
+                float bs[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                \
+                for (ptrdiff_t k = 0; k < cols - j; k++) {                     \
+                    bs[k] = b ? s[j + k] + b[j + k] : s[j + k];                \
+                    bg[k] = g[j + k];                                          \
+                }                                                              \
+                FA_STOREU(bs, FA_MUL(FA_LOADU(bg), CORED(FA_LOADU(bs))));      \
+                for (ptrdiff_t k = 0; k < cols - j; k++) dz[j + k] = bs[k];    \
+            }                                                                  \
+            for (ptrdiff_t k = 0; k < cols; k++) db[k] += (double)dz[k];       \
+        }                                                                      \
+    }
+
+FA_GS_LOOP1(FA_GS(L_gelu_fwd), FA_GS(gelu_fwd))
+FA_GS_LOOP2(FA_GS(L_gelu_bwd), FA_GS(gelu_dx))
+FA_GS_LOOP1(FA_GS(L_gelu_tanh_fwd), FA_GS(gelu_tanh_fwd))
+FA_GS_LOOP2(FA_GS(L_gelu_tanh_bwd), FA_GS(gelu_tanh_dx))
+FA_GS_BIAS(FA_GS(L_gelu_bias_fwd), FA_GS(L_gelu_bias_bwd), FA_GS(gelu_fwd), FA_GS(gelu_dx))
+FA_GS_BIAS(FA_GS(L_gelu_tanh_bias_fwd), FA_GS(L_gelu_tanh_bias_bwd), FA_GS(gelu_tanh_fwd),
+           FA_GS(gelu_tanh_dx))
+
+static void FA_GS(install_gelu)(fa_impl *t)
+{
+    t->act[FA_ACT_gelu].fwd[FA_F32] = FA_GS(L_gelu_fwd);
+    t->act[FA_ACT_gelu].bwd[FA_F32] = FA_GS(L_gelu_bwd);
+    t->act[FA_ACT_gelu_tanh].fwd[FA_F32] = FA_GS(L_gelu_tanh_fwd);
+    t->act[FA_ACT_gelu_tanh].bwd[FA_F32] = FA_GS(L_gelu_tanh_bwd);
+    t->act[FA_ACT_gelu].bias_fwd[FA_F32] = FA_GS(L_gelu_bias_fwd);
+    t->act[FA_ACT_gelu].bias_bwd[FA_F32] = FA_GS(L_gelu_bias_bwd);
+    t->act[FA_ACT_gelu_tanh].bias_fwd[FA_F32] = FA_GS(L_gelu_tanh_bias_fwd);
+    t->act[FA_ACT_gelu_tanh].bias_bwd[FA_F32] = FA_GS(L_gelu_tanh_bias_bwd);
+}
