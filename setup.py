@@ -120,6 +120,10 @@ def _debug_copy(path):
 if DEBUG:
     for e in (ext, nn_ext):
         e.sources = [_debug_copy(p) if p.endswith(".pyx") else p for p in e.sources]
+    # the .pxi files a .pyx includes sit beside it (Cython looks there)
+    for name in sorted(os.listdir("src")):
+        if name.endswith(".pxi"):
+            _debug_copy(os.path.join("src", name))
 
 # cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)
 extensions = cythonize([ext, nn_ext], compiler_directives=directives,
