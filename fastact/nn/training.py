@@ -117,7 +117,7 @@ def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, valid
             r0 = done * bs
             idx = slice(r0, r0 + bs) if order is None else order[r0:r0 + bs]
             self._nonfinite(X[idx], float(losses[done]), counter + done, "fit")
-            break                          # on_nonfinite="warn": the epoch ends there
+            break                          # (on_nonfinite="warn": fit stops here too, warned)
         used = correct[:done] >= 0
         n_used = sizes[:done][used]
         seen = int(n_used.sum())
