@@ -753,3 +753,15 @@ def test_misaligned_inputs_are_copied_before_the_engine(be):
     y = ybuf[1:].view(np.int64)
     y[...] = [0, 1, 2, 1]
     assert np.isfinite(net.compute_gradients(X, y))
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_fit_with_batchnorm_on_a_single_row_is_refused(be):
+    _, MLP, _ = be
+    net = MLP([4, 5, 3], batchnorm="after").eval()
+    with pytest.raises(ValueError, match=esc("fit: BatchNorm in training mode needs at least 2 "
+                                             "rows per batch")):
+        net.fit(np.zeros((1, 4), np.float32), [0], verbose=0)
+    assert net.training is False
+    h = net.fit(np.zeros((3, 4), np.float32), [0, 1, 2], batch_size=2, verbose=0)
+    assert len(h["loss"]) == 1 and np.isfinite(h["loss"][0])     # the 1-row tail left out

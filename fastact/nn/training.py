@@ -64,6 +64,11 @@ def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
             raise TypeError(f"fit: callbacks must be callables cb(net, epoch, logs); got "
                             f"{cb!r}.")
     rows = X.shape[0]
+    was, self.training = self.training, True
+    try:
+        self._check_batch(rows, "fit")        # BatchNorm needs 2 rows to train on
+    finally:
+        self.training = was
     bs = min(int(batch_size), rows)
     self._engine.reserve(bs)
     bar = _Progress(verbose and _isatty(sys.stderr), epochs, -(-rows // bs))
