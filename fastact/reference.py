@@ -619,6 +619,7 @@ class NumpyEngine:
     def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter,
               check):
         self._training, self._seed, self._counter = training, seed, counter
+        state_prev = self.state.copy() if check and training else None
         T, saved = self._forward(X, training, seed, counter)
         self._out = T[self.prog.out_t]
         loss, g = self._loss(self._out, labels, target)
@@ -634,6 +635,8 @@ class NumpyEngine:
         if diag:
             self.diagnostics = rows
         self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
+        if not self.last_ok and state_prev is not None:
+            self.state[...] = state_prev            # the running statistics as they were
         if kind and self.last_ok:
             self._update(kind, hyper, s1, s2, t)
         return float(loss)

@@ -84,7 +84,9 @@ cdef class Engine:
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
-    cdef cnp.ndarray xb, lb, tb
+    cdef cnp.ndarray xb, lb, tb, state_prev
+    cdef char *p_state_prev
+    cdef Py_ssize_t state_bytes
     cdef cnp.ndarray alive, diag
     cdef char *p_theta
     cdef char *p_grad
@@ -134,6 +136,10 @@ cdef class Engine:
         self.p_theta = <char *>cnp.PyArray_DATA(self.theta)
         self.p_grad = <char *>cnp.PyArray_DATA(self.grad)
         self.p_state = <char *>cnp.PyArray_DATA(self.state)
+        # the running statistics before a checked step, put back when the step fails
+        self.state_prev = np.empty_like(state)
+        self.p_state_prev = <char *>cnp.PyArray_DATA(self.state_prev)
+        self.state_bytes = state.shape[0] * self.isz
         self.p_work = <double *>cnp.PyArray_DATA(self.work)
         self.p_stats = <double *>cnp.PyArray_DATA(self.stats)
         self.p_diag = <double *>cnp.PyArray_DATA(self.diag)
@@ -549,6 +555,8 @@ cdef class Engine:
         cdef bint ok = True
         self._enter(rows)
         with nogil:
+            if check and training and self.state_bytes:
+                memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
             self._forward(xp, rows, training, seed, counter)
             loss = self._loss(self._T(self.out_t, xp), rows, lp, tp, g0)
             self._backward(xp, rows, training, seed, counter, diag)
@@ -559,6 +567,8 @@ cdef class Engine:
                     else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
             if opt != OPT_NONE and ok:
                 self._update(opt, h, s1, s2, t)
+            if not ok and training and self.state_bytes:
+                memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
             K.fp_restore(flags)
         self.ok = ok
         self.busy = 0
@@ -652,6 +662,8 @@ cdef class Engine:
                     bx = xb
                     bl = lb if lp != NULL else NULL
                     bt = tb if tp != NULL else NULL
+                if check and training and self.state_bytes:
+                    memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
                 self._forward(bx, n, training, seed, counter0 + <uint64_t>b)
                 loss = self._loss(self._T(self.out_t, bx), n, bl, bt, g0)
                 co[b] = self._correct(self._T(self.out_t, bx), n, bl, bt)
@@ -663,6 +675,8 @@ cdef class Engine:
                         if self.dt == FA_F32
                         else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
                     if not ok:
+                        if training and self.state_bytes:
+                            memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
                         b += 1
                         break
                 self._update(opt, h, s1, s2, t0 + done + 1)

@@ -765,3 +765,21 @@ def test_fit_with_batchnorm_on_a_single_row_is_refused(be):
     assert net.training is False
     h = net.fit(np.zeros((3, 4), np.float32), [0, 1, 2], batch_size=2, verbose=0)
     assert len(h["loss"]) == 1 and np.isfinite(h["loss"][0])     # the 1-row tail left out
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_a_nonfinite_step_leaves_the_running_statistics_too(be):
+    _, MLP, _ = be
+    X, y = _data(n_in=6, rows=20, classes=3, dtype=np.float32)
+    net = MLP([6, 8, 8, 3], "relu", batchnorm="before", seed=0)
+    opt = optim.SGD(0.1)
+    net.train_step(X, y, opt)
+    state = net.state.copy()
+    net.params[1][0][0, 0] = np.inf
+    with pytest.raises(FloatingPointError, match=esc("the parameters, the running statistics "
+                                                     "and the optimizer were left as they were")):
+        net.train_step(X, y, opt)
+    assert np.array_equal(net.state, state)
+    with pytest.raises(FloatingPointError):
+        net.fit(X, y, epochs=1, batch_size=10, optimizer=opt, verbose=0)
+    assert np.array_equal(net.state, state)

@@ -350,8 +350,9 @@ class Sequential:
         where_txt = (f"first in layer {layer} ({type(self._layer_at(layer)).__name__}, its "
                      f"{what})" if layer is not None else "in the loss")
         msg = (f"{where}: the loss ({loss!r}) or a gradient is not finite at training step "
-               f"{counter}, {where_txt}; the parameters and the optimizer were left as they "
-               "were after the last finite step.  Lower the learning rate, clip gradients "
+               f"{counter}, {where_txt}; the parameters, the running statistics and the "
+               "optimizer were left as they were after the last finite step.  Lower the "
+               "learning rate, clip gradients "
                "(max_grad_norm), or check the data; on_nonfinite='warn' or 'ignore' changes "
                "this.")
         if self.on_nonfinite == "raise":
