@@ -96,32 +96,6 @@ class GemmStep:
         return None
 
 
-def _torch_step(params, X, y):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(THREADS)
-    layers = []
-    for i, (W, b) in enumerate(params):
-        lin = torch.nn.Linear(W.shape[0], W.shape[1])
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(W.T.copy()))
-            lin.bias.copy_(torch.from_numpy(b.copy()))
-        layers.append(lin)
-        if i < len(params) - 1:
-            layers.append(torch.nn.Tanh())
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    lossf = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-
-    def step(X_, y_):
-        opt.zero_grad(set_to_none=True)
-        loss = lossf(model(Xt), yt)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-    return step
-
-
 def _sklearn_step(params, X, y, depth, width):
     neural = pytest.importorskip("sklearn.neural_network")
     clf = neural.MLPClassifier(hidden_layer_sizes=(width,) * depth, activation="tanh",
@@ -163,7 +137,11 @@ def _candidate(impl, depth, width, rows, X, y):
         engine = other._engine._e
         return lambda X_, y_: engine.gemms_only(X_), net
     if impl == "torch":
-        return _torch_step(params, X, y), net
+        from fastact.nn.peers import torch_step
+        step = torch_step(net, "tanh", "plain", X, y, THREADS)
+        if step is None:
+            pytest.skip("torch is not installed")
+        return step, net
     return _sklearn_step(params, X, y, depth, width), net
 
 

@@ -5,7 +5,7 @@
 #
 #   bash tools/sanitize.sh                 # the whole suite
 #   bash tools/sanitize.sh tests/test_nn.py -k step      # any pytest arguments
-#   FASTACT_SAN_DIR=/tmp/x bash tools/sanitize.sh       # where the copy goes (kept)
+#   FASTACT_SAN_DIR=build/asan bash tools/sanitize.sh   # where the copy goes (kept)
 #
 # ASan stops at the first invalid access with a report; UBSan is made fatal too
 # (halt_on_error), so the run fails on any finding.  Leak detection is off here: the
