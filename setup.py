@@ -17,12 +17,14 @@ NaN/inf handling) and never -march=native (wheels must run on any x86-64):
 the AVX2+FMA loops come from a `#pragma GCC target` in
 src/fa_kernels_avx2.c and are chosen at run time by cpuid.
 """
+
 import os
 import sys
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
 
 def _switch(name, default):
     return os.environ.get(name, default) not in ("", "0")
@@ -43,7 +45,7 @@ else:
         cflags.append("-fopenmp")
         lflags.append("-fopenmp")
     if DEBUG or SANITIZE:
-        cflags[0] = "-O1"        # after distutils' own -O3 on the command line, so it wins
+        cflags[0] = "-O1"  # after distutils' own -O3 on the command line, so it wins
         cflags.append("-g")
     if SANITIZE:
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
@@ -72,9 +74,19 @@ ext = Extension(
     libraries=["dl"] if sys.platform.startswith("linux") else [],
     define_macros=macros,
     depends=[
-        "src/fa_kernels.h", "src/fa_impl.h", "src/fa_kernels_impl.h", "src/fa_acts.h",
-        "src/fa_acts_body.h", "src/fa_avx512_hand.h", "src/fa_api.h", "src/fa_math.h", "src/fa_mathf.h", "src/erfcx_coeffs.h",
-        "src/fa_gelu_simd.h", "src/gelu_f32_coeffs.h", "src/fa_expf_simd.h",
+        "src/fa_kernels.h",
+        "src/fa_impl.h",
+        "src/fa_kernels_impl.h",
+        "src/fa_acts.h",
+        "src/fa_acts_body.h",
+        "src/fa_avx512_hand.h",
+        "src/fa_api.h",
+        "src/fa_math.h",
+        "src/fa_mathf.h",
+        "src/erfcx_coeffs.h",
+        "src/fa_gelu_simd.h",
+        "src/gelu_f32_coeffs.h",
+        "src/fa_expf_simd.h",
     ],
 )
 
@@ -86,8 +98,13 @@ nn_ext = Extension(
     sources=["src/_nn.pyx"],
     include_dirs=["src", np.get_include()],
     define_macros=macros,
-    depends=["src/fa_api.h", "src/fa_kernels.h", "src/fa_nn_loops.h", "src/_nn_ops.pxi",
-             "src/_nn_engine.pxi"],
+    depends=[
+        "src/fa_api.h",
+        "src/fa_kernels.h",
+        "src/fa_nn_loops.h",
+        "src/_nn_ops.pxi",
+        "src/_nn_engine.pxi",
+    ],
 )
 
 directives = {"language_level": 3}
@@ -126,8 +143,7 @@ if DEBUG:
             _debug_copy(os.path.join("src", name))
 
 # cythonize() returns new Extension objects: set the flags on those (DESIGN.md section 7)
-extensions = cythonize([ext, nn_ext], compiler_directives=directives,
-                       compile_time_env={})
+extensions = cythonize([ext, nn_ext], compiler_directives=directives, compile_time_env={})
 for e in extensions:
     e.extra_compile_args = list(cflags)
     e.extra_link_args = list(lflags)

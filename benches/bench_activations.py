@@ -35,25 +35,35 @@ ufunc call (np.tanh(x, out=y)).
 
 `fastact bench` prints the speed-up summary of the same cases without pytest.
 """
+
 import contextlib
-import os
 
 import numpy as np
 import pytest
+from conftest import DTYPES, SIZES, _impls, size_label
 
 import fastact
 from fastact import _peers as peers
 from fastact import bench as fb
 from fastact._validate import usable_cores
 
-from conftest import DTYPES, SIZES, _impls, size_label
-
 NAMES = list(fb.NUMPY_EXPRESSIONS)
 CORES = usable_cores()
 SERIAL_BELOW = 65536
 
-ALL_IMPLS = ("fastact-1t", "fastact-all", "fastact-avx2-1t", "reference", "numpy", "scipy", "numexpr-1t",
-             "numexpr-all", "torch-1t", "torch-all", "roofline")
+ALL_IMPLS = (
+    "fastact-1t",
+    "fastact-all",
+    "fastact-avx2-1t",
+    "reference",
+    "numpy",
+    "scipy",
+    "numexpr-1t",
+    "numexpr-all",
+    "torch-1t",
+    "torch-all",
+    "roofline",
+)
 IMPLS = _impls(ALL_IMPLS)
 
 
@@ -62,8 +72,10 @@ def _reference(name):
     if name == "gelu_tanh":
         return (lambda x: ref.gelu(x, "tanh"), lambda g, s: ref.gelu_backward(g, s, "tanh"))
     if name == "prelu":
-        return (lambda x: ref.prelu(x, fb._PRELU_W),
-                lambda g, s: ref.prelu_backward(g, s, fb._PRELU_W)[0])
+        return (
+            lambda x: ref.prelu(x, fb._PRELU_W),
+            lambda g, s: ref.prelu_backward(g, s, fb._PRELU_W)[0],
+        )
     return getattr(ref, name), getattr(ref, name + "_backward")
 
 
@@ -75,8 +87,11 @@ def _peer(kind):
     if kind not in _PEERS:
         mod = {"scipy": "scipy.special", "numexpr": "numexpr", "torch": "torch"}[kind]
         pytest.importorskip(mod)
-        _PEERS[kind] = {"scipy": peers.scipy_calls, "numexpr": peers.numexpr_calls,
-                        "torch": peers.torch_calls}[kind]()
+        _PEERS[kind] = {
+            "scipy": peers.scipy_calls,
+            "numexpr": peers.numexpr_calls,
+            "torch": peers.torch_calls,
+        }[kind]()
     return _PEERS[kind]
 
 
@@ -110,6 +125,7 @@ def _candidate(impl, name, n):
 @contextlib.contextmanager
 def _avx2_path():
     from fastact import _activations as ext
+
     before = ext.get_isa()
     if ext.set_isa("avx2") != "avx2+fma":
         ext.set_isa({"avx2+fma": "avx2"}.get(before, before))
@@ -135,18 +151,25 @@ def _inputs(name, n, dtype):
 def _exists(impl, name, direction, n):
     """False for the cases that cannot exist (so they are not collected, rather than skipped)."""
     if impl == "fastact-all" and n < SERIAL_BELOW:
-        return False            # fastact runs serially below 65,536 elements: fastact-1t
+        return False  # fastact runs serially below 65,536 elements: fastact-1t
     if impl == "scipy":
         return peers.SCIPY_HAS.get(name, (False, False))[direction == "bwd"]
     if impl.startswith("numexpr") and name == "gelu":
-        return False            # numexpr has no erf
+        return False  # numexpr has no erf
     return True
 
 
-CASES = [pytest.param(name, direction, dtype, n, impl,
-                      id=f"{direction}-{name}-{dtype}-{size_label(n)}-{impl}")
-         for name in NAMES for direction in ("fwd", "bwd") for dtype in DTYPES for n in SIZES
-         for impl in IMPLS if _exists(impl, name, direction, n)]
+CASES = [
+    pytest.param(
+        name, direction, dtype, n, impl, id=f"{direction}-{name}-{dtype}-{size_label(n)}-{impl}"
+    )
+    for name in NAMES
+    for direction in ("fwd", "bwd")
+    for dtype in DTYPES
+    for n in SIZES
+    for impl in IMPLS
+    if _exists(impl, name, direction, n)
+]
 
 
 @pytest.mark.parametrize("name, direction, dtype, n, impl", CASES)
@@ -158,7 +181,7 @@ def bench_activation(benchmark, name, direction, dtype, n, impl):
     benchmark.group = f"{direction}-{name}-{dtype}-{size_label(n)}"
     nbytes = (2 if direction == "fwd" else 3) * n * np.dtype(dtype).itemsize
     benchmark.extra_info.update(elements=n, bytes=nbytes, impl=impl)
-    with np.errstate(all="ignore"):      # the NumPy expressions overflow where users' code would
+    with np.errstate(all="ignore"):  # the NumPy expressions overflow where users' code would
         if ctx is None:
             result = benchmark(fn, *args)
         else:
@@ -172,23 +195,26 @@ def bench_activation(benchmark, name, direction, dtype, n, impl):
 
 # ---- call overhead: 16 elements ---------------------------------------------------------
 
+
 def _overhead_cases():
     def torch_sigmoid():
         import torch
+
         return lambda x, y, g: torch.sigmoid(torch.from_numpy(x)).numpy()
 
     return {
-        "np.tanh(x, out=y)": lambda: (lambda x, y, g: np.tanh(x, out=y)),
-        "np.tanh(x)": lambda: (lambda x, y, g: np.tanh(x)),
-        "np.maximum(x, 0, out=y)": lambda: (lambda x, y, g: np.maximum(x, 0, out=y)),
-        "fastact.relu(x, out=y)": lambda: (lambda x, y, g: fastact.relu(x, out=y)),
-        "fastact.relu(x)": lambda: (lambda x, y, g: fastact.relu(x)),
-        "fastact.sigmoid(x, out=y)": lambda: (lambda x, y, g: fastact.sigmoid(x, out=y)),
-        "fastact.sigmoid(x)": lambda: (lambda x, y, g: fastact.sigmoid(x)),
-        "fastact.tanh(x, out=y)": lambda: (lambda x, y, g: fastact.tanh(x, out=y)),
+        "np.tanh(x, out=y)": lambda: lambda x, y, g: np.tanh(x, out=y),
+        "np.tanh(x)": lambda: lambda x, y, g: np.tanh(x),
+        "np.maximum(x, 0, out=y)": lambda: lambda x, y, g: np.maximum(x, 0, out=y),
+        "fastact.relu(x, out=y)": lambda: lambda x, y, g: fastact.relu(x, out=y),
+        "fastact.relu(x)": lambda: lambda x, y, g: fastact.relu(x),
+        "fastact.sigmoid(x, out=y)": lambda: lambda x, y, g: fastact.sigmoid(x, out=y),
+        "fastact.sigmoid(x)": lambda: lambda x, y, g: fastact.sigmoid(x),
+        "fastact.tanh(x, out=y)": lambda: lambda x, y, g: fastact.tanh(x, out=y),
         "fastact.sigmoid_backward(g, y, out=g)": lambda: (
-            lambda x, y, g: fastact.sigmoid_backward(g, y, out=g)),
-        "reference.sigmoid(x)": lambda: (lambda x, y, g: fastact.reference.sigmoid(x)),
+            lambda x, y, g: fastact.sigmoid_backward(g, y, out=g)
+        ),
+        "reference.sigmoid(x)": lambda: lambda x, y, g: fastact.reference.sigmoid(x),
         "torch.sigmoid(from_numpy(x))": torch_sigmoid,
     }
 

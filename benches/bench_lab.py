@@ -10,6 +10,7 @@ steps, no timing).
 The step pair is the lab's "speed-up" column measured by pytest-benchmark instead of the
 lab's own best-of-7 timer; BLAS is limited to one thread (threadpoolctl) as in the lab.
 """
+
 import contextlib
 import os
 
@@ -49,8 +50,9 @@ def bench_lab_step(benchmark, activation, depth, engine):
 
 
 @pytest.mark.parametrize("engine", ["fastact", "reference"])
-@pytest.mark.parametrize("variant", ["plain", "batchnorm", "dropout", "residual",
-                                     "batchnorm+residual"])
+@pytest.mark.parametrize(
+    "variant", ["plain", "batchnorm", "dropout", "residual", "batchnorm+residual"]
+)
 def bench_lab_variant_step(benchmark, variant, engine):
     cfg = lab.Config("sigmoid", "auto", 20, variant, optimizer="adam", lr=1e-3)
     net = lab.build_network(cfg, DATA.n_features, DATA.n_classes, engine=engine)
@@ -69,6 +71,7 @@ def bench_lab_config(benchmark, depth):
     cfg = lab.Config("tanh", "auto", depth, steps=50)
     benchmark.group = "lab configuration (gradients + 50 steps)"
     with _one_thread():
-        rec = benchmark.pedantic(lab.run_config, args=(cfg, DATA), kwargs={"timing": False},
-                                 rounds=3, iterations=1)
+        rec = benchmark.pedantic(
+            lab.run_config, args=(cfg, DATA), kwargs={"timing": False}, rounds=3, iterations=1
+        )
     assert len(rec["loss_curve"]) == 50

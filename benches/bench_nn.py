@@ -37,6 +37,7 @@ do the same work.  Use --benchmark-disable-gc: with the collector on, garbage le
 the allocating candidates triggers collections inside the allocation-free ones' rounds
 (here the 8x64 fastact median went from 171 to ~200 us, with a bimodal spread).
 """
+
 import contextlib
 import os
 
@@ -45,9 +46,11 @@ import pytest
 
 import fastact
 
-NETS = [tuple(int(v) for v in s.split("x"))
-        for s in os.environ.get("FASTACT_BENCH_NETS", "8x64x64,8x256x256,2x1024x256").split(",")
-        if s]
+NETS = [
+    tuple(int(v) for v in s.split("x"))
+    for s in os.environ.get("FASTACT_BENCH_NETS", "8x64x64,8x256x256,2x1024x256").split(",")
+    if s
+]
 THREADS = int(os.environ.get("FASTACT_BENCH_THREADS", "1"))
 CLASSES = 10
 from fastact.nn.peers import LR  # noqa: E402  (one learning rate for every candidate)
@@ -98,12 +101,19 @@ class GemmStep:
 
 def _sklearn_step(params, X, y, depth, width):
     neural = pytest.importorskip("sklearn.neural_network")
-    clf = neural.MLPClassifier(hidden_layer_sizes=(width,) * depth, activation="tanh",
-                               solver="sgd", learning_rate_init=LR, momentum=0.0,
-                               batch_size=X.shape[0], alpha=0.0, shuffle=False,
-                               random_state=0)
+    clf = neural.MLPClassifier(
+        hidden_layer_sizes=(width,) * depth,
+        activation="tanh",
+        solver="sgd",
+        learning_rate_init=LR,
+        momentum=0.0,
+        batch_size=X.shape[0],
+        alpha=0.0,
+        shuffle=False,
+        random_state=0,
+    )
     classes = np.arange(CLASSES)
-    clf.partial_fit(X, y, classes=classes)          # builds the layers
+    clf.partial_fit(X, y, classes=classes)  # builds the layers
     for i, (W, b) in enumerate(params):
         clf.coefs_[i][...] = W
         clf.intercepts_[i][...] = b
@@ -111,6 +121,7 @@ def _sklearn_step(params, X, y, depth, width):
     def step(X_, y_):
         clf.partial_fit(X_, y_)
         return None
+
     return step
 
 
@@ -126,6 +137,7 @@ def _candidate(impl, depth, width, rows, X, y):
         return lambda X_, y_: ref.train_step(X_, y_, opt), net
     if impl == "numpy":
         from fastact.nn.peers import NumpyStep
+
         return NumpyStep(net, "tanh", "plain"), net
     if impl == "gemm-numpy":
         return GemmStep(params, rows), net
@@ -138,6 +150,7 @@ def _candidate(impl, depth, width, rows, X, y):
         return lambda X_, y_: engine.gemms_only(X_), net
     if impl == "torch":
         from fastact.nn.peers import torch_step
+
         step = torch_step(net, "tanh", "plain", X, y, THREADS)
         if step is None:
             pytest.skip("torch is not installed")
@@ -145,8 +158,9 @@ def _candidate(impl, depth, width, rows, X, y):
     return _sklearn_step(params, X, y, depth, width), net
 
 
-@pytest.mark.parametrize("impl", ["gemm", "gemm-numpy", "fastact", "numpy", "reference", "torch",
-                                  "sklearn"])
+@pytest.mark.parametrize(
+    "impl", ["gemm", "gemm-numpy", "fastact", "numpy", "reference", "torch", "sklearn"]
+)
 @pytest.mark.parametrize("net_shape", NETS, ids=lambda s: "%dx%d-batch%d" % s)
 def bench_train_step(benchmark, net_shape, impl):
     depth, width, rows = net_shape
@@ -154,13 +168,17 @@ def bench_train_step(benchmark, net_shape, impl):
     limits, threads = _limits()
     with limits:
         step, net = _candidate(impl, depth, width, rows, X, y)
-        expected = net.compute_gradients(X, y)         # the loss at the initial weights
+        expected = net.compute_gradients(X, y)  # the loss at the initial weights
         first = step(X, y)
-        if first is not None:                          # the same network, the same loss
+        if first is not None:  # the same network, the same loss
             assert abs(first - expected) <= 1e-4 * max(1.0, abs(expected)), (impl, first, expected)
         benchmark.group = f"train step {depth}x{width} batch {rows} float32 tanh ({threads})"
-        benchmark.extra_info["flop"] = 2 * rows * sum(
-            a * b for a, b in zip(_sizes(depth, width)[:-1], _sizes(depth, width)[1:])) * 3
+        benchmark.extra_info["flop"] = (
+            2
+            * rows
+            * sum(a * b for a, b in zip(_sizes(depth, width)[:-1], _sizes(depth, width)[1:]))
+            * 3
+        )
         with np.errstate(all="ignore"):
             benchmark(step, X, y)
 
@@ -192,22 +210,25 @@ def bench_grid(benchmark, depth, act, variant, impl):
         pytest.skip("FASTACT_PUREPYTHON=1: no native engine")
     limits, threads = _limits()
     with limits:
-        steps, X, y, net = peers.candidates(depth, GRID_WIDTH, GRID_BATCH, act, variant, [impl],
-                                            threads=THREADS)
+        steps, X, y, net = peers.candidates(
+            depth, GRID_WIDTH, GRID_BATCH, act, variant, [impl], threads=THREADS
+        )
         if impl not in steps:
             pytest.skip(f"{impl} is not installed")
         step = steps[impl]
         first = step(X, y)
-        if first is not None and variant != "dropout":     # the same network, the same loss
+        if first is not None and variant != "dropout":  # the same network, the same loss
             expected = net.compute_gradients(X, y)
             assert abs(first - expected) <= 1e-4 * max(1.0, abs(expected)), (impl, first, expected)
-        benchmark.group = (f"grid {depth}x{GRID_WIDTH} batch {GRID_BATCH} {act} {variant} "
-                           f"float32 ({threads})")
+        benchmark.group = (
+            f"grid {depth}x{GRID_WIDTH} batch {GRID_BATCH} {act} {variant} float32 ({threads})"
+        )
         with np.errstate(all="ignore"):
             benchmark(step, X, y)
 
 
 # ---- BatchNorm and dropout alone: forward + backward ------------------------------------
+
 
 def _bn_candidate(impl, x, g):
     n = x.shape[1]
@@ -217,9 +238,11 @@ def _bn_candidate(impl, x, g):
         mod = fastact if impl == "fastact" else fastact.reference
 
         def step():
-            y, c = mod.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
-                                         running_var=rv, n_threads=THREADS)
+            y, c = mod.batchnorm_forward(
+                x, gamma, beta, training=True, running_mean=rm, running_var=rv, n_threads=THREADS
+            )
             return mod.batchnorm_backward(g, c, n_threads=THREADS)
+
         return step
     torch = pytest.importorskip("torch")
     torch.set_num_threads(THREADS)
@@ -231,6 +254,7 @@ def _bn_candidate(impl, x, g):
         xt.grad = None
         bn.zero_grad(set_to_none=True)
         bn(xt).backward(gt)
+
     return step
 
 
@@ -257,6 +281,7 @@ def bench_dropout(benchmark, impl):
         def step():
             y, c = mod.dropout_forward(x, 0.5, seed=1, n_threads=THREADS)
             return mod.dropout_backward(g, c, n_threads=THREADS)
+
         benchmark(step)
         return
     torch = pytest.importorskip("torch")
@@ -267,4 +292,5 @@ def bench_dropout(benchmark, impl):
     def tstep():
         xt.grad = None
         torch.nn.functional.dropout(xt, 0.5, training=True).backward(gt)
+
     benchmark(tstep)

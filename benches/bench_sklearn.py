@@ -9,9 +9,9 @@ hyperparameters and random_state; fastact trains in its default float32.  BLAS i
 to one thread with threadpoolctl (fastact's fit limits itself with n_threads=1).
 ConvergenceWarning (max_iter reached, by design) is silenced.
 """
+
 import warnings
 
-import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
@@ -21,14 +21,19 @@ from threadpoolctl import threadpool_limits
 from fastact.sklearn import MLPClassifier
 
 CASES = {
-    "digits-64x64": (lambda: load_digits(return_X_y=True),
-                     dict(hidden_layer_sizes=(64, 64), batch_size=64, max_iter=50)),
-    "20000x100-256x256": (lambda: make_classification(20000, 100, n_informative=30,
-                                                      n_classes=4, random_state=0),
-                          dict(hidden_layer_sizes=(256, 256), batch_size=200, max_iter=5)),
+    "digits-64x64": (
+        lambda: load_digits(return_X_y=True),
+        dict(hidden_layer_sizes=(64, 64), batch_size=64, max_iter=50),
+    ),
+    "20000x100-256x256": (
+        lambda: make_classification(20000, 100, n_informative=30, n_classes=4, random_state=0),
+        dict(hidden_layer_sizes=(256, 256), batch_size=200, max_iter=5),
+    ),
 }
-IMPLS = {"sklearn": lambda kw: SKClassifier(**kw),
-         "fastact": lambda kw: MLPClassifier(n_threads=1, **kw)}
+IMPLS = {
+    "sklearn": lambda kw: SKClassifier(**kw),
+    "fastact": lambda kw: MLPClassifier(n_threads=1, **kw),
+}
 
 
 @pytest.mark.parametrize("impl", list(IMPLS))
@@ -38,8 +43,9 @@ def test_fit(benchmark, case, impl):
     X, y = make()
     kw = dict(activation="relu", solver="adam", random_state=0, **kw)
     benchmark.group = f"fit {case}"
-    benchmark.extra_info.update(rows=X.shape[0], features=X.shape[1], **{
-        k: str(v) for k, v in kw.items()})
+    benchmark.extra_info.update(
+        rows=X.shape[0], features=X.shape[1], **{k: str(v) for k, v in kw.items()}
+    )
 
     def fit():
         with warnings.catch_warnings():

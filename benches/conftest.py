@@ -6,6 +6,7 @@ run a quick pass and a user can narrow a long run.
     FASTACT_BENCH_IMPLS=fastact-1t,numpy,torch-1t
                                     candidates (default: all; see bench_activations.IMPLS)
 """
+
 import os
 
 import numpy as np

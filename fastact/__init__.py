@@ -10,6 +10,7 @@ Environment:
     FASTACT_ISA=baseline   cap the SIMD path: avx512, avx2 or baseline (default: the best
                            this CPU runs)
 """
+
 from __future__ import annotations
 
 import os as _os
@@ -21,20 +22,22 @@ PUREPYTHON = _os.environ.get("FASTACT_PUREPYTHON", "") not in ("", "0")
 if PUREPYTHON:
     from . import reference as _backend
 else:
-    from . import activations as _backend
     from . import _activations as _ext
+    from . import activations as _backend
 
     _isa = _os.environ.get("FASTACT_ISA", "auto").lower()
     if _isa not in ("auto", "avx512", "avx2", "baseline"):
         raise ValueError(
             f"FASTACT_ISA={_isa!r} is not understood; use 'auto' (default), 'avx512', 'avx2' "
-            "or 'baseline'.")
+            "or 'baseline'."
+        )
     _ext.set_isa("avx512" if _isa == "auto" else _isa)
 
+from . import _validate as _V
 from . import reference
 from ._config import config, show_config
-from ._registry import Activation, build as _build
-from . import _validate as _V
+from ._registry import Activation
+from ._registry import build as _build
 from ._threads import get_num_threads, set_num_threads, threads
 
 if not PUREPYTHON:
@@ -44,9 +47,27 @@ if not PUREPYTHON:
 ACTIVATIONS = _build(_backend)
 
 _PUBLIC = [
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "celu", "gelu",
-    "silu", "mish", "softplus", "softsign", "hardtanh", "relu6", "hardsigmoid", "hardswish",
-    "log_sigmoid", "softmax", "log_softmax",
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "softplus",
+    "softsign",
+    "hardtanh",
+    "relu6",
+    "hardsigmoid",
+    "hardswish",
+    "log_sigmoid",
+    "softmax",
+    "log_softmax",
 ]
 for _n in _PUBLIC:
     globals()[_n] = getattr(_backend, _n)
@@ -56,10 +77,9 @@ bias_act = _backend.bias_act
 bias_act_backward = _backend.bias_act_backward
 
 # dense layers, BatchNorm, dropout and networks (fastact/nn/; the native side is src/_nn.pyx)
-from . import optim
-from . import nn
-from .nn import (BatchNorm, BatchNormCache, Dense, DenseCache, Dropout,
-                 DropoutCache, Residual)
+from . import nn, optim
+from .nn import BatchNorm, BatchNormCache, Dense, DenseCache, Dropout, DropoutCache, Residual
+
 _nn_backend = reference if PUREPYTHON else nn
 MLP = _nn_backend.MLP
 Sequential = _nn_backend.Sequential
@@ -70,12 +90,40 @@ batchnorm_backward = _nn_backend.batchnorm_backward
 dropout_forward = _nn_backend.dropout_forward
 dropout_backward = _nn_backend.dropout_backward
 
-__all__ = (_PUBLIC + [n + "_backward" for n in _PUBLIC]
-           + ["softmax_cross_entropy", "bias_act", "bias_act_backward", "ACTIVATIONS",
-              "Activation", "reference", "show_config", "config", "set_num_threads",
-              "get_num_threads", "threads", "PUREPYTHON", "__version__", "MLP", "Sequential",
-              "Dense", "BatchNorm", "Dropout", "Residual", "dense_forward",
-              "dense_backward", "DenseCache", "batchnorm_forward", "batchnorm_backward",
-              "BatchNormCache", "dropout_forward", "dropout_backward", "DropoutCache", "nn",
-              "optim"])
+__all__ = (
+    _PUBLIC
+    + [n + "_backward" for n in _PUBLIC]
+    + [
+        "softmax_cross_entropy",
+        "bias_act",
+        "bias_act_backward",
+        "ACTIVATIONS",
+        "Activation",
+        "reference",
+        "show_config",
+        "config",
+        "set_num_threads",
+        "get_num_threads",
+        "threads",
+        "PUREPYTHON",
+        "__version__",
+        "MLP",
+        "Sequential",
+        "Dense",
+        "BatchNorm",
+        "Dropout",
+        "Residual",
+        "dense_forward",
+        "dense_backward",
+        "DenseCache",
+        "batchnorm_forward",
+        "batchnorm_backward",
+        "BatchNormCache",
+        "dropout_forward",
+        "dropout_backward",
+        "DropoutCache",
+        "nn",
+        "optim",
+    ]
+)
 del _n

@@ -1,4 +1,5 @@
 """python -m fastact == the fastact command."""
+
 import sys
 
 from .cli import main

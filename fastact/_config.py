@@ -1,4 +1,5 @@
 """fastact.show_config() / `fastact info`: what this build is and what it runs."""
+
 from __future__ import annotations
 
 import platform
@@ -37,25 +38,29 @@ def config() -> dict:
     }
     try:
         import scipy
+
         info["scipy"] = scipy.__version__
         info["BLAS (scipy)"] = _blas_of(scipy)
     except ImportError:  # pragma: no cover - scipy is a dependency
         info["scipy"] = "not installed"
     if not fastact.PUREPYTHON:
         from . import _activations as ext
+
         b = ext.build_info()
-        info.update({
-            "compiler": b["compiler"],
-            "build flags": b["flags"],
-            "OpenMP": "on" if b["openmp"] else "off (built with FASTACT_OPENMP=0)",
-            "OpenMP max threads": ext.omp_max_threads(),
-            "OpenMP runtime": ext.omp_library() or "none",
-            "serial below (elements)": ext.SERIAL_BELOW,
-            "AVX2+FMA / AVX-512 variants built": "yes" if b["avx2_variant"] else "no",
-            "CPU has AVX2+FMA": "yes" if ext.cpu_has_avx2_fma() else "no",
-            "CPU has AVX-512": "yes" if ext.cpu_has_avx512() else "no",
-            "SIMD path in use": ext.get_isa(),
-        })
+        info.update(
+            {
+                "compiler": b["compiler"],
+                "build flags": b["flags"],
+                "OpenMP": "on" if b["openmp"] else "off (built with FASTACT_OPENMP=0)",
+                "OpenMP max threads": ext.omp_max_threads(),
+                "OpenMP runtime": ext.omp_library() or "none",
+                "serial below (elements)": ext.SERIAL_BELOW,
+                "AVX2+FMA / AVX-512 variants built": "yes" if b["avx2_variant"] else "no",
+                "CPU has AVX2+FMA": "yes" if ext.cpu_has_avx2_fma() else "no",
+                "CPU has AVX-512": "yes" if ext.cpu_has_avx512() else "no",
+                "SIMD path in use": ext.get_isa(),
+            }
+        )
     return info
 
 

@@ -20,6 +20,7 @@ each call returns a NumPy array of the input's dtype.
   np.add(g, s, out=o) (read 2n, write n, the cheapest ufunc with a backward's
   traffic).  No elementwise kernel that streams its arrays can beat these.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,6 +33,7 @@ PRELU_W = 0.25
 
 # ---- roofline -----------------------------------------------------------------------
 
+
 def roofline():
     def fwd(x):
         y = np.empty_like(x)
@@ -40,18 +42,24 @@ def roofline():
 
     def bwd(g, s):
         return np.add(g, s, out=np.empty_like(g))
+
     return fwd, bwd
 
 
 # ---- scipy.special --------------------------------------------------------------------
 
 # name -> (has forward, has backward)
-SCIPY_HAS = {"sigmoid": (True, False), "log_sigmoid": (True, True), "silu": (True, True),
-             "gelu": (True, True)}
+SCIPY_HAS = {
+    "sigmoid": (True, False),
+    "log_sigmoid": (True, True),
+    "silu": (True, True),
+    "gelu": (True, True),
+}
 
 
 def scipy_calls() -> dict:
     from scipy import special as sp
+
     c = 1.0 / np.sqrt(2.0 * np.pi)
 
     def gelu_b(g, x):
@@ -83,46 +91,78 @@ _NE = {
     "leaky_relu": ("where(x > zero, x, slope * x)", "where(s > zero, g, slope * g)"),
     "prelu": ("where(x > zero, x, w * x)", "where(s > zero, g, w * g)"),
     "elu": ("where(x > zero, x, expm1(x))", "where(s > zero, g, g * (s + one))"),
-    "selu": ("where(x > zero, scale * x, scale * alpha * expm1(x))",
-             "where(s > zero, scale * g, g * (s + scale * alpha))"),
+    "selu": (
+        "where(x > zero, scale * x, scale * alpha * expm1(x))",
+        "where(s > zero, scale * g, g * (s + scale * alpha))",
+    ),
     "celu": ("where(x > zero, x, expm1(x))", "where(s > zero, g, g * (s + one))"),
-    "gelu_tanh": ("half * x * (one + tanh(k0 * (x + c3 * x * x * x)))",
-                  "g * (half * (one + tanh(k0 * (s + c3 * s * s * s))) + half * s * "
-                  "(one - tanh(k0 * (s + c3 * s * s * s)) ** 2) * k0 * (one + three * c3 * s * s))"),
-    "silu": ("x / (one + exp(-x))",
-             "g / (one + exp(-s)) * (one + s * (one - one / (one + exp(-s))))"),
-    "mish": ("x * tanh(log1p(exp(x)))",
-             "g * (tanh(log1p(exp(s))) + s / (one + exp(-s)) * (one - tanh(log1p(exp(s))) ** 2))"),
+    "gelu_tanh": (
+        "half * x * (one + tanh(k0 * (x + c3 * x * x * x)))",
+        "g * (half * (one + tanh(k0 * (s + c3 * s * s * s))) + half * s * "
+        "(one - tanh(k0 * (s + c3 * s * s * s)) ** 2) * k0 * (one + three * c3 * s * s))",
+    ),
+    "silu": (
+        "x / (one + exp(-x))",
+        "g / (one + exp(-s)) * (one + s * (one - one / (one + exp(-s))))",
+    ),
+    "mish": (
+        "x * tanh(log1p(exp(x)))",
+        "g * (tanh(log1p(exp(s))) + s / (one + exp(-s)) * (one - tanh(log1p(exp(s))) ** 2))",
+    ),
     "softplus": ("log1p(exp(x))", "g / (one + exp(-s))"),
     "softsign": ("x / (one + abs(x))", "g / ((one + abs(s)) * (one + abs(s)))"),
-    "hardtanh": ("where(x < -one, -one, where(x > one, one, x))",
-                 "where((s > -one) & (s < one), g, zero)"),
-    "relu6": ("where(x < zero, zero, where(x > six, six, x))",
-              "where((s > zero) & (s < six), g, zero)"),
-    "hardsigmoid": ("where(x < -three, zero, where(x > three, one, x / six + half))",
-                    "where((s > -three) & (s < three), g / six, zero)"),
-    "hardswish": ("where(x < -three, zero, where(x > three, x, x * (x + three) / six))",
-                  "where(s < -three, zero, where(s <= three, g * (s / three + half), g))"),
+    "hardtanh": (
+        "where(x < -one, -one, where(x > one, one, x))",
+        "where((s > -one) & (s < one), g, zero)",
+    ),
+    "relu6": (
+        "where(x < zero, zero, where(x > six, six, x))",
+        "where((s > zero) & (s < six), g, zero)",
+    ),
+    "hardsigmoid": (
+        "where(x < -three, zero, where(x > three, one, x / six + half))",
+        "where((s > -three) & (s < three), g / six, zero)",
+    ),
+    "hardswish": (
+        "where(x < -three, zero, where(x > three, x, x * (x + three) / six))",
+        "where(s < -three, zero, where(s <= three, g * (s / three + half), g))",
+    ),
     "log_sigmoid": ("-log1p(exp(-x))", "g / (one + exp(s))"),
 }
 
 
 def _ne_consts(dtype) -> dict:
     t = np.dtype(dtype).type
-    return {k: t(v) for k, v in {
-        "zero": 0.0, "one": 1.0, "half": 0.5, "three": 3.0, "six": 6.0, "slope": 0.01,
-        "w": PRELU_W, "alpha": SELU_ALPHA, "scale": SELU_SCALE, "k0": _K0, "c3": 0.044715,
-    }.items()}
+    return {
+        k: t(v)
+        for k, v in {
+            "zero": 0.0,
+            "one": 1.0,
+            "half": 0.5,
+            "three": 3.0,
+            "six": 6.0,
+            "slope": 0.01,
+            "w": PRELU_W,
+            "alpha": SELU_ALPHA,
+            "scale": SELU_SCALE,
+            "k0": _K0,
+            "c3": 0.044715,
+        }.items()
+    }
 
 
 def numexpr_calls() -> dict:
     """numexpr evaluations (gelu: numexpr has no erf, so none).  Set numexpr's thread
     count with `numexpr_threads`."""
     import numexpr as ne
-    consts = {np.dtype(np.float32): _ne_consts(np.float32),
-              np.dtype(np.float64): _ne_consts(np.float64)}
+
+    consts = {
+        np.dtype(np.float32): _ne_consts(np.float32),
+        np.dtype(np.float64): _ne_consts(np.float64),
+    }
     calls = {}
     for name, (ef, eb) in _NE.items():
+
         def fwd(x, ef=ef):
             d = dict(consts[x.dtype])
             d["x"] = x
@@ -133,6 +173,7 @@ def numexpr_calls() -> dict:
             d["g"] = g
             d["s"] = s
             return ne.evaluate(eb, local_dict=d)
+
         calls[name] = (fwd, bwd)
     calls["gelu"] = (None, None)
     return calls
@@ -141,6 +182,7 @@ def numexpr_calls() -> dict:
 @contextlib.contextmanager
 def numexpr_threads(n: int):
     import numexpr as ne
+
     old = ne.set_num_threads(n)
     try:
         yield
@@ -150,9 +192,11 @@ def numexpr_threads(n: int):
 
 # ---- PyTorch CPU ------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def torch_threads(n: int):
     import torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -166,6 +210,7 @@ def torch_calls() -> dict:
     backward kernels, from and to NumPy (torch.from_numpy / .numpy(), no copies)."""
     import torch
     import torch.nn.functional as F
+
     A = torch.ops.aten
     T = torch.from_numpy
     w_cache = {}
@@ -201,17 +246,22 @@ def torch_calls() -> dict:
         "sigmoid": (f1(torch.sigmoid), b2(A.sigmoid_backward)),
         "tanh": (f1(torch.tanh), b2(A.tanh_backward)),
         "relu": (f1(torch.relu), b2(A.threshold_backward, 0)),
-        "leaky_relu": (f1(lambda t: F.leaky_relu(t, 0.01)),
-                       b2(A.leaky_relu_backward, 0.01, True)),
-        "prelu": (lambda x: F.prelu(T(x), prelu_w(T(x).dtype)).numpy(),
-                  lambda g, x: A._prelu_kernel_backward(T(g), T(x), prelu_w(T(x).dtype))[0].numpy()),
+        "leaky_relu": (f1(lambda t: F.leaky_relu(t, 0.01)), b2(A.leaky_relu_backward, 0.01, True)),
+        "prelu": (
+            lambda x: F.prelu(T(x), prelu_w(T(x).dtype)).numpy(),
+            lambda g, x: A._prelu_kernel_backward(T(g), T(x), prelu_w(T(x).dtype))[0].numpy(),
+        ),
         "elu": (f1(F.elu), lambda g, y: A.elu_backward(T(g), 1.0, 1.0, 1.0, True, T(y)).numpy()),
-        "selu": (f1(F.selu), lambda g, y: A.elu_backward(T(g), SELU_ALPHA, SELU_SCALE, 1.0, True,
-                                                          T(y)).numpy()),
+        "selu": (
+            f1(F.selu),
+            lambda g, y: A.elu_backward(T(g), SELU_ALPHA, SELU_SCALE, 1.0, True, T(y)).numpy(),
+        ),
         "celu": (f1(F.celu), lambda g, y: A.elu_backward(T(g), 1.0, 1.0, 1.0, True, T(y)).numpy()),
         "gelu": (f1(F.gelu), b2(A.gelu_backward)),
-        "gelu_tanh": (f1(lambda t: F.gelu(t, approximate="tanh")),
-                      lambda g, x: A.gelu_backward(T(g), T(x), approximate="tanh").numpy()),
+        "gelu_tanh": (
+            f1(lambda t: F.gelu(t, approximate="tanh")),
+            lambda g, x: A.gelu_backward(T(g), T(x), approximate="tanh").numpy(),
+        ),
         "silu": (f1(F.silu), b2(A.silu_backward)),
         "mish": (f1(F.mish), b2(A.mish_backward)),
         "softplus": (f1(F.softplus), b2(A.softplus_backward, 1.0, 20.0)),

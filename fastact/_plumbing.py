@@ -15,6 +15,7 @@ Rules:
   kernel reads each element before writing it (all elementwise kernels),
   never a partial overlap; a non-contiguous out gets the result copied in.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,7 +79,8 @@ def _bias(bias_in, z, func):
     if b.shape != (cols,):
         raise ValueError(
             f"{func}: bias must have shape ({cols},) to broadcast over the rows of a "
-            f"z of shape {z.shape}; got {b.shape}.")
+            f"z of shape {z.shape}; got {b.shape}."
+        )
     return V.contiguous(b, "C")
 
 
@@ -86,7 +88,9 @@ def bias_forward(z_in, bias_in, out, n_threads, kernel):
     """y = f(z + bias), bias over the last axis; kernel(z, b, y, rows, cols, n_threads)."""
     z = V.as_float_array(z_in, "z")
     if z.ndim < 1:
-        raise ValueError("bias_act: z must have at least one dimension (rows x features); got a scalar.")
+        raise ValueError(
+            "bias_act: z must have at least one dimension (rows x features); got a scalar."
+        )
     b = _bias(bias_in, z, "bias_act")
     nt = V.check_threads(n_threads)
     zc = V.contiguous(z, "C")
@@ -107,7 +111,9 @@ def bias_backward(g_in, s_in, bias_in, needs_bias, out, n_threads, kernel):
     kernel(g, s, b_or_None, dz, db_f64, rows, cols, n_threads)."""
     g = V.as_float_array(g_in, "grad_out")
     if g.ndim < 1:
-        raise ValueError("bias_act_backward: grad_out must have at least one dimension; got a scalar.")
+        raise ValueError(
+            "bias_act_backward: grad_out must have at least one dimension; got a scalar."
+        )
     s = V.as_float_array(s_in, "saved")
     V.check_same_dtype(g, s, "grad_out", "saved")
     V.check_same_shape(g, s, "grad_out", "saved")
@@ -116,7 +122,8 @@ def bias_backward(g_in, s_in, bias_in, needs_bias, out, n_threads, kernel):
         if bias_in is None:
             raise ValueError(
                 "bias_act_backward: this activation saves its input, so `saved` is z (before the "
-                "bias) and bias= is required to rebuild z + bias; pass bias=the forward's bias.")
+                "bias) and bias= is required to rebuild z + bias; pass bias=the forward's bias."
+            )
         b = _bias(bias_in, g, "bias_act_backward")
     elif bias_in is not None:
         _bias(bias_in, g, "bias_act_backward")  # still validated, then unused
@@ -134,7 +141,7 @@ def bias_backward(g_in, s_in, bias_in, needs_bias, out, n_threads, kernel):
     db = np.zeros(cols, np.float64)
     if g.size:
         kernel(gc, sc, b, t.buf, db, rows, cols, nt)
-    with np.errstate(over="ignore"):        # a sum beyond float32's range is inf, quietly
+    with np.errstate(over="ignore"):  # a sum beyond float32's range is inf, quietly
         grad_bias = db.astype(g.dtype)
     return t.result(), grad_bias
 
@@ -197,7 +204,7 @@ def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
         gw = np.zeros(cols, np.float64)
         if x.size:
             kernel(gc, xc, w, t.buf, gw, rows, cols, nt)
-    with np.errstate(over="ignore"):        # sums beyond the dtype's range are inf, quietly
+    with np.errstate(over="ignore"):  # sums beyond the dtype's range are inf, quietly
         if scalar_w:
             gw = np.array(gw.sum())
         gw = gw.astype(x.dtype).reshape(wshape)
@@ -208,7 +215,9 @@ def rowwise_forward(x_in, out, n_threads, kernel, func):
     """softmax family over the last axis; kernel(x, y, rows, cols, nt)."""
     x = V.as_float_array(x_in, "x")
     if x.ndim < 1:
-        raise ValueError(f"{func}: x must have at least one dimension (the axis to normalise); got a scalar.")
+        raise ValueError(
+            f"{func}: x must have at least one dimension (the axis to normalise); got a scalar."
+        )
     nt = V.check_threads(n_threads)
     xc = V.contiguous(x, "C")
     if out is not None:
@@ -250,10 +259,13 @@ def cross_entropy(logits_in, labels_in, out, n_threads, kernel):
     x = V.as_float_array(logits_in, "logits")
     if x.ndim != 2:
         raise ValueError(
-            f"softmax_cross_entropy: logits must be 2-D (batch, classes); got shape {x.shape}.")
+            f"softmax_cross_entropy: logits must be 2-D (batch, classes); got shape {x.shape}."
+        )
     rows, cols = x.shape
     if rows == 0:
-        raise ValueError("softmax_cross_entropy: the batch is empty; a mean over 0 rows is undefined.")
+        raise ValueError(
+            "softmax_cross_entropy: the batch is empty; a mean over 0 rows is undefined."
+        )
     if cols == 0:
         raise ValueError("softmax_cross_entropy: logits have 0 classes.")
     lab = labels_in if isinstance(labels_in, np.ndarray) else np.asarray(labels_in)
@@ -261,34 +273,40 @@ def cross_entropy(logits_in, labels_in, out, n_threads, kernel):
     if lab.ndim == 1:
         if lab.dtype.kind not in "iu":
             raise TypeError(
-                f"softmax_cross_entropy: 1-D labels are class indices and must be integers; got "
-                f"dtype {lab.dtype}. Convert with labels.astype(np.int64), or pass probability rows "
-                f"of shape {x.shape}.")
+                "softmax_cross_entropy: 1-D labels are class indices and must be integers; "
+                f"got dtype {lab.dtype}. Convert with labels.astype(np.int64), or pass "
+                f"probability rows of shape {x.shape}."
+            )
         if lab.shape[0] != rows:
             raise ValueError(
-                f"softmax_cross_entropy: {lab.shape[0]} labels for {rows} rows of logits.")
+                f"softmax_cross_entropy: {lab.shape[0]} labels for {rows} rows of logits."
+            )
         bad = (lab < 0) | (lab >= cols)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"softmax_cross_entropy: labels must be class indices in [0, {cols}); "
-                f"labels[{i}] = {lab[i]}.")
+                f"labels[{i}] = {lab[i]}."
+            )
         labels = V.contiguous(np.asarray(lab, dtype=np.int64), "C")
     elif lab.ndim == 2:
         if lab.dtype not in (V.F32, V.F64):
             raise TypeError(
                 f"softmax_cross_entropy: 2-D labels are probability rows and must be float32 or "
                 f"float64; got dtype {lab.dtype}. Convert with labels.astype(np.float64), or pass "
-                f"class indices as a 1-D integer array.")
+                f"class indices as a 1-D integer array."
+            )
         if lab.shape != x.shape:
             raise ValueError(
                 f"softmax_cross_entropy: probability labels must have the logits' shape {x.shape}; "
-                f"got {lab.shape}.")
+                f"got {lab.shape}."
+            )
         target = V.contiguous(np.asarray(lab, dtype=x.dtype), "C")
     else:
         raise ValueError(
             f"softmax_cross_entropy: labels must be 1-D class indices or 2-D probability rows; "
-            f"got shape {lab.shape}.")
+            f"got shape {lab.shape}."
+        )
     nt = V.check_threads(n_threads)
     xc = V.contiguous(x, "C")
     if out is not None:

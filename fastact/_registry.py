@@ -12,12 +12,13 @@ Adding an activation: the C math (src/fa_acts.h) and list entry
 (and the name in fastact/__init__.py's _PUBLIC), and the NumPy twin in
 fastact/reference.py.
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 from . import _validate as V
 
@@ -30,12 +31,12 @@ class Activation:
 
     name: str
     params: Mapping[str, object]
-    saves: str                     # "input" or "output": what `<name>_backward` takes as `saved`
+    saves: str  # "input" or "output": what `<name>_backward` takes as `saved`
     formula: str
     derivative: str
     forward: Callable = field(repr=False, compare=False)
     backward: Callable = field(repr=False, compare=False)
-    kind: str = "elementwise"      # or "rowwise" (softmax family: over the last axis)
+    kind: str = "elementwise"  # or "rowwise" (softmax family: over the last axis)
 
     def __call__(self, x, **kwargs):
         return self.forward(x, **kwargs)
@@ -47,38 +48,116 @@ _ROWS = [
     ("sigmoid", {}, "output", "1 / (1 + exp(-x))", "y (1 - y)", "elementwise"),
     ("tanh", {}, "output", "tanh(x)", "1 - y^2", "elementwise"),
     ("relu", {}, "output", "max(x, 0)", "1 if y > 0 else 0", "elementwise"),
-    ("leaky_relu", {"negative_slope": 0.01}, "output", "x if x > 0 else negative_slope * x",
-     "1 if y > 0 else negative_slope (needs negative_slope >= 0)", "elementwise"),
-    ("prelu", {"weight": REQUIRED}, "input", "x if x > 0 else weight * x (weight per last-axis feature)",
-     "d/dx: 1 if x > 0 else weight; d/dweight: 0 if x > 0 else x", "elementwise"),
-    ("elu", {"alpha": 1.0}, "output", "x if x > 0 else alpha * (exp(x) - 1)",
-     "1 if y > 0 else y + alpha (needs alpha >= 0)", "elementwise"),
-    ("selu", {}, "output", "scale * (x if x > 0 else alpha * (exp(x) - 1)), "
-     "alpha = 1.6732632423543772, scale = 1.0507009873554805",
-     "scale if y > 0 else y + scale * alpha", "elementwise"),
-    ("celu", {"alpha": 1.0}, "output", "x if x > 0 else alpha * (exp(x / alpha) - 1)",
-     "1 if y > 0 else y / alpha + 1", "elementwise"),
-    ("gelu", {"approximate": "none"}, "input",
-     "x * Phi(x) = x/2 * erfc(-x / sqrt 2); approximate='tanh': x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
-     "Phi(x) + x phi(x) (tanh: the derivative of the approximation)", "elementwise"),
+    (
+        "leaky_relu",
+        {"negative_slope": 0.01},
+        "output",
+        "x if x > 0 else negative_slope * x",
+        "1 if y > 0 else negative_slope (needs negative_slope >= 0)",
+        "elementwise",
+    ),
+    (
+        "prelu",
+        {"weight": REQUIRED},
+        "input",
+        "x if x > 0 else weight * x (weight per last-axis feature)",
+        "d/dx: 1 if x > 0 else weight; d/dweight: 0 if x > 0 else x",
+        "elementwise",
+    ),
+    (
+        "elu",
+        {"alpha": 1.0},
+        "output",
+        "x if x > 0 else alpha * (exp(x) - 1)",
+        "1 if y > 0 else y + alpha (needs alpha >= 0)",
+        "elementwise",
+    ),
+    (
+        "selu",
+        {},
+        "output",
+        "scale * (x if x > 0 else alpha * (exp(x) - 1)), "
+        "alpha = 1.6732632423543772, scale = 1.0507009873554805",
+        "scale if y > 0 else y + scale * alpha",
+        "elementwise",
+    ),
+    (
+        "celu",
+        {"alpha": 1.0},
+        "output",
+        "x if x > 0 else alpha * (exp(x / alpha) - 1)",
+        "1 if y > 0 else y / alpha + 1",
+        "elementwise",
+    ),
+    (
+        "gelu",
+        {"approximate": "none"},
+        "input",
+        "x * Phi(x) = x/2 * erfc(-x / sqrt 2); "
+        "approximate='tanh': x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+        "Phi(x) + x phi(x) (tanh: the derivative of the approximation)",
+        "elementwise",
+    ),
     ("silu", {}, "input", "x * sigmoid(x)", "sigmoid(x) (1 + x (1 - sigmoid(x)))", "elementwise"),
-    ("mish", {}, "input", "x * tanh(softplus(x))",
-     "tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), sp = softplus(x)", "elementwise"),
-    ("softplus", {"beta": 1.0, "threshold": 20.0}, "input",
-     "log(1 + exp(beta x)) / beta, or x where beta x > threshold",
-     "sigmoid(beta x), or 1 where beta x > threshold", "elementwise"),
+    (
+        "mish",
+        {},
+        "input",
+        "x * tanh(softplus(x))",
+        "tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2), sp = softplus(x)",
+        "elementwise",
+    ),
+    (
+        "softplus",
+        {"beta": 1.0, "threshold": 20.0},
+        "input",
+        "log(1 + exp(beta x)) / beta, or x where beta x > threshold",
+        "sigmoid(beta x), or 1 where beta x > threshold",
+        "elementwise",
+    ),
     ("softsign", {}, "input", "x / (1 + |x|)", "1 / (1 + |x|)^2", "elementwise"),
-    ("hardtanh", {"min_val": -1.0, "max_val": 1.0}, "output", "clip(x, min_val, max_val)",
-     "1 if min_val < y < max_val else 0", "elementwise"),
+    (
+        "hardtanh",
+        {"min_val": -1.0, "max_val": 1.0},
+        "output",
+        "clip(x, min_val, max_val)",
+        "1 if min_val < y < max_val else 0",
+        "elementwise",
+    ),
     ("relu6", {}, "output", "clip(x, 0, 6)", "1 if 0 < y < 6 else 0", "elementwise"),
-    ("hardsigmoid", {}, "input", "clip(x / 6 + 1/2, 0, 1)", "1/6 if -3 < x < 3 else 0", "elementwise"),
-    ("hardswish", {}, "input", "x * clip(x / 6 + 1/2, 0, 1)",
-     "0 if x < -3, x / 3 + 1/2 if -3 <= x <= 3, 1 if x > 3", "elementwise"),
+    (
+        "hardsigmoid",
+        {},
+        "input",
+        "clip(x / 6 + 1/2, 0, 1)",
+        "1/6 if -3 < x < 3 else 0",
+        "elementwise",
+    ),
+    (
+        "hardswish",
+        {},
+        "input",
+        "x * clip(x / 6 + 1/2, 0, 1)",
+        "0 if x < -3, x / 3 + 1/2 if -3 <= x <= 3, 1 if x > 3",
+        "elementwise",
+    ),
     ("log_sigmoid", {}, "input", "log(sigmoid(x)) = -softplus(-x)", "sigmoid(-x)", "elementwise"),
-    ("softmax", {}, "output", "exp(x - max) / sum(exp(x - max)) over the last axis",
-     "y * (g - sum(g * y)) (a vector-Jacobian product)", "rowwise"),
-    ("log_softmax", {}, "output", "x - max - log(sum(exp(x - max))) over the last axis",
-     "g - exp(y) * sum(g) (a vector-Jacobian product)", "rowwise"),
+    (
+        "softmax",
+        {},
+        "output",
+        "exp(x - max) / sum(exp(x - max)) over the last axis",
+        "y * (g - sum(g * y)) (a vector-Jacobian product)",
+        "rowwise",
+    ),
+    (
+        "log_softmax",
+        {},
+        "output",
+        "x - max - log(sum(exp(x - max))) over the last axis",
+        "g - exp(y) * sum(g) (a vector-Jacobian product)",
+        "rowwise",
+    ),
 ]
 
 NAMES = tuple(r[0] for r in _ROWS)
@@ -92,9 +171,15 @@ def build(module) -> Mapping[str, Activation]:
     table = {}
     for name, params, saves, formula, deriv, kind in _ROWS:
         table[name] = Activation(
-            name=name, params=MappingProxyType(dict(params)), saves=saves, formula=formula,
-            derivative=deriv, forward=getattr(module, name),
-            backward=getattr(module, name + "_backward"), kind=kind)
+            name=name,
+            params=MappingProxyType(dict(params)),
+            saves=saves,
+            formula=formula,
+            derivative=deriv,
+            forward=getattr(module, name),
+            backward=getattr(module, name + "_backward"),
+            kind=kind,
+        )
     return MappingProxyType(table)
 
 
@@ -109,7 +194,9 @@ def check_bias_act_name(activation) -> str:
             hint = " (row-wise: apply fastact.%s to z + bias)" % activation
         raise ValueError(
             f"unknown activation {activation!r} for bias_act{hint}; valid names: "
-            + ", ".join(BIAS_ACT_NAMES) + ".")
+            + ", ".join(BIAS_ACT_NAMES)
+            + "."
+        )
     return activation
 
 
@@ -121,7 +208,8 @@ def kernel_params(name: str, params: dict, func: str):
         takes = ", ".join(allowed) if allowed else "no parameters"
         raise TypeError(
             f"{func}: unexpected parameter(s) {', '.join(unknown)} for activation {name!r}; "
-            f"it takes {takes}.")
+            f"it takes {takes}."
+        )
     p = dict(allowed)
     p.update(params)
     if name == "leaky_relu":

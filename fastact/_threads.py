@@ -24,6 +24,7 @@ The pinned default is process-wide (like ``torch.set_num_threads``), not per
 Python thread: ``threads()`` blocks entered concurrently from several Python
 threads restore in whatever order they exit.
 """
+
 from __future__ import annotations
 
 from . import _validate as V
@@ -31,8 +32,10 @@ from . import _validate as V
 
 def _sync_native() -> None:
     from . import PUREPYTHON
+
     if not PUREPYTHON:
         from . import _activations as ext
+
         ext.set_default_threads(V.pinned_threads() or 0, V.usable_cores())
 
 

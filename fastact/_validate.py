@@ -10,6 +10,7 @@ integer arrays are computed in float64 (NumPy's convention); bool, float16,
 longdouble, complex, object and everything else raise a TypeError that names
 the argument and says how to convert.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,8 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_default_threads: int | None = None    # set_num_threads / threads(): pinned by the user
-_omp_query = None     # the native build's omp_get_max_threads (None: pure-NumPy mode)
+_default_threads: int | None = None  # set_num_threads / threads(): pinned by the user
+_omp_query = None  # the native build's omp_get_max_threads (None: pure-NumPy mode)
 
 
 def set_omp_query(fn) -> None:
@@ -71,20 +72,23 @@ def check_threads(n_threads) -> int:
         return get_default_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(
-            f"n_threads must be an int or None; got {type(n_threads).__name__} {n_threads!r}.")
+            f"n_threads must be an int or None; got {type(n_threads).__name__} {n_threads!r}."
+        )
     n = int(n_threads)
     if n > 0:
         return min(n, usable_cores())
     if n == 0:
         raise ValueError(
             "n_threads=0 is not allowed; use None for all cores, a positive count, "
-            "or a negative count from the end (-1 = all cores).")
+            "or a negative count from the end (-1 = all cores)."
+        )
     cores = usable_cores()
     k = cores + 1 + n
     if k < 1:
         raise ValueError(
             f"n_threads={n} leaves no thread on this machine with {cores} usable cores; "
-            f"use a value >= {-cores}.")
+            f"use a value >= {-cores}."
+        )
     return k
 
 
@@ -93,31 +97,35 @@ def as_float_array(x, name: str) -> np.ndarray:
     if isinstance(x, np.ma.MaskedArray):
         raise TypeError(
             f"{name} is a masked array; fastact ignores masks. Pass {name}.filled(value) "
-            f"or {name}.data explicitly.")
+            f"or {name}.data explicitly."
+        )
     a = x if type(x) is np.ndarray else np.asarray(x)
     dt = a.dtype
     if dt == F32 or dt == F64:
         return a
     if dt.kind == "f" and not dt.isnative and dt.newbyteorder("=") in _FLOATS:
-        return a.astype(dt.newbyteorder("="))        # byte-swapped float32/64: same values
+        return a.astype(dt.newbyteorder("="))  # byte-swapped float32/64: same values
     if dt.kind in "iu":
         return a.astype(F64)
     raise TypeError(
         f"{name} must be float32 or float64 (integers are computed in float64); got {dt}. "
-        f"Convert with {name}.astype(np.float64) or {name}.astype(np.float32).")
+        f"Convert with {name}.astype(np.float64) or {name}.astype(np.float32)."
+    )
 
 
 def check_same_dtype(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     if a.dtype != b.dtype:
         raise TypeError(
             f"{name_a} and {name_b} must have the same dtype; got {a.dtype} and {b.dtype}. "
-            f"Convert one with .astype(np.{a.dtype}) or .astype(np.{b.dtype}).")
+            f"Convert one with .astype(np.{a.dtype}) or .astype(np.{b.dtype})."
+        )
 
 
 def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     if a.shape != b.shape:
         raise ValueError(
-            f"{name_a} and {name_b} must have the same shape; got {a.shape} and {b.shape}.")
+            f"{name_a} and {name_b} must have the same shape; got {a.shape} and {b.shape}."
+        )
 
 
 def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out") -> np.ndarray:
@@ -128,19 +136,24 @@ def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out") -> np.ndarr
     if out.dtype != dtype:
         raise TypeError(
             f"{name} has dtype {out.dtype}; the result has dtype {dtype}. "
-            f"Pass an array of dtype {dtype} or out=None.")
+            f"Pass an array of dtype {dtype} or out=None."
+        )
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only; pass a writeable array or out=None.")
     return out
 
 
 def same_view(a: np.ndarray, b: np.ndarray) -> bool:
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.strides == b.strides and a.shape == b.shape)
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
 
 
-def check_overlap(out: np.ndarray, arr: np.ndarray, out_name: str, arr_name: str,
-                  identical_ok: bool) -> None:
+def check_overlap(
+    out: np.ndarray, arr: np.ndarray, out_name: str, arr_name: str, identical_ok: bool
+) -> None:
     """out may be arr itself (when the kernel allows it) but must not partly overlap it."""
     if not np.may_share_memory(out, arr):
         return
@@ -150,10 +163,12 @@ def check_overlap(out: np.ndarray, arr: np.ndarray, out_name: str, arr_name: str
         if identical_ok:
             raise ValueError(
                 f"{out_name} overlaps {arr_name} without being the same array; pass "
-                f"{out_name}={arr_name} for in-place, a separate array, or {out_name}=None.")
+                f"{out_name}={arr_name} for in-place, a separate array, or {out_name}=None."
+            )
         raise ValueError(
             f"{out_name} overlaps {arr_name}, which this function still needs while it "
-            f"writes; pass a separate array or {out_name}=None.")
+            f"writes; pass a separate array or {out_name}=None."
+        )
 
 
 def layout_order(a: np.ndarray) -> str:
@@ -174,8 +189,11 @@ class Target:
     __slots__ = ("out", "buf")
 
     def __init__(self, out, shape, dtype, order):
-        if out is not None and out.flags.aligned and (
-                out.flags.c_contiguous if order == "C" else out.flags.f_contiguous):
+        if (
+            out is not None
+            and out.flags.aligned
+            and (out.flags.c_contiguous if order == "C" else out.flags.f_contiguous)
+        ):
             self.out = out
             self.buf = out
         else:
@@ -192,7 +210,9 @@ class Target:
 
 def finite_param(value, name: str, func: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{func}: {name} must be a real number; got {type(value).__name__} {value!r}.")
+        raise TypeError(
+            f"{func}: {name} must be a real number; got {type(value).__name__} {value!r}."
+        )
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(f"{func}: {name} must be finite; got {v}.")
@@ -208,7 +228,7 @@ _PLAIN = frozenset((float, str))
 
 def _memo(f):
     cache = {}
-    floats = {}          # exact-float arguments: keyed by the values alone (cheapest lookup)
+    floats = {}  # exact-float arguments: keyed by the values alone (cheapest lookup)
 
     def wrapper(*args):
         # plain floats (and strings), the common case: no key to build (1, 1.0 and True
@@ -227,12 +247,13 @@ def _memo(f):
             return cache[key]
         except KeyError:
             pass
-        except TypeError:            # unhashable: validate (and reject) uncached
+        except TypeError:  # unhashable: validate (and reject) uncached
             return f(*args)
         result = f(*args)
         if len(cache) < 1024:
             cache[key] = result
         return result
+
     wrapper.__name__ = f.__name__
     wrapper.__doc__ = f.__doc__
     return wrapper
@@ -245,13 +266,13 @@ def params_leaky_relu(negative_slope) -> tuple:
     # the float32 paths of the kernels (src/fa_acts.h): s itself when it is a float32
     # (d = 2), else s = hi + lo, both float32 of s's sign (hi rounded toward zero, so
     # x * lo never is an inf of the other sign), FMA (d = 1); else double (d = 0)
-    if 2.0 ** -60 < abs(s) < 2.0 ** 60:
+    if 2.0**-60 < abs(s) < 2.0**60:
         hi = float(np.float32(s))
         if abs(hi) > abs(s):
             hi = float(np.nextafter(np.float32(hi), np.float32(0)))
         lo = float(np.float32(s - hi))
         if lo == 0:
-            return (s, hi, 0.0, 2.0)      # s is a float32: x * hi, rounded once, exactly
+            return (s, hi, 0.0, 2.0)  # s is a float32: x * hi, rounded once, exactly
         return (s, hi, lo, 1.0)
     return (s, 0.0, 0.0, 0.0)
 
@@ -265,10 +286,11 @@ def params_elu(alpha) -> tuple:
 @_memo
 def params_celu(alpha) -> tuple:
     a = finite_param(alpha, "alpha", "celu")
-    if not 2.0 ** -126 <= a <= 2.0 ** 126:
+    if not 2.0**-126 <= a <= 2.0**126:
         raise ValueError(
             f"celu: alpha must be in [2**-126, 2**126] (about 1.2e-38 to 8.5e37) so that alpha "
-            f"and 1/alpha are normal float32 numbers; got {a}.")
+            f"and 1/alpha are normal float32 numbers; got {a}."
+        )
     return (a, 1.0 / a, 0.0, 1.0 / a)
 
 
@@ -290,7 +312,7 @@ def params_softplus(beta, threshold) -> tuple:
 def softplus_kernel(p: tuple) -> str:
     """softplus_pow2 when beta is a power of two that keeps beta * x exact in float32."""
     beta = p[0]
-    pow2 = math.frexp(beta)[0] == 0.5 and 2.0 ** -126 <= beta <= 2.0 ** 126
+    pow2 = math.frexp(beta)[0] == 0.5 and 2.0**-126 <= beta <= 2.0**126
     return "softplus_pow2" if pow2 else "softplus"
 
 
@@ -299,7 +321,9 @@ def params_hardtanh(min_val, max_val) -> tuple:
     lo = finite_param(min_val, "min_val", "hardtanh")
     hi = finite_param(max_val, "max_val", "hardtanh")
     if not lo < hi:
-        raise ValueError(f"hardtanh: min_val must be less than max_val; got min_val={lo}, max_val={hi}.")
+        raise ValueError(
+            f"hardtanh: min_val must be less than max_val; got min_val={lo}, max_val={hi}."
+        )
     return (lo, hi, 0.0, 0.0)
 
 
@@ -309,8 +333,7 @@ GELU_APPROXIMATIONS = ("none", "tanh")
 @_memo
 def check_gelu_approximate(approximate) -> str:
     if not isinstance(approximate, str) or approximate not in GELU_APPROXIMATIONS:
-        raise ValueError(
-            f"gelu: approximate must be 'none' or 'tanh'; got {approximate!r}.")
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh'; got {approximate!r}.")
     return approximate
 
 
@@ -319,7 +342,8 @@ def check_backward_slope(value: float, func: str, name: str) -> None:
         raise ValueError(
             f"{func}_backward: {name}={value} < 0 cannot be differentiated from the saved "
             f"output (the sign of the output no longer tells the side of the kink); "
-            f"use fastact.prelu with weight={value}, whose backward takes the input.")
+            f"use fastact.prelu with weight={value}, whose backward takes the input."
+        )
 
 
 def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
@@ -328,7 +352,8 @@ def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
     if isinstance(weight, np.ndarray) and w.dtype.kind == "f" and w.dtype != x.dtype:
         raise TypeError(
             f"prelu: weight has dtype {w.dtype} but x has dtype {x.dtype}; "
-            f"convert with weight.astype(np.{x.dtype}).")
+            f"convert with weight.astype(np.{x.dtype})."
+        )
     if w.dtype.kind not in "fiu":
         raise TypeError(f"prelu: weight must be real numbers; got dtype {w.dtype}.")
     if w.ndim > 1:
@@ -337,9 +362,10 @@ def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
     if w.size not in (1, features):
         raise ValueError(
             f"prelu: weight must hold 1 value or one per feature (x.shape[-1] = {features}); "
-            f"got {w.size} values.")
+            f"got {w.size} values."
+        )
     with np.errstate(over="ignore"):
-        wx = np.array(w.reshape(-1), dtype=x.dtype, copy=True)   # a copy: out= may alias weight
+        wx = np.array(w.reshape(-1), dtype=x.dtype, copy=True)  # a copy: out= may alias weight
     if not np.all(np.isfinite(wx)):
         raise ValueError("prelu: weight must be finite (in x's dtype).")
     return wx

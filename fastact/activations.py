@@ -11,6 +11,7 @@ Backward: ``fastact.<name>_backward(grad_out, saved, <params>, *, out=None,
 n_threads=None) -> grad_in``, where ``saved`` is the forward input or output
 as ``fastact.ACTIVATIONS[name].saves`` says.
 """
+
 from __future__ import annotations
 
 from . import _plumbing as P
@@ -24,7 +25,8 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
         "fastact's native extension (fastact._activations) could not be imported: "
         f"{exc}. Build it with `pip install .` (or `pip install -e .`) from the source "
         "tree, which needs a C compiler, or set FASTACT_PUREPYTHON=1 to run the pure-NumPy "
-        "reference instead (slow).") from exc
+        "reference instead (slow)."
+    ) from exc
 
 _ID = _ext.ACT_IDS
 _NOP = (0.0, 0.0, 0.0, 0.0)
@@ -54,7 +56,7 @@ class NativeKernels(KernelsBase):
         k = self._cache.get(key)
         if k is None:
             k = make()
-            if len(self._cache) < 1024:      # many distinct parameter values: stop caching
+            if len(self._cache) < 1024:  # many distinct parameter values: stop caching
                 self._cache[key] = k
         return k
 
@@ -64,7 +66,9 @@ class NativeKernels(KernelsBase):
 
             def kernel(x, y, nt):
                 _ext.forward(kid, x, y, a, b, c, d, nt)
+
             return kernel
+
         return self._cached(("f", kname, p), make)
 
     def bwd(self, kname, p=_NOP):
@@ -73,7 +77,9 @@ class NativeKernels(KernelsBase):
 
             def kernel(g, s, o, nt):
                 _ext.backward(kid, g, s, o, a, b, c, d, nt)
+
             return kernel
+
         return self._cached(("b", kname, p), make)
 
     def bias_fwd(self, kname, p=_NOP):
@@ -81,6 +87,7 @@ class NativeKernels(KernelsBase):
 
         def kernel(z, b, y, rows, cols, nt):
             _ext.bias_forward(kid, z, b, y, rows, cols, a, b_, c, d, nt)
+
         return kernel
 
     def bias_bwd(self, kname, p=_NOP):
@@ -88,6 +95,7 @@ class NativeKernels(KernelsBase):
 
         def kernel(g, s, b, dz, db, rows, cols, nt):
             _ext.bias_backward(kid, g, s, b, dz, db, rows, cols, a, b_, c, d, nt)
+
         return kernel
 
     @staticmethod
@@ -107,11 +115,13 @@ class NativeKernels(KernelsBase):
     def softmax_fwd(self, log_):
         def kernel(x, y, rows, cols, nt):
             _ext.softmax_forward(x, y, rows, cols, log_, nt)
+
         return kernel
 
     def softmax_bwd(self, log_):
         def kernel(g, y, gx, rows, cols, nt):
             _ext.softmax_backward(g, y, gx, rows, cols, log_, nt)
+
         return kernel
 
     @staticmethod

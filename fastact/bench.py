@@ -10,6 +10,7 @@ bytes) and PyTorch CPU (when installed) interleaved, `rounds` times each, and
 reports medians; fastact and PyTorch on --threads threads (default 1); NumPy
 is single-threaded for elementwise work anyway.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,13 +65,19 @@ NUMPY_EXPRESSIONS = {
     "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda g, y: g * y * (1 - y)),
     "tanh": (lambda x: np.tanh(x), lambda g, y: g * (1 - y * y)),
     "relu": (lambda x: np.maximum(x, 0), lambda g, y: g * (y > 0)),
-    "leaky_relu": (lambda x: np.where(x > 0, x, 0.01 * x),
-                   lambda g, y: g * np.where(y > 0, 1.0, 0.01).astype(y.dtype)),
-    "prelu": (lambda x: np.where(x > 0, x, 0.25 * x),
-              lambda g, x: g * np.where(x > 0, 1.0, 0.25).astype(x.dtype)),
+    "leaky_relu": (
+        lambda x: np.where(x > 0, x, 0.01 * x),
+        lambda g, y: g * np.where(y > 0, 1.0, 0.01).astype(y.dtype),
+    ),
+    "prelu": (
+        lambda x: np.where(x > 0, x, 0.25 * x),
+        lambda g, x: g * np.where(x > 0, 1.0, 0.25).astype(x.dtype),
+    ),
     "elu": (lambda x: np.where(x > 0, x, np.expm1(x)), lambda g, y: g * np.where(y > 0, 1, y + 1)),
-    "selu": (lambda x: _SS * np.where(x > 0, x, _SA * np.expm1(x)),
-             lambda g, y: g * np.where(y > 0, _SS, y + _SS * _SA)),
+    "selu": (
+        lambda x: _SS * np.where(x > 0, x, _SA * np.expm1(x)),
+        lambda g, y: g * np.where(y > 0, _SS, y + _SS * _SA),
+    ),
     "celu": (lambda x: np.where(x > 0, x, np.expm1(x)), lambda g, y: g * np.where(y > 0, 1, y + 1)),
     "gelu": (_gelu_np, _gelu_np_b),
     "gelu_tanh": (_gelu_tanh_np, _gelu_tanh_np_b),
@@ -80,9 +87,14 @@ NUMPY_EXPRESSIONS = {
     "softsign": (lambda x: x / (1 + np.abs(x)), lambda g, x: g / (1 + np.abs(x)) ** 2),
     "hardtanh": (lambda x: np.clip(x, -1, 1), lambda g, y: g * ((y > -1) & (y < 1))),
     "relu6": (lambda x: np.clip(x, 0, 6), lambda g, y: g * ((y > 0) & (y < 6))),
-    "hardsigmoid": (lambda x: np.clip(x / 6 + 0.5, 0, 1), lambda g, x: g * ((x > -3) & (x < 3)) / 6),
-    "hardswish": (lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
-                  lambda g, x: g * np.where(x < -3, 0, np.where(x <= 3, x / 3 + 0.5, 1))),
+    "hardsigmoid": (
+        lambda x: np.clip(x / 6 + 0.5, 0, 1),
+        lambda g, x: g * ((x > -3) & (x < 3)) / 6,
+    ),
+    "hardswish": (
+        lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+        lambda g, x: g * np.where(x < -3, 0, np.where(x <= 3, x / 3 + 0.5, 1)),
+    ),
     "log_sigmoid": (lambda x: -np.log1p(np.exp(-x)), lambda g, x: g / (1 + np.exp(x))),
 }
 
@@ -99,17 +111,22 @@ def fastact_calls(nt: int = 1, out=None):
     calls = {}
     for name in NUMPY_EXPRESSIONS:
         if name == "gelu_tanh":
-            calls[name] = (lambda x: fastact.gelu(x, "tanh", out=out, n_threads=nt),
-                           lambda g, s: fastact.gelu_backward(g, s, "tanh", out=out, n_threads=nt))
+            calls[name] = (
+                lambda x: fastact.gelu(x, "tanh", out=out, n_threads=nt),
+                lambda g, s: fastact.gelu_backward(g, s, "tanh", out=out, n_threads=nt),
+            )
         elif name == "prelu":
-            calls[name] = (lambda x: fastact.prelu(x, _PRELU_W, out=out, n_threads=nt),
-                           lambda g, s: fastact.prelu_backward(g, s, _PRELU_W, out=out,
-                                                               n_threads=nt)[0])
+            calls[name] = (
+                lambda x: fastact.prelu(x, _PRELU_W, out=out, n_threads=nt),
+                lambda g, s: fastact.prelu_backward(g, s, _PRELU_W, out=out, n_threads=nt)[0],
+            )
         else:
             f = getattr(fastact, name)
             b = getattr(fastact, name + "_backward")
-            calls[name] = ((lambda f: lambda x: f(x, out=out, n_threads=nt))(f),
-                           (lambda b: lambda g, s: b(g, s, out=out, n_threads=nt))(b))
+            calls[name] = (
+                (lambda f: lambda x: f(x, out=out, n_threads=nt))(f),  # noqa: B023 (bound now)
+                (lambda b: lambda g, s: b(g, s, out=out, n_threads=nt))(b),  # noqa: B023
+            )
     return calls
 
 
@@ -142,8 +159,7 @@ def compare_many(funcs: dict, args, rounds=15, target=0.01) -> dict:
     runs every function `inner` times, inner sized so the slowest takes ~target s)."""
     for f in funcs.values():
         f(*args)
-    inner = {k: max(1, int(target / max(_time_once(f, args, 1), 1e-7)))
-             for k, f in funcs.items()}
+    inner = {k: max(1, int(target / max(_time_once(f, args, 1), 1e-7))) for k, f in funcs.items()}
     times = {k: [] for k in funcs}
     for _ in range(rounds):
         for k, f in funcs.items():
@@ -157,8 +173,16 @@ def compare(f_a, f_b, args, rounds=15, target=0.01):
     return t["a"], t["b"]
 
 
-def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out=sys.stdout,
-        torch=None, prealloc=False):
+def run(
+    sizes=(10**5, 10**6),
+    dtype=np.float32,
+    rounds=15,
+    names=None,
+    nt=1,
+    out=sys.stdout,
+    torch=None,
+    prealloc=False,
+):
     """One row per (activation, size, direction): fastact, the NumPy expression, the
     roofline (np.copyto of the same bytes forward, np.add backward) and PyTorch CPU (when
     installed and torch is not False), all interleaved; fastact and PyTorch on nt threads.
@@ -167,6 +191,7 @@ def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out
     (NumPy and PyTorch still allocate, as users' code does)."""
     from . import _peers as peers
     from ._validate import check_threads
+
     nt = check_threads(nt)
     calls = fastact_calls(nt)
     roof_f, roof_b = peers.roofline()
@@ -179,9 +204,12 @@ def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out
     rows = []
     itemsize = np.dtype(dtype).itemsize
     if out is not None:
-        print(f"{'activation':12s} {'n':>9s} dir  {'fastact':>9s} {'GB/s':>6s} {'copy':>5s}  "
-              f"{'numpy':>9s} {'x':>6s}" + (f"  {'torch':>9s} {'x':>6s}" if tcalls else ""),
-              file=out, flush=True)
+        print(
+            f"{'activation':12s} {'n':>9s} dir  {'fastact':>9s} {'GB/s':>6s} {'copy':>5s}  "
+            f"{'numpy':>9s} {'x':>6s}" + (f"  {'torch':>9s} {'x':>6s}" if tcalls else ""),
+            file=out,
+            flush=True,
+        )
     with ctx:
         for name in names or NUMPY_EXPRESSIONS:
             np_f, np_b = NUMPY_EXPRESSIONS[name]
@@ -194,29 +222,41 @@ def run(sizes=(10**5, 10**6), dtype=np.float32, rounds=15, names=None, nt=1, out
                     fa_f, fa_b = fastact_calls(nt, out=buf)[name]
                     roof_f = (lambda b: lambda x: np.copyto(b, x))(buf)
                     roof_b = (lambda b: lambda g, s: np.add(g, s, out=b))(buf)
-                for d, fa, nf, rf, tf, args in (("fwd", fa_f, np_f, roof_f, t_f, (x,)),
-                                               ("bwd", fa_b, np_b, roof_b, t_b, (g, s))):
+                for d, fa, nf, rf, tf, args in (
+                    ("fwd", fa_f, np_f, roof_f, t_f, (x,)),
+                    ("bwd", fa_b, np_b, roof_b, t_b, (g, s)),
+                ):
                     funcs = {"fastact": fa, "numpy": nf, "copy": rf}
                     if tf is not None:
                         funcs["torch"] = tf
                     with np.errstate(all="ignore"):
                         t = compare_many(funcs, args, rounds)
                     nbytes = (2 if d == "fwd" else 3) * n * itemsize
-                    r = {"activation": name, "n": n, "dtype": np.dtype(dtype).name,
-                         "direction": d, "n_threads": nt, "bytes": nbytes, "out": prealloc,
-                         "fastact_us": t["fastact"] * 1e6, "numpy_us": t["numpy"] * 1e6,
-                         "copy_us": t["copy"] * 1e6,
-                         "vs_numpy": t["numpy"] / t["fastact"],
-                         "GB_per_s": nbytes / t["fastact"] / 1e9,
-                         "copy_fraction": t["copy"] / t["fastact"]}
+                    r = {
+                        "activation": name,
+                        "n": n,
+                        "dtype": np.dtype(dtype).name,
+                        "direction": d,
+                        "n_threads": nt,
+                        "bytes": nbytes,
+                        "out": prealloc,
+                        "fastact_us": t["fastact"] * 1e6,
+                        "numpy_us": t["numpy"] * 1e6,
+                        "copy_us": t["copy"] * 1e6,
+                        "vs_numpy": t["numpy"] / t["fastact"],
+                        "GB_per_s": nbytes / t["fastact"] / 1e9,
+                        "copy_fraction": t["copy"] / t["fastact"],
+                    }
                     if "torch" in t:
                         r["torch_us"] = t["torch"] * 1e6
                         r["vs_torch"] = t["torch"] / t["fastact"]
                     rows.append(r)
                     if out is not None:
-                        line = (f"{name:12s} {n:>9d} {d}  {r['fastact_us']:9.1f} "
-                                f"{r['GB_per_s']:6.1f} {r['copy_fraction']:5.2f}  "
-                                f"{r['numpy_us']:9.1f} {r['vs_numpy']:6.2f}")
+                        line = (
+                            f"{name:12s} {n:>9d} {d}  {r['fastact_us']:9.1f} "
+                            f"{r['GB_per_s']:6.1f} {r['copy_fraction']:5.2f}  "
+                            f"{r['numpy_us']:9.1f} {r['vs_numpy']:6.2f}"
+                        )
                         if "torch" in t:
                             line += f"  {r['torch_us']:9.1f} {r['vs_torch']:6.2f}"
                         print(line, file=out, flush=True)
@@ -227,10 +267,12 @@ def call_overhead(dtype=np.float32, rounds=15) -> dict:
     """Median ns of one call on 16 elements: fastact against NumPy's own ufunc call."""
     x = np.linspace(-3, 3, 16).astype(dtype)
     y = np.empty_like(x)
-    funcs = {"np.tanh(x, out=y)": lambda: np.tanh(x, out=y),
-             "fastact.relu(x, out=y)": lambda: fastact.relu(x, out=y),
-             "fastact.sigmoid(x, out=y)": lambda: fastact.sigmoid(x, out=y),
-             "fastact.sigmoid(x)": lambda: fastact.sigmoid(x)}
+    funcs = {
+        "np.tanh(x, out=y)": lambda: np.tanh(x, out=y),
+        "fastact.relu(x, out=y)": lambda: fastact.relu(x, out=y),
+        "fastact.sigmoid(x, out=y)": lambda: fastact.sigmoid(x, out=y),
+        "fastact.sigmoid(x)": lambda: fastact.sigmoid(x),
+    }
     t = compare_many(funcs, (), rounds, target=0.005)
     return {k: v * 1e9 for k, v in t.items()}
 
@@ -246,10 +288,17 @@ def machine() -> dict:
     except OSError:
         pass
     from ._validate import usable_cores
-    info = {"cpu": cpu, "cores": usable_cores(), "numpy": np.__version__,
-            "fastact": fastact.__version__, "python": platform.python_version()}
+
+    info = {
+        "cpu": cpu,
+        "cores": usable_cores(),
+        "numpy": np.__version__,
+        "fastact": fastact.__version__,
+        "python": platform.python_version(),
+    }
     try:
         import torch
+
         info["torch"] = torch.__version__
     except ImportError:
         pass
@@ -262,29 +311,47 @@ def _sizes(text):
 
 def main(argv=None) -> int:
     import argparse
+
     if argv is not None and "--nn" in argv:
         from .nn.bench import main as nn_main
+
         return nn_main(argv)
     ap = argparse.ArgumentParser(
         prog="fastact bench",
         description="fastact vs the NumPy a user would write and PyTorch CPU (when installed), "
-                    "with GB/s and the fraction of np.copyto's bandwidth.")
-    ap.add_argument("--nn", action="store_true",
-                    help="training steps of networks instead (fastact bench --nn --help)")
-    ap.add_argument("--quick", action="store_true",
-                    help="1e5 elements, float32, 5 rounds (under a minute)")
+        "with GB/s and the fraction of np.copyto's bandwidth.",
+    )
+    ap.add_argument(
+        "--nn",
+        action="store_true",
+        help="training steps of networks instead (fastact bench --nn --help)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="1e5 elements, float32, 5 rounds (under a minute)"
+    )
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--sizes", type=_sizes, help="comma-separated sizes, e.g. 1e4,1e5,1e6,1.6e7")
     ap.add_argument("--only", help="comma-separated activation names")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="n_threads of fastact and torch.set_num_threads (default 1; -1: all cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="n_threads of fastact and torch.set_num_threads (default 1; -1: all cores)",
+    )
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
-    ap.add_argument("--out", action="store_true",
-                    help="fastact and the np.copyto roofline write into a preallocated array "
-                         "(out=): the kernel without allocation and page faults")
-    ap.add_argument("--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)")
+    ap.add_argument(
+        "--out",
+        action="store_true",
+        help="fastact and the np.copyto roofline write into a preallocated array "
+        "(out=): the kernel without allocation and page faults",
+    )
+    ap.add_argument(
+        "--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)"
+    )
     ap.add_argument("--json", metavar="PATH", help="also save the rows as JSON")
-    ap.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
+    ap.add_argument(
+        "--markdown", action="store_true", help="also print the rows as a Markdown table"
+    )
     a = ap.parse_args(argv)
     sizes = a.sizes or ((10**5,) if a.quick else (10**4, 10**5, 10**6))
     rounds = a.rounds or (5 if a.quick else 15)
@@ -294,30 +361,55 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"unknown activation(s) {unknown}; choose from {list(NUMPY_EXPRESSIONS)}")
     from ._validate import check_threads
+
     nt = check_threads(a.threads)
     m = machine()
-    print(f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
-          + (f", PyTorch {m['torch']}" if m.get("torch") and not a.no_torch else "")
-          + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds"
-          + (", fastact and copy into a preallocated out=" if a.out else "") + ".\n"
-          "x = the peer's time / fastact's (above 1: fastact is faster); GB/s = bytes read and "
-          "written / fastact's time;\ncopy = np.copyto time of the same bytes (backward: "
-          "np.add(g, s, out=o)) / fastact's (1.0: at copy speed).")
-    rows = run(sizes, np.dtype(a.dtype), rounds, names, nt, torch=False if a.no_torch else None,
-               prealloc=a.out)
+    print(
+        f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
+        + (f", PyTorch {m['torch']}" if m.get("torch") and not a.no_torch else "")
+        + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds"
+        + (", fastact and copy into a preallocated out=" if a.out else "")
+        + ".\n"
+        "x = the peer's time / fastact's (above 1: fastact is faster); GB/s = bytes read and "
+        "written / fastact's time;\ncopy = np.copyto time of the same bytes (backward: "
+        "np.add(g, s, out=o)) / fastact's (1.0: at copy speed)."
+    )
+    rows = run(
+        sizes,
+        np.dtype(a.dtype),
+        rounds,
+        names,
+        nt,
+        torch=False if a.no_torch else None,
+        prealloc=a.out,
+    )
     over = call_overhead(np.dtype(a.dtype), rounds)
     print("call overhead, 16 elements: " + ", ".join(f"{k} {v:.0f} ns" for k, v in over.items()))
     worst = min(rows, key=lambda r: r["vs_numpy"])
-    print(f"smallest speed-up vs NumPy: x{worst['vs_numpy']:.2f} ({worst['activation']} "
-          f"{worst['direction']} {worst['n']})")
+    print(
+        f"smallest speed-up vs NumPy: x{worst['vs_numpy']:.2f} ({worst['activation']} "
+        f"{worst['direction']} {worst['n']})"
+    )
     if any("vs_torch" in r for r in rows):
         worst = min((r for r in rows if "vs_torch" in r), key=lambda r: r["vs_torch"])
-        print(f"smallest speed-up vs PyTorch: x{worst['vs_torch']:.2f} ({worst['activation']} "
-              f"{worst['direction']} {worst['n']})")
+        print(
+            f"smallest speed-up vs PyTorch: x{worst['vs_torch']:.2f} ({worst['activation']} "
+            f"{worst['direction']} {worst['n']})"
+        )
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": m, "dtype": a.dtype, "n_threads": nt, "rounds": rounds,
-                       "rows": rows, "call_overhead_ns": over}, f, indent=1)
+            json.dump(
+                {
+                    "machine": m,
+                    "dtype": a.dtype,
+                    "n_threads": nt,
+                    "rounds": rounds,
+                    "rows": rows,
+                    "call_overhead_ns": over,
+                },
+                f,
+                indent=1,
+            )
         print(f"saved {a.json}")
     if a.markdown:
         print(markdown(rows))
@@ -333,8 +425,9 @@ def markdown(rows) -> str:
     for name in dict.fromkeys(r["activation"] for r in rows):
         cells = []
         for d, n in keys:
-            r = next(r for r in rows if r["activation"] == name and r["n"] == n
-                     and r["direction"] == d)
+            r = next(
+                r for r in rows if r["activation"] == name and r["n"] == n and r["direction"] == d
+            )
             c = f"{r['fastact_us']:.3g} µs, np x{r['vs_numpy']:.2f}"
             if "vs_torch" in r:
                 c += f", pt x{r['vs_torch']:.2f}"

@@ -1,4 +1,5 @@
 """The `fastact` command: `fastact lab`, `fastact info`, `fastact bench [--quick]`."""
+
 from __future__ import annotations
 
 import sys
@@ -6,25 +7,30 @@ import sys
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = ("usage: fastact {lab,info,bench} [options]\n"
-             "  lab     the vanishing-gradient lab: activation x depth x init x variant, gradient\n"
-             "          ratios, training, verdicts, fastact vs NumPy step times (fastact lab --help)\n"
-             "  info    version, build flags, SIMD path, OpenMP and threads, BLAS\n"
-             "  bench   speed-ups against the NumPy a user would write (--quick: < 1 minute;\n"
-             "          fastact bench --help for options)")
+    usage = (
+        "usage: fastact {lab,info,bench} [options]\n"
+        "  lab     the vanishing-gradient lab: activation x depth x init x variant, gradient\n"
+        "          ratios, training, verdicts, fastact vs NumPy step times (fastact lab --help)\n"
+        "  info    version, build flags, SIMD path, OpenMP and threads, BLAS\n"
+        "  bench   speed-ups against the NumPy a user would write (--quick: < 1 minute;\n"
+        "          fastact bench --help for options)"
+    )
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "info":
         from ._config import show_config
+
         show_config()
         return 0
     if cmd == "lab":
         from .lab.cli import main as lab_main
+
         return lab_main(rest)
     if cmd == "bench":
         from .bench import main as bench_main
+
         return bench_main(rest)
     print(f"fastact: unknown command {cmd!r}\n{usage}", file=sys.stderr)
     return 2

@@ -20,6 +20,7 @@ max_grad_norm: before the update, the gradients of all layers are scaled by
 max_grad_norm / (norm + 1e-6) when their global L2 norm exceeds max_grad_norm
 (torch.nn.utils.clip_grad_norm_); net.grads then holds the clipped values.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,8 +85,10 @@ def _momentum(value, name, cls, obj):
     if v == 0 and obj.__dict__.get("nesterov"):
         raise ValueError(f"{cls}: nesterov=True needs momentum > 0 (as in torch.optim.SGD).")
     if obj._owner is not None and (v != 0) != (obj.__dict__.get("momentum", 0.0) != 0):
-        raise ValueError(f"{cls}: momentum cannot be switched on or off once the optimizer "
-                         "holds state; create a new optimizer.")
+        raise ValueError(
+            f"{cls}: momentum cannot be switched on or off once the optimizer "
+            "holds state; create a new optimizer."
+        )
     return v, v
 
 
@@ -113,13 +116,13 @@ class Optimizer:
     Hyperparameters are attributes that may be changed between steps (a learning-rate
     schedule: `opt.lr = ...`); each assignment is validated."""
 
-    kind = ""           # "sgd", "adam", "adamw": the native update to run
-    n_state = 0         # flat state arrays per network
+    kind = ""  # "sgd", "adam", "adamw": the native update to run
+    n_state = 0  # flat state arrays per network
 
     def __init__(self):
-        self.t = 0                  # completed steps
-        self.state = []             # n_state flat arrays, allocated on first use
-        self._owner = None          # weak reference to the network's flat parameter array
+        self.t = 0  # completed steps
+        self.state = []  # n_state flat arrays, allocated on first use
+        self._owner = None  # weak reference to the network's flat parameter array
         self._hyper = np.zeros(6, np.float64)
 
     def _bind(self, theta: np.ndarray) -> None:
@@ -134,14 +137,18 @@ class Optimizer:
         elif owner() is None:
             raise ValueError(
                 f"this {type(self).__name__} holds the state of a network that no longer "
-                "exists; create a new optimizer for this network.")
+                "exists; create a new optimizer for this network."
+            )
         else:
             raise ValueError(
                 f"this {type(self).__name__} already holds the state of another network; "
-                "create one optimizer per network.")
+                "create one optimizer per network."
+            )
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hparams().items())})"
+        return (
+            f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hparams().items())})"
+        )
 
     def hparams(self) -> dict:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -169,8 +176,13 @@ class SGD(Optimizer):
         return 1 if self.momentum else 0
 
     def hparams(self):
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm}
+        return {
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "max_grad_norm": self.max_grad_norm,
+        }
 
 
 class Adam(Optimizer):
@@ -184,8 +196,9 @@ class Adam(Optimizer):
     weight_decay = _Hyper(4, _lr_like)
     max_grad_norm = _Hyper(5, _clip)
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None,
-                 max_grad_norm=None):
+    def __init__(
+        self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=None, max_grad_norm=None
+    ):
         super().__init__()
         self.lr = lr
         self.betas = betas
@@ -194,11 +207,17 @@ class Adam(Optimizer):
         self.max_grad_norm = max_grad_norm
 
     def hparams(self):
-        return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
-                "weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm}
+        return {
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "max_grad_norm": self.max_grad_norm,
+        }
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (default 1e-2, as torch.optim.AdamW)."""
+
     kind = "adamw"
     _default_wd = 1e-2

@@ -16,6 +16,7 @@ backward is always grad_out * derivative(saved).  Where a formula would
 compute inf * 0 at +-inf (x * sigmoid(x) at x = -inf, say), x is clipped to
 a bound beyond which the double result no longer changes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,7 @@ def _nan_from(d, s):
 
 
 def _gelu(x, p):
-    y = x * special.ndtr(np.clip(x, -40, 40))      # ndtr = Phi, accurate in both tails
+    y = x * special.ndtr(np.clip(x, -40, 40))  # ndtr = Phi, accurate in both tails
     return np.where(x > 40, x, np.where(x < -40, -0.0, y))
 
 
@@ -99,7 +100,7 @@ def _softplus_d(x, p):
 
 
 def _softsign(x, p):
-    with np.errstate(invalid="ignore"):                 # inf / inf, replaced below
+    with np.errstate(invalid="ignore"):  # inf / inf, replaced below
         y = x / (1 + np.abs(x))
     return np.where(np.isinf(x), np.sign(x), y)
 
@@ -110,29 +111,43 @@ _MATH = {
     "sigmoid": (lambda x, p: _sigmoid(x), lambda y, p: y * (1 - y)),
     "tanh": (lambda x, p: np.tanh(x), lambda y, p: (1 - y) * (1 + y)),
     "relu": (lambda x, p: np.maximum(x, 0.0), lambda y, p: np.heaviside(y, 0.0)),
-    "leaky_relu": (lambda x, p: np.where(x > 0, x, _slope_times(p[0], x)),
-                   lambda y, p: _nan_from(np.where(y > 0, 1.0, p[0]), y)),
-    "elu": (lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0))),
-            lambda y, p: np.where(y > 0, 1.0, y + p[0])),
-    "selu": (lambda x, p: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
-             lambda y, p: np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)),
-    "celu": (lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0) / p[0])),
-             lambda y, p: np.where(y > 0, 1.0, y / p[0] + 1)),
+    "leaky_relu": (
+        lambda x, p: np.where(x > 0, x, _slope_times(p[0], x)),
+        lambda y, p: _nan_from(np.where(y > 0, 1.0, p[0]), y),
+    ),
+    "elu": (
+        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0))),
+        lambda y, p: np.where(y > 0, 1.0, y + p[0]),
+    ),
+    "selu": (
+        lambda x, p: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+        lambda y, p: np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA),
+    ),
+    "celu": (
+        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0) / p[0])),
+        lambda y, p: np.where(y > 0, 1.0, y / p[0] + 1),
+    ),
     "gelu": (_gelu, _gelu_d),
     "gelu_tanh": (_gelu_tanh, _gelu_tanh_d),
     "silu": (_silu, _silu_d),
     "mish": (_mish, _mish_d),
     "softplus": (_softplus, _softplus_d),
     "softsign": (_softsign, lambda x, p: 1 / (1 + np.abs(x)) ** 2),
-    "hardtanh": (lambda x, p: np.clip(x, p[0], p[1]),
-                 lambda y, p: _nan_from(((y > p[0]) & (y < p[1])).astype(float), y)),
-    "hardsigmoid": (lambda x, p: np.clip((x + 3) / 6, 0, 1),
-                    lambda x, p: _nan_from(np.where((x > -3) & (x < 3), 1 / 6, 0.0), x)),
-    "hardswish": (lambda x, p: np.where(x <= -3, 0.0, np.where(x >= 3, x, x * (x + 3) / 6)),
-                  lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x)),
+    "hardtanh": (
+        lambda x, p: np.clip(x, p[0], p[1]),
+        lambda y, p: _nan_from(((y > p[0]) & (y < p[1])).astype(float), y),
+    ),
+    "hardsigmoid": (
+        lambda x, p: np.clip((x + 3) / 6, 0, 1),
+        lambda x, p: _nan_from(np.where((x > -3) & (x < 3), 1 / 6, 0.0), x),
+    ),
+    "hardswish": (
+        lambda x, p: np.where(x <= -3, 0.0, np.where(x >= 3, x, x * (x + 3) / 6)),
+        lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x),
+    ),
     "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: _sigmoid(-x)),
 }
-_MATH["softplus_pow2"] = _MATH["softplus"]      # the native fast-path split; same math
+_MATH["softplus_pow2"] = _MATH["softplus"]  # the native fast-path split; same math
 
 
 def _slope_times(w, x):
@@ -153,7 +168,7 @@ def _f64(a):
 
 
 def _softmax_rows(x):
-    with np.errstate(invalid="ignore"):                 # rows of -inf or +inf: NaN, as documented
+    with np.errstate(invalid="ignore"):  # rows of -inf or +inf: NaN, as documented
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
 
@@ -174,6 +189,7 @@ class NumpyKernels(KernelsBase):
         def kernel(x, y, nt):
             with np.errstate(all="ignore"):
                 y[...] = f(_f64(x), p)
+
         return kernel
 
     @staticmethod
@@ -183,6 +199,7 @@ class NumpyKernels(KernelsBase):
         def kernel(g, s, o, nt):
             with np.errstate(all="ignore"):
                 o[...] = _f64(g) * d(_f64(s), _saved_params(kname, p, s.dtype))
+
         return kernel
 
     @staticmethod
@@ -191,7 +208,8 @@ class NumpyKernels(KernelsBase):
 
         def kernel(z, b, y, rows, cols, nt):
             with np.errstate(all="ignore"):
-                y[...] = f(_f64(z + b), p)          # z + b in the arrays' dtype, as written
+                y[...] = f(_f64(z + b), p)  # z + b in the arrays' dtype, as written
+
         return kernel
 
     @staticmethod
@@ -202,7 +220,8 @@ class NumpyKernels(KernelsBase):
             with np.errstate(all="ignore"):
                 pre = _f64(s if b is None else s + b)
                 dz[...] = _f64(g) * d(pre, _saved_params(kname, p, s.dtype))
-                db[...] = _f64(dz).reshape(rows, cols).sum(axis=0)   # of dz as returned, in double
+                db[...] = _f64(dz).reshape(rows, cols).sum(axis=0)  # of dz as returned, in double
+
         return kernel
 
     @staticmethod
@@ -225,6 +244,7 @@ class NumpyKernels(KernelsBase):
             x64 = _f64(x).reshape(rows, cols)
             with np.errstate(all="ignore"):
                 y.reshape(rows, cols)[...] = _log_softmax_rows(x64) if log_ else _softmax_rows(x64)
+
         return kernel
 
     @staticmethod
@@ -237,6 +257,7 @@ class NumpyKernels(KernelsBase):
                 else:
                     r = y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
                 gx.reshape(rows, cols)[...] = r
+
         return kernel
 
     @staticmethod
@@ -262,7 +283,9 @@ __all__ = sorted(_api) + ["ACTIVATIONS"]
 
 def _build_registry():
     import sys
+
     from ._registry import build
+
     return build(sys.modules[__name__])
 
 
@@ -273,10 +296,10 @@ ACTIVATIONS = _build_registry()
 # The same checks, initialisation, parameter layout and training loop as the native
 # MLP (all in fastact/nn.py); only the step below is NumPy.
 
-from . import _validate as _V   # noqa: E402
-from .nn import functional as _fn   # noqa: E402  (nn imports nothing native at module level)
-from .nn import network as _net   # noqa: E402
-from ._registry import saves as _saves   # noqa: E402
+from . import _validate as _V  # noqa: E402
+from ._registry import saves as _saves  # noqa: E402
+from .nn import functional as _fn  # noqa: E402  (nn imports nothing native at module level)
+from .nn import network as _net  # noqa: E402
 
 DenseCache = _fn.DenseCache
 BatchNormCache = _fn.BatchNormCache
@@ -286,7 +309,7 @@ DropoutCache = _fn.DropoutCache
 def dense_forward(x, W, b, activation, *, out=None, **params):
     """(y, cache): y = act(x @ W + b), W of shape (n_in, n_out)."""
     x, W, b, name, params, kname, p, out = _fn.check_dense(x, W, b, activation, params, out)
-    with np.errstate(all="ignore"):        # overflow to inf is the documented result
+    with np.errstate(all="ignore"):  # overflow to inf is the documented result
         z = x @ W
         y = _MATH[kname][0](_f64(z + b), p).astype(x.dtype)
     if out is not None:
@@ -301,18 +324,31 @@ def dense_backward(grad_y, cache):
     g = _fn.check_dense_grad(grad_y, cache)
     pre = cache.saved + cache.b if cache.saves == "input" else cache.saved
     with np.errstate(all="ignore"):
-        dz = (_f64(g) * _MATH[cache.kname][1](_f64(pre), _saved_params(cache.kname, cache.p, pre.dtype))
-              ).astype(g.dtype)
+        dz = (
+            _f64(g)
+            * _MATH[cache.kname][1](_f64(pre), _saved_params(cache.kname, cache.p, pre.dtype))
+        ).astype(g.dtype)
         gb = _f64(dz).sum(axis=0).astype(g.dtype)
         return dz @ cache.W.T, cache.x.T @ dz, gb
 
 
-def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_var=None,
-                      momentum=0.1, eps=1e-5, n_threads=None):
+def batchnorm_forward(
+    x,
+    gamma,
+    beta,
+    *,
+    training,
+    running_mean=None,
+    running_var=None,
+    momentum=0.1,
+    eps=1e-5,
+    n_threads=None,
+):
     """(y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
     (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place)."""
     x, gamma, beta, rm, rv, momentum, eps = _fn.check_batchnorm(
-        x, gamma, beta, training, running_mean, running_var, momentum, eps)
+        x, gamma, beta, training, running_mean, running_var, momentum, eps
+    )
     _V.check_threads(n_threads)
     with np.errstate(all="ignore"):
         mean, invstd = _bn_stats(x, rm, rv, momentum, eps, training)
@@ -356,8 +392,9 @@ def batchnorm_backward(grad_y, cache, *, n_threads=None):
     g = _fn.check_batchnorm_grad(grad_y, cache)
     _V.check_threads(n_threads)
     with np.errstate(all="ignore"):
-        dx, dgamma, dbeta = _bn_backward(g, cache.x, cache.gamma, cache.mean, cache.invstd,
-                                         cache.training)
+        dx, dgamma, dbeta = _bn_backward(
+            g, cache.x, cache.gamma, cache.mean, cache.invstd, cache.training
+        )
         return dx.astype(g.dtype), dgamma.astype(g.dtype), dbeta.astype(g.dtype)
 
 
@@ -379,8 +416,9 @@ def _mix64(z):
 def dropout_keep(n, p, seed, step=0, layer=0):
     """The dropout mask (True = kept) of n elements, element i kept when the top 53 bits of
     mix64(key + (i + 1) G) are >= round(p 2^53): the native engine's rule, bit for bit."""
-    key = _mix64((_mix64((_mix64((seed + _GOLDEN) & _U64) + step + _GOLDEN) & _U64)
-                  + layer + _GOLDEN) & _U64)
+    key = _mix64(
+        (_mix64((_mix64((seed + _GOLDEN) & _U64) + step + _GOLDEN) & _U64) + layer + _GOLDEN) & _U64
+    )
     thr = int(p * 9007199254740992.0 + 0.5)
     i = np.arange(1, n + 1, dtype=np.uint64)
     h = _mix64(np.uint64(key) + i * np.uint64(_GOLDEN))
@@ -426,12 +464,12 @@ class NumpyEngine:
     def __init__(self, dtype, program, loss, theta, grad, state):
         self.dtype, self.prog, self.loss = dtype, program, loss
         self.theta, self.grad, self.state = theta, grad, state
-        self.capacity = 1 << 62                     # NumPy allocates per call anyway
+        self.capacity = 1 << 62  # NumPy allocates per call anyway
         self.diagnostics = None
         self._out = None
 
     def _P(self, off, size):
-        return self.theta[off:off + size]
+        return self.theta[off : off + size]
 
     @staticmethod
     def all_finite(a):
@@ -471,11 +509,12 @@ class NumpyEngine:
 
     def _fwd_batchnorm(self, o, T, training, seed, counter):
         x = T[o.in_]
-        rm = self.state[o.rm:o.rm + o.n]
-        rv = self.state[o.rv:o.rv + o.n]
+        rm = self.state[o.rm : o.rm + o.n]
+        rv = self.state[o.rv : o.rv + o.n]
         mean, invstd = _bn_stats(x, rm, rv, o.momentum, o.eps, training)
-        u = ((_f64(x) - mean) * (invstd * _f64(self._P(o.gamma, o.n)))
-             + _f64(self._P(o.beta, o.n))).astype(self.dtype)
+        u = (
+            (_f64(x) - mean) * (invstd * _f64(self._P(o.gamma, o.n))) + _f64(self._P(o.beta, o.n))
+        ).astype(self.dtype)
         return self._act(o, u), (mean, invstd, u)
 
     def _fwd_dropout(self, o, T, training, seed, counter):
@@ -497,7 +536,7 @@ class NumpyEngine:
     # -- backward, op by op: the gradient of the input(s) from the output's --
     def _bwd_gemm(self, o, T, s, g, rec):
         x = T[o.in_]
-        gW = self.grad[o.w:o.w + o.k * o.n].reshape(o.k, o.n)
+        gW = self.grad[o.w : o.w + o.k * o.n].reshape(o.k, o.n)
         gW[...] = x.T @ g
         if rec is not None:
             rec[0] = np.linalg.norm(_f64(gW))
@@ -505,7 +544,7 @@ class NumpyEngine:
 
     def _grad_b(self, o, dz, rec):
         if o.b >= 0:
-            gb = self.grad[o.b:o.b + o.n]
+            gb = self.grad[o.b : o.b + o.n]
             gb[...] = _f64(dz).sum(axis=0)
             if rec is not None:
                 rec[1] = np.linalg.norm(_f64(gb))
@@ -534,11 +573,11 @@ class NumpyEngine:
         gamma = self._P(o.gamma, o.n)
         training = self._training
         dx, dgamma, dbeta = _bn_backward(du, T[o.in_], gamma, mean, invstd, training)
-        self.grad[o.gamma:o.gamma + o.n] = dgamma
-        self.grad[o.beta:o.beta + o.n] = dbeta
+        self.grad[o.gamma : o.gamma + o.n] = dgamma
+        self.grad[o.beta : o.beta + o.n] = dbeta
         if rec is not None:
-            rec[7] = np.linalg.norm(_f64(self.grad[o.gamma:o.gamma + o.n]))
-            rec[8] = np.linalg.norm(_f64(self.grad[o.beta:o.beta + o.n]))
+            rec[7] = np.linalg.norm(_f64(self.grad[o.gamma : o.gamma + o.n]))
+            rec[8] = np.linalg.norm(_f64(self.grad[o.beta : o.beta + o.n]))
         self._act_rec(o, rec, y, du, deriv)
         return dx.astype(self.dtype), None
 
@@ -555,22 +594,24 @@ class NumpyEngine:
         dz = np.where(u > 0, g, a * g)
         self._grad_b(o, dz, rec)
         neg = np.where(u <= 0, _f64(g) * _f64(u), 0.0)
-        gs = self.grad[o.slope:o.slope + (o.n if o.per_unit else 1)]
+        gs = self.grad[o.slope : o.slope + (o.n if o.per_unit else 1)]
         gs[...] = neg.sum(axis=0) if o.per_unit else neg.sum()
-        self._act_rec(o, rec, T[o.out], dz, np.where(u > 0, self.dtype.type(1), a * np.ones_like(u)))
+        self._act_rec(
+            o, rec, T[o.out], dz, np.where(u > 0, self.dtype.type(1), a * np.ones_like(u))
+        )
         return dz, None
 
     # -- the loss and the step --
     def _loss(self, out, labels, target):
         """(loss, d loss / d out)"""
-        if self.loss == "softmax_cross_entropy":        # mean over rows
-            loss, g = softmax_cross_entropy(out, labels)
+        if self.loss == "softmax_cross_entropy":  # mean over rows
+            loss, g = softmax_cross_entropy(out, labels)  # noqa: F821  (made by make_api above)
             return loss, g
         x, t = _f64(out), _f64(target)
-        if self.loss == "mse":              # mean over all elements
+        if self.loss == "mse":  # mean over all elements
             d = x - t
             return float(np.mean(d * d)), (2 * d / d.size).astype(self.dtype)
-        with np.errstate(all="ignore"):     # bce with logits, mean over all elements
+        with np.errstate(all="ignore"):  # bce with logits, mean over all elements
             loss = np.mean(np.logaddexp(0, x) - t * x)
             return float(loss), ((_sigmoid(x) - t) / x.size).astype(self.dtype)
 
@@ -579,7 +620,7 @@ class NumpyEngine:
             out[...] = self._forward(X, False)[0][self.prog.out_t]
 
     def loss_of(self, X, labels, target):
-        with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
+        with np.errstate(all="ignore"):  # overflow to inf, as the native engine gives
             return self._loss(self._forward(X, False)[0][self.prog.out_t], labels, target)[0]
 
     last_ok = True
@@ -587,14 +628,50 @@ class NumpyEngine:
     def gemms_only(self, X):
         raise NotImplementedError("gemms_only is the native engine's benchmark limit")
 
-    def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
-             training=True, seed=0, counter=0, check=False):
-        with np.errstate(all="ignore"):     # overflow to inf, as the native engine gives
-            return self._step(X, labels, target, diag, kind, hyper, s1, s2, t, training,
-                              seed, counter, check)
+    def step(
+        self,
+        X,
+        labels,
+        target,
+        diag,
+        kind="",
+        hyper=None,
+        s1=None,
+        s2=None,
+        t=0,
+        *,
+        training=True,
+        seed=0,
+        counter=0,
+        check=False,
+    ):
+        with np.errstate(all="ignore"):  # overflow to inf, as the native engine gives
+            return self._step(
+                X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter, check
+            )
 
-    def epoch(self, X, labels, target, order, bs, kind, hyper, s1, s2, t0, *, training, seed,
-              counter, check, skip_single, losses, correct, diag=False):
+    def epoch(
+        self,
+        X,
+        labels,
+        target,
+        order,
+        bs,
+        kind,
+        hyper,
+        s1,
+        s2,
+        t0,
+        *,
+        training,
+        seed,
+        counter,
+        check,
+        skip_single,
+        losses,
+        correct,
+        diag=False,
+    ):
         """One pass in batches, a training step each (the native Engine.epoch's contract)."""
         rows, done, b = X.shape[0], 0, 0
         for r0 in range(0, rows, bs):
@@ -602,12 +679,25 @@ class NumpyEngine:
             if n == 1 and skip_single and r0 > 0:
                 correct[b], losses[b] = -1, 0.0
                 break
-            idx = slice(r0, r0 + n) if order is None else order[r0:r0 + n]
+            idx = slice(r0, r0 + n) if order is None else order[r0 : r0 + n]
             xb = X[idx]
             lb = None if labels is None else labels[idx]
             tb = None if target is None else target[idx]
-            loss = self.step(xb, lb, tb, diag, kind, hyper, s1, s2, t0 + done + 1,
-                             training=training, seed=seed, counter=counter + b, check=check)
+            loss = self.step(
+                xb,
+                lb,
+                tb,
+                diag,
+                kind,
+                hyper,
+                s1,
+                s2,
+                t0 + done + 1,
+                training=training,
+                seed=seed,
+                counter=counter + b,
+                check=check,
+            )
             losses[b] = loss
             correct[b] = _correct(self.loss, self._out, lb, tb)
             b += 1
@@ -616,8 +706,9 @@ class NumpyEngine:
             done += 1
         return done
 
-    def _step(self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter,
-              check):
+    def _step(
+        self, X, labels, target, diag, kind, hyper, s1, s2, t, training, seed, counter, check
+    ):
         self._training, self._seed, self._counter = training, seed, counter
         state_prev = self.state.copy() if check and training else None
         T, saved = self._forward(X, training, seed, counter)
@@ -636,14 +727,14 @@ class NumpyEngine:
             self.diagnostics = rows
         self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
         if not self.last_ok and state_prev is not None:
-            self.state[...] = state_prev            # the running statistics as they were
+            self.state[...] = state_prev  # the running statistics as they were
         if kind and self.last_ok:
             self._update(kind, hyper, s1, s2, t)
         return float(loss)
 
     def _update(self, kind, h, s1, s2, t):
         p, g = self.theta, self.grad
-        if h[5] > 0:                                        # clip by the global norm
+        if h[5] > 0:  # clip by the global norm
             norm = np.sqrt(np.sum(_f64(g) ** 2))
             coef = h[5] / (norm + 1e-6)
             if coef < 1:
@@ -665,8 +756,8 @@ class NumpyEngine:
             d = g64 + wd * p64
         s1[...] = b1 * _f64(s1) + (1 - b1) * d
         s2[...] = b2 * _f64(s2) + (1 - b2) * d * d
-        denom = np.sqrt(_f64(s2)) / np.sqrt(1 - b2 ** t) + eps
-        p[...] = p64 - lr / (1 - b1 ** t) * _f64(s1) / denom
+        denom = np.sqrt(_f64(s2)) / np.sqrt(1 - b2**t) + eps
+        p[...] = p64 - lr / (1 - b1**t) * _f64(s1) / denom
 
 
 class Sequential(_net.Sequential):
@@ -679,6 +770,18 @@ class MLP(_net.MLP):
     _engine_class = NumpyEngine
 
 
-__all__ += ["dense_forward", "dense_backward", "DenseCache", "batchnorm_forward",
-            "batchnorm_backward", "BatchNormCache", "dropout_forward", "dropout_backward",
-            "DropoutCache", "dropout_keep", "MLP", "Sequential", "NumpyEngine"]
+__all__ += [
+    "dense_forward",
+    "dense_backward",
+    "DenseCache",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "BatchNormCache",
+    "dropout_forward",
+    "dropout_backward",
+    "DropoutCache",
+    "dropout_keep",
+    "MLP",
+    "Sequential",
+    "NumpyEngine",
+]

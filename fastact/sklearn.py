@@ -36,6 +36,7 @@ So in float64 the estimator reproduces scikit-learn's training to rounding when 
 starts from the same weights (init="sklearn", the default, draws them as scikit-learn
 does from random_state); tests/test_sklearn.py checks it.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -48,7 +49,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle as _sk_shuffle
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -59,16 +61,18 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 # scikit-learn's names -> fastact's
 _SK_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _STOCHASTIC = ("sgd", "adam")
-_PREDICT_CHUNK = 4096          # rows per forward call for sparse X (densified per chunk)
+_PREDICT_CHUNK = 4096  # rows per forward call for sparse X (densified per chunk)
 
 
 def _fastact():
     import fastact
+
     return fastact
 
 
 def _activation_names():
     from .nn.layers import MLP_ACTIVATIONS
+
     return set(_SK_ACTIVATIONS) | set(MLP_ACTIVATIONS)
 
 
@@ -77,9 +81,10 @@ def _resolve_threads(n_threads):
     if n_threads is None:
         return fa.get_num_threads()
     from . import _validate as V
+
     n = V.check_threads(n_threads)
     usable = V.usable_cores()
-    return usable + 1 + n if n < 0 else min(n, usable)     # -1: all, -2: all but one
+    return usable + 1 + n if n < 0 else min(n, usable)  # -1: all, -2: all but one
 
 
 class _Limits:
@@ -92,6 +97,7 @@ class _Limits:
 
     def __enter__(self):
         from threadpoolctl import ThreadpoolController
+
         if _Limits._controller is None:
             _Limits._controller = ThreadpoolController()
         self._blas = _Limits._controller.limit(limits=self.n, user_api="blas")
@@ -128,23 +134,43 @@ class _BaseMLP(BaseEstimator):
         "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
         "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
         "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"),
-                             Options(numbers.Real, {np.inf})],
+        "n_iter_no_change": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Options(numbers.Real, {np.inf}),
+        ],
         "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
-        "init": [StrOptions({"sklearn", "auto", "standard", "xavier_uniform", "xavier_normal",
-                             "he_uniform", "he_normal", "lecun_normal", "orthogonal"})],
+        "init": [
+            StrOptions(
+                {
+                    "sklearn",
+                    "auto",
+                    "standard",
+                    "xavier_uniform",
+                    "xavier_normal",
+                    "he_uniform",
+                    "he_normal",
+                    "lecun_normal",
+                    "orthogonal",
+                }
+            )
+        ],
         "dtype": [type, str, np.dtype],
         "batchnorm": [StrOptions({"before", "after"}), None, list],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left"), list],
         "residual": ["boolean", list],
-        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"),
-                      Interval(numbers.Integral, None, -1, closed="right"), None],
+        "n_threads": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(numbers.Integral, None, -1, closed="right"),
+            None,
+        ],
     }
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
         return True
 
     # ------------------------------------------------------------------ checks
@@ -153,7 +179,8 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "lbfgs":
             raise NotImplementedError(
                 f"{where}: solver='lbfgs' is not implemented in fastact; use solver='adam' "
-                "or 'sgd', or sklearn.neural_network for L-BFGS.")
+                "or 'sgd', or sklearn.neural_network for L-BFGS."
+            )
         try:
             dt = np.dtype(self.dtype)
         except TypeError:
@@ -164,8 +191,7 @@ class _BaseMLP(BaseEstimator):
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
-        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0
-               for s in sizes):
+        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         act = self.activation
         if isinstance(act, str):
@@ -182,9 +208,17 @@ class _BaseMLP(BaseEstimator):
         seed = 0
         if init != "sklearn" or self._uses_dropout():
             seed = int(rs.randint(np.iinfo(np.int32).max))
-        net = fa.MLP([n_in] + sizes + [n_out], act, init="auto" if init == "sklearn" else init,
-                     loss=loss, dtype=dt, seed=seed, batchnorm=self.batchnorm,
-                     dropout=self.dropout, residual=self.residual)
+        net = fa.MLP(
+            [n_in] + sizes + [n_out],
+            act,
+            init="auto" if init == "sklearn" else init,
+            loss=loss,
+            dtype=dt,
+            seed=seed,
+            batchnorm=self.batchnorm,
+            dropout=self.dropout,
+            residual=self.residual,
+        )
         if init == "sklearn":
             # Glorot uniform as scikit-learn draws it (coef then intercept per layer), from
             # the same RandomState: the same random_state gives scikit-learn's weights
@@ -249,9 +283,11 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             self._initialize(y, n_features, dt, sizes, act)
         elif y.shape[1] != self.n_outputs_:
-            raise ValueError(f"{type(self).__name__}: y has {y.shape[1]} output(s) but the "
-                             f"fitted network has {self.n_outputs_}; fit again without "
-                             "warm_start to change it.")
+            raise ValueError(
+                f"{type(self).__name__}: y has {y.shape[1]} output(s) but the "
+                f"fitted network has {self.n_outputs_}; fit again without "
+                "warm_start to change it."
+            )
         self._threads_used = _resolve_threads(self.n_threads)
         with _Limits(self._threads_used):
             try:
@@ -259,7 +295,8 @@ class _BaseMLP(BaseEstimator):
             except FloatingPointError as e:
                 raise ValueError(
                     "Solver produced non-finite parameter weights. The input data may contain "
-                    f"large values and need to be preprocessed. ({e})") from e
+                    f"large values and need to be preprocessed. ({e})"
+                ) from e
         return self
 
     def _initialize(self, y, n_features, dt, sizes, act):
@@ -275,16 +312,19 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "logistic"
         kind = self.out_activation_
         C = self.n_outputs_
-        native = {"softmax": "softmax_cross_entropy", "logistic":
-                  "binary_cross_entropy_with_logits", "identity": "mse"}.get(kind, "mse")
+        native = {
+            "softmax": "softmax_cross_entropy",
+            "logistic": "binary_cross_entropy_with_logits",
+            "identity": "mse",
+        }.get(kind, "mse")
         # gradient scale k (scikit-learn's gradient = k x the engine's) and loss factor
         self._k = {"softmax": 1.0, "logistic": float(C), "identity": C / 2.0}.get(kind, 1.0)
         self._loss_factor = {"softmax": 1.0, "logistic": float(C), "identity": 0.5}.get(kind, 1.0)
         n_out = C
         self._net = self._build(n_features, n_out, dt, sizes, act, native)
-        self._injected = native == "mse" and kind != "identity"    # (poisson)
+        self._injected = native == "mse" and kind != "identity"  # (poisson)
         if self._injected:
-            pass                                                  # built with mse already
+            pass  # built with mse already
         self._free = self._layout(self._net)
         self.loss_curve_ = []
         self._no_improvement_count = 0
@@ -301,17 +341,19 @@ class _BaseMLP(BaseEstimator):
     def _new_optimizer(self):
         fa = _fastact()
         if self.solver == "adam":
-            return fa.optim.Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                                 eps=self.epsilon)
+            return fa.optim.Adam(
+                lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon
+            )
         m = float(self.momentum)
-        return fa.optim.SGD(lr=self.learning_rate_init, momentum=m,
-                            nesterov=bool(self.nesterovs_momentum and m > 0))
+        return fa.optim.SGD(
+            lr=self.learning_rate_init, momentum=m, nesterov=bool(self.nesterovs_momentum and m > 0)
+        )
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
         net = self._net
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer()
-            self._lr = float(self.learning_rate_init)       # scikit-learn's current rate
+            self._lr = float(self.learning_rate_init)  # scikit-learn's current rate
             self._lr_prev = self._lr
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -322,28 +364,40 @@ class _BaseMLP(BaseEstimator):
                     f"{type(self).__name__}: non-uniform sample_weight with batchnorm or "
                     "dropout is not supported (the weights are injected through the output "
                     "gradient, which needs the training forward pass to equal the "
-                    "evaluation one); fit without sample_weight or without those options.")
+                    "evaluation one); fit without sample_weight or without those options."
+                )
             self._switch_to_mse()
             self._injected = True
             net = self._net
         if self._injected and (net._program.has_batchnorm or self._uses_dropout()):
             raise NotImplementedError(
-                f"{type(self).__name__}: loss='poisson' with batchnorm or dropout is not "
-                "supported.")
+                f"{type(self).__name__}: loss='poisson' with batchnorm or dropout is not supported."
+            )
         if self.early_stopping:
             stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
             if sample_weight is None:
                 X_train, X_val, y_train, y_val = train_test_split(
-                    X, y, random_state=self._random_state, test_size=self.validation_fraction,
-                    stratify=stratify)
+                    X,
+                    y,
+                    random_state=self._random_state,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
                 sw_train = sw_val = None
             else:
                 X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
-                    X, y, sample_weight, random_state=self._random_state,
-                    test_size=self.validation_fraction, stratify=stratify)
+                    X,
+                    y,
+                    sample_weight,
+                    random_state=self._random_state,
+                    test_size=self.validation_fraction,
+                    stratify=stratify,
+                )
             if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase "
-                                 "'validation_fraction' or the size of your dataset.")
+                raise ValueError(
+                    "The validation set is too small. Increase "
+                    "'validation_fraction' or the size of your dataset."
+                )
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
         else:
@@ -354,8 +408,11 @@ class _BaseMLP(BaseEstimator):
             bs = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
-                              "going to be clipped")
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is "
+                    "going to be clipped",
+                    stacklevel=3,
+                )
             bs = int(np.clip(self.batch_size, 1, n_samples))
         dt = net.dtype
         sparse = sp.issparse(X_train)
@@ -372,10 +429,10 @@ class _BaseMLP(BaseEstimator):
         state = _EpochState(self, net, X_train, Y_train, sw_train, bs, sparse)
         sample_idx = np.arange(n_samples, dtype=int)
         self.n_iter_ = 0
-        for it in range(self.max_iter):
+        for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
-            with np.errstate(over="ignore", invalid="ignore"):   # a diverging loss: inf
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss: inf
                 self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
             self.n_iter_ += 1
             self.t_ += n_samples
@@ -387,20 +444,27 @@ class _BaseMLP(BaseEstimator):
                 self._set_lr(float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
             if self._no_improvement_count > self.n_iter_no_change:
                 if self.early_stopping:
-                    msg = ("Validation score did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    msg = (
+                        "Validation score did not improve more than tol=%f for %d "
+                        "consecutive epochs." % (self.tol, self.n_iter_no_change)
+                    )
                 else:
-                    msg = ("Training loss did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    msg = (
+                        "Training loss did not improve more than tol=%f for %d "
+                        "consecutive epochs." % (self.tol, self.n_iter_no_change)
+                    )
                 if self._trigger_stopping(msg):
                     break
                 self._no_improvement_count = 0
             if incremental:
                 break
             if self.n_iter_ == self.max_iter:
-                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                              "optimization hasn't converged yet." % self.max_iter,
-                              ConvergenceWarning)
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                    "optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
         if self.early_stopping and self._best is not None:
             net.theta[...] = self._best[0]
             net.state[...] = self._best[1]
@@ -453,8 +517,8 @@ class _BaseMLP(BaseEstimator):
             X = X.tocsr()
             out = np.empty((X.shape[0], net.n_out), np.float64)
             for r0 in range(0, X.shape[0], _PREDICT_CHUNK):
-                xb = X[r0:r0 + _PREDICT_CHUNK].toarray().astype(net.dtype, copy=False)
-                out[r0:r0 + xb.shape[0]] = net.forward(np.ascontiguousarray(xb))
+                xb = X[r0 : r0 + _PREDICT_CHUNK].toarray().astype(net.dtype, copy=False)
+                out[r0 : r0 + xb.shape[0]] = net.forward(np.ascontiguousarray(xb))
             return out
         X = np.ascontiguousarray(X, dtype=net.dtype)
         return net.forward(X).astype(np.float64)
@@ -468,6 +532,7 @@ class _BaseMLP(BaseEstimator):
             z /= z.sum(axis=1, keepdims=True)
         elif kind == "logistic":
             from scipy.special import expit
+
             expit(z, out=z)
         elif kind == "exp":
             np.exp(z, out=z)
@@ -503,11 +568,15 @@ class _BaseMLP(BaseEstimator):
     def __getstate__(self):
         """The optimizer holds a weak reference to the network: store its class,
         hyperparameters, step count and state arrays instead."""
-        state = dict(super().__getstate__())       # (object's may be __dict__ itself)
+        state = dict(super().__getstate__())  # (object's may be __dict__ itself)
         opt = state.pop("_optimizer", None)
         if opt is not None:
-            state["_optimizer_saved"] = (type(opt), opt.hparams(), opt.t,
-                                         [a.copy() for a in opt.state])
+            state["_optimizer_saved"] = (
+                type(opt),
+                opt.hparams(),
+                opt.t,
+                [a.copy() for a in opt.state],
+            )
         return state
 
     def __setstate__(self, state):
@@ -544,28 +613,27 @@ class _EpochState:
 
     def _gather(self, idx, r0, n):
         if self.sparse:
-            rows = self.X[idx] if idx is not None else self.X[r0:r0 + n]
+            rows = self.X[idx] if idx is not None else self.X[r0 : r0 + n]
             xb = self.Xb[:n]
             xb[...] = rows.toarray()
         elif idx is None:
-            xb = self.X[r0:r0 + n]
+            xb = self.X[r0 : r0 + n]
         else:
             xb = np.take(self.X, idx, axis=0, out=self.Xb[:n])
         if idx is None:
-            yb = self.Y[r0:r0 + n]
-            sw = None if self.sw is None else self.sw[r0:r0 + n]
+            yb = self.Y[r0 : r0 + n]
+            sw = None if self.sw is None else self.sw[r0 : r0 + n]
         else:
             yb = np.take(self.Y, idx, axis=0, out=self.Yb[:n])
             sw = None if self.sw is None else self.sw[idx]
         return xb, yb, sw
 
     def epoch(self, order):
-        net, opt, est = self.net, self.opt, self.est
         rows = self.X.shape[0]
         total = 0.0
         for r0 in range(0, rows, self.bs):
             n = min(self.bs, rows - r0)
-            idx = None if order is None else order[r0:r0 + n]
+            idx = None if order is None else order[r0 : r0 + n]
             xb, yb, sw = self._gather(idx, r0, n)
             sw_sum = float(n) if sw is None else float(sw.sum())
             total += self.step(xb, yb, sw, sw_sum) * n
@@ -581,7 +649,7 @@ class _EpochState:
             opt.weight_decay = wd
         mt = None
         if self.adam:
-            opt.eps = est.epsilon / (k * np.sqrt(1.0 - est.beta_2 ** t))
+            opt.eps = est.epsilon / (k * np.sqrt(1.0 - est.beta_2**t))
         else:
             lr_e = est._lr * k
             if opt.lr != lr_e:
@@ -597,7 +665,7 @@ class _EpochState:
             th = net.theta
             p0 = th[free]
             s0 = [s[free] for s in opt.state] if opt.state else None
-        if alpha > 0:       # scikit-learn's batch loss: L2 of the weights before the update
+        if alpha > 0:  # scikit-learn's batch loss: L2 of the weights before the update
             th = net.theta
             sq = float(np.dot(th, th))
             if free.size:
@@ -625,7 +693,7 @@ class _EpochState:
         net, opt, free = self.net, self.opt, self.free
         g = net.grad_flat[free].astype(np.float64)
         p0 = p0.astype(np.float64)
-        if s0 is None:                          # the first step allocated the state
+        if s0 is None:  # the first step allocated the state
             s0 = [0.0, 0.0]
         if self.adam:
             b1, b2 = opt.betas
@@ -633,8 +701,8 @@ class _EpochState:
             v = b2 * s0[1] + (1.0 - b2) * g * g
             m = m.astype(net.dtype)
             v = v.astype(net.dtype)
-            step = opt.lr / (1.0 - b1 ** t)
-            p = p0 - step * m / (np.sqrt(v.astype(np.float64)) / np.sqrt(1.0 - b2 ** t) + opt.eps)
+            step = opt.lr / (1.0 - b1**t)
+            p = p0 - step * m / (np.sqrt(v.astype(np.float64)) / np.sqrt(1.0 - b2**t) + opt.eps)
             opt.state[0][free] = m
             opt.state[1][free] = v
         elif opt.state:
@@ -650,6 +718,7 @@ class _EpochState:
 
 def _loss_fn(name):
     from sklearn.neural_network._base import LOSS_FUNCTIONS
+
     return LOSS_FUNCTIONS[name]
 
 
@@ -677,14 +746,39 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     network, in its dtype.
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 init="sklearn", dtype=np.float32, batchnorm=None, dropout=0.0,
-                 residual=False, n_threads=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        init="sklearn",
+        dtype=np.float32,
+        batchnorm=None,
+        dropout=0.0,
+        residual=False,
+        n_threads=None,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -716,8 +810,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_threads = n_threads
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -731,10 +832,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     raise ValueError(
                         "warm_start can only be used where `y` has the same classes as in the "
                         f"previous call to fit. Previously got {self.classes_}, `y` has "
-                        f"{classes}")
+                        f"{classes}"
+                    )
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {classes}.")
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
@@ -746,6 +850,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             loss = _loss_fn("log_loss")(y, z, sw)
         else:
             from scipy.special import expit
+
             z = expit(z)
             loss = _loss_fn("binary_log_loss")(y, z, sw)
         G = z - y
@@ -816,17 +921,45 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     forward pass per step).
     """
 
-    _parameter_constraints = {**_BaseMLP._parameter_constraints,
-                              "loss": [StrOptions({"squared_error", "poisson"})]}
+    _parameter_constraints = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 init="sklearn", dtype=np.float32, batchnorm=None, dropout=0.0,
-                 residual=False, n_threads=None):
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        init="sklearn",
+        dtype=np.float32,
+        batchnorm=None,
+        dropout=0.0,
+        residual=False,
+        n_threads=None,
+    ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -859,8 +992,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_threads = n_threads
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

@@ -61,8 +61,8 @@ cdef extern from "fa_api.h" nogil:
     int FA_F32
     int FA_F64
 
-cdef const fa_api_t *K = <const fa_api_t *>PyCapsule_GetPointer(_activations.C_API,
-                                                               FA_API_CAPSULE)
+cdef const fa_api_t *K = <const fa_api_t *>PyCapsule_GetPointer(
+    _activations.C_API, FA_API_CAPSULE)
 if K.version != FA_API_VERSION:  # pragma: no cover - a mixed build
     raise ImportError("fastact._nn and fastact._activations come from different builds; "
                       "reinstall fastact (pip install .).")
@@ -84,7 +84,6 @@ cdef enum:
 LOSSES = {"softmax_cross_entropy": LOSS_XENT, "mse": LOSS_MSE,
           "binary_cross_entropy_with_logits": LOSS_BCE}
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAMW}
-
 
 
 # ---- BLAS, row-major ---------------------------------------------------------
@@ -336,8 +335,6 @@ def bad_label(cnp.ndarray labels, int64_t n_classes):
                 bad = i
                 break
     return None if bad < 0 else int(p[bad])
-
-
 
 
 # ---- the network ops and the engine ----------------------------------------------

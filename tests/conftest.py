@@ -13,6 +13,7 @@
 The suite runs in three modes: native (default), FASTACT_PUREPYTHON=1 (fastact
 *is* fastact.reference) and FASTACT_ISA=baseline (portable loops).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -30,10 +31,23 @@ from fastact import reference as ref
 # hypothesis (tests/test_properties.py): derandomised by default, so every run draws the
 # same examples and CI cannot flake; HYPOTHESIS_PROFILE=fuzz draws new ones, many more.
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("fastact", derandomize=True, max_examples=15, deadline=None,
-                          database=None, print_blob=True, suppress_health_check=_HEALTH)
-settings.register_profile("fuzz", max_examples=400, deadline=None, database=None,
-                          print_blob=True, suppress_health_check=_HEALTH)
+settings.register_profile(
+    "fastact",
+    derandomize=True,
+    max_examples=15,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=_HEALTH,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=400,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=_HEALTH,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastact"))
 
 PURE = fastact.PUREPYTHON
@@ -143,7 +157,7 @@ class Case:
         p = self.kwargs(np.zeros(1))
         n = self.name
         if n in ("relu", "leaky_relu", "prelu", "elu", "selu", "celu", "softsign"):
-            return [0.0]        # softsign: |x| makes the second derivative jump
+            return [0.0]  # softsign: |x| makes the second derivative jump
         if n == "relu6":
             return [0.0, 6.0]
         if n == "hardtanh":
@@ -166,9 +180,29 @@ class Case:
         tanh / log1p primitives (also divided by a celu alpha or softplus beta, or halved
         where the argument is 2x), and the clamps of gelu / silu / mish."""
         p = self.kwargs(np.zeros(1))
-        prim = [0.0, 0.34657359027997264, 0.625, 0.6931471805599453, 1.0, 3.0, 6.0, 20.0,
-                40.0, 87.0, 88.0, 88.7, 89.0, 103.0, 104.0, 105.0, 708.0, 709.0, 709.78,
-                745.0, 1000.0]
+        prim = [
+            0.0,
+            0.34657359027997264,
+            0.625,
+            0.6931471805599453,
+            1.0,
+            3.0,
+            6.0,
+            20.0,
+            40.0,
+            87.0,
+            88.0,
+            88.7,
+            89.0,
+            103.0,
+            104.0,
+            105.0,
+            708.0,
+            709.0,
+            709.78,
+            745.0,
+            1000.0,
+        ]
         scale = 1.0
         if self.name == "celu":
             scale = p.get("alpha", 1.0)
@@ -218,6 +252,7 @@ def n_threads(request):
 
 # ---- sweeps -------------------------------------------------------------------
 
+
 def sweep_linear(dtype):
     return np.linspace(-60.0, 60.0, 200_001).astype(dtype)
 
@@ -247,8 +282,27 @@ def sweep_cutoffs(points, dtype):
 def sweep_extremes(dtype):
     fi = np.finfo(dtype)
     big = 3e38 if dtype == np.float32 else 1e300
-    v = [0.0, big, fi.max, fi.tiny, fi.smallest_subnormal, 1e30, 1e20, 1e5, 1e4,
-         745.5, 745.0, 709.9, 709.0, 708.0, 104.0, 89.0, 88.0, 87.0, 50.0]
+    v = [
+        0.0,
+        big,
+        fi.max,
+        fi.tiny,
+        fi.smallest_subnormal,
+        1e30,
+        1e20,
+        1e5,
+        1e4,
+        745.5,
+        745.0,
+        709.9,
+        709.0,
+        708.0,
+        104.0,
+        89.0,
+        88.0,
+        87.0,
+        50.0,
+    ]
     v = np.array(v, np.float64)
     return np.concatenate([v, -v, [-0.0]]).astype(dtype)
 
@@ -262,6 +316,7 @@ SWEEPS = {
 
 
 # ---- the oracle ---------------------------------------------------------------
+
 
 def _quiet(fn, *args):
     """Evaluate the oracle with NumPy's floating-point warnings silenced: whether the
@@ -288,10 +343,12 @@ def truth_backward(case, g, s):
     def run():
         r = case.ref_spec.backward(f64(g), f64(s), **_kwargs64(case, s))
         return r[0] if case.has_grad_param else r
+
     return _quiet(run)
 
 
 # ---- the accuracy contract ----------------------------------------------------
+
 
 def ulp32(t):
     """np.spacing of the float64 truth rounded to float32 (inf where it overflows)."""
@@ -304,19 +361,23 @@ def _check(got, truth, tol, dtype, what, inputs):
     g, t = f64(got), f64(truth)
     assert g.shape == t.shape, (what, g.shape, t.shape)
     with np.errstate(invalid="ignore", over="ignore"):
-        t_rounded = f64(t.astype(dtype))        # a float32 truth beyond 3.4e38 rounds to inf
+        t_rounded = f64(t.astype(dtype))  # a float32 truth beyond 3.4e38 rounds to inf
         err = np.abs(g - t)
         ok = (g == t) | (g == t_rounded) | (np.isnan(g) & np.isnan(t)) | (err <= tol)
-    ok &= ~(np.isnan(g) ^ np.isnan(t))          # NaN exactly where the truth is NaN
-    ok &= ~(np.isinf(t) & (g != t))              # infinities exactly
+    ok &= ~(np.isnan(g) ^ np.isnan(t))  # NaN exactly where the truth is NaN
+    ok &= ~(np.isinf(t) & (g != t))  # infinities exactly
     if not ok.all():
         bad = np.flatnonzero(~ok.ravel())
         rows = []
         for i in bad[:8]:
             ins = ", ".join(f"{k}={np.ravel(v)[i]!r}" for k, v in inputs.items())
-            rows.append(f"  {ins}: got {g.ravel()[i]!r}, want {t.ravel()[i]!r}, "
-                        f"err {err.ravel()[i]:.3g} > tol {np.ravel(tol)[i] if np.ndim(tol) else tol:.3g}")
-        pytest.fail(f"{what}: {bad.size} of {ok.size} values outside the contract\n" + "\n".join(rows))
+            rows.append(
+                f"  {ins}: got {g.ravel()[i]!r}, want {t.ravel()[i]!r}, "
+                f"err {err.ravel()[i]:.3g} > tol {np.ravel(tol)[i] if np.ndim(tol) else tol:.3g}"
+            )
+        pytest.fail(
+            f"{what}: {bad.size} of {ok.size} values outside the contract\n" + "\n".join(rows)
+        )
 
 
 def forward_tol(truth, dtype):

@@ -3,6 +3,7 @@
 Truth = fastact.reference on the float64 upcast of the inputs (conftest.truth_*),
 checked with the accuracy contract (conftest.assert_*_close).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -13,15 +14,35 @@ from dataclasses import FrozenInstanceError
 import mpmath
 import numpy as np
 import pytest
+from conftest import (
+    BIAS_CASES,
+    CASES,
+    DTYPES,
+    ELEMENTWISE,
+    EXTRA_PARAMS,
+    F64_TINY,
+    PURE,
+    SWEEPS,
+    Case,
+    assert_backward_close,
+    assert_forward_close,
+    case_params,
+    dtype_params,
+    f64,
+    fd4,
+    per_feature_weight,
+    rng,
+    sweep_cutoffs,
+    sweep_extremes,
+    sweep_geometric,
+    sweep_linear,
+    truth_backward,
+    truth_forward,
+    ulp32,
+)
 
 import fastact
 from fastact import reference as ref
-
-from conftest import (
-    BIAS_CASES, CASES, DTYPES, ELEMENTWISE, EXTRA_PARAMS, F64_TINY, PURE, SWEEPS, Case,
-    assert_backward_close, assert_forward_close, case_params, dtype_params, f64, fd4,
-    per_feature_weight, rng, sweep_cutoffs, sweep_extremes, sweep_geometric, sweep_linear,
-    truth_backward, truth_forward, ulp32)
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -31,12 +52,14 @@ SELU_SCALE = 1.0507009873554804934193349852946
 # the registry
 # =============================================================================
 
+
 def test_every_activation_has_a_case():
     covered = {c.name for c in CASES}
     missing = set(fastact.ACTIVATIONS) - covered
     assert not missing, (
         f"activations without a test case: {sorted(missing)}; add their required "
-        f"parameters to EXTRA_PARAMS in tests/conftest.py")
+        f"parameters to EXTRA_PARAMS in tests/conftest.py"
+    )
 
 
 def test_every_parameterised_activation_has_a_non_default_case():
@@ -109,10 +132,11 @@ def test_activation_object_is_callable():
 # native vs reference over shapes and layouts
 # =============================================================================
 
+
 def _layouts(dtype):
     r = rng(7)
     base = (r.standard_normal((6, 10, 8)) * 4).astype(dtype)
-    base.ravel()[::17] = 0.0                       # kinks
+    base.ravel()[::17] = 0.0  # kinks
     base.ravel()[5::23] = 3.0
     ro = base[2].copy()
     ro.flags.writeable = False
@@ -140,7 +164,7 @@ def _like(x, values):
     if x.ndim == 0:
         return np.array(values, x.dtype)
     out = np.empty_like(x, order="K") if (x.flags.c_contiguous or x.flags.f_contiguous) else None
-    if out is None:           # a strided view, like x
+    if out is None:  # a strided view, like x
         big = np.zeros(tuple(2 * n for n in x.shape), x.dtype)
         out = big[tuple(slice(None, None, 2) for _ in x.shape)]
     out[...] = values
@@ -181,7 +205,7 @@ _NATIVE = not PURE
 _SWEEP_ORACLE_BUGS = {}
 
 
-_REF_FINITE_WARNINGS = {}   # the reference computes under np.errstate and selects the limits
+_REF_FINITE_WARNINGS = {}  # the reference computes under np.errstate and selects the limits
 
 
 def _sweep_params():
@@ -194,15 +218,23 @@ def _sweep_params():
                 marks = []
                 bug = _SWEEP_ORACLE_BUGS.get((case.id, dtid, region))
                 if bug:
-                    marks.append(pytest.mark.xfail(
-                        _NATIVE, strict=True,
-                        reason="BUG (fastact.reference, the oracle): " + bug))
+                    marks.append(
+                        pytest.mark.xfail(
+                            _NATIVE,
+                            strict=True,
+                            reason="BUG (fastact.reference, the oracle): " + bug,
+                        )
+                    )
                 bug = _REF_FINITE_WARNINGS.get((case.id, dtid))
                 if bug and region == "extremes":
-                    marks.append(pytest.mark.xfail(
-                        PURE, strict=True, reason="BUG (fastact.reference): " + bug))
-                out.append(pytest.param(case, dt, region, id=f"{case.id}-{dtid}-{region}",
-                                        marks=marks))
+                    marks.append(
+                        pytest.mark.xfail(
+                            PURE, strict=True, reason="BUG (fastact.reference): " + bug
+                        )
+                    )
+                out.append(
+                    pytest.param(case, dt, region, id=f"{case.id}-{dtid}-{region}", marks=marks)
+                )
     return out
 
 
@@ -217,13 +249,15 @@ def test_accuracy_sweep(case, dtype, region):
         if case.has_grad_param:
             # prelu's grad_weight sums x * g and overflows at the extremes; that it then
             # warns is a defect of its own (test_gradient_reductions_overflow_quietly)
-            warnings.filterwarnings("ignore", "overflow encountered in (cast|reduce|multiply)",
-                                    RuntimeWarning)
+            warnings.filterwarnings(
+                "ignore", "overflow encountered in (cast|reduce|multiply)", RuntimeWarning
+            )
         gx = case.backward(g, s)
     assert_backward_close(gx, truth_backward(case, g, s), g, dtype, what=f"{case.id} backward", s=s)
 
 
 # ---- the oracle itself against mpmath, where the reference and the kernels disagree ----
+
 
 def _silu_mp(x):
     x = mpmath.mpf(x)
@@ -232,7 +266,7 @@ def _silu_mp(x):
 
 def _gelu_tanh_mp(x):
     x = mpmath.mpf(x)
-    u = mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x ** 3)
+    u = mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x**3)
     return float(x / (1 + mpmath.exp(-2 * u)))
 
 
@@ -263,10 +297,30 @@ def test_deep_negative_tail_vs_mpmath(name, params, xs, exact):
 # finite differences (float64, away from kinks)
 # =============================================================================
 
+
 def _fd_points(case):
     r = rng(5)
-    x = np.concatenate([r.uniform(-8, 8, 600), [-35.0, -25.0, -15.0, -12.0, 12.0, 15.0, 25.0, 35.0,
-                                               0.3, -0.3, 0.35, -0.35, 1e-3, -1e-3]])
+    x = np.concatenate(
+        [
+            r.uniform(-8, 8, 600),
+            [
+                -35.0,
+                -25.0,
+                -15.0,
+                -12.0,
+                12.0,
+                15.0,
+                25.0,
+                35.0,
+                0.3,
+                -0.3,
+                0.35,
+                -0.35,
+                1e-3,
+                -1e-3,
+            ],
+        ]
+    )
     for k in case.kinks():
         x = x[np.abs(x - k) > 0.05]
     return x
@@ -290,6 +344,7 @@ def test_backward_matches_finite_differences(case, impl):
 # =============================================================================
 # special values
 # =============================================================================
+
 
 def _limits(case):
     """(f(-inf), f(+inf)) and (f'(-inf), f'(+inf)) from the mathematics."""
@@ -336,8 +391,13 @@ def _nonfinite_params(impl, bugs):
             marks = []
             bug = bugs.get(case.name)
             if bug and case.params.get("approximate") != "tanh":
-                marks.append(pytest.mark.xfail(impl == "reference" or PURE, strict=True,
-                                               reason="BUG (fastact.reference): " + bug))
+                marks.append(
+                    pytest.mark.xfail(
+                        impl == "reference" or PURE,
+                        strict=True,
+                        reason="BUG (fastact.reference): " + bug,
+                    )
+                )
             out.append(pytest.param(case, dt, id=f"{case.id}-{dtid}", marks=marks))
     return out
 
@@ -361,7 +421,7 @@ def test_nan_propagates(case, dtype):
     s = case.saved(x, y)
     g = np.ones_like(x)
     gx = case.backward(g, s)
-    if case.name == "identity":          # the saved output is not read
+    if case.name == "identity":  # the saved output is not read
         np.testing.assert_array_equal(gx, g)
     else:
         np.testing.assert_array_equal(np.isnan(gx), [True, False, True, False])
@@ -370,8 +430,9 @@ def test_nan_propagates(case, dtype):
     assert np.isnan(case.backward(gn, s)).all()
 
 
-@pytest.mark.parametrize("case, dtype", _nonfinite_params(
-    "reference", {**_REF_INF_WARNINGS, **_REF_NAN_WARNINGS}))
+@pytest.mark.parametrize(
+    "case, dtype", _nonfinite_params("reference", {**_REF_INF_WARNINGS, **_REF_NAN_WARNINGS})
+)
 def test_reference_no_warnings_nonfinite(case, dtype):
     x = np.array([np.nan, np.inf, -np.inf, 0.0], dtype)
     kw = case.kwargs(x)
@@ -391,15 +452,26 @@ def _finite_params(impl):
             marks = []
             bug = _REF_FINITE_WARNINGS.get((case.id, dtid))
             if bug:
-                marks.append(pytest.mark.xfail(impl == "reference" or PURE, strict=True,
-                                               reason="BUG (fastact.reference): " + bug))
+                marks.append(
+                    pytest.mark.xfail(
+                        impl == "reference" or PURE,
+                        strict=True,
+                        reason="BUG (fastact.reference): " + bug,
+                    )
+                )
             out.append(pytest.param(case, dt, id=f"{case.id}-{dtid}", marks=marks))
     return out
 
 
 def _all_finite(case, dtype):
-    x = np.concatenate([sweep_linear(dtype), sweep_geometric(dtype),
-                        sweep_cutoffs(case.cutoffs(), dtype), sweep_extremes(dtype)])
+    x = np.concatenate(
+        [
+            sweep_linear(dtype),
+            sweep_geometric(dtype),
+            sweep_cutoffs(case.cutoffs(), dtype),
+            sweep_extremes(dtype),
+        ]
+    )
     assert np.isfinite(x).all()
     return x
 
@@ -461,8 +533,10 @@ def test_known_values(dtype):
     with mpmath.workdps(40):
         for v in (-5.0, -1.0, -0.125, 0.5, 2.0, 7.0, -12.0):
             close(f("gelu", v), _gelu_exact(v))
-    close(f("gelu", 1.0, approximate="tanh"),
-          0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * (1 + 0.044715))))
+    close(
+        f("gelu", 1.0, approximate="tanh"),
+        0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * (1 + 0.044715))),
+    )
     close(f("silu", 1.0), 1 / (1 + math.exp(-1)))
     close(f("mish", 1.0), math.tanh(math.log1p(math.e)))
     assert f("mish", 0.0)[0] == 0.0
@@ -491,10 +565,14 @@ def test_known_values(dtype):
 def test_selu_constants_match_the_paper():
     # Klambauer et al. (2017): alpha = 1.6732632423543772, lambda = 1.0507009873554805
     assert fastact.selu(np.array([1.0]))[0] == 1.0507009873554805
-    np.testing.assert_allclose(fastact.selu(np.array([-np.inf]))[0],
-                               -1.0507009873554805 * 1.6732632423543772, rtol=1e-15)
-    np.testing.assert_allclose(fastact.selu_backward(np.array([1.0]), np.array([0.0]))[0],
-                               1.0507009873554805 * 1.6732632423543772, rtol=1e-15)
+    np.testing.assert_allclose(
+        fastact.selu(np.array([-np.inf]))[0], -1.0507009873554805 * 1.6732632423543772, rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        fastact.selu_backward(np.array([1.0]), np.array([0.0]))[0],
+        1.0507009873554805 * 1.6732632423543772,
+        rtol=1e-15,
+    )
     assert fastact.selu_backward(np.array([1.0]), np.array([2.0]))[0] == 1.0507009873554805
 
 
@@ -502,6 +580,7 @@ def test_selu_constants_match_the_paper():
 def test_derivatives_at_kinks_follow_pytorch(dtype):
     def a(*v):
         return np.array(v, dtype)
+
     g = a(3.0)
     assert fastact.relu_backward(g, a(0.0))[0] == 0.0
     assert fastact.relu_backward(g, a(-0.0))[0] == 0.0
@@ -514,18 +593,21 @@ def test_derivatives_at_kinks_follow_pytorch(dtype):
     assert fastact.relu6_backward(g, a(3.0))[0] == 3.0
     assert fastact.leaky_relu_backward(g, a(0.0))[0] == dtype(3.0 * 0.01)
     assert fastact.leaky_relu_backward(g, a(0.0), negative_slope=0.2)[0] == dtype(3.0 * 0.2)
-    assert fastact.elu_backward(g, a(0.0))[0] == 3.0                 # alpha = 1
+    assert fastact.elu_backward(g, a(0.0))[0] == 3.0  # alpha = 1
     assert fastact.elu_backward(g, a(0.0), alpha=0.5)[0] == 1.5
     assert fastact.celu_backward(g, a(0.0), alpha=0.5)[0] == 3.0
     gx, gw = fastact.prelu_backward(g, a(0.0), 0.25)
     assert gx[0] == 0.75 and gw == 0.0
     # hardsigmoid: 1/6 strictly inside (-3, 3)
-    np.testing.assert_array_equal(fastact.hardsigmoid_backward(a(6, 6, 6, 6, 6), a(-3.5, -3, 0, 3, 3.5)),
-                                  a(0, 0, 1, 0, 0))
+    np.testing.assert_array_equal(
+        fastact.hardsigmoid_backward(a(6, 6, 6, 6, 6), a(-3.5, -3, 0, 3, 3.5)), a(0, 0, 1, 0, 0)
+    )
     # hardswish: x < -3: 0; -3 <= x <= 3: x/3 + 1/2; x > 3: 1
     x = a(-4.0, -3.0, -1.5, 0.0, 1.5, 3.0, 4.0)
     want = np.array([0.0, -0.5, 0.0, 0.5, 1.0, 1.5, 1.0])
-    assert_backward_close(fastact.hardswish_backward(np.ones_like(x), x), want, np.ones_like(x), dtype)
+    assert_backward_close(
+        fastact.hardswish_backward(np.ones_like(x), x), want, np.ones_like(x), dtype
+    )
     # softplus: sigmoid(beta x) up to beta x == threshold, 1 beyond
     x = a(20.0, 21.0)
     gx = fastact.softplus_backward(np.ones_like(x), x)
@@ -536,6 +618,7 @@ def test_derivatives_at_kinks_follow_pytorch(dtype):
 # =============================================================================
 # in-place and out=
 # =============================================================================
+
 
 def _inplace_arrays(dtype, layout):
     base = (rng(21).standard_normal((9, 14)) * 3).astype(dtype)
@@ -549,6 +632,7 @@ def _inplace_arrays(dtype, layout):
         v = big[::2, 1::2]
         v[...] = values
         return v
+
     return base, mk
 
 
@@ -571,7 +655,7 @@ def test_inplace(case, dtype, layout):
         g, s = mk(g0), mk(s0)
         out = g if which == "grad_out" else s
         r = case.spec.backward(g, s, **kw, out=out)
-        if case.has_grad_param:     # grad_weight in place: test_prelu_inplace_grad_weight
+        if case.has_grad_param:  # grad_weight in place: test_prelu_inplace_grad_weight
             r, want_gx = r[0], want_b[0]
         else:
             want_gx = want_b
@@ -590,7 +674,7 @@ def test_out_noncontiguous_and_separate(case, dtype):
     r = case.spec.forward(x, **kw, out=out)
     assert r is out
     np.testing.assert_array_equal(out, want)
-    assert np.isnan(big[:, ::2]).all()            # nothing written between the strides
+    assert np.isnan(big[:, ::2]).all()  # nothing written between the strides
     out2 = np.empty_like(x)
     assert case.spec.forward(x, **kw, out=out2) is out2
     np.testing.assert_array_equal(out2, want)
@@ -663,7 +747,7 @@ def test_int_input_is_computed_in_float64(case, int_dtype):
 # threads: bit-identical results for any thread count
 # =============================================================================
 
-BIG = 300_001          # > SERIAL_BELOW = 65536: the kernels really split the work
+BIG = 300_001  # > SERIAL_BELOW = 65536: the kernels really split the work
 
 
 @pytest.mark.parametrize("dtype", dtype_params())
@@ -707,17 +791,22 @@ def test_threads_bit_identical_reductions(dtype, shape):
         dz2, db2 = fastact.bias_act_backward(g, s, name, n_threads=2, **kw)
         np.testing.assert_array_equal(dz1, dz2)
         np.testing.assert_array_equal(db1, db2)
-        _assert_sum_close(db2, f64(dz2).sum(axis=0), np.abs(f64(dz2)).sum(axis=0), dtype,
-                          _half_ulps(dz2, 0))
+        _assert_sum_close(
+            db2, f64(dz2).sum(axis=0), np.abs(f64(dz2)).sum(axis=0), dtype, _half_ulps(dz2, 0)
+        )
     for w in (0.3, per_feature_weight(z)):
-        np.testing.assert_array_equal(fastact.prelu(z, w, n_threads=1), fastact.prelu(z, w, n_threads=2))
+        np.testing.assert_array_equal(
+            fastact.prelu(z, w, n_threads=1), fastact.prelu(z, w, n_threads=2)
+        )
         gx1, gw1 = fastact.prelu_backward(g, z, w, n_threads=1)
         gx2, gw2 = fastact.prelu_backward(g, z, w, n_threads=2)
         np.testing.assert_array_equal(gx1, gx2)
         np.testing.assert_array_equal(gw1, gw2)
         terms = np.where(z > 0, 0.0, f64(z) * f64(g))
         want = terms.sum(axis=0) if np.ndim(w) else terms.sum()
-        _assert_sum_close(gw2, want, np.abs(terms).sum(axis=0) if np.ndim(w) else np.abs(terms).sum(), dtype)
+        _assert_sum_close(
+            gw2, want, np.abs(terms).sum(axis=0) if np.ndim(w) else np.abs(terms).sum(), dtype
+        )
 
 
 @pytest.mark.parametrize("dtype", dtype_params())
@@ -756,6 +845,7 @@ def test_n_threads_forms():
 # softmax, log_softmax, softmax_cross_entropy
 # =============================================================================
 
+
 def _rowwise_tol_check(got, truth, dtype, what):
     assert_forward_close(got, truth, dtype, what=what)
 
@@ -770,8 +860,9 @@ def test_softmax_family_matches_reference(dtype, shape, n_threads):
         assert y.dtype == dtype and y.shape == shape
         _rowwise_tol_check(y, getattr(ref, name)(f64(x)), dtype, name)
         gx = getattr(fastact, name + "_backward")(g, y, n_threads=n_threads)
-        assert_backward_close(gx, getattr(ref, name + "_backward")(f64(g), f64(y)), g, dtype,
-                              what=name + "_backward")
+        assert_backward_close(
+            gx, getattr(ref, name + "_backward")(f64(g), f64(y)), g, dtype, what=name + "_backward"
+        )
 
 
 @pytest.mark.parametrize("dtype", dtype_params())
@@ -781,14 +872,22 @@ def test_softmax_rows_sum_to_one(dtype, n_threads):
     assert (y >= 0).all() and (y <= 1).all()
     eps = np.finfo(dtype).eps
     np.testing.assert_allclose(f64(y).sum(axis=-1), 1.0, rtol=0, atol=37 * eps)
-    np.testing.assert_allclose(np.exp(f64(fastact.log_softmax(x))).sum(axis=-1), 1.0, rtol=0,
-                               atol=37 * 4 * eps)
+    np.testing.assert_allclose(
+        np.exp(f64(fastact.log_softmax(x))).sum(axis=-1), 1.0, rtol=0, atol=37 * 4 * eps
+    )
 
 
 @pytest.mark.parametrize("dtype", dtype_params())
 def test_softmax_large_logits_are_stable(dtype):
-    x = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 1e4], [-1e4, -1e4 + 1, -1e4 + 2],
-                  [1e4, 1e4 - 0.5, 1e4 - 3.0]], dtype)
+    x = np.array(
+        [
+            [1e4, 0.0, -1e4],
+            [1e4, 1e4, 1e4],
+            [-1e4, -1e4 + 1, -1e4 + 2],
+            [1e4, 1e4 - 0.5, 1e4 - 3.0],
+        ],
+        dtype,
+    )
     y = fastact.softmax(x)
     assert np.isfinite(y).all()
     assert_forward_close(y, ref.softmax(f64(x)), dtype, what="softmax")
@@ -798,10 +897,12 @@ def test_softmax_large_logits_are_stable(dtype):
     # exp(log_softmax) is softmax; the values themselves: test_log_softmax_precision
     np.testing.assert_allclose(np.exp(f64(ly)), f64(y), rtol=1e-6 if dtype == np.float32 else 1e-11)
     g = rng(48).standard_normal(x.shape).astype(dtype)
-    assert_backward_close(fastact.softmax_backward(g, y), ref.softmax_backward(f64(g), f64(y)), g,
-                          dtype)
-    assert_backward_close(fastact.log_softmax_backward(g, ly),
-                          ref.log_softmax_backward(f64(g), f64(ly)), g, dtype)
+    assert_backward_close(
+        fastact.softmax_backward(g, y), ref.softmax_backward(f64(g), f64(y)), g, dtype
+    )
+    assert_backward_close(
+        fastact.log_softmax_backward(g, ly), ref.log_softmax_backward(f64(g), f64(ly)), g, dtype
+    )
     lab = np.array([0, 1, 2, 1])
     loss, grad = fastact.softmax_cross_entropy(x, lab)
     rloss, rgrad = ref.softmax_cross_entropy(f64(x), lab)
@@ -813,15 +914,16 @@ def test_softmax_large_logits_are_stable(dtype):
 _LSM_ROWS = {
     "offset1e4": np.array([[1e4, 1e4 - 0.5, 1e4 - 3.0]]),
     "offset1e6": np.array([[0.0, 0.5, -0.25, 1.0]]) + 1e6,
-    "peaked": np.array([[15.0, 0.0, 0.0, 0.0, 0.0]]),       # log p_max = -1.2e-6
+    "peaked": np.array([[15.0, 0.0, 0.0, 0.0, 0.0]]),  # log p_max = -1.2e-6
 }
 
 
 @pytest.mark.parametrize("row", list(_LSM_ROWS))
 def test_log_softmax_precision(row):
     x = _LSM_ROWS[row]
-    assert_forward_close(fastact.log_softmax(x), ref.log_softmax(x), np.float64,
-                         what="log_softmax", x=x)
+    assert_forward_close(
+        fastact.log_softmax(x), ref.log_softmax(x), np.float64, what="log_softmax", x=x
+    )
     lab = np.array([int(np.argmax(x))])
     loss, _ = fastact.softmax_cross_entropy(x, lab)
     want = -ref.log_softmax(x)[0, lab[0]]
@@ -853,8 +955,12 @@ def test_softmax_backward_finite_differences(impl):
         for idx in np.ndindex(x.shape):
             e = np.zeros_like(x)
             e[idx] = h
-            fd[idx] = (-np.sum(g * f(x + 2 * e)) + 8 * np.sum(g * f(x + e))
-                       - 8 * np.sum(g * f(x - e)) + np.sum(g * f(x - 2 * e))) / (12 * h)
+            fd[idx] = (
+                -np.sum(g * f(x + 2 * e))
+                + 8 * np.sum(g * f(x + e))
+                - 8 * np.sum(g * f(x - e))
+                + np.sum(g * f(x - 2 * e))
+            ) / (12 * h)
         np.testing.assert_allclose(an, fd, rtol=1e-8, atol=1e-10)
 
 
@@ -863,13 +969,15 @@ def _xent_truth(x, t):
     x = f64(x)
     t = f64(t)
     lp = ref.log_softmax(x)
-    with np.errstate(invalid="ignore"):        # 0 * -inf where a zero target meets -inf
+    with np.errstate(invalid="ignore"):  # 0 * -inf where a zero target meets -inf
         loss = -np.where(t == 0, 0.0, t * lp).sum() / x.shape[0]
     grad = (np.exp(lp) * t.sum(axis=1, keepdims=True) - t) / x.shape[0]
     return loss, grad
 
 
-@pytest.mark.parametrize("labels_kind", ["indices", "int8", "list", "probabilities", "unnormalised"])
+@pytest.mark.parametrize(
+    "labels_kind", ["indices", "int8", "list", "probabilities", "unnormalised"]
+)
 @pytest.mark.parametrize("dtype", dtype_params())
 def test_cross_entropy_matches_reference(dtype, labels_kind, n_threads):
     r = rng(46)
@@ -894,10 +1002,12 @@ def test_cross_entropy_matches_reference(dtype, labels_kind, n_threads):
     want_loss, want_grad = _xent_truth(x, t)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
     assert_backward_close(grad, want_grad, np.ones_like(grad), dtype)
-    rl, rg = ref.softmax_cross_entropy(f64(x), f64(lab) if labels_kind in ("probabilities", "unnormalised") else lab)
+    rl, rg = ref.softmax_cross_entropy(
+        f64(x), f64(lab) if labels_kind in ("probabilities", "unnormalised") else lab
+    )
     np.testing.assert_allclose(loss, rl, rtol=1e-12)
     assert_backward_close(grad, rg, np.ones_like(grad), dtype)
-    if labels_kind == "indices":        # one-hot rows give the same answer
+    if labels_kind == "indices":  # one-hot rows give the same answer
         l2, g2 = fastact.softmax_cross_entropy(x, np.eye(6, dtype=dtype)[idx])
         np.testing.assert_allclose(l2, loss, rtol=1e-14)
         np.testing.assert_allclose(g2, grad, rtol=0, atol=float(np.finfo(dtype).eps))
@@ -935,6 +1045,7 @@ def test_cross_entropy_zero_target_ignores_infinite_logit():
 # bias_act
 # =============================================================================
 
+
 def _bias_kwargs(case):
     return {k: v for k, v in case.params.items()}
 
@@ -970,23 +1081,27 @@ def test_bias_act_matches_reference(case, dtype, shape, n_threads):
     assert_backward_close(dz, rdz, g, dtype, what="grad_z vs reference")
     # grad_bias = grad_z summed over every axis but the last, in float64
     axes = tuple(range(len(shape) - 1))
-    _assert_sum_close(db, f64(dz).sum(axis=axes), np.abs(f64(dz)).sum(axis=axes), dtype,
-                      _half_ulps(dz, axes))
+    _assert_sum_close(
+        db, f64(dz).sum(axis=axes), np.abs(f64(dz)).sum(axis=axes), dtype, _half_ulps(dz, axes)
+    )
 
 
-_BIAS_F32_EXAMPLE = (np.array([[-2.9999998, -9.58888, 0.1]], np.float32),
-                     np.array([1e-7, 0.3, 1e-9], np.float32))
+_BIAS_F32_EXAMPLE = (
+    np.array([[-2.9999998, -9.58888, 0.1]], np.float32),
+    np.array([1e-7, 0.3, 1e-9], np.float32),
+)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "silu", "mish", "softplus", "log_sigmoid",
-                                  "hardsigmoid", "hardswish"])
+@pytest.mark.parametrize(
+    "name", ["sigmoid", "silu", "mish", "softplus", "log_sigmoid", "hardsigmoid", "hardswish"]
+)
 def test_bias_act_float32_rounds_the_sum_like_numpy(name):
     """bias_act(z, b) = act(z + b) with z + b rounded to float32, as NumPy's z + b is."""
     r = rng(55)
-    z = np.concatenate([np.tile(_BIAS_F32_EXAMPLE[0], 16),
-                        (r.standard_normal((3000, 48)) * 6).astype(np.float32)])
-    b = np.concatenate([np.tile(_BIAS_F32_EXAMPLE[1], 15),
-                        r.standard_normal(3).astype(np.float32)])
+    z = np.concatenate(
+        [np.tile(_BIAS_F32_EXAMPLE[0], 16), (r.standard_normal((3000, 48)) * 6).astype(np.float32)]
+    )
+    b = np.concatenate([np.tile(_BIAS_F32_EXAMPLE[1], 15), r.standard_normal(3).astype(np.float32)])
     y = fastact.bias_act(z, b, name)
     assert_forward_close(y, truth_forward(Case(name), f64(z + b)), np.float32, z=z)
 
@@ -995,7 +1110,7 @@ def test_bias_act_float32_sum_beyond_float32_range():
     big = np.finfo(np.float32).max
     z = np.array([[-big, -big]], np.float32)
     b = np.array([-big, -big], np.float32)
-    y = fastact.bias_act(z, b, "leaky_relu")           # z + b is -inf in float32, quietly
+    y = fastact.bias_act(z, b, "leaky_relu")  # z + b is -inf in float32, quietly
     np.testing.assert_array_equal(y, np.array([[-np.inf, -np.inf]], np.float32))
 
 
@@ -1014,9 +1129,9 @@ def _half_ulps(a, axis):
     return (0.5 * ulp32(a)).sum(axis=axis) if a.dtype == np.float32 else 0.0
 
 
-@pytest.mark.parametrize("dtype", [
-    pytest.param(np.float32, id="f32"),
-    pytest.param(np.float64, id="f64")])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
+)
 @pytest.mark.parametrize("name", ["gelu", "sigmoid", "softplus", "tanh"])
 def test_grad_bias_is_the_float64_sum_of_grad_z(name, dtype):
     r = rng(56)
@@ -1044,8 +1159,9 @@ def test_bias_act_finite_differences(case):
     kw = _bias_kwargs(case)
     y = fastact.bias_act(z, b, case.name, **kw)
     extra = {"bias": b} if case.saves == "input" else {}
-    dz, db = fastact.bias_act_backward(g, y if case.saves == "output" else z, case.name,
-                                       **extra, **kw)
+    dz, db = fastact.bias_act_backward(
+        g, y if case.saves == "output" else z, case.name, **extra, **kw
+    )
     h = 1e-3
     fd_z = fd4(lambda v: fastact.bias_act(v, b, case.name, **kw), z, h)
     np.testing.assert_allclose(dz, g * fd_z, rtol=1e-8, atol=1e-9)
@@ -1062,8 +1178,9 @@ def test_bias_act_accepts_an_activation_object():
     z = rng(53).standard_normal((4, 3))
     b = np.array([0.1, -0.2, 0.3])
     act = fastact.ACTIVATIONS["softplus"]
-    np.testing.assert_array_equal(fastact.bias_act(z, b, act, beta=2.0),
-                                  fastact.bias_act(z, b, "softplus", beta=2.0))
+    np.testing.assert_array_equal(
+        fastact.bias_act(z, b, act, beta=2.0), fastact.bias_act(z, b, "softplus", beta=2.0)
+    )
 
 
 @pytest.mark.parametrize("case", case_params([c for c in BIAS_CASES if c.saves == "input"]))
@@ -1089,6 +1206,7 @@ def test_bias_act_backward_output_saving_ignores_bias(case):
 # prelu
 # =============================================================================
 
+
 @pytest.mark.parametrize("weight_kind", ["float", "0d", "one", "list", "per_feature", "int"])
 @pytest.mark.parametrize("dtype", dtype_params())
 def test_prelu_weights(dtype, weight_kind, n_threads):
@@ -1096,9 +1214,14 @@ def test_prelu_weights(dtype, weight_kind, n_threads):
     x = (r.standard_normal((20, 4)) * 3).astype(dtype)
     x[0] = 0.0
     g = r.standard_normal(x.shape).astype(dtype)
-    w = {"float": 0.3, "0d": np.array(0.3, dtype), "one": np.array([0.3], dtype),
-         "list": [0.1, 0.2, 0.3, 0.4], "per_feature": np.array([0.1, 0.2, 0.3, 0.4], dtype),
-         "int": 2}[weight_kind]
+    w = {
+        "float": 0.3,
+        "0d": np.array(0.3, dtype),
+        "one": np.array([0.3], dtype),
+        "list": [0.1, 0.2, 0.3, 0.4],
+        "per_feature": np.array([0.1, 0.2, 0.3, 0.4], dtype),
+        "int": 2,
+    }[weight_kind]
     wv = np.broadcast_to(f64(np.asarray(w, dtype)), (4,))
     y = fastact.prelu(x, w, n_threads=n_threads)
     x64 = f64(x)
@@ -1129,6 +1252,7 @@ def test_prelu_grad_weight_finite_differences(impl, per_feature):
 
     def L(wv):
         return np.sum(g * m.prelu(x, wv))
+
     if per_feature:
         fd = np.empty(3)
         for j in range(3):
@@ -1142,9 +1266,9 @@ def test_prelu_grad_weight_finite_differences(impl, per_feature):
 
 @pytest.mark.parametrize("which", ["grad_out", "saved"])
 @pytest.mark.parametrize("per_feature", [False, True], ids=["scalar", "per_feature"])
-@pytest.mark.parametrize("dtype", [
-    pytest.param(np.float32, id="f32"),
-    pytest.param(np.float64, id="f64")])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
+)
 def test_prelu_inplace_grad_weight(dtype, per_feature, which):
     r = rng(63)
     x0 = (r.standard_normal((8, 3)) * 3).astype(dtype)
@@ -1173,6 +1297,7 @@ def test_prelu_negative_weight_is_differentiated_from_the_input(dtype):
 # regressions: defects found while writing these tests, now fixed
 # =============================================================================
 
+
 def test_softplus_minus_inf_with_tiny_beta():
     # was a bug of the float32 kernels (fa_exp(-inf) clamped to 3.3e-308, scaled by 1/beta
     # into float32 range: 3.3e-08); fixed in 26a0061, kept as a regression test
@@ -1193,15 +1318,19 @@ def _overflowing_reductions():
     return {
         # prelu, one slope: grad_weight = sum(x * g) = -6e38 -> float32 -inf
         "prelu_scalar_f32": lambda: fastact.prelu_backward(
-            np.ones(2, np.float32), np.full(2, -big32, np.float32), 0.25)[1],
+            np.ones(2, np.float32), np.full(2, -big32, np.float32), 0.25
+        )[1],
         # the float64 sum of the per-column partial sums overflows
         "prelu_scalar_f64": lambda: fastact.prelu_backward(np.ones(2), np.full(2, -big64), 0.25)[1],
         "prelu_per_feature_f32": lambda: fastact.prelu_backward(
-            np.ones((2, 1), np.float32), np.full((2, 1), -big32, np.float32),
-            np.array([0.25], np.float32))[1],
+            np.ones((2, 1), np.float32),
+            np.full((2, 1), -big32, np.float32),
+            np.array([0.25], np.float32),
+        )[1],
         # bias_act_backward: grad_bias = 6e38 -> float32 inf
         "bias_act_f32": lambda: fastact.bias_act_backward(
-            np.full((2, 1), big32, np.float32), np.zeros((2, 1), np.float32), "identity")[1],
+            np.full((2, 1), big32, np.float32), np.zeros((2, 1), np.float32), "identity"
+        )[1],
     }
 
 
@@ -1221,7 +1350,7 @@ def test_bias_act_extremes(impl, dtype):
     z = np.array([[big, -big, big, 1.0, -big]], dtype)
     b = np.array([big, -big, -big, big, 1.0], dtype)
     with np.errstate(over="ignore"):
-        pre = f64(z) + f64(b)                     # +-inf where it overflows float64
+        pre = f64(z) + f64(b)  # +-inf where it overflows float64
     for case in BIAS_CASES:
         kw = _bias_kwargs(case)
         with warnings.catch_warnings():
@@ -1229,7 +1358,7 @@ def test_bias_act_extremes(impl, dtype):
             y = m.bias_act(z, b, case.name, **kw)
             s, extra = (y, {}) if case.saves == "output" else (z, {"bias": b})
             gz, gb = m.bias_act_backward(np.ones_like(z), s, case.name, **extra, **kw)
-        if dtype == np.float64:   # float32: z + b beyond 3.4e38, see the test below
+        if dtype == np.float64:  # float32: z + b beyond 3.4e38, see the test below
             assert_forward_close(y, truth_forward(case, pre), dtype, what=case.id)
         assert not np.isnan(y).any(), case.id
 
@@ -1245,6 +1374,7 @@ def test_unaligned_arrays(dtype):
         a[...] = values
         assert not a.flags.aligned
         return a
+
     x0 = np.linspace(-8, 8, n).astype(dtype)
     for case in ELEMENTWISE:
         want = case.forward(x0)
@@ -1255,11 +1385,13 @@ def test_unaligned_arrays(dtype):
         np.testing.assert_array_equal(out, want)
         s0 = case.saved(x0, want)
         g0 = np.cos(x0)
-        np.testing.assert_array_equal(case.backward(unaligned(g0), unaligned(s0)),
-                                      case.backward(g0, s0))
+        np.testing.assert_array_equal(
+            case.backward(unaligned(g0), unaligned(s0)), case.backward(g0, s0)
+        )
 
 
 # ---- regressions from the code review -----------------------------------------------
+
 
 @pytest.mark.parametrize("m", [fastact, ref], ids=["fastact", "reference"])
 def test_huge_thread_counts_are_clamped(m):
@@ -1282,20 +1414,27 @@ def test_prelu_out_may_alias_weight(m):
 def test_hardtanh_backward_at_float32_bounds(m):
     x = np.array([2.0, -1.0, 0.5], np.float32)
     y = m.hardtanh(x, 0.1, 0.7)
-    np.testing.assert_array_equal(m.hardtanh_backward(np.ones(3, np.float32), y, 0.1, 0.7),
-                                  np.array([0.0, 0.0, 1.0], np.float32))
-    gz, gb = m.bias_act_backward(np.ones((1, 3), np.float32), y[None, :], "hardtanh",
-                                 min_val=0.1, max_val=0.7)
+    np.testing.assert_array_equal(
+        m.hardtanh_backward(np.ones(3, np.float32), y, 0.1, 0.7),
+        np.array([0.0, 0.0, 1.0], np.float32),
+    )
+    gz, gb = m.bias_act_backward(
+        np.ones((1, 3), np.float32), y[None, :], "hardtanh", min_val=0.1, max_val=0.7
+    )
     np.testing.assert_array_equal(gz, np.array([[0.0, 0.0, 1.0]], np.float32))
 
 
 @pytest.mark.parametrize("dtype", dtype_params())
 def test_extreme_parameters_stay_finite(dtype):
     x = np.array([0.0, -1.0, -1e30, 2.0], dtype)
-    for name, kw in [("softplus", {"beta": 2.0**128}), ("softplus", {"beta": 2.0**-130}),
-                     ("celu", {"alpha": 2.0**-126}), ("celu", {"alpha": 2.0**126}),
-                     ("leaky_relu", {"negative_slope": 1e-50}),
-                     ("softplus", {"beta": 1.5, "threshold": 0.15})]:
+    for name, kw in [
+        ("softplus", {"beta": 2.0**128}),
+        ("softplus", {"beta": 2.0**-130}),
+        ("celu", {"alpha": 2.0**-126}),
+        ("celu", {"alpha": 2.0**126}),
+        ("leaky_relu", {"negative_slope": 1e-50}),
+        ("softplus", {"beta": 1.5, "threshold": 0.15}),
+    ]:
         y = getattr(fastact, name)(x, **kw)
         t = getattr(ref, name)(x.astype(np.float64), **kw)
         assert not np.isnan(y).any(), (name, kw, y)
@@ -1317,12 +1456,13 @@ def test_tanh_keeps_the_sign_of_zero(dtype):
 def test_reduction_scratch_stays_small():
     """bias gradients of a wide, short batch: at most 64 blocks of partial sums."""
     import tracemalloc
+
     z = np.ones((64, 100_000), np.float32)
     tracemalloc.start()
     fastact.bias_act_backward(z, z, "relu")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 3 * z.nbytes          # grad_z + grad_bias; not 2 x 8 bytes per element more
+    assert peak < 3 * z.nbytes  # grad_z + grad_bias; not 2 x 8 bytes per element more
 
 
 @pytest.mark.skipif(PURE, reason="the native kernels release the GIL; the reference is NumPy")
@@ -1330,6 +1470,7 @@ def test_concurrent_python_threads_get_their_own_results():
     """Kernels run with the GIL released: several Python threads calling at once
     (each with its own arrays and n_threads) must each get exactly the serial result."""
     import threading
+
     r = rng(77)
     xs = [(r.standard_normal(300_001) * 4).astype(np.float32) for _ in range(4)]
     want = [(fastact.gelu(x, n_threads=1), fastact.silu_backward(x, x, n_threads=1)) for x in xs]
@@ -1339,8 +1480,10 @@ def test_concurrent_python_threads_get_their_own_results():
     def work(i):
         barrier.wait()
         for _ in range(5):
-            got[i] = (fastact.gelu(xs[i], n_threads=1 + i % 2),
-                      fastact.silu_backward(xs[i], xs[i], n_threads=1 + i % 2))
+            got[i] = (
+                fastact.gelu(xs[i], n_threads=1 + i % 2),
+                fastact.silu_backward(xs[i], xs[i], n_threads=1 + i % 2),
+            )
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
     for t in threads:
@@ -1358,12 +1501,16 @@ def test_leaky_relu_float32_is_the_product_rounded_once(slope):
     two-float slope); it must give the float64 product rounded once, as the double path did
     (near-ties aside, which random inputs do not hit), and the right infinities."""
     r = rng(91)
-    x = np.concatenate([(r.standard_normal(20_000) * 3), [-np.inf, np.inf, -0.0, 0.0, -1e-45,
-                                                          -3e38]]).astype(np.float32)
-    g = np.concatenate([r.standard_normal(20_000), [-np.inf, np.inf, 1, -1, 1, 1]]).astype(np.float32)
+    x = np.concatenate(
+        [(r.standard_normal(20_000) * 3), [-np.inf, np.inf, -0.0, 0.0, -1e-45, -3e38]]
+    ).astype(np.float32)
+    g = np.concatenate([r.standard_normal(20_000), [-np.inf, np.inf, 1, -1, 1, 1]]).astype(
+        np.float32
+    )
     with np.errstate(all="ignore"):
-        want = np.where(x > 0, x, np.where((slope == 0) & ~np.isnan(x), 0.0,
-                                           f64(x) * slope)).astype(np.float32)
+        want = np.where(
+            x > 0, x, np.where((slope == 0) & ~np.isnan(x), 0.0, f64(x) * slope)
+        ).astype(np.float32)
     y = fastact.leaky_relu(x, slope)
     np.testing.assert_array_equal(y, want)
     assert np.array_equal(np.signbit(y), np.signbit(want))
@@ -1371,8 +1518,10 @@ def test_leaky_relu_float32_is_the_product_rounded_once(slope):
         with np.errstate(all="ignore"):
             wb = (f64(g) * np.where(want > 0, 1.0, slope)).astype(np.float32)
         np.testing.assert_array_equal(fastact.leaky_relu_backward(g, want, slope), wb)
-    np.testing.assert_array_equal(fastact.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5),
-                                  fastact.reference.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5))
+    np.testing.assert_array_equal(
+        fastact.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5),
+        fastact.reference.prelu(x, np.float32(slope) if abs(slope) < 1e30 else 0.5),
+    )
 
 
 @pytest.mark.parametrize("shape", [(1000,), (20, 50), (3, 7, 11), (65536,), (65537,)], ids=str)
@@ -1385,7 +1534,7 @@ def test_prelu_one_float_slope_shortcuts_match_the_general_path(dtype, shape):
     g = r.standard_normal(shape).astype(dtype)
     x.reshape(-1)[:4] = [0.0, -0.0, -np.inf, np.inf]
     for w in (0.3, -0.5, 0.0):
-        w_arr = np.array([w], dtype)            # the general path (a 1-element array)
+        w_arr = np.array([w], dtype)  # the general path (a 1-element array)
         np.testing.assert_array_equal(fastact.prelu(x, w), fastact.prelu(x, w_arr))
         gx, gw = fastact.prelu_backward(g, x, w)
         gx2, gw2 = fastact.prelu_backward(g, x, w_arr)
@@ -1405,8 +1554,10 @@ def test_prelu_one_float_slope_shortcuts_match_the_general_path(dtype, shape):
 # tools/sweep_gelu_f32.py runs every float32 of [-15, 16] (where the result is neither 0 nor
 # x, the derivative neither 0 nor 1) through each path; here every 997th, on each path.
 
+
 def _paths_of_this_cpu():
     from fastact import _activations as ext
+
     cur = ext.get_isa()
     got = []
     for cap in ("avx512", "avx2", "baseline"):
@@ -1421,13 +1572,19 @@ def _paths_of_this_cpu():
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_float32_sampled_sweep_every_path(approximate):
     from fastact import _activations as ext
+
     lo, hi = np.float32(-15.0).view(np.uint32), np.float32(16.0).view(np.uint32)
-    bits = np.concatenate([np.arange(0, int(hi) + 1, 997, dtype=np.uint64),
-                           np.arange(0x80000000, int(lo) + 1, 997, dtype=np.uint64)])
+    bits = np.concatenate(
+        [
+            np.arange(0, int(hi) + 1, 997, dtype=np.uint64),
+            np.arange(0x80000000, int(lo) + 1, 997, dtype=np.uint64),
+        ]
+    )
     x = bits.astype(np.uint32).view(np.float32)
     g = rng(3).standard_normal(x.size).astype(np.float32)
-    case = next(c for c in CASES if c.name == "gelu" and
-                c.params.get("approximate", "none") == approximate)
+    case = next(
+        c for c in CASES if c.name == "gelu" and c.params.get("approximate", "none") == approximate
+    )
     want_y = truth_forward(case, x)
     want_gx = truth_backward(case, g, x)
     cur = ext.get_isa()
@@ -1435,9 +1592,12 @@ def test_gelu_float32_sampled_sweep_every_path(approximate):
         for cap in _paths_of_this_cpu():
             ext.set_isa(cap)
             y = case.forward(x)
-            assert_forward_close(y, want_y, np.float32, what=f"gelu {approximate} forward, {cap}", x=x)
+            assert_forward_close(
+                y, want_y, np.float32, what=f"gelu {approximate} forward, {cap}", x=x
+            )
             gx = case.backward(g, x)
-            assert_backward_close(gx, want_gx, g, np.float32,
-                                  what=f"gelu {approximate} backward, {cap}", s=x)
+            assert_backward_close(
+                gx, want_gx, g, np.float32, what=f"gelu {approximate} backward, {cap}", s=x
+            )
     finally:
         ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))

@@ -1,4 +1,5 @@
 """`fastact bench`: runs, prints the summary columns, saves JSON (timings are not checked)."""
+
 from __future__ import annotations
 
 import json
@@ -6,15 +7,30 @@ import json
 import numpy as np
 import pytest
 
-import fastact
 from fastact import _peers as peers
 from fastact import bench as fb
 
 
 def test_bench_quick_json_and_markdown(tmp_path, capsys):
     path = tmp_path / "b.json"
-    assert fb.main(["--quick", "--only", "relu,sigmoid", "--sizes", "1e3", "--rounds", "1",
-                    "--no-torch", "--json", str(path), "--markdown"]) == 0
+    assert (
+        fb.main(
+            [
+                "--quick",
+                "--only",
+                "relu,sigmoid",
+                "--sizes",
+                "1e3",
+                "--rounds",
+                "1",
+                "--no-torch",
+                "--json",
+                str(path),
+                "--markdown",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "smallest speed-up vs NumPy" in out and "call overhead, 16 elements" in out
     assert "| relu |" in out
@@ -22,7 +38,11 @@ def test_bench_quick_json_and_markdown(tmp_path, capsys):
     assert data["n_threads"] == 1 and data["dtype"] == "float32"
     rows = data["rows"]
     assert [(r["activation"], r["direction"]) for r in rows] == [
-        ("relu", "fwd"), ("relu", "bwd"), ("sigmoid", "fwd"), ("sigmoid", "bwd")]
+        ("relu", "fwd"),
+        ("relu", "bwd"),
+        ("sigmoid", "fwd"),
+        ("sigmoid", "bwd"),
+    ]
     for r in rows:
         assert r["n"] == 1000 and r["bytes"] == (8000 if r["direction"] == "fwd" else 12000)
         for k in ("fastact_us", "numpy_us", "copy_us", "vs_numpy", "GB_per_s", "copy_fraction"):

@@ -1,4 +1,5 @@
 """fastact.show_config() / fastact.config(), the ISA switch, and the `fastact` CLI."""
+
 from __future__ import annotations
 
 import os
@@ -10,10 +11,9 @@ from importlib import metadata
 
 import numpy as np
 import pytest
+from conftest import PURE, native_only
 
 import fastact
-
-from conftest import PURE, native_only
 
 
 def _printed(capsys):
@@ -34,9 +34,16 @@ def test_show_config_prints_every_config_entry(capsys):
 
 def test_show_config_expected_keys(capsys):
     out, lines = _printed(capsys)
-    keys = {ln[:max(len(k) for k in fastact.config())].strip() for ln in lines}
-    for key in ("fastact", "python", "numpy", "backend", "usable cores", "default n_threads",
-                "BLAS (numpy)"):
+    keys = {ln[: max(len(k) for k in fastact.config())].strip() for ln in lines}
+    for key in (
+        "fastact",
+        "python",
+        "numpy",
+        "backend",
+        "usable cores",
+        "default n_threads",
+        "BLAS (numpy)",
+    ):
         assert key in keys, key
     if PURE:
         assert "SIMD path in use" not in keys and "OpenMP" not in keys
@@ -50,8 +57,10 @@ def _declared_version():
     try:
         return metadata.version("fastact")
     except metadata.PackageNotFoundError:
-        import tomllib
         from pathlib import Path
+
+        import tomllib
+
         pyproject = Path(fastact.__file__).resolve().parent.parent / "pyproject.toml"
         with open(pyproject, "rb") as f:
             return tomllib.load(f)["project"]["version"]
@@ -75,6 +84,7 @@ def test_config_values():
 @native_only
 def test_config_reports_the_isa_in_use():
     from fastact import _activations as ext
+
     isa = fastact.config()["SIMD path in use"]
     assert isa == ext.get_isa()
     assert isa in ext.ISA_NAMES.values()
@@ -91,10 +101,17 @@ def _isa_in_subprocess(value):
     env = {k: v for k, v in os.environ.items() if k != "FASTACT_PUREPYTHON"}
     env["FASTACT_ISA"] = value
     r = subprocess.run(
-        [sys.executable, "-c",
-         "import fastact; print(fastact.config()['SIMD path in use']); "
-         "from fastact import _activations as e; print(int(e.cpu_has_avx2_fma()))"],
-        env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import fastact; print(fastact.config()['SIMD path in use']); "
+            "from fastact import _activations as e; print(int(e.cpu_has_avx2_fma()))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     isa, has_avx2 = r.stdout.split()
     return isa, has_avx2 == "1"
@@ -103,7 +120,7 @@ def _isa_in_subprocess(value):
 @native_only
 def test_isa_environment_variable():
     assert _isa_in_subprocess("baseline")[0] == "baseline"
-    assert _isa_in_subprocess("BASELINE")[0] == "baseline"          # case-insensitive
+    assert _isa_in_subprocess("BASELINE")[0] == "baseline"  # case-insensitive
     isa, has_avx2 = _isa_in_subprocess("avx2")
     assert isa == ("avx2+fma" if has_avx2 else "baseline")
 
@@ -115,6 +132,7 @@ def test_a_cpu_without_avx2_gets_the_baseline_loops():
     AVX2+FMA) gets the portable loops under every cap; AVX2+FMA and AVX-512 CPUs get theirs
     when this build has them (FASTACT_AVX2=0: never)."""
     from fastact import _activations as ext
+
     for cap in ("avx512", "avx2", "baseline"):
         assert ext.pick_isa(cap, False, False) == "baseline"
         assert ext.pick_isa(cap, False, True) == "baseline"
@@ -125,11 +143,13 @@ def test_a_cpu_without_avx2_gets_the_baseline_loops():
     assert ext.pick_isa("avx512", True, True) == ("avx512" if fast else "baseline")
     # and this CPU got what its features say (under the cap FASTACT_ISA sets)
     cap = {"auto": "avx512", "avx512": "avx512", "avx2": "avx2", "baseline": "baseline"}[
-        os.environ.get("FASTACT_ISA", "auto").lower()]
+        os.environ.get("FASTACT_ISA", "auto").lower()
+    ]
     assert ext.get_isa() == ext.pick_isa(cap, ext.cpu_has_avx2_fma(), ext.cpu_has_avx512())
 
 
 # ---- the command line (skipped until fastact/cli.py exists) -------------------------
+
 
 def _cli_env():
     return dict(os.environ)
@@ -145,8 +165,13 @@ def _check_info_output(out):
 
 def test_python_m_fastact_info():
     pytest.importorskip("fastact.cli")
-    r = subprocess.run([sys.executable, "-m", "fastact", "info"], env=_cli_env(),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastact", "info"],
+        env=_cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     _check_info_output(r.stdout)
 
@@ -170,6 +195,11 @@ def test_fastact_console_script_info():
 
 def test_cli_unknown_command_fails():
     pytest.importorskip("fastact.cli")
-    r = subprocess.run([sys.executable, "-m", "fastact", "no-such-command"], env=_cli_env(),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastact", "no-such-command"],
+        env=_cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0

@@ -8,6 +8,7 @@ count, not a timing: after a warm-up (caches, allocator pools), a further batch 
 may not grow the peak resident memory by more than a small fraction of what the calls
 allocate in total, so a per-call leak of even one small array fails it.
 """
+
 from __future__ import annotations
 
 import gc
@@ -16,17 +17,16 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import CASES
 
 import fastact
-
-from conftest import CASES, PURE
 
 # under tools/sanitize.sh (libasan preloaded) resident memory measures ASan's quarantine of
 # freed blocks, not leaks: the RSS tests stand down there (LeakSanitizer covers leaks)
 _ASAN = "libasan" in __import__("os").environ.get("LD_PRELOAD", "")
-rss_test = pytest.mark.skipif(_ASAN, reason="under AddressSanitizer, resident memory holds "
-                                            "its quarantine of freed blocks")
-
+rss_test = pytest.mark.skipif(
+    _ASAN, reason="under AddressSanitizer, resident memory holds its quarantine of freed blocks"
+)
 
 
 def _rss_bytes() -> int:
@@ -58,8 +58,18 @@ def _calls():
         fb = getattr(fastact, case.name + "_backward")
         calls.append((case.id, lambda f=f, kw=kw: f(x, **kw)))
         calls.append((case.id + " out=", lambda f=f, kw=kw: f(x, out=out, **kw)))
-        calls.append((case.id + " f32 strided", lambda f=f, kw=kw: f(x32[:, ::2], **{
-            k: (v[::2].astype(np.float32) if isinstance(v, np.ndarray) else v) for k, v in kw.items()})))
+        calls.append(
+            (
+                case.id + " f32 strided",
+                lambda f=f, kw=kw: f(
+                    x32[:, ::2],
+                    **{
+                        k: (v[::2].astype(np.float32) if isinstance(v, np.ndarray) else v)
+                        for k, v in kw.items()
+                    },
+                ),
+            )
+        )
         calls.append((case.id + "_backward", lambda fb=fb, kw=kw: fb(g, x, **kw)))
         # error paths: wrong dtype, wrong shape
         calls.append((case.id + " TypeError", lambda f=f, kw=kw: f(x.astype(np.complex64), **kw)))
@@ -73,7 +83,10 @@ def _calls():
         ("softmax_cross_entropy probs", lambda: fastact.softmax_cross_entropy(x, np.abs(g))),
         ("softmax_cross_entropy bad label", lambda: fastact.softmax_cross_entropy(x, lab + 64)),
         ("dense_forward", lambda: fastact.dense_forward(x, W, b, "tanh")),
-        ("dense_backward", lambda: fastact.dense_backward(g, fastact.dense_forward(x, W, b, "gelu")[1])),
+        (
+            "dense_backward",
+            lambda: fastact.dense_backward(g, fastact.dense_forward(x, W, b, "gelu")[1]),
+        ),
         ("dense_forward ValueError", lambda: fastact.dense_forward(x, W[:3], b, "tanh")),
     ]
     return calls
@@ -96,7 +109,7 @@ def test_resident_memory_is_flat_over_calls_of_every_public_function():
     reps = 40
     grew = {}
     for name, call in _calls():
-        _run(call, 10)                 # warm-up: caches, allocator pools, first-call paths
+        _run(call, 10)  # warm-up: caches, allocator pools, first-call paths
         before = _rss_bytes()
         _run(call, reps)
         grown = _rss_bytes() - before
@@ -126,6 +139,7 @@ def test_resident_memory_is_flat_over_training_steps(tmp_path):
             net.train_step(X[:, :3], y, opt)
         except ValueError:
             pass
+
     for _ in range(50):
         round_()
     net.save(path)
@@ -161,19 +175,25 @@ def test_reference_counts_of_arguments_are_unchanged():
         f = getattr(fastact, case.name)
         fb = getattr(fastact, case.name + "_backward")
         kw = {"weight": w} if case.name == "prelu" else {}
-        calls += [lambda f=f, kw=kw: f(x, **kw), lambda f=f, kw=kw: f(x, out=out, **kw),
-                  lambda fb=fb, kw=kw: fb(g, x, **kw),
-                  lambda fb=fb, kw=kw: fb(g, x, out=out, **kw),
-                  lambda f=f, kw=kw: f(x.T, **kw) if case.name != "prelu" else None,
-                  lambda f=f: f(x, out=x[:2])]            # error path
-    calls += [lambda: fastact.leaky_relu(x, slope), lambda: fastact.prelu(x, slope),
-              lambda: fastact.prelu_backward(g, x, slope),
-              lambda: fastact.bias_act(x, b, "elu"),
-              lambda: fastact.bias_act_backward(g, x, "gelu", bias=b),
-              lambda: fastact.softmax_cross_entropy(x, lab),
-              lambda: fastact.softmax_cross_entropy(x, lab[:3]),
-              lambda: fastact.dense_backward(g, fastact.dense_forward(x, W, b, "relu")[1])]
-    for call in calls:                          # warm the parameter caches
+        calls += [
+            lambda f=f, kw=kw: f(x, **kw),
+            lambda f=f, kw=kw: f(x, out=out, **kw),
+            lambda fb=fb, kw=kw: fb(g, x, **kw),
+            lambda fb=fb, kw=kw: fb(g, x, out=out, **kw),
+            lambda f=f, kw=kw, name=case.name: f(x.T, **kw) if name != "prelu" else None,
+            lambda f=f: f(x, out=x[:2]),
+        ]  # error path
+    calls += [
+        lambda: fastact.leaky_relu(x, slope),
+        lambda: fastact.prelu(x, slope),
+        lambda: fastact.prelu_backward(g, x, slope),
+        lambda: fastact.bias_act(x, b, "elu"),
+        lambda: fastact.bias_act_backward(g, x, "gelu", bias=b),
+        lambda: fastact.softmax_cross_entropy(x, lab),
+        lambda: fastact.softmax_cross_entropy(x, lab[:3]),
+        lambda: fastact.dense_backward(g, fastact.dense_forward(x, W, b, "relu")[1]),
+    ]
+    for call in calls:  # warm the parameter caches
         try:
             call()
         except (TypeError, ValueError):

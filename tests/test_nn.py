@@ -3,6 +3,7 @@ formulas), initialisation, training, allocation and threads.
 
 Argument errors and API details are in test_nn_errors.py; optimizers in test_optim.py.
 """
+
 import threading
 import time
 import tracemalloc
@@ -11,22 +12,29 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact import nn, optim, reference as ref
+from fastact import nn, optim
+from fastact import reference as ref
 
 NATIVE = not fastact.PUREPYTHON
 
 # every hidden activation an MLP takes, with some parameters off their defaults
 # (prelu's learnable slope is tested in tests/test_nn_layers.py: dense_forward has no slope)
 ACTS = [(n, {}) for n in nn.MLP_ACTIVATIONS if n != "prelu"] + [
-    ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.5}), ("celu", {"alpha": 2.0}),
-    ("softplus", {"beta": 2.0, "threshold": 5.0}), ("softplus", {"beta": 0.7}),
-    ("hardtanh", {"min_val": -0.5, "max_val": 2.0}), ("gelu", {"approximate": "tanh"})]
+    ("leaky_relu", {"negative_slope": 0.2}),
+    ("elu", {"alpha": 0.5}),
+    ("celu", {"alpha": 2.0}),
+    ("softplus", {"beta": 2.0, "threshold": 5.0}),
+    ("softplus", {"beta": 0.7}),
+    ("hardtanh", {"min_val": -0.5, "max_val": 2.0}),
+    ("gelu", {"approximate": "tanh"}),
+]
 ACT_IDS = [n + ("-" + "-".join(f"{k}={v}" for k, v in p.items()) if p else "") for n, p in ACTS]
 LOSSES = list(nn.LOSSES)
 OPTIMIZERS = {
     "sgd": lambda: optim.SGD(0.05),
-    "sgd-momentum-nesterov-wd": lambda: optim.SGD(0.05, momentum=0.9, nesterov=True,
-                                                  weight_decay=1e-2),
+    "sgd-momentum-nesterov-wd": lambda: optim.SGD(
+        0.05, momentum=0.9, nesterov=True, weight_decay=1e-2
+    ),
     "adam-wd-clip": lambda: optim.Adam(1e-2, weight_decay=0.1, max_grad_norm=0.5),
     "adamw": lambda: optim.AdamW(1e-2),
 }
@@ -51,6 +59,7 @@ def _rel(a, b):
 
 
 # ---- dense layers -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("act", ACTS, ids=ACT_IDS)
 def test_dense_backward_matches_finite_differences(act):
@@ -125,12 +134,13 @@ def test_dense_empty_batch_and_strided_inputs():
     gx, gW, gb = fastact.dense_backward(np.empty((0, 3)), c)
     assert gx.shape == (0, 5) and np.all(gW == 0) and np.all(gb == 0)
     big = rng.standard_normal((8, 10))
-    x = big[::2, ::2]                                  # not contiguous
+    x = big[::2, ::2]  # not contiguous
     y, c = fastact.dense_forward(x, W, b, "relu")
     np.testing.assert_allclose(y, np.maximum(x @ W + b, 0), rtol=1e-13)
 
 
 # ---- the MLP against its NumPy twin ------------------------------------------------
+
 
 @pytest.mark.parametrize("opt", list(OPTIMIZERS))
 @pytest.mark.parametrize("loss", LOSSES)
@@ -158,7 +168,9 @@ def test_mlp_matches_reference_float64(act, loss, opt):
 
 
 @pytest.mark.parametrize("init", nn.INITS)
-@pytest.mark.parametrize("act", ACTS[:len(nn.MLP_ACTIVATIONS)], ids=ACT_IDS[:len(nn.MLP_ACTIVATIONS)])
+@pytest.mark.parametrize(
+    "act", ACTS[: len(nn.MLP_ACTIVATIONS)], ids=ACT_IDS[: len(nn.MLP_ACTIVATIONS)]
+)
 def test_mlp_every_init_matches_reference(act, init):
     sizes = [5, 9, 4, 3]
     X, y = _data(sizes, "softmax_cross_entropy", seed=6)
@@ -166,7 +178,9 @@ def test_mlp_every_init_matches_reference(act, init):
     r = ref.MLP(sizes, act, init=init, dtype=np.float64, seed=11)
     assert np.array_equal(a.theta, r.theta)
     assert np.all(np.isfinite(a.theta)) and np.any(a.theta != 0)
-    assert _rel(np.float64(a.compute_gradients(X, y)), np.float64(r.compute_gradients(X, y))) < 1e-12
+    assert (
+        _rel(np.float64(a.compute_gradients(X, y)), np.float64(r.compute_gradients(X, y))) < 1e-12
+    )
     assert _rel(a.grad_flat, r.grad_flat) < 1e-10
 
 
@@ -232,24 +246,28 @@ def test_losses_are_the_documented_means():
 
 # ---- initialisation ------------------------------------------------------------------
 
+
 def _std_uniform(a):
     return a / np.sqrt(3)
 
 
-@pytest.mark.parametrize("init,act,std", [
-    ("standard", "relu", _std_uniform(1 / np.sqrt(400))),
-    ("xavier_uniform", "tanh", 5 / 3 * _std_uniform(np.sqrt(6 / 700))),
-    ("xavier_normal", "sigmoid", np.sqrt(2 / 700)),
-    ("he_uniform", "relu", np.sqrt(2) * _std_uniform(np.sqrt(3 / 400))),
-    ("he_normal", "relu", np.sqrt(2) / np.sqrt(400)),
-    ("he_normal", ("leaky_relu", {"negative_slope": 0.3}), np.sqrt(2 / 1.09) / np.sqrt(400)),
-    ("lecun_normal", "selu", 1 / np.sqrt(400)),
-    ("auto", "relu", np.sqrt(2) / np.sqrt(400)),
-    ("auto", "gelu", np.sqrt(2) / np.sqrt(400)),
-    ("auto", "tanh", 5 / 3 * _std_uniform(np.sqrt(6 / 700))),
-    ("auto", "sigmoid", _std_uniform(np.sqrt(6 / 700))),
-    ("auto", "selu", 1 / np.sqrt(400)),
-])
+@pytest.mark.parametrize(
+    "init,act,std",
+    [
+        ("standard", "relu", _std_uniform(1 / np.sqrt(400))),
+        ("xavier_uniform", "tanh", 5 / 3 * _std_uniform(np.sqrt(6 / 700))),
+        ("xavier_normal", "sigmoid", np.sqrt(2 / 700)),
+        ("he_uniform", "relu", np.sqrt(2) * _std_uniform(np.sqrt(3 / 400))),
+        ("he_normal", "relu", np.sqrt(2) / np.sqrt(400)),
+        ("he_normal", ("leaky_relu", {"negative_slope": 0.3}), np.sqrt(2 / 1.09) / np.sqrt(400)),
+        ("lecun_normal", "selu", 1 / np.sqrt(400)),
+        ("auto", "relu", np.sqrt(2) / np.sqrt(400)),
+        ("auto", "gelu", np.sqrt(2) / np.sqrt(400)),
+        ("auto", "tanh", 5 / 3 * _std_uniform(np.sqrt(6 / 700))),
+        ("auto", "sigmoid", _std_uniform(np.sqrt(6 / 700))),
+        ("auto", "selu", 1 / np.sqrt(400)),
+    ],
+)
 def test_init_scales(init, act, std):
     net = fastact.MLP([400, 300, 10], act, init=init, dtype=np.float64, seed=0)
     W, b = net.params[0]
@@ -257,7 +275,7 @@ def test_init_scales(init, act, std):
     assert np.all(b == 0) and np.all(net.params[1][1] == 0)
     assert W.std() == pytest.approx(std, rel=0.02)
     assert abs(W.mean()) < 0.02 * std
-    if init == "auto":       # the linear output layer: xavier_uniform, gain 1
+    if init == "auto":  # the linear output layer: xavier_uniform, gain 1
         assert net.params[1][0].std() == pytest.approx(_std_uniform(np.sqrt(6 / 310)), rel=0.05)
 
 
@@ -279,11 +297,12 @@ def test_seed_determines_weights():
 
 # ---- diagnostics ---------------------------------------------------------------------
 
+
 def test_diagnostics_values():
     sizes = [6, 10, 8, 3]
     X, y = _data(sizes, "softmax_cross_entropy", rows=40, seed=9)
     net = fastact.MLP(sizes, "relu", dtype=np.float64, seed=0)
-    net.params[0][1][3] = -100.0          # unit 3 of layer 0 never fires: dead
+    net.params[0][1][3] = -100.0  # unit 3 of layer 0 never fires: dead
     net.compute_gradients(X, y)
     d = net.diagnostics()
     assert [e["activation"] for e in d] == ["relu", "relu", "identity"]
@@ -306,14 +325,15 @@ def test_diagnostics_see_sigmoid_saturation_and_vanishing_gradients():
     net = fastact.MLP(sizes, "sigmoid", init="standard", dtype=np.float64, seed=0)
     net.compute_gradients(X, y)
     dz = [e["grad_z_norm"] for e in net.diagnostics()[:-1]]
-    assert dz[0] < dz[-1] / 10          # the gradient shrinks towards the input
+    assert dz[0] < dz[-1] / 10  # the gradient shrinks towards the input
     for W, _ in net.params[:-1]:
-        W *= 40                          # big weights saturate every sigmoid
+        W *= 40  # big weights saturate every sigmoid
     net.compute_gradients(X, y)
     assert net.diagnostics()[1]["saturated_fraction"] > 0.5
 
 
 # ---- training ---------------------------------------------------------------------------
+
 
 def _digits_or_teacher():
     try:
@@ -334,8 +354,15 @@ def test_training_reaches_accuracy():
     cut = int(0.75 * len(X))
     tr, te = idx[:cut], idx[cut:]
     net = fastact.MLP([X.shape[1], 64, 64, int(y.max()) + 1], "relu", seed=0)
-    hist = net.fit(X[tr], y[tr], epochs=30, batch_size=32, optimizer=optim.Adam(3e-3),
-                   validation_data=(X[te], y[te]), verbose=0)
+    hist = net.fit(
+        X[tr],
+        y[tr],
+        epochs=30,
+        batch_size=32,
+        optimizer=optim.Adam(3e-3),
+        validation_data=(X[te], y[te]),
+        verbose=0,
+    )
     assert hist["loss"][-1] < hist["loss"][0] / 4
     acc = net.evaluate(X[te], y[te])["accuracy"]
     assert acc >= target, (task, acc)
@@ -365,11 +392,12 @@ def test_training_regression_and_binary(loss):
 
 # ---- allocation and threads ---------------------------------------------------------------
 
+
 @pytest.mark.skipif(not NATIVE, reason="the NumPy twin allocates per step by design")
 @pytest.mark.parametrize("opt", ["sgd-momentum-nesterov-wd", "adam-wd-clip", "adamw"])
 def test_train_step_allocates_nothing(opt):
     sizes = [64, 64, 64, 10]
-    rows = 256                       # one activation array = 64 KiB
+    rows = 256  # one activation array = 64 KiB
     X, y = _data(sizes, "softmax_cross_entropy", rows=rows, dtype=np.float32)
     net = fastact.MLP(sizes, "gelu", seed=0)
     o = OPTIMIZERS[opt]()
@@ -384,7 +412,7 @@ def test_train_step_allocates_nothing(opt):
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak - base < 4096, (peak - base)
+    assert peak - base < 4096, peak - base
     assert current - base < 1024
 
 
@@ -445,6 +473,7 @@ def test_train_step_releases_the_gil():
 def test_readme_use_block_runs(tmp_path, monkeypatch):
     """The README's `Use` example runs as written (it saves net.npz in the cwd)."""
     import pathlib
+
     readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
     if not readme.exists():
         pytest.skip("README.md is not beside the tests (installed package)")
@@ -457,6 +486,7 @@ def test_readme_use_block_runs(tmp_path, monkeypatch):
 
 
 # ---- sharing, copying, schedules ------------------------------------------------------------
+
 
 def _equal_to_rounding(a, b):
     """Equal up to float32 rounding of sums split differently (relative to the array's scale)."""
@@ -480,7 +510,7 @@ def test_one_network_shared_by_two_threads_is_refused_not_corrupted():
     for r in (600, 1500, 2900):
         net.compute_gradients(X[:r], y[:r])
         grads[r] = net.grad_flat.copy()
-    fresh = fastact.MLP(sizes, "relu", seed=0)      # small buffers again: the next calls grow them
+    fresh = fastact.MLP(sizes, "relu", seed=0)  # small buffers again: the next calls grow them
     net = fresh
     errors, wrong, stop = [], [], threading.Event()
 
@@ -517,6 +547,7 @@ def test_one_network_shared_by_two_threads_is_refused_not_corrupted():
 def test_deepcopy_and_pickle_copy_weights_and_shuffling():
     import copy
     import pickle
+
     rng = np.random.default_rng(3)
     X = rng.standard_normal((100, 6)).astype(np.float32)
     y = rng.integers(0, 3, 100)
@@ -565,7 +596,7 @@ def test_buffers_do_not_scale_with_the_input_width():
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert peak < 1 << 20, peak        # an input-wide buffer would be 20 MB
+    assert peak < 1 << 20, peak  # an input-wide buffer would be 20 MB
 
 
 @pytest.mark.parametrize("cls", [fastact.MLP, ref.MLP], ids=["native", "reference"])
@@ -574,7 +605,7 @@ def test_overflowing_network_warns_nothing(cls):
     into errors here)."""
     sizes = [4, 6, 3]
     X, y = _data(sizes, "softmax_cross_entropy", dtype=np.float32, seed=13)
-    net = cls(sizes, "relu", seed=0, on_nonfinite="ignore")   # (the default raises)
+    net = cls(sizes, "relu", seed=0, on_nonfinite="ignore")  # (the default raises)
     for W, _ in net.params:
         W *= np.float32(1e30)
     net.train_step(X, y, optim.Adam())

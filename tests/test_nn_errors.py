@@ -5,6 +5,7 @@ views, save/load, fit's history, callbacks and progress output, predict's shapes
 Each test runs on the native classes and on fastact.reference (under
 FASTACT_PUREPYTHON=1 both are the reference).
 """
+
 from __future__ import annotations
 
 import io
@@ -21,10 +22,12 @@ from fastact.nn import INITS, LOSSES, MLP_ACTIVATIONS
 from fastact.optim import SGD, Adam
 
 CLASSES = [pytest.param(fastact.MLP, id="fastact"), pytest.param(ref.MLP, id="reference")]
-DENSE = [pytest.param((fastact.dense_forward, fastact.dense_backward), id="fastact"),
-         pytest.param((ref.dense_forward, ref.dense_backward), id="reference")]
+DENSE = [
+    pytest.param((fastact.dense_forward, fastact.dense_backward), id="fastact"),
+    pytest.param((ref.dense_forward, ref.dense_backward), id="reference"),
+]
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
-BIG = 2**31          # one beyond the BLAS integer range
+BIG = 2**31  # one beyond the BLAS integer range
 VALID = ", ".join(MLP_ACTIVATIONS)
 
 
@@ -50,9 +53,11 @@ def cls(request):
 
 def xwb(dtype=np.float64, rows=4, n_in=3, n_out=2, seed=0):
     r = rng(seed)
-    return (r.standard_normal((rows, n_in)).astype(dtype),
-            r.standard_normal((n_in, n_out)).astype(dtype),
-            r.standard_normal(n_out).astype(dtype))
+    return (
+        r.standard_normal((rows, n_in)).astype(dtype),
+        r.standard_normal((n_in, n_out)).astype(dtype),
+        r.standard_normal(n_out).astype(dtype),
+    )
 
 
 def clf_data(rows=10, n_in=4, classes=3, dtype=np.float32, seed=0):
@@ -64,18 +69,24 @@ def clf_data(rows=10, n_in=4, classes=3, dtype=np.float32, seed=0):
 # dense_forward
 # =====================================================================================
 
-@pytest.mark.parametrize("act, hint", [
-    ("nope", ""),
-    ("Tanh", ""),
-    (5, ""),
-    (None, ""),
-    ("softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
-    ("log_softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
-])
+
+@pytest.mark.parametrize(
+    "act, hint",
+    [
+        ("nope", ""),
+        ("Tanh", ""),
+        (5, ""),
+        (None, ""),
+        ("softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
+        ("log_softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
+    ],
+)
 def test_dense_forward_unknown_activation(dense, act, hint):
     x, W, b = xwb()
-    with pytest.raises(ValueError, match=esc(f"dense_forward: unknown activation {act!r}{hint}; "
-                                             f"valid names: {VALID}.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"dense_forward: unknown activation {act!r}{hint}; valid names: {VALID}."),
+    ):
         dense[0](x, W, b, act)
 
 
@@ -92,55 +103,79 @@ def test_dense_forward_accepts_activation_objects(dense):
 def test_dense_forward_x_not_2d(dense, shape):
     _, W, b = xwb()
     x = np.ones(shape)
-    with pytest.raises(ValueError, match=esc(f"dense_forward: x must be 2-D (rows x n_in); got "
-                                             f"shape {shape}. Reshape a single sample with "
-                                             "x.reshape(1, -1).")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"dense_forward: x must be 2-D (rows x n_in); got "
+            f"shape {shape}. Reshape a single sample with "
+            "x.reshape(1, -1)."
+        ),
+    ):
         dense[0](x, W, b, "relu")
 
 
 @pytest.mark.parametrize("shape", [(2,), (3, 2, 1)])
 def test_dense_forward_W_not_2d(dense, shape):
     x, _, b = xwb()
-    with pytest.raises(ValueError, match=esc(f"dense_forward: W must be 2-D (n_in x n_out); got "
-                                             f"shape {shape}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"dense_forward: W must be 2-D (n_in x n_out); got shape {shape}.")
+    ):
         dense[0](x, np.ones(shape), b, "relu")
 
 
 @pytest.mark.parametrize("shape", [(1,), (3,), (1, 2), (2, 1), ()])
 def test_dense_forward_b_wrong_shape(dense, shape):
     x, W, _ = xwb()
-    with pytest.raises(ValueError, match=esc(f"dense_forward: b must be 1-D with W.shape[1] = 2 "
-                                             f"values; got shape {shape}.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"dense_forward: b must be 1-D with W.shape[1] = 2 values; got shape {shape}."),
+    ):
         dense[0](x, W, np.ones(shape), "relu")
 
 
 def test_dense_forward_feature_mismatch(dense):
     x, W, b = xwb()
-    with pytest.raises(ValueError, match=esc("dense_forward: x has 2 features but W has 3 rows; "
-                                             "W must be (n_in, n_out) = (2, n_out).")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "dense_forward: x has 2 features but W has 3 rows; "
+            "W must be (n_in, n_out) = (2, n_out)."
+        ),
+    ):
         dense[0](x[:, :2], W, b, "relu")
     with pytest.raises(ValueError, match=esc("dense_forward: x has 3 features but W has 2 rows")):
-        dense[0](x, W.T, np.ones(3), "relu")         # W given as (n_out, n_in)
+        dense[0](x, W.T, np.ones(3), "relu")  # W given as (n_out, n_in)
 
 
 def test_dense_forward_dtype_mismatch(dense):
     x, W, b = xwb()
-    with pytest.raises(TypeError, match=esc("x and W must have the same dtype; got float32 and "
-                                            "float64. Convert one with .astype(np.float32) or "
-                                            ".astype(np.float64).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "x and W must have the same dtype; got float32 and "
+            "float64. Convert one with .astype(np.float32) or "
+            ".astype(np.float64)."
+        ),
+    ):
         dense[0](x.astype(np.float32), W, b, "relu")
-    with pytest.raises(TypeError, match=esc("x and W must have the same dtype; got float64 and "
-                                            "float32.")):
+    with pytest.raises(
+        TypeError, match=esc("x and W must have the same dtype; got float64 and float32.")
+    ):
         dense[0](x, W.astype(np.float32), b, "relu")
-    with pytest.raises(TypeError, match=esc("x and b must have the same dtype; got float64 and "
-                                            "float32.")):
+    with pytest.raises(
+        TypeError, match=esc("x and b must have the same dtype; got float64 and float32.")
+    ):
         dense[0](x, W, b.astype(np.float32), "relu")
 
 
 def test_dense_forward_bad_input_dtype(dense):
     x, W, b = xwb()
-    with pytest.raises(TypeError, match=esc("x must be float32 or float64 (integers are computed "
-                                            "in float64); got complex128.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "x must be float32 or float64 (integers are computed in float64); got complex128."
+        ),
+    ):
         dense[0](x.astype(complex), W, b, "relu")
     with pytest.raises(TypeError, match=esc("W must be float32 or float64")):
         dense[0](x, W.astype(np.float16), b, "relu")
@@ -159,8 +194,13 @@ def test_dense_forward_out_wrong_shape(dense):
 
 def test_dense_forward_out_wrong_dtype(dense):
     x, W, b = xwb()
-    with pytest.raises(TypeError, match=esc("out has dtype float32; the result has dtype float64. "
-                                            "Pass an array of dtype float64 or out=None.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "out has dtype float32; the result has dtype float64. "
+            "Pass an array of dtype float64 or out=None."
+        ),
+    ):
         dense[0](x, W, b, "relu", out=np.empty((4, 2), np.float32))
 
 
@@ -170,28 +210,41 @@ def test_dense_forward_out_not_array_or_read_only(dense):
         dense[0](x, W, b, "relu", out=[[0.0] * 2] * 4)
     ro = np.empty((4, 2))
     ro.flags.writeable = False
-    with pytest.raises(ValueError, match=esc("out is read-only; pass a writeable array or "
-                                             "out=None.")):
+    with pytest.raises(
+        ValueError, match=esc("out is read-only; pass a writeable array or out=None.")
+    ):
         dense[0](x, W, b, "relu", out=ro)
 
 
-@pytest.mark.parametrize("make", [lambda: np.empty((4, 4))[:, ::2], lambda: np.empty((2, 4)).T,
-                                  lambda: np.empty((8, 2))[::2]],
-                         ids=["strided-cols", "fortran", "strided-rows"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: np.empty((4, 4))[:, ::2], lambda: np.empty((2, 4)).T, lambda: np.empty((8, 2))[::2]],
+    ids=["strided-cols", "fortran", "strided-rows"],
+)
 def test_dense_forward_out_not_contiguous(dense, make):
     x, W, b = xwb()
-    with pytest.raises(ValueError, match=esc("dense_forward: out must be C-contiguous (it is kept "
-                                             "as the saved output for dense_backward); pass "
-                                             "out=None.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "dense_forward: out must be C-contiguous (it is kept "
+            "as the saved output for dense_backward); pass "
+            "out=None."
+        ),
+    ):
         dense[0](x, W, b, "relu", out=make())
 
 
 def test_dense_forward_out_overlaps_input(dense):
     buf = rng().standard_normal((4, 3))
     W, b = np.eye(3), np.zeros(3)
-    with pytest.raises(ValueError, match=esc("out overlaps x, which this function still needs "
-                                             "while it writes; pass a separate array or "
-                                             "out=None.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "out overlaps x, which this function still needs "
+            "while it writes; pass a separate array or "
+            "out=None."
+        ),
+    ):
         dense[0](buf, W, b, "relu", out=buf)
     W2 = np.zeros((3, 3))
     with pytest.raises(ValueError, match=esc("out overlaps W, which this function still needs")):
@@ -211,14 +264,21 @@ def test_dense_forward_out_is_used(dense):
 
 def test_dense_forward_unexpected_parameter(dense):
     x, W, b = xwb()
-    msg = esc("dense_forward: unexpected parameter(s) alpha for activation 'leaky_relu'; it "
-              "takes negative_slope.")
+    msg = esc(
+        "dense_forward: unexpected parameter(s) alpha for activation 'leaky_relu'; it "
+        "takes negative_slope."
+    )
     with pytest.raises(TypeError, match=msg):
         dense[0](x, W, b, ("leaky_relu", {"alpha": 0.1}))
-    with pytest.raises(TypeError, match=msg):                      # keyword form
+    with pytest.raises(TypeError, match=msg):  # keyword form
         dense[0](x, W, b, "leaky_relu", alpha=0.1)
-    with pytest.raises(TypeError, match=esc("dense_forward: unexpected parameter(s) beta for "
-                                            "activation 'relu'; it takes no parameters.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "dense_forward: unexpected parameter(s) beta for "
+            "activation 'relu'; it takes no parameters."
+        ),
+    ):
         dense[0](x, W, b, "relu", beta=1.0)
 
 
@@ -228,8 +288,9 @@ def test_dense_forward_negative_slope(dense, form):
     for name, key in (("leaky_relu", "negative_slope"), ("elu", "alpha")):
         args = ((name, {key: -0.1}),) if form == "tuple" else (name,)
         kw = {} if form == "tuple" else {key: -0.1}
-        with pytest.raises(ValueError, match=esc(f"{key}=-0.1 < 0 cannot be differentiated from "
-                                                 "the saved output")):
+        with pytest.raises(
+            ValueError, match=esc(f"{key}=-0.1 < 0 cannot be differentiated from the saved output")
+        ):
             dense[0](x, W, b, *args, **kw)
 
 
@@ -253,8 +314,9 @@ def test_dense_forward_parameters_are_used(dense, form):
 def test_dense_blas_range(dense):
     """Sizes beyond the BLAS integer range are refused before anything is allocated."""
     x = np.broadcast_to(np.zeros(1), (BIG, 1))
-    with pytest.raises(ValueError, match=esc(f"rows = {BIG} is beyond the BLAS integer range "
-                                             "(2**31 - 1).")):
+    with pytest.raises(
+        ValueError, match=esc(f"rows = {BIG} is beyond the BLAS integer range (2**31 - 1).")
+    ):
         dense[0](x, np.zeros((1, 2)), np.zeros(2), "relu")
     x = np.broadcast_to(np.zeros(1), (2, BIG))
     with pytest.raises(ValueError, match=esc(f"n_in = {BIG} is beyond the BLAS integer range")):
@@ -268,12 +330,18 @@ def test_dense_blas_range(dense):
 # dense_backward
 # =====================================================================================
 
+
 @pytest.mark.parametrize("bad", [None, (1, 2), "cache", {}], ids=["None", "tuple", "str", "dict"])
 def test_dense_backward_cache_type(dense, bad):
     x, W, b = xwb()
     y, _ = dense[0](x, W, b, "tanh")
-    with pytest.raises(TypeError, match=esc("dense_backward: cache must be the DenseCache returned "
-                                            f"by dense_forward; got {type(bad).__name__}.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "dense_backward: cache must be the DenseCache returned "
+            f"by dense_forward; got {type(bad).__name__}."
+        ),
+    ):
         dense[1](np.ones_like(y), bad)
 
 
@@ -281,28 +349,44 @@ def test_dense_backward_cache_type(dense, bad):
 def test_dense_backward_grad_shape(dense, shape):
     x, W, b = xwb()
     _, cache = dense[0](x, W, b, "tanh")
-    with pytest.raises(ValueError, match=esc(f"dense_backward: grad_y has shape {shape}; the "
-                                             "layer's output has shape (4, 2).")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"dense_backward: grad_y has shape {shape}; the layer's output has shape (4, 2)."
+        ),
+    ):
         dense[1](np.ones(shape), cache)
 
 
-@pytest.mark.parametrize("layer, grad", [(np.float64, np.float32), (np.float32, np.float64),
-                                         (np.float32, np.int64)], ids=["64-32", "32-64", "32-int"])
+@pytest.mark.parametrize(
+    "layer, grad",
+    [(np.float64, np.float32), (np.float32, np.float64), (np.float32, np.int64)],
+    ids=["64-32", "32-64", "32-int"],
+)
 def test_dense_backward_grad_dtype(dense, layer, grad):
     x, W, b = xwb(layer)
     _, cache = dense[0](x, W, b, "tanh")
     got = np.dtype(np.float64 if grad == np.int64 else grad)
-    with pytest.raises(TypeError, match=esc(f"dense_backward: grad_y has dtype {got} but the "
-                                            f"layer is {np.dtype(layer)}; convert with "
-                                            f"grad_y.astype(np.{np.dtype(layer)}).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"dense_backward: grad_y has dtype {got} but the "
+            f"layer is {np.dtype(layer)}; convert with "
+            f"grad_y.astype(np.{np.dtype(layer)})."
+        ),
+    ):
         dense[1](np.ones((4, 2), grad), cache)
 
 
 def test_dense_backward_grad_not_real(dense):
     x, W, b = xwb()
     _, cache = dense[0](x, W, b, "tanh")
-    with pytest.raises(TypeError, match=esc("grad_y must be float32 or float64 (integers are "
-                                            "computed in float64); got complex128.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "grad_y must be float32 or float64 (integers are computed in float64); got complex128."
+        ),
+    ):
         dense[1](np.ones((4, 2), complex), cache)
 
 
@@ -328,25 +412,33 @@ def test_dense_backward_values(dense, act):
 # the MLP constructor
 # =====================================================================================
 
+
 @pytest.mark.parametrize("bad", [5, None, 3.0])
 def test_mlp_layer_sizes_not_iterable(cls, bad):
-    with pytest.raises(TypeError, match=esc("MLP: layer_sizes must be a list of ints [n_in, "
-                                            f"hidden..., n_out]; got {bad!r}.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"MLP: layer_sizes must be a list of ints [n_in, hidden..., n_out]; got {bad!r}."
+        ),
+    ):
         cls(bad)
 
 
 @pytest.mark.parametrize("bad", [[], [4], (4,)])
 def test_mlp_layer_sizes_too_short(cls, bad):
-    with pytest.raises(ValueError, match=esc(f"MLP: layer_sizes needs at least [n_in, n_out]; got "
-                                             f"{list(bad)}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"MLP: layer_sizes needs at least [n_in, n_out]; got {list(bad)}.")
+    ):
         cls(bad)
 
 
-@pytest.mark.parametrize("bad", [[4, 0, 3], [4, -1, 3], [0, 3], [4, 2.5, 3], [4, 3.0],
-                                 [4, True, 3], [4, "3"], [4, None]])
+@pytest.mark.parametrize(
+    "bad", [[4, 0, 3], [4, -1, 3], [0, 3], [4, 2.5, 3], [4, 3.0], [4, True, 3], [4, "3"], [4, None]]
+)
 def test_mlp_layer_sizes_not_positive_ints(cls, bad):
-    with pytest.raises(ValueError, match=esc(f"MLP: layer sizes must be positive integers; got "
-                                             f"{bad}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"MLP: layer sizes must be positive integers; got {bad}.")
+    ):
         cls(bad)
 
 
@@ -357,38 +449,57 @@ def test_mlp_layer_sizes_numpy_ints(cls):
 
 
 def test_mlp_layer_size_beyond_blas(cls):
-    with pytest.raises(ValueError, match=esc(f"a layer size = {BIG} is beyond the BLAS integer "
-                                             "range (2**31 - 1).")):
+    with pytest.raises(
+        ValueError, match=esc(f"a layer size = {BIG} is beyond the BLAS integer range (2**31 - 1).")
+    ):
         cls([BIG, 2])
 
 
 @pytest.mark.parametrize("acts, n", [(["relu"], 2), (["relu"] * 3, 2), ([], 1)])
 def test_mlp_activation_list_length(cls, acts, n):
     sizes = [4] + [5] * n + [3]
-    with pytest.raises(ValueError, match=esc(f"MLP: activation is a list of {len(acts)} but the "
-                                             f"network has {n} hidden layer(s); give one per "
-                                             "hidden layer or a single name.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"MLP: activation is a list of {len(acts)} but the "
+            f"network has {n} hidden layer(s); give one per "
+            "hidden layer or a single name."
+        ),
+    ):
         cls(sizes, acts)
 
 
-@pytest.mark.parametrize("act, hint", [
-    ("nope", ""), (3, ""), (None, ""),
-    ("softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
-])
+@pytest.mark.parametrize(
+    "act, hint",
+    [
+        ("nope", ""),
+        (3, ""),
+        (None, ""),
+        ("softmax", " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"),
+    ],
+)
 def test_mlp_unknown_activation(cls, act, hint):
-    with pytest.raises(ValueError, match=esc(f"MLP: unknown activation {act!r}{hint}; valid "
-                                             f"names: {VALID}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"MLP: unknown activation {act!r}{hint}; valid names: {VALID}.")
+    ):
         cls([4, 5, 3], act)
     with pytest.raises(ValueError, match=esc(f"MLP: unknown activation {act!r}{hint}")):
         cls([4, 5, 5, 3], ["relu", act])
 
 
 def test_mlp_activation_parameters(cls):
-    with pytest.raises(TypeError, match=esc("MLP: unexpected parameter(s) alpha for activation "
-                                            "'leaky_relu'; it takes negative_slope.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "MLP: unexpected parameter(s) alpha for activation "
+            "'leaky_relu'; it takes negative_slope."
+        ),
+    ):
         cls([4, 5, 3], ("leaky_relu", {"alpha": 0.1}))
-    with pytest.raises(ValueError, match=esc("negative_slope=-0.1 < 0 cannot be differentiated "
-                                             "from the saved output")):
+    with pytest.raises(
+        ValueError,
+        match=esc("negative_slope=-0.1 < 0 cannot be differentiated from the saved output"),
+    ):
         cls([4, 5, 3], ("leaky_relu", {"negative_slope": -0.1}))
     with pytest.raises(ValueError, match=esc("alpha=-1.0 < 0 cannot be differentiated")):
         cls([4, 5, 5, 3], ["tanh", ("elu", {"alpha": -1.0})])
@@ -398,43 +509,54 @@ def test_mlp_activation_parameters(cls):
 
 @pytest.mark.parametrize("bad", ["kaiming", "", None, "Xavier_uniform"])
 def test_mlp_unknown_init(cls, bad):
-    with pytest.raises(ValueError, match=esc(f"MLP: unknown init {bad!r}; valid: "
-                                             f"{', '.join(INITS)}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"MLP: unknown init {bad!r}; valid: {', '.join(INITS)}.")
+    ):
         cls([4, 5, 3], init=bad)
 
 
 @pytest.mark.parametrize("bad", ["cross_entropy", "bce", None, 0])
 def test_mlp_unknown_loss(cls, bad):
-    with pytest.raises(ValueError, match=esc(f"MLP: unknown loss {bad!r}; valid: "
-                                             f"{', '.join(LOSSES)}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"MLP: unknown loss {bad!r}; valid: {', '.join(LOSSES)}.")
+    ):
         cls([4, 5, 3], loss=bad)
 
 
 def test_mlp_softmax_needs_two_outputs(cls):
-    with pytest.raises(ValueError, match=esc("MLP: softmax_cross_entropy needs at least 2 outputs "
-                                             "(classes); for one output use "
-                                             "loss='binary_cross_entropy_with_logits'.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "MLP: softmax_cross_entropy needs at least 2 outputs "
+            "(classes); for one output use "
+            "loss='binary_cross_entropy_with_logits'."
+        ),
+    ):
         cls([4, 5, 1])
     assert cls([4, 5, 1], loss="binary_cross_entropy_with_logits").layer_sizes == (4, 5, 1)
 
 
 @pytest.mark.parametrize("bad", [np.float16, np.int64, int, np.longdouble, np.complex128, "i4"])
 def test_mlp_bad_dtype(cls, bad):
-    with pytest.raises(TypeError, match=esc(f"MLP: dtype must be float32 or float64; got "
-                                            f"{np.dtype(bad)}.")):
+    with pytest.raises(
+        TypeError, match=esc(f"MLP: dtype must be float32 or float64; got {np.dtype(bad)}.")
+    ):
         cls([4, 5, 3], dtype=bad)
 
 
 @pytest.mark.parametrize("bad", [None, "float99"])
 def test_mlp_dtype_that_is_not_a_dtype(cls, bad):
-    with pytest.raises(TypeError, match=esc(f"MLP: dtype must be float32 or float64; got {bad!r}.")):
+    with pytest.raises(
+        TypeError, match=esc(f"MLP: dtype must be float32 or float64; got {bad!r}.")
+    ):
         cls([4, 5, 3], dtype=bad)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "0", None, np.float64(1.0)])
 def test_mlp_bad_seed(cls, bad):
-    with pytest.raises(ValueError, match=esc(f"MLP: seed must be a non-negative integer; got "
-                                             f"{bad!r}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"MLP: seed must be a non-negative integer; got {bad!r}.")
+    ):
         cls([4, 5, 3], seed=bad)
 
 
@@ -448,6 +570,7 @@ def test_mlp_seed_numpy_int_same_weights(cls):
 # =====================================================================================
 # X and y checks
 # =====================================================================================
+
 
 def _calls(net, y):
     """(method call taking X, the prefix of its messages)"""
@@ -466,21 +589,37 @@ def test_X_wrong_float_dtype(cls, which):
     net = cls([4, 5, 3])
     X, y = clf_data()
     call, where = _calls(net, y)[which]
-    with pytest.raises(TypeError, match=esc(f"{where}: X has dtype float64 but the network is "
-                                            "float32; convert with X.astype(np.float32).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"{where}: X has dtype float64 but the network is "
+            "float32; convert with X.astype(np.float32)."
+        ),
+    ):
         call(X.astype(np.float64))
-    with pytest.raises(TypeError, match=esc(f"{where}: X has dtype int64 but the network is "
-                                            "float32; convert with X.astype(np.float32).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"{where}: X has dtype int64 but the network is "
+            "float32; convert with X.astype(np.float32)."
+        ),
+    ):
         call(np.ones((10, 4), np.int64))
-    with pytest.raises(TypeError, match=esc(f"{where}: X has dtype float16 but the network is "
-                                            "float32")):
+    with pytest.raises(
+        TypeError, match=esc(f"{where}: X has dtype float16 but the network is float32")
+    ):
         call(X.astype(np.float16))
 
 
 def test_X_float32_into_float64_net(cls):
     net = cls([4, 5, 3], dtype=np.float64)
-    with pytest.raises(TypeError, match=esc("forward: X has dtype float32 but the network is "
-                                            "float64; convert with X.astype(np.float64).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "forward: X has dtype float32 but the network is "
+            "float64; convert with X.astype(np.float64)."
+        ),
+    ):
         net.forward(np.ones((2, 4), np.float32))
     # a nested list becomes float64, which this network takes
     assert net.forward([[0.0] * 4]).shape == (1, 3)
@@ -489,8 +628,10 @@ def test_X_float32_into_float64_net(cls):
 @pytest.mark.parametrize("bad", [np.complex64, object, "U3"], ids=["complex", "object", "str"])
 def test_X_not_real(cls, bad):
     net = cls([4, 5, 3])
-    with pytest.raises(TypeError, match=esc(f"forward: X must be a real array of dtype float32; "
-                                            f"got dtype {np.dtype(bad)}.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(f"forward: X must be a real array of dtype float32; got dtype {np.dtype(bad)}."),
+    ):
         net.forward(np.ones((2, 4)).astype(bad))
 
 
@@ -500,8 +641,9 @@ def test_X_wrong_shape(cls, which, shape):
     net = cls([4, 5, 3])
     _, y = clf_data()
     call, where = _calls(net, y)[which]
-    with pytest.raises(ValueError, match=esc(f"{where}: X must have shape (rows, 4); got "
-                                             f"{shape}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"{where}: X must have shape (rows, 4); got {shape}.")
+    ):
         call(np.ones(shape, np.float32))
 
 
@@ -520,17 +662,23 @@ def test_X_not_finite(cls, which, value):
     X, y = clf_data()
     X[7, 2] = value
     call, where = _calls(net, y)[which]
-    with pytest.raises(ValueError, match=esc(f"{where}: X contains NaN or inf; clean the data "
-                                             "first (e.g. X[~np.isfinite(X)] = 0 or drop those "
-                                             "rows).")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"{where}: X contains NaN or inf; clean the data "
+            "first (e.g. X[~np.isfinite(X)] = 0 or drop those "
+            "rows)."
+        ),
+    ):
         call(X)
 
 
 def test_X_rows_beyond_blas(cls):
     net = cls([4, 5, 3])
     X = np.broadcast_to(np.zeros(4, np.float32), (BIG, 4))
-    with pytest.raises(ValueError, match=esc(f"rows = {BIG} is beyond the BLAS integer range "
-                                             "(2**31 - 1).")):
+    with pytest.raises(
+        ValueError, match=esc(f"rows = {BIG} is beyond the BLAS integer range (2**31 - 1).")
+    ):
         net.forward(X)
 
 
@@ -542,28 +690,43 @@ def test_X_non_contiguous_accepted(cls):
 
 # -- y, softmax cross-entropy --
 
+
 def _ycalls(net, X):
     return [
         (lambda y: net.compute_gradients(X, y), "compute_gradients"),
         (lambda y: net.train_step(X, y, SGD(0.1)), "train_step"),
         (lambda y: net.evaluate(X, y), "evaluate"),
         (lambda y: net.fit(X, y, verbose=0), "fit"),
-        (lambda y: net.fit(X, np.zeros(len(X), np.int64) if net.loss == "softmax_cross_entropy"
-                           else np.zeros((len(X), net.layer_sizes[-1]), net.dtype),
-                           validation_data=(X, y), verbose=0), "fit (validation_data)"),
+        (
+            lambda y: net.fit(
+                X,
+                np.zeros(len(X), np.int64)
+                if net.loss == "softmax_cross_entropy"
+                else np.zeros((len(X), net.layer_sizes[-1]), net.dtype),
+                validation_data=(X, y),
+                verbose=0,
+            ),
+            "fit (validation_data)",
+        ),
     ]
 
 
 @pytest.mark.parametrize("which", range(5))
-@pytest.mark.parametrize("bad", [np.float64, np.float32, np.bool_, object],
-                         ids=["f64", "f32", "bool", "object"])
+@pytest.mark.parametrize(
+    "bad", [np.float64, np.float32, np.bool_, object], ids=["f64", "f32", "bool", "object"]
+)
 def test_y_labels_not_integers(cls, which, bad):
     net = cls([4, 5, 3])
     X, y = clf_data()
     call, where = _ycalls(net, X)[which]
-    with pytest.raises(TypeError, match=esc(f"{where}: y must hold integer class indices for "
-                                            f"softmax_cross_entropy; got dtype {np.dtype(bad)}. "
-                                            "Convert with y.astype(np.int64).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"{where}: y must hold integer class indices for "
+            f"softmax_cross_entropy; got dtype {np.dtype(bad)}. "
+            "Convert with y.astype(np.int64)."
+        ),
+    ):
         call(y.astype(bad))
 
 
@@ -573,8 +736,10 @@ def test_y_labels_wrong_shape(cls, which, shape):
     net = cls([4, 5, 3])
     X, _ = clf_data()
     call, where = _ycalls(net, X)[which]
-    with pytest.raises(ValueError, match=esc(f"{where}: y must have shape (10,), one class index "
-                                             f"per row of X; got {shape}.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"{where}: y must have shape (10,), one class index per row of X; got {shape}."),
+    ):
         call(np.zeros(shape, np.int64))
 
 
@@ -586,8 +751,13 @@ def test_y_label_out_of_range(cls, which, bad):
     y = y.copy()
     y[4] = bad
     call, where = _ycalls(net, X)[which]
-    with pytest.raises(ValueError, match=esc(f"{where}: label {bad} is out of range; the network "
-                                             "has 3 classes, so labels must be in [0, 2].")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"{where}: label {bad} is out of range; the network "
+            "has 3 classes, so labels must be in [0, 2]."
+        ),
+    ):
         call(y)
 
 
@@ -595,9 +765,13 @@ def test_y_huge_unsigned_label_reported_as_given(cls):
     net = cls([4, 5, 3])
     X, y = clf_data()
     y = y.astype(np.uint64)
-    y[2] = 2**63 + 5                      # would wrap to a negative int64
-    with pytest.raises(ValueError, match=esc(f"compute_gradients: label {2**63 + 5} is out of "
-                                             "range; the network has 3 classes")):
+    y[2] = 2**63 + 5  # would wrap to a negative int64
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"compute_gradients: label {2**63 + 5} is out of range; the network has 3 classes"
+        ),
+    ):
         net.compute_gradients(X, y)
 
 
@@ -621,8 +795,13 @@ def test_y_float64_targets_into_float32_net(cls, loss, which):
     net = cls([4, 5, 2], loss=loss)
     X, _ = clf_data()
     call, where = _ycalls(net, X)[which]
-    with pytest.raises(TypeError, match=esc(f"{where}: y has dtype float64 but the network is "
-                                            "float32; convert with y.astype(np.float32).")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"{where}: y has dtype float64 but the network is "
+            "float32; convert with y.astype(np.float32)."
+        ),
+    ):
         call(np.zeros((10, 2)))
 
 
@@ -630,8 +809,9 @@ def test_y_float64_targets_into_float32_net(cls, loss, which):
 def test_y_targets_not_real(cls, loss):
     net = cls([4, 5, 2], loss=loss)
     X, _ = clf_data()
-    with pytest.raises(TypeError, match=esc("compute_gradients: y must be real numbers; got "
-                                            "dtype complex128.")):
+    with pytest.raises(
+        TypeError, match=esc("compute_gradients: y must be real numbers; got dtype complex128.")
+    ):
         net.compute_gradients(X, np.zeros((10, 2), complex))
 
 
@@ -642,8 +822,7 @@ def test_y_targets_wrong_shape(cls, loss, which, shape):
     net = cls([4, 5, 2], loss=loss)
     X, _ = clf_data()
     call, where = _ycalls(net, X)[which]
-    with pytest.raises(ValueError, match=esc(f"{where}: y must have shape (10, 2); got "
-                                             f"{shape}.")):
+    with pytest.raises(ValueError, match=esc(f"{where}: y must have shape (10, 2); got {shape}.")):
         call(np.zeros(shape, np.float32))
 
 
@@ -652,8 +831,9 @@ def test_y_targets_wrong_shape(cls, loss, which, shape):
 def test_y_targets_wrong_shape_one_output(cls, loss, shape):
     net = cls([4, 5, 1], loss=loss)
     X, _ = clf_data()
-    with pytest.raises(ValueError, match=esc(f"evaluate: y must have shape (10, 1) or (10,); got "
-                                             f"{shape}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"evaluate: y must have shape (10, 1) or (10,); got {shape}.")
+    ):
         net.evaluate(X, np.zeros(shape, np.float32))
 
 
@@ -664,7 +844,7 @@ def test_y_one_output_vector_or_column(cls, loss):
     t = (rng(2).random(10) > 0.5).astype(np.float64)
     a = net.compute_gradients(X, t)
     assert net.compute_gradients(X, t[:, None]) == a
-    assert net.compute_gradients(X, t.astype(np.int64)) == a       # integers are converted
+    assert net.compute_gradients(X, t.astype(np.int64)) == a  # integers are converted
     assert net.compute_gradients(X, t.astype(bool)) == a
 
 
@@ -685,14 +865,20 @@ def test_y_targets_not_finite(cls, loss, which, value):
 # train_step, fit, predict_proba, diagnostics
 # =====================================================================================
 
+
 @pytest.mark.parametrize("bad", ["sgd", None, SGD, 0.1], ids=["str", "None", "class", "float"])
 def test_train_step_not_an_optimizer(cls, bad):
     net = cls([4, 5, 3])
     X, y = clf_data()
     theta = net.theta.copy()
-    with pytest.raises(TypeError, match=esc("train_step: optimizer must be a fastact.optim "
-                                            "optimizer (SGD, Adam, AdamW); got "
-                                            f"{type(bad).__name__}.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "train_step: optimizer must be a fastact.optim "
+            "optimizer (SGD, Adam, AdamW); got "
+            f"{type(bad).__name__}."
+        ),
+    ):
         net.train_step(X, y, bad)
     np.testing.assert_array_equal(net.theta, theta)
 
@@ -702,8 +888,9 @@ def test_train_step_not_an_optimizer(cls, bad):
 def test_fit_bad_counts(cls, name, bad):
     net = cls([4, 5, 3])
     X, y = clf_data()
-    with pytest.raises(ValueError, match=esc(f"fit: {name} must be a positive integer; got "
-                                             f"{bad!r}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"fit: {name} must be a positive integer; got {bad!r}.")
+    ):
         net.fit(X, y, **{name: bad}, verbose=0)
 
 
@@ -711,19 +898,30 @@ def test_fit_bad_counts(cls, name, bad):
 def test_fit_not_an_optimizer(cls, bad):
     net = cls([4, 5, 3])
     X, y = clf_data()
-    with pytest.raises(TypeError, match=esc("fit: optimizer must be a fastact.optim optimizer; "
-                                            f"got {type(bad).__name__}.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(f"fit: optimizer must be a fastact.optim optimizer; got {type(bad).__name__}."),
+    ):
         net.fit(X, y, optimizer=bad, verbose=0)
 
 
-@pytest.mark.parametrize("make", [lambda X, y: 5, lambda X, y: "abc", lambda X, y: (X,),
-                                  lambda X, y: (X, y, y), lambda X, y: [X]],
-                         ids=["int", "str", "one", "three", "list-of-one"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X, y: 5,
+        lambda X, y: "abc",
+        lambda X, y: (X,),
+        lambda X, y: (X, y, y),
+        lambda X, y: [X],
+    ],
+    ids=["int", "str", "one", "three", "list-of-one"],
+)
 def test_fit_validation_data_not_a_pair(cls, make):
     net = cls([4, 5, 3])
     X, y = clf_data()
-    with pytest.raises(ValueError, match=esc("fit: validation_data must be a pair (X_val, "
-                                             "y_val).")):
+    with pytest.raises(
+        ValueError, match=esc("fit: validation_data must be a pair (X_val, y_val).")
+    ):
         net.fit(X, y, validation_data=make(X, y), verbose=0)
 
 
@@ -731,22 +929,26 @@ def test_fit_validation_data_checked_before_training(cls):
     net = cls([4, 5, 3])
     X, y = clf_data()
     theta = net.theta.copy()
-    with pytest.raises(ValueError, match=esc("fit (validation_data): X must have shape (rows, 4); "
-                                             "got (10, 3).")):
+    with pytest.raises(
+        ValueError, match=esc("fit (validation_data): X must have shape (rows, 4); got (10, 3).")
+    ):
         net.fit(X, y, validation_data=(X[:, :3], y), verbose=0)
     with pytest.raises(TypeError, match=esc("fit (validation_data): X has dtype float64")):
         net.fit(X, y, validation_data=(X.astype(np.float64), y), verbose=0)
     np.testing.assert_array_equal(net.theta, theta)
 
 
-@pytest.mark.parametrize("bad", [[1], [lambda *a: None, "stop"], (None,)],
-                         ids=["int", "str-after-callable", "None"])
+@pytest.mark.parametrize(
+    "bad", [[1], [lambda *a: None, "stop"], (None,)], ids=["int", "str-after-callable", "None"]
+)
 def test_fit_callbacks_not_callable(cls, bad):
     net = cls([4, 5, 3])
     X, y = clf_data()
     theta = net.theta.copy()
-    with pytest.raises(TypeError, match=esc("fit: callbacks must be callables cb(net, epoch, "
-                                            f"logs); got {bad[-1]!r}.")):
+    with pytest.raises(
+        TypeError,
+        match=esc(f"fit: callbacks must be callables cb(net, epoch, logs); got {bad[-1]!r}."),
+    ):
         net.fit(X, y, callbacks=bad, verbose=0)
     np.testing.assert_array_equal(net.theta, theta)
 
@@ -764,13 +966,19 @@ def test_fit_callbacks_not_a_list(cls, bad):
 def test_predict_proba_on_regressor(cls):
     net = cls([4, 5, 2], loss="mse")
     X, _ = clf_data()
-    with pytest.raises(ValueError, match=esc("predict_proba: the network is a regressor "
-                                             "(loss='mse'); use predict or forward.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "predict_proba: the network is a regressor (loss='mse'); use predict or forward."
+        ),
+    ):
         net.predict_proba(X)
 
 
-DIAG_MSG = esc("diagnostics: nothing recorded yet; call compute_gradients(X, y) first (or "
-               "train_step on a network made with diagnostics=True).")
+DIAG_MSG = esc(
+    "diagnostics: nothing recorded yet; call compute_gradients(X, y) first (or "
+    "train_step on a network made with diagnostics=True)."
+)
 
 
 def test_diagnostics_before_compute_gradients(cls):
@@ -780,7 +988,7 @@ def test_diagnostics_before_compute_gradients(cls):
         net.diagnostics()
     net.forward(X)
     net.evaluate(X, y)
-    net.train_step(X, y, SGD(0.1))          # diagnostics=False: train_step records nothing
+    net.train_step(X, y, SGD(0.1))  # diagnostics=False: train_step records nothing
     with pytest.raises(RuntimeError, match=DIAG_MSG):
         net.diagnostics()
 
@@ -792,7 +1000,7 @@ def test_diagnostics_values(cls, record):
     if record == "compute_gradients":
         net.compute_gradients(X, y)
     else:
-        net.train_step(X, y, SGD(0.0))       # lr 0: the grads stay those of these weights
+        net.train_step(X, y, SGD(0.0))  # lr 0: the grads stay those of these weights
     d = net.diagnostics()
     assert [e["layer"] for e in d] == [0, 1, 2]
     assert [e["activation"] for e in d] == ["tanh", "relu", "identity"]
@@ -810,6 +1018,7 @@ def test_diagnostics_values(cls, record):
 # load
 # =====================================================================================
 
+
 def _config(net, **change):
     meta = {"format": "fastact.MLP/1", **net.config(), **change}
     return np.array(json.dumps(meta))
@@ -819,22 +1028,31 @@ def _config(net, **change):
 def test_load_missing_keys(cls, tmp_path, keys):
     net = cls([4, 5, 3])
     p = str(tmp_path / "net.npz")
-    arrays = {"theta": net.theta, "config": _config(net), "weights": net.theta,
-              "meta": _config(net)}
+    arrays = {
+        "theta": net.theta,
+        "config": _config(net),
+        "weights": net.theta,
+        "meta": _config(net),
+    }
     np.savez(p, **{k: arrays[k] for k in keys})
-    with pytest.raises(ValueError, match=esc(f"MLP.load: {p!r} is not a fastact MLP file (it "
-                                             "lacks 'config' or 'theta').")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"MLP.load: {p!r} is not a fastact MLP file (it lacks 'config' or 'theta')."),
+    ):
         cls.load(p)
 
 
-@pytest.mark.parametrize("fmt", ["fastact.MLP/0", "fastact.MLP/3", "fastact.Sequential/1", "",
-                                 None, "keras"])
+@pytest.mark.parametrize(
+    "fmt", ["fastact.MLP/0", "fastact.MLP/3", "fastact.Sequential/1", "", None, "keras"]
+)
 def test_load_wrong_format(cls, tmp_path, fmt):
     net = cls([4, 5, 3])
     p = str(tmp_path / "net.npz")
     np.savez(p, config=_config(net, format=fmt), theta=net.theta)
-    with pytest.raises(ValueError, match=esc(f"MLP.load: {p!r} has format {fmt!r}; this version "
-                                             "reads 'fastact.MLP/2'.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"MLP.load: {p!r} has format {fmt!r}; this version reads 'fastact.MLP/2'."),
+    ):
         cls.load(p)
 
 
@@ -842,22 +1060,32 @@ def test_load_missing_format(cls, tmp_path):
     net = cls([4, 5, 3])
     p = str(tmp_path / "net.npz")
     np.savez(p, config=np.array(json.dumps(net.config())), theta=net.theta)
-    with pytest.raises(ValueError, match=esc(f"MLP.load: {p!r} has format None; this version "
-                                             "reads 'fastact.MLP/2'.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"MLP.load: {p!r} has format None; this version reads 'fastact.MLP/2'."),
+    ):
         cls.load(p)
 
 
-@pytest.mark.parametrize("theta, desc", [
-    (np.zeros(42, np.float32), "42 float32"), (np.zeros(44, np.float32), "44 float32"),
-    (np.zeros(43, np.float64), "43 float64"), (np.zeros((43, 1), np.float32), "43 float32"),
-], ids=["short", "long", "dtype", "2-D"])
+@pytest.mark.parametrize(
+    "theta, desc",
+    [
+        (np.zeros(42, np.float32), "42 float32"),
+        (np.zeros(44, np.float32), "44 float32"),
+        (np.zeros(43, np.float64), "43 float64"),
+        (np.zeros((43, 1), np.float32), "43 float32"),
+    ],
+    ids=["short", "long", "dtype", "2-D"],
+)
 def test_load_theta_mismatch(cls, tmp_path, theta, desc):
     net = cls([4, 5, 3])
     assert net.n_params == 43
     p = str(tmp_path / "net.npz")
     np.savez(p, config=_config(net), theta=theta)
-    with pytest.raises(ValueError, match=esc(f"MLP.load: {p!r} holds {desc} parameters; the "
-                                             "configuration needs 43 float32.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(f"MLP.load: {p!r} holds {desc} parameters; the configuration needs 43 float32."),
+    ):
         cls.load(p)
 
 
@@ -872,15 +1100,21 @@ def test_load_bad_config_values(cls, tmp_path):
     with pytest.raises(ValueError, match=esc("MLP: unknown activation 'softmax' (row-wise")):
         cls.load(p)
     np.savez(p, config=_config(net, batchnorm="middle"), theta=net.theta)
-    with pytest.raises(ValueError, match=esc("MLP: batchnorm must be None, 'before' or "
-                                             "'after' (relative to the activation); got "
-                                             "'middle'.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "MLP: batchnorm must be None, 'before' or "
+            "'after' (relative to the activation); got "
+            "'middle'."
+        ),
+    ):
         cls.load(p)
 
 
 # =====================================================================================
 # API behaviour
 # =====================================================================================
+
 
 def numpy_forward(net, X):
     a = X.astype(np.float64)
@@ -909,7 +1143,7 @@ def test_params_are_views(cls, dtype):
     after = net.forward(X)
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, numpy_forward(net, X), rtol=tol, atol=tol)
-    assert net.theta[W0.size] == 0.5        # b0 follows W0 in theta
+    assert net.theta[W0.size] == 0.5  # b0 follows W0 in theta
     # writing theta is seen through params and by the network
     net.theta[...] = 0
     assert not net.params[0][0].any()
@@ -922,9 +1156,9 @@ def test_grads_are_views(cls):
     net.compute_gradients(X, y)
     o = 0
     for gW, gb in net.grads:
-        np.testing.assert_array_equal(net.grad_flat[o:o + gW.size], gW.ravel())
+        np.testing.assert_array_equal(net.grad_flat[o : o + gW.size], gW.ravel())
         o += gW.size
-        np.testing.assert_array_equal(net.grad_flat[o:o + gb.size], gb)
+        np.testing.assert_array_equal(net.grad_flat[o : o + gb.size], gb)
         o += gb.size
         assert np.abs(gW).max() > 0
     assert o == net.n_params
@@ -944,7 +1178,7 @@ def test_save_load_round_trip(cls, tmp_path, dtype, act):
     sizes = [4, 6, 5, 3] if isinstance(act, list) else [4, 6, 3]
     net = cls(sizes, act, init="xavier_normal", dtype=dtype, seed=3)
     X, y = clf_data(dtype=dtype)
-    net.train_step(X, y, Adam(lr=0.01))          # weights that are not the seed's
+    net.train_step(X, y, Adam(lr=0.01))  # weights that are not the seed's
     p = tmp_path / "net.npz"
     net.save(p)
     for loader in (fastact.MLP, ref.MLP):
@@ -954,7 +1188,12 @@ def test_save_load_round_trip(cls, tmp_path, dtype, act):
         np.testing.assert_array_equal(back.theta.view(np.uint8), net.theta.view(np.uint8))
         assert back.activations == net.activations
         assert (back.layer_sizes, back.loss, back.init, back.seed, back.dtype) == (
-            net.layer_sizes, net.loss, net.init, net.seed, net.dtype)
+            net.layer_sizes,
+            net.loss,
+            net.init,
+            net.seed,
+            net.dtype,
+        )
         assert back.config() == net.config()
         if loader is cls:
             np.testing.assert_array_equal(back.forward(X), net.forward(X))
@@ -1033,7 +1272,7 @@ def test_fit_callback_true_stops_after_that_epoch(cls, stop_at):
     h = net.fit(X, y, epochs=5, batch_size=4, callbacks=[cb], verbose=0)
     assert len(h["loss"]) == stop_at + 1 == len(seen)
     assert seen[-1] == (stop_at, ["accuracy", "loss", "time"])
-    assert net.optimizer.t == 3 * (stop_at + 1)         # 3 batches per epoch
+    assert net.optimizer.t == 3 * (stop_at + 1)  # 3 batches per epoch
 
 
 def test_fit_callback_truthy_but_not_true_continues(cls):
@@ -1058,23 +1297,30 @@ def test_fit_every_callback_runs_in_the_stopping_epoch(cls):
     net = cls([4, 5, 3])
     X, y = clf_data()
     log = []
-    h = net.fit(X, y, epochs=5, verbose=0,
-                callbacks=[lambda n, e, l: e == 1, lambda n, e, l: log.append(e)])
+    h = net.fit(
+        X, y, epochs=5, verbose=0, callbacks=[lambda n, e, l: e == 1, lambda n, e, l: log.append(e)]
+    )
     assert len(h["loss"]) == 2
     assert log == [0, 1]
 
 
-@pytest.mark.parametrize("loss, n_out, keys", [
-    ("softmax_cross_entropy", 3, {"loss", "accuracy", "time"}),
-    ("binary_cross_entropy_with_logits", 2, {"loss", "accuracy", "time"}),
-    ("mse", 2, {"loss", "time"}),
-])
+@pytest.mark.parametrize(
+    "loss, n_out, keys",
+    [
+        ("softmax_cross_entropy", 3, {"loss", "accuracy", "time"}),
+        ("binary_cross_entropy_with_logits", 2, {"loss", "accuracy", "time"}),
+        ("mse", 2, {"loss", "time"}),
+    ],
+)
 @pytest.mark.parametrize("validation", [False, True])
 def test_fit_history_keys(cls, loss, n_out, keys, validation):
     net = cls([4, 5, n_out], loss=loss)
     X, _ = clf_data()
-    y = (np.arange(10) % n_out if loss == "softmax_cross_entropy"
-         else (rng(3).random((10, n_out)) > 0.5).astype(np.float32))
+    y = (
+        np.arange(10) % n_out
+        if loss == "softmax_cross_entropy"
+        else (rng(3).random((10, n_out)) > 0.5).astype(np.float32)
+    )
     kw = {"validation_data": (X[:6], y[:6])} if validation else {}
     h = net.fit(X, y, epochs=3, batch_size=4, verbose=0, **kw)
     want = set(keys)
@@ -1099,14 +1345,17 @@ def test_fit_default_optimizer_is_kept(cls):
     assert net.optimizer is opt and opt.t == 9
 
 
-@pytest.mark.parametrize("loss, n_out, shape, kind", [
-    ("softmax_cross_entropy", 3, (10,), "i"),
-    ("softmax_cross_entropy", 2, (10,), "i"),
-    ("binary_cross_entropy_with_logits", 2, (10, 2), "i"),
-    ("binary_cross_entropy_with_logits", 1, (10,), "i"),
-    ("mse", 2, (10, 2), "f"),
-    ("mse", 1, (10,), "f"),
-])
+@pytest.mark.parametrize(
+    "loss, n_out, shape, kind",
+    [
+        ("softmax_cross_entropy", 3, (10,), "i"),
+        ("softmax_cross_entropy", 2, (10,), "i"),
+        ("binary_cross_entropy_with_logits", 2, (10, 2), "i"),
+        ("binary_cross_entropy_with_logits", 1, (10,), "i"),
+        ("mse", 2, (10, 2), "f"),
+        ("mse", 1, (10,), "f"),
+    ],
+)
 def test_predict_shapes(cls, loss, n_out, shape, kind):
     net = cls([4, 5, n_out], loss=loss, dtype=np.float64)
     X, _ = clf_data(dtype=np.float64)
@@ -1135,8 +1384,15 @@ def test_fit_same_in_both_classes():
     runs = []
     for c in (fastact.MLP, ref.MLP):
         net = c([5, 8, 3], "gelu", dtype=np.float64, seed=2)
-        h = net.fit(X, y, epochs=3, batch_size=16, optimizer=Adam(lr=0.01), verbose=0,
-                    validation_data=(X[:10], y[:10]))
+        h = net.fit(
+            X,
+            y,
+            epochs=3,
+            batch_size=16,
+            optimizer=Adam(lr=0.01),
+            verbose=0,
+            validation_data=(X[:10], y[:10]),
+        )
         runs.append((h, net.theta.copy()))
     (h0, t0), (h1, t1) = runs
     assert not np.allclose(t0, fastact.MLP([5, 8, 3], "gelu", dtype=np.float64, seed=2).theta)

@@ -1,6 +1,7 @@
 """BatchNorm, dropout, residual connections and learnable PReLU: the standalone
 functions and the layers inside networks (native engine against the NumPy twin,
 finite differences, PyTorch's documented formulas, training on digits)."""
+
 from __future__ import annotations
 
 import copy
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastact
-from fastact import nn, optim
+from fastact import optim
 from fastact import reference as ref
 from fastact.nn import BatchNorm, Dense, Dropout, Residual, Sequential
 from fastact.nn.layers import ActivationLayer
@@ -20,8 +21,10 @@ from fastact.nn.layers import ActivationLayer
 esc = re.escape
 NATIVE = not fastact.PUREPYTHON
 native_only = pytest.mark.skipif(not NATIVE, reason="FASTACT_PUREPYTHON=1: no native engine")
-BACKENDS = [pytest.param((fastact, fastact.MLP, fastact.Sequential), id="fastact"),
-            pytest.param((ref, ref.MLP, ref.Sequential), id="reference")]
+BACKENDS = [
+    pytest.param((fastact, fastact.MLP, fastact.Sequential), id="fastact"),
+    pytest.param((ref, ref.MLP, ref.Sequential), id="reference"),
+]
 
 
 def _rel(a, b):
@@ -36,23 +39,33 @@ def _data(n_in=12, rows=32, classes=4, seed=0, dtype=np.float64):
 
 # ---- the program's codes are the engine's ---------------------------------------------
 
+
 @native_only
 def test_program_codes_match_the_native_engine():
     from fastact import _nn
     from fastact.nn import program
+
     assert program.OP_CODES == _nn.OP_CODES
     assert program.FIELDS == _nn.FIELDS
 
 
 # ---- standalone BatchNorm ----------------------------------------------------------------
 
+
 def _bn_loss_fd(x, gamma, beta, g, training, rm=None, rv=None, h=1e-4):
     """4th-order central differences of sum(g * y) with respect to x, gamma and beta"""
+
     def f(xx, gg, bb):
-        y, _ = ref.batchnorm_forward(xx, gg, bb, training=training,
-                                     running_mean=None if rm is None else rm.copy(),
-                                     running_var=None if rv is None else rv.copy())
+        y, _ = ref.batchnorm_forward(
+            xx,
+            gg,
+            bb,
+            training=training,
+            running_mean=None if rm is None else rm.copy(),
+            running_var=None if rv is None else rv.copy(),
+        )
         return float(np.sum(g * y))
+
     out = []
     for which in range(3):
         args = [x, gamma, beta]
@@ -80,8 +93,9 @@ def test_batchnorm_backward_matches_finite_differences(training):
     rm, rv = rng.standard_normal(5), rng.random(5) + 0.5
     fx, fg, fb = _bn_loss_fd(x, gamma, beta, g, training, rm, rv)
     for mod in (fastact, ref):
-        y, cache = mod.batchnorm_forward(x, gamma, beta, training=training,
-                                         running_mean=rm.copy(), running_var=rv.copy())
+        y, cache = mod.batchnorm_forward(
+            x, gamma, beta, training=training, running_mean=rm.copy(), running_var=rv.copy()
+        )
         dx, dgamma, dbeta = mod.batchnorm_backward(g, cache)
         assert _rel(dx, fx) < 1e-9
         assert _rel(dgamma, fg) < 1e-9
@@ -100,10 +114,12 @@ def test_batchnorm_native_matches_reference(dtype, training):
     rvs = [(rng.random(33) + 0.5).astype(dtype) for _ in range(2)]
     rm2, rv2 = [a.copy() for a in rms], [a.copy() for a in rvs]
     tol = 1e-12 if dtype == np.float64 else 2e-5
-    y1, c1 = fastact.batchnorm_forward(x, gamma, beta, training=training,
-                                       running_mean=rms[0], running_var=rvs[0])
-    y2, c2 = ref.batchnorm_forward(x, gamma, beta, training=training,
-                                   running_mean=rm2[0], running_var=rv2[0])
+    y1, c1 = fastact.batchnorm_forward(
+        x, gamma, beta, training=training, running_mean=rms[0], running_var=rvs[0]
+    )
+    y2, c2 = ref.batchnorm_forward(
+        x, gamma, beta, training=training, running_mean=rm2[0], running_var=rv2[0]
+    )
     assert y1.dtype == dtype and _rel(y1, y2) < tol
     assert _rel(rms[0], rm2[0]) < tol and _rel(rvs[0], rv2[0]) < tol
     for a, b in zip(fastact.batchnorm_backward(g, c1), ref.batchnorm_backward(g, c2)):
@@ -119,17 +135,21 @@ def test_batchnorm_follows_pytorch_batchnorm1d():
     gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
     for mod in (fastact, ref):
         rm, rv = np.zeros(4), np.ones(4)
-        y, _ = mod.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
-                                     running_var=rv, momentum=0.3, eps=1e-3)
+        y, _ = mod.batchnorm_forward(
+            x, gamma, beta, training=True, running_mean=rm, running_var=rv, momentum=0.3, eps=1e-3
+        )
         mean, var = x.mean(axis=0), x.var(axis=0)
-        np.testing.assert_allclose(y, gamma * (x - mean) / np.sqrt(var + 1e-3) + beta,
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            y, gamma * (x - mean) / np.sqrt(var + 1e-3) + beta, rtol=1e-12, atol=1e-12
+        )
         np.testing.assert_allclose(rm, 0.7 * 0 + 0.3 * mean, rtol=1e-13)
         np.testing.assert_allclose(rv, 0.7 * 1 + 0.3 * x.var(axis=0, ddof=1), rtol=1e-13)
-        y2, _ = mod.batchnorm_forward(x, gamma, beta, training=False, running_mean=rm,
-                                      running_var=rv, eps=1e-3)
-        np.testing.assert_allclose(y2, gamma * (x - rm) / np.sqrt(rv + 1e-3) + beta,
-                                   rtol=1e-12, atol=1e-12)
+        y2, _ = mod.batchnorm_forward(
+            x, gamma, beta, training=False, running_mean=rm, running_var=rv, eps=1e-3
+        )
+        np.testing.assert_allclose(
+            y2, gamma * (x - rm) / np.sqrt(rv + 1e-3) + beta, rtol=1e-12, atol=1e-12
+        )
 
 
 def test_batchnorm_matches_torch_when_installed():
@@ -146,8 +166,9 @@ def test_batchnorm_matches_torch_when_installed():
     yt.backward(torch.from_numpy(g))
     rm, rv = np.zeros(6), np.ones(6)
     gamma, beta = bn.weight.detach().numpy().copy(), bn.bias.detach().numpy().copy()
-    y, cache = fastact.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
-                                         running_var=rv)
+    y, cache = fastact.batchnorm_forward(
+        x, gamma, beta, training=True, running_mean=rm, running_var=rv
+    )
     dx, dgamma, dbeta = fastact.batchnorm_backward(g, cache)
     assert _rel(y, yt.detach().numpy()) < 1e-12
     assert _rel(rm, bn.running_mean.numpy()) < 1e-12
@@ -161,46 +182,73 @@ def test_batchnorm_matches_torch_when_installed():
 def test_batchnorm_errors(mod):
     x = np.zeros((4, 3))
     g, b = np.ones(3), np.zeros(3)
-    with pytest.raises(ValueError, match=esc("batchnorm_forward: training needs at least 2 "
-                                             "rows to estimate the batch variance; got 1")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "batchnorm_forward: training needs at least 2 "
+            "rows to estimate the batch variance; got 1"
+        ),
+    ):
         mod.batchnorm_forward(x[:1], g, b, training=True)
-    with pytest.raises(ValueError, match=esc("batchnorm_forward: evaluation (training=False) "
-                                             "normalises with the running statistics")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "batchnorm_forward: evaluation (training=False) normalises with the running statistics"
+        ),
+    ):
         mod.batchnorm_forward(x, g, b, training=False)
-    with pytest.raises(ValueError, match=esc("batchnorm_forward: gamma must have shape (3,), "
-                                             "one value per feature; got (4,).")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "batchnorm_forward: gamma must have shape (3,), one value per feature; got (4,)."
+        ),
+    ):
         mod.batchnorm_forward(x, np.ones(4), b, training=True)
-    with pytest.raises(ValueError, match=esc("batchnorm_forward: x must be 2-D (rows x "
-                                             "features); got shape (3,).")):
+    with pytest.raises(
+        ValueError, match=esc("batchnorm_forward: x must be 2-D (rows x features); got shape (3,).")
+    ):
         mod.batchnorm_forward(np.zeros(3), g, b, training=True)
     with pytest.raises(ValueError, match=esc("give both running_mean and running_var")):
         mod.batchnorm_forward(x, g, b, training=True, running_mean=np.zeros(3))
-    with pytest.raises(TypeError, match=esc("batchnorm_forward: running_var has dtype float32 "
-                                            "but x is float64")):
-        mod.batchnorm_forward(x, g, b, training=True, running_mean=np.zeros(3),
-                              running_var=np.ones(3, np.float32))
-    with pytest.raises(ValueError, match=esc("batchnorm_forward: momentum must be in [0, 1]; "
-                                             "got 1.5.")):
+    with pytest.raises(
+        TypeError, match=esc("batchnorm_forward: running_var has dtype float32 but x is float64")
+    ):
+        mod.batchnorm_forward(
+            x, g, b, training=True, running_mean=np.zeros(3), running_var=np.ones(3, np.float32)
+        )
+    with pytest.raises(
+        ValueError, match=esc("batchnorm_forward: momentum must be in [0, 1]; got 1.5.")
+    ):
         mod.batchnorm_forward(x, g, b, training=True, momentum=1.5)
     with pytest.raises(ValueError, match=esc("batchnorm_forward: eps must be > 0; got 0.")):
         mod.batchnorm_forward(x, g, b, training=True, eps=0)
-    with pytest.raises(TypeError, match=esc("batchnorm_forward: training must be True or "
-                                            "False; got 'yes'.")):
+    with pytest.raises(
+        TypeError, match=esc("batchnorm_forward: training must be True or False; got 'yes'.")
+    ):
         mod.batchnorm_forward(x, g, b, training="yes")
     ro = np.zeros(3)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match=esc("batchnorm_forward: running_mean is read-only")):
         mod.batchnorm_forward(x, g, b, training=True, running_mean=ro, running_var=np.ones(3))
-    with pytest.raises(TypeError, match=esc("batchnorm_backward: cache must be the "
-                                            "BatchNormCache returned by batchnorm_forward")):
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "batchnorm_backward: cache must be the BatchNormCache returned by batchnorm_forward"
+        ),
+    ):
         mod.batchnorm_backward(x, None)
     _, cache = mod.batchnorm_forward(x, g, b, training=True)
-    with pytest.raises(ValueError, match=esc("batchnorm_backward: grad_y has shape (4, 2); the "
-                                             "layer's output has shape (4, 3).")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "batchnorm_backward: grad_y has shape (4, 2); the layer's output has shape (4, 3)."
+        ),
+    ):
         mod.batchnorm_backward(np.zeros((4, 2)), cache)
 
 
 # ---- standalone dropout ------------------------------------------------------------------
+
 
 def test_dropout_keep_rate_within_four_sigma():
     n, p = 1_000_000, 0.3
@@ -233,7 +281,7 @@ def test_dropout_mask_is_a_function_of_seed_step_layer():
     assert np.array_equal(a, fastact.dropout_forward(x, 0.5, seed=1)[0])
     for kw in ({"seed": 2}, {"seed": 1, "step": 1}, {"seed": 1, "layer": 1}):
         other = fastact.dropout_forward(x, 0.5, **kw)[0]
-        assert 0.4 < np.mean((a != 0) == (other != 0)) < 0.6       # independent masks
+        assert 0.4 < np.mean((a != 0) == (other != 0)) < 0.6  # independent masks
     # backward regenerates the same mask
     y, cache = fastact.dropout_forward(x, 0.25, seed=9)
     assert np.array_equal(fastact.dropout_backward(np.ones(4096), cache), y)
@@ -246,17 +294,25 @@ def test_dropout_mask_is_a_function_of_seed_step_layer():
 def test_dropout_errors(mod):
     x = np.ones(5)
     for p in (1.0, -0.1, 1.5, True, "0.5"):
-        with pytest.raises(ValueError, match=esc("dropout_forward: p must be a probability in "
-                                                 "[0, 1) (the fraction of units dropped); got")):
+        with pytest.raises(
+            ValueError,
+            match=esc(
+                "dropout_forward: p must be a probability in "
+                "[0, 1) (the fraction of units dropped); got"
+            ),
+        ):
             mod.dropout_forward(x, p, seed=0)
-    with pytest.raises(ValueError, match=esc("dropout_forward: seed must be an integer in "
-                                             "[0, 2**64); got -1.")):
+    with pytest.raises(
+        ValueError, match=esc("dropout_forward: seed must be an integer in [0, 2**64); got -1.")
+    ):
         mod.dropout_forward(x, 0.5, seed=-1)
     with pytest.raises(TypeError, match=esc("x must be float32 or float64")):
         mod.dropout_forward(np.ones(5, np.complex128), 0.5, seed=0)
     _, cache = mod.dropout_forward(x, 0.5, seed=0)
-    with pytest.raises(ValueError, match=esc("dropout_backward: grad_y has shape (4,); the "
-                                             "layer's output has shape (5,).")):
+    with pytest.raises(
+        ValueError,
+        match=esc("dropout_backward: grad_y has shape (4,); the layer's output has shape (5,)."),
+    ):
         mod.dropout_backward(np.ones(4), cache)
     with pytest.raises(TypeError, match=esc("dropout_backward: cache must be the DropoutCache")):
         mod.dropout_backward(x, "cache")
@@ -265,7 +321,10 @@ def test_dropout_errors(mod):
 # ---- networks with every option: native against the twin, finite differences ------------
 
 OPTIONS = [
-    {"batchnorm": "before"}, {"batchnorm": "after"}, {"dropout": 0.3}, {"residual": True},
+    {"batchnorm": "before"},
+    {"batchnorm": "after"},
+    {"dropout": 0.3},
+    {"residual": True},
     {"batchnorm": "before", "dropout": 0.2, "residual": True},
     {"batchnorm": "after", "dropout": 0.1, "residual": True},
 ]
@@ -275,8 +334,9 @@ ACT_IDS = ["tanh", "relu", "gelu", "sigmoid", "prelu", "prelu-per-unit", "elu"]
 
 
 def _diag_vector(net):
-    return np.concatenate([[v for v in e.values() if isinstance(v, float)]
-                           for e in net.diagnostics()])
+    return np.concatenate(
+        [[v for v in e.values() if isinstance(v, float)] for e in net.diagnostics()]
+    )
 
 
 @native_only
@@ -301,25 +361,29 @@ def test_network_native_matches_reference_float64(act, opts):
     assert abs(la - lr) <= 1e-12 * max(1, abs(lr))
     assert _rel(a.grad_flat, r.grad_flat) < 1e-10
     assert np.allclose(_diag_vector(a), _diag_vector(r), rtol=1e-10, atol=1e-12)
-    assert _rel(a.forward(X), r.forward(X)) < 1e-10           # evaluation mode
+    assert _rel(a.forward(X), r.forward(X)) < 1e-10  # evaluation mode
     a.eval()
     r.eval()
     assert abs(a.compute_gradients(X, y) - r.compute_gradients(X, y)) < 1e-12
     assert _rel(a.grad_flat, r.grad_flat) < 1e-10
 
 
-@pytest.mark.parametrize("act", ["tanh", "gelu", "prelu", ("prelu", {"per_unit": True})],
-                         ids=["tanh", "gelu", "prelu", "prelu-per-unit"])
+@pytest.mark.parametrize(
+    "act",
+    ["tanh", "gelu", "prelu", ("prelu", {"per_unit": True})],
+    ids=["tanh", "gelu", "prelu", "prelu-per-unit"],
+)
 @pytest.mark.parametrize("opts", OPTIONS + [{}], ids=OPT_IDS + ["plain"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_network_gradients_match_finite_differences(act, opts, training):
     """Whole networks with every option, float64, to 1e-10 relative: the dropout mask is
     held fixed by calling the engine with the same step number each time."""
     X, y = _data(n_in=5, rows=9, classes=3, seed=1)
-    net = fastact.MLP([5, 6, 6, 3], act, dtype=np.float64, seed=2, loss="softmax_cross_entropy",
-                      **opts)
+    net = fastact.MLP(
+        [5, 6, 6, 3], act, dtype=np.float64, seed=2, loss="softmax_cross_entropy", **opts
+    )
     rng = np.random.default_rng(0)
-    net.theta[...] += 0.05 * rng.standard_normal(net.theta.size)   # off the symmetric start
+    net.theta[...] += 0.05 * rng.standard_normal(net.theta.size)  # off the symmetric start
     if net.state.size:
         net.state[...] = np.abs(net.state + 0.3 * rng.standard_normal(net.state.size))
     labels, target = net._y(y, X.shape[0], "test")
@@ -367,12 +431,14 @@ def test_evaluation_mode_is_deterministic_and_uses_running_statistics(be):
         net.train_step(X, y, opt)
     out1 = net.forward(X)
     assert np.array_equal(out1, net.forward(X))
-    assert np.array_equal(out1[:5], net.forward(X[:5]))        # rows independent in evaluation
+    assert np.array_equal(out1[:5], net.forward(X[:5]))  # rows independent in evaluation
     sd = net.state_dict()
     W, b = net.params[0]
     z = X.astype(np.float64) @ W + b
-    h = np.tanh(sd["1.gamma"] * (z - sd["1.running_mean"]) / np.sqrt(sd["1.running_var"] + 1e-5)
-                + sd["1.beta"])
+    h = np.tanh(
+        sd["1.gamma"] * (z - sd["1.running_mean"]) / np.sqrt(sd["1.running_var"] + 1e-5)
+        + sd["1.beta"]
+    )
     want = h @ net.params[1][0] + net.params[1][1]
     np.testing.assert_allclose(out1, want, rtol=2e-4, atol=2e-5)
     # training-mode steps with dropout differ from step to step (the mask moves on)
@@ -384,8 +450,12 @@ def test_evaluation_mode_is_deterministic_and_uses_running_statistics(be):
     opt2 = optim.SGD(0.05)
     for _ in range(5):
         twin.train_step(X, y, opt2)
-    assert np.array_equal(twin.theta, MLP([12, 16, 4], "tanh", batchnorm="before", dropout=0.5,
-                                          seed=0).theta) is False
+    assert (
+        np.array_equal(
+            twin.theta, MLP([12, 16, 4], "tanh", batchnorm="before", dropout=0.5, seed=0).theta
+        )
+        is False
+    )
     twin.compute_gradients(X, y)
     twin.compute_gradients(X, y)
     assert np.array_equal(twin.grad_flat, g2[1])
@@ -412,24 +482,49 @@ def test_modes(be):
 
 # ---- layout, naming, persistence ----------------------------------------------------
 
+
 @pytest.mark.parametrize("be", BACKENDS)
 def test_state_dict_params_and_n_params(be):
     _, MLP, _ = be
-    net = MLP([6, 8, 8, 3], ("prelu", {"per_unit": True}), batchnorm="after", dropout=0.1,
-              residual=True, seed=1)
+    net = MLP(
+        [6, 8, 8, 3],
+        ("prelu", {"per_unit": True}),
+        batchnorm="after",
+        dropout=0.1,
+        residual=True,
+        seed=1,
+    )
     sd = net.state_dict()
     names = sorted(sd)
-    assert names == sorted(["0.W", "0.b", "0.slope", "1.gamma", "1.beta", "1.running_mean",
-                            "1.running_var", "3.0.W", "3.0.b", "3.0.slope", "3.1.gamma",
-                            "3.1.beta", "3.1.running_mean", "3.1.running_var", "4.W", "4.b"])
+    assert names == sorted(
+        [
+            "0.W",
+            "0.b",
+            "0.slope",
+            "1.gamma",
+            "1.beta",
+            "1.running_mean",
+            "1.running_var",
+            "3.0.W",
+            "3.0.b",
+            "3.0.slope",
+            "3.1.gamma",
+            "3.1.beta",
+            "3.1.running_mean",
+            "3.1.running_var",
+            "4.W",
+            "4.b",
+        ]
+    )
     assert net.n_params == 6 * 8 + 8 + 8 + 16 + 8 * 8 + 8 + 8 + 16 + 8 * 3 + 3
     assert len(net.params) == 3 and net.params[1][0].shape == (8, 8)
     assert np.shares_memory(sd["3.0.W"], net.theta) and sd["3.0.W"] is not None
     assert np.array_equal(sd["0.slope"], np.full(8, 0.25, np.float32))
-    assert np.array_equal(sd["1.gamma"], np.ones(8)) and np.array_equal(sd["1.running_var"],
-                                                                        np.ones(8))
+    assert np.array_equal(sd["1.gamma"], np.ones(8)) and np.array_equal(
+        sd["1.running_var"], np.ones(8)
+    )
     sd["0.slope"][...] = 0.5
-    assert np.all(net.theta[6 * 8 + 8:6 * 8 + 16] == 0.5)
+    assert np.all(net.theta[6 * 8 + 8 : 6 * 8 + 16] == 0.5)
     assert set(net.grad_dict()) == {k for k in names if "running" not in k}
     assert isinstance(net.layers[3], Residual)
 
@@ -447,20 +542,35 @@ def test_save_load_round_trip_with_every_option(be, tmp_path):
     assert back.config() == net.config() and back._counter == net._counter
     assert np.array_equal(back.forward(X), net.forward(X))
     o1, o2 = optim.SGD(0.1), optim.SGD(0.1)
-    assert net.train_step(X, y, o1) == back.train_step(X, y, o2)     # same dropout masks
+    assert net.train_step(X, y, o1) == back.train_step(X, y, o2)  # same dropout masks
     assert np.array_equal(back.theta, net.theta)
     for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
         assert np.array_equal(twin.state, net.state) and twin._counter == net._counter
-    seq = Seq([Dense(8, "relu"), BatchNorm(), Dropout(0.1), Residual([Dense(8), BatchNorm("tanh")]),
-               ActivationLayer(("prelu", {"per_unit": True})), Dense(3)], n_in=6, seed=2)
+    seq = Seq(
+        [
+            Dense(8, "relu"),
+            BatchNorm(),
+            Dropout(0.1),
+            Residual([Dense(8), BatchNorm("tanh")]),
+            ActivationLayer(("prelu", {"per_unit": True})),
+            Dense(3),
+        ],
+        n_in=6,
+        seed=2,
+    )
     seq.fit(X, y, epochs=1, batch_size=16, verbose=0)
     seq.save(p)
     back = Seq.load(p)
     assert np.array_equal(back.theta, seq.theta) and np.array_equal(back.state, seq.state)
     assert [l.config() for l in back.layers] == [l.config() for l in seq.layers]
-    with pytest.raises(ValueError, match=esc(f"MLP.load: {str(p)!r} has format "
-                                             "'fastact.Sequential/1'; this version reads "
-                                             "'fastact.MLP/2'.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"MLP.load: {str(p)!r} has format "
+            "'fastact.Sequential/1'; this version reads "
+            "'fastact.MLP/2'."
+        ),
+    ):
         MLP.load(str(p))
 
 
@@ -468,10 +578,18 @@ def test_save_load_round_trip_with_every_option(be, tmp_path):
 def test_old_plain_files_still_load(be, tmp_path):
     """A plain MLP saved in the first format (no running statistics) loads."""
     import json
+
     _, MLP, _ = be
     net = MLP([4, 5, 3], "tanh", seed=1)
-    meta = {"format": "fastact.MLP/1", "layer_sizes": [4, 5, 3], "activation": [["tanh", {}]],
-            "init": "auto", "loss": "softmax_cross_entropy", "dtype": "float32", "seed": 1}
+    meta = {
+        "format": "fastact.MLP/1",
+        "layer_sizes": [4, 5, 3],
+        "activation": [["tanh", {}]],
+        "init": "auto",
+        "loss": "softmax_cross_entropy",
+        "dtype": "float32",
+        "seed": 1,
+    }
     p = tmp_path / "old.npz"
     np.savez(p, config=np.array(json.dumps(meta)), theta=net.theta)
     assert np.array_equal(MLP.load(p).theta, net.theta)
@@ -479,31 +597,53 @@ def test_old_plain_files_still_load(be, tmp_path):
 
 # ---- the layer objects and their errors ------------------------------------------------
 
+
 @pytest.mark.parametrize("be", BACKENDS)
 def test_mlp_option_errors(be):
     _, MLP, _ = be
-    with pytest.raises(ValueError, match=esc("MLP: dropout must be a probability in [0, 1) "
-                                             "(the fraction of units dropped); got 1.0.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "MLP: dropout must be a probability in [0, 1) (the fraction of units dropped); got 1.0."
+        ),
+    ):
         MLP([4, 5, 3], dropout=1.0)
     with pytest.raises(ValueError, match=esc("MLP: dropout[1] must be a probability in [0, 1)")):
         MLP([4, 5, 5, 3], dropout=[0.1, -0.2])
-    with pytest.raises(ValueError, match=esc("MLP: batchnorm must be None, 'before' or 'after' "
-                                             "(relative to the activation); got True.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "MLP: batchnorm must be None, 'before' or 'after' "
+            "(relative to the activation); got True."
+        ),
+    ):
         MLP([4, 5, 3], batchnorm=True)
-    with pytest.raises(ValueError, match=esc("MLP: residual is a list of 1 but the network has "
-                                             "2 hidden layer(s)")):
+    with pytest.raises(
+        ValueError, match=esc("MLP: residual is a list of 1 but the network has 2 hidden layer(s)")
+    ):
         MLP([4, 5, 5, 3], residual=[True])
-    with pytest.raises(ValueError, match=esc("MLP: residual[1] is True but hidden layer 1 maps "
-                                             "width 5 to 6; h + f(h) needs equal widths.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "MLP: residual[1] is True but hidden layer 1 maps "
+            "width 5 to 6; h + f(h) needs equal widths."
+        ),
+    ):
         MLP([4, 5, 6, 3], residual=[False, True])
     with pytest.raises(ValueError, match=esc("MLP: residual must be True or False; got 1.")):
         MLP([4, 5, 3], residual=1)
-    with pytest.raises(ValueError, match=esc("MLP: prelu takes the parameters 'per_unit' "
-                                             "(bool) and 'init' (the initial slope); got "
-                                             "['slope'].")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "MLP: prelu takes the parameters 'per_unit' "
+            "(bool) and 'init' (the initial slope); got "
+            "['slope']."
+        ),
+    ):
         MLP([4, 5, 3], ("prelu", {"slope": 0.1}))
-    with pytest.raises(ValueError, match=esc("MLP: prelu's per_unit must be True or False; "
-                                             "got 'yes'.")):
+    with pytest.raises(
+        ValueError, match=esc("MLP: prelu's per_unit must be True or False; got 'yes'.")
+    ):
         MLP([4, 5, 3], ("prelu", {"per_unit": "yes"}))
     with pytest.raises(ValueError, match=esc("MLP: prelu's init must be a finite number")):
         MLP([4, 5, 3], ("prelu", {"init": float("nan")}))
@@ -513,11 +653,15 @@ def test_mlp_option_errors(be):
     # BatchNorm in training with one row
     X = np.zeros((1, 4), np.float32)
     bn = MLP([4, 5, 3], batchnorm="before")
-    with pytest.raises(ValueError, match=esc("compute_gradients: BatchNorm in training mode "
-                                             "needs at least 2 rows per batch")):
+    with pytest.raises(
+        ValueError,
+        match=esc("compute_gradients: BatchNorm in training mode needs at least 2 rows per batch"),
+    ):
         bn.compute_gradients(X, [0])
-    with pytest.raises(ValueError, match=esc("train_step: BatchNorm in training mode needs at "
-                                             "least 2 rows per batch")):
+    with pytest.raises(
+        ValueError,
+        match=esc("train_step: BatchNorm in training mode needs at least 2 rows per batch"),
+    ):
         bn.train_step(X, [0], optim.SGD(0.1))
     bn.eval()
     assert np.isfinite(bn.compute_gradients(X, [0]))
@@ -534,32 +678,38 @@ def test_layer_errors():
         BatchNorm(momentum=2)
     with pytest.raises(ValueError, match=esc("BatchNorm: eps must be > 0; got -1.")):
         BatchNorm(eps=-1)
-    with pytest.raises(ValueError, match=esc("Residual: the branch must begin with a Dense "
-                                             "layer; got BatchNorm.")):
+    with pytest.raises(
+        ValueError, match=esc("Residual: the branch must begin with a Dense layer; got BatchNorm.")
+    ):
         Residual([BatchNorm(), Dense(3)])
     with pytest.raises(ValueError, match=esc("Residual: needs at least one layer")):
         Residual([])
     with pytest.raises(TypeError, match=esc("Residual: 3 is not a layer")):
         Residual([Dense(3), 3])
-    with pytest.raises(ValueError, match=esc("Residual: the branch maps width 4 to 5; x + f(x) "
-                                             "needs equal widths")):
+    with pytest.raises(
+        ValueError, match=esc("Residual: the branch maps width 4 to 5; x + f(x) needs equal widths")
+    ):
         Sequential([Dense(4), Residual([Dense(5)]), Dense(2)], n_in=3)
     with pytest.raises(TypeError, match=esc("Sequential: 'dense' is not a layer")):
         Sequential(["dense"], n_in=3)
     with pytest.raises(ValueError, match=esc("Sequential: needs at least one layer.")):
         Sequential([], n_in=3)
-    with pytest.raises(ValueError, match=esc("Sequential: n_in must be a positive integer; "
-                                             "got 0.")):
+    with pytest.raises(
+        ValueError, match=esc("Sequential: n_in must be a positive integer; got 0.")
+    ):
         Sequential([Dense(2)], n_in=0)
-    with pytest.raises(ValueError, match=esc("Sequential: softmax_cross_entropy needs at least "
-                                             "2 outputs")):
+    with pytest.raises(
+        ValueError, match=esc("Sequential: softmax_cross_entropy needs at least 2 outputs")
+    ):
         Sequential([Dense(1)], n_in=3)
-    with pytest.raises(ValueError, match=esc("dense_forward: prelu's learnable slope is a "
-                                             "network option")):
+    with pytest.raises(
+        ValueError, match=esc("dense_forward: prelu's learnable slope is a network option")
+    ):
         fastact.dense_forward(np.ones((2, 2)), np.ones((2, 2)), np.ones(2), "prelu")
 
 
 # ---- training: every combination learns digits ------------------------------------------
+
 
 @pytest.mark.parametrize("opts", OPTIONS + [{}], ids=OPT_IDS + ["plain"])
 def test_every_option_trains_on_digits(opts):
@@ -573,16 +723,18 @@ def test_every_option_trains_on_digits(opts):
     net = fastact.MLP([64, 64, 64, 10], "relu", seed=0, **opts)
     net.fit(X[tr], y[tr], epochs=25, batch_size=32, optimizer=optim.Adam(2e-3), verbose=0)
     acc = net.evaluate(X[te], y[te])["accuracy"]
-    assert acc >= 0.94, acc          # the plain network reaches ~0.97 here
+    assert acc >= 0.94, acc  # the plain network reaches ~0.97 here
 
 
 # ---- no allocation per step, with every option ---------------------------------------------
 
+
 @native_only
 def test_train_step_with_every_option_allocates_nothing():
     X, y = _data(n_in=32, rows=64, classes=5, dtype=np.float32)
-    net = fastact.MLP([32, 64, 64, 64, 5], "prelu", batchnorm="before", dropout=0.2,
-                      residual=True, seed=0)
+    net = fastact.MLP(
+        [32, 64, 64, 64, 5], "prelu", batchnorm="before", dropout=0.2, residual=True, seed=0
+    )
     opt = optim.Adam()
     net.train_step(X, y, opt)
     tracemalloc.start()
@@ -594,13 +746,20 @@ def test_train_step_with_every_option_allocates_nothing():
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert peak < 4096, peak           # one activation buffer is 16 KiB
+    assert peak < 4096, peak  # one activation buffer is 16 KiB
 
 
 def test_sequential_equals_the_mlp_it_describes():
     X, y = _data(dtype=np.float64)
-    m = fastact.MLP([12, 16, 16, 4], "tanh", batchnorm="after", dropout=0.2, residual=True,
-                    dtype=np.float64, seed=5)
+    m = fastact.MLP(
+        [12, 16, 16, 4],
+        "tanh",
+        batchnorm="after",
+        dropout=0.2,
+        residual=True,
+        dtype=np.float64,
+        seed=5,
+    )
     s = fastact.Sequential(m.layers, n_in=12, dtype=np.float64, seed=5)
     assert np.array_equal(m.theta, s.theta)
     assert m.compute_gradients(X, y) == s.compute_gradients(X, y)
@@ -618,11 +777,20 @@ def test_batchnorm_and_dropout_are_bit_identical_for_every_thread_count(dtype):
     runs = []
     for nt in (1, 2, -1, None):
         rm, rv = np.zeros(333, dtype), np.ones(333, dtype)
-        y, c = fastact.batchnorm_forward(x, gamma, beta, training=True, running_mean=rm,
-                                         running_var=rv, n_threads=nt)
+        y, c = fastact.batchnorm_forward(
+            x, gamma, beta, training=True, running_mean=rm, running_var=rv, n_threads=nt
+        )
         d = fastact.dropout_forward(x, 0.4, seed=3, n_threads=nt)
-        runs.append((y, rm, rv, *fastact.batchnorm_backward(g, c, n_threads=nt), d[0],
-                     fastact.dropout_backward(g, d[1], n_threads=nt)))
+        runs.append(
+            (
+                y,
+                rm,
+                rv,
+                *fastact.batchnorm_backward(g, c, n_threads=nt),
+                d[0],
+                fastact.dropout_backward(g, d[1], n_threads=nt),
+            )
+        )
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert np.array_equal(a, b)
@@ -633,16 +801,19 @@ def test_batchnorm_and_dropout_are_bit_identical_for_every_thread_count(dtype):
 
 @native_only
 @pytest.mark.parametrize("variant", ["plain", "batchnorm", "residual", "batchnorm+residual"])
-@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu",
-                                 "silu"])
+@pytest.mark.parametrize(
+    "act", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu"]
+)
 def test_training_steps_match_pytorch_and_numpy(act, variant):
     """Two SGD steps of the benchmark's networks give the losses that PyTorch eager
     (autograd, BatchNorm1d, PReLU) and a hand-written NumPy step give from the same
     weights (float32 rounding)."""
     from fastact.nn import peers
+
     impls = ["fastact", "numpy"]
     try:
         import torch  # noqa: F401
+
         impls.append("torch")
     except ImportError:
         pass
@@ -654,6 +825,7 @@ def test_training_steps_match_pytorch_and_numpy(act, variant):
 
 # ---- loud failures: a non-finite loss or gradient ------------------------------------------
 
+
 @pytest.mark.parametrize("be", BACKENDS)
 def test_nonfinite_training_step_raises_and_keeps_the_last_finite_weights(be):
     _, MLP, _ = be
@@ -661,14 +833,17 @@ def test_nonfinite_training_step_raises_and_keeps_the_last_finite_weights(be):
     net = MLP([6, 8, 8, 3], "relu", seed=0)
     opt = optim.Adam(1e-2)
     net.train_step(X, y, opt)
-    theta, m = net.theta.copy(), opt.state[0].copy()
-    net.params[1][0][0, 0] = np.inf          # the second dense layer's weight
+    m = opt.state[0].copy()
+    net.params[1][0][0, 0] = np.inf  # the second dense layer's weight
     before = net.theta.copy()
-    with pytest.raises(FloatingPointError, match=esc("train_step: the loss (") + ".*"
-                       + esc("is not finite at training step 1, first in layer 1 (Dense, its "
-                             "output)")):
+    with pytest.raises(
+        FloatingPointError,
+        match=esc("train_step: the loss (")
+        + ".*"
+        + esc("is not finite at training step 1, first in layer 1 (Dense, its output)"),
+    ):
         net.train_step(X, y, opt)
-    assert np.array_equal(net.theta, before, equal_nan=True)     # no update
+    assert np.array_equal(net.theta, before, equal_nan=True)  # no update
     assert np.array_equal(opt.state[0], m) and opt.t == 1
     with pytest.raises(FloatingPointError, match=esc("compute_gradients: the loss")):
         net.compute_gradients(X, y)
@@ -685,14 +860,14 @@ def test_nonfinite_training_step_raises_and_keeps_the_last_finite_weights(be):
 def test_fit_stops_on_a_nonfinite_loss_with_the_last_finite_weights(be):
     _, MLP, _ = be
     X, y = _data(n_in=6, rows=64, classes=3, dtype=np.float32)
-    X[40] = 3e38                                   # overflows in the first layer
+    X[40] = 3e38  # overflows in the first layer
     net = MLP([6, 8, 3], "relu", seed=0)
     with pytest.raises(FloatingPointError, match=esc("first in layer 0 (Dense, its output)")):
-        net.fit(X, y, epochs=2, batch_size=16, shuffle=False, optimizer=optim.SGD(0.1),
-                verbose=0)
+        net.fit(X, y, epochs=2, batch_size=16, shuffle=False, optimizer=optim.SGD(0.1), verbose=0)
     assert np.all(np.isfinite(net.theta)) and net._counter == 3
-    with pytest.raises(ValueError, match=esc("MLP: on_nonfinite must be 'raise', 'warn' or "
-                                             "'ignore'; got 'stop'.")):
+    with pytest.raises(
+        ValueError, match=esc("MLP: on_nonfinite must be 'raise', 'warn' or 'ignore'; got 'stop'.")
+    ):
         MLP([6, 8, 3], on_nonfinite="stop")
 
 
@@ -705,7 +880,7 @@ def test_batchnorm_statistics_survive_a_large_mean_and_constant_columns():
     x[:, 1] = 42.0
     x[:, 2] = rng.standard_normal(50) * 1e-3
     y, c = fastact.batchnorm_forward(x, np.ones(3), np.zeros(3), training=True)
-    np.testing.assert_allclose(1 / c.invstd ** 2 - 1e-5, x.var(axis=0), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(1 / c.invstd**2 - 1e-5, x.var(axis=0), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(c.mean, x.mean(axis=0), rtol=1e-13, atol=1e-18)
     assert np.array_equal(y[:, 1], np.zeros(50))
     yr, _ = ref.batchnorm_forward(x, np.ones(3), np.zeros(3), training=True)
@@ -713,8 +888,11 @@ def test_batchnorm_statistics_survive_a_large_mean_and_constant_columns():
 
 
 @pytest.mark.parametrize("be", BACKENDS)
-@pytest.mark.parametrize("opts", [{}, {"batchnorm": "before", "dropout": 0.3, "residual": True}],
-                         ids=["plain", "bn-drop-res"])
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"batchnorm": "before", "dropout": 0.3, "residual": True}],
+    ids=["plain", "bn-drop-res"],
+)
 def test_fit_epochs_equal_train_steps_on_the_same_batches(be, opts):
     """fit runs each epoch as one native call (batches gathered in the engine): the same
     weights, bit for bit, as train_step on the batches that fit's shuffling picks, and a
@@ -730,7 +908,7 @@ def test_fit_epochs_equal_train_steps_on_the_same_batches(be, opts):
         order = rng.permutation(49)
         total = seen = 0
         for r0 in range(0, 49, 16):
-            idx = order[r0:r0 + 16]
+            idx = order[r0 : r0 + 16]
             if len(idx) == 1 and opts:
                 continue
             total += b.train_step(X[idx], y[idx], ob) * len(idx)
@@ -759,12 +937,13 @@ def test_misaligned_inputs_are_copied_before_the_engine(be):
 def test_fit_with_batchnorm_on_a_single_row_is_refused(be):
     _, MLP, _ = be
     net = MLP([4, 5, 3], batchnorm="after").eval()
-    with pytest.raises(ValueError, match=esc("fit: BatchNorm in training mode needs at least 2 "
-                                             "rows per batch")):
+    with pytest.raises(
+        ValueError, match=esc("fit: BatchNorm in training mode needs at least 2 rows per batch")
+    ):
         net.fit(np.zeros((1, 4), np.float32), [0], verbose=0)
     assert net.training is False
     h = net.fit(np.zeros((3, 4), np.float32), [0, 1, 2], batch_size=2, verbose=0)
-    assert len(h["loss"]) == 1 and np.isfinite(h["loss"][0])     # the 1-row tail left out
+    assert len(h["loss"]) == 1 and np.isfinite(h["loss"][0])  # the 1-row tail left out
 
 
 @pytest.mark.parametrize("be", BACKENDS)
@@ -776,8 +955,12 @@ def test_a_nonfinite_step_leaves_the_running_statistics_too(be):
     net.train_step(X, y, opt)
     state = net.state.copy()
     net.params[1][0][0, 0] = np.inf
-    with pytest.raises(FloatingPointError, match=esc("the parameters, the running statistics "
-                                                     "and the optimizer were left as they were")):
+    with pytest.raises(
+        FloatingPointError,
+        match=esc(
+            "the parameters, the running statistics and the optimizer were left as they were"
+        ),
+    ):
         net.train_step(X, y, opt)
     assert np.array_equal(net.state, state)
     with pytest.raises(FloatingPointError):

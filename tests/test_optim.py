@@ -6,6 +6,7 @@ installed, against torch.optim itself on the same parameters and gradients
 (rtol 1e-10).  Every test runs on the native MLP and on fastact.reference.MLP
 (under FASTACT_PUREPYTHON=1 both are the reference).
 """
+
 from __future__ import annotations
 
 import math
@@ -44,65 +45,81 @@ NOT_FINITE = [float("nan"), float("inf"), -float("inf"), True, False, "0.1", Non
 
 
 @pytest.mark.parametrize("bad", NOT_FINITE, ids=repr)
-@pytest.mark.parametrize("make, cls, name", [
-    (lambda v: SGD(v), "SGD", "lr"),
-    (lambda v: SGD(0.1, momentum=v), "SGD", "momentum"),
-    (lambda v: SGD(0.1, weight_decay=v), "SGD", "weight_decay"),
-    (lambda v: SGD(0.1, max_grad_norm=v), "SGD", "max_grad_norm"),
-    (lambda v: Adam(lr=v), "Adam", "lr"),
-    (lambda v: Adam(betas=(v, 0.9)), "Adam", "betas[0]"),
-    (lambda v: Adam(betas=(0.9, v)), "Adam", "betas[1]"),
-    (lambda v: Adam(eps=v), "Adam", "eps"),
-    (lambda v: Adam(weight_decay=v), "Adam", "weight_decay"),
-    (lambda v: Adam(max_grad_norm=v), "Adam", "max_grad_norm"),
-    (lambda v: AdamW(lr=v), "AdamW", "lr"),
-    (lambda v: AdamW(betas=(v, 0.9)), "AdamW", "betas[0]"),
-    (lambda v: AdamW(betas=(0.9, v)), "AdamW", "betas[1]"),
-    (lambda v: AdamW(eps=v), "AdamW", "eps"),
-    (lambda v: AdamW(weight_decay=v), "AdamW", "weight_decay"),
-    (lambda v: AdamW(max_grad_norm=v), "AdamW", "max_grad_norm"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "make, cls, name",
+    [
+        (lambda v: SGD(v), "SGD", "lr"),
+        (lambda v: SGD(0.1, momentum=v), "SGD", "momentum"),
+        (lambda v: SGD(0.1, weight_decay=v), "SGD", "weight_decay"),
+        (lambda v: SGD(0.1, max_grad_norm=v), "SGD", "max_grad_norm"),
+        (lambda v: Adam(lr=v), "Adam", "lr"),
+        (lambda v: Adam(betas=(v, 0.9)), "Adam", "betas[0]"),
+        (lambda v: Adam(betas=(0.9, v)), "Adam", "betas[1]"),
+        (lambda v: Adam(eps=v), "Adam", "eps"),
+        (lambda v: Adam(weight_decay=v), "Adam", "weight_decay"),
+        (lambda v: Adam(max_grad_norm=v), "Adam", "max_grad_norm"),
+        (lambda v: AdamW(lr=v), "AdamW", "lr"),
+        (lambda v: AdamW(betas=(v, 0.9)), "AdamW", "betas[0]"),
+        (lambda v: AdamW(betas=(0.9, v)), "AdamW", "betas[1]"),
+        (lambda v: AdamW(eps=v), "AdamW", "eps"),
+        (lambda v: AdamW(weight_decay=v), "AdamW", "weight_decay"),
+        (lambda v: AdamW(max_grad_norm=v), "AdamW", "max_grad_norm"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_not_a_finite_real(make, cls, name, bad):
     if bad is None and (name == "max_grad_norm" or (name == "weight_decay" and cls != "SGD")):
-        make(bad)           # None: no clipping / Adam's and AdamW's default decay
+        make(bad)  # None: no clipping / Adam's and AdamW's default decay
         return
-    with pytest.raises(ValueError, match=esc(f"{cls}: {name} must be a finite real number; "
-                                             f"got {bad!r}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"{cls}: {name} must be a finite real number; got {bad!r}.")
+    ):
         make(bad)
 
 
-@pytest.mark.parametrize("make, msg", [
-    (lambda: SGD(-0.1), "SGD: lr must be >= 0.0; got -0.1."),
-    (lambda: SGD(0.1, momentum=-0.5), "SGD: momentum must be >= 0.0; got -0.5."),
-    (lambda: SGD(0.1, weight_decay=-1e-4), "SGD: weight_decay must be >= 0.0; got -0.0001."),
-    (lambda: Adam(lr=-1e-3), "Adam: lr must be >= 0.0; got -0.001."),
-    (lambda: Adam(eps=-1e-8), "Adam: eps must be >= 0.0; got -1e-08."),
-    (lambda: Adam(weight_decay=-1), "Adam: weight_decay must be >= 0.0; got -1.0."),
-    (lambda: Adam(betas=(-0.1, 0.9)), "Adam: betas[0] must be >= 0.0; got -0.1."),
-    (lambda: Adam(betas=(0.9, -0.1)), "Adam: betas[1] must be >= 0.0; got -0.1."),
-    (lambda: AdamW(lr=-1), "AdamW: lr must be >= 0.0; got -1.0."),
-    (lambda: AdamW(weight_decay=-0.01), "AdamW: weight_decay must be >= 0.0; got -0.01."),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "make, msg",
+    [
+        (lambda: SGD(-0.1), "SGD: lr must be >= 0.0; got -0.1."),
+        (lambda: SGD(0.1, momentum=-0.5), "SGD: momentum must be >= 0.0; got -0.5."),
+        (lambda: SGD(0.1, weight_decay=-1e-4), "SGD: weight_decay must be >= 0.0; got -0.0001."),
+        (lambda: Adam(lr=-1e-3), "Adam: lr must be >= 0.0; got -0.001."),
+        (lambda: Adam(eps=-1e-8), "Adam: eps must be >= 0.0; got -1e-08."),
+        (lambda: Adam(weight_decay=-1), "Adam: weight_decay must be >= 0.0; got -1.0."),
+        (lambda: Adam(betas=(-0.1, 0.9)), "Adam: betas[0] must be >= 0.0; got -0.1."),
+        (lambda: Adam(betas=(0.9, -0.1)), "Adam: betas[1] must be >= 0.0; got -0.1."),
+        (lambda: AdamW(lr=-1), "AdamW: lr must be >= 0.0; got -1.0."),
+        (lambda: AdamW(weight_decay=-0.01), "AdamW: weight_decay must be >= 0.0; got -0.01."),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_negative(make, msg):
     with pytest.raises(ValueError, match=esc(msg)):
         make()
 
 
 @pytest.mark.parametrize("opt", [Adam, AdamW])
-@pytest.mark.parametrize("betas, which, value", [
-    ((1.0, 0.999), 0, 1.0), ((0.9, 1.0), 1, 1.0), ((1.5, 0.999), 0, 1.5), ((0.9, 2), 1, 2.0)])
+@pytest.mark.parametrize(
+    "betas, which, value",
+    [((1.0, 0.999), 0, 1.0), ((0.9, 1.0), 1, 1.0), ((1.5, 0.999), 0, 1.5), ((0.9, 2), 1, 2.0)],
+)
 def test_beta_at_least_one(opt, betas, which, value):
-    with pytest.raises(ValueError, match=esc(f"{opt.__name__}: betas[{which}] must be < 1.0; "
-                                             f"got {value}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"{opt.__name__}: betas[{which}] must be < 1.0; got {value}.")
+    ):
         opt(betas=betas)
 
 
 @pytest.mark.parametrize("opt", [Adam, AdamW])
-@pytest.mark.parametrize("betas", [0.9, (0.9,), (0.9, 0.99, 0.999), None, [], iter([0.9])],
-                         ids=["scalar", "one", "three", "None", "empty", "short-iter"])
+@pytest.mark.parametrize(
+    "betas",
+    [0.9, (0.9,), (0.9, 0.99, 0.999), None, [], iter([0.9])],
+    ids=["scalar", "one", "three", "None", "empty", "short-iter"],
+)
 def test_betas_not_a_pair(opt, betas):
-    with pytest.raises(ValueError, match=esc(f"{opt.__name__}: betas must be a pair "
-                                             "(beta1, beta2); got ")):
+    with pytest.raises(
+        ValueError, match=esc(f"{opt.__name__}: betas must be a pair (beta1, beta2); got ")
+    ):
         opt(betas=betas)
 
 
@@ -114,8 +131,9 @@ def test_betas_any_pair_iterable():
 
 @pytest.mark.parametrize("momentum", [0, 0.0])
 def test_nesterov_needs_momentum(momentum):
-    with pytest.raises(ValueError, match=esc("SGD: nesterov=True needs momentum > 0 "
-                                             "(as in torch.optim.SGD).")):
+    with pytest.raises(
+        ValueError, match=esc("SGD: nesterov=True needs momentum > 0 (as in torch.optim.SGD).")
+    ):
         SGD(0.1, momentum=momentum, nesterov=True)
     with pytest.raises(ValueError, match=esc("SGD: nesterov=True needs momentum > 0")):
         SGD(0.1, momentum=momentum, nesterov=np.True_)
@@ -133,22 +151,29 @@ def test_nesterov_numpy_bool():
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -1, -1e-9])
-@pytest.mark.parametrize("make, cls", [(lambda v: SGD(0.1, max_grad_norm=v), "SGD"),
-                                       (lambda v: Adam(max_grad_norm=v), "Adam"),
-                                       (lambda v: AdamW(max_grad_norm=v), "AdamW")],
-                         ids=["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "make, cls",
+    [
+        (lambda v: SGD(0.1, max_grad_norm=v), "SGD"),
+        (lambda v: Adam(max_grad_norm=v), "Adam"),
+        (lambda v: AdamW(max_grad_norm=v), "AdamW"),
+    ],
+    ids=["SGD", "Adam", "AdamW"],
+)
 def test_max_grad_norm_not_positive(make, cls, bad):
-    with pytest.raises(ValueError, match=esc(f"{cls}: max_grad_norm must be > 0.0; "
-                                             f"got {float(bad)}.")):
+    with pytest.raises(
+        ValueError, match=esc(f"{cls}: max_grad_norm must be > 0.0; got {float(bad)}.")
+    ):
         make(bad)
 
 
 def test_sgd_lr_required():
     with pytest.raises(TypeError):
-        SGD()           # noqa  (as torch.optim.SGD before 2.x: no default learning rate)
+        SGD()
 
 
 # ---- defaults, repr, hparams --------------------------------------------------------
+
 
 def test_weight_decay_defaults():
     assert Adam().weight_decay == 0.0
@@ -160,8 +185,9 @@ def test_weight_decay_defaults():
     # the hyperparameter vector handed to the native step
     np.testing.assert_array_equal(AdamW()._hyper, [1e-3, 0.9, 0.999, 1e-8, 1e-2, 0.0])
     np.testing.assert_array_equal(Adam()._hyper, [1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0])
-    np.testing.assert_array_equal(SGD(0.5, 0.9, True, 1e-4, 2.0)._hyper,
-                                  [0.5, 0.9, 1e-4, 1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(
+        SGD(0.5, 0.9, True, 1e-4, 2.0)._hyper, [0.5, 0.9, 1e-4, 1.0, 0.0, 2.0]
+    )
 
 
 def test_kinds_and_state_sizes():
@@ -176,21 +202,32 @@ def test_kinds_and_state_sizes():
 
 def test_repr():
     assert repr(SGD(0.1, momentum=0.9, nesterov=True)) == (
-        "SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0, max_grad_norm=None)")
+        "SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0, max_grad_norm=None)"
+    )
     assert repr(Adam()) == (
-        "Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, max_grad_norm=None)")
+        "Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, max_grad_norm=None)"
+    )
     assert repr(AdamW(lr=0.01, max_grad_norm=1.5)) == (
-        "AdamW(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01, max_grad_norm=1.5)")
-    assert AdamW().hparams() == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8,
-                                 "weight_decay": 1e-2, "max_grad_norm": None}
+        "AdamW(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01, max_grad_norm=1.5)"
+    )
+    assert AdamW().hparams() == {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 1e-2,
+        "max_grad_norm": None,
+    }
 
 
 # ---- binding ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", CLASSES)
-@pytest.mark.parametrize("make", [lambda: SGD(0.1), lambda: SGD(0.1, momentum=0.9),
-                                  lambda: Adam(), lambda: AdamW()],
-                         ids=["SGD", "SGD-momentum", "Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: SGD(0.1), lambda: SGD(0.1, momentum=0.9), lambda: Adam(), lambda: AdamW()],
+    ids=["SGD", "SGD-momentum", "Adam", "AdamW"],
+)
 def test_optimizer_serves_one_network(cls, make):
     X, y = data()
     a, b = make_net(cls), make_net(cls)
@@ -201,13 +238,17 @@ def test_optimizer_serves_one_network(cls, make):
     for s in opt.state:
         assert s.shape == a.theta.shape and s.dtype == a.theta.dtype
     before = b.theta.copy()
-    with pytest.raises(ValueError, match=esc(
+    with pytest.raises(
+        ValueError,
+        match=esc(
             f"this {type(opt).__name__} already holds the state of another network; "
-            "create one optimizer per network.")):
+            "create one optimizer per network."
+        ),
+    ):
         b.train_step(X, y, opt)
-    np.testing.assert_array_equal(b.theta, before)      # refused before touching b
+    np.testing.assert_array_equal(b.theta, before)  # refused before touching b
     assert opt.t == 1
-    a.train_step(X, y, opt)                             # still serves its own network
+    a.train_step(X, y, opt)  # still serves its own network
     assert opt.t == 2
     with pytest.raises(ValueError, match="already holds the state of another network"):
         b.fit(X, y, epochs=1, batch_size=8, optimizer=opt, verbose=0)
@@ -225,6 +266,7 @@ def test_optimizer_refuses_other_dtype_same_size(cls):
 
 
 # ---- the update formulas, against a NumPy transcription of torch.optim ----------------
+
 
 class NumpySGD:
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
@@ -258,32 +300,53 @@ class NumpyAdam:
             d = g + self.wd * p
         self.m = self.b1 * self.m + (1 - self.b1) * d
         self.v = self.b2 * self.v + (1 - self.b2) * d * d
-        bc1 = 1 - self.b1 ** self.t
-        bc2 = 1 - self.b2 ** self.t
+        bc1 = 1 - self.b1**self.t
+        bc2 = 1 - self.b2**self.t
         return p - self.lr / bc1 * self.m / (np.sqrt(self.v) / math.sqrt(bc2) + self.eps)
 
 
 FORMULAS = [
     pytest.param(lambda: SGD(0.1), lambda: NumpySGD(0.1), id="sgd"),
-    pytest.param(lambda: SGD(0.1, weight_decay=0.05), lambda: NumpySGD(0.1, weight_decay=0.05),
-                 id="sgd-wd"),
+    pytest.param(
+        lambda: SGD(0.1, weight_decay=0.05), lambda: NumpySGD(0.1, weight_decay=0.05), id="sgd-wd"
+    ),
     pytest.param(lambda: SGD(0.1, momentum=0.9), lambda: NumpySGD(0.1, 0.9), id="sgd-momentum"),
-    pytest.param(lambda: SGD(0.1, momentum=0.8, nesterov=True),
-                 lambda: NumpySGD(0.1, 0.8, nesterov=True), id="sgd-nesterov"),
-    pytest.param(lambda: SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
-                 lambda: NumpySGD(0.05, 0.9, True, 0.1), id="sgd-nesterov-wd"),
-    pytest.param(lambda: SGD(0.05, momentum=0.7, weight_decay=0.1),
-                 lambda: NumpySGD(0.05, 0.7, False, 0.1), id="sgd-momentum-wd"),
+    pytest.param(
+        lambda: SGD(0.1, momentum=0.8, nesterov=True),
+        lambda: NumpySGD(0.1, 0.8, nesterov=True),
+        id="sgd-nesterov",
+    ),
+    pytest.param(
+        lambda: SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
+        lambda: NumpySGD(0.05, 0.9, True, 0.1),
+        id="sgd-nesterov-wd",
+    ),
+    pytest.param(
+        lambda: SGD(0.05, momentum=0.7, weight_decay=0.1),
+        lambda: NumpySGD(0.05, 0.7, False, 0.1),
+        id="sgd-momentum-wd",
+    ),
     pytest.param(lambda: Adam(lr=0.05), lambda: NumpyAdam(0.05), id="adam"),
-    pytest.param(lambda: Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6),
-                 lambda: NumpyAdam(0.05, (0.8, 0.95), 1e-6), id="adam-betas"),
-    pytest.param(lambda: Adam(lr=0.05, weight_decay=0.1),
-                 lambda: NumpyAdam(0.05, weight_decay=0.1), id="adam-wd"),
-    pytest.param(lambda: AdamW(lr=0.05), lambda: NumpyAdam(0.05, weight_decay=1e-2,
-                                                           decoupled=True), id="adamw"),
-    pytest.param(lambda: AdamW(lr=0.05, betas=(0.7, 0.9), eps=1e-5, weight_decay=0.3),
-                 lambda: NumpyAdam(0.05, (0.7, 0.9), 1e-5, 0.3, decoupled=True),
-                 id="adamw-wd"),
+    pytest.param(
+        lambda: Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6),
+        lambda: NumpyAdam(0.05, (0.8, 0.95), 1e-6),
+        id="adam-betas",
+    ),
+    pytest.param(
+        lambda: Adam(lr=0.05, weight_decay=0.1),
+        lambda: NumpyAdam(0.05, weight_decay=0.1),
+        id="adam-wd",
+    ),
+    pytest.param(
+        lambda: AdamW(lr=0.05),
+        lambda: NumpyAdam(0.05, weight_decay=1e-2, decoupled=True),
+        id="adamw",
+    ),
+    pytest.param(
+        lambda: AdamW(lr=0.05, betas=(0.7, 0.9), eps=1e-5, weight_decay=0.3),
+        lambda: NumpyAdam(0.05, (0.7, 0.9), 1e-5, 0.3, decoupled=True),
+        id="adamw-wd",
+    ),
 ]
 
 
@@ -309,9 +372,10 @@ def test_update_formula(cls, make, make_ref):
         # net.grads holds the gradient the update used (no clipping here)
         np.testing.assert_allclose(net.grad_flat, g, rtol=1e-13, atol=1e-300)
         expect = want.step(theta, g)
-        assert not np.allclose(net.theta, theta, rtol=1e-6, atol=0)     # it moved
-        np.testing.assert_allclose(net.theta, expect, rtol=1e-12, atol=1e-15,
-                                   err_msg=f"step {step}")
+        assert not np.allclose(net.theta, theta, rtol=1e-6, atol=0)  # it moved
+        np.testing.assert_allclose(
+            net.theta, expect, rtol=1e-12, atol=1e-15, err_msg=f"step {step}"
+        )
         assert opt.t == step
 
 
@@ -344,21 +408,29 @@ def test_sgd_zero_lr_changes_nothing(cls):
 
 TORCH = [
     pytest.param(lambda: SGD(0.1), ("SGD", dict(lr=0.1)), id="sgd"),
-    pytest.param(lambda: SGD(0.1, weight_decay=0.05), ("SGD", dict(lr=0.1, weight_decay=0.05)),
-                 id="sgd-wd"),
-    pytest.param(lambda: SGD(0.1, momentum=0.9), ("SGD", dict(lr=0.1, momentum=0.9)),
-                 id="sgd-momentum"),
-    pytest.param(lambda: SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
-                 ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
-                 id="sgd-nesterov-wd"),
+    pytest.param(
+        lambda: SGD(0.1, weight_decay=0.05), ("SGD", dict(lr=0.1, weight_decay=0.05)), id="sgd-wd"
+    ),
+    pytest.param(
+        lambda: SGD(0.1, momentum=0.9), ("SGD", dict(lr=0.1, momentum=0.9)), id="sgd-momentum"
+    ),
+    pytest.param(
+        lambda: SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
+        ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
+        id="sgd-nesterov-wd",
+    ),
     pytest.param(lambda: Adam(lr=0.05), ("Adam", dict(lr=0.05)), id="adam"),
-    pytest.param(lambda: Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1),
-                 ("Adam", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
-                 id="adam-wd"),
+    pytest.param(
+        lambda: Adam(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1),
+        ("Adam", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)),
+        id="adam-wd",
+    ),
     pytest.param(lambda: AdamW(lr=0.05), ("AdamW", dict(lr=0.05)), id="adamw-default-wd"),
-    pytest.param(lambda: AdamW(lr=0.05, betas=(0.7, 0.9), eps=1e-5, weight_decay=0.3),
-                 ("AdamW", dict(lr=0.05, betas=(0.7, 0.9), eps=1e-5, weight_decay=0.3)),
-                 id="adamw-wd"),
+    pytest.param(
+        lambda: AdamW(lr=0.05, betas=(0.7, 0.9), eps=1e-5, weight_decay=0.3),
+        ("AdamW", dict(lr=0.05, betas=(0.7, 0.9), eps=1e-5, weight_decay=0.3)),
+        id="adamw-wd",
+    ),
 ]
 
 
@@ -378,8 +450,9 @@ def test_against_torch(cls, make, torch_spec):
         p.grad = torch.tensor(g, dtype=torch.float64)
         topt.step()
         net.train_step(X, y, opt)
-        np.testing.assert_allclose(net.theta, p.detach().numpy(), rtol=1e-10, atol=1e-13,
-                                   err_msg=f"step {step}")
+        np.testing.assert_allclose(
+            net.theta, p.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=f"step {step}"
+        )
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -392,7 +465,7 @@ def test_clipping_against_torch(cls):
     opt = Adam(lr=0.05, max_grad_norm=m)
     p = torch.nn.Parameter(torch.tensor(net.theta.copy(), dtype=torch.float64))
     topt = torch.optim.Adam([p], lr=0.05)
-    for step in range(STEPS):
+    for _ in range(STEPS):
         p.grad = torch.tensor(gradients_at(twin, p.detach().numpy(), X, y), dtype=torch.float64)
         torch.nn.utils.clip_grad_norm_([p], m)
         topt.step()
@@ -403,12 +476,18 @@ def test_clipping_against_torch(cls):
 
 # ---- max_grad_norm --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", CLASSES)
-@pytest.mark.parametrize("make", [lambda m: SGD(0.1, max_grad_norm=m),
-                                  lambda m: SGD(0.1, momentum=0.9, max_grad_norm=m),
-                                  lambda m: Adam(lr=0.01, max_grad_norm=m),
-                                  lambda m: AdamW(lr=0.01, max_grad_norm=m)],
-                         ids=["SGD", "SGD-momentum", "Adam", "AdamW"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: SGD(0.1, max_grad_norm=m),
+        lambda m: SGD(0.1, momentum=0.9, max_grad_norm=m),
+        lambda m: Adam(lr=0.01, max_grad_norm=m),
+        lambda m: AdamW(lr=0.01, max_grad_norm=m),
+    ],
+    ids=["SGD", "SGD-momentum", "Adam", "AdamW"],
+)
 def test_max_grad_norm_clips(cls, make):
     X, y = data()
     net, twin = make_net(cls), make_net(cls)
@@ -416,7 +495,7 @@ def test_max_grad_norm_clips(cls, make):
     N = float(np.linalg.norm(g))
     m = N / 4
     net.train_step(X, y, make(m))
-    got = float(np.sqrt(sum(np.sum(gW ** 2) + np.sum(gb ** 2) for gW, gb in net.grads)))
+    got = float(np.sqrt(sum(np.sum(gW**2) + np.sum(gb**2) for gW, gb in net.grads)))
     assert got == pytest.approx(m * N / (N + 1e-6), rel=1e-9)
     assert got < 0.26 * N
     # every entry scaled by the same factor: the direction is kept
@@ -432,8 +511,9 @@ def test_max_grad_norm_update_uses_clipped(cls):
     N = float(np.linalg.norm(g))
     m = N / 2
     net.train_step(X, y, SGD(0.1, max_grad_norm=m))
-    np.testing.assert_allclose(net.theta, theta - 0.1 * g * (m / (N + 1e-6)), rtol=1e-12,
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        net.theta, theta - 0.1 * g * (m / (N + 1e-6)), rtol=1e-12, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -461,18 +541,23 @@ def test_max_grad_norm_float32(cls):
     m = N / 5
     net.train_step(X, y, SGD(0.1, max_grad_norm=m))
     assert float(np.linalg.norm(net.grad_flat.astype(np.float64))) == pytest.approx(
-        m * N / (N + 1e-6), rel=1e-5)
+        m * N / (N + 1e-6), rel=1e-5
+    )
 
 
 # -- hyperparameters changed between steps ------------------------------------------
 
-@pytest.mark.parametrize("attr,bad,msg", [
-    ("lr", -1.0, "SGD: lr must be >= 0.0; got -1.0."),
-    ("momentum", float("nan"), "SGD: momentum must be a finite real number; got nan."),
-    ("weight_decay", True, "SGD: weight_decay must be a finite real number; got True."),
-    ("nesterov", 1, "SGD: nesterov must be True or False; got 1."),
-    ("max_grad_norm", 0.0, "SGD: max_grad_norm must be > 0.0; got 0.0."),
-])
+
+@pytest.mark.parametrize(
+    "attr,bad,msg",
+    [
+        ("lr", -1.0, "SGD: lr must be >= 0.0; got -1.0."),
+        ("momentum", float("nan"), "SGD: momentum must be a finite real number; got nan."),
+        ("weight_decay", True, "SGD: weight_decay must be a finite real number; got True."),
+        ("nesterov", 1, "SGD: nesterov must be True or False; got 1."),
+        ("max_grad_norm", 0.0, "SGD: max_grad_norm must be > 0.0; got 0.0."),
+    ],
+)
 def test_sgd_assignment_is_validated(attr, bad, msg):
     o = SGD(0.1, momentum=0.5)
     before = o._hyper.copy()
@@ -481,12 +566,15 @@ def test_sgd_assignment_is_validated(attr, bad, msg):
     assert np.array_equal(o._hyper, before)
 
 
-@pytest.mark.parametrize("attr,bad,msg", [
-    ("lr", "x", "Adam: lr must be a finite real number; got 'x'."),
-    ("betas", (0.9, 1.0), "Adam: betas[1] must be < 1.0; got 1.0."),
-    ("betas", 0.9, "Adam: betas must be a pair (beta1, beta2); got 0.9."),
-    ("eps", -1e-8, "Adam: eps must be >= 0.0; got -1e-08."),
-])
+@pytest.mark.parametrize(
+    "attr,bad,msg",
+    [
+        ("lr", "x", "Adam: lr must be a finite real number; got 'x'."),
+        ("betas", (0.9, 1.0), "Adam: betas[1] must be < 1.0; got 1.0."),
+        ("betas", 0.9, "Adam: betas must be a pair (beta1, beta2); got 0.9."),
+        ("eps", -1e-8, "Adam: eps must be >= 0.0; got -1e-08."),
+    ],
+)
 def test_adam_assignment_is_validated(attr, bad, msg):
     o = Adam()
     with pytest.raises((ValueError, TypeError), match=esc(msg)):
@@ -500,8 +588,13 @@ def test_assignment_reaches_the_native_update():
     o.weight_decay = 0.25
     o.max_grad_norm = 2.0
     assert o._hyper.tolist() == [0.5, 0.8, 0.99, 1e-8, 0.25, 2.0]
-    assert o.hparams() == {"lr": 0.5, "betas": (0.8, 0.99), "eps": 1e-8,
-                           "weight_decay": 0.25, "max_grad_norm": 2.0}
+    assert o.hparams() == {
+        "lr": 0.5,
+        "betas": (0.8, 0.99),
+        "eps": 1e-8,
+        "weight_decay": 0.25,
+        "max_grad_norm": 2.0,
+    }
     o.max_grad_norm = None
     assert o._hyper[5] == 0.0 and o.max_grad_norm is None
 
@@ -521,10 +614,15 @@ def test_momentum_cannot_be_switched_once_bound(cls):
     X, y = data()
     o = SGD(0.1, momentum=0.9)
     net.train_step(X, y, o)
-    o.momentum = 0.5                     # on -> on is fine
+    o.momentum = 0.5  # on -> on is fine
     net.train_step(X, y, o)
-    with pytest.raises(ValueError, match=esc("SGD: momentum cannot be switched on or off once "
-                                             "the optimizer holds state; create a new optimizer.")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "SGD: momentum cannot be switched on or off once "
+            "the optimizer holds state; create a new optimizer."
+        ),
+    ):
         o.momentum = 0.0
     plain = SGD(0.1)
     net.train_step(X, y, plain)
@@ -535,12 +633,17 @@ def test_momentum_cannot_be_switched_once_bound(cls):
 @pytest.mark.parametrize("cls", CLASSES)
 def test_optimizer_of_a_deleted_network(cls):
     import gc
+
     X, y = data()
     o = SGD(0.1, momentum=0.9)
     net = make_net(cls)
     net.train_step(X, y, o)
     del net
     gc.collect()
-    with pytest.raises(ValueError, match=esc("this SGD holds the state of a network that no "
-                                             "longer exists; create a new optimizer")):
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "this SGD holds the state of a network that no longer exists; create a new optimizer"
+        ),
+    ):
         make_net(cls).train_step(X, y, o)

@@ -13,6 +13,7 @@ runs with filterwarnings=error).
 The examples are derandomised (the "fastact" hypothesis profile in conftest.py), so the
 suite is deterministic; HYPOTHESIS_PROFILE=fuzz draws new examples, many more of them.
 """
+
 from __future__ import annotations
 
 import gc
@@ -23,28 +24,69 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from conftest import (
+    BIAS_CASES,
+    ELEMENTWISE,
+    PURE,
+    Case,
+    assert_backward_close,
+    assert_forward_close,
+    case_params,
+    f64,
+    truth_backward,
+    truth_forward,
+)
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastact
 from fastact import reference as ref
-
-from conftest import (BIAS_CASES, ELEMENTWISE, PURE, Case, assert_backward_close,
-                      assert_forward_close, case_params, f64, truth_backward, truth_forward)
 
 FLOATS = (np.float32, np.float64)
 
 
 # ---- values ---------------------------------------------------------------------------
 
+
 def _specials(dtype):
     fi = np.finfo(dtype)
-    v = [0.0, -0.0, 1.0, -1.0, 0.5, 3.0, -3.0, 6.0, 20.0, 40.0, -40.0, 88.7, -88.7, 103.9,
-         -103.9, 709.8, -745.1, 1e4, -1e4, 3.4e38, -3.4e38, float(fi.max), -float(fi.max),
-         float(fi.tiny), -float(fi.tiny), float(fi.smallest_subnormal),
-         -float(fi.smallest_subnormal), np.inf, -np.inf, np.nan]
-    return [float(dtype(x)) if abs(x) <= fi.max or not np.isfinite(x) else float(np.copysign(np.inf, x))
-            for x in v]
+    v = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        3.0,
+        -3.0,
+        6.0,
+        20.0,
+        40.0,
+        -40.0,
+        88.7,
+        -88.7,
+        103.9,
+        -103.9,
+        709.8,
+        -745.1,
+        1e4,
+        -1e4,
+        3.4e38,
+        -3.4e38,
+        float(fi.max),
+        -float(fi.max),
+        float(fi.tiny),
+        -float(fi.tiny),
+        float(fi.smallest_subnormal),
+        -float(fi.smallest_subnormal),
+        np.inf,
+        -np.inf,
+        np.nan,
+    ]
+    return [
+        float(dtype(x)) if abs(x) <= fi.max or not np.isfinite(x) else float(np.copysign(np.inf, x))
+        for x in v
+    ]
 
 
 def values(dtype, finite=False, magnitude=None):
@@ -52,16 +94,19 @@ def values(dtype, finite=False, magnitude=None):
     width = 32 if dtype == np.float32 else 64
     if magnitude is not None:
         return st.floats(-magnitude, magnitude, width=width)
-    parts = [st.floats(-50, 50, width=width),
-             st.floats(width=width, allow_nan=not finite, allow_infinity=not finite,
-                       allow_subnormal=True)]
+    parts = [
+        st.floats(-50, 50, width=width),
+        st.floats(
+            width=width, allow_nan=not finite, allow_infinity=not finite, allow_subnormal=True
+        ),
+    ]
     sp = [v for v in _specials(dtype) if not finite or np.isfinite(v)]
     parts.insert(0, st.sampled_from(sp))
     return st.one_of(*parts)
 
 
 SMALL_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
-LONG = 70_003        # above SERIAL_BELOW (65,536): two threads split it; not a multiple of 16
+LONG = 70_003  # above SERIAL_BELOW (65,536): two threads split it; not a multiple of 16
 
 
 @st.composite
@@ -75,8 +120,9 @@ def float_array(draw, dtype, shape=None, finite=False, magnitude=None, min_dims=
             shape = draw(hnp.array_shapes(min_dims=min_dims, max_dims=3, min_side=0, max_side=5))
     size = int(np.prod(shape))
     if size > 64:
-        block = draw(hnp.arrays(dtype, draw(st.integers(1, 64)),
-                                elements=values(dtype, finite, magnitude)))
+        block = draw(
+            hnp.arrays(dtype, draw(st.integers(1, 64)), elements=values(dtype, finite, magnitude))
+        )
         return np.resize(block, shape)
     return draw(hnp.arrays(dtype, shape, elements=values(dtype, finite, magnitude)))
 
@@ -135,8 +181,10 @@ def _hardtanh_truth_case(case, dtype):
     """hardtanh's backward compares the saved output with the bounds as that output holds
     them (rounded to its dtype): the float64 oracle must use the rounded bounds too."""
     if case.name == "hardtanh" and dtype == np.float32:
-        p = {k: float(np.float32(case.kwargs(np.zeros(1)).get(k, d)))
-             for k, d in (("min_val", -1.0), ("max_val", 1.0))}
+        p = {
+            k: float(np.float32(case.kwargs(np.zeros(1)).get(k, d)))
+            for k, d in (("min_val", -1.0), ("max_val", 1.0))
+        }
         return Case("hardtanh", p)
     return case
 
@@ -145,9 +193,13 @@ def _hardtanh_truth_case(case, dtype):
 def elementwise_call(draw, case):
     dtype = draw(st.sampled_from(FLOATS))
     v = draw(float_array(dtype))
-    return dict(dtype=dtype, v=v, layout=draw(st.sampled_from(LAYOUTS)),
-                out=draw(st.sampled_from(["none", "fresh", "strided", "x"])),
-                n_threads=draw(THREADS))
+    return dict(
+        dtype=dtype,
+        v=v,
+        layout=draw(st.sampled_from(LAYOUTS)),
+        out=draw(st.sampled_from(["none", "fresh", "strided", "x"])),
+        n_threads=draw(THREADS),
+    )
 
 
 def _out_for(kind, like, dtype):
@@ -177,7 +229,7 @@ def test_elementwise_forward(case, data):
 
     got, want = same_outcome(lambda: run(fastact), lambda: run(ref))
     if got is None:
-        assert d["out"] == "x"        # in place on a read-only or byte-swapped x
+        assert d["out"] == "x"  # in place on a read-only or byte-swapped x
         return
     y, x, out = got
     if out is not None:
@@ -185,7 +237,7 @@ def test_elementwise_forward(case, data):
     assert y.dtype == dtype and y.shape == v.shape
     assert_forward_close(y, truth_forward(case, v), dtype, x=v)
     if d["out"] != "x":
-        np.testing.assert_array_equal(native(x), v)          # the input is not touched
+        np.testing.assert_array_equal(native(x), v)  # the input is not touched
 
 
 @pytest.mark.parametrize("case", case_params(ELEMENTWISE))
@@ -227,12 +279,13 @@ def test_elementwise_backward(case, data):
         loose = np.isinf(g) & (np.abs(d1) <= (2e-7 if dtype == np.float32 else 1e-15))
     gx_cmp = np.where(loose & np.isnan(gx), truth, gx).astype(dtype) if loose.any() else gx
     assert_backward_close(gx_cmp, truth, g, dtype, s=s)
-    if case.has_grad_param:       # prelu's grad_weight: against the reference (float64 sums)
+    if case.has_grad_param:  # prelu's grad_weight: against the reference (float64 sums)
         rw = want[0][1]
         gw = r[1]
         assert gw.dtype == rw.dtype and gw.shape == rw.shape
-        np.testing.assert_allclose(f64(gw), f64(rw), rtol=1e-5 if dtype == np.float32 else 1e-10,
-                                   atol=1e-30)
+        np.testing.assert_allclose(
+            f64(gw), f64(rw), rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-30
+        )
     if out_kind not in ("g", "saved"):
         np.testing.assert_array_equal(native(gg), g)
         np.testing.assert_array_equal(native(ss), s)
@@ -243,8 +296,13 @@ def test_elementwise_backward(case, data):
 def test_integer_inputs_are_computed_in_float64(int_dtype, data):
     case = data.draw(st.sampled_from([c for c in ELEMENTWISE if c.name != "prelu"]))
     info = np.iinfo(int_dtype)
-    x = data.draw(hnp.arrays(int_dtype, SMALL_SHAPES,
-                             elements=st.integers(max(info.min, -2**40), min(info.max, 2**40))))
+    x = data.draw(
+        hnp.arrays(
+            int_dtype,
+            SMALL_SHAPES,
+            elements=st.integers(max(info.min, -(2**40)), min(info.max, 2**40)),
+        )
+    )
     y = case.forward(x)
     assert y.dtype == np.float64
     assert_forward_close(y, truth_forward(case, x.astype(np.float64)), np.float64)
@@ -253,20 +311,39 @@ def test_integer_inputs_are_computed_in_float64(int_dtype, data):
 # ---- parameters -------------------------------------------------------------------------
 
 PARAMS = {
-    "leaky_relu": lambda: st.fixed_dictionaries({"negative_slope": st.one_of(
-        st.floats(-10, 10), st.sampled_from([0.0, 1e-30, 1e30, 0.1, 2.0 ** -60, 2.0 ** 60]))}),
-    "elu": lambda: st.fixed_dictionaries({"alpha": st.one_of(
-        st.floats(0, 10), st.sampled_from([0.0, 1e-30, 1.0]))}),
-    "celu": lambda: st.fixed_dictionaries({"alpha": st.one_of(
-        st.floats(2.0 ** -20, 2.0 ** 20), st.sampled_from([2.0 ** -126, 2.0 ** 126, 0.1]))}),
-    "softplus": lambda: st.fixed_dictionaries({
-        "beta": st.one_of(st.floats(1e-3, 1e3), st.sampled_from([0.5, 1.0, 2.0, 4.0, 2.0 ** -20])),
-        "threshold": st.one_of(st.floats(1e-3, 100), st.sampled_from([20.0, 1.0, 0.5]))}),
-    "hardtanh": lambda: st.tuples(st.floats(-100, 100), st.floats(1e-3, 100)).map(
-        lambda t: {"min_val": t[0], "max_val": t[0] + t[1]}).filter(
-        lambda p: p["min_val"] < p["max_val"]),
-    "prelu": lambda: st.fixed_dictionaries({"weight": st.one_of(
-        st.floats(-10, 10), st.sampled_from([0.0, -1.0, 1e-30, 0.25]))}),
+    "leaky_relu": lambda: st.fixed_dictionaries(
+        {
+            "negative_slope": st.one_of(
+                st.floats(-10, 10), st.sampled_from([0.0, 1e-30, 1e30, 0.1, 2.0**-60, 2.0**60])
+            )
+        }
+    ),
+    "elu": lambda: st.fixed_dictionaries(
+        {"alpha": st.one_of(st.floats(0, 10), st.sampled_from([0.0, 1e-30, 1.0]))}
+    ),
+    "celu": lambda: st.fixed_dictionaries(
+        {
+            "alpha": st.one_of(
+                st.floats(2.0**-20, 2.0**20), st.sampled_from([2.0**-126, 2.0**126, 0.1])
+            )
+        }
+    ),
+    "softplus": lambda: st.fixed_dictionaries(
+        {
+            "beta": st.one_of(
+                st.floats(1e-3, 1e3), st.sampled_from([0.5, 1.0, 2.0, 4.0, 2.0**-20])
+            ),
+            "threshold": st.one_of(st.floats(1e-3, 100), st.sampled_from([20.0, 1.0, 0.5])),
+        }
+    ),
+    "hardtanh": lambda: (
+        st.tuples(st.floats(-100, 100), st.floats(1e-3, 100))
+        .map(lambda t: {"min_val": t[0], "max_val": t[0] + t[1]})
+        .filter(lambda p: p["min_val"] < p["max_val"])
+    ),
+    "prelu": lambda: st.fixed_dictionaries(
+        {"weight": st.one_of(st.floats(-10, 10), st.sampled_from([0.0, -1.0, 1e-30, 0.25]))}
+    ),
 }
 
 
@@ -316,6 +393,7 @@ def test_bad_parameter_values_raise(name, params, exc, msg, x):
 
 # ---- row-wise: softmax, log_softmax ---------------------------------------------------
 
+
 def _rowwise_tol_check(got, truth, dtype, what):
     """softmax family: like assert_forward_close with the row's rounding of the sum; for a
     row of length n the float32 error may reach (4 + n eps-ish) ulp: compare relatively."""
@@ -326,7 +404,8 @@ def _rowwise_tol_check(got, truth, dtype, what):
     with np.errstate(invalid="ignore"):
         same = (g == t) | both_nan
         tol = (8e-6 if dtype == np.float32 else 1e-12) * np.abs(t) + (
-            2e-7 if dtype == np.float32 else 1e-15)
+            2e-7 if dtype == np.float32 else 1e-15
+        )
         ok = same | (np.abs(g - t) <= tol)
     assert ok.all(), (what, g[~ok][:5], t[~ok][:5])
 
@@ -361,8 +440,13 @@ def test_rowwise(name, data):
     with np.errstate(all="ignore"):
         tg = getattr(ref, name + "_backward")(f64(g), f64(yc))
     if np.isfinite(f64(yc)).all():
-        assert_backward_close(gx, tg, np.abs(f64(g)).sum(axis=-1, keepdims=True) + 0 * f64(g),
-                              dtype, what=name + "_backward")
+        assert_backward_close(
+            gx,
+            tg,
+            np.abs(f64(g)).sum(axis=-1, keepdims=True) + 0 * f64(g),
+            dtype,
+            what=name + "_backward",
+        )
 
 
 @st.composite
@@ -372,11 +456,17 @@ def xent_call(draw):
     cols = draw(st.integers(0, 7))
     finite = draw(st.booleans())
     x = draw(hnp.arrays(dtype, (rows, cols), elements=values(dtype, finite=finite)))
-    kind = draw(st.sampled_from(["indices", "probabilities", "bad_indices", "float_indices",
-                                 "wrong_rows"]))
+    kind = draw(
+        st.sampled_from(["indices", "probabilities", "bad_indices", "float_indices", "wrong_rows"])
+    )
     if kind == "indices" and cols:
-        lab = draw(hnp.arrays(draw(st.sampled_from([np.int64, np.int8, np.uint32])), rows,
-                              elements=st.integers(0, cols - 1)))
+        lab = draw(
+            hnp.arrays(
+                draw(st.sampled_from([np.int64, np.int8, np.uint32])),
+                rows,
+                elements=st.integers(0, cols - 1),
+            )
+        )
     elif kind == "probabilities":
         lab = draw(hnp.arrays(dtype, (rows, cols), elements=st.floats(0, 1, width=32)))
     elif kind == "bad_indices":
@@ -412,6 +502,7 @@ def test_softmax_cross_entropy(call):
 
 # ---- bias_act -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", case_params(BIAS_CASES))
 @given(data=st.data())
 def test_bias_act(case, data):
@@ -429,21 +520,23 @@ def test_bias_act(case, data):
     if got is None:
         return
     with np.errstate(all="ignore"):
-        pre = z + b                                      # rounded to the dtype, as documented
+        pre = z + b  # rounded to the dtype, as documented
     assert_forward_close(got, truth_forward(case, pre), dtype, z=z)
     g = data.draw(float_array(dtype, z.shape, finite=True, magnitude=1e3))
     if case.saves == "output":
         s, extra, tpre = native(got), {}, native(got)
     else:
         s, extra, tpre = z, {"bias": b}, pre
-    dz, db = fastact.bias_act_backward(lay_out(g, layout), lay_out(s, layout), case.name,
-                                       n_threads=nt, **extra, **kw)
+    dz, db = fastact.bias_act_backward(
+        lay_out(g, layout), lay_out(s, layout), case.name, n_threads=nt, **extra, **kw
+    )
     tcase = _hardtanh_truth_case(case, dtype)
     assert_backward_close(dz, truth_backward(tcase, g, tpre), g, dtype, what="grad_z")
     with np.errstate(all="ignore"):
         want_db = f64(dz).sum(axis=tuple(range(dz.ndim - 1))).astype(dtype)
-    np.testing.assert_allclose(f64(db), f64(want_db), rtol=1e-5 if dtype == np.float32 else 1e-12,
-                               atol=1e-30)
+    np.testing.assert_allclose(
+        f64(db), f64(want_db), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-30
+    )
 
 
 # ---- dense layers ---------------------------------------------------------------------------
@@ -457,11 +550,15 @@ def test_dense_forward_backward(data):
     rows, n_in, n_out = (data.draw(st.integers(1, 6)) for _ in range(3))
     act = data.draw(st.sampled_from(DENSE_ACTS))
     finite = data.draw(st.integers(0, 3)) > 0
-    x = data.draw(float_array(dtype, (rows, n_in), finite=finite, magnitude=None if not finite else 10.0))
+    x = data.draw(
+        float_array(dtype, (rows, n_in), finite=finite, magnitude=None if not finite else 10.0)
+    )
     W = data.draw(float_array(dtype, (n_in, n_out), finite=True, magnitude=2.0))
     b = data.draw(float_array(dtype, (n_out,), finite=True, magnitude=2.0))
     layout = data.draw(st.sampled_from(LAYOUTS))
-    y, cache = fastact.dense_forward(lay_out(x, layout), lay_out(W, layout), lay_out(b, layout), act)
+    y, cache = fastact.dense_forward(
+        lay_out(x, layout), lay_out(W, layout), lay_out(b, layout), act
+    )
     assert y.shape == (rows, n_out) and y.dtype == dtype
     ry, rcache = ref.dense_forward(x, W, b, act)
     g = data.draw(float_array(dtype, (rows, n_out), finite=True, magnitude=2.0))
@@ -483,12 +580,22 @@ def test_dense_forward_backward(data):
         np.testing.assert_allclose(f64(y), f64(ry), rtol=0, atol=float((eps * 16 * scale_y).max()))
         for got, want in ((dx, rdx), (dW, rdW), (db, rdb)):
             scale = (np.abs(f64(x)).max() + np.abs(f64(W)).max() + 1) * (np.abs(f64(g)).max() + 1)
-            np.testing.assert_allclose(f64(got), f64(want), rtol=0,
-                                       atol=float(eps * 64 * scale * (rows + n_in + n_out)))
+            np.testing.assert_allclose(
+                f64(got), f64(want), rtol=0, atol=float(eps * 64 * scale * (rows + n_in + n_out))
+            )
 
 
-@given(x=st.sampled_from([np.zeros(3), np.zeros((2, 3, 1)), np.zeros((2, 3), np.complex128),
-                          np.zeros((2, 3), np.float16), np.array(["a"])]))
+@given(
+    x=st.sampled_from(
+        [
+            np.zeros(3),
+            np.zeros((2, 3, 1)),
+            np.zeros((2, 3), np.complex128),
+            np.zeros((2, 3), np.float16),
+            np.array(["a"]),
+        ]
+    )
+)
 def test_dense_forward_bad_input(x):
     W = np.zeros((3, 2))
     b = np.zeros(2)
@@ -504,8 +611,9 @@ MLP_ACTS = ["relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "softplus", 
 @st.composite
 def mlp_case(draw):
     sizes = [draw(st.integers(1, 5)) for _ in range(draw(st.integers(2, 4)))]
-    loss = draw(st.sampled_from(["softmax_cross_entropy", "mse",
-                                 "binary_cross_entropy_with_logits"]))
+    loss = draw(
+        st.sampled_from(["softmax_cross_entropy", "mse", "binary_cross_entropy_with_logits"])
+    )
     if loss == "softmax_cross_entropy" and sizes[-1] < 2:
         sizes[-1] = 2
     dtype = draw(st.sampled_from(FLOATS))
@@ -568,8 +676,10 @@ def test_mlp_methods_agree(case, tmp_path_factory):
     assert len(hist["loss"]) == 2 and np.isfinite(hist["loss"]).all()
 
 
-@given(case=mlp_case(), bad=st.sampled_from(["nan", "inf", "dtype", "shape", "empty", "label",
-                                              "ydtype", "yshape"]))
+@given(
+    case=mlp_case(),
+    bad=st.sampled_from(["nan", "inf", "dtype", "shape", "empty", "label", "ydtype", "yshape"]),
+)
 def test_mlp_rejects_bad_input(case, bad):
     sizes, act, loss, dtype, seed, X, y = case
     net = fastact.MLP(sizes, act, loss=loss, dtype=dtype, seed=seed)
@@ -604,9 +714,12 @@ def test_mlp_rejects_bad_input(case, bad):
     else:
         y = np.concatenate([y, y[:1]])
         exc, msg = ValueError, "y must have shape"
-    for call in (lambda: net.compute_gradients(X, y), lambda: net.evaluate(X, y),
-                 lambda: net.train_step(X, y, fastact.optim.SGD(0.1)),
-                 lambda: net.fit(X, y, epochs=1, verbose=0)):
+    for call in (
+        lambda: net.compute_gradients(X, y),
+        lambda: net.evaluate(X, y),
+        lambda: net.train_step(X, y, fastact.optim.SGD(0.1)),
+        lambda: net.fit(X, y, epochs=1, verbose=0),
+    ):
         with pytest.raises(exc, match=re.escape(msg)):
             call()
     if bad in ("nan", "inf", "dtype", "shape", "empty"):
@@ -630,20 +743,23 @@ def test_mlp_load_rejects_a_foreign_file(tmp_path):
 
 def test_mlp_load_truncated_file_is_a_value_error():
     raw = _saved_bytes()
-    with pytest.raises(ValueError, match="MLP.load: .* is not a readable fastact MLP file "
-                                         r"\(a truncated or damaged .npz\?\)"):
-        fastact.MLP.load(io.BytesIO(raw[:len(raw) // 2]))
+    with pytest.raises(
+        ValueError,
+        match="MLP.load: .* is not a readable fastact MLP file "
+        r"\(a truncated or damaged .npz\?\)",
+    ):
+        fastact.MLP.load(io.BytesIO(raw[: len(raw) // 2]))
 
 
 def test_mlp_load_damaged_file_leaves_no_open_file(tmp_path):
     raw = _saved_bytes()
     path = tmp_path / "x.npz"
-    path.write_bytes(raw[:len(raw) // 2])
+    path.write_bytes(raw[: len(raw) // 2])
     seen = []
     old = sys.unraisablehook
-    sys.unraisablehook = seen.append          # the ResourceWarning of the leaked file
+    sys.unraisablehook = seen.append  # the ResourceWarning of the leaked file
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (any error; the test is about the file)
             fastact.MLP.load(path)
         gc.collect()
     finally:
@@ -657,7 +773,7 @@ def test_mlp_load_damaged_bytes_never_crash(data):
     leak): an exception, or, where the flip left a loadable file, a working network."""
     raw = _saved_bytes()
     if data.draw(st.booleans()):
-        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
     else:
         b = bytearray(raw)
         b[data.draw(st.integers(0, len(raw) - 1))] ^= 1 << data.draw(st.integers(0, 7))
@@ -671,6 +787,7 @@ def test_mlp_load_damaged_bytes_never_crash(data):
 
 
 # ---- what reaches the native layer is aligned -----------------------------------------------
+
 
 class _AlignmentChecker:
     """Stands in for fastact._activations: every array argument must be aligned (the
@@ -692,6 +809,7 @@ class _AlignmentChecker:
                     assert a.flags.aligned, f"{name}: argument {i} is misaligned"
             self.calls += 1
             return f(*args)
+
         return checked
 
 
@@ -709,6 +827,7 @@ def test_misaligned_inputs_reach_the_kernels_aligned(dtype, monkeypatch):
     """np.ascontiguousarray keeps a misaligned C-contiguous array as it is; the plumbing
     must copy it (it did not for bias_act, prelu, softmax and cross-entropy)."""
     from fastact import activations as A
+
     chk = _AlignmentChecker(A._ext)
     monkeypatch.setattr(A, "_ext", chk)
     r = np.random.default_rng(5)
@@ -733,8 +852,13 @@ def test_misaligned_inputs_reach_the_kernels_aligned(dtype, monkeypatch):
     for call in calls:
         want = call(ref, lambda a: a)
         got = call(fastact, _misaligned)
-        for gv, wv in zip(got if isinstance(got, tuple) else (got,),
-                          want if isinstance(want, tuple) else (want,)):
-            np.testing.assert_allclose(f64(gv), f64(wv), rtol=2e-5 if dtype == np.float32 else 1e-10,
-                                       atol=1e-6 if dtype == np.float32 else 1e-12)
+        for gv, wv in zip(
+            got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
+        ):
+            np.testing.assert_allclose(
+                f64(gv),
+                f64(wv),
+                rtol=2e-5 if dtype == np.float32 else 1e-10,
+                atol=1e-6 if dtype == np.float32 else 1e-12,
+            )
     assert chk.calls >= len(calls)

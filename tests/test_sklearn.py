@@ -6,6 +6,7 @@ and every error path.
 Under FASTACT_PUREPYTHON=1 the estimators run on fastact.reference.MLP (the NumPy twin):
 the same tests, with the heavy ones (digits accuracy, joblib) skipped for time.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -15,10 +16,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-pytest.importorskip("sklearn", minversion="1.6")          # validate_data, __sklearn_tags__
+pytest.importorskip("sklearn", minversion="1.6")  # validate_data, __sklearn_tags__
 pytest.importorskip("threadpoolctl")
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, cross_validate, train_test_split
 from sklearn.neural_network import MLPClassifier as SKClassifier
@@ -31,19 +32,20 @@ import fastact
 from fastact.sklearn import MLPClassifier, MLPRegressor
 
 PURE = fastact.PUREPYTHON
-heavy = pytest.mark.skipif(PURE, reason="FASTACT_PUREPYTHON=1: the NumPy twin is too slow "
-                                        "for this test's size; the native run covers it")
+heavy = pytest.mark.skipif(
+    PURE,
+    reason="FASTACT_PUREPYTHON=1: the NumPy twin is too slow "
+    "for this test's size; the native run covers it",
+)
 
 # float32 (the default) cannot meet check_sample_weight_equivalence's rtol=1e-7: weighted
 # and repeated rows sum in different orders (the differences seen are 1 float32 ulp,
 # 1.2e-7).  In float64 the same checks pass, so the float64 instances run every check.
 _F32_XFAIL = {
-    "check_sample_weight_equivalence_on_dense_data":
-        "float32 rounding: weighted vs repeated rows differ by 1 ulp (1.2e-7) against "
-        "rtol=1e-7; passes with dtype=np.float64",
-    "check_sample_weight_equivalence_on_sparse_data":
-        "float32 rounding: weighted vs repeated rows differ by 1 ulp (1.2e-7) against "
-        "rtol=1e-7; passes with dtype=np.float64",
+    "check_sample_weight_equivalence_on_dense_data": "float32 rounding: weighted vs repeated rows differ by 1 ulp (1.2e-7) against "
+    "rtol=1e-7; passes with dtype=np.float64",
+    "check_sample_weight_equivalence_on_sparse_data": "float32 rounding: weighted vs repeated rows differ by 1 ulp (1.2e-7) against "
+    "rtol=1e-7; passes with dtype=np.float64",
 }
 
 
@@ -52,12 +54,17 @@ def _expected_failures(est):
 
 
 @parametrize_with_checks(
-    [MLPClassifier(max_iter=100, dtype=np.float64), MLPRegressor(max_iter=100, dtype=np.float64),
-     MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)],
-    expected_failed_checks=_expected_failures)
+    [
+        MLPClassifier(max_iter=100, dtype=np.float64),
+        MLPRegressor(max_iter=100, dtype=np.float64),
+        MLPClassifier(max_iter=100),
+        MLPRegressor(max_iter=100),
+    ],
+    expected_failed_checks=_expected_failures,
+)
 def test_sklearn_checks(estimator, check):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)     # max_iter=100 on tiny data
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter=100 on tiny data
         check(estimator)
 
 
@@ -86,14 +93,36 @@ _W = np.random.default_rng(0).uniform(0.1, 3.0, len(_y))
 CASES = {
     "adam": (_X, _y, {}, None),
     "adam-alpha": (_X, _y, dict(alpha=0.05, batch_size=64), None),
-    "sgd-invscaling": (_X, _y, dict(solver="sgd", learning_rate="invscaling",
-                                    learning_rate_init=0.05), None),
-    "sgd-adaptive": (_X, _y, dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
-                                  n_iter_no_change=1, tol=0.5), None),
+    "sgd-invscaling": (
+        _X,
+        _y,
+        dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.05),
+        None,
+    ),
+    "sgd-adaptive": (
+        _X,
+        _y,
+        dict(
+            solver="sgd",
+            learning_rate="adaptive",
+            learning_rate_init=0.1,
+            n_iter_no_change=1,
+            tol=0.5,
+        ),
+        None,
+    ),
     "sgd-plain": (_X, _y, dict(solver="sgd", momentum=0.0, learning_rate_init=0.1), None),
-    "sgd-classic-momentum": (_X, _y, dict(solver="sgd", nesterovs_momentum=False,
-                                          learning_rate="invscaling", learning_rate_init=0.1),
-                             None),
+    "sgd-classic-momentum": (
+        _X,
+        _y,
+        dict(
+            solver="sgd",
+            nesterovs_momentum=False,
+            learning_rate="invscaling",
+            learning_rate_init=0.1,
+        ),
+        None,
+    ),
     "binary": (_X, (_y > 4).astype(int), {}, None),
     "multilabel": (_X, np.stack([_y > 4, _y % 2 == 0], 1).astype(int), {}, None),
     "logistic": (_X, _y, dict(activation="logistic"), None),
@@ -130,8 +159,11 @@ def test_equals_scikit_learn_in_float64(case):
     if not reg:
         np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), rtol=1e-9, atol=1e-12)
     assert b.out_activation_ == a.out_activation_
-    assert (b.n_layers_, b.n_outputs_, b.n_features_in_) == (a.n_layers_, a.n_outputs_,
-                                                            a.n_features_in_)
+    assert (b.n_layers_, b.n_outputs_, b.n_features_in_) == (
+        a.n_layers_,
+        a.n_outputs_,
+        a.n_features_in_,
+    )
 
 
 def test_partial_fit_equals_scikit_learn():
@@ -139,9 +171,9 @@ def test_partial_fit_equals_scikit_learn():
     a, b = SKClassifier(**kw), MLPClassifier(dtype=np.float64, **kw)
     classes = np.arange(10)
     for lo in (0, 100, 200):
-        sw = _W[lo:lo + 100] if lo == 100 else None       # switches to injected gradients
-        a.partial_fit(_X[lo:lo + 100], _y[lo:lo + 100], classes=classes, sample_weight=sw)
-        b.partial_fit(_X[lo:lo + 100], _y[lo:lo + 100], classes=classes, sample_weight=sw)
+        sw = _W[lo : lo + 100] if lo == 100 else None  # switches to injected gradients
+        a.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes, sample_weight=sw)
+        b.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes, sample_weight=sw)
     _assert_same(a, b)
     assert b.n_iter_ == 1 and b.t_ == 300
 
@@ -184,8 +216,9 @@ def test_labels_strings_and_non_contiguous():
         y2 = np.array([3, 7, 11])[_y % 3]
         clf2 = MLPClassifier(**kw).fit(_X, y2)
     assert list(clf2.classes_) == [3, 7, 11]
-    np.testing.assert_array_equal(np.array([3, 7, 11])[(clf.predict(_X) == names[:, None])
-                                                       .argmax(0)], clf2.predict(_X))
+    np.testing.assert_array_equal(
+        np.array([3, 7, 11])[(clf.predict(_X) == names[:, None]).argmax(0)], clf2.predict(_X)
+    )
     proba = clf2.predict_proba(_X)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(clf2.predict_log_proba(_X), np.log(proba))
@@ -215,9 +248,15 @@ def test_pickle_round_trip_continues_identically():
 
 
 def test_clone_get_set_params_keep_fastact_options():
-    est = MLPClassifier(activation=("leaky_relu", {"negative_slope": 0.2}), dtype=np.float64,
-                        batchnorm="before", dropout=0.1, residual=True, init="he_normal",
-                        n_threads=1)
+    est = MLPClassifier(
+        activation=("leaky_relu", {"negative_slope": 0.2}),
+        dtype=np.float64,
+        batchnorm="before",
+        dropout=0.1,
+        residual=True,
+        init="he_normal",
+        n_threads=1,
+    )
     c = clone(est)
     assert c.get_params() == est.get_params()
     c.set_params(dropout=0.0, hidden_layer_sizes=(4, 4))
@@ -225,10 +264,15 @@ def test_clone_get_set_params_keep_fastact_options():
     assert est.dropout == 0.1
 
 
-@pytest.mark.parametrize("options", [
-    dict(activation="gelu"), dict(activation="prelu", init="auto"),
-    dict(batchnorm="before", dropout=0.1, residual=True, hidden_layer_sizes=(32, 32)),
-    dict(batchnorm="after", init="he_normal")])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(activation="gelu"),
+        dict(activation="prelu", init="auto"),
+        dict(batchnorm="before", dropout=0.1, residual=True, hidden_layer_sizes=(32, 32)),
+        dict(batchnorm="after", init="he_normal"),
+    ],
+)
 def test_fastact_options_train(options):
     kw = dict(hidden_layer_sizes=(32,), random_state=0, max_iter=20, learning_rate_init=0.01)
     kw.update(options)
@@ -237,7 +281,7 @@ def test_fastact_options_train(options):
         clf = MLPClassifier(**kw).fit(_X, _y)
         again = MLPClassifier(**kw).fit(_X, _y)
     assert clf.score(_X, _y) > 0.8
-    np.testing.assert_array_equal(clf.predict_proba(_X), again.predict_proba(_X))   # seeded
+    np.testing.assert_array_equal(clf.predict_proba(_X), again.predict_proba(_X))  # seeded
 
 
 def test_verbose_prints_scikit_learn_lines(capsys):
@@ -250,12 +294,17 @@ def test_verbose_prints_scikit_learn_lines(capsys):
 def test_stops_on_tol_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        clf = MLPClassifier((8,), max_iter=200, tol=10.0, n_iter_no_change=2,
-                            random_state=0).fit(_X, _y)
+        clf = MLPClassifier((8,), max_iter=200, tol=10.0, n_iter_no_change=2, random_state=0).fit(
+            _X, _y
+        )
     # scikit-learn's count: epoch 1 sets best_loss_, epochs 2-4 fail by tol, 3 > 2 stops
     assert clf.n_iter_ == 4
-    assert SKClassifier((8,), max_iter=200, tol=10.0, n_iter_no_change=2,
-                        random_state=0).fit(_X, _y).n_iter_ == 4
+    assert (
+        SKClassifier((8,), max_iter=200, tol=10.0, n_iter_no_change=2, random_state=0)
+        .fit(_X, _y)
+        .n_iter_
+        == 4
+    )
 
 
 def test_threads_used_by_fit():
@@ -263,7 +312,7 @@ def test_threads_used_by_fit():
     with pytest.warns(ConvergenceWarning):
         clf.fit(_X, _y)
     assert clf._threads_used == 1
-    assert fastact.get_num_threads() >= 1          # the limit was lifted after fit
+    assert fastact.get_num_threads() >= 1  # the limit was lifted after fit
 
 
 # ---------------------------------------------------------------- the ecosystem
@@ -283,9 +332,10 @@ def test_grid_search_and_cross_val_score_with_two_jobs():
     y = y[:600]
     base = MLPClassifier((16,), max_iter=15, learning_rate_init=0.01, random_state=0)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)   # in the workers too
-        gs = GridSearchCV(base, {"alpha": [1e-4, 1e-2], "activation": ["relu", "gelu"]}, cv=2,
-                          n_jobs=2).fit(X, y)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # in the workers too
+        gs = GridSearchCV(
+            base, {"alpha": [1e-4, 1e-2], "activation": ["relu", "gelu"]}, cv=2, n_jobs=2
+        ).fit(X, y)
         scores = cross_val_score(base, X, y, cv=3, n_jobs=2)
         res = cross_validate(base, X, y, cv=2, n_jobs=2, return_estimator=True)
     assert gs.best_score_ > 0.6 and len(gs.cv_results_["params"]) == 4
@@ -294,6 +344,7 @@ def test_grid_search_and_cross_val_score_with_two_jobs():
     # OpenMP/BLAS unless OMP_NUM_THREADS is set already, which the workers inherit; the
     # estimator follows and limits BLAS to the same count)
     import os
+
     cores = len(os.sched_getaffinity(0))
     given = os.environ.get("OMP_NUM_THREADS", "")
     expect = min(int(given), cores) if given.isdigit() and int(given) > 0 else max(1, cores // 2)
@@ -306,8 +357,14 @@ def test_digits_accuracy_matches_scikit_learn():
     """Same hyperparameters, fixed split: held-out accuracy within 1.5 points."""
     X, y = load_digits(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.25, random_state=42)
-    kw = dict(hidden_layer_sizes=(64, 64), activation="relu", solver="adam", max_iter=50,
-              batch_size=64, random_state=0)
+    kw = dict(
+        hidden_layer_sizes=(64, 64),
+        activation="relu",
+        solver="adam",
+        max_iter=50,
+        batch_size=64,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk = SKClassifier(**kw).fit(Xtr, ytr).score(Xte, yte)
@@ -362,8 +419,9 @@ def test_sample_weight_with_batchnorm_or_dropout():
         MLPRegressor(loss="poisson", dropout=0.1).fit(_Xr, np.abs(_yr[:, 0]))
     # uniform weights need no injection: fine with batchnorm
     with pytest.warns(ConvergenceWarning):
-        MLPClassifier((8,), batchnorm="before", max_iter=1).fit(_X, _y,
-                                                                 sample_weight=np.full(400, 2.0))
+        MLPClassifier((8,), batchnorm="before", max_iter=1).fit(
+            _X, _y, sample_weight=np.full(400, 2.0)
+        )
 
 
 def test_poisson_needs_nonnegative_y():
@@ -388,12 +446,18 @@ def test_divergence_is_a_value_error():
     with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, max_iter=5,
-                         random_state=0).fit(X, _yr * 1e15)
+            MLPRegressor(
+                hidden_layer_sizes=(8,),
+                solver="sgd",
+                learning_rate_init=10.0,
+                max_iter=5,
+                random_state=0,
+            ).fit(X, _yr * 1e15)
 
 
 def test_not_fitted_attributes():
     from sklearn.exceptions import NotFittedError
+
     with pytest.raises(AttributeError, match="coefs_: the estimator is not fitted yet"):
         MLPClassifier().coefs_
     with pytest.raises(AttributeError, match="intercepts_: the estimator is not fitted yet"):

@@ -1,32 +1,33 @@
 """Threads: fastact.threads() / set_num_threads, OpenMP and threadpoolctl, GIL release,
 and results that do not depend on the thread count (more in test_activations.py)."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
+from conftest import PURE, native_only, rng
 
 import fastact
 from fastact._validate import usable_cores
 
-from conftest import PURE, native_only, rng
-
 CORES = usable_cores()
-BIG = 300_001          # > SERIAL_BELOW = 65536: the kernels really split the work
+BIG = 300_001  # > SERIAL_BELOW = 65536: the kernels really split the work
 
 
 def esc(s):
     import re
+
     return re.escape(s)
 
 
 def _ext():
     from fastact import _activations
+
     return _activations
 
 
@@ -35,6 +36,7 @@ def _openmp():
 
 
 # ---- fastact.threads() ------------------------------------------------------------
+
 
 def test_threads_context_manager_sets_and_restores():
     assert fastact.get_num_threads() >= 1
@@ -45,12 +47,13 @@ def test_threads_context_manager_sets_and_restores():
         with fastact.threads(-1):
             assert fastact.get_num_threads() == CORES
         assert fastact.get_num_threads() == 1
-        with fastact.threads(None):            # None inside: follow the runtime again
+        with fastact.threads(None):  # None inside: follow the runtime again
             assert fastact.get_num_threads() == before
         assert fastact.get_num_threads() == 1
     assert fastact.get_num_threads() == before
     from fastact import _validate as V
-    assert V.pinned_threads() is None            # unpinned again, not pinned to `before`
+
+    assert V.pinned_threads() is None  # unpinned again, not pinned to `before`
 
 
 def test_threads_restores_a_pinned_default_and_survives_exceptions():
@@ -89,7 +92,7 @@ def test_threads_checks_at_construction():
     with pytest.raises(ValueError, match=esc(f"n_threads={-(CORES + 1)} leaves no thread")):
         fastact.threads(-(CORES + 1))
     assert fastact.get_num_threads() == before
-    with fastact.threads(10**6):                  # clamped to the usable cores, like n_threads=
+    with fastact.threads(10**6):  # clamped to the usable cores, like n_threads=
         assert fastact.get_num_threads() == CORES
 
 
@@ -115,6 +118,7 @@ def test_native_fast_path_follows_the_default():
 
 # ---- OpenMP runtime, OMP_NUM_THREADS, threadpoolctl -------------------------------
 
+
 @native_only
 def test_without_openmp_everything_runs_on_one_thread():
     ext = _ext()
@@ -130,8 +134,9 @@ def test_without_openmp_everything_runs_on_one_thread():
 def _run(code, **env):
     e = dict(os.environ)
     e.update(env)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
@@ -140,9 +145,11 @@ def _run(code, **env):
 def test_omp_num_threads_limits_the_default_but_not_a_pinned_count():
     if not _openmp():
         pytest.skip("built without OpenMP")
-    code = ("import fastact; a = fastact.get_num_threads(); "
-            "from fastact import _activations as e; b = e.default_threads(); "
-            "fastact.set_num_threads(-1); print(a, b, fastact.get_num_threads())")
+    code = (
+        "import fastact; a = fastact.get_num_threads(); "
+        "from fastact import _activations as e; b = e.default_threads(); "
+        "fastact.set_num_threads(-1); print(a, b, fastact.get_num_threads())"
+    )
     assert _run(code, OMP_NUM_THREADS="1") == f"1 1 {CORES}"
 
 
@@ -179,16 +186,23 @@ def test_threadpoolctl_limits_the_default_thread_count():
         assert fastact.get_num_threads() == before == ext.default_threads()
     # threadpoolctl reports what the runtime holds; fastact never calls omp_set_num_threads
     lib = ext.omp_library()
-    info = [i for i in threadpoolctl.threadpool_info()
-            if i["user_api"] == "openmp" and os.path.samefile(i["filepath"], lib)]
+    info = [
+        i
+        for i in threadpoolctl.threadpool_info()
+        if i["user_api"] == "openmp" and os.path.samefile(i["filepath"], lib)
+    ]
     assert info[0]["num_threads"] == ext.omp_max_threads()
     with fastact.threads(1):
-        info = [i for i in threadpoolctl.threadpool_info()
-                if i["user_api"] == "openmp" and os.path.samefile(i["filepath"], lib)]
+        info = [
+            i
+            for i in threadpoolctl.threadpool_info()
+            if i["user_api"] == "openmp" and os.path.samefile(i["filepath"], lib)
+        ]
         assert info[0]["num_threads"] == ext.omp_max_threads()
 
 
 # ---- GIL release --------------------------------------------------------------------
+
 
 def _gil_seen_released(kernel, calls=10):
     """True when another Python thread ran while `kernel()` was running on a worker.
@@ -238,10 +252,12 @@ def test_kernels_release_the_gil_on_one_thread():
 
 def test_gil_check_detects_a_call_that_holds_the_gil():
     """The check above can fail: a pure-Python loop (which holds the GIL) is caught."""
+
     def busy():
         t = 0
         for i in range(200_000):
             t += i
+
     assert not _gil_seen_released(busy, calls=3)
 
 
@@ -251,19 +267,21 @@ def test_concurrent_python_threads_every_kind_of_kernel(dtype):
     """Python threads calling every kind of kernel at once (each with its own arrays,
     serial and threaded) get exactly the single-threaded results."""
     r = rng(85)
-    shape = (1001, 130)                       # > SERIAL_BELOW elements
+    shape = (1001, 130)  # > SERIAL_BELOW elements
     xs = [(r.standard_normal(shape) * 3).astype(dtype) for _ in range(4)]
     b = r.standard_normal(shape[1]).astype(dtype)
     lab = r.integers(0, shape[1], shape[0])
 
     def calls(x, nt):
-        return [fastact.sigmoid(x, n_threads=nt),
-                fastact.mish_backward(x, x, n_threads=nt),
-                fastact.softmax(x, n_threads=nt),
-                fastact.log_softmax_backward(x, x, n_threads=nt),
-                *fastact.bias_act_backward(x, x, "gelu", bias=b, n_threads=nt),
-                *fastact.prelu_backward(x, x, b, n_threads=nt),
-                fastact.softmax_cross_entropy(x, lab, n_threads=nt)[1]]
+        return [
+            fastact.sigmoid(x, n_threads=nt),
+            fastact.mish_backward(x, x, n_threads=nt),
+            fastact.softmax(x, n_threads=nt),
+            fastact.log_softmax_backward(x, x, n_threads=nt),
+            *fastact.bias_act_backward(x, x, "gelu", bias=b, n_threads=nt),
+            *fastact.prelu_backward(x, x, b, n_threads=nt),
+            fastact.softmax_cross_entropy(x, lab, n_threads=nt)[1],
+        ]
 
     want = [calls(x, 1) for x in xs]
     got = [None] * len(xs)
@@ -299,17 +317,19 @@ def test_every_thread_count_gives_the_same_bits(dtype, shape):
     lab = r.integers(0, shape[-1], shape[0]) if len(shape) == 2 else None
 
     def results(nt):
-        out = [fastact.bias_act(z, b, "softplus", n_threads=nt),
-               *fastact.bias_act_backward(g, z, "silu", bias=b, n_threads=nt),
-               *fastact.bias_act_backward(g, z, "relu", n_threads=nt),
-               *fastact.prelu_backward(g, z, b, n_threads=nt),
-               *fastact.prelu_backward(g, z, 0.3, n_threads=nt),       # one slope: rows of 1024
-               fastact.prelu(z, 0.3, n_threads=nt),
-               fastact.softmax(z, n_threads=nt),
-               fastact.softmax_backward(g, fastact.softmax(z, n_threads=1), n_threads=nt),
-               fastact.log_softmax(z, n_threads=nt),
-               fastact.log_softmax_backward(g, z, n_threads=nt),
-               fastact.tanh_backward(g, z, n_threads=nt)]
+        out = [
+            fastact.bias_act(z, b, "softplus", n_threads=nt),
+            *fastact.bias_act_backward(g, z, "silu", bias=b, n_threads=nt),
+            *fastact.bias_act_backward(g, z, "relu", n_threads=nt),
+            *fastact.prelu_backward(g, z, b, n_threads=nt),
+            *fastact.prelu_backward(g, z, 0.3, n_threads=nt),  # one slope: rows of 1024
+            fastact.prelu(z, 0.3, n_threads=nt),
+            fastact.softmax(z, n_threads=nt),
+            fastact.softmax_backward(g, fastact.softmax(z, n_threads=1), n_threads=nt),
+            fastact.log_softmax(z, n_threads=nt),
+            fastact.log_softmax_backward(g, z, n_threads=nt),
+            fastact.tanh_backward(g, z, n_threads=nt),
+        ]
         if lab is not None:
             loss, grad = fastact.softmax_cross_entropy(z, lab, n_threads=nt)
             out += [np.float64(loss), grad]

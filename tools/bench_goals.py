@@ -12,13 +12,25 @@ Goals (float32, one run side by side):
   C. 1.6e7 elements, all threads: relu and leaky_relu forward within 1.25x of
      np.copyto of the same bytes, every other forward within 2x.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 
-TRANSCENDENTAL = ("sigmoid", "tanh", "elu", "selu", "celu", "gelu", "gelu_tanh", "silu", "mish",
-                  "softplus", "log_sigmoid")
+TRANSCENDENTAL = (
+    "sigmoid",
+    "tanh",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "mish",
+    "softplus",
+    "log_sigmoid",
+)
 
 
 def load(path):
@@ -64,32 +76,41 @@ def goal_c(rows):
 
 
 def fmt_misses(misses, what):
-    return "\n".join(f"- {n} {d} {size:.0e}: {got:.2f}{what} (goal {need:.2f}{what})"
-                     for n, d, size, got, need in misses)
+    return "\n".join(
+        f"- {n} {d} {size:.0e}: {got:.2f}{what} (goal {need:.2f}{what})"
+        for n, d, size, got, need in misses
+    )
 
 
 def table(rows1, rows_all, rows_out):
     """One line per activation: the smallest ratios of each goal."""
     names = list(dict.fromkeys(r["activation"] for r in rows1))
-    head = ("| activation | vs NumPy 1e4-1e6 fwd / bwd (min) | vs PyTorch 1e3 fwd / bwd | "
-            "vs PyTorch 1e4-1e6 fwd / bwd (min) | 1.6e7, 2 threads: vs PyTorch fwd / bwd | "
-            "1.6e7 fwd time / copy time (new array; out=) |")
+    head = (
+        "| activation | vs NumPy 1e4-1e6 fwd / bwd (min) | vs PyTorch 1e3 fwd / bwd | "
+        "vs PyTorch 1e4-1e6 fwd / bwd (min) | 1.6e7, 2 threads: vs PyTorch fwd / bwd | "
+        "1.6e7 fwd time / copy time (new array; out=) |"
+    )
     lines = [head, "|---|---|---|---|---|---|"]
 
     def pick(rows, name, d, lo, hi, key):
-        v = [r[key] for r in rows if r["activation"] == name and r["direction"] == d
-             and lo <= r["n"] <= hi and key in r]
+        v = [
+            r[key]
+            for r in rows
+            if r["activation"] == name and r["direction"] == d and lo <= r["n"] <= hi and key in r
+        ]
         return min(v) if v else float("nan")
 
     for name in names:
-        c = [f"{pick(rows1, name, 'fwd', 1e4, 1e6, 'vs_numpy'):.2f} / "
-             f"{pick(rows1, name, 'bwd', 1e4, 1e6, 'vs_numpy'):.2f}",
-             f"{pick(rows1, name, 'fwd', 1e3, 1e3, 'vs_torch'):.2f} / "
-             f"{pick(rows1, name, 'bwd', 1e3, 1e3, 'vs_torch'):.2f}",
-             f"{pick(rows1, name, 'fwd', 1e4, 1e6, 'vs_torch'):.2f} / "
-             f"{pick(rows1, name, 'bwd', 1e4, 1e6, 'vs_torch'):.2f}",
-             f"{pick(rows_all, name, 'fwd', 1e7, 1e8, 'vs_torch'):.2f} / "
-             f"{pick(rows_all, name, 'bwd', 1e7, 1e8, 'vs_torch'):.2f}"]
+        c = [
+            f"{pick(rows1, name, 'fwd', 1e4, 1e6, 'vs_numpy'):.2f} / "
+            f"{pick(rows1, name, 'bwd', 1e4, 1e6, 'vs_numpy'):.2f}",
+            f"{pick(rows1, name, 'fwd', 1e3, 1e3, 'vs_torch'):.2f} / "
+            f"{pick(rows1, name, 'bwd', 1e3, 1e3, 'vs_torch'):.2f}",
+            f"{pick(rows1, name, 'fwd', 1e4, 1e6, 'vs_torch'):.2f} / "
+            f"{pick(rows1, name, 'bwd', 1e4, 1e6, 'vs_torch'):.2f}",
+            f"{pick(rows_all, name, 'fwd', 1e7, 1e8, 'vs_torch'):.2f} / "
+            f"{pick(rows_all, name, 'bwd', 1e7, 1e8, 'vs_torch'):.2f}",
+        ]
         cf = pick(rows_all, name, "fwd", 1e7, 1e8, "copy_fraction")
         co = pick(rows_out, name, "fwd", 1e7, 1e8, "copy_fraction") if rows_out else float("nan")
         c.append(f"{1 / cf:.2f}; {1 / co:.2f}")
@@ -109,15 +130,19 @@ def main(argv):
     print(fmt_misses(m, "x"))
     m, t = goal_b(rows1)
     m2, t2 = goal_b(rows_all)
-    print(f"\nGoal B (vs PyTorch, same threads): {t - len(m)} of {t} cases met at 1 thread "
-          f"(1e3-1e6), {t2 - len(m2)} of {t2} at 1.6e7 on all threads")
+    print(
+        f"\nGoal B (vs PyTorch, same threads): {t - len(m)} of {t} cases met at 1 thread "
+        f"(1e3-1e6), {t2 - len(m2)} of {t2} at 1.6e7 on all threads"
+    )
     print(fmt_misses(m + m2, "x"))
     for label, rows in (("a new result array", rows_all), ("out=", rows_out)):
         if rows is None:
             continue
         m, t = goal_c(rows)
-        print(f"\nGoal C (1.6e7, all threads, forward time / np.copyto time, {label}): "
-              f"{t - len(m)} of {t} met")
+        print(
+            f"\nGoal C (1.6e7, all threads, forward time / np.copyto time, {label}): "
+            f"{t - len(m)} of {t} met"
+        )
         print(fmt_misses(m, "x of copy"))
     return 0
 

@@ -48,7 +48,6 @@ gives z = 1 and erfcx(+inf) = 0 instead of inf/inf = NaN.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -59,10 +58,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "src" / "erfcx_coeffs.h"
 
-DPS = 40            # mpmath working precision (decimal digits)
-M_CHEB = 64         # Chebyshev interpolation degree used to get a_k
-T_MAX = 1.0e6       # upper end of the range the target applies to
-K_GRID = np.arange(16, 8 * 16 + 1) / 16.0   # 1.0, 1.0625, ..., 8.0
+DPS = 40  # mpmath working precision (decimal digits)
+M_CHEB = 64  # Chebyshev interpolation degree used to get a_k
+T_MAX = 1.0e6  # upper end of the range the target applies to
+K_GRID = np.arange(16, 8 * 16 + 1) / 16.0  # 1.0, 1.0625, ..., 8.0
 
 
 # --------------------------------------------------------------------------
@@ -74,8 +73,9 @@ def erfcx_mp(t) -> mp.mpf:
     return mp.exp(t * t) * mp.erfc(t)
 
 
-def build_sample(n_lin: int = 60_000, n_log: int = 80_000, n_z: int = 60_000,
-                 k0: float = 4.0) -> np.ndarray:
+def build_sample(
+    n_lin: int = 60_000, n_log: int = 80_000, n_z: int = 60_000, k0: float = 4.0
+) -> np.ndarray:
     """Fixed dense sample of t in [0, T_MAX] (independent of K)."""
     # uniform in z (for a typical K) so every oscillation of the polynomial
     # error in z is densely covered, including z -> 1
@@ -113,8 +113,7 @@ def _cos_table(m: int) -> list[list[mp.mpf]]:
     if m not in _COS_CACHE:
         with mp.workdps(DPS):
             th = [mp.pi * (j + mp.mpf(1) / 2) / (m + 1) for j in range(m + 1)]
-            _COS_CACHE[m] = [[mp.cos(k * th[j]) for j in range(m + 1)]
-                             for k in range(m + 1)]
+            _COS_CACHE[m] = [[mp.cos(k * th[j]) for j in range(m + 1)] for k in range(m + 1)]
     return _COS_CACHE[m]
 
 
@@ -160,7 +159,7 @@ def cheb_to_monomial(a: list[mp.mpf], n: int) -> list[mp.mpf]:
 
 
 def to_double(c: list[mp.mpf]) -> list[float]:
-    return [float(x) for x in c]   # mpmath rounds to nearest
+    return [float(x) for x in c]  # mpmath rounds to nearest
 
 
 # --------------------------------------------------------------------------
@@ -202,8 +201,7 @@ def write_header(path: Path, K: float, c: list[float], stats: dict) -> None:
     horner = [f"    double p = fa_erfcx_c[{n}];"]
     horner += [f"    p = p * z + fa_erfcx_c[{k}];" for k in range(n - 1, -1, -1)]
     horner = "\n".join(horner)
-    ranges = "\n".join(
-        f" *     t in {name:<10s}: {val:.2e}" for name, val in stats["ranges"])
+    ranges = "\n".join(f" *     t in {name:<10s}: {val:.2e}" for name, val in stats["ranges"])
     txt = f"""\
 /*
  * erfcx_coeffs.h -- GENERATED FILE, DO NOT EDIT.
@@ -227,11 +225,11 @@ def write_header(path: Path, K: float, c: list[float], stats: dict) -> None:
  *     DEG = {n}
  *
  * Measured max relative error of fa_erfcx_poly() vs mpmath, evaluated in
- * IEEE double exactly as below (no FMA), on {stats['npts']} sample points in
+ * IEEE double exactly as below (no FMA), on {stats["npts"]} sample points in
  * [0, 1e6] (t = 0, linear near 0, log-spaced, uniform in z, 1e3..1e6):
- *     overall        : {stats['max']:.2e}
+ *     overall        : {stats["max"]:.2e}
 {ranges}
- *     t -> inf (z=1) : {stats['limit']:.2e}   (P(1) vs 2/sqrt(pi))
+ *     t -> inf (z=1) : {stats["limit"]:.2e}   (P(1) vs 2/sqrt(pi))
  * With FMA contraction (e.g. -mfma and -ffp-contract=fast, GCC's default in
  * GNU C mode) results differ only at the 1e-16 level; the error is dominated
  * by the truncation, not by rounding.
@@ -270,8 +268,9 @@ static inline double fa_erfcx_poly(double t)
 # --------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--target", type=float, default=1e-13,
-                    help="max relative error to meet (default 1e-13)")
+    ap.add_argument(
+        "--target", type=float, default=1e-13, help="max relative error to meet (default 1e-13)"
+    )
     ap.add_argument("--K", type=float, help="use this K (skip the K search)")
     ap.add_argument("--deg", type=int, help="use this degree (skip the N search)")
     ap.add_argument("--nmin", type=int, default=8)
@@ -281,8 +280,7 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     ts = build_sample()
-    print(f"sample: {ts.size} points in [0, {T_MAX:g}]; computing mpmath "
-          f"reference ...", flush=True)
+    print(f"sample: {ts.size} points in [0, {T_MAX:g}]; computing mpmath reference ...", flush=True)
     ref = reference(ts)
     print(f"  done in {time.time() - t0:.1f} s", flush=True)
 
@@ -298,8 +296,7 @@ def main(argv=None) -> int:
             e = max_relerr(c, K, ts, ref)
             if best is None or e < best[0]:
                 best = (e, K, c)
-        print(f"  N = {N:2d}: best K = {best[1]:<7g} max rel err = {best[0]:.3e}",
-              flush=True)
+        print(f"  N = {N:2d}: best K = {best[1]:<7g} max rel err = {best[0]:.3e}", flush=True)
         if best[0] <= args.target or args.deg is not None:
             choice = (N,) + best
             break
@@ -314,7 +311,7 @@ def main(argv=None) -> int:
     with mp.workdps(DPS):
         Km = mp.mpf(K)
         ea = 0.0
-        for t, r in zip(sub, ref[:: max(1, ts.size // 4000)]):
+        for t, _r in zip(sub, ref[:: max(1, ts.size // 4000)]):
             tm = mp.mpf(float(t))
             z = (tm - Km) / (tm + Km)
             p = mp.polyval([mp.mpf(x) for x in c[::-1]], z)
@@ -323,12 +320,14 @@ def main(argv=None) -> int:
     y = eval_double(c, K, ts)
     rel = np.abs(y / ref - 1.0)
     ranges = []
-    for name, lo, hi in (("[0, 10]", 0.0, 10.0), ("[10, 1e3]", 10.0, 1e3),
-                         ("[1e3, 1e6]", 1e3, 1e6)):
+    for name, lo, hi in (
+        ("[0, 10]", 0.0, 10.0),
+        ("[10, 1e3]", 10.0, 1e3),
+        ("[1e3, 1e6]", 1e3, 1e6),
+    ):
         m = (ts >= lo) & (ts <= hi)
         ranges.append((name, float(rel[m].max())))
-    stats = dict(npts=ts.size, max=float(rel.max()), ranges=ranges,
-                 limit=limit_relerr(c))
+    stats = dict(npts=ts.size, max=float(rel.max()), ranges=ranges, limit=limit_relerr(c))
 
     print(f"chosen: K = {K!r}, degree = {N}")
     print(f"  max rel err (float64 Horner, as C): {stats['max']:.3e}")
@@ -338,8 +337,10 @@ def main(argv=None) -> int:
     print(f"  approx. error with exact arithmetic (subsample): {ea:.3e}")
     print(f"  max |c_k| = {max(abs(x) for x in c):.3f}")
     with mp.workdps(DPS):
-        print(f"  |a_{N + 1}|, |a_{N + 2}| (first dropped Chebyshev coeffs): "
-              f"{float(abs(acoef[K][N + 1])):.2e}, {float(abs(acoef[K][N + 2])):.2e}")
+        print(
+            f"  |a_{N + 1}|, |a_{N + 2}| (first dropped Chebyshev coeffs): "
+            f"{float(abs(acoef[K][N + 1])):.2e}, {float(abs(acoef[K][N + 2])):.2e}"
+        )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_header(args.out, K, c, stats)

@@ -9,6 +9,7 @@ S training steps, printing the resident memory after each stage (it must stay fl
 The calls are those of tests/test_leaks.py (which runs a few thousand of them in the suite).
 Exit status 1 when the resident memory grew by more than --max-growth MiB after warm-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-sys.path.append(ROOT)     # the in-place build, when fastact is not installed
+sys.path.append(ROOT)  # the in-place build, when fastact is not installed
 
 import numpy as np  # noqa: E402
+from test_leaks import _calls, _rss_bytes, _run  # noqa: E402
 
 import fastact  # noqa: E402
-from test_leaks import _calls, _rss_bytes, _run  # noqa: E402
 
 
 def main() -> int:
@@ -41,12 +42,14 @@ def main() -> int:
     base = _rss_bytes()
     t0 = time.perf_counter()
     print(f"fastact {fastact.__file__}; {len(calls)} calls x {a.n}; rss {base / mib:.1f} MiB")
-    for name, call in calls:
+    for _name, call in calls:
         _run(call, a.n)
     gc.collect()
     after_calls = _rss_bytes()
-    print(f"after the calls: rss {after_calls / mib:.1f} MiB (+{(after_calls - base) / mib:.2f}), "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(
+        f"after the calls: rss {after_calls / mib:.1f} MiB (+{(after_calls - base) / mib:.2f}), "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
     r = np.random.default_rng(1)
     X = r.standard_normal((64, 32)).astype(np.float32)
     y = r.integers(0, 10, 64)
@@ -62,8 +65,10 @@ def main() -> int:
             net.evaluate(X, y)
     gc.collect()
     end = _rss_bytes()
-    print(f"after {a.steps} training steps: rss {end / mib:.1f} MiB "
-          f"(+{(end - before_steps) / mib:.2f})")
+    print(
+        f"after {a.steps} training steps: rss {end / mib:.1f} MiB "
+        f"(+{(end - before_steps) / mib:.2f})"
+    )
     grown = max(after_calls - base, 0) + max(end - before_steps, 0)
     if grown > a.max_growth * mib:
         print(f"resident memory grew by {grown / mib:.1f} MiB > {a.max_growth} MiB")

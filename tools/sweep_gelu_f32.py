@@ -21,6 +21,7 @@ the accuracy contract
 Run from the repository root after an in-place build.  Exit status 1 on any
 contract violation.  The whole sweep is ~2.2e9 points per function and path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,12 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__))))
+sys.path.insert(
+    0,
+    __import__("os").path.dirname(
+        __import__("os").path.dirname(__import__("os").path.abspath(__file__))
+    ),
+)
 
 import fastact
 from fastact import _activations as ext
@@ -53,8 +59,8 @@ TINY32 = float(np.finfo(np.float32).tiny)
 
 def bit_ranges(lo, hi):
     """[start, stop) ranges of uint32 patterns covering every float32 in [lo, hi]."""
-    pos = int(np.float32(hi).view(np.uint32)) + 1          # 0x00000000 .. bits(hi)
-    neg = int(np.float32(-lo).view(np.uint32)) + 1         # 0x80000000 .. bits(lo)
+    pos = int(np.float32(hi).view(np.uint32)) + 1  # 0x00000000 .. bits(hi)
+    neg = int(np.float32(-lo).view(np.uint32)) + 1  # 0x80000000 .. bits(lo)
     return [(0, pos), (0x80000000, 0x80000000 + neg)]
 
 
@@ -62,7 +68,7 @@ def contract_tol(t, backward):
     t = np.abs(t)
     ulp = np.spacing(t.astype(np.float32)).astype(np.float64)
     if backward:
-        return 8 * ulp + 2e-7            # |g| = 1
+        return 8 * ulp + 2e-7  # |g| = 1
     return np.where(t < 1e-6, np.maximum(1e-7, 4 * ulp), 4 * ulp)
 
 
@@ -78,7 +84,9 @@ def sweep(path, fname, step, chunk, lo=LO, hi=HI):
     one = None
     for start, stop in bit_ranges(lo, hi):
         for c0 in range(start, stop, chunk * step):
-            bits = np.arange(c0, min(c0 + chunk * step, stop), step, dtype=np.uint64).astype(np.uint32)
+            bits = np.arange(c0, min(c0 + chunk * step, stop), step, dtype=np.uint64).astype(
+                np.uint32
+            )
             x = bits.view(np.float32)
             if backward:
                 if one is None or one.size != x.size:
@@ -113,8 +121,17 @@ def sweep(path, fname, step, chunk, lo=LO, hi=HI):
                         worst_normal, where_normal = float(u[i]), float(x[i])
                     if which == "region" and u[i] > worst_contract_region:
                         worst_contract_region, where_region = float(u[i]), float(x[i])
-    return (got_path, n, worst_normal, where_normal, worst_contract_region, where_region, bad,
-            usage, where_usage)
+    return (
+        got_path,
+        n,
+        worst_normal,
+        where_normal,
+        worst_contract_region,
+        where_region,
+        bad,
+        usage,
+        where_usage,
+    )
 
 
 def main(argv=None):
@@ -127,21 +144,27 @@ def main(argv=None):
     ap.add_argument("--hi", type=float, default=HI)
     args = ap.parse_args(argv)
     failed = False
-    print(f"float32 in [{args.lo}, {args.hi}], every {args.step}; CPU paths available up to "
-          f"{ext.set_isa('avx512')}")
+    print(
+        f"float32 in [{args.lo}, {args.hi}], every {args.step}; CPU paths available up to "
+        f"{ext.set_isa('avx512')}"
+    )
     for path in args.paths.split(","):
         if ext.set_isa(path) != {"avx512": "avx512", "avx2": "avx2+fma"}.get(path, path):
             print(f"{path}: not available on this CPU, skipped")
             continue
         for f in args.funcs.split(","):
             t0 = time.time()
-            got, n, wn, xn, wr, xr, bad, use, xu = sweep(path, f, args.step, args.chunk,
-                                                          args.lo, args.hi)
+            got, n, wn, xn, wr, xr, bad, use, xu = sweep(
+                path, f, args.step, args.chunk, args.lo, args.hi
+            )
             failed |= bad > 0
-            print(f"{got:9s} {f:14s} {n:>11,d} points  max ulp (normal truth) {wn:5.2f} at x={xn!r}"
-                  f"  (|truth| >= 1e-6) {wr:5.2f} at x={xr!r}  largest error / contract tolerance"
-                  f" {use:.3f} at x={xu!r}  outside contract: {bad}"
-                  f"  [{time.time() - t0:.0f} s]", flush=True)
+            print(
+                f"{got:9s} {f:14s} {n:>11,d} points  max ulp (normal truth) {wn:5.2f} at x={xn!r}"
+                f"  (|truth| >= 1e-6) {wr:5.2f} at x={xr!r}  largest error / contract tolerance"
+                f" {use:.3f} at x={xu!r}  outside contract: {bad}"
+                f"  [{time.time() - t0:.0f} s]",
+                flush=True,
+            )
     return 1 if failed else 0
 
 

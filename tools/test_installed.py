@@ -8,6 +8,7 @@ Python environment (sys.prefix) and not inside the source tree, then runs pytest
 .ci/run and cibuildwheel (pyproject.toml, .github/workflows/wheels.yml) use this same
 command, so a wheel is tested the same way everywhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,14 +32,24 @@ def _inside(path: Path, root: Path) -> bool:
 def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="fastact-installed-") as d:
         work = Path(d)
-        shutil.copytree(ROOT / "tests", work / "tests",
-                        ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+        shutil.copytree(
+            ROOT / "tests",
+            work / "tests",
+            ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"),
+        )
         shutil.copy(ROOT / "pyproject.toml", work / "pyproject.toml")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         where = subprocess.run(
-            [sys.executable, "-c",
-             "import fastact; print(fastact.__file__); fastact.show_config()"],
-            cwd=work, env=env, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-c",
+                "import fastact; print(fastact.__file__); fastact.show_config()",
+            ],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if where.returncode != 0:
             print(where.stdout + where.stderr, file=sys.stderr)
             return 1
@@ -47,12 +58,17 @@ def main(argv: list[str]) -> int:
         print(f"fastact imported from {location}")
         print(config.rstrip())
         if _inside(location, ROOT):
-            print(f"error: fastact was imported from the source tree {ROOT}, not from an "
-                  "installed wheel", file=sys.stderr)
+            print(
+                f"error: fastact was imported from the source tree {ROOT}, not from an "
+                "installed wheel",
+                file=sys.stderr,
+            )
             return 1
         if not _inside(location, Path(sys.prefix)):
-            print(f"error: fastact is not installed in this environment ({sys.prefix})",
-                  file=sys.stderr)
+            print(
+                f"error: fastact is not installed in this environment ({sys.prefix})",
+                file=sys.stderr,
+            )
             return 1
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", *argv]
         return subprocess.call(cmd, cwd=work, env=env)

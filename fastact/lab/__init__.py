@@ -13,6 +13,7 @@ Modules: config (a configuration and its checks), data (teacher, digits, files),
 (one configuration -> one record), runners (serial, joblib, Dask), presets, verdicts,
 result (LabResult), plots (matplotlib), sweep (run), cli (`fastact lab`).
 """
+
 from __future__ import annotations
 
 from .config import Config, build_network, make_optimizer
@@ -22,5 +23,16 @@ from .presets import PRESETS
 from .result import LabResult
 from .sweep import run
 
-__all__ = ["run", "LabResult", "Config", "Data", "load_data", "PRESETS", "TIMING_FIELDS",
-           "build_network", "make_optimizer", "gradient_batch", "run_config"]
+__all__ = [
+    "run",
+    "LabResult",
+    "Config",
+    "Data",
+    "load_data",
+    "PRESETS",
+    "TIMING_FIELDS",
+    "build_network",
+    "make_optimizer",
+    "gradient_batch",
+    "run_config",
+]

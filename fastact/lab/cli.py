@@ -1,4 +1,5 @@
 """`fastact lab`: the vanishing-gradient lab on the command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,39 +23,58 @@ presets: """ + ", ".join(PRESETS)
 
 def _parser():
     p = argparse.ArgumentParser(
-        prog="fastact lab", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="fastact lab",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="How far does the gradient reach? Sweeps activation x depth x init x "
-                    "variant, measures ||dL/dW|| and ||dL/dz|| per layer at initialisation, "
-                    "trains each network, times fastact against pure NumPy, and prints "
-                    "verdicts computed from the numbers.")
+        "variant, measures ||dL/dW|| and ||dL/dz|| per layer at initialisation, "
+        "trains each network, times fastact against pure NumPy, and prints "
+        "verdicts computed from the numbers.",
+    )
     p.add_argument("--preset", help="a fixed question: " + ", ".join(PRESETS))
-    p.add_argument("--activations", help="comma-separated (default: "
-                                         + ",".join(DEFAULT_ACTIVATIONS) + ")")
+    p.add_argument(
+        "--activations", help="comma-separated (default: " + ",".join(DEFAULT_ACTIVATIONS) + ")"
+    )
     p.add_argument("--depths", help="hidden layers, comma-separated (default: 2,5,10,20,50)")
-    p.add_argument("--inits", help="auto (matched, default), standard, xavier_uniform, "
-                                   "xavier_normal, he_uniform, he_normal, lecun_normal, "
-                                   "orthogonal")
-    p.add_argument("--variants", help="plain (default), batchnorm, batchnorm_after, dropout, "
-                                      "residual, or combinations such as batchnorm+residual")
+    p.add_argument(
+        "--inits",
+        help="auto (matched, default), standard, xavier_uniform, "
+        "xavier_normal, he_uniform, he_normal, lecun_normal, "
+        "orthogonal",
+    )
+    p.add_argument(
+        "--variants",
+        help="plain (default), batchnorm, batchnorm_after, dropout, "
+        "residual, or combinations such as batchnorm+residual",
+    )
     p.add_argument("--width", type=_int, help="units per hidden layer (default 64)")
     p.add_argument("--batch", type=_int, help="batch size (default 128)")
-    p.add_argument("--data", default="teacher",
-                   help="teacher (built in, default), digits (scikit-learn), or a .npz (X, y) "
-                        "/ .csv (last column y) file")
-    p.add_argument("--steps", type=_int, help="training steps per configuration (default 300; "
-                                              "0 = gradients at initialisation only)")
-    p.add_argument("--seed", type=_int, default=0, help="seed of weights, batches and dropout "
-                                                        "(default 0)")
-    p.add_argument("--lr", type=_float, help="learning rate (default: adam 1e-3, momentum 0.01, "
-                                             "sgd 0.05)")
+    p.add_argument(
+        "--data",
+        default="teacher",
+        help="teacher (built in, default), digits (scikit-learn), or a .npz (X, y) "
+        "/ .csv (last column y) file",
+    )
+    p.add_argument(
+        "--steps",
+        type=_int,
+        help="training steps per configuration (default 300; 0 = gradients at initialisation only)",
+    )
+    p.add_argument(
+        "--seed", type=_int, default=0, help="seed of weights, batches and dropout (default 0)"
+    )
+    p.add_argument(
+        "--lr", type=_float, help="learning rate (default: adam 1e-3, momentum 0.01, sgd 0.05)"
+    )
     p.add_argument("--optimizer", help="adam (default), momentum (SGD + 0.9), sgd")
     p.add_argument("--dropout", type=_float, help="p of the dropout variants (default 0.5)")
     p.add_argument("--dtype", help="float32 (default) or float64 for training and timing")
     p.add_argument("--jobs", type=_int, default=1, help="worker processes (joblib); -1 = all cores")
     p.add_argument("--scheduler", help="address of a Dask scheduler (dask.distributed)")
     p.add_argument("--out", help="directory for results.json, results.csv and PNG plots")
-    p.add_argument("--no-timing", action="store_true",
-                   help="skip the fastact vs fastact.reference step timing")
+    p.add_argument(
+        "--no-timing", action="store_true", help="skip the fastact vs fastact.reference step timing"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -76,16 +96,31 @@ def _float(s):
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from .sweep import run
+
     try:
-        res = run(args.activations, args.depths, args.inits, args.variants, preset=args.preset,
-                  width=args.width, batch=args.batch, data=args.data, steps=args.steps,
-                  seed=args.seed, lr=args.lr, optimizer=args.optimizer, dropout=args.dropout,
-                  dtype=args.dtype, jobs=args.jobs, scheduler=args.scheduler,
-                  timing=not args.no_timing, progress=False if args.quiet else "auto")
+        res = run(
+            args.activations,
+            args.depths,
+            args.inits,
+            args.variants,
+            preset=args.preset,
+            width=args.width,
+            batch=args.batch,
+            data=args.data,
+            steps=args.steps,
+            seed=args.seed,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            dropout=args.dropout,
+            dtype=args.dtype,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            timing=not args.no_timing,
+            progress=False if args.quiet else "auto",
+        )
     except (ValueError, TypeError, ImportError, OSError, ConnectionError) as e:
         msg = str(e)
-        print(f"fastact lab: error: {msg[5:] if msg.startswith('lab: ') else msg}",
-              file=sys.stderr)
+        print(f"fastact lab: error: {msg[5:] if msg.startswith('lab: ') else msg}", file=sys.stderr)
         return 2
     written = []
     if args.out:
@@ -99,6 +134,6 @@ def main(argv=None) -> int:
         if written:
             print("wrote " + ", ".join(written))
         sys.stdout.flush()
-    except BrokenPipeError:         # `fastact lab | head`: the reader left; not an error
+    except BrokenPipeError:  # `fastact lab | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -11,6 +11,7 @@ of "batchnorm" (before each hidden activation, as Ioffe & Szegedy place it),
 joined with "+": "batchnorm+residual".  They map onto `fastact.MLP(batchnorm=...,
 dropout=..., residual=...)` (Config.mlp_kwargs).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,17 @@ from fastact.nn.init import auto_scheme
 
 # the lab's default activations: the classic bounded ones, the ReLU family (prelu: leaky
 # ReLU with a learned slope per layer, starting at 0.25), the smooth ones
-DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "gelu",
-                       "silu")
+DEFAULT_ACTIVATIONS = (
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+)
 DEFAULT_DEPTHS = (2, 5, 10, 20, 50)
 INITS = tuple(_nn.INITS)
 VARIANT_PARTS = ("batchnorm", "batchnorm_after", "dropout", "residual")
@@ -59,7 +69,7 @@ class Config:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return replace(self, **changes)
 
     @property
@@ -94,14 +104,16 @@ def variant_parts(variant: str) -> tuple:
 
 # ---- argument checks (every message names the argument, the value and the fix) ---------
 
+
 def _names(value, what: str) -> list:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     try:
         value = list(value)
     except TypeError:
-        raise TypeError(f"lab: {what} must be a list of names or a comma-separated string; "
-                        f"got {value!r}.") from None
+        raise TypeError(
+            f"lab: {what} must be a list of names or a comma-separated string; got {value!r}."
+        ) from None
     if not value:
         raise ValueError(f"lab: {what} is empty; give at least one.")
     return value
@@ -114,11 +126,14 @@ def check_activations(value) -> list:
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"lab: activations must be names; got {name!r}.")
-        try:       # the network is the judge of what a hidden layer may use
+        try:  # the network is the judge of what a hidden layer may use
             fastact.MLP([2, 2, 2], name)
         except (ValueError, TypeError):
-            raise ValueError(f"lab: unknown activation {name!r} for an MLP hidden layer; valid: "
-                             + ", ".join(valid) + ".") from None
+            raise ValueError(
+                f"lab: unknown activation {name!r} for an MLP hidden layer; valid: "
+                + ", ".join(valid)
+                + "."
+            ) from None
         out.append(name)
     return out
 
@@ -143,10 +158,13 @@ def check_variants(value) -> list:
             if p not in VARIANT_PARTS:
                 raise ValueError(
                     f"lab: unknown variant {name!r}; valid: plain, or one or more of "
-                    f"{', '.join(VARIANT_PARTS)} joined with '+' (e.g. 'batchnorm+residual').")
+                    f"{', '.join(VARIANT_PARTS)} joined with '+' (e.g. 'batchnorm+residual')."
+                )
         if len(set(parts)) != len(parts) or ("batchnorm" in parts and "batchnorm_after" in parts):
-            raise ValueError(f"lab: variant {name!r} repeats a part (or puts BatchNorm both "
-                             "before and after the activation); give each part once.")
+            raise ValueError(
+                f"lab: variant {name!r} repeats a part (or puts BatchNorm both "
+                "before and after the activation); give each part once."
+            )
     return names
 
 
@@ -187,8 +205,10 @@ def check_real(v, what: str, *, low=0.0, low_open=True, high=None, high_open=Tru
 
 def check_optimizer(name) -> str:
     if not isinstance(name, str) or name not in OPTIMIZERS:
-        raise ValueError(f"lab: unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)} "
-                         "(momentum = SGD with momentum 0.9).")
+        raise ValueError(
+            f"lab: unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)} "
+            "(momentum = SGD with momentum 0.9)."
+        )
     return name
 
 
@@ -204,6 +224,7 @@ def check_dtype(dtype) -> str:
 
 # ---- what a configuration builds ---------------------------------------------------------
 
+
 def build_network(cfg: Config, n_in: int, n_classes: int, *, dtype=None, engine="fastact"):
     """The configuration's network, freshly initialised from cfg.seed: fastact.MLP
     (engine="fastact") or fastact.reference.MLP (engine="reference"), in cfg.dtype unless
@@ -211,8 +232,15 @@ def build_network(cfg: Config, n_in: int, n_classes: int, *, dtype=None, engine=
     run is a result the lab records (on_nonfinite="ignore"), not an error."""
     cls = fastact.MLP if engine == "fastact" else fastact.reference.MLP
     sizes = [int(n_in)] + [cfg.width] * cfg.depth + [int(n_classes)]
-    net = cls(sizes, cfg.activation, init=cfg.init, dtype=np.dtype(dtype or cfg.dtype),
-              seed=cfg.seed, on_nonfinite="ignore", **cfg.mlp_kwargs())
+    net = cls(
+        sizes,
+        cfg.activation,
+        init=cfg.init,
+        dtype=np.dtype(dtype or cfg.dtype),
+        seed=cfg.seed,
+        on_nonfinite="ignore",
+        **cfg.mlp_kwargs(),
+    )
     return net.train()
 
 

@@ -11,6 +11,7 @@ with the training part's mean and standard deviation (constant columns become 0)
 split and the data do not depend on the lab's --seed: a seed changes the networks and the
 order of the batches, never the task.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # the teacher task: inputs N(0, 1), labels = argmax of a fixed random tanh network
-TEACHER_SEED = 2010          # fixed: the task is the same for every --seed
+TEACHER_SEED = 2010  # fixed: the task is the same for every --seed
 TEACHER_SHAPE = (32, 64, 10)  # inputs, teacher hidden units, classes
 TEACHER_ROWS = 5120
 _SPLIT_SEED = 0
@@ -57,8 +58,10 @@ class Data:
         return float(-(p * np.log(p)).sum())
 
     def __repr__(self):
-        return (f"Data({self.name!r}: {self.X_train.shape[0]} training + {self.X_test.shape[0]} "
-                f"test rows, {self.n_features} features, {self.n_classes} classes)")
+        return (
+            f"Data({self.name!r}: {self.X_train.shape[0]} training + {self.X_test.shape[0]} "
+            f"test rows, {self.n_features} features, {self.n_classes} classes)"
+        )
 
 
 def teacher() -> Data:
@@ -78,8 +81,10 @@ def digits() -> Data:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ImportError("lab: data='digits' needs scikit-learn (pip install scikit-learn); "
-                          "or use data='teacher' (built in).") from None
+        raise ImportError(
+            "lab: data='digits' needs scikit-learn (pip install scikit-learn); "
+            "or use data='teacher' (built in)."
+        ) from None
     d = load_digits()
     return _split("digits", d.data.astype(np.float64), d.target)
 
@@ -91,8 +96,10 @@ def load_data(data) -> Data:
     if isinstance(data, tuple) and len(data) == 2:
         return from_arrays(*data, name="arrays")
     if not isinstance(data, (str, os.PathLike)):
-        raise TypeError(f"lab: data must be 'teacher', 'digits', a path to a .npz or .csv file, "
-                        f"or an (X, y) pair; got {type(data).__name__}.")
+        raise TypeError(
+            f"lab: data must be 'teacher', 'digits', a path to a .npz or .csv file, "
+            f"or an (X, y) pair; got {type(data).__name__}."
+        )
     if data == "teacher":
         return teacher()
     if data == "digits":
@@ -100,9 +107,11 @@ def load_data(data) -> Data:
     path = os.fspath(data)
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".npz", ".csv"):
-        raise ValueError(f"lab: data {path!r} is neither 'teacher', 'digits' nor a .npz or .csv "
-                         "file; give a file ending in .npz (arrays X and y) or .csv (last "
-                         "column y).")
+        raise ValueError(
+            f"lab: data {path!r} is neither 'teacher', 'digits' nor a .npz or .csv "
+            "file; give a file ending in .npz (arrays X and y) or .csv (last "
+            "column y)."
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"lab: data file {path!r} does not exist.")
     name = os.path.basename(path)
@@ -113,18 +122,22 @@ def load_data(data) -> Data:
         except (OSError, EOFError, ValueError) as e:
             raise ValueError(f"lab: cannot read {path!r} as a .npz file ({e}); {hint}.") from None
         if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ValueError(f"lab: {path!r} holds a single array, not a .npz archive of X and "
-                             f"y; {hint}.")
+            raise ValueError(
+                f"lab: {path!r} holds a single array, not a .npz archive of X and y; {hint}."
+            )
         with f:
             missing = [k for k in ("X", "y") if k not in f.files]
             if missing:
-                raise ValueError(f"lab: {path!r} has arrays {sorted(f.files)}; it needs 'X' "
-                                 f"(rows x features) and 'y' (one class label per row): {hint}.")
+                raise ValueError(
+                    f"lab: {path!r} has arrays {sorted(f.files)}; it needs 'X' "
+                    f"(rows x features) and 'y' (one class label per row): {hint}."
+                )
             try:
                 X, y = f["X"], f["y"]
             except (OSError, EOFError, ValueError) as e:
-                raise ValueError(f"lab: cannot read the arrays of {path!r} ({e}); {hint} "
-                                 "(numbers, not objects).") from None
+                raise ValueError(
+                    f"lab: cannot read the arrays of {path!r} ({e}); {hint} (numbers, not objects)."
+                ) from None
         return from_arrays(X, y, name=name)
     return from_arrays(*_read_csv(path), name=name)
 
@@ -145,18 +158,21 @@ def _read_csv(path):
         try:
             rows.append([float(c) for c in cells])
         except ValueError:
-            if not rows and i == 1:         # a header of column names
+            if not rows and i == 1:  # a header of column names
                 continue
             raise ValueError(f"lab: {path!r} line {i} is not all numbers: {line[:80]!r}.") from None
         if len(rows[-1]) != len(rows[0]):
-            raise ValueError(f"lab: {path!r} is ragged: line {i} has {len(rows[-1])} columns, "
-                             f"the first data line {len(rows[0])}; every row needs the same "
-                             "number of columns (features..., label).")
+            raise ValueError(
+                f"lab: {path!r} is ragged: line {i} has {len(rows[-1])} columns, "
+                f"the first data line {len(rows[0])}; every row needs the same "
+                "number of columns (features..., label)."
+            )
     if not rows:
         raise ValueError(f"lab: {path!r} holds no data rows.")
     if len(rows[0]) < 2:
-        raise ValueError(f"lab: {path!r} has one column; it needs features and a last column of "
-                         "class labels.")
+        raise ValueError(
+            f"lab: {path!r} has one column; it needs features and a last column of class labels."
+        )
     a = np.array(rows, dtype=np.float64)
     return a[:, :-1], a[:, -1]
 
@@ -171,22 +187,28 @@ def from_arrays(X, y, *, name="arrays") -> Data:
     if X.ndim != 2 or X.shape[1] < 1:
         raise ValueError(f"lab: X of {name!r} must be 2-D (rows x features); got shape {X.shape}.")
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"lab: y of {name!r} must hold one class label per row of X "
-                         f"({X.shape[0]}); got shape {y.shape}.")
+        raise ValueError(
+            f"lab: y of {name!r} must hold one class label per row of X "
+            f"({X.shape[0]}); got shape {y.shape}."
+        )
     if not np.isfinite(X).all():
         raise ValueError(f"lab: X of {name!r} contains NaN or inf; clean the data first.")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
-            raise ValueError(f"lab: y of {name!r} must be class labels (integers); the lab "
-                             "trains classifiers, not regressors.")
+            raise ValueError(
+                f"lab: y of {name!r} must be class labels (integers); the lab "
+                "trains classifiers, not regressors."
+            )
     elif y.dtype.kind not in "iub":
         raise ValueError(f"lab: y of {name!r} must be integer class labels; got dtype {y.dtype}.")
     classes, y = np.unique(y, return_inverse=True)
     if classes.size < 2:
         raise ValueError(f"lab: y of {name!r} has a single class; a classifier needs at least 2.")
     if X.shape[0] < 10:
-        raise ValueError(f"lab: {name!r} has {X.shape[0]} rows; the lab needs at least 10 "
-                         "(80% to train on, 20% to test).")
+        raise ValueError(
+            f"lab: {name!r} has {X.shape[0]} rows; the lab needs at least 10 "
+            "(80% to train on, 20% to test)."
+        )
     return _split(name, X, y.astype(np.int64))
 
 
@@ -199,5 +221,11 @@ def _split(name, X, y) -> Data:
     std[std == 0] = 1.0
     Xs = (X - mean) / std
     n_classes = int(y.max()) + 1
-    return Data(name, np.ascontiguousarray(Xs[train]), np.ascontiguousarray(y[train], np.int64),
-                np.ascontiguousarray(Xs[test]), np.ascontiguousarray(y[test], np.int64), n_classes)
+    return Data(
+        name,
+        np.ascontiguousarray(Xs[train]),
+        np.ascontiguousarray(y[train], np.int64),
+        np.ascontiguousarray(Xs[test]),
+        np.ascontiguousarray(y[test], np.int64),
+        n_classes,
+    )

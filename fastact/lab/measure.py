@@ -16,6 +16,7 @@ Definitions (hidden layers 1..L, L = depth; the output layer is not one of them)
                            hidden layer l (|f'(z)| < 1e-3 max|f'|; units with dz = 0 over
                            the whole batch)
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,7 @@ def gradient_figures(net, X, y, depth: int) -> dict:
         "saturated_fraction": [d["saturated_fraction"] for d in hidden],
         "dead_fraction": [d["dead_fraction"] for d in hidden],
     }
-    for k in ("grad_gamma_norm", "grad_beta_norm"):    # BatchNorm layers (None elsewhere)
+    for k in ("grad_gamma_norm", "grad_beta_norm"):  # BatchNorm layers (None elsewhere)
         if any(k in d for d in hidden):
             out[k + "s"] = [d.get(k) for d in hidden]
     return out
@@ -104,9 +105,9 @@ def _train(cfg: Config, data, net) -> dict:
     yb = np.empty(bs, np.int64)
     t0 = time.perf_counter()
     for step in range(1, cfg.steps + 1):
-        if pos + bs > n:                                # a new epoch: reshuffle
+        if pos + bs > n:  # a new epoch: reshuffle
             order, pos = rng.permutation(n), 0
-        idx = order[pos:pos + bs]
+        idx = order[pos : pos + bs]
         pos += bs
         np.take(Xtr, idx, axis=0, out=Xb)
         np.take(ytr, idx, out=yb)
@@ -120,18 +121,27 @@ def _train(cfg: Config, data, net) -> dict:
     train_time = time.perf_counter() - t0
     end = evaluate(Xtr, ytr)
     test = evaluate(Xte, yte)
-    return {"initial_loss": start["loss"], "loss_curve": losses, "accuracy_curve": acc_curve,
-            "final_loss": end["loss"], "train_accuracy": end["accuracy"],
-            "accuracy": test["accuracy"], "diverged": diverged, "train_time": train_time}
+    return {
+        "initial_loss": start["loss"],
+        "loss_curve": losses,
+        "accuracy_curve": acc_curve,
+        "final_loss": end["loss"],
+        "train_accuracy": end["accuracy"],
+        "accuracy": test["accuracy"],
+        "diverged": diverged,
+        "train_time": train_time,
+    }
 
 
 def _evaluator(net):
     """net.evaluate: always in evaluation mode (BatchNorm's running statistics, no dropout),
     without changing net.training; a diverged network (NaN weights) gives NaN loss."""
+
     def evaluate(X, y):
         with np.errstate(all="ignore"):
             res = net.evaluate(X, y)
         return {"loss": float(res["loss"]), "accuracy": float(res["accuracy"])}
+
     return evaluate
 
 
@@ -161,13 +171,15 @@ def time_steps(cfg: Config, data, repeats: int = _REPEATS) -> tuple:
     _warm_up(cfg, data)
     X, y = gradient_batch(data, cfg)
     X = X.astype(cfg.dtype)
-    nets = [build_network(cfg, data.n_features, data.n_classes, engine=e)
-            for e in ("fastact", "reference")]
+    nets = [
+        build_network(cfg, data.n_features, data.n_classes, engine=e)
+        for e in ("fastact", "reference")
+    ]
     opts = [make_optimizer(cfg) for _ in nets]
     inner = []
     with np.errstate(all="ignore"):
         for net, opt in zip(nets, opts):
-            net.train_step(X, y, opt)                       # warm-up: buffers, state
+            net.train_step(X, y, opt)  # warm-up: buffers, state
             t0 = time.perf_counter()
             net.train_step(X, y, opt)
             one = time.perf_counter() - t0
@@ -183,15 +195,28 @@ def time_steps(cfg: Config, data, repeats: int = _REPEATS) -> tuple:
 
 
 # the figures measured again after training (as trained_<name>), on the same batch
-_AGAIN = ("weight_grad_norms", "backprop_grad_norms", "weight_grad_ratio", "backprop_grad_ratio",
-          "activation_std", "saturated_fraction", "dead_fraction")
+_AGAIN = (
+    "weight_grad_norms",
+    "backprop_grad_norms",
+    "weight_grad_ratio",
+    "backprop_grad_ratio",
+    "activation_std",
+    "saturated_fraction",
+    "dead_fraction",
+)
 
 
 def run_config(cfg: Config, data, *, timing: bool = True) -> dict:
     """The record of one configuration (see the module docstring for the fields)."""
-    rec = {**cfg.as_dict(), "init_scheme": cfg.init_scheme(), "data": data.name,
-           "n_classes": data.n_classes, "chance": data.chance, "chance_loss": data.chance_loss,
-           "backend": "reference" if fastact.PUREPYTHON else "native"}
+    rec = {
+        **cfg.as_dict(),
+        "init_scheme": cfg.init_scheme(),
+        "data": data.name,
+        "n_classes": data.n_classes,
+        "chance": data.chance,
+        "chance_loss": data.chance_loss,
+        "backend": "reference" if fastact.PUREPYTHON else "native",
+    }
     if cfg.steps == 0:
         rec.update(optimizer=None, lr=None)
     if "dropout" not in cfg.parts:
@@ -201,8 +226,19 @@ def run_config(cfg: Config, data, *, timing: bool = True) -> dict:
     rec["n_params"] = mnet.n_params
     with np.errstate(all="ignore"):
         rec.update(gradient_figures(mnet, X, y, cfg.depth))
-    trained = {k: None for k in ("initial_loss", "loss_curve", "accuracy_curve", "final_loss",
-                                 "train_accuracy", "accuracy", "diverged", "train_time")}
+    trained = {
+        k: None
+        for k in (
+            "initial_loss",
+            "loss_curve",
+            "accuracy_curve",
+            "final_loss",
+            "train_accuracy",
+            "accuracy",
+            "diverged",
+            "train_time",
+        )
+    }
     trained.update({"trained_" + k: None for k in _AGAIN})
     if cfg.steps > 0:
         net = build_network(cfg, data.n_features, data.n_classes)

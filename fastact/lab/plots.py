@@ -1,18 +1,21 @@
 """PNG plots of a lab run (matplotlib, the optional `lab` extra; Agg backend, no display).
 
-    grad_norms.png       ||dL/dW_l|| and ||dL/dz_l|| per hidden layer, log scale, one line per
-                         activation (init/variant), at the deepest depth of the run
-    ratio_vs_depth.png   ||dL/dz_1|| / ||dL/dz_L|| against depth, log scale (runs with several
-                         depths); ratios.png: the same ratio per configuration otherwise
-    training.png         training loss per step, one panel per depth (trained runs)
+grad_norms.png       ||dL/dW_l|| and ||dL/dz_l|| per hidden layer, log scale, one line per
+                     activation (init/variant), at the deepest depth of the run
+ratio_vs_depth.png   ||dL/dz_1|| / ||dL/dz_L|| against depth, log scale (runs with several
+                     depths); ratios.png: the same ratio per configuration otherwise
+training.png         training loss per step, one panel per depth (trained runs)
 """
+
 from __future__ import annotations
 
 import math
 import os
 
-MATPLOTLIB_HINT = ("plots need matplotlib: pip install 'fastact[lab]' (or pip install "
-                   "matplotlib); results.json and results.csv need nothing.")
+MATPLOTLIB_HINT = (
+    "plots need matplotlib: pip install 'fastact[lab]' (or pip install "
+    "matplotlib); results.json and results.csv need nothing."
+)
 
 
 def _pyplot():
@@ -22,6 +25,7 @@ def _pyplot():
         raise ImportError("lab: " + MATPLOTLIB_HINT) from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -42,6 +46,7 @@ def _pos(v):
 def plot_all(result, out_dir) -> list:
     plt = _pyplot()
     from matplotlib.ticker import NullFormatter
+
     os.makedirs(out_dir, exist_ok=True)
     recs = result.records
     if not recs:
@@ -57,8 +62,9 @@ def plot_all(result, out_dir) -> list:
     for r in (r for r in recs if r["depth"] == deepest):
         lab = _name(r, multi_init, multi_var)
         layers = range(1, r["depth"] + 1)
-        axes[0].plot(layers, [_pos(v) for v in r["weight_grad_norms"][:r["depth"]]], marker=".",
-                     label=lab)
+        axes[0].plot(
+            layers, [_pos(v) for v in r["weight_grad_norms"][: r["depth"]]], marker=".", label=lab
+        )
         axes[1].plot(layers, [_pos(v) for v in r["backprop_grad_norms"]], marker=".", label=lab)
     for ax, what in zip(axes, ("||dL/dW_l|| (weights)", "||dL/dz_l|| (back-propagated)")):
         ax.set_yscale("log")
@@ -79,8 +85,12 @@ def plot_all(result, out_dir) -> list:
             groups.setdefault((r["activation"], r["init"], r["variant"]), []).append(r)
         for rs in groups.values():
             rs.sort(key=lambda r: r["depth"])
-            ax.plot([r["depth"] for r in rs], [_pos(r["backprop_grad_ratio"]) for r in rs],
-                    marker="o", label=_name(rs[0], multi_init, multi_var))
+            ax.plot(
+                [r["depth"] for r in rs],
+                [_pos(r["backprop_grad_ratio"]) for r in rs],
+                marker="o",
+                label=_name(rs[0], multi_init, multi_var),
+            )
         ax.set_xlabel("depth (hidden layers)")
         ax.set_xscale("log")
         ax.set_xticks(depths)
@@ -102,8 +112,9 @@ def plot_all(result, out_dir) -> list:
     span = ax.axhspan if len(depths) > 1 else ax.axvspan
     span(0.1, 10, color="green", alpha=0.08, label="within a decade of 1")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{title}: first-layer over last-hidden-layer gradient, at initialisation",
-                 fontsize=9)
+    ax.set_title(
+        f"{title}: first-layer over last-hidden-layer gradient, at initialisation", fontsize=9
+    )
     fig.tight_layout()
     paths.append(_save(fig, plt, out_dir, name))
 
@@ -113,18 +124,23 @@ def plot_all(result, out_dir) -> list:
         tdepths = sorted({r["depth"] for r in trained})
         ncol = min(3, len(tdepths))
         nrow = -(-len(tdepths) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol + 0.6, 3.4 * nrow + 0.6),
-                                 squeeze=False, sharey=True)
+        fig, axes = plt.subplots(
+            nrow, ncol, figsize=(4.2 * ncol + 0.6, 3.4 * nrow + 0.6), squeeze=False, sharey=True
+        )
         flat = [ax for row in axes for ax in row]
         for ax, d in zip(flat, tdepths):
             for r in (r for r in trained if r["depth"] == d):
-                ax.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], lw=0.8,
-                        label=_name(r, multi_init, multi_var))
+                ax.plot(
+                    range(1, len(r["loss_curve"]) + 1),
+                    r["loss_curve"],
+                    lw=0.8,
+                    label=_name(r, multi_init, multi_var),
+                )
             ax.axhline(trained[0]["chance_loss"], color="gray", ls=":", lw=0.8)
             ax.set_title(f"depth {d}", fontsize=9)
             ax.set_xlabel("step")
             ax.grid(True, alpha=0.3)
-        for ax in flat[len(tdepths):]:
+        for ax in flat[len(tdepths) :]:
             ax.set_visible(False)
         for row in axes:
             row[0].set_ylabel("training loss")

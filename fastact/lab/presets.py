@@ -21,13 +21,21 @@ activation's gain (PyTorch's calculate_gain: 1 for sigmoid, 5/3 for tanh, sqrt 2
 so "xavier_uniform" for tanh is the modern gain-corrected Xavier, and for ReLU it equals He
 on square layers; "lecun_normal" is N(0, 1/n) without a gain.
 """
+
 from __future__ import annotations
 
 from .config import DEFAULT_ACTIVATIONS, DEFAULT_DEPTHS, DEFAULT_LR, Config
 
 # the scalar defaults of every run; a preset may change some
-BASE = {"width": 64, "batch": 128, "steps": 300, "optimizer": "adam", "dropout": 0.5,
-        "dtype": "float32", "seed": 0}
+BASE = {
+    "width": 64,
+    "batch": 128,
+    "steps": 300,
+    "optimizer": "adam",
+    "dropout": 0.5,
+    "dtype": "float32",
+    "seed": 0,
+}
 
 
 def _activations(o):
@@ -35,29 +43,37 @@ def _activations(o):
 
 
 def _init(o):
-    return [Config(a, i, 20, "plain", **o)
-            for a in ("sigmoid", "tanh", "relu", "selu")
-            for i in ("standard", "xavier_uniform", "he_normal", "lecun_normal")]
+    return [
+        Config(a, i, 20, "plain", **o)
+        for a in ("sigmoid", "tanh", "relu", "selu")
+        for i in ("standard", "xavier_uniform", "he_normal", "lecun_normal")
+    ]
 
 
 def _remedies(o):
     d = 20
-    rows = [("sigmoid", "standard", "plain", "sigmoid, standard init"),
-            ("sigmoid", "auto", "plain", "+ matched init (xavier_uniform)"),
-            ("sigmoid", "auto", "batchnorm", "+ BatchNorm before each activation"),
-            ("sigmoid", "auto", "dropout", f"+ dropout p={o['dropout']:g}"),
-            ("sigmoid", "auto", "residual", "+ residual connections"),
-            ("sigmoid", "auto", "batchnorm+residual", "+ BatchNorm + residual"),
-            ("tanh", "auto", "plain", "tanh instead (xavier_uniform, gain 5/3)"),
-            ("relu", "auto", "plain", "relu instead (he_normal)")]
+    rows = [
+        ("sigmoid", "standard", "plain", "sigmoid, standard init"),
+        ("sigmoid", "auto", "plain", "+ matched init (xavier_uniform)"),
+        ("sigmoid", "auto", "batchnorm", "+ BatchNorm before each activation"),
+        ("sigmoid", "auto", "dropout", f"+ dropout p={o['dropout']:g}"),
+        ("sigmoid", "auto", "residual", "+ residual connections"),
+        ("sigmoid", "auto", "batchnorm+residual", "+ BatchNorm + residual"),
+        ("tanh", "auto", "plain", "tanh instead (xavier_uniform, gain 5/3)"),
+        ("relu", "auto", "plain", "relu instead (he_normal)"),
+    ]
     return [Config(a, i, d, v, label=lab, **o) for a, i, v, lab in rows]
 
 
 def _glorot2010(o):
-    return [Config(a, i, 5, "plain", label=f"{a}, {lab}", **o)
-            for a in ("tanh", "sigmoid")
-            for i, lab in (("standard", "standard U(+-1/sqrt n)"),
-                           ("xavier_uniform", "normalised (Xavier)"))]
+    return [
+        Config(a, i, 5, "plain", label=f"{a}, {lab}", **o)
+        for a in ("tanh", "sigmoid")
+        for i, lab in (
+            ("standard", "standard U(+-1/sqrt n)"),
+            ("xavier_uniform", "normalised (Xavier)"),
+        )
+    ]
 
 
 _OPT_NAME = {"momentum": "SGD+momentum", "adam": "Adam", "sgd": "SGD"}
@@ -67,11 +83,9 @@ def _he2015(o):
     rows = []
     for opt in ("momentum", "adam"):
         for init, lab in (("lecun_normal", "Xavier (var 1/n)"), ("he_normal", "He (var 2/n)")):
-            oo = {**o, "optimizer": opt,
-                  "lr": o["lr"] if o.get("lr_given") else DEFAULT_LR[opt]}
+            oo = {**o, "optimizer": opt, "lr": o["lr"] if o.get("lr_given") else DEFAULT_LR[opt]}
             oo.pop("lr_given", None)
-            rows.append(Config("relu", init, 30, "plain", label=f"{_OPT_NAME[opt]}, {lab}",
-                               **oo))
+            rows.append(Config("relu", init, 30, "plain", label=f"{_OPT_NAME[opt]}, {lab}", **oo))
     return rows
 
 
@@ -80,10 +94,16 @@ PRESETS = {
     "activations": (_activations, {}, ("activations", "depths", "inits", "variants")),
     "init": (_init, {}, ("activations", "depths", "inits", "variants")),
     "remedies": (_remedies, {"steps": 300}, ("activations", "depths", "inits", "variants")),
-    "glorot2010": (_glorot2010, {"steps": 0, "width": 128},
-                   ("activations", "depths", "inits", "variants")),
-    "he2015": (_he2015, {"steps": 300}, ("activations", "depths", "inits", "variants",
-                                         "optimizer")),
+    "glorot2010": (
+        _glorot2010,
+        {"steps": 0, "width": 128},
+        ("activations", "depths", "inits", "variants"),
+    ),
+    "he2015": (
+        _he2015,
+        {"steps": 300},
+        ("activations", "depths", "inits", "variants", "optimizer"),
+    ),
 }
 
 

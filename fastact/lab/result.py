@@ -1,4 +1,5 @@
 """The result of a lab run: the records, their table, verdicts, files and plots."""
+
 from __future__ import annotations
 
 import csv
@@ -59,15 +60,22 @@ class LabResult:
         return len(self.records)
 
     def __repr__(self):
-        return (f"LabResult({len(self.records)} records, preset={self.preset!r}, "
-                f"{len(self.verdicts)} verdicts)")
+        return (
+            f"LabResult({len(self.records)} records, preset={self.preset!r}, "
+            f"{len(self.verdicts)} verdicts)"
+        )
 
     # -- files --
     def to_json(self, path=None, *, indent=None) -> str | None:
         """The records (and run metadata) as strict JSON (NaN/inf as null); to `path` if
         given, else returned as a string."""
-        doc = {"preset": self.preset, "meta": _clean(self.meta), "verdicts": self.verdicts,
-               "notes": self.notes, "records": _clean(self.records)}
+        doc = {
+            "preset": self.preset,
+            "meta": _clean(self.meta),
+            "verdicts": self.verdicts,
+            "notes": self.notes,
+            "records": _clean(self.records),
+        }
         text = json.dumps(doc, indent=indent, allow_nan=False)
         if path is None:
             return text
@@ -106,8 +114,10 @@ class LabResult:
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("LabResult.to_pandas needs pandas: pip install pandas "
-                              "(to_json and to_csv need nothing).") from None
+            raise ImportError(
+                "LabResult.to_pandas needs pandas: pip install pandas "
+                "(to_json and to_csv need nothing)."
+            ) from None
         return pd.DataFrame.from_records(self.records, columns=self.columns())
 
     def comparable(self) -> list:
@@ -122,8 +132,17 @@ class LabResult:
         labelled = any(r.get("label") for r in self.records)
         multi_opt = len({r.get("optimizer") for r in self.records}) > 1
         lead = (["row"] if labelled else []) + (["optimizer"] if multi_opt else [])
-        head = lead + ["activation", "init", "depth", "variant", "|dW1|/|dWL|", "|dz1|/|dzL|",
-                       "act std 1/L", "sat", "dead"]
+        head = lead + [
+            "activation",
+            "init",
+            "depth",
+            "variant",
+            "|dW1|/|dWL|",
+            "|dz1|/|dzL|",
+            "act std 1/L",
+            "sat",
+            "dead",
+        ]
         if trained:
             head += ["loss 0->end", "test acc"]
         if timed:
@@ -131,12 +150,20 @@ class LabResult:
         rows = []
         for r in self.records:
             std = r["activation_std"]
-            row = (([r.get("label") or ""] if labelled else [])
-                   + ([r.get("optimizer") or "-"] if multi_opt else []))
-            row += [r["activation"], r["init"] if r["init"] != "auto" else f"auto:{_short(r['init_scheme'])}",
-                   str(r["depth"]), r["variant"], fmt(r["weight_grad_ratio"]),
-                   fmt(r["backprop_grad_ratio"]), f"{fmt(std[0])}/{fmt(std[-1])}",
-                   _pct(_mean(r["saturated_fraction"])), _pct(_mean(r["dead_fraction"]))]
+            row = ([r.get("label") or ""] if labelled else []) + (
+                [r.get("optimizer") or "-"] if multi_opt else []
+            )
+            row += [
+                r["activation"],
+                r["init"] if r["init"] != "auto" else f"auto:{_short(r['init_scheme'])}",
+                str(r["depth"]),
+                r["variant"],
+                fmt(r["weight_grad_ratio"]),
+                fmt(r["backprop_grad_ratio"]),
+                f"{fmt(std[0])}/{fmt(std[-1])}",
+                _pct(_mean(r["saturated_fraction"])),
+                _pct(_mean(r["dead_fraction"])),
+            ]
             if trained:
                 if r.get("final_loss") is None:
                     row += ["-", "-"]
@@ -147,32 +174,47 @@ class LabResult:
                 if r.get("step_time_fastact") is None:
                     row += ["-", "-", "-"]
                 else:
-                    row += [_ms(r["step_time_fastact"]), _ms(r["step_time_reference"]),
-                            f"{r['speedup']:.1f}x"]
+                    row += [
+                        _ms(r["step_time_fastact"]),
+                        _ms(r["step_time_reference"]),
+                        f"{r['speedup']:.1f}x",
+                    ]
             rows.append(row)
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-                  for i, h in enumerate(head)]
-        left = len(lead) + 4            # the text columns; numbers are right-aligned
-        lines = ["  ".join(h.ljust(w) if i < left else h.rjust(w)
-                           for i, (h, w) in enumerate(zip(head, widths)))]
+        widths = [
+            max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+        ]
+        left = len(lead) + 4  # the text columns; numbers are right-aligned
+        lines = [
+            "  ".join(
+                h.ljust(w) if i < left else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths))
+            )
+        ]
         lines.append("  ".join("-" * w for w in widths))
         for row in rows:
-            lines.append("  ".join(c.ljust(w) if i < left else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(row, widths))))
+            lines.append(
+                "  ".join(
+                    c.ljust(w) if i < left else c.rjust(w)
+                    for i, (c, w) in enumerate(zip(row, widths))
+                )
+            )
         return "\n".join(lines)
 
     def report(self) -> str:
         """The table, the notes, the verdicts and a legend: what `fastact lab` prints."""
         parts = [self.table(), ""]
-        legend = ("|dW1|/|dWL|: weight-gradient norm of the first hidden layer over the last "
-                  "hidden layer's; |dz1|/|dzL|: the same for the gradient at the "
-                  "pre-activations (what back-propagation delivers); measured at "
-                  "initialisation on one batch, float64.  sat/dead: mean share of saturated "
-                  "entries / dead units per hidden layer.")
+        legend = (
+            "|dW1|/|dWL|: weight-gradient norm of the first hidden layer over the last "
+            "hidden layer's; |dz1|/|dzL|: the same for the gradient at the "
+            "pre-activations (what back-propagation delivers); measured at "
+            "initialisation on one batch, float64.  sat/dead: mean share of saturated "
+            "entries / dead units per hidden layer."
+        )
         if any(r.get("step_time_fastact") is not None for r in self.records):
-            legend += ("  fastact / reference: one training step of fastact.MLP / "
-                       "fastact.reference.MLP (pure NumPy), same configuration and batch, one thread, best "
-                       "of 7 interleaved samples.")
+            legend += (
+                "  fastact / reference: one training step of fastact.MLP / "
+                "fastact.reference.MLP (pure NumPy), same configuration and batch, one thread, "
+                "best of 7 interleaved samples."
+            )
         parts.append(_wrap(legend))
         for n in self.notes:
             parts.append(_wrap("note: " + n))
@@ -187,6 +229,7 @@ class LabResult:
     def plot(self, out_dir) -> list:
         """Write the PNG plots into out_dir (needs matplotlib); returns their paths."""
         from .plots import plot_all
+
         return plot_all(self, out_dir)
 
     def save(self, out_dir, *, plots=True) -> list:
@@ -203,8 +246,13 @@ class LabResult:
 
 
 def _short(scheme):
-    return {"xavier_uniform": "xavier_u", "xavier_normal": "xavier_n", "he_normal": "he_n",
-            "he_uniform": "he_u", "lecun_normal": "lecun"}.get(scheme, scheme)
+    return {
+        "xavier_uniform": "xavier_u",
+        "xavier_normal": "xavier_n",
+        "he_normal": "he_n",
+        "he_uniform": "he_u",
+        "lecun_normal": "lecun",
+    }.get(scheme, scheme)
 
 
 def _mean(xs):
@@ -221,4 +269,5 @@ def _ms(s):
 
 def _wrap(text, width=100, indent=""):
     import textwrap
+
     return textwrap.fill(text, width=width, subsequent_indent=indent + "  ")

@@ -9,6 +9,7 @@ or scheduler (the timing fields excepted: measure.TIMING_FIELDS).
     Dask:   `scheduler="tcp://host:8786"` (or a distributed.Client) sends each
             configuration to the cluster's workers as one task
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,14 @@ import time
 
 from .measure import run_config
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 @contextlib.contextmanager
@@ -27,10 +34,11 @@ def one_thread():
     """BLAS and OpenMP limited to one thread in this process for the block (threadpoolctl
     when installed; fastact's own default n_threads pinned to 1 always)."""
     import fastact
+
     with contextlib.ExitStack() as stack:
         try:
             from threadpoolctl import threadpool_limits
-        except ImportError:       # pragma: no cover - threadpoolctl comes with the lab extra
+        except ImportError:  # pragma: no cover - threadpoolctl comes with the lab extra
             pass
         else:
             stack.enter_context(threadpool_limits(1))
@@ -72,8 +80,10 @@ class Progress:
         k = w * self.done // self.total
         el = now - self.t0
         eta = el / self.done * (self.total - self.done)
-        self.stream.write(f"\rlab [{'=' * k}{' ' * (w - k)}] {self.done}/{self.total} "
-                          f"{el:.0f}s elapsed, ~{eta:.0f}s left  {label[:40]:<40}")
+        self.stream.write(
+            f"\rlab [{'=' * k}{' ' * (w - k)}] {self.done}/{self.total} "
+            f"{el:.0f}s elapsed, ~{eta:.0f}s left  {label[:40]:<40}"
+        )
         self.stream.flush()
 
     def close(self):
@@ -96,8 +106,10 @@ def run_joblib(configs, data, jobs, *, timing=True, progress=None):
     try:
         from joblib import Parallel, delayed
     except ImportError:
-        raise ImportError("lab: jobs > 1 needs joblib: pip install 'fastact[lab]' (or pip "
-                          "install joblib); jobs=1 runs without it.") from None
+        raise ImportError(
+            "lab: jobs > 1 needs joblib: pip install 'fastact[lab]' (or pip "
+            "install joblib); jobs=1 runs without it."
+        ) from None
     par = Parallel(n_jobs=jobs, backend="loky", inner_max_num_threads=1, return_as="generator")
     out = []
     for cfg, rec in zip(configs, par(delayed(_task)(c, data, timing) for c in configs)):
@@ -111,20 +123,24 @@ def run_dask(configs, data, scheduler, *, timing=True, progress=None):
     try:
         from distributed import Client
     except ImportError:
-        raise ImportError("lab: scheduler= needs dask.distributed: pip install "
-                          "'fastact[dask]' (or pip install 'dask[distributed]').") from None
+        raise ImportError(
+            "lab: scheduler= needs dask.distributed: pip install "
+            "'fastact[dask]' (or pip install 'dask[distributed]')."
+        ) from None
     own = not isinstance(scheduler, Client)
     try:
         client = Client(scheduler, set_as_default=False) if own else scheduler
     except (OSError, TimeoutError, ValueError) as e:
-        raise ConnectionError(f"lab: cannot reach the Dask scheduler at {scheduler!r} ({e}); "
-                              "start one (dask scheduler / dask worker) or check the "
-                              "address.") from None
+        raise ConnectionError(
+            f"lab: cannot reach the Dask scheduler at {scheduler!r} ({e}); "
+            "start one (dask scheduler / dask worker) or check the "
+            "address."
+        ) from None
     try:
         [shared] = client.scatter([data], broadcast=True)
         futures = [client.submit(_task, c, shared, timing, pure=False) for c in configs]
         out = []
-        for cfg, fut in zip(configs, futures):       # in order: the bar advances as they land
+        for cfg, fut in zip(configs, futures):  # in order: the bar advances as they land
             out.append(fut.result())
             if progress:
                 progress.update(1, _label(cfg))
@@ -141,9 +157,11 @@ def _label(cfg):
 def usable_jobs(jobs) -> int:
     """joblib's convention: -1 all cores, -2 all but one; 0 is an error."""
     from .config import check_int
+
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0:
-        raise ValueError(f"lab: jobs must be a positive integer, or -1 for every core; got "
-                         f"{jobs!r}.")
+        raise ValueError(
+            f"lab: jobs must be a positive integer, or -1 for every core; got {jobs!r}."
+        )
     if jobs < 0:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         return max(1, (n or 1) + 1 + jobs)

@@ -1,4 +1,5 @@
 """fastact.lab.run: check the arguments, build the configurations, run them, judge them."""
+
 from __future__ import annotations
 
 import platform
@@ -10,17 +11,46 @@ import fastact
 
 from . import presets as P
 from . import verdicts as V
-from .config import (DEFAULT_ACTIVATIONS, DEFAULT_DEPTHS, DEFAULT_LR, Config, check_activations,
-                     check_dtype, check_int, check_inits, check_optimizer, check_positive_ints,
-                     check_real, check_variants)
+from .config import (
+    DEFAULT_ACTIVATIONS,
+    DEFAULT_DEPTHS,
+    DEFAULT_LR,
+    Config,
+    check_activations,
+    check_dtype,
+    check_inits,
+    check_int,
+    check_optimizer,
+    check_positive_ints,
+    check_real,
+    check_variants,
+)
 from .data import load_data
 from .result import LabResult
 from .runners import Progress, run_dask, run_joblib, run_serial, usable_jobs
 
 
-def run(activations=None, depths=None, inits=None, variants=None, *, preset=None, width=None,
-        batch=None, data="teacher", steps=None, seed=0, lr=None, optimizer=None, dropout=None,
-        dtype=None, jobs=1, scheduler=None, timing=True, progress="auto") -> LabResult:
+def run(
+    activations=None,
+    depths=None,
+    inits=None,
+    variants=None,
+    *,
+    preset=None,
+    width=None,
+    batch=None,
+    data="teacher",
+    steps=None,
+    seed=0,
+    lr=None,
+    optimizer=None,
+    dropout=None,
+    dtype=None,
+    jobs=1,
+    scheduler=None,
+    timing=True,
+    progress="auto",
+) -> LabResult:
     """Run the vanishing-gradient lab: a sweep over activation x depth x init x variant.
 
     Parameters
@@ -53,8 +83,16 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
     .to_json(), .to_csv(), .to_pandas(), .save(dir), .plot(dir).
     """
     t0 = time.perf_counter()
-    scalars = {"width": width, "batch": batch, "steps": steps, "seed": seed, "lr": lr,
-               "optimizer": optimizer, "dropout": dropout, "dtype": dtype}
+    scalars = {
+        "width": width,
+        "batch": batch,
+        "steps": steps,
+        "seed": seed,
+        "lr": lr,
+        "optimizer": optimizer,
+        "dropout": dropout,
+        "dtype": dtype,
+    }
     if width is not None:
         check_int(width, "width", hint=" (units per hidden layer)")
     if batch is not None:
@@ -74,14 +112,21 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
         raise TypeError(f"lab: timing must be True or False; got {timing!r}.")
     n_jobs = usable_jobs(jobs)
     if scheduler is not None and n_jobs != 1:
-        raise ValueError("lab: give jobs or scheduler, not both: with a Dask scheduler the "
-                         "cluster's workers decide the parallelism.")
+        raise ValueError(
+            "lab: give jobs or scheduler, not both: with a Dask scheduler the "
+            "cluster's workers decide the parallelism."
+        )
     notes = []
     if preset is not None:
         if not isinstance(preset, str) or preset not in P.PRESETS:
             raise ValueError(f"lab: unknown preset {preset!r}; valid: {', '.join(P.PRESETS)}.")
-        given = {"activations": activations, "depths": depths, "inits": inits,
-                 "variants": variants, "optimizer": optimizer}
+        given = {
+            "activations": activations,
+            "depths": depths,
+            "inits": inits,
+            "variants": variants,
+            "optimizer": optimizer,
+        }
         for k in P.PRESETS[preset][2]:
             if given.get(k) is not None:
                 raise ValueError(f"lab: preset {preset!r} fixes {k}; drop {k} or drop the preset.")
@@ -96,18 +141,23 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
             o["lr"] = DEFAULT_LR[o["optimizer"]]
         configs = [Config(a, i, d, v, **o) for v in vs for i in ins for a in acts for d in ds]
     if fastact.PUREPYTHON and timing:
-        notes.append("FASTACT_PUREPYTHON=1: fastact.MLP is fastact.reference.MLP here, so the "
-                      "speed-up column compares NumPy with itself.")
+        notes.append(
+            "FASTACT_PUREPYTHON=1: fastact.MLP is fastact.reference.MLP here, so the "
+            "speed-up column compares NumPy with itself."
+        )
     dat = load_data(data)
     big = [c.batch for c in configs if c.batch > dat.X_train.shape[0]]
     if big:
-        raise ValueError(f"lab: batch {big[0]} is larger than the training set of "
-                         f"{dat.name!r} ({dat.X_train.shape[0]} rows); use a smaller batch.")
+        raise ValueError(
+            f"lab: batch {big[0]} is larger than the training set of "
+            f"{dat.name!r} ({dat.X_train.shape[0]} rows); use a smaller batch."
+        )
     stream = None
     if progress not in ("auto", True, False):
         if not hasattr(progress, "write"):
-            raise TypeError(f"lab: progress must be 'auto', True, False or a stream; got "
-                            f"{progress!r}.")
+            raise TypeError(
+                f"lab: progress must be 'auto', True, False or a stream; got {progress!r}."
+            )
         stream, progress = progress, True
     bar = Progress(len(configs), progress, stream) if progress is not False else None
     try:
@@ -120,13 +170,26 @@ def run(activations=None, depths=None, inits=None, variants=None, *, preset=None
     finally:
         if bar:
             bar.close()
-    meta = {"fastact": fastact.__version__, "backend": "reference" if fastact.PUREPYTHON
-            else "native", "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "processor": _cpu_name(), "jobs": n_jobs,
-            "scheduler": None if scheduler is None else str(scheduler), "data": dat.name,
-            "seed": seed}
-    return LabResult(records, preset=preset, verdicts=V.compute(records, preset), notes=notes,
-                     elapsed=time.perf_counter() - t0, meta=meta)
+    meta = {
+        "fastact": fastact.__version__,
+        "backend": "reference" if fastact.PUREPYTHON else "native",
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "jobs": n_jobs,
+        "scheduler": None if scheduler is None else str(scheduler),
+        "data": dat.name,
+        "seed": seed,
+    }
+    return LabResult(
+        records,
+        preset=preset,
+        verdicts=V.compute(records, preset),
+        notes=notes,
+        elapsed=time.perf_counter() - t0,
+        meta=meta,
+    )
 
 
 def _cpu_name() -> str:

@@ -22,6 +22,7 @@ the numbers and the sentence changes.  The thresholds:
         a >= c + 0.03 or final loss <= 0.95 H         "learns slowly"
         otherwise                                     "stalls"
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,10 @@ def learn_class(rec) -> str | None:
         return "diverges"
     if rec["accuracy"] >= rec["chance"] + LEARN_MARGIN:
         return "learns"
-    if (rec["accuracy"] >= rec["chance"] + SLOW_MARGIN
-            or rec["final_loss"] <= SLOW_LOSS * rec["chance_loss"]):
+    if (
+        rec["accuracy"] >= rec["chance"] + SLOW_MARGIN
+        or rec["final_loss"] <= SLOW_LOSS * rec["chance_loss"]
+    ):
         return "learns slowly"
     return "stalls"
 
@@ -95,11 +98,14 @@ def _train_phrase(r) -> str:
         return ""
     if c == "diverges":
         return "training diverges"
-    return (f"loss {fmt(r['initial_loss'])} -> {fmt(r['final_loss'])}, test accuracy "
-            f"{fmt(r['accuracy'])} (chance {fmt(r['chance'])}): {c}")
+    return (
+        f"loss {fmt(r['initial_loss'])} -> {fmt(r['final_loss'])}, test accuracy "
+        f"{fmt(r['accuracy'])} (chance {fmt(r['chance'])}): {c}"
+    )
 
 
 # ---- views -------------------------------------------------------------------------
+
 
 def depth_view(records) -> list:
     """Per (activation, init, variant) over the depths swept."""
@@ -110,37 +116,50 @@ def depth_view(records) -> list:
             continue
         first, last = rs[0], rs[-1]
         head = f"{act}, {_init_name(first)}" + ("" if variant == "plain" else f", {variant}")
-        s = (f"{head}: |dz1|/|dzL| {fmt(first['backprop_grad_ratio'])} at depth "
-             f"{first['depth']}, {fmt(last['backprop_grad_ratio'])} at depth {last['depth']}: "
-             f"{ratio_class(last['backprop_grad_ratio'])}")
-        onset = next((r["depth"] for r in rs if ratio_class(r["backprop_grad_ratio"]) == "vanishes"),
-                     None)
+        s = (
+            f"{head}: |dz1|/|dzL| {fmt(first['backprop_grad_ratio'])} at depth "
+            f"{first['depth']}, {fmt(last['backprop_grad_ratio'])} at depth {last['depth']}: "
+            f"{ratio_class(last['backprop_grad_ratio'])}"
+        )
+        onset = next(
+            (r["depth"] for r in rs if ratio_class(r["backprop_grad_ratio"]) == "vanishes"), None
+        )
         if onset is not None and onset != last["depth"]:
             s += f" from depth {onset}"
         elif ratio_class(last["backprop_grad_ratio"]) in ("grows", "explodes"):
             pass
         w = last["weight_grad_ratio"]
         if ratio_class(w) == "holds" and ratio_class(last["backprop_grad_ratio"]) != "holds":
-            s += (f" (the weight-gradient ratio stays at {fmt(w)} there: it alone would hide "
-                  "this, Glorot & Bengio's point)")
+            s += (
+                f" (the weight-gradient ratio stays at {fmt(w)} there: it alone would hide "
+                "this, Glorot & Bengio's point)"
+            )
         c0, c1 = learn_class(first), learn_class(last)
         if c1 is not None:
-            s += (f"; trained {last['steps']} steps ({last['optimizer']}): test accuracy "
-                  f"{fmt(first['accuracy'])} at depth {first['depth']} ({c0}), "
-                  f"{fmt(last['accuracy'])} at depth {last['depth']} ({c1}; chance "
-                  f"{fmt(last['chance'])})")
+            s += (
+                f"; trained {last['steps']} steps ({last['optimizer']}): test accuracy "
+                f"{fmt(first['accuracy'])} at depth {first['depth']} ({c0}), "
+                f"{fmt(last['accuracy'])} at depth {last['depth']} ({c1}; chance "
+                f"{fmt(last['chance'])})"
+            )
         lines.append(s + ".")
     return lines
 
 
 def depth_summary(records) -> list:
     """Across activations: does depth make it worse, and which hold up at the deepest."""
-    groups = [sorted(rs, key=lambda r: r["depth"])
-              for rs in _group(records, ("activation", "init", "variant")).values()]
+    groups = [
+        sorted(rs, key=lambda r: r["depth"])
+        for rs in _group(records, ("activation", "init", "variant")).values()
+    ]
     groups = [g for g in groups if len(g) >= 2]
     if len(groups) < 2:
         return []
-    worse = [g for g in groups if _dist(g[-1]["backprop_grad_ratio"]) > _dist(g[0]["backprop_grad_ratio"])]
+    worse = [
+        g
+        for g in groups
+        if _dist(g[-1]["backprop_grad_ratio"]) > _dist(g[0]["backprop_grad_ratio"])
+    ]
     deepest = max(g[-1]["depth"] for g in groups)
     at = [g[-1] for g in groups if g[-1]["depth"] == deepest]
     at.sort(key=lambda r: _dist(r["backprop_grad_ratio"]))
@@ -148,16 +167,24 @@ def depth_summary(records) -> list:
     vanish = [r for r in at if ratio_class(r["backprop_grad_ratio"]) == "vanishes"]
     several_inits = len({r["init"] for r in at}) > 1
 
-    def row(r):          # which row of the sweep: activation (+variant) (, init)
-        return (r["activation"] + ("" if r["variant"] == "plain" else f"+{r['variant']}")
-                + (f" {_init_name(r)}" if several_inits else ""))
+    def row(r):  # which row of the sweep: activation (+variant) (, init)
+        return (
+            r["activation"]
+            + ("" if r["variant"] == "plain" else f"+{r['variant']}")
+            + (f" {_init_name(r)}" if several_inits else "")
+        )
 
     name = lambda r: f"{row(r)} ({fmt(r['backprop_grad_ratio'])})"
-    out = [f"Depth: the gradient ratio moves away from 1 as depth grows for {len(worse)} of "
-           f"{len(groups)} activation/init/variant rows."]
+    out = [
+        f"Depth: the gradient ratio moves away from 1 as depth grows for {len(worse)} of "
+        f"{len(groups)} activation/init/variant rows."
+    ]
     s = f"At depth {deepest}, "
-    s += ("within a decade of 1: " + ", ".join(map(name, holds)) if holds
-          else "none stays within a decade of 1")
+    s += (
+        "within a decade of 1: " + ", ".join(map(name, holds))
+        if holds
+        else "none stays within a decade of 1"
+    )
     if vanish:
         s += "; vanishing (< 1e-2): " + ", ".join(map(name, vanish))
     out.append(s + ".")
@@ -165,8 +192,7 @@ def depth_summary(records) -> list:
     if trained:
         best = max(trained, key=lambda r: r["accuracy"])
         stall = [r for r in trained if learn_class(r) in ("stalls", "diverges")]
-        s = (f"Trained at depth {deepest}: best test accuracy {fmt(best['accuracy'])} "
-             f"({row(best)})")
+        s = f"Trained at depth {deepest}: best test accuracy {fmt(best['accuracy'])} ({row(best)})"
         if stall:
             s += "; stalls or diverges: " + ", ".join(map(row, stall))
         out.append(s + ".")
@@ -179,11 +205,18 @@ def init_view(records) -> list:
     for (act, depth, variant), rs in _group(records, ("activation", "depth", "variant")).items():
         if len({r["init"] for r in rs}) < 2:
             continue
-        parts = [f"{_init_name(r)} {fmt(r['backprop_grad_ratio'])} "
-                 f"({ratio_class(r['backprop_grad_ratio'])})" for r in rs]
+        parts = [
+            f"{_init_name(r)} {fmt(r['backprop_grad_ratio'])} "
+            f"({ratio_class(r['backprop_grad_ratio'])})"
+            for r in rs
+        ]
         best = min(rs, key=lambda r: _dist(r["backprop_grad_ratio"]))
-        s = (f"{act}, depth {depth}" + ("" if variant == "plain" else f", {variant}")
-             + ": |dz1|/|dzL| " + ", ".join(parts))
+        s = (
+            f"{act}, depth {depth}"
+            + ("" if variant == "plain" else f", {variant}")
+            + ": |dz1|/|dzL| "
+            + ", ".join(parts)
+        )
         if all(ratio_class(r["backprop_grad_ratio"]) == "vanishes" for r in rs):
             s += f"; it vanishes under every init tried (closest: {_init_name(best)})"
         else:
@@ -192,11 +225,15 @@ def init_view(records) -> list:
         if trained:
             b = max(trained, key=lambda r: r["accuracy"])
             if learn_class(b) in ("stalls", "diverges"):
-                s += (f"; trained, none learns (best test accuracy {fmt(b['accuracy'])}, chance "
-                      f"{fmt(b['chance'])})")
+                s += (
+                    f"; trained, none learns (best test accuracy {fmt(b['accuracy'])}, chance "
+                    f"{fmt(b['chance'])})"
+                )
             else:
-                s += (f"; best test accuracy {fmt(b['accuracy'])} with {_init_name(b)} "
-                      f"(chance {fmt(b['chance'])})")
+                s += (
+                    f"; best test accuracy {fmt(b['accuracy'])} with {_init_name(b)} "
+                    f"(chance {fmt(b['chance'])})"
+                )
         lines.append(s + ".")
     return lines
 
@@ -204,28 +241,27 @@ def init_view(records) -> list:
 def variant_view(records) -> list:
     """Per (activation, init, depth): each variant against plain."""
     lines = []
-    for (act, init, depth), rs in _group(records, ("activation", "init", "depth")).items():
+    for (act, _init, depth), rs in _group(records, ("activation", "init", "depth")).items():
         base = next((r for r in rs if r["variant"] == "plain"), None)
         if base is None or len(rs) < 2:
             continue
         for r in rs:
             if r is base:
                 continue
-            lines.append(_remedy_line(r, base, f"{act}, {_init_name(r)}, depth {depth}, "
-                                               f"{r['variant']}"))
+            lines.append(
+                _remedy_line(r, base, f"{act}, {_init_name(r)}, depth {depth}, {r['variant']}")
+            )
     return lines
 
 
 def _remedy_line(r, base, head, base_name="the baseline") -> str:
     rr, rb = r["backprop_grad_ratio"], base["backprop_grad_ratio"]
-    s = (f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for {base_name}: "
-         f"{remedy_class(rr, rb)}")
+    s = f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for {base_name}: {remedy_class(rr, rb)}"
     if remedy_class(rr, rb) in ("helps", "does not help") and ratio_class(rr) != "holds":
         s += f" (the gradient still {ratio_class(rr)})"
     c, cb = learn_class(r), learn_class(base)
     if c is not None and cb is not None:
-        s += (f"; test accuracy {fmt(r['accuracy'])} against {fmt(base['accuracy'])} "
-              f"({c} vs {cb})")
+        s += f"; test accuracy {fmt(r['accuracy'])} against {fmt(base['accuracy'])} ({c} vs {cb})"
     return s + "."
 
 
@@ -237,16 +273,26 @@ def remedies_view(records) -> list:
     if not records:
         return []
     base = records[0]
-    lines = [f"Baseline: {base['label'] or base['activation']}, depth {base['depth']}: "
-             f"|dz1|/|dzL| {fmt(base['backprop_grad_ratio'])}, "
-             f"{ratio_class(base['backprop_grad_ratio'])}"
-             + (f"; {_train_phrase(base)}" if learn_class(base) else "") + "."]
+    lines = [
+        f"Baseline: {base['label'] or base['activation']}, depth {base['depth']}: "
+        f"|dz1|/|dzL| {fmt(base['backprop_grad_ratio'])}, "
+        f"{ratio_class(base['backprop_grad_ratio'])}"
+        + (f"; {_train_phrase(base)}" if learn_class(base) else "")
+        + "."
+    ]
     for r in records[1:]:
         head = r["label"] or f"{r['activation']} {r['variant']}"
         same = None
         if r["variant"] != "plain":
-            same = next((p for p in records if p["variant"] == "plain" and all(
-                p[k] == r[k] for k in ("activation", "init", "depth"))), None)
+            same = next(
+                (
+                    p
+                    for p in records
+                    if p["variant"] == "plain"
+                    and all(p[k] == r[k] for k in ("activation", "init", "depth"))
+                ),
+                None,
+            )
         if same is None:
             lines.append(_remedy_line(r, base, head))
         else:
@@ -266,15 +312,19 @@ def glorot_view(records) -> list:
             parts.append((r, spread))
             lines.append(
                 f"{act}, {_init_name(r)}: back-propagated gradient norms from layer 1 to "
-                f"{r['depth']}: " + ", ".join(fmt(v) for v in z)
+                f"{r['depth']}: "
+                + ", ".join(fmt(v) for v in z)
                 + f" (largest/smallest {fmt(spread)}; |dz1|/|dzL| {fmt(r['backprop_grad_ratio'])}"
                 f", |dW1|/|dWL| {fmt(r['weight_grad_ratio'])}; activation std "
-                f"{fmt(r['activation_std'][0])} -> {fmt(r['activation_std'][-1])}).")
+                f"{fmt(r['activation_std'][0])} -> {fmt(r['activation_std'][-1])})."
+            )
         if len(parts) >= 2:
             parts.sort(key=lambda p: p[1])
             (a, sa), (b, sb) = parts[0], parts[-1]
-            lines.append(f"{act}: {_init_name(a)} keeps the layers within {fmt(sa)}x of each "
-                         f"other, {_init_name(b)} spreads them {fmt(sb)}x.")
+            lines.append(
+                f"{act}: {_init_name(a)} keeps the layers within {fmt(sa)}x of each "
+                f"other, {_init_name(b)} spreads them {fmt(sb)}x."
+            )
     return lines
 
 
@@ -285,15 +335,20 @@ def training_view(records) -> list:
         outs = []
         for r in rs:
             lab = r["label"] or f"{opt}, {_init_name(r)}"
-            lines.append(f"{lab}: |dz1|/|dzL| {fmt(r['backprop_grad_ratio'])} at init; "
-                         + (_train_phrase(r) or "not trained") + ".")
+            lines.append(
+                f"{lab}: |dz1|/|dzL| {fmt(r['backprop_grad_ratio'])} at init; "
+                + (_train_phrase(r) or "not trained")
+                + "."
+            )
             outs.append((_init_name(r), learn_class(r), r))
         classes = {c for _, c, _ in outs}
         if len(outs) >= 2 and None not in classes:
             if len(classes) == 1:
-                lines.append(f"{opt}: every init {outs[0][1]} here (final loss "
-                             + ", ".join(f"{lab} {fmt(r['final_loss'])}" for lab, _, r in outs)
-                             + ").")
+                lines.append(
+                    f"{opt}: every init {outs[0][1]} here (final loss "
+                    + ", ".join(f"{lab} {fmt(r['final_loss'])}" for lab, _, r in outs)
+                    + ")."
+                )
             else:
                 lines.append(f"{opt}: " + "; ".join(f"{lab} {c}" for lab, c, _ in outs) + ".")
     return lines
@@ -317,10 +372,13 @@ def record_view(records) -> list:
     """One line per configuration (when no comparison applies, e.g. a single network)."""
     lines = []
     for r in records:
-        head = (f"{r['activation']}, {_init_name(r)}, depth {r['depth']}"
-                + ("" if r["variant"] == "plain" else f", {r['variant']}"))
-        s = (f"{head}: |dz1|/|dzL| {fmt(r['backprop_grad_ratio'])}: "
-             f"{ratio_class(r['backprop_grad_ratio'])}")
+        head = f"{r['activation']}, {_init_name(r)}, depth {r['depth']}" + (
+            "" if r["variant"] == "plain" else f", {r['variant']}"
+        )
+        s = (
+            f"{head}: |dz1|/|dzL| {fmt(r['backprop_grad_ratio'])}: "
+            f"{ratio_class(r['backprop_grad_ratio'])}"
+        )
         if learn_class(r) is not None:
             s += "; " + _train_phrase(r)
         lines.append(s + ".")

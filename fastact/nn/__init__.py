@@ -13,14 +13,43 @@ trained by one native call per step.
 The native arithmetic is src/_nn.pyx (with src/_nn_ops.pxi and src/_nn_engine.pxi);
 fastact.reference holds the NumPy twin of every piece.
 """
-from .functional import (BatchNormCache, DenseCache, DropoutCache, batchnorm_backward,
-                         batchnorm_forward, check_dense, check_dense_grad, dense_backward,
-                         dense_forward, dropout_backward, dropout_forward)
+
+from .functional import (
+    BatchNormCache,
+    DenseCache,
+    DropoutCache,
+    batchnorm_backward,
+    batchnorm_forward,
+    dense_backward,
+    dense_forward,
+    dropout_backward,
+    dropout_forward,
+)
 from .init import INITS, gain
 from .layers import MLP_ACTIVATIONS, ActivationLayer, BatchNorm, Dense, Dropout, Layer, Residual
-from .network import DIAG_COLUMNS, LOSSES, MLP, NativeEngine, Sequential
+from .network import DIAG_COLUMNS, LOSSES, MLP, Sequential
 
-__all__ = ["MLP", "Sequential", "Dense", "BatchNorm", "Dropout", "ActivationLayer", "Residual",
-           "Layer", "DenseCache", "BatchNormCache", "DropoutCache", "dense_forward",
-           "dense_backward", "batchnorm_forward", "batchnorm_backward", "dropout_forward",
-           "dropout_backward", "INITS", "LOSSES", "MLP_ACTIVATIONS", "DIAG_COLUMNS", "gain"]
+__all__ = [
+    "MLP",
+    "Sequential",
+    "Dense",
+    "BatchNorm",
+    "Dropout",
+    "ActivationLayer",
+    "Residual",
+    "Layer",
+    "DenseCache",
+    "BatchNormCache",
+    "DropoutCache",
+    "dense_forward",
+    "dense_backward",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "INITS",
+    "LOSSES",
+    "MLP_ACTIVATIONS",
+    "DIAG_COLUMNS",
+    "gain",
+]

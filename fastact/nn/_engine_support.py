@@ -1,4 +1,5 @@
 """Small helpers shared by the layers, the functional API and the network."""
+
 from __future__ import annotations
 
 import functools
@@ -17,6 +18,7 @@ def blas_dim(n: int, what: str, where: str) -> None:
 def max_derivative(kname: str, p: tuple, saves: str) -> float:
     """max |f'| of an activation, on a dense grid (for the saturation threshold)."""
     from ..reference import _MATH
+
     f, d = _MATH[kname]
     x = np.linspace(-30.0, 30.0, 120001)
     with np.errstate(all="ignore"):

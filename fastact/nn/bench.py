@@ -2,6 +2,7 @@
 variants, fastact against its GEMMs (the limit), NumPy written well, fastact.reference and
 PyTorch eager (when installed); interleaved rounds, medians.  benches/bench_nn.py's grid
 times the same candidates (fastact.nn.peers) with pytest-benchmark."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,20 +30,34 @@ def _time(step, X, y, reps):
     return (time.perf_counter() - t) / reps
 
 
-def run(depths, acts, variants, width, batch, rounds, threads=1, torch=True, reference=True,
-        progress=None):
+def run(
+    depths,
+    acts,
+    variants,
+    width,
+    batch,
+    rounds,
+    threads=1,
+    torch=True,
+    reference=True,
+    progress=None,
+):
     """One row per network: median seconds per step of each candidate and the ratios."""
-    impls = ["gemm", "fastact", "numpy"] + (["reference"] if reference else []) + \
-        (["torch"] if torch else [])
+    impls = (
+        ["gemm", "fastact", "numpy"]
+        + (["reference"] if reference else [])
+        + (["torch"] if torch else [])
+    )
     rows = []
     limits, limited = _limits(threads)
     with limits, np.errstate(all="ignore"):
         for depth in depths:
             for act in acts:
                 for variant in variants:
-                    steps, X, y, _ = peers.candidates(depth, width, batch, act, variant, impls,
-                                                      threads)
-                    for s in steps.values():          # warm up (buffers, caches)
+                    steps, X, y, _ = peers.candidates(
+                        depth, width, batch, act, variant, impls, threads
+                    )
+                    for s in steps.values():  # warm up (buffers, caches)
                         s(X, y)
                     est = _time(steps["fastact"], X, y, 3)
                     reps = max(1, min(50, int(0.02 / max(est, 1e-7))))
@@ -51,11 +66,17 @@ def run(depths, acts, variants, width, batch, rounds, threads=1, torch=True, ref
                         for k, s in steps.items():
                             t[k].append(_time(s, X, y, reps if k != "reference" else 1))
                     med = {k: statistics.median(v) for k, v in t.items()}
-                    row = {"depth": depth, "width": width, "batch": batch, "activation": act,
-                           "variant": variant, "fastact_ms": med["fastact"] * 1e3,
-                           "gemm_ms": med["gemm"] * 1e3,
-                           "vs_gemm": med["fastact"] / med["gemm"],
-                           "vs_numpy": med["numpy"] / med["fastact"]}
+                    row = {
+                        "depth": depth,
+                        "width": width,
+                        "batch": batch,
+                        "activation": act,
+                        "variant": variant,
+                        "fastact_ms": med["fastact"] * 1e3,
+                        "gemm_ms": med["gemm"] * 1e3,
+                        "vs_gemm": med["fastact"] / med["gemm"],
+                        "vs_numpy": med["numpy"] / med["fastact"],
+                    }
                     if "reference" in med:
                         row["vs_reference"] = med["reference"] / med["fastact"]
                     if "torch" in med:
@@ -67,28 +88,39 @@ def run(depths, acts, variants, width, batch, rounds, threads=1, torch=True, ref
 
 
 def _fmt(row):
-    cells = [f"{row['depth']:>3d}x{row['width']}", f"{row['activation']:<10s}",
-             f"{row['variant']:<9s}", f"{row['fastact_ms']:8.3f}", f"{row['vs_gemm']:6.2f}",
-             f"{row['vs_numpy']:6.2f}"]
+    cells = [
+        f"{row['depth']:>3d}x{row['width']}",
+        f"{row['activation']:<10s}",
+        f"{row['variant']:<9s}",
+        f"{row['fastact_ms']:8.3f}",
+        f"{row['vs_gemm']:6.2f}",
+        f"{row['vs_numpy']:6.2f}",
+    ]
     cells.append(f"{row['vs_reference']:7.2f}" if "vs_reference" in row else "      -")
     cells.append(f"{row['vs_torch']:6.2f}" if "vs_torch" in row else "     -")
     return "  ".join(cells)
 
 
-HEADER = ("network  activation  variant    fastact ms  /gemm  xnumpy  xrefer  xtorch\n"
-          "                                            (limit) (speed-up: peer time / fastact's)")
+HEADER = (
+    "network  activation  variant    fastact ms  /gemm  xnumpy  xrefer  xtorch\n"
+    "                                            (limit) (speed-up: peer time / fastact's)"
+)
 
 
 def main(argv=None) -> int:
     import argparse
+
     from ..bench import machine
+
     ap = argparse.ArgumentParser(
         prog="fastact bench --nn",
         description="one SGD training step across depths x activations x variants: fastact "
-                    "against its GEMMs, NumPy, fastact.reference and PyTorch (when installed)")
+        "against its GEMMs, NumPy, fastact.reference and PyTorch (when installed)",
+    )
     ap.add_argument("--nn", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true",
-                    help="depths 2,10, tanh and relu, every variant, 3 rounds")
+    ap.add_argument(
+        "--quick", action="store_true", help="depths 2,10, tanh and relu, every variant, 3 rounds"
+    )
     ap.add_argument("--depths", default="2,5,10,20,50")
     ap.add_argument("--activations", default=",".join(peers.GRID_ACTIVATIONS))
     ap.add_argument("--variants", default=",".join(peers.VARIANTS))
@@ -97,8 +129,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--no-reference", action="store_true",
-                    help="leave out fastact.reference (the slowest candidate)")
+    ap.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="leave out fastact.reference (the slowest candidate)",
+    )
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args(argv)
     try:
@@ -114,8 +149,10 @@ def main(argv=None) -> int:
     variants = a.variants.split(",")
     bad = [x for x in variants if not x or any(p not in peers.VARIANTS for p in x.split("+"))]
     if bad:
-        ap.error(f"unknown variant(s) {bad}; choose from {list(peers.VARIANTS)} (or several "
-                 "joined by '+', e.g. batchnorm+dropout)")
+        ap.error(
+            f"unknown variant(s) {bad}; choose from {list(peers.VARIANTS)} (or several "
+            "joined by '+', e.g. batchnorm+dropout)"
+        )
     if a.width < 1 or a.batch < 2 or a.threads < 1:
         ap.error("--width and --threads must be >= 1, --batch >= 2")
     rounds = a.rounds or (3 if a.quick else 7)
@@ -126,29 +163,47 @@ def main(argv=None) -> int:
         except ImportError:
             torch = False
     m = machine()
-    print(f"fastact {m['fastact']} on {m['cpu']}, NumPy {m['numpy']}"
-          + (f", PyTorch {m['torch']}" if torch else "")
-          + f"; float32, {a.threads} thread(s), width {a.width}, batch {a.batch}, medians of "
-          f"{rounds} interleaved rounds.")
+    print(
+        f"fastact {m['fastact']} on {m['cpu']}, NumPy {m['numpy']}"
+        + (f", PyTorch {m['torch']}" if torch else "")
+        + f"; float32, {a.threads} thread(s), width {a.width}, batch {a.batch}, medians of "
+        f"{rounds} interleaved rounds."
+    )
     print(HEADER)
-    rows, limited = run(depths, acts, variants, a.width, a.batch, rounds, a.threads,
-                        torch=torch, reference=not a.no_reference,
-                        progress=lambda r: print(_fmt(r), flush=True))
+    rows, limited = run(
+        depths,
+        acts,
+        variants,
+        a.width,
+        a.batch,
+        rounds,
+        a.threads,
+        torch=torch,
+        reference=not a.no_reference,
+        progress=lambda r: print(_fmt(r), flush=True),
+    )
     if not limited:
         print("(threadpoolctl is not installed: the BLAS libraries used their default threads)")
     worst = max(rows, key=lambda r: r["vs_gemm"])
-    print(f"largest ratio to the GEMMs: {worst['vs_gemm']:.2f} ({worst['depth']}x{worst['width']} "
-          f"{worst['activation']} {worst['variant']})")
+    print(
+        f"largest ratio to the GEMMs: {worst['vs_gemm']:.2f} ({worst['depth']}x{worst['width']} "
+        f"{worst['activation']} {worst['variant']})"
+    )
     worst = min(rows, key=lambda r: r["vs_numpy"])
-    print(f"smallest speed-up vs NumPy: x{worst['vs_numpy']:.2f} ({worst['depth']}x"
-          f"{worst['width']} {worst['activation']} {worst['variant']})")
+    print(
+        f"smallest speed-up vs NumPy: x{worst['vs_numpy']:.2f} ({worst['depth']}x"
+        f"{worst['width']} {worst['activation']} {worst['variant']})"
+    )
     if any("vs_torch" in r for r in rows):
         worst = min((r for r in rows if "vs_torch" in r), key=lambda r: r["vs_torch"])
-        print(f"smallest speed-up vs PyTorch: x{worst['vs_torch']:.2f} ({worst['depth']}x"
-              f"{worst['width']} {worst['activation']} {worst['variant']})")
+        print(
+            f"smallest speed-up vs PyTorch: x{worst['vs_torch']:.2f} ({worst['depth']}x"
+            f"{worst['width']} {worst['activation']} {worst['variant']})"
+        )
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"machine": m, "threads": a.threads, "rounds": rounds, "rows": rows}, f,
-                      indent=1)
+            json.dump(
+                {"machine": m, "threads": a.threads, "rounds": rounds, "rows": rows}, f, indent=1
+            )
         print(f"saved {a.json}")
     return 0

@@ -11,6 +11,7 @@
 The checks and caches here are shared with the NumPy twins in fastact.reference;
 the native arithmetic is src/_nn.pyx's (the same loops the network engine runs).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -20,18 +21,29 @@ import numpy as np
 from .. import _registry as R
 from .. import _validate as V
 from ._engine_support import blas_dim as _blas_dim
-from .layers import check_activation as _layer_check_activation, check_probability
+from .layers import check_activation as _layer_check_activation
+from .layers import check_probability
 
-__all__ = ["DenseCache", "dense_forward", "dense_backward", "BatchNormCache",
-           "batchnorm_forward", "batchnorm_backward", "DropoutCache", "dropout_forward",
-           "dropout_backward"]
+__all__ = [
+    "DenseCache",
+    "dense_forward",
+    "dense_backward",
+    "BatchNormCache",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "DropoutCache",
+    "dropout_forward",
+    "dropout_backward",
+]
 
 
 def _check_activation(activation, where):
     name, params, kname, p = _layer_check_activation(activation, where)
     if name == "prelu":
-        raise ValueError(f"{where}: prelu's learnable slope is a network option (Dense(n, "
-                         "'prelu')); for a fixed slope use fastact.prelu or 'leaky_relu'.")
+        raise ValueError(
+            f"{where}: prelu's learnable slope is a network option (Dense(n, "
+            "'prelu')); for a fixed slope use fastact.prelu or 'leaky_relu'."
+        )
     return name, params, kname, p
 
 
@@ -45,17 +57,28 @@ class DenseCache:
     def __init__(self, x, W, b, saved, activation, params, kname, p, saves):
         self.x, self.W, self.b, self.saved = x, W, b, saved
         self.activation, self.params, self.kname, self.p, self.saves = (
-            activation, params, kname, p, saves)
+            activation,
+            params,
+            kname,
+            p,
+            saves,
+        )
 
     def __repr__(self):
-        return (f"DenseCache(activation={self.activation!r}, x={self.x.shape}, "
-                f"W={self.W.shape}, saves={self.saves!r})")
+        return (
+            f"DenseCache(activation={self.activation!r}, x={self.x.shape}, "
+            f"W={self.W.shape}, saves={self.saves!r})"
+        )
 
 
 def check_dense(x_in, W_in, b_in, activation, params, out):
     """Validated (x, W, b, name, params, kname, p, out) for dense_forward."""
-    if params:          # keyword parameters: dense_forward(x, W, b, "leaky_relu", negative_slope=0.2)
-        if isinstance(activation, tuple) and len(activation) == 2 and isinstance(activation[1], dict):
+    if params:  # keyword parameters: dense_forward(x, W, b, "leaky_relu", negative_slope=0.2)
+        if (
+            isinstance(activation, tuple)
+            and len(activation) == 2
+            and isinstance(activation[1], dict)
+        ):
             activation = (activation[0], {**activation[1], **params})
         else:
             activation = (activation, dict(params))
@@ -64,16 +87,22 @@ def check_dense(x_in, W_in, b_in, activation, params, out):
     W = V.as_float_array(W_in, "W")
     b = V.as_float_array(b_in, "b")
     if x.ndim != 2:
-        raise ValueError(f"dense_forward: x must be 2-D (rows x n_in); got shape {x.shape}. "
-                         "Reshape a single sample with x.reshape(1, -1).")
+        raise ValueError(
+            f"dense_forward: x must be 2-D (rows x n_in); got shape {x.shape}. "
+            "Reshape a single sample with x.reshape(1, -1)."
+        )
     if W.ndim != 2:
         raise ValueError(f"dense_forward: W must be 2-D (n_in x n_out); got shape {W.shape}.")
     if b.ndim != 1 or b.shape[0] != W.shape[1]:
-        raise ValueError(f"dense_forward: b must be 1-D with W.shape[1] = {W.shape[1]} values; "
-                         f"got shape {b.shape}.")
+        raise ValueError(
+            f"dense_forward: b must be 1-D with W.shape[1] = {W.shape[1]} values; "
+            f"got shape {b.shape}."
+        )
     if x.shape[1] != W.shape[0]:
-        raise ValueError(f"dense_forward: x has {x.shape[1]} features but W has "
-                         f"{W.shape[0]} rows; W must be (n_in, n_out) = ({x.shape[1]}, n_out).")
+        raise ValueError(
+            f"dense_forward: x has {x.shape[1]} features but W has "
+            f"{W.shape[0]} rows; W must be (n_in, n_out) = ({x.shape[1]}, n_out)."
+        )
     V.check_same_dtype(x, W, "x", "W")
     V.check_same_dtype(x, b, "x", "b")
     for n, what in ((x.shape[0], "rows"), (x.shape[1], "n_in"), (W.shape[1], "n_out")):
@@ -85,8 +114,10 @@ def check_dense(x_in, W_in, b_in, activation, params, out):
     if out is not None:
         V.check_out(out, shape, x.dtype)
         if not (out.flags.c_contiguous and out.flags.aligned):
-            raise ValueError("dense_forward: out must be C-contiguous (it is kept as the "
-                             "saved output for dense_backward); pass out=None.")
+            raise ValueError(
+                "dense_forward: out must be C-contiguous (it is kept as the "
+                "saved output for dense_backward); pass out=None."
+            )
         for arr, nm in ((x, "x"), (W, "W"), (b, "b")):
             V.check_overlap(out, arr, "out", nm, identical_ok=False)
     return x, W, b, name, params, kname, p, out
@@ -94,26 +125,33 @@ def check_dense(x_in, W_in, b_in, activation, params, out):
 
 def check_dense_grad(grad_y, cache) -> np.ndarray:
     if not isinstance(cache, DenseCache):
-        raise TypeError("dense_backward: cache must be the DenseCache returned by "
-                        f"dense_forward; got {type(cache).__name__}.")
+        raise TypeError(
+            "dense_backward: cache must be the DenseCache returned by "
+            f"dense_forward; got {type(cache).__name__}."
+        )
     g = V.as_float_array(grad_y, "grad_y")
     shape = (cache.x.shape[0], cache.W.shape[1])
     if g.shape != shape:
-        raise ValueError(f"dense_backward: grad_y has shape {g.shape}; the layer's output has "
-                         f"shape {shape}.")
+        raise ValueError(
+            f"dense_backward: grad_y has shape {g.shape}; the layer's output has shape {shape}."
+        )
     if g.dtype != cache.x.dtype:
-        raise TypeError(f"dense_backward: grad_y has dtype {g.dtype} but the layer is "
-                        f"{cache.x.dtype}; convert with grad_y.astype(np.{cache.x.dtype}).")
+        raise TypeError(
+            f"dense_backward: grad_y has dtype {g.dtype} but the layer is "
+            f"{cache.x.dtype}; convert with grad_y.astype(np.{cache.x.dtype})."
+        )
     return V.contiguous(g, "C")
 
 
 # ---- the functional dense layer (native) -------------------------------------------
+
 
 def dense_forward(x, W, b, activation, *, out=None, **params):
     """(y, cache): y = act(x @ W + b) with W of shape (n_in, n_out): one GEMM, then one
     fused bias + activation pass.  x, W, b share one dtype (float32 or float64)."""
     from .. import _nn
     from .._activations import ACT_IDS
+
     x, W, b, name, params, kname, p, out = check_dense(x, W, b, activation, params, out)
     y = np.empty((x.shape[0], W.shape[1]), x.dtype) if out is None else out
     saves = R.saves(name)
@@ -128,6 +166,7 @@ def dense_backward(grad_y, cache):
     bias-gradient pass (grad_b summed in double), then dW = x.T @ dz and dx = dz @ W.T."""
     from .. import _nn
     from .._activations import ACT_IDS
+
     g = check_dense_grad(grad_y, cache)
     x, W = cache.x, cache.W
     dz = np.empty_like(g)
@@ -135,8 +174,7 @@ def dense_backward(grad_y, cache):
     dx = np.empty_like(x)
     db = np.zeros(W.shape[1], np.float64)
     bias = cache.b if cache.saves == "input" else None
-    _nn.dense_backward(ACT_IDS[cache.kname], g, cache.saved, bias, x, W, dz, dx, dW, db,
-                       *cache.p)
+    _nn.dense_backward(ACT_IDS[cache.kname], g, cache.saved, bias, x, W, dz, dx, dW, db, *cache.p)
     with np.errstate(over="ignore"):
         gb = db.astype(x.dtype)
     return dx, dW, gb
@@ -144,6 +182,7 @@ def dense_backward(grad_y, cache):
 
 # ---- the network ------------------------------------------------------------------
 # ---- BatchNorm ----------------------------------------------------------------------
+
 
 class BatchNormCache:
     """What batchnorm_backward needs: the input, gamma, the statistics used (float64 mean
@@ -159,8 +198,7 @@ class BatchNormCache:
         return f"BatchNormCache(x={self.x.shape}, training={self.training})"
 
 
-def check_batchnorm(x_in, gamma_in, beta_in, training, running_mean, running_var, momentum,
-                    eps):
+def check_batchnorm(x_in, gamma_in, beta_in, training, running_mean, running_var, momentum, eps):
     """Validated (x, gamma, beta, running_mean, running_var, momentum, eps)."""
     where = "batchnorm_forward"
     if not isinstance(training, (bool, np.bool_)):
@@ -173,8 +211,9 @@ def check_batchnorm(x_in, gamma_in, beta_in, training, running_mean, running_var
     n = x.shape[1]
     for a, nm in ((gamma, "gamma"), (beta, "beta")):
         if a.shape != (n,):
-            raise ValueError(f"{where}: {nm} must have shape ({n},), one value per feature; "
-                             f"got {a.shape}.")
+            raise ValueError(
+                f"{where}: {nm} must have shape ({n},), one value per feature; got {a.shape}."
+            )
         V.check_same_dtype(x, a, "x", nm)
     for v, nm in ((momentum, "momentum"), (eps, "eps")):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
@@ -188,42 +227,73 @@ def check_batchnorm(x_in, gamma_in, beta_in, training, running_mean, running_var
     if running_mean is not None:
         for a, nm in ((running_mean, "running_mean"), (running_var, "running_var")):
             if not isinstance(a, np.ndarray):
-                raise TypeError(f"{where}: {nm} must be a NumPy array (updated in place in "
-                                f"training); got {type(a).__name__}.")
+                raise TypeError(
+                    f"{where}: {nm} must be a NumPy array (updated in place in "
+                    f"training); got {type(a).__name__}."
+                )
             if a.shape != (n,):
                 raise ValueError(f"{where}: {nm} must have shape ({n},); got {a.shape}.")
             if a.dtype != x.dtype:
-                raise TypeError(f"{where}: {nm} has dtype {a.dtype} but x is {x.dtype}; "
-                                f"use {nm}.astype(np.{x.dtype}).")
+                raise TypeError(
+                    f"{where}: {nm} has dtype {a.dtype} but x is {x.dtype}; "
+                    f"use {nm}.astype(np.{x.dtype})."
+                )
             if training and not a.flags.writeable:
                 raise ValueError(f"{where}: {nm} is read-only; training updates it in place.")
     if training and x.shape[0] < 2:
-        raise ValueError(f"{where}: training needs at least 2 rows to estimate the batch "
-                         f"variance; got {x.shape[0]} (use training=False with running "
-                         "statistics for a single sample).")
+        raise ValueError(
+            f"{where}: training needs at least 2 rows to estimate the batch "
+            f"variance; got {x.shape[0]} (use training=False with running "
+            "statistics for a single sample)."
+        )
     if not training and running_mean is None:
-        raise ValueError(f"{where}: evaluation (training=False) normalises with the running "
-                         "statistics: pass running_mean and running_var.")
-    return (V.contiguous(x, "C"), V.contiguous(gamma, "C"), V.contiguous(beta, "C"),
-            running_mean, running_var, float(momentum), float(eps))
+        raise ValueError(
+            f"{where}: evaluation (training=False) normalises with the running "
+            "statistics: pass running_mean and running_var."
+        )
+    return (
+        V.contiguous(x, "C"),
+        V.contiguous(gamma, "C"),
+        V.contiguous(beta, "C"),
+        running_mean,
+        running_var,
+        float(momentum),
+        float(eps),
+    )
 
 
 def check_batchnorm_grad(grad_y, cache):
     if not isinstance(cache, BatchNormCache):
-        raise TypeError("batchnorm_backward: cache must be the BatchNormCache returned by "
-                        f"batchnorm_forward; got {type(cache).__name__}.")
+        raise TypeError(
+            "batchnorm_backward: cache must be the BatchNormCache returned by "
+            f"batchnorm_forward; got {type(cache).__name__}."
+        )
     g = V.as_float_array(grad_y, "grad_y")
     if g.shape != cache.x.shape:
-        raise ValueError(f"batchnorm_backward: grad_y has shape {g.shape}; the layer's output "
-                         f"has shape {cache.x.shape}.")
+        raise ValueError(
+            f"batchnorm_backward: grad_y has shape {g.shape}; the layer's output "
+            f"has shape {cache.x.shape}."
+        )
     if g.dtype != cache.x.dtype:
-        raise TypeError(f"batchnorm_backward: grad_y has dtype {g.dtype} but the layer is "
-                        f"{cache.x.dtype}; convert with grad_y.astype(np.{cache.x.dtype}).")
+        raise TypeError(
+            f"batchnorm_backward: grad_y has dtype {g.dtype} but the layer is "
+            f"{cache.x.dtype}; convert with grad_y.astype(np.{cache.x.dtype})."
+        )
     return V.contiguous(g, "C")
 
 
-def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_var=None,
-                      momentum=0.1, eps=1e-5, n_threads=None):
+def batchnorm_forward(
+    x,
+    gamma,
+    beta,
+    *,
+    training,
+    running_mean=None,
+    running_var=None,
+    momentum=0.1,
+    eps=1e-5,
+    n_threads=None,
+):
     """(y, cache): batch normalisation over the rows of x (rows x features), PyTorch
     BatchNorm1d's semantics.
 
@@ -235,21 +305,25 @@ def batchnorm_forward(x, gamma, beta, *, training, running_mean=None, running_va
     n_threads: as the activation kernels (threads split the columns from 65,536 elements
     up; the results do not depend on the count)."""
     from .. import _nn
+
     nt = V.check_threads(n_threads)
     x, gamma, beta, rm, rv, momentum, eps = check_batchnorm(
-        x, gamma, beta, training, running_mean, running_var, momentum, eps)
+        x, gamma, beta, training, running_mean, running_var, momentum, eps
+    )
     n = x.shape[1]
     y = np.empty_like(x)
     mean = np.empty(n, np.float64)
     invstd = np.empty(n, np.float64)
-    if rm is not None and not (rm.flags.c_contiguous and rm.flags.aligned
-                               and rv.flags.c_contiguous and rv.flags.aligned):
-        rm2, rv2 = V.contiguous(rm, "C"), V.contiguous(rv, "C")   # updated, then copied back
+    if rm is not None and not (
+        rm.flags.c_contiguous and rm.flags.aligned and rv.flags.c_contiguous and rv.flags.aligned
+    ):
+        rm2, rv2 = V.contiguous(rm, "C"), V.contiguous(rv, "C")  # updated, then copied back
     else:
         rm2, rv2 = rm, rv
     with np.errstate(over="ignore", invalid="ignore"):
-        _nn.batchnorm_forward(x, gamma, beta, y, mean, invstd, rm2, rv2, momentum, eps,
-                              bool(training), nt)
+        _nn.batchnorm_forward(
+            x, gamma, beta, y, mean, invstd, rm2, rv2, momentum, eps, bool(training), nt
+        )
     if rm2 is not rm:
         rm[...], rv[...] = rm2, rv2
     return y, BatchNormCache(x, gamma, mean, invstd, bool(training))
@@ -260,6 +334,7 @@ def batchnorm_backward(grad_y, cache, *, n_threads=None):
     (grad_beta = sum grad_y, grad_gamma = sum grad_y xhat, in double), then one pass for
     grad_x (through the batch statistics in training, a per-feature scale in evaluation)."""
     from .. import _nn
+
     nt = V.check_threads(n_threads)
     g = check_batchnorm_grad(grad_y, cache)
     n = cache.x.shape[1]
@@ -267,12 +342,14 @@ def batchnorm_backward(grad_y, cache, *, n_threads=None):
     dgamma = np.empty(n, np.float64)
     dbeta = np.empty(n, np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        _nn.batchnorm_backward(g, cache.x, cache.gamma, cache.mean, cache.invstd, dx, dgamma,
-                               dbeta, cache.training, nt)
+        _nn.batchnorm_backward(
+            g, cache.x, cache.gamma, cache.mean, cache.invstd, dx, dgamma, dbeta, cache.training, nt
+        )
         return dx, dgamma.astype(g.dtype), dbeta.astype(g.dtype)
 
 
 # ---- dropout --------------------------------------------------------------------------
+
 
 class DropoutCache:
     """What dropout_backward needs to regenerate the mask: p, seed, step, layer, the
@@ -285,8 +362,10 @@ class DropoutCache:
         self.shape, self.dtype, self.training = shape, dtype, training
 
     def __repr__(self):
-        return (f"DropoutCache(p={self.p}, seed={self.seed}, step={self.step}, "
-                f"layer={self.layer}, shape={self.shape}, training={self.training})")
+        return (
+            f"DropoutCache(p={self.p}, seed={self.seed}, step={self.step}, "
+            f"layer={self.layer}, shape={self.shape}, training={self.training})"
+        )
 
 
 def _check_u64(v, name, where):
@@ -309,15 +388,21 @@ def check_dropout(x_in, p, seed, step, layer, training):
 
 def check_dropout_grad(grad_y, cache):
     if not isinstance(cache, DropoutCache):
-        raise TypeError("dropout_backward: cache must be the DropoutCache returned by "
-                        f"dropout_forward; got {type(cache).__name__}.")
+        raise TypeError(
+            "dropout_backward: cache must be the DropoutCache returned by "
+            f"dropout_forward; got {type(cache).__name__}."
+        )
     g = V.as_float_array(grad_y, "grad_y")
     if g.shape != cache.shape:
-        raise ValueError(f"dropout_backward: grad_y has shape {g.shape}; the layer's output has "
-                         f"shape {cache.shape}.")
+        raise ValueError(
+            f"dropout_backward: grad_y has shape {g.shape}; the layer's output has "
+            f"shape {cache.shape}."
+        )
     if g.dtype != cache.dtype:
-        raise TypeError(f"dropout_backward: grad_y has dtype {g.dtype} but the layer is "
-                        f"{cache.dtype}; convert with grad_y.astype(np.{cache.dtype}).")
+        raise TypeError(
+            f"dropout_backward: grad_y has dtype {g.dtype} but the layer is "
+            f"{cache.dtype}; convert with grad_y.astype(np.{cache.dtype})."
+        )
     return V.contiguous(g, "C")
 
 
@@ -327,6 +412,7 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
     the mask is a pure function of (seed, step, layer, element index) (SplitMix64), the
     same on every machine and thread count.  training=False returns a copy of x."""
     from .. import _nn
+
     nt = V.check_threads(n_threads)
     x, p, seed, step, layer, training = check_dropout(x, p, seed, step, layer, training)
     y = np.empty_like(x)
@@ -340,6 +426,7 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
 def dropout_backward(grad_y, cache, *, n_threads=None):
     """grad_x of dropout_forward: grad_y times the same mask and scale (regenerated)."""
     from .. import _nn
+
     nt = V.check_threads(n_threads)
     g = check_dropout_grad(grad_y, cache)
     gx = np.empty_like(g)

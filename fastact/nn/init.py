@@ -1,4 +1,5 @@
 """Weight initialisation: the schemes and the activation gains."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,29 @@ import numpy as np
 
 __all__ = ["INITS", "gain", "auto_scheme", "init_weight"]
 
-INITS = ("auto", "standard", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
-         "lecun_normal", "orthogonal")
-_RELU_LIKE = ("relu", "leaky_relu", "relu6", "elu", "celu", "gelu", "silu", "mish", "softplus",
-              "hardswish", "prelu")
+INITS = (
+    "auto",
+    "standard",
+    "xavier_uniform",
+    "xavier_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_normal",
+    "orthogonal",
+)
+_RELU_LIKE = (
+    "relu",
+    "leaky_relu",
+    "relu6",
+    "elu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "softplus",
+    "hardswish",
+    "prelu",
+)
 
 
 def gain(name: str, params: dict | None = None) -> float:
@@ -44,7 +64,7 @@ def auto_scheme(name: str) -> str:
 
 def init_weight(rng, scheme: str, n_in: int, n_out: int, g: float) -> np.ndarray:
     """One W (n_in x n_out) in float64: the layer computes x @ W, so fan_in = n_in."""
-    if scheme == "standard":                       # Glorot & Bengio (2010), eq. 15's "standard"
+    if scheme == "standard":  # Glorot & Bengio (2010), eq. 15's "standard"
         a = 1.0 / math.sqrt(n_in)
         return rng.uniform(-a, a, (n_in, n_out))
     if scheme == "xavier_uniform":

@@ -13,6 +13,7 @@ checks its own wiring before it sees data.
     ActivationLayer(activation)                   y = act(x)
     Residual(layers)                              y = x + f(x), f = the layers in order
 """
+
 from __future__ import annotations
 
 import numbers
@@ -21,13 +22,21 @@ import numpy as np
 
 from .. import _registry as R
 
-__all__ = ["Layer", "Dense", "BatchNorm", "Dropout", "ActivationLayer", "Residual",
-           "check_activation", "MLP_ACTIVATIONS"]
+__all__ = [
+    "Layer",
+    "Dense",
+    "BatchNorm",
+    "Dropout",
+    "ActivationLayer",
+    "Residual",
+    "check_activation",
+    "MLP_ACTIVATIONS",
+]
 
 # hidden-layer activations of a network: the elementwise ones with scalar parameters, and
 # prelu with learnable slopes (one per layer, or one per unit)
 MLP_ACTIVATIONS = tuple(R.BIAS_ACT_NAMES) + ("prelu",)
-PRELU_INIT = 0.25            # torch.nn.PReLU's initial slope
+PRELU_INIT = 0.25  # torch.nn.PReLU's initial slope
 
 
 def check_activation(activation, where: str, allow_none: bool = False):
@@ -45,21 +54,26 @@ def check_activation(activation, where: str, allow_none: bool = False):
         hint = ""
         if activation in ("softmax", "log_softmax"):
             hint = " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"
-        raise ValueError(f"{where}: unknown activation {activation!r}{hint}; valid names: "
-                         + ", ".join(MLP_ACTIVATIONS) + ".")
+        raise ValueError(
+            f"{where}: unknown activation {activation!r}{hint}; valid names: "
+            + ", ".join(MLP_ACTIVATIONS)
+            + "."
+        )
     if activation == "prelu":
         bad = set(params) - {"per_unit", "init"}
         if bad:
-            raise ValueError(f"{where}: prelu takes the parameters 'per_unit' (bool) and "
-                             f"'init' (the initial slope); got {sorted(bad)}.")
+            raise ValueError(
+                f"{where}: prelu takes the parameters 'per_unit' (bool) and "
+                f"'init' (the initial slope); got {sorted(bad)}."
+            )
         per_unit = params.get("per_unit", False)
         if not isinstance(per_unit, (bool, np.bool_)):
-            raise ValueError(f"{where}: prelu's per_unit must be True or False; got "
-                             f"{per_unit!r}.")
+            raise ValueError(f"{where}: prelu's per_unit must be True or False; got {per_unit!r}.")
         init = params.get("init", PRELU_INIT)
         if isinstance(init, bool) or not isinstance(init, numbers.Real) or not np.isfinite(init):
-            raise ValueError(f"{where}: prelu's init must be a finite number (the initial "
-                             f"slope); got {init!r}.")
+            raise ValueError(
+                f"{where}: prelu's init must be a finite number (the initial slope); got {init!r}."
+            )
         return "prelu", dict(params), "prelu", (float(init), 0.0, 0.0, 0.0)
     kname, p = R.kernel_params(activation, dict(params), where)
     if activation in ("leaky_relu", "elu") and p[0] < 0:
@@ -67,7 +81,8 @@ def check_activation(activation, where: str, allow_none: bool = False):
         raise ValueError(
             f"{where}: {activation} with {pname}={p[0]} < 0 cannot be differentiated from the "
             "saved output (the sign of the output no longer tells the side of the kink), and "
-            f"the layer's backward reads the output; use {pname} >= 0 (or 'prelu').")
+            f"the layer's backward reads the output; use {pname} >= 0 (or 'prelu')."
+        )
     return activation, dict(params), kname, tuple(float(v) for v in p)
 
 
@@ -99,20 +114,45 @@ def _emit_activation(b, ctx, x, name, params, kname, p, bias, where_row, act_op,
     """The bias (+ activation) pass after a GEMM, or an activation alone: returns
     (output tensor, op index)."""
     from ._engine_support import max_derivative
+
     n = b.widths[x]
     if name == "prelu":
         shape = (n,) if params.get("per_unit", False) else (1,)
         slope = b.param(path + ".slope", shape, ("fill", p[0]), path)
         y = b.tensor(n)
-        i = b.op("prelu", path=path, in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
-                 slope=slope.offset, per_unit=int(bool(params.get("per_unit", False))),
-                 kname="identity", diag=where_row, act_op=act_op, thr=1e-3 * max(1.0, abs(p[0])))
+        i = b.op(
+            "prelu",
+            path=path,
+            in_=x,
+            out=y,
+            k=n,
+            n=n,
+            b=-1 if bias is None else bias.offset,
+            slope=slope.offset,
+            per_unit=int(bool(params.get("per_unit", False))),
+            kname="identity",
+            diag=where_row,
+            act_op=act_op,
+            thr=1e-3 * max(1.0, abs(p[0])),
+        )
         return y, i
     saves_in = R.saves(name) == "input" if name != "identity" else False
     y = b.tensor(n, alias=-1 if saves_in else x)
-    i = b.op("bias_act", path=path, in_=x, out=y, k=n, n=n, b=-1 if bias is None else bias.offset,
-             kname=kname, p=p, saves_in=int(saves_in), diag=where_row, act_op=act_op,
-             thr=1e-3 * max_derivative(kname, p, "input" if saves_in else "output"))
+    i = b.op(
+        "bias_act",
+        path=path,
+        in_=x,
+        out=y,
+        k=n,
+        n=n,
+        b=-1 if bias is None else bias.offset,
+        kname=kname,
+        p=p,
+        saves_in=int(saves_in),
+        diag=where_row,
+        act_op=act_op,
+        thr=1e-3 * max_derivative(kname, p, "input" if saves_in else "output"),
+    )
     return y, i
 
 
@@ -130,19 +170,27 @@ class Dense(Layer):
         if isinstance(n_out, bool) or not isinstance(n_out, numbers.Integral) or n_out < 1:
             raise ValueError(f"Dense: n_out must be a positive integer; got {n_out!r}.")
         from .init import INITS
+
         if init is not None and (not isinstance(init, str) or init not in INITS):
             raise ValueError(f"Dense: unknown init {init!r}; valid: {', '.join(INITS)}.")
         self.n_out = int(n_out)
-        self.activation, self.params, self._kname, self._p = check_activation(activation, "Dense", allow_none=True)
+        self.activation, self.params, self._kname, self._p = check_activation(
+            activation, "Dense", allow_none=True
+        )
         self.init = init
-        self._init_act = None        # (name, params) whose gain the weights use, if not ours
+        self._init_act = None  # (name, params) whose gain the weights use, if not ours
 
     def config(self):
-        return {"kind": "dense", "n_out": self.n_out,
-                "activation": _act_config(self.activation, self.params), "init": self.init}
+        return {
+            "kind": "dense",
+            "n_out": self.n_out,
+            "activation": _act_config(self.activation, self.params),
+            "init": self.init,
+        }
 
     def _build(self, b, x, path, ctx):
         from ._engine_support import blas_dim
+
         k, n = b.widths[x], self.n_out
         blas_dim(n, "a layer width", "Dense")
         b.settle_pending()
@@ -151,13 +199,25 @@ class Dense(Layer):
         bias = b.param(path + ".b", (n,), ("fill", 0.0), path)
         b.dense_params.append((W, bias))
         row = len(b.diag_rows)
-        b.diag_rows.append({"activation": self.activation, "shape": (k, n),
-                            "batchnorm": False, "path": path})
+        b.diag_rows.append(
+            {"activation": self.activation, "shape": (k, n), "batchnorm": False, "path": path}
+        )
         z = b.tensor(n)
         b.op("gemm", path=path, in_=x, out=z, k=k, n=n, w=W.offset, diag=row)
         linear = self.activation == "identity"
-        y, i = _emit_activation(b, ctx, z, self.activation, self.params, self._kname, self._p,
-                                bias, row, 0 if linear else 1, path)
+        y, i = _emit_activation(
+            b,
+            ctx,
+            z,
+            self.activation,
+            self.params,
+            self._kname,
+            self._p,
+            bias,
+            row,
+            0 if linear else 1,
+            path,
+        )
         if linear:
             b.pending = i
         return y
@@ -170,7 +230,8 @@ class ActivationLayer(Layer):
 
     def __init__(self, activation):
         self.activation, self.params, self._kname, self._p = check_activation(
-            activation, "ActivationLayer", allow_none=True)
+            activation, "ActivationLayer", allow_none=True
+        )
 
     def config(self):
         return {"kind": "activation", "activation": _act_config(self.activation, self.params)}
@@ -181,8 +242,9 @@ class ActivationLayer(Layer):
             row, act_op = b.ops[b.pending].diag, 1
             b.diag_rows[row]["activation"] = self.activation
             b.pending = None
-        y, _ = _emit_activation(b, ctx, x, self.activation, self.params, self._kname, self._p,
-                                None, row, act_op, path)
+        y, _ = _emit_activation(
+            b, ctx, x, self.activation, self.params, self._kname, self._p, None, row, act_op, path
+        )
         return y
 
 
@@ -200,7 +262,8 @@ class BatchNorm(Layer):
 
     def __init__(self, activation=None, *, momentum=0.1, eps=1e-5):
         self.activation, self.params, self._kname, self._p = check_activation(
-            activation, "BatchNorm", allow_none=True)
+            activation, "BatchNorm", allow_none=True
+        )
         for v, nm in ((momentum, "momentum"), (eps, "eps")):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
                 raise ValueError(f"BatchNorm: {nm} must be a finite number; got {v!r}.")
@@ -211,11 +274,16 @@ class BatchNorm(Layer):
         self.momentum, self.eps = float(momentum), float(eps)
 
     def config(self):
-        return {"kind": "batchnorm", "activation": _act_config(self.activation, self.params),
-                "momentum": self.momentum, "eps": self.eps}
+        return {
+            "kind": "batchnorm",
+            "activation": _act_config(self.activation, self.params),
+            "momentum": self.momentum,
+            "eps": self.eps,
+        }
 
     def _build(self, b, x, path, ctx):
         from ._engine_support import max_derivative
+
         n = b.widths[x]
         gamma = b.param(path + ".gamma", (n,), ("fill", 1.0), path)
         beta = b.param(path + ".beta", (n,), ("fill", 0.0), path)
@@ -239,15 +307,35 @@ class BatchNorm(Layer):
         saves_in = fused and has_act and R.saves(self.activation) == "input"
         aux = b.tensor(n) if saves_in else -1
         y = b.tensor(n)
-        b.op("batchnorm", path=path, in_=x, out=y, k=n, n=n, gamma=gamma.offset, beta=beta.offset,
-             rm=rm.offset, rv=rv.offset, kname=kname, p=self._p if fused else (0.0,) * 4,
-             saves_in=int(saves_in), aux=aux, stat=stat, eps=self.eps, momentum=self.momentum,
-             diag=row, act_op=act_op if fused else 0,
-             thr=1e-3 * max_derivative(kname, self._p if fused else (0.0,) * 4,
-                                       "input" if saves_in else "output"))
+        b.op(
+            "batchnorm",
+            path=path,
+            in_=x,
+            out=y,
+            k=n,
+            n=n,
+            gamma=gamma.offset,
+            beta=beta.offset,
+            rm=rm.offset,
+            rv=rv.offset,
+            kname=kname,
+            p=self._p if fused else (0.0,) * 4,
+            saves_in=int(saves_in),
+            aux=aux,
+            stat=stat,
+            eps=self.eps,
+            momentum=self.momentum,
+            diag=row,
+            act_op=act_op if fused else 0,
+            thr=1e-3
+            * max_derivative(
+                kname, self._p if fused else (0.0,) * 4, "input" if saves_in else "output"
+            ),
+        )
         if not fused:
-            y, _ = _emit_activation(b, ctx, y, "prelu", self.params, "prelu", self._p, None,
-                                    row, act_op, path)
+            y, _ = _emit_activation(
+                b, ctx, y, "prelu", self.params, "prelu", self._p, None, row, act_op, path
+            )
         return y
 
 
@@ -276,8 +364,10 @@ class Dropout(Layer):
 
 def check_probability(p, where, what="p"):
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{where}: {what} must be a probability in [0, 1) (the fraction of "
-                         f"units dropped); got {p!r}.")
+        raise ValueError(
+            f"{where}: {what} must be a probability in [0, 1) (the fraction of "
+            f"units dropped); got {p!r}."
+        )
 
 
 class Residual(Layer):
@@ -292,17 +382,22 @@ class Residual(Layer):
         try:
             layers = list(layers)
         except TypeError:
-            raise TypeError("Residual: layers must be a list of layer objects; got "
-                            f"{layers!r}.") from None
+            raise TypeError(
+                f"Residual: layers must be a list of layer objects; got {layers!r}."
+            ) from None
         if not layers:
             raise ValueError("Residual: needs at least one layer (the branch f of x + f(x)).")
         for l in layers:
             if not isinstance(l, Layer):
-                raise TypeError(f"Residual: {l!r} is not a layer (Dense, BatchNorm, Dropout, "
-                                "ActivationLayer, Residual).")
+                raise TypeError(
+                    f"Residual: {l!r} is not a layer (Dense, BatchNorm, Dropout, "
+                    "ActivationLayer, Residual)."
+                )
         if not isinstance(layers[0], Dense):
-            raise ValueError("Residual: the branch must begin with a Dense layer; got "
-                             f"{type(layers[0]).__name__}.")
+            raise ValueError(
+                "Residual: the branch must begin with a Dense layer; got "
+                f"{type(layers[0]).__name__}."
+            )
         self.layers = layers
 
     def config(self):
@@ -313,10 +408,12 @@ class Residual(Layer):
         for i, l in enumerate(self.layers):
             h = l._build(b, h, f"{path}.{i}", ctx)
         if b.widths[h] != b.widths[x]:
-            raise ValueError(f"Residual: the branch maps width {b.widths[x]} to "
-                             f"{b.widths[h]}; x + f(x) needs equal widths (give the branch's "
-                             f"last Dense layer {b.widths[x]} units, or drop the residual "
-                             "connection there).")
+            raise ValueError(
+                f"Residual: the branch maps width {b.widths[x]} to "
+                f"{b.widths[h]}; x + f(x) needs equal widths (give the branch's "
+                f"last Dense layer {b.widths[x]} units, or drop the residual "
+                "connection there)."
+            )
         y = b.tensor(b.widths[x])
         b.op("add", path=path, in_=h, in2=x, out=y, k=b.widths[x], n=b.widths[x])
         return y

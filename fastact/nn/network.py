@@ -21,21 +21,20 @@ prelu's slopes); `net.params[l] = (W, b)` are views of the dense layers' (writin
 into them changes the network), `net.grads` the same for the flat gradient array,
 `net.state_dict()` every parameter and running statistic by name.
 """
+
 from __future__ import annotations
 
 import numbers
 
 import numpy as np
 
-from .. import _registry as R
 from .. import _validate as V
 from ..optim import Optimizer
 from . import persistence as _persist
 from . import training as _training
 from ._engine_support import blas_dim as _blas_dim
 from .init import INITS, auto_scheme, gain, init_weight
-from .layers import (BatchNorm, Dense, Dropout, Layer, Residual, check_activation,
-                     check_probability)
+from .layers import BatchNorm, Dense, Dropout, Layer, Residual, check_activation, check_probability
 from .program import Builder, Program
 
 __all__ = ["Sequential", "MLP", "LOSSES", "DIAG_COLUMNS", "NativeEngine"]
@@ -43,8 +42,17 @@ __all__ = ["Sequential", "MLP", "LOSSES", "DIAG_COLUMNS", "NativeEngine"]
 LOSSES = ("softmax_cross_entropy", "mse", "binary_cross_entropy_with_logits")
 # net.diagnostics() per dense layer, in the order the engines fill their rows; the last two
 # are reported for layers with BatchNorm
-DIAG_COLUMNS = ("grad_W_norm", "grad_b_norm", "grad_z_norm", "act_mean", "act_std",
-                "saturated_fraction", "dead_fraction", "grad_gamma_norm", "grad_beta_norm")
+DIAG_COLUMNS = (
+    "grad_W_norm",
+    "grad_b_norm",
+    "grad_z_norm",
+    "act_mean",
+    "act_std",
+    "saturated_fraction",
+    "dead_fraction",
+    "grad_gamma_norm",
+    "grad_beta_norm",
+)
 _N_PLAIN_DIAG = 7
 
 
@@ -71,33 +79,48 @@ class Sequential:
     always trains in training mode.
     """
 
-    _engine_class = None        # set by the backend (fastact or fastact.reference)
+    _engine_class = None  # set by the backend (fastact or fastact.reference)
     _format = "fastact.Sequential/1"
 
-    def __init__(self, layers, n_in, *, init="auto", loss="softmax_cross_entropy",
-                 dtype=np.float32, seed=0, diagnostics=False, on_nonfinite="raise"):
+    def __init__(
+        self,
+        layers,
+        n_in,
+        *,
+        init="auto",
+        loss="softmax_cross_entropy",
+        dtype=np.float32,
+        seed=0,
+        diagnostics=False,
+        on_nonfinite="raise",
+    ):
         try:
             layers = list(layers)
         except TypeError:
-            raise TypeError(f"{type(self).__name__}: layers must be a list of layer objects; "
-                            f"got {layers!r}.") from None
+            raise TypeError(
+                f"{type(self).__name__}: layers must be a list of layer objects; got {layers!r}."
+            ) from None
         if not layers:
             raise ValueError(f"{type(self).__name__}: needs at least one layer.")
         for l in layers:
             if not isinstance(l, Layer):
-                raise TypeError(f"{type(self).__name__}: {l!r} is not a layer (Dense, "
-                                "BatchNorm, Dropout, ActivationLayer, Residual).")
+                raise TypeError(
+                    f"{type(self).__name__}: {l!r} is not a layer (Dense, "
+                    "BatchNorm, Dropout, ActivationLayer, Residual)."
+                )
         if isinstance(n_in, bool) or not isinstance(n_in, numbers.Integral) or n_in < 1:
-            raise ValueError(f"{type(self).__name__}: n_in must be a positive integer; got "
-                             f"{n_in!r}.")
+            raise ValueError(
+                f"{type(self).__name__}: n_in must be a positive integer; got {n_in!r}."
+            )
         self._setup(layers, int(n_in), init, loss, dtype, seed, diagnostics, on_nonfinite)
 
     # -- construction --
     def _setup(self, layers, n_in, init, loss, dtype, seed, diagnostics, on_nonfinite):
         where = type(self).__name__
         if on_nonfinite not in ("raise", "warn", "ignore"):
-            raise ValueError(f"{where}: on_nonfinite must be 'raise', 'warn' or 'ignore'; got "
-                             f"{on_nonfinite!r}.")
+            raise ValueError(
+                f"{where}: on_nonfinite must be 'raise', 'warn' or 'ignore'; got {on_nonfinite!r}."
+            )
         _blas_dim(n_in, "n_in", where)
         if not isinstance(init, str) or init not in INITS:
             raise ValueError(f"{where}: unknown init {init!r}; valid: {', '.join(INITS)}.")
@@ -107,10 +130,14 @@ class Sequential:
             dt = None if dtype is None else np.dtype(dtype)
         except TypeError:
             dt = None
-        if dt is None or dt not in (V.F32, V.F64):     # (np.dtype("float64") == None is True)
+        if dt is None or dt not in (V.F32, V.F64):  # (np.dtype("float64") == None is True)
             shown = repr(dtype) if dt is None else str(dt)
             raise TypeError(f"{where}: dtype must be float32 or float64; got {shown}.")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, numbers.Integral)
+            or not 0 <= seed < 2**63
+        ):
             raise ValueError(f"{where}: seed must be a non-negative integer; got {seed!r}.")
         b = Builder()
         h = b.tensor(n_in)
@@ -120,9 +147,11 @@ class Sequential:
         b.settle_pending()
         n_out = b.widths[h]
         if loss == "softmax_cross_entropy" and n_out < 2:
-            raise ValueError(f"{where}: softmax_cross_entropy needs at least 2 outputs (classes); "
-                             "for one output use loss='binary_cross_entropy_with_logits'.")
-        if b.alias[h] >= 0 and b.ops[-1].kind != "bias_act":       # pragma: no cover
+            raise ValueError(
+                f"{where}: softmax_cross_entropy needs at least 2 outputs (classes); "
+                "for one output use loss='binary_cross_entropy_with_logits'."
+            )
+        if b.alias[h] >= 0 and b.ops[-1].kind != "bias_act":  # pragma: no cover
             raise AssertionError("the output tensor must be its own buffer")
         self.layers = layers
         self.n_in, self.n_out = n_in, n_out
@@ -130,8 +159,8 @@ class Sequential:
         self.record_diagnostics = bool(diagnostics)
         self.on_nonfinite = on_nonfinite
         self.training = True
-        self._counter = 0                                          # dropout's step number
-        self._rng = np.random.default_rng((self.seed, 1))          # shuffling in fit
+        self._counter = 0  # dropout's step number
+        self._rng = np.random.default_rng((self.seed, 1))  # shuffling in fit
         prog = Program(b, h)
         self._program = prog
         self.theta = np.zeros(prog.n_theta, dt)
@@ -139,18 +168,21 @@ class Sequential:
         self.state = np.zeros(prog.n_state, dt)
         self._views = {}
         for p in prog.params:
-            self._views[p.name] = (self.theta[p.offset:p.offset + p.size].reshape(p.shape),
-                                   self.grad_flat[p.offset:p.offset + p.size].reshape(p.shape))
+            self._views[p.name] = (
+                self.theta[p.offset : p.offset + p.size].reshape(p.shape),
+                self.grad_flat[p.offset : p.offset + p.size].reshape(p.shape),
+            )
         for p in prog.state:
-            self._views[p.name] = (self.state[p.offset:p.offset + p.size], None)
+            self._views[p.name] = (self.state[p.offset : p.offset + p.size], None)
             self._views[p.name][0][...] = p.init[1]
-        self.params = [(self._views[W.name][0], self._views[bb.name][0])
-                       for W, bb in prog.dense_params]
-        self.grads = [(self._views[W.name][1], self._views[bb.name][1])
-                      for W, bb in prog.dense_params]
+        self.params = [
+            (self._views[W.name][0], self._views[bb.name][0]) for W, bb in prog.dense_params
+        ]
+        self.grads = [
+            (self._views[W.name][1], self._views[bb.name][1]) for W, bb in prog.dense_params
+        ]
         self._initialise()
-        self._engine = self._engine_class(dt, prog, loss, self.theta, self.grad_flat,
-                                          self.state)
+        self._engine = self._engine_class(dt, prog, loss, self.theta, self.grad_flat, self.state)
 
     def _initialise(self):
         """Weights from the seed (dense layers in order, the same draws in both backends),
@@ -171,9 +203,11 @@ class Sequential:
 
     def __repr__(self):
         inner = ",\n    ".join(repr(l) for l in self.layers)
-        return (f"{type(self).__module__}.Sequential([\n    {inner}], n_in={self.n_in}, "
-                f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
-                f"seed={self.seed})")
+        return (
+            f"{type(self).__module__}.Sequential([\n    {inner}], n_in={self.n_in}, "
+            f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
+            f"seed={self.seed})"
+        )
 
     @property
     def n_params(self) -> int:
@@ -212,21 +246,25 @@ class Sequential:
             X = np.asarray(X)
         if X.dtype != self.dtype:
             if X.dtype.kind not in "fiub":
-                raise TypeError(f"{where}: X must be a real array of dtype {self.dtype}; got "
-                                f"dtype {X.dtype}.")
-            raise TypeError(f"{where}: X has dtype {X.dtype} but the network is {self.dtype}; "
-                            f"convert with X.astype(np.{self.dtype}).")
+                raise TypeError(
+                    f"{where}: X must be a real array of dtype {self.dtype}; got dtype {X.dtype}."
+                )
+            raise TypeError(
+                f"{where}: X has dtype {X.dtype} but the network is {self.dtype}; "
+                f"convert with X.astype(np.{self.dtype})."
+            )
         if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(f"{where}: X must have shape (rows, {self.n_in}); got "
-                             f"{X.shape}.")
+            raise ValueError(f"{where}: X must have shape (rows, {self.n_in}); got {X.shape}.")
         if X.shape[0] == 0:
             raise ValueError(f"{where}: X has no rows.")
         _blas_dim(X.shape[0], "rows", where)
         if not (X.flags.c_contiguous and X.flags.aligned):
-            X = V.contiguous(X, "C")         # (np.ascontiguousarray keeps a misaligned array)
+            X = V.contiguous(X, "C")  # (np.ascontiguousarray keeps a misaligned array)
         if not self._engine.all_finite(X):
-            raise ValueError(f"{where}: X contains NaN or inf; clean the data first "
-                             "(e.g. X[~np.isfinite(X)] = 0 or drop those rows).")
+            raise ValueError(
+                f"{where}: X contains NaN or inf; clean the data first "
+                "(e.g. X[~np.isfinite(X)] = 0 or drop those rows)."
+            )
         return X
 
     def _y(self, y, rows, where):
@@ -236,21 +274,29 @@ class Sequential:
             y = np.asarray(y)
         if self.loss == "softmax_cross_entropy":
             if y.dtype.kind not in "iu":
-                raise TypeError(f"{where}: y must hold integer class indices for "
-                                f"softmax_cross_entropy; got dtype {y.dtype}. Convert with "
-                                "y.astype(np.int64).")
+                raise TypeError(
+                    f"{where}: y must hold integer class indices for "
+                    f"softmax_cross_entropy; got dtype {y.dtype}. Convert with "
+                    "y.astype(np.int64)."
+                )
             if y.shape != (rows,):
-                raise ValueError(f"{where}: y must have shape ({rows},), one class index per "
-                                 f"row of X; got {y.shape}.")
-            if y.dtype.kind == "u" and y.size and int(y.max()) >= C:     # before int64 wraps it
-                raise ValueError(f"{where}: label {int(y.max())} is out of range; the network "
-                                 f"has {C} classes, so labels must be in [0, {C - 1}].")
+                raise ValueError(
+                    f"{where}: y must have shape ({rows},), one class index per "
+                    f"row of X; got {y.shape}."
+                )
+            if y.dtype.kind == "u" and y.size and int(y.max()) >= C:  # before int64 wraps it
+                raise ValueError(
+                    f"{where}: label {int(y.max())} is out of range; the network "
+                    f"has {C} classes, so labels must be in [0, {C - 1}]."
+                )
             if y.dtype != np.int64 or not (y.flags.c_contiguous and y.flags.aligned):
                 y = V.contiguous(y.astype(np.int64, copy=False), "C")
             bad = self._engine.bad_label(y, C)
             if bad is not None:
-                raise ValueError(f"{where}: label {bad} is out of range; the network has {C} "
-                                 f"classes, so labels must be in [0, {C - 1}].")
+                raise ValueError(
+                    f"{where}: label {bad} is out of range; the network has {C} "
+                    f"classes, so labels must be in [0, {C - 1}]."
+                )
             return y, None
         if y.dtype.kind not in "fiub":
             raise TypeError(f"{where}: y must be real numbers; got dtype {y.dtype}.")
@@ -258,12 +304,17 @@ class Sequential:
         if y.ndim == 1 and C == 1:
             y = y.reshape(-1, 1)
         if y.shape != (rows, C):
-            raise ValueError(f"{where}: y must have shape ({rows}, {C})"
-                             + (f" or ({rows},)" if C == 1 else "") + f"; got {given}.")
+            raise ValueError(
+                f"{where}: y must have shape ({rows}, {C})"
+                + (f" or ({rows},)" if C == 1 else "")
+                + f"; got {given}."
+            )
         if y.dtype != self.dtype or not (y.flags.c_contiguous and y.flags.aligned):
             if y.dtype.kind == "f" and y.dtype != self.dtype:
-                raise TypeError(f"{where}: y has dtype {y.dtype} but the network is "
-                                f"{self.dtype}; convert with y.astype(np.{self.dtype}).")
+                raise TypeError(
+                    f"{where}: y has dtype {y.dtype} but the network is "
+                    f"{self.dtype}; convert with y.astype(np.{self.dtype})."
+                )
             y = V.contiguous(y.astype(self.dtype, copy=False), "C")
         if not self._engine.all_finite(y):
             raise ValueError(f"{where}: y contains NaN or inf.")
@@ -273,9 +324,11 @@ class Sequential:
     # -- the native steps --
     def _check_batch(self, rows, where):
         if self.training and self._program.has_batchnorm and rows < 2:
-            raise ValueError(f"{where}: BatchNorm in training mode needs at least 2 rows per "
-                             f"batch to estimate the batch variance; got {rows} (use a larger "
-                             "batch, or net.eval() to use the running statistics).")
+            raise ValueError(
+                f"{where}: BatchNorm in training mode needs at least 2 rows per "
+                f"batch to estimate the batch variance; got {rows} (use a larger "
+                "batch, or net.eval() to use the running statistics)."
+            )
 
     def _next_counter(self):
         c = self._counter
@@ -293,8 +346,16 @@ class Sequential:
         self._engine.reserve(X.shape[0])
         counter = self._next_counter()
         check = self.on_nonfinite != "ignore"
-        loss = self._engine.step(X, labels, target, True, training=self.training,
-                                 seed=self.seed, counter=counter, check=check)
+        loss = self._engine.step(
+            X,
+            labels,
+            target,
+            True,
+            training=self.training,
+            seed=self.seed,
+            counter=counter,
+            check=check,
+        )
         if check and not self._engine.last_ok:
             self._nonfinite(X, loss, counter, "compute_gradients")
         return loss
@@ -305,8 +366,10 @@ class Sequential:
         Allocates nothing once the buffers fit the batch size.  Returns the loss (before
         the update)."""
         if not isinstance(optimizer, Optimizer):
-            raise TypeError("train_step: optimizer must be a fastact.optim optimizer "
-                            f"(SGD, Adam, AdamW); got {type(optimizer).__name__}.")
+            raise TypeError(
+                "train_step: optimizer must be a fastact.optim optimizer "
+                f"(SGD, Adam, AdamW); got {type(optimizer).__name__}."
+            )
         X = self._X(X, "train_step")
         labels, target = self._y(y, X.shape[0], "train_step")
         self._check_batch(X.shape[0], "train_step")
@@ -317,12 +380,23 @@ class Sequential:
         t = optimizer.t + 1
         counter = self._next_counter()
         check = self.on_nonfinite != "ignore"
-        loss = self._engine.step(X, labels, target, self.record_diagnostics, optimizer.kind,
-                                 optimizer._hyper, st[0] if st else None,
-                                 st[1] if len(st) > 1 else None, t, training=self.training,
-                                 seed=self.seed, counter=counter, check=check)
+        loss = self._engine.step(
+            X,
+            labels,
+            target,
+            self.record_diagnostics,
+            optimizer.kind,
+            optimizer._hyper,
+            st[0] if st else None,
+            st[1] if len(st) > 1 else None,
+            t,
+            training=self.training,
+            seed=self.seed,
+            counter=counter,
+            check=check,
+        )
         if check and not self._engine.last_ok:
-            self._nonfinite(X, loss, counter, "train_step")       # the update was skipped
+            self._nonfinite(X, loss, counter, "train_step")  # the update was skipped
             return loss
         optimizer.t = t
         return loss
@@ -333,9 +407,16 @@ class Sequential:
         the NumPy twin, same dropout masks), else the first whose parameters' gradient is
         not finite."""
         from ..reference import NumpyEngine
+
         layer = None
-        twin = NumpyEngine(self.dtype, self._program, self.loss, self.theta.copy(),
-                           self.grad_flat.copy(), self.state.copy())
+        twin = NumpyEngine(
+            self.dtype,
+            self._program,
+            self.loss,
+            self.theta.copy(),
+            self.grad_flat.copy(),
+            self.state.copy(),
+        )
         with np.errstate(all="ignore"):
             T, _ = twin._forward(X, self.training, self.seed, counter)
         for o in self._program.ops:
@@ -347,17 +428,23 @@ class Sequential:
                 if not np.all(np.isfinite(self._views[p.name][1])):
                     layer, what = p.layer, f"gradient of {p.name}"
                     break
-        where_txt = (f"first in layer {layer} ({type(self._layer_at(layer)).__name__}, its "
-                     f"{what})" if layer is not None else "in the loss")
-        msg = (f"{where}: the loss ({loss!r}) or a gradient is not finite at training step "
-               f"{counter}, {where_txt}; the parameters, the running statistics and the "
-               "optimizer were left as they were after the last finite step.  Lower the "
-               "learning rate, clip gradients "
-               "(max_grad_norm), or check the data; on_nonfinite='warn' or 'ignore' changes "
-               "this.")
+        where_txt = (
+            f"first in layer {layer} ({type(self._layer_at(layer)).__name__}, its {what})"
+            if layer is not None
+            else "in the loss"
+        )
+        msg = (
+            f"{where}: the loss ({loss!r}) or a gradient is not finite at training step "
+            f"{counter}, {where_txt}; the parameters, the running statistics and the "
+            "optimizer were left as they were after the last finite step.  Lower the "
+            "learning rate, clip gradients "
+            "(max_grad_norm), or check the data; on_nonfinite='warn' or 'ignore' changes "
+            "this."
+        )
         if self.on_nonfinite == "raise":
             raise FloatingPointError(msg)
         import warnings
+
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def _layer_at(self, path):
@@ -381,9 +468,11 @@ class Sequential:
         """Class probabilities: softmax of the outputs (softmax_cross_entropy) or their
         sigmoid (binary_cross_entropy_with_logits)."""
         if self.loss == "mse":
-            raise ValueError("predict_proba: the network is a regressor (loss='mse'); "
-                             "use predict or forward.")
+            raise ValueError(
+                "predict_proba: the network is a regressor (loss='mse'); use predict or forward."
+            )
         from .. import reference
+
         z = self.forward(X)
         if self.loss == "softmax_cross_entropy":
             return reference.softmax(z)
@@ -436,8 +525,10 @@ class Sequential:
         linear output layer."""
         d = self._engine.diagnostics
         if d is None:
-            raise RuntimeError("diagnostics: nothing recorded yet; call compute_gradients(X, y) "
-                               "first (or train_step on a network made with diagnostics=True).")
+            raise RuntimeError(
+                "diagnostics: nothing recorded yet; call compute_gradients(X, y) "
+                "first (or train_step on a network made with diagnostics=True)."
+            )
         out = []
         for l, (row, info) in enumerate(zip(d, self._program.diag_rows)):
             entry = {"layer": l, "activation": info["activation"], "shape": info["shape"]}
@@ -448,16 +539,30 @@ class Sequential:
 
     # -- persistence --
     def config(self) -> dict:
-        return {"layers": [l.config() for l in self.layers], "n_in": self.n_in,
-                "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
-                "seed": self.seed, "on_nonfinite": self.on_nonfinite}
+        return {
+            "layers": [l.config() for l in self.layers],
+            "n_in": self.n_in,
+            "init": self.init,
+            "loss": self.loss,
+            "dtype": str(self.dtype),
+            "seed": self.seed,
+            "on_nonfinite": self.on_nonfinite,
+        }
 
     @classmethod
     def _from_config(cls, meta, **kwargs):
         from .layers import layer_from_config
-        return cls([layer_from_config(c) for c in meta["layers"]], meta["n_in"],
-                   init=meta["init"], loss=meta["loss"], dtype=np.dtype(meta["dtype"]),
-                   seed=meta["seed"], on_nonfinite=meta.get("on_nonfinite", "raise"), **kwargs)
+
+        return cls(
+            [layer_from_config(c) for c in meta["layers"]],
+            meta["n_in"],
+            init=meta["init"],
+            loss=meta["loss"],
+            dtype=np.dtype(meta["dtype"]),
+            seed=meta["seed"],
+            on_nonfinite=meta.get("on_nonfinite", "raise"),
+            **kwargs,
+        )
 
     save = _persist.save
     load = classmethod(_persist.load)
@@ -466,26 +571,40 @@ class Sequential:
         """copy.deepcopy and pickle: the configuration, the parameters, the running
         statistics, the mode, dropout's step counter and the shuffling state (not the
         gradients, diagnostics or buffers, which the next step recomputes)."""
-        return (_persist.rebuild, (type(self), self.config(), self.theta.copy(),
-                                   self.state.copy(), self._rng.bit_generator.state,
-                                   self.record_diagnostics, self._counter, self.training))
+        return (
+            _persist.rebuild,
+            (
+                type(self),
+                self.config(),
+                self.theta.copy(),
+                self.state.copy(),
+                self._rng.bit_generator.state,
+                self.record_diagnostics,
+                self._counter,
+                self.training,
+            ),
+        )
 
 
 def _per_layer(value, n_hidden, name, check):
     """One value per hidden layer from a network-wide value or a list."""
     if isinstance(value, list):
         if len(value) != n_hidden:
-            raise ValueError(f"MLP: {name} is a list of {len(value)} but the network has "
-                             f"{n_hidden} hidden layer(s); give one per hidden layer or a "
-                             "single value.")
+            raise ValueError(
+                f"MLP: {name} is a list of {len(value)} but the network has "
+                f"{n_hidden} hidden layer(s); give one per hidden layer or a "
+                "single value."
+            )
         return [check(v, f"{name}[{i}]") for i, v in enumerate(value)], True
     return [check(value, name)] * n_hidden, False
 
 
 def _check_bn(v, what):
     if v not in (None, "before", "after"):
-        raise ValueError(f"MLP: {what} must be None, 'before' or 'after' (relative to "
-                         f"the activation); got {v!r}.")
+        raise ValueError(
+            f"MLP: {what} must be None, 'before' or 'after' (relative to "
+            f"the activation); got {v!r}."
+        )
     return v
 
 
@@ -532,16 +651,29 @@ class MLP(Sequential):
 
     _format = "fastact.MLP/2"
 
-    def __init__(self, layer_sizes, activation="relu", *, init="auto",
-                 loss="softmax_cross_entropy", dtype=np.float32, seed=0, diagnostics=False,
-                 batchnorm=None, dropout=0.0, residual=False, on_nonfinite="raise"):
+    def __init__(
+        self,
+        layer_sizes,
+        activation="relu",
+        *,
+        init="auto",
+        loss="softmax_cross_entropy",
+        dtype=np.float32,
+        seed=0,
+        diagnostics=False,
+        batchnorm=None,
+        dropout=0.0,
+        residual=False,
+        on_nonfinite="raise",
+    ):
         sizes = self._check_sizes(layer_sizes)
         n_hidden = len(sizes) - 2
         if isinstance(activation, list):
             if len(activation) != n_hidden:
                 raise ValueError(
                     f"MLP: activation is a list of {len(activation)} but the network has "
-                    f"{n_hidden} hidden layer(s); give one per hidden layer or a single name.")
+                    f"{n_hidden} hidden layer(s); give one per hidden layer or a single name."
+                )
             acts = [check_activation(a, "MLP") for a in activation]
         else:
             acts = [check_activation(activation, "MLP")] * n_hidden
@@ -566,8 +698,10 @@ class MLP(Sequential):
             use_res = ress[i] and (res_listed or i > 0)
             if use_res and sizes[i] != n:
                 if res_listed:
-                    raise ValueError(f"MLP: residual[{i}] is True but hidden layer {i} maps "
-                                     f"width {sizes[i]} to {n}; h + f(h) needs equal widths.")
+                    raise ValueError(
+                        f"MLP: residual[{i}] is True but hidden layer {i} maps "
+                        f"width {sizes[i]} to {n}; h + f(h) needs equal widths."
+                    )
                 use_res = False
             layers.extend([Residual(block)] if use_res else block)
         layers.append(Dense(sizes[-1], None))
@@ -588,8 +722,10 @@ class MLP(Sequential):
         try:
             sizes = list(layer_sizes)
         except TypeError:
-            raise TypeError(f"MLP: layer_sizes must be a list of ints [n_in, hidden..., n_out]; "
-                            f"got {layer_sizes!r}.") from None
+            raise TypeError(
+                f"MLP: layer_sizes must be a list of ints [n_in, hidden..., n_out]; "
+                f"got {layer_sizes!r}."
+            ) from None
         if len(sizes) < 2:
             raise ValueError(f"MLP: layer_sizes needs at least [n_in, n_out]; got {sizes}.")
         for s in sizes:
@@ -600,29 +736,47 @@ class MLP(Sequential):
 
     def __repr__(self):
         acts = sorted({a[0] for a in self.activations})
-        extra = "".join(f", {k}={v!r}" for k, v in self._options.items()
-                        if v not in (None, 0.0, False))
-        return (f"{type(self).__module__}.MLP({list(self.layer_sizes)}, activation="
-                f"{acts[0] if len(acts) == 1 else [a[0] for a in self.activations]!r}, "
-                f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
-                f"seed={self.seed}{extra})")
+        extra = "".join(
+            f", {k}={v!r}" for k, v in self._options.items() if v not in (None, 0.0, False)
+        )
+        return (
+            f"{type(self).__module__}.MLP({list(self.layer_sizes)}, activation="
+            f"{acts[0] if len(acts) == 1 else [a[0] for a in self.activations]!r}, "
+            f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
+            f"seed={self.seed}{extra})"
+        )
 
     def config(self) -> dict:
-        return {"layer_sizes": list(self.layer_sizes),
-                "activation": [[a, {k: (v.item() if isinstance(v, np.generic) else v)
-                                    for k, v in p.items()}] for a, p in self.activations],
-                "init": self.init, "loss": self.loss, "dtype": str(self.dtype),
-                "seed": self.seed, **{k: v for k, v in self._options.items()},
-                "on_nonfinite": self.on_nonfinite}
+        return {
+            "layer_sizes": list(self.layer_sizes),
+            "activation": [
+                [a, {k: (v.item() if isinstance(v, np.generic) else v) for k, v in p.items()}]
+                for a, p in self.activations
+            ],
+            "init": self.init,
+            "loss": self.loss,
+            "dtype": str(self.dtype),
+            "seed": self.seed,
+            **{k: v for k, v in self._options.items()},
+            "on_nonfinite": self.on_nonfinite,
+        }
 
     @classmethod
     def _from_config(cls, meta, **kwargs):
         acts = [(a, p) for a, p in meta["activation"]]
-        opts = {k: meta[k] for k in ("batchnorm", "dropout", "residual", "on_nonfinite")
-                if k in meta}
-        return cls(meta["layer_sizes"], acts if acts else "relu", init=meta["init"],
-                   loss=meta["loss"], dtype=np.dtype(meta["dtype"]), seed=meta["seed"],
-                   **opts, **kwargs)
+        opts = {
+            k: meta[k] for k in ("batchnorm", "dropout", "residual", "on_nonfinite") if k in meta
+        }
+        return cls(
+            meta["layer_sizes"],
+            acts if acts else "relu",
+            init=meta["init"],
+            loss=meta["loss"],
+            dtype=np.dtype(meta["dtype"]),
+            seed=meta["seed"],
+            **opts,
+            **kwargs,
+        )
 
 
 class NativeEngine:
@@ -631,10 +785,23 @@ class NativeEngine:
     def __init__(self, dtype, program, loss, theta, grad, state):
         from .. import _nn
         from .._activations import ACT_IDS
+
         oi, of = program.arrays(ACT_IDS)
-        self._e = _nn.Engine(0 if dtype == V.F32 else 1, oi, of, program.widths, program.alias,
-                             program.out_t, program.n_slots, len(program.diag_rows),
-                             program.n_stats, _nn.LOSSES[loss], theta, grad, state)
+        self._e = _nn.Engine(
+            0 if dtype == V.F32 else 1,
+            oi,
+            of,
+            program.widths,
+            program.alias,
+            program.out_t,
+            program.n_slots,
+            len(program.diag_rows),
+            program.n_stats,
+            _nn.LOSSES[loss],
+            theta,
+            grad,
+            state,
+        )
         self.all_finite = _nn.all_finite
         self.bad_label = _nn.bad_label
         self.reserve = self._e.reserve
@@ -659,15 +826,81 @@ class NativeEngine:
     def last_ok(self):
         return self._e.last_ok
 
-    def epoch(self, X, labels, target, order, bs, kind, hyper, s1, s2, t0, *, training, seed,
-              counter, check, skip_single, losses, correct, diag=False):
-        return self._e.epoch(X, labels, target, order, bs, self._opt[kind], hyper, s1, s2, t0,
-                             training, seed, counter, check, skip_single, losses, correct, diag)
+    def epoch(
+        self,
+        X,
+        labels,
+        target,
+        order,
+        bs,
+        kind,
+        hyper,
+        s1,
+        s2,
+        t0,
+        *,
+        training,
+        seed,
+        counter,
+        check,
+        skip_single,
+        losses,
+        correct,
+        diag=False,
+    ):
+        return self._e.epoch(
+            X,
+            labels,
+            target,
+            order,
+            bs,
+            self._opt[kind],
+            hyper,
+            s1,
+            s2,
+            t0,
+            training,
+            seed,
+            counter,
+            check,
+            skip_single,
+            losses,
+            correct,
+            diag,
+        )
 
-    def step(self, X, labels, target, diag, kind="", hyper=None, s1=None, s2=None, t=0, *,
-             training=True, seed=0, counter=0, check=False):
-        return self._step(X, labels, target, diag, self._opt[kind], hyper, s1, s2, t,
-                          training, seed, counter, check)
+    def step(
+        self,
+        X,
+        labels,
+        target,
+        diag,
+        kind="",
+        hyper=None,
+        s1=None,
+        s2=None,
+        t=0,
+        *,
+        training=True,
+        seed=0,
+        counter=0,
+        check=False,
+    ):
+        return self._step(
+            X,
+            labels,
+            target,
+            diag,
+            self._opt[kind],
+            hyper,
+            s1,
+            s2,
+            t,
+            training,
+            seed,
+            counter,
+            check,
+        )
 
 
 Sequential._engine_class = NativeEngine

@@ -7,6 +7,7 @@ A network here is (depth, width, batch, activation, variant) with variant one of
 hidden activation) and "residual" (h + f(h) on every hidden layer but the first);
 n_in = width, 10 classes, softmax cross-entropy, float32, SGD with a fixed learning rate.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,17 +24,29 @@ def mlp_options(variant):
     opts = {}
     for part in variant.split("+"):
         if part not in VARIANTS:
-            raise ValueError(f"unknown variant {part!r}; choose from {list(VARIANTS)} "
-                             "(or several joined by '+')")
-        opts.update({"plain": {}, "batchnorm": {"batchnorm": "before"},
-                     "dropout": {"dropout": DROP_P}, "residual": {"residual": True}}[part])
+            raise ValueError(
+                f"unknown variant {part!r}; choose from {list(VARIANTS)} (or several joined by '+')"
+            )
+        opts.update(
+            {
+                "plain": {},
+                "batchnorm": {"batchnorm": "before"},
+                "dropout": {"dropout": DROP_P},
+                "residual": {"residual": True},
+            }[part]
+        )
     return opts
 
 
 def make_net(cls, depth, width, activation, variant, seed=1):
     # (a timed network may diverge after many steps on one batch; that is not an error here)
-    return cls([width] + [width] * depth + [CLASSES], activation, seed=seed,
-               on_nonfinite="ignore", **mlp_options(variant))
+    return cls(
+        [width] + [width] * depth + [CLASSES],
+        activation,
+        seed=seed,
+        on_nonfinite="ignore",
+        **mlp_options(variant),
+    )
 
 
 def data(width, rows, seed=0):
@@ -43,23 +56,28 @@ def data(width, rows, seed=0):
 
 # ---- NumPy, written well -------------------------------------------------------------
 
+
 def _np_act(name):
     """(forward, derivative from (input z, output a)) in float32 NumPy"""
     f32 = np.float32
     if name == "sigmoid":
+
         def f(z):
             return 1 / (1 + np.exp(-z))
+
         return f, lambda z, a: a * (1 - a)
     if name == "tanh":
         return np.tanh, lambda z, a: 1 - a * a
     if name == "relu":
         return (lambda z: np.maximum(z, 0)), (lambda z, a: (z > 0).astype(np.float32))
     if name == "leaky_relu":
-        return (lambda z: np.where(z > 0, z, f32(0.01) * z)), \
-               (lambda z, a: np.where(z > 0, f32(1), f32(0.01)))
+        return (lambda z: np.where(z > 0, z, f32(0.01) * z)), (
+            lambda z, a: np.where(z > 0, f32(1), f32(0.01))
+        )
     if name == "elu":
-        return (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0)))), \
-               (lambda z, a: np.where(z > 0, f32(1), a + 1))
+        return (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0)))), (
+            lambda z, a: np.where(z > 0, f32(1), a + 1)
+        )
     if name == "gelu":
         from scipy.special import erf
 
@@ -69,14 +87,17 @@ def _np_act(name):
         def d(z, a):
             cdf = 0.5 * (1 + erf(z / np.sqrt(2)).astype(np.float32))
             return cdf + z * np.exp(-0.5 * z * z) / np.float32(np.sqrt(2 * np.pi))
+
         return f, d
     if name == "silu":
+
         def f(z):
             return z / (1 + np.exp(-z))
 
         def d(z, a):
             s = 1 / (1 + np.exp(-z))
             return s * (1 + z * (1 - s))
+
         return f, d
     raise ValueError(f"no NumPy step for {name!r}")
 
@@ -128,7 +149,9 @@ class NumpyStep:
             a = self._act(l, u)
             mask = None
             if "dropout" in v:
-                mask = (self.rng.random(a.shape, np.float32) >= DROP_P) * np.float32(1 / (1 - DROP_P))
+                mask = (self.rng.random(a.shape, np.float32) >= DROP_P) * np.float32(
+                    1 / (1 - DROP_P)
+                )
                 out = a * mask
             else:
                 out = a
@@ -182,6 +205,7 @@ class NumpyStep:
 
 # ---- PyTorch eager ---------------------------------------------------------------------
 
+
 def torch_step(net, activation, variant, X, y, threads=1):
     """(step(X, y) -> loss) for the same network in PyTorch eager, or None without torch."""
     try:
@@ -190,9 +214,16 @@ def torch_step(net, activation, variant, X, y, threads=1):
         return None
     torch.set_num_threads(threads)
     nn = torch.nn
-    acts = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
-            "leaky_relu": nn.LeakyReLU, "prelu": nn.PReLU, "elu": nn.ELU, "gelu": nn.GELU,
-            "silu": nn.SiLU}
+    acts = {
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "leaky_relu": nn.LeakyReLU,
+        "prelu": nn.PReLU,
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+    }
 
     class Residual(nn.Module):
         def __init__(self, f):
@@ -232,6 +263,7 @@ def torch_step(net, activation, variant, X, y, threads=1):
         loss.backward()
         opt.step()
         return float(loss.detach())
+
     return step
 
 
@@ -240,6 +272,7 @@ def candidates(depth, width, rows, activation, variant, impls, threads=1):
     "reference", "torch"), all starting from the same weights; the GEMM limit returns
     None, the others the loss before their update."""
     import fastact
+
     X, y = data(width, rows)
     net = make_net(fastact.MLP, depth, width, activation, variant)
     out = {}
@@ -247,7 +280,7 @@ def candidates(depth, width, rows, activation, variant, impls, threads=1):
         if impl == "fastact":
             n = make_net(fastact.MLP, depth, width, activation, variant)
             opt = fastact.optim.SGD(LR)
-            out[impl] = (lambda n, opt: lambda X_, y_: n.train_step(X_, y_, opt))(n, opt)
+            out[impl] = (lambda n, opt: lambda X_, y_: n.train_step(X_, y_, opt))(n, opt)  # noqa: B023
         elif impl == "gemm":
             n = make_net(fastact.MLP, depth, width, activation, variant)
             n._engine.reserve(rows)
@@ -255,7 +288,7 @@ def candidates(depth, width, rows, activation, variant, impls, threads=1):
         elif impl == "reference":
             n = make_net(fastact.reference.MLP, depth, width, activation, variant)
             opt = fastact.optim.SGD(LR)
-            out[impl] = (lambda n, opt: lambda X_, y_: n.train_step(X_, y_, opt))(n, opt)
+            out[impl] = (lambda n, opt: lambda X_, y_: n.train_step(X_, y_, opt))(n, opt)  # noqa: B023
         elif impl == "numpy":
             out[impl] = NumpyStep(net, activation, variant)
         elif impl == "torch":
@@ -263,6 +296,7 @@ def candidates(depth, width, rows, activation, variant, impls, threads=1):
             if s is not None:
                 out[impl] = s
         else:
-            raise ValueError(f"unknown candidate {impl!r}; choose from fastact, gemm, numpy, "
-                             "reference, torch.")
+            raise ValueError(
+                f"unknown candidate {impl!r}; choose from fastact, gemm, numpy, reference, torch."
+            )
     return out, X, y, net

@@ -1,5 +1,6 @@
 """Saving and loading networks: one .npz with the configuration as JSON, the flat
 parameters, the running statistics and dropout's step counter; no pickle, bit-exact."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import zipfile
 
 import numpy as np
 
-_READS = {"fastact.MLP/2": "fastact.MLP/1"}    # formats a class also reads (older versions)
+_READS = {"fastact.MLP/2": "fastact.MLP/1"}  # formats a class also reads (older versions)
 
 
 def save(self, path) -> None:
@@ -17,7 +18,7 @@ def save(self, path) -> None:
     meta = {"format": self._format, **self.config(), "counter": self._counter}
     arrays = {"config": np.array(json.dumps(meta)), "theta": self.theta, "state": self.state}
     if isinstance(path, (str, os.PathLike)):
-        with open(path, "wb") as f:      # np.savez(path) would append ".npz" to the name
+        with open(path, "wb") as f:  # np.savez(path) would append ".npz" to the name
             np.savez(f, **arrays)
     else:
         np.savez(path, **arrays)
@@ -28,41 +29,57 @@ def load(cls, path):
     name = cls.__name__
     opened = None
     if isinstance(path, (str, os.PathLike)):
-        opened = open(path, "rb")          # closed here even when the zip is damaged
+        opened = open(path, "rb")  # closed here even when the zip is damaged
     try:
         with np.load(opened or path, allow_pickle=False) as f:
             if "config" not in f.files or "theta" not in f.files:
-                raise ValueError(f"{name}.load: {path!r} is not a fastact {name} file "
-                                 "(it lacks 'config' or 'theta').")
+                raise ValueError(
+                    f"{name}.load: {path!r} is not a fastact {name} file "
+                    "(it lacks 'config' or 'theta')."
+                )
             meta = json.loads(str(f["config"]))
             theta = f["theta"]
             state = f["state"] if "state" in f.files else None
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError, UnicodeDecodeError,
-            json.JSONDecodeError) as e:
-        raise ValueError(f"{name}.load: {path!r} is not a readable fastact {name} file "
-                         f"(a truncated or damaged .npz?): {type(e).__name__}: {e}") from None
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        KeyError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    ) as e:
+        raise ValueError(
+            f"{name}.load: {path!r} is not a readable fastact {name} file "
+            f"(a truncated or damaged .npz?): {type(e).__name__}: {e}"
+        ) from None
     except ValueError as e:
         if str(e).startswith(f"{name}.load:"):
             raise
-        raise ValueError(f"{name}.load: {path!r} is not a readable fastact {name} file: "
-                         f"{e}") from None
+        raise ValueError(
+            f"{name}.load: {path!r} is not a readable fastact {name} file: {e}"
+        ) from None
     finally:
         if opened is not None:
             opened.close()
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if fmt not in (cls._format, _READS.get(cls._format)):
-        raise ValueError(f"{name}.load: {path!r} has format {fmt!r}; this version reads "
-                         f"{cls._format!r}.")
+        raise ValueError(
+            f"{name}.load: {path!r} has format {fmt!r}; this version reads {cls._format!r}."
+        )
     net = cls._from_config(meta)
     if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
-        raise ValueError(f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
-                         f"the configuration needs {net.theta.size} {net.theta.dtype}.")
+        raise ValueError(
+            f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
+            f"the configuration needs {net.theta.size} {net.theta.dtype}."
+        )
     if state is None:
-        state = net.state           # an older file: no running statistics (none needed)
+        state = net.state  # an older file: no running statistics (none needed)
     if state.shape != net.state.shape or state.dtype != net.state.dtype:
-        raise ValueError(f"{name}.load: {path!r} holds {state.size} {state.dtype} running "
-                         f"statistics; the configuration needs {net.state.size} "
-                         f"{net.state.dtype}.")
+        raise ValueError(
+            f"{name}.load: {path!r} holds {state.size} {state.dtype} running "
+            f"statistics; the configuration needs {net.state.size} "
+            f"{net.state.dtype}."
+        )
     net.theta[...] = theta
     net.state[...] = state
     net._counter = int(meta.get("counter", 0))

@@ -16,15 +16,40 @@ fresh slot; a residual add passes its gradient on to the branch in the same slot
 and copies it for the skip connection, which the branch's first GEMM then adds to
 (BLAS beta = 1).  A plain chain needs two slots, each residual connection one more.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 # op codes and fields: must equal src/_nn_engine.pxi's (tests/test_nn_layers.py checks)
 OP_CODES = {"gemm": 0, "bias_act": 1, "batchnorm": 2, "dropout": 3, "add": 4, "prelu": 5}
-_INT_FIELDS = ("KIND", "IN", "IN2", "OUT", "K", "N", "W", "B", "GAMMA", "BETA", "SLOPE",
-               "PER_UNIT", "RM", "RV", "ACT", "SAVES_IN", "DIAG", "ACT_OP", "LAYER", "AUX",
-               "GIN", "GOUT", "GIN2", "ACC", "STAT")
+_INT_FIELDS = (
+    "KIND",
+    "IN",
+    "IN2",
+    "OUT",
+    "K",
+    "N",
+    "W",
+    "B",
+    "GAMMA",
+    "BETA",
+    "SLOPE",
+    "PER_UNIT",
+    "RM",
+    "RV",
+    "ACT",
+    "SAVES_IN",
+    "DIAG",
+    "ACT_OP",
+    "LAYER",
+    "AUX",
+    "GIN",
+    "GOUT",
+    "GIN2",
+    "ACC",
+    "STAT",
+)
 _FLOAT_FIELDS = ("A", "A1", "A2", "A3", "P", "EPS", "MOM", "THR")
 FIELDS = {"NI": len(_INT_FIELDS), "NF": len(_FLOAT_FIELDS)}
 FIELDS.update({"I_" + f: i for i, f in enumerate(_INT_FIELDS)})
@@ -39,11 +64,39 @@ class Op(dict):
     (kname, p, saves_in) and its layer's diagnostics row."""
 
     def __init__(self, kind, **kw):
-        super().__init__(kind=kind, in_=-1, in2=-1, out=-1, k=0, n=0, w=-1, b=-1, gamma=-1,
-                         beta=-1, slope=-1, per_unit=0, rm=-1, rv=-1, kname="identity",
-                         p=(0.0, 0.0, 0.0, 0.0), saves_in=0, diag=-1, act_op=0, layer=0,
-                         aux=-1, gin=-1, gout=-1, gin2=-1, acc=0, stat=-1, prob=0.0,
-                         eps=0.0, momentum=0.0, thr=0.0, path="")
+        super().__init__(
+            kind=kind,
+            in_=-1,
+            in2=-1,
+            out=-1,
+            k=0,
+            n=0,
+            w=-1,
+            b=-1,
+            gamma=-1,
+            beta=-1,
+            slope=-1,
+            per_unit=0,
+            rm=-1,
+            rv=-1,
+            kname="identity",
+            p=(0.0, 0.0, 0.0, 0.0),
+            saves_in=0,
+            diag=-1,
+            act_op=0,
+            layer=0,
+            aux=-1,
+            gin=-1,
+            gout=-1,
+            gin2=-1,
+            acc=0,
+            stat=-1,
+            prob=0.0,
+            eps=0.0,
+            momentum=0.0,
+            thr=0.0,
+            path="",
+        )
         for key, v in kw.items():
             if key not in self:
                 raise KeyError(key)
@@ -73,9 +126,9 @@ class Builder:
         self.widths, self.alias = [], []
         self.n_theta = self.n_state = self.n_stats = 0
         self.n_dropout = 0
-        self.diag_rows = []        # per dense layer: {"activation", "shape", "batchnorm"}
-        self.pending = None        # op index of a dense layer's bias pass with no activation
-        self.dense_params = []     # (W, b) Param pairs
+        self.diag_rows = []  # per dense layer: {"activation", "shape", "batchnorm"}
+        self.pending = None  # op index of a dense layer's bias pass with no activation
+        self.dense_params = []  # (W, b) Param pairs
 
     def tensor(self, width, alias=-1):
         self.widths.append(int(width))
@@ -131,15 +184,36 @@ class Program:
         oi = np.zeros((len(self.ops), NI), np.int64)
         of = np.zeros((len(self.ops), NF), np.float64)
         for i, o in enumerate(self.ops):
-            vals = {"KIND": OP_CODES[o.kind], "IN": o.in_, "IN2": o.in2, "OUT": o.out,
-                    "K": o.k, "N": o.n, "W": o.w, "B": o.b, "GAMMA": o.gamma, "BETA": o.beta,
-                    "SLOPE": o.slope, "PER_UNIT": o.per_unit, "RM": o.rm, "RV": o.rv,
-                    "ACT": act_ids[o.kname], "SAVES_IN": o.saves_in, "DIAG": o.diag,
-                    "ACT_OP": o.act_op, "LAYER": o.layer, "AUX": o.aux, "GIN": o.gin,
-                    "GOUT": o.gout, "GIN2": o.gin2, "ACC": o.acc, "STAT": o.stat}
+            vals = {
+                "KIND": OP_CODES[o.kind],
+                "IN": o.in_,
+                "IN2": o.in2,
+                "OUT": o.out,
+                "K": o.k,
+                "N": o.n,
+                "W": o.w,
+                "B": o.b,
+                "GAMMA": o.gamma,
+                "BETA": o.beta,
+                "SLOPE": o.slope,
+                "PER_UNIT": o.per_unit,
+                "RM": o.rm,
+                "RV": o.rv,
+                "ACT": act_ids[o.kname],
+                "SAVES_IN": o.saves_in,
+                "DIAG": o.diag,
+                "ACT_OP": o.act_op,
+                "LAYER": o.layer,
+                "AUX": o.aux,
+                "GIN": o.gin,
+                "GOUT": o.gout,
+                "GIN2": o.gin2,
+                "ACC": o.acc,
+                "STAT": o.stat,
+            }
             for k, v in vals.items():
                 oi[i, FIELDS["I_" + k]] = v
-            of[i, FIELDS["F_A"]:FIELDS["F_A"] + 4] = o.p
+            of[i, FIELDS["F_A"] : FIELDS["F_A"] + 4] = o.p
             of[i, FIELDS["F_P"]] = o.prob
             of[i, FIELDS["F_EPS"]] = o.eps
             of[i, FIELDS["F_MOM"]] = o.momentum
@@ -170,11 +244,12 @@ def _assign_grad_slots(ops, out_t):
         # the first input
         t = o.in_
         if t > 0:
-            if t in slot:                       # a later consumer wrote it: add to it
+            if t in slot:  # a later consumer wrote it: add to it
                 if o.kind != "gemm":
                     raise ValueError(
                         "a residual connection's branch must begin with a Dense layer (its "
-                        "gradient is added to the skip connection's by the GEMM).")
+                        "gradient is added to the skip connection's by the GEMM)."
+                    )
                 acc |= 1
             elif o.kind in _INPLACE_BACKWARD or o.kind == "add":
                 slot[t] = gout
@@ -183,7 +258,7 @@ def _assign_grad_slots(ops, out_t):
             o["gin"] = slot[t]
             live.add(t)
         elif o.kind in _INPLACE_BACKWARD:
-            o["gin"] = -1                       # the network's input: no gradient
+            o["gin"] = -1  # the network's input: no gradient
         # the second input (the skip connection of an add)
         t = o.in2
         if t > 0:

@@ -1,4 +1,5 @@
 """The training loop (`net.fit`) and its progress bar."""
+
 from __future__ import annotations
 
 import numbers
@@ -10,8 +11,19 @@ import numpy as np
 from ..optim import Optimizer
 
 
-def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
-        validation_data=None, callbacks=(), verbose=1) -> dict:
+def fit(
+    self,
+    X,
+    y,
+    epochs=1,
+    batch_size=32,
+    *,
+    optimizer=None,
+    shuffle=True,
+    validation_data=None,
+    callbacks=(),
+    verbose=1,
+) -> dict:
     """Train for `epochs` passes over (X, y) in mini-batches (the last may be smaller),
     in training mode (batch statistics, dropout; the mode set by net.train()/net.eval()
     is restored afterwards).  With BatchNorm, a last batch of a single row is left out of
@@ -36,10 +48,12 @@ def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
         optimizer = getattr(self, "optimizer", None)
         if optimizer is None:
             from ..optim import Adam
+
             optimizer = Adam()
     if not isinstance(optimizer, Optimizer):
-        raise TypeError("fit: optimizer must be a fastact.optim optimizer; got "
-                        f"{type(optimizer).__name__}.")
+        raise TypeError(
+            f"fit: optimizer must be a fastact.optim optimizer; got {type(optimizer).__name__}."
+        )
     self.optimizer = optimizer
     if validation_data is not None:
         try:
@@ -51,22 +65,25 @@ def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
     if callbacks is None:
         callbacks = []
     elif callable(callbacks):
-        raise TypeError("fit: callbacks must be a list of callables cb(net, epoch, logs); "
-                        "got a single callable: pass callbacks=[cb].")
+        raise TypeError(
+            "fit: callbacks must be a list of callables cb(net, epoch, logs); "
+            "got a single callable: pass callbacks=[cb]."
+        )
     else:
         try:
             callbacks = list(callbacks)
         except TypeError:
-            raise TypeError("fit: callbacks must be a list of callables cb(net, epoch, "
-                            f"logs); got {callbacks!r}.") from None
+            raise TypeError(
+                "fit: callbacks must be a list of callables cb(net, epoch, "
+                f"logs); got {callbacks!r}."
+            ) from None
     for cb in callbacks:
         if not callable(cb):
-            raise TypeError(f"fit: callbacks must be callables cb(net, epoch, logs); got "
-                            f"{cb!r}.")
+            raise TypeError(f"fit: callbacks must be callables cb(net, epoch, logs); got {cb!r}.")
     rows = X.shape[0]
     was, self.training = self.training, True
     try:
-        self._check_batch(rows, "fit")        # BatchNorm needs 2 rows to train on
+        self._check_batch(rows, "fit")  # BatchNorm needs 2 rows to train on
     finally:
         self.training = was
     bs = min(int(batch_size), rows)
@@ -84,15 +101,48 @@ def fit(self, X, y, epochs=1, batch_size=32, *, optimizer=None, shuffle=True,
     was_training = self.training
     self.training = True
     try:
-        return _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle,
-                       None if validation_data is None else (Xv, yv), callbacks, bar, history, classify,
-                       Xb, lb, tb)
+        return _epochs(
+            self,
+            X,
+            labels,
+            target,
+            rows,
+            bs,
+            epochs,
+            optimizer,
+            shuffle,
+            None if validation_data is None else (Xv, yv),
+            callbacks,
+            bar,
+            history,
+            classify,
+            Xb,
+            lb,
+            tb,
+        )
     finally:
         self.training = was_training
 
 
-def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, validation,
-            callbacks, bar, history, classify, Xb, lb, tb):
+def _epochs(
+    self,
+    X,
+    labels,
+    target,
+    rows,
+    bs,
+    epochs,
+    optimizer,
+    shuffle,
+    validation,
+    callbacks,
+    bar,
+    history,
+    classify,
+    Xb,
+    lb,
+    tb,
+):
     """The epochs: each one native call (Engine.epoch: shuffled batches gathered, the
     step and the update of every batch, no Python in between)."""
     skip_single = self._program.has_batchnorm
@@ -110,19 +160,33 @@ def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, valid
         st = optimizer.state
         counter = self._counter
         done = self._engine.epoch(
-            X, labels, target, order, bs, optimizer.kind, optimizer._hyper,
-            st[0] if st else None, st[1] if len(st) > 1 else None, optimizer.t,
-            training=True, seed=self.seed, counter=counter, check=check,
-            skip_single=skip_single, losses=losses, correct=correct,
-            diag=self.record_diagnostics)
+            X,
+            labels,
+            target,
+            order,
+            bs,
+            optimizer.kind,
+            optimizer._hyper,
+            st[0] if st else None,
+            st[1] if len(st) > 1 else None,
+            optimizer.t,
+            training=True,
+            seed=self.seed,
+            counter=counter,
+            check=check,
+            skip_single=skip_single,
+            losses=losses,
+            correct=correct,
+            diag=self.record_diagnostics,
+        )
         failed = check and not self._engine.last_ok
         self._counter += done + int(failed)
         optimizer.t += done
         if failed:
             r0 = done * bs
-            idx = slice(r0, r0 + bs) if order is None else order[r0:r0 + bs]
+            idx = slice(r0, r0 + bs) if order is None else order[r0 : r0 + bs]
             self._nonfinite(X[idx], float(losses[done]), counter + done, "fit")
-            break                          # (on_nonfinite="warn": fit stops here too, warned)
+            break  # (on_nonfinite="warn": fit stops here too, warned)
         used = correct[:done] >= 0
         n_used = sizes[:done][used]
         seen = int(n_used.sum())
@@ -139,7 +203,7 @@ def _epochs(self, X, labels, target, rows, bs, epochs, optimizer, shuffle, valid
         for k, v in logs.items():
             history[k].append(v)
         bar.end_epoch(epoch, logs)
-        stops = [cb(self, epoch, logs) for cb in callbacks]      # every callback runs
+        stops = [cb(self, epoch, logs) for cb in callbacks]  # every callback runs
         if any(isinstance(r, (bool, np.bool_)) and r for r in stops):
             break
     return history
@@ -167,16 +231,18 @@ class _Progress:
         self.last = now
         w = 30
         k = w * step // self.steps
-        sys.stderr.write(f"\rEpoch {epoch + 1}/{self.epochs} [{'=' * k}{' ' * (w - k)}] "
-                         f"{step}/{self.steps} loss {loss:.4f}")
+        sys.stderr.write(
+            f"\rEpoch {epoch + 1}/{self.epochs} [{'=' * k}{' ' * (w - k)}] "
+            f"{step}/{self.steps} loss {loss:.4f}"
+        )
         sys.stderr.flush()
 
     def end_epoch(self, epoch, logs):
         if not self.on:
             return
         extra = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("loss", "time"))
-        sys.stderr.write(f"\rEpoch {epoch + 1}/{self.epochs} loss {logs['loss']:.4f} {extra} "
-                         f"({logs['time']:.2f} s)" + " " * 20 + "\n")
+        sys.stderr.write(
+            f"\rEpoch {epoch + 1}/{self.epochs} loss {logs['loss']:.4f} {extra} "
+            f"({logs['time']:.2f} s)" + " " * 20 + "\n"
+        )
         sys.stderr.flush()
-
-
