@@ -140,8 +140,9 @@ def machine_line(run: dict) -> str:
             )
             if m.get(key)
         ]
-    if extra.get("simd"):
-        parts.append(f"SIMD path {extra['simd']}")
+    simd = next((extra[k] for k in ("simd", "simd_path", "isa") if extra.get(k)), None)
+    if simd:
+        parts.append(f"SIMD path {simd}")
     text = ", ".join(parts)
     if soft:
         text += "; " + ", ".join(soft)
@@ -150,7 +151,12 @@ def machine_line(run: dict) -> str:
 
 def _date(run: dict) -> str:
     d = run["data"]
-    return str(d.get("date") or d.get("datetime") or "date not recorded")
+    m = d.get("machine") if isinstance(d.get("machine"), dict) else {}
+    for source in (d, m):
+        for key in ("date", "datetime", "timestamp"):
+            if source.get(key):
+                return str(source[key])
+    return "date not recorded"
 
 
 def _provenance(run: dict) -> str:
