@@ -62,13 +62,14 @@ for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_
     scores[i, j] = score
 
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
-im = ax.imshow(scores, cmap="viridis", vmin=scores.min(), vmax=1.0)
+im = ax.imshow(scores, cmap="viridis")
 ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
 ax.set_yticks(range(len(acts)), acts)
 ax.set(xlabel="alpha (L2 penalty)", ylabel="activation", title="mean cross-validated accuracy")
 for i in range(len(acts)):
     for j in range(len(alphas)):
-        ax.text(j, i, f"{scores[i, j]:.3f}", ha="center", va="center", color="w")
+        light = scores[i, j] < (scores.min() + scores.max()) / 2
+        ax.text(j, i, f"{scores[i, j]:.3f}", ha="center", va="center", color="w" if light else "k")
 fig.colorbar(im)
 fig.tight_layout()
 plt.show()
