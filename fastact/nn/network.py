@@ -1095,7 +1095,22 @@ class MLP(Sequential):
 
 
 class NativeEngine:
-    """fastact._nn.Engine behind the interface the networks use."""
+    """Run a network's program natively: fastact._nn.Engine behind the networks' interface.
+
+    Sequential and MLP make one from their compiled program and flat arrays; it is not
+    meant to be made by hand.  fastact.reference.NumpyEngine is its NumPy twin.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        float32 or float64.
+    program : fastact.nn.program.Program
+        The compiled network.
+    loss : str
+        One of fastact.nn.LOSSES.
+    theta, grad, state : ndarray
+        The network's flat parameters, gradients and running statistics (shared).
+    """
 
     def __init__(self, dtype, program, loss, theta, grad, state):
         from .. import _nn
