@@ -246,7 +246,12 @@ _THREADS = (
 
 
 def _param_items(name: str, params) -> list:
-    return [_item(f"{p} : {PARAMS[name, p][0]}", PARAMS[name, p][1]) for p in params]
+    return [_item(f"{p} : {_param(name, p)[0]}", _param(name, p)[1]) for p in params]
+
+
+def _param(act: str, p: str) -> tuple:
+    # a parameter without its lines here still renders (and tests/test_docs.py says so)
+    return PARAMS.get((act, p), ("object", ""))
 
 
 def _errors(name: str, backward: bool, rowwise: bool) -> str:
@@ -291,7 +296,9 @@ def render(name: str, module: str, note: str | None) -> str:
     params, saves, formula, deriv, kind = row[1], row[2], row[3], row[4], row[5]
     rowwise = kind == "rowwise"
     fa, twin = public(module)
-    x_src, ex_params, fwd_out, bwd_out = EXAMPLES[act]
+    # an activation without its EXAMPLES row still imports; its docstring then lacks
+    # Examples, which tests/test_docs.py reports (EX01)
+    x_src, ex_params, fwd_out, bwd_out = EXAMPLES.get(act, (None, "", "", ""))
     native = fa == "fastact"
     note = " ".join((note or "").split())
 
@@ -344,8 +351,6 @@ def render(name: str, module: str, note: str | None) -> str:
         if act in R.BIAS_ACT_NAMES:
             see.append(f"{fa}.bias_act : {act}(z + bias) in one pass (a dense layer's epilogue).")
         see.append(f"{fa}.ACTIVATIONS : The registry: formula, derivative, saves, parameters.")
-        ex_x = "x" if act != "prelu" else "x32"
-        out_kw = "out=x32"
         examples = [
             ">>> import numpy as np",
             f">>> import {fa}",
@@ -357,10 +362,9 @@ def render(name: str, module: str, note: str | None) -> str:
             "float32 stays float32, and out= may be the input itself:",
             "",
             ">>> x32 = x.astype(np.float32)",
-            f">>> {fa}.{act}({_call('x32', ex_params)}, {out_kw}) is x32",
+            f">>> {fa}.{act}({_call('x32', ex_params)}, out=x32) is x32",
             "True",
         ]
-        del ex_x
         summary_parts = [summary, "", extended]
     else:
         summary = f"Backpropagate grad_out through {act}, from its saved {saves}."
@@ -371,18 +375,25 @@ def render(name: str, module: str, note: str | None) -> str:
         if rowwise:
             extended = _para(
                 f"The vector-Jacobian product of {act} per row along the last axis: "
-                f"``{deriv}`` with g = grad_out and y the saved output."
+                f"``{deriv.replace(' (a vector-Jacobian product)', '')}`` with g = grad_out "
+                "and y the saved output."
             )
         else:
-            extended = _para(
-                f"``grad_in = grad_out * {act}'``, where ``{act}' = {deriv}`` is computed "
-                f"from the saved {saves} {symbol}.  "
-                + (
-                    "One pass of the native kernel."
-                    if native
-                    else f"The NumPy twin of {twin}.{name}."
-                )
+            how = (
+                "One pass of the native kernel." if native else f"The NumPy twin of {twin}.{name}."
             )
+            if act == "prelu":
+                rule = (
+                    "``grad_in = grad_out * (1 if x > 0 else weight)`` and ``grad_weight = "
+                    "sum(grad_out * (0 if x > 0 else x))`` over every axis but the weight's, "
+                    "from the saved input x."
+                )
+            else:
+                rule = (
+                    f"``grad_in = grad_out * {act}'``, where ``{act}' = {deriv}`` is "
+                    f"computed from the saved {saves} {symbol}."
+                )
+            extended = _para(f"{rule}  {how}")
         items = [
             _item(
                 "grad_out : array_like", f"The gradient of the loss with respect to {act}'s output."
@@ -391,7 +402,7 @@ def render(name: str, module: str, note: str | None) -> str:
         ]
         items += [
             _item(head, text + "  The forward's value.")
-            for head, text in ((f"{p} : {PARAMS[act, p][0]}", PARAMS[act, p][1]) for p in params)
+            for head, text in ((f"{p} : {_param(act, p)[0]}", _param(act, p)[1]) for p in params)
         ]
         items.append(
             _item(
@@ -464,12 +475,19 @@ def render(name: str, module: str, note: str | None) -> str:
             ]
         summary_parts = [summary, "", extended]
 
+    if backward:
+        notes = f"The forward: ``{act}(x) = {formula}``."
+    else:
+        notes = f"The derivative: ``{deriv}``" + (
+            f", with y = {act}(x)." if saves == "output" else "."
+        )
     notes = _para(
-        f"Formula: ``{formula}``.  Derivative: ``{deriv}``.  The backward takes the "
-        f"forward's {saves} (``ACTIVATIONS[{act!r}].saves == {saves!r}``)."
-        + (f"  {note}" if note else "")
+        f"{notes}  {act}_backward takes the forward's {saves} "
+        f"(``ACTIVATIONS[{act!r}].saves == {saves!r}``)." + (f"  {note}" if note else "")
     )
     raises = _errors(act, backward, rowwise)
+    if x_src is None:
+        examples = []
     parts = [
         "\n".join(summary_parts) + "\n",
         _section("Parameters", "\n".join(items)),
@@ -477,8 +495,9 @@ def render(name: str, module: str, note: str | None) -> str:
         _section("Raises", raises),
         _section("See Also", "\n".join(see)),
         _section("Notes", notes),
-        _section("Examples", "\n".join(examples)),
     ]
+    if examples:
+        parts.append(_section("Examples", "\n".join(examples)))
     return "\n".join(parts)
 
 

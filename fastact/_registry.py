@@ -9,8 +9,9 @@ forward/backward callables; a test checks that both expose the same names.
 
 Adding an activation: the C math (src/fa_acts.h) and list entry
 (src/fa_kernels.h), a row here, the public functions in fastact/_api.py
-(and the name in fastact/__init__.py's _PUBLIC), and the NumPy twin in
-fastact/reference.py.
+(and the name in fastact/__init__.py's _PUBLIC), the NumPy twin in
+fastact/reference.py, and its docstring example in fastact/_docs.py (EXAMPLES; the
+docstring itself is made from this row).
 """
 
 from __future__ import annotations
