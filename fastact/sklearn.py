@@ -847,7 +847,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> from fastact.sklearn import MLPClassifier
     >>> X, y = make_classification(n_samples=200, n_features=8, random_state=0)
     >>> clf = MLPClassifier(hidden_layer_sizes=(32,), activation="gelu", tol=1e-3,
-    ...                     random_state=0).fit(X, y)
+    ...                     max_iter=1000, random_state=0).fit(X, y)
     >>> clf.classes_
     array([0, 1])
     >>> clf.score(X, y) > 0.9

@@ -208,3 +208,46 @@ def test_docstring_is_valid_numpydoc(path):
     checks = CHECKS_TOP if top else CHECKS
     errors = [f"{code}: {msg}" for code, msg in result["errors"] if code in checks]
     assert not errors, f"{path}:\n" + "\n".join(errors)
+
+
+# ---- what the docstrings promise that no other test checked --------------------------------
+
+
+@pytest.mark.parametrize("mod", [fastact, fastact.reference], ids=["fastact", "reference"])
+def test_networks_refuse_what_is_not_a_list_of_layers(mod):
+    from fastact.nn import Dense, Residual
+
+    with pytest.raises(
+        TypeError, match=re.escape("Sequential: layers must be a list of layer objects; got 5.")
+    ):
+        mod.Sequential(5, n_in=3)
+    with pytest.raises(
+        TypeError, match=re.escape("Residual: layers must be a list of layer objects; got 5.")
+    ):
+        Residual(5)
+    with pytest.raises(TypeError, match=re.escape("Residual: 'relu' is not a layer (Dense, ")):
+        Residual([Dense(3), "relu"])
+
+
+@pytest.mark.parametrize("mod", [fastact, fastact.reference], ids=["fastact", "reference"])
+def test_batchnorm_running_statistics_must_be_arrays(mod):
+    x, g, b = np.zeros((4, 3)), np.ones(3), np.zeros(3)
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "batchnorm_forward: running_mean must be a NumPy array (updated in place in "
+            "training); got list."
+        ),
+    ):
+        mod.batchnorm_forward(
+            x, g, b, training=True, running_mean=[0.0] * 3, running_var=np.ones(3)
+        )
+
+
+def test_partial_fit_only_with_a_stochastic_solver():
+    pytest.importorskip("sklearn")
+    from fastact.sklearn import MLPClassifier, MLPRegressor
+
+    for cls in (MLPClassifier, MLPRegressor):
+        assert hasattr(cls(solver="adam"), "partial_fit")
+        assert not hasattr(cls(solver="lbfgs"), "partial_fit")

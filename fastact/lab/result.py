@@ -79,8 +79,9 @@ class LabResult:
     sigmoid     auto:xavier_u  10     plain    ...
     relu        auto:he_n      2      plain    ...
     relu        auto:he_n      10     plain    ...
-    >>> res.save("out", plots=False)
-    ['out/results.json', 'out/results.csv']
+    >>> import os
+    >>> [os.path.basename(p) for p in res.save("out", plots=False)]
+    ['results.json', 'results.csv']
     """
 
     def __init__(self, records, *, preset=None, verdicts=(), notes=(), elapsed=None, meta=None):
