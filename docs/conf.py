@@ -67,6 +67,7 @@ myst_heading_anchors = 3
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_typehints = "none"  # numpydoc's Parameters sections say the types
+autodoc_preserve_defaults = True  # dtype=np.float32 as written, not <class ...>
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False  # the class template lists the members
 numpydoc_class_members_toctree = False
