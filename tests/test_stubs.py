@@ -13,6 +13,7 @@ import ast
 import importlib
 import inspect
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -110,7 +111,12 @@ def test_mypy_stubtest(tmp_path):
     config.write_text(
         "[mypy]\nignore_missing_imports = True\n[mypy-fastact.*]\nignore_errors = True\n"
     )
-    env = dict(os.environ, PYTHONPATH=root, MYPYPATH=root, MYPY_CACHE_DIR=str(tmp_path / "c"))
+    env = dict(os.environ, MYPY_CACHE_DIR=str(tmp_path / "c"))
+    norm = lambda p: os.path.normcase(os.path.realpath(p))
+    if norm(root) not in {norm(p) for p in site.getsitepackages() + [site.getusersitepackages()]}:
+        # a source tree (built in place); an installed package is found as installed,
+        # through its py.typed (mypy refuses site-packages on MYPYPATH)
+        env.update(PYTHONPATH=root, MYPYPATH=root)
     proc = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", *COMPILED, "--concise"]
         + ["--mypy-config-file", str(config)],
