@@ -300,11 +300,11 @@ def make_api(K, module: str) -> dict:
         return K.binary(grad_out, saved, out, n_threads, k, p)
 
     def softsign(x, *, out=None, n_threads=None):
-        """x / (1 + |x|); softsign(+-inf) = +-1."""
+        """``x / (1 + |x|)``; ``softsign(+-inf) = +-1``."""
         return K.unary(x, out, n_threads, "softsign")
 
     def softsign_backward(grad_out, saved, *, out=None, n_threads=None):
-        """grad_out / (1 + |x|)^2, saved = x."""
+        """``grad_out / (1 + |x|)^2``, saved = x."""
         return K.binary(grad_out, saved, out, n_threads, "softsign")
 
     last_ht = [(_NONE, _NONE, None)]

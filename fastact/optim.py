@@ -18,7 +18,7 @@ Formulas (torch.optim, dampening 0, maximize False, amsgrad False):
     AdamW: p *= 1 - lr wd, then Adam with wd = 0
 max_grad_norm: before the update, the gradients of all layers are scaled by
 max_grad_norm / (norm + 1e-6) when their global L2 norm exceeds max_grad_norm
-(torch.nn.utils.clip_grad_norm_); net.grads then holds the clipped values.
+(``torch.nn.utils.clip_grad_norm_``); net.grads then holds the clipped values.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class SGD(Optimizer):
         L2 penalty added to the gradient, >= 0.
     max_grad_norm : float, optional
         Clip the global L2 norm of all the gradients to this (> 0) before the update
-        (torch.nn.utils.clip_grad_norm_); None: no clipping.
+        (``torch.nn.utils.clip_grad_norm_``); None: no clipping.
 
     Raises
     ------

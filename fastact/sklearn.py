@@ -1057,7 +1057,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            The probability of each class, the columns in the order of classes_.
+            The probability of each class, the columns in the order of ``classes_``.
         """
         check_is_fitted(self)
         y_pred = self._output(X)

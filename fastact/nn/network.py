@@ -748,7 +748,7 @@ class Sequential:
             and db), grad_z_norm (of the gradient at the layer's pre-activation: the
             dense output, or the BatchNorm output when BatchNorm comes before the
             activation), act_mean and act_std (of the activation's output over the
-            batch), saturated_fraction (entries with |f'(z)| < 1e-3 max|f'|) and
+            batch), saturated_fraction (entries with ``|f'(z)| < 1e-3 max|f'|``) and
             dead_fraction (units whose gradient at the pre-activation is zero for the
             whole batch); with BatchNorm also grad_gamma_norm and grad_beta_norm.
 
