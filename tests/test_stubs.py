@@ -65,9 +65,10 @@ def test_stub_names_match_the_module(name):
     stub = _stub_names(_stub(mod).body)
     public_stub = {n for n in stub if not n.startswith("_")}
     runtime = _runtime_public(mod)
+    fix = f" (update fastact/{name.rpartition('.')[2]}.pyi, the module's type stub)"
     assert public_stub == runtime, (
         f"{name}: in the module, not the stub: {sorted(runtime - public_stub)}; "
-        f"in the stub, not the module: {sorted(public_stub - runtime)}"
+        f"in the stub, not the module: {sorted(public_stub - runtime)}" + fix
     )
     for n in sorted(runtime):
         obj, node = getattr(mod, n), stub[n]
@@ -75,15 +76,15 @@ def test_stub_names_match_the_module(name):
             assert isinstance(node, ast.ClassDef), f"{name}.{n} is a class"
             members = _stub_names(node.body)
             public = {m for m in vars(obj) if not m.startswith("_")}
-            assert {m for m in members if not m.startswith("_")} == public, f"{name}.{n}"
+            assert {m for m in members if not m.startswith("_")} == public, f"{name}.{n}{fix}"
             for m in sorted(public):
                 attr = inspect.getattr_static(obj, m)
                 if callable(attr) and not isinstance(attr, property):
                     expected = list(inspect.signature(attr).parameters)[1:]  # self
-                    assert _params(members[m]) == expected, f"{name}.{n}.{m}"
+                    assert _params(members[m]) == expected, f"{name}.{n}.{m}{fix}"
         elif callable(obj):
             assert isinstance(node, ast.FunctionDef), f"{name}.{n} is a function"
-            assert _params(node) == list(inspect.signature(obj).parameters), f"{name}.{n}"
+            assert _params(node) == list(inspect.signature(obj).parameters), f"{name}.{n}{fix}"
         else:
             assert isinstance(node, ast.AnnAssign), f"{name}.{n} is a value"
 
