@@ -13,6 +13,7 @@ import ast
 import importlib
 import inspect
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -64,9 +65,10 @@ def test_stub_names_match_the_module(name):
     stub = _stub_names(_stub(mod).body)
     public_stub = {n for n in stub if not n.startswith("_")}
     runtime = _runtime_public(mod)
+    fix = f" (update fastact/{name.rpartition('.')[2]}.pyi, the module's type stub)"
     assert public_stub == runtime, (
         f"{name}: in the module, not the stub: {sorted(runtime - public_stub)}; "
-        f"in the stub, not the module: {sorted(public_stub - runtime)}"
+        f"in the stub, not the module: {sorted(public_stub - runtime)}" + fix
     )
     for n in sorted(runtime):
         obj, node = getattr(mod, n), stub[n]
@@ -74,15 +76,15 @@ def test_stub_names_match_the_module(name):
             assert isinstance(node, ast.ClassDef), f"{name}.{n} is a class"
             members = _stub_names(node.body)
             public = {m for m in vars(obj) if not m.startswith("_")}
-            assert {m for m in members if not m.startswith("_")} == public, f"{name}.{n}"
+            assert {m for m in members if not m.startswith("_")} == public, f"{name}.{n}{fix}"
             for m in sorted(public):
                 attr = inspect.getattr_static(obj, m)
                 if callable(attr) and not isinstance(attr, property):
                     expected = list(inspect.signature(attr).parameters)[1:]  # self
-                    assert _params(members[m]) == expected, f"{name}.{n}.{m}"
+                    assert _params(members[m]) == expected, f"{name}.{n}.{m}{fix}"
         elif callable(obj):
             assert isinstance(node, ast.FunctionDef), f"{name}.{n} is a function"
-            assert _params(node) == list(inspect.signature(obj).parameters), f"{name}.{n}"
+            assert _params(node) == list(inspect.signature(obj).parameters), f"{name}.{n}{fix}"
         else:
             assert isinstance(node, ast.AnnAssign), f"{name}.{n} is a value"
 
@@ -110,7 +112,12 @@ def test_mypy_stubtest(tmp_path):
     config.write_text(
         "[mypy]\nignore_missing_imports = True\n[mypy-fastact.*]\nignore_errors = True\n"
     )
-    env = dict(os.environ, PYTHONPATH=root, MYPYPATH=root, MYPY_CACHE_DIR=str(tmp_path / "c"))
+    env = dict(os.environ, MYPY_CACHE_DIR=str(tmp_path / "c"))
+    norm = lambda p: os.path.normcase(os.path.realpath(p))
+    if norm(root) not in {norm(p) for p in site.getsitepackages() + [site.getusersitepackages()]}:
+        # a source tree (built in place); an installed package is found as installed,
+        # through its py.typed (mypy refuses site-packages on MYPYPATH)
+        env.update(PYTHONPATH=root, MYPYPATH=root)
     proc = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", *COMPILED, "--concise"]
         + ["--mypy-config-file", str(config)],
