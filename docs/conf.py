@@ -125,6 +125,70 @@ def _performance_tables(app):
         )
 
 
+PUBLIC_MODULES = (
+    "fastact",
+    "fastact.nn",
+    "fastact.optim",
+    "fastact.lab",
+    "fastact.sklearn",
+    "fastact.reference",
+)
+
+
+def _documented_names() -> set[str]:
+    """Fully qualified names the API pages document: autosummary entries (under their
+    ``currentmodule``) and the ````fastact.X```` constants described in prose."""
+    import re
+
+    names = set()
+    for page in sorted((DOCS / "api").glob("*.rst")):
+        module, in_autosummary = "fastact", False
+        for line in page.read_text().splitlines():
+            m = re.match(r"\.\. currentmodule:: (\S+)", line)
+            if m:
+                module = m.group(1)
+            if line.startswith(".. "):
+                in_autosummary = line.startswith(".. autosummary::")
+            elif line and not line.startswith(" "):
+                in_autosummary = False
+            elif in_autosummary and re.match(r"   [A-Za-z_]\w*$", line):
+                names.add(f"{module}.{line.strip()}")
+            names.update(re.findall(r"``(fastact(?:\.\w+)+)``", line))
+    return names
+
+
+def _check_api_coverage(app):
+    """Warn (failing a -W build) for a public name that no API page lists: every name in
+    the ``__all__`` of the public modules, documented under its own module or under
+    another name of the same object (fastact.nn.MLP is fastact.MLP)."""
+    import importlib
+
+    from sphinx.util import logging
+
+    documented = _documented_names()
+    objects = set()
+    for fqn in documented:
+        mod, _, attr = fqn.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError):
+            logging.getLogger(__name__).warning(f"docs/api lists {fqn}, which does not exist")
+            continue
+        if callable(obj):
+            objects.add(id(obj))
+    for modname in PUBLIC_MODULES:
+        mod = importlib.import_module(modname)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if type(obj).__name__ == "module" or f"{modname}.{name}" in documented:
+                continue
+            if callable(obj) and id(obj) in objects:
+                continue
+            logging.getLogger(__name__).warning(
+                f"{modname}.{name} is public but no page of docs/api lists it"
+            )
+
+
 def _skip_member(app, what, name, obj, skip, options):
     """Leave out scikit-learn's generated metadata-routing setters (set_fit_request, ...):
     their docstrings are scikit-learn's, with references into its own documentation."""
@@ -135,4 +199,5 @@ def _skip_member(app, what, name, obj, skip, options):
 
 def setup(app):
     app.connect("builder-inited", _performance_tables)
+    app.connect("builder-inited", _check_api_coverage)
     app.connect("autodoc-skip-member", _skip_member)
