@@ -140,7 +140,8 @@ def machine_line(run: dict) -> str:
             )
             if m.get(key)
         ]
-    simd = next((extra[k] for k in ("simd", "simd_path", "isa") if extra.get(k)), None)
+    keys = ("simd", "simd_path", "fastact_isa", "isa")
+    simd = next((extra[k] for k in keys if extra.get(k)), None)
     if simd:
         parts.append(f"SIMD path {simd}")
     text = ", ".join(parts)
@@ -170,6 +171,10 @@ def _provenance(run: dict) -> str:
         settings.append(f"{d.get('dtype', 'float32')}")
         settings.append(f"fastact `n_threads={d.get('n_threads', '?')}`")
         settings.append(f"medians of {d.get('rounds', '?')} interleaved rounds")
+        if d.get("out"):
+            settings.append("fastact and the copy write into a preallocated `out=`")
+        if d.get("clock"):
+            settings.append(f"clock: {d['clock']}")
     elif run["kind"] == "nn":
         settings.append("float32, one SGD step")
         settings.append(f"{d.get('threads', '?')} thread(s)")

@@ -97,3 +97,13 @@ def test_headline_table_and_readme_markers(bench_dir, tmp_path):
 def test_no_files_gives_a_note_not_an_error(tmp_path):
     assert "No benchmark files" in gp.tables_markdown(gp.load(tmp_path))
     assert "no benchmark files" in gp.headline_markdown([])
+
+
+def test_fields_of_newer_bench_files(tmp_path):
+    """`fastact bench` files that record the SIMD path, date, clock and out= in other keys."""
+    data = dict(KERNELS, out=True, clock="thread")
+    data["machine"] = dict(KERNELS["machine"], fastact_isa="avx2", date="2026-12-01T12:00:00Z")
+    (tmp_path / "k.json").write_text(json.dumps(data))
+    text = gp.tables_markdown(gp.load(tmp_path))
+    assert "SIMD path avx2" in text and "2026-12-01T12:00:00Z" in text
+    assert "clock: thread" in text and "preallocated `out=`" in text
