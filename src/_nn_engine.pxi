@@ -764,3 +764,118 @@ cdef class Engine:
             K.fp_restore(flags)
         self.busy = 0
         return total / rows if rows else 0.0
+
+    # -- scikit-learn's minibatch epoch (fastact.sklearn; the loops are src/_nn_sk.pxi) --
+    cdef double _sk_decay(self, double c) noexcept nogil:
+        """grad_W += c W for every dense weight matrix (not the biases, BatchNorm's or
+        PReLU's parameters); returns sum ||W||^2"""
+        cdef double sq = 0.0
+        cdef int i
+        cdef const int64_t *oi
+        for i in range(self.n_ops):
+            oi = self.p_oi + i * NI
+            if oi[I_KIND] == OP_GEMM:
+                sq += sk_decay(self.dt, self._P(oi[I_W]), self.p_grad + oi[I_W] * self.isz,
+                               oi[I_K] * oi[I_N], c)
+        return sq
+
+    def sk_epoch(self, cnp.ndarray X, object labels, object target, object weights,
+                 object order, Py_ssize_t bs, int out_kind, int solver, cnp.ndarray hyper,
+                 cnp.ndarray state1, cnp.ndarray state2, long long t0, double alpha,
+                 uint64_t seed, uint64_t counter, bint skip_single, cnp.ndarray losses):
+        """One epoch of scikit-learn's MLP minibatch loop: batches of bs rows of X (the rows
+        in `order`, an int64 permutation, or in order), each a training step with
+        scikit-learn's loss (out_kind: SK_OUTPUTS; labels for softmax, else targets),
+        per-sample weights (float64, or None), L2 penalty alpha on the dense weights and
+        update (solver: SK_SOLVERS; hyper: adam (lr, beta_1, beta_2, epsilon), sgd (lr,
+        momentum, nesterov); state1/state2 its moments or velocity; t0 steps done before).
+        losses[b] gets batch b's loss (with the L2 term); with skip_single a last batch of
+        one row is left out.  Stops before the update of a step whose loss or gradient is
+        not finite (last_ok False, running statistics put back).  Returns the number of
+        steps applied."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), k = self.p_w[0], C = self.p_w[self.out_t]
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        cdef const double *wp = NULL if weights is None else <const double *>cnp.PyArray_DATA(<cnp.ndarray>weights)
+        cdef const int64_t *op = NULL if order is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+        cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        if order is not None and self.xb.shape[0] < self.cap * k:
+            self.xb = np.zeros(self.cap * k, self.buf.dtype)
+            self.lb = np.zeros(self.cap, np.int64)
+            self.tb = np.zeros(self.cap * C, self.buf.dtype)
+        cdef cnp.ndarray wbuf = np.zeros(bs if order is not None and wp != NULL else 0, np.float64)
+        cdef double *wb = <double *>cnp.PyArray_DATA(wbuf)
+        cdef double *lo = <double *>cnp.PyArray_DATA(losses)
+        cdef char *xb = <char *>cnp.PyArray_DATA(self.xb)
+        cdef int64_t *lb = <int64_t *>cnp.PyArray_DATA(self.lb)
+        cdef char *tb = <char *>cnp.PyArray_DATA(self.tb)
+        cdef const char *bx
+        cdef const int64_t *bl
+        cdef const char *bt
+        cdef const double *bw
+        cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
+        cdef Py_ssize_t r0, n, i, src, b = 0, done = 0
+        cdef double loss, sw_sum
+        cdef bint ok = True
+        cdef int flags = K.fp_flags()
+        self._enter(bs)
+        with nogil:
+            r0 = 0
+            while r0 < rows:
+                n = rows - r0 if rows - r0 < bs else bs
+                if n == 1 and skip_single and r0 > 0:
+                    lo[b] = 0.0
+                    break
+                if op == NULL:
+                    bx = xp + r0 * k * self.isz
+                    bl = lp + r0 if lp != NULL else NULL
+                    bt = tp + r0 * C * self.isz if tp != NULL else NULL
+                    bw = wp + r0 if wp != NULL else NULL
+                else:
+                    for i in range(n):
+                        src = op[r0 + i]
+                        memcpy(xb + i * k * self.isz, xp + src * k * self.isz, <size_t>(k * self.isz))
+                        if lp != NULL:
+                            lb[i] = lp[src]
+                        if tp != NULL:
+                            memcpy(tb + i * C * self.isz, tp + src * C * self.isz, <size_t>(C * self.isz))
+                        if wp != NULL:
+                            wb[i] = wp[src]
+                    bx = xb
+                    bl = lb if lp != NULL else NULL
+                    bt = tb if tp != NULL else NULL
+                    bw = wb if wp != NULL else NULL
+                sw_sum = <double>n
+                if bw != NULL:
+                    sw_sum = 0.0
+                    for i in range(n):
+                        sw_sum += bw[i]
+                if self.state_bytes:
+                    memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
+                self._forward(bx, n, True, seed, counter + <uint64_t>b)
+                loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
+                                   self.p_rowloss, bw, sw_sum, n, C)
+                self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
+                if alpha > 0:
+                    loss += 0.5 * alpha * self._sk_decay(alpha / sw_sum) / sw_sum
+                lo[b] = loss
+                b += 1
+                ok = isfinite(loss) and not (
+                    fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
+                    if self.dt == FA_F32
+                    else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                if not ok:
+                    if self.state_bytes:
+                        memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
+                    break
+                sk_update(self.dt, solver, h, self.p_theta, self.p_grad, s1, s2, self.n_params,
+                          t0 + done + 1)
+                done += 1
+                r0 += n
+            K.fp_restore(flags)
+        self.busy = 0
+        self.ok = ok
+        return done

@@ -810,6 +810,7 @@ class NativeEngine:
         self.gemms_only = self._e.gemms_only
         self._opt = {"": 0, **_nn.OPTIMIZERS}
         self._step = self._e.step
+        self.sk_epoch = self._e.sk_epoch  # fastact.sklearn's native epochs
 
     @property
     def capacity(self):

@@ -1,0 +1,129 @@
+# scikit-learn's MLP training step, as fastact.sklearn runs it in native epochs
+# (Engine.sk_epoch): the output layer's loss and gradient with per-sample weights, the
+# L2 penalty of the dense weights and scikit-learn's Adam and SGD updates.  Included by
+# src/_nn.pyx before the engine.  The NumPy twin is fastact.reference.NumpyEngine.sk_epoch.
+#
+# scikit-learn (sklearn/neural_network/_multilayer_perceptron.py, _base.py), for a batch
+# with sample weights s (all 1 without them) and S = sum s:
+#   output delta  G = (link(z) - y) s / S        link: softmax, logistic, identity, exp
+#   loss          sum_r s_r loss_r / S + 0.5 alpha sum ||W||^2 / S   (W before the update)
+#   coef grad     xᵀ G + alpha W / S;  intercept grad  sum_r G_r
+# where loss_r is -log(clip(p_label)) (softmax), -sum_c [y log clip(p) + (1 - y) log
+# clip(1 - p)] (logistic; clip to [eps, 1 - eps] with eps of the dtype, as log_loss
+# clips), 0.5 sum_c (z - y)^2 / C (squared error: its gradient is not divided by C) and
+# sum_c [y log(y / p) - y + p] (half Poisson deviance, p = exp(z)).
+
+from libc.math cimport log, pow
+
+cdef extern from "fa_sk_loops.h" nogil:
+    double fa_sk_decay_f32(const float *w, float *g, Py_ssize_t n, double c)
+    double fa_sk_decay_f64(const double *w, double *g, Py_ssize_t n, double c)
+    void fa_sk_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double b1,
+                        double b2, double lr_t, double eps)
+    void fa_sk_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+                        double b1, double b2, double lr_t, double eps)
+    void fa_sk_sgd_f32(float *p, const float *g, float *vel, Py_ssize_t n, double lr,
+                       double momentum, int nesterov)
+    void fa_sk_sgd_f64(double *p, const double *g, double *vel, Py_ssize_t n, double lr,
+                       double momentum, int nesterov)
+
+cdef enum:
+    SK_SOFTMAX = 0      # out_kind: the output activation (labels for softmax, else targets)
+    SK_LOGISTIC = 1
+    SK_IDENTITY = 2
+    SK_EXP = 3
+    SK_SGD = 1          # solver
+    SK_ADAM = 2
+
+SK_OUTPUTS = {"softmax": SK_SOFTMAX, "logistic": SK_LOGISTIC, "identity": SK_IDENTITY,
+              "exp": SK_EXP}
+SK_SOLVERS = {"sgd": SK_SGD, "adam": SK_ADAM}
+
+
+cdef double _sk_out_loss(int kind, const real *z, const real *t, real *g,
+                         const double *sw, double sw_sum, Py_ssize_t rows, Py_ssize_t C,
+                         double eps) noexcept nogil:
+    """logistic, identity and exp outputs: g = (link(z) - t) s / S; returns the weighted
+    mean loss (the module comment's loss_r)"""
+    cdef Py_ssize_t r, j
+    cdef double total = 0.0, rl, zi, ti, p, q, w, e
+    for r in range(rows):
+        w = sw[r] if sw != NULL else 1.0
+        rl = 0.0
+        for j in range(C):
+            zi = z[r * C + j]
+            ti = t[r * C + j]
+            if kind == SK_LOGISTIC:
+                if zi >= 0:
+                    p = 1.0 / (1.0 + exp(-zi))
+                else:
+                    e = exp(zi)
+                    p = e / (1.0 + e)
+                q = p if p > eps else eps
+                q = q if q < 1.0 - eps else 1.0 - eps
+                if ti != 0.0:
+                    rl -= ti * log(q)
+                if ti != 1.0:
+                    rl -= (1.0 - ti) * log(1.0 - q)
+            elif kind == SK_IDENTITY:
+                p = zi
+                rl += 0.5 * (zi - ti) * (zi - ti) / C
+            else:
+                p = exp(zi)
+                if ti != 0.0:
+                    rl += ti * log(ti / p)
+                rl += p - ti
+            g[r * C + j] = <real>((p - ti) * w / sw_sum)
+        total += w * rl
+    return total / sw_sum
+
+
+cdef double sk_out_loss(int dt, int kind, const void *z, const int64_t *labels,
+                        const void *t, void *g, double *rowloss, const double *sw,
+                        double sw_sum, Py_ssize_t rows, Py_ssize_t C) noexcept nogil:
+    """the output delta G into g and the batch's loss (without the L2 term)"""
+    cdef double eps = 1.1920928955078125e-07 if dt == FA_F32 else 2.220446049250313e-16
+    cdef double total = 0.0, lo = -log1p(-eps), hi = -log(eps), rl
+    cdef Py_ssize_t r
+    if kind == SK_SOFTMAX:
+        # g = (softmax - onehot) / S, loss_r = -log softmax_label (clipped as log_loss's)
+        K.softmax_xent(dt, z, labels, NULL, g, rowloss, rows, C, 1.0 / sw_sum)
+        for r in range(rows):
+            rl = rowloss[r]
+            rl = lo if rl < lo else (hi if rl > hi else rl)
+            if sw != NULL:
+                total += sw[r] * rl
+                scale(dt, <char *>g + r * C * (4 if dt == FA_F32 else 8), C, sw[r])
+            else:
+                total += rl
+        return total / sw_sum
+    if dt == FA_F32:
+        return _sk_out_loss(kind, <const float *>z, <const float *>t, <float *>g, sw, sw_sum,
+                            rows, C, eps)
+    return _sk_out_loss(kind, <const double *>z, <const double *>t, <double *>g, sw, sw_sum,
+                        rows, C, eps)
+
+
+cdef inline double sk_decay(int dt, const void *w, void *g, Py_ssize_t n,
+                            double c) noexcept nogil:
+    if dt == FA_F32:
+        return fa_sk_decay_f32(<const float *>w, <float *>g, n, c)
+    return fa_sk_decay_f64(<const double *>w, <double *>g, n, c)
+
+
+cdef inline void sk_update(int dt, int solver, const double *h, void *p, const void *g,
+                           void *s1, void *s2, Py_ssize_t n, long long t) noexcept nogil:
+    """h: adam (lr, beta_1, beta_2, epsilon), sgd (lr, momentum, nesterov); t >= 1"""
+    cdef double lr_t
+    if solver == SK_ADAM:
+        lr_t = h[0] * sqrt(1.0 - pow(h[2], <double>t)) / (1.0 - pow(h[1], <double>t))
+        if dt == FA_F32:
+            fa_sk_adam_f32(<float *>p, <const float *>g, <float *>s1, <float *>s2, n, h[1], h[2],
+                           lr_t, h[3])
+        else:
+            fa_sk_adam_f64(<double *>p, <const double *>g, <double *>s1, <double *>s2, n, h[1],
+                           h[2], lr_t, h[3])
+    elif dt == FA_F32:
+        fa_sk_sgd_f32(<float *>p, <const float *>g, <float *>s1, n, h[0], h[1], h[2] != 0)
+    else:
+        fa_sk_sgd_f64(<double *>p, <const double *>g, <double *>s1, n, h[0], h[1], h[2] != 0)
