@@ -782,22 +782,24 @@ class NumpyEngine:
                     out_kind, T[self.prog.out_t], lb, tb, wb, sw_sum, np.finfo(self.dtype).eps
                 )
                 self._backprop(T, saved, g.astype(self.dtype), False)
+                dense = [slice(o.w, o.w + o.k * o.n) for o in self.prog.ops if o.kind == "gemm"]
                 if alpha > 0:
-                    sq = 0.0
-                    for o in self.prog.ops:
-                        if o.kind == "gemm":
-                            W = _f64(self._P(o.w, o.k * o.n))
-                            gW = self.grad[o.w : o.w + o.k * o.n]
-                            sq += float(np.dot(W, W))
-                            gW[...] = _f64(gW) + alpha / sw_sum * W
-                    loss += 0.5 * alpha * sq / sw_sum
+                    loss += (
+                        0.5
+                        * alpha
+                        * sum(_f64(self.theta[w]) @ _f64(self.theta[w]) for w in dense)
+                        / sw_sum
+                    )
                 losses[b] = loss
                 b += 1
                 self.last_ok = bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
                 if not self.last_ok:
                     self.state[...] = state_prev
                     return done
-                sk_update(solver, hyper, self.theta, self.grad, state1, state2, t0 + done + 1)
+                g = self.grad.copy()  # with the L2 term on the dense weights (grad keeps none)
+                for w in dense:
+                    g[w] += self.dtype.type(alpha / sw_sum) * self.theta[w]
+                sk_update(solver, hyper, self.theta, g, state1, state2, t0 + done + 1)
                 done += 1
         self.last_ok = True
         return done

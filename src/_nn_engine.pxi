@@ -766,18 +766,29 @@ cdef class Engine:
         return total / rows if rows else 0.0
 
     # -- scikit-learn's minibatch epoch (fastact.sklearn; the loops are src/_nn_sk.pxi) --
-    cdef double _sk_decay(self, double c) noexcept nogil:
-        """grad_W += c W for every dense weight matrix (not the biases, BatchNorm's or
-        PReLU's parameters); returns sum ||W||^2"""
+    cdef double _sk_sumsq(self, const int64_t *segs, Py_ssize_t n_segs) noexcept nogil:
+        """sum ||W||^2 over the dense weight matrices (segs: their offset, size pairs)"""
         cdef double sq = 0.0
-        cdef int i
-        cdef const int64_t *oi
-        for i in range(self.n_ops):
-            oi = self.p_oi + i * NI
-            if oi[I_KIND] == OP_GEMM:
-                sq += sk_decay(self.dt, self._P(oi[I_W]), self.p_grad + oi[I_W] * self.isz,
-                               oi[I_K] * oi[I_N], c)
+        cdef Py_ssize_t i
+        for i in range(n_segs):
+            sq += sk_sumsq(self.dt, self._P(segs[2 * i]), segs[2 * i + 1])
         return sq
+
+    cdef void _sk_update(self, const int64_t *segs, Py_ssize_t n_segs, int solver,
+                         const double *h, char *s1, char *s2, long long t,
+                         double c) noexcept nogil:
+        """scikit-learn's update of every parameter, the L2 term c W on the dense weights
+        (segs, in increasing offsets) and none on the rest (biases, BatchNorm, PReLU)"""
+        cdef Py_ssize_t i, pos = 0, off, n
+        cdef Py_ssize_t isz = self.isz
+        for i in range(n_segs + 1):
+            off = segs[2 * i] if i < n_segs else self.n_params
+            n = segs[2 * i + 1] if i < n_segs else 0
+            sk_update(self.dt, solver, h, self.p_theta + pos * isz, self.p_grad + pos * isz,
+                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, t, 0.0)
+            sk_update(self.dt, solver, h, self.p_theta + off * isz, self.p_grad + off * isz,
+                      s1 + off * isz, s2 + off * isz if s2 != NULL else NULL, n, t, c)
+            pos = off + n
 
     def sk_epoch(self, cnp.ndarray X, object labels, object target, object weights,
                  object order, Py_ssize_t bs, int out_kind, int solver, cnp.ndarray hyper,
@@ -802,6 +813,14 @@ cdef class Engine:
         cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
         cdef char *s1 = <char *>cnp.PyArray_DATA(state1)
         cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        # the dense weights (offset, size), by offset: the parameters with the L2 penalty
+        gemm = self.ops_i[self.ops_i[:, I_KIND] == OP_GEMM]
+        gemm = gemm[np.argsort(gemm[:, I_W])]
+        cdef cnp.ndarray segs_a = np.ascontiguousarray(
+            np.stack([gemm[:, I_W], gemm[:, I_K] * gemm[:, I_N]], axis=1).reshape(-1),
+            dtype=np.int64)
+        cdef const int64_t *segs = <const int64_t *>cnp.PyArray_DATA(segs_a)
+        cdef Py_ssize_t n_segs = gemm.shape[0]
         if order is not None and self.xb.shape[0] < self.cap * k:
             self.xb = np.zeros(self.cap * k, self.buf.dtype)
             self.lb = np.zeros(self.cap, np.int64)
@@ -860,7 +879,7 @@ cdef class Engine:
                                    self.p_rowloss, bw, sw_sum, n, C)
                 self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
                 if alpha > 0:
-                    loss += 0.5 * alpha * self._sk_decay(alpha / sw_sum) / sw_sum
+                    loss += 0.5 * alpha * self._sk_sumsq(segs, n_segs) / sw_sum
                 lo[b] = loss
                 b += 1
                 ok = isfinite(loss) and not (
@@ -871,8 +890,7 @@ cdef class Engine:
                     if self.state_bytes:
                         memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
                     break
-                sk_update(self.dt, solver, h, self.p_theta, self.p_grad, s1, s2, self.n_params,
-                          t0 + done + 1)
+                self._sk_update(segs, n_segs, solver, h, s1, s2, t0 + done + 1, alpha / sw_sum)
                 done += 1
                 r0 += n
             K.fp_restore(flags)

@@ -16,16 +16,16 @@
 from libc.math cimport log, pow
 
 cdef extern from "fa_sk_loops.h" nogil:
-    double fa_sk_decay_f32(const float *w, float *g, Py_ssize_t n, double c)
-    double fa_sk_decay_f64(const double *w, double *g, Py_ssize_t n, double c)
+    double fa_sk_sumsq_f32(const float *w, Py_ssize_t n)
+    double fa_sk_sumsq_f64(const double *w, Py_ssize_t n)
     void fa_sk_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double b1,
-                        double b2, double lr_t, double eps)
+                        double b2, double lr_t, double eps, double c)
     void fa_sk_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
-                        double b1, double b2, double lr_t, double eps)
+                        double b1, double b2, double lr_t, double eps, double c)
     void fa_sk_sgd_f32(float *p, const float *g, float *vel, Py_ssize_t n, double lr,
-                       double momentum, int nesterov)
+                       double momentum, int nesterov, double c)
     void fa_sk_sgd_f64(double *p, const double *g, double *vel, Py_ssize_t n, double lr,
-                       double momentum, int nesterov)
+                       double momentum, int nesterov, double c)
 
 cdef enum:
     SK_SOFTMAX = 0      # out_kind: the output activation (labels for softmax, else targets)
@@ -104,26 +104,28 @@ cdef double sk_out_loss(int dt, int kind, const void *z, const int64_t *labels,
                         rows, C, eps)
 
 
-cdef inline double sk_decay(int dt, const void *w, void *g, Py_ssize_t n,
-                            double c) noexcept nogil:
+cdef inline double sk_sumsq(int dt, const void *w, Py_ssize_t n) noexcept nogil:
     if dt == FA_F32:
-        return fa_sk_decay_f32(<const float *>w, <float *>g, n, c)
-    return fa_sk_decay_f64(<const double *>w, <double *>g, n, c)
+        return fa_sk_sumsq_f32(<const float *>w, n)
+    return fa_sk_sumsq_f64(<const double *>w, n)
 
 
-cdef inline void sk_update(int dt, int solver, const double *h, void *p, const void *g,
-                           void *s1, void *s2, Py_ssize_t n, long long t) noexcept nogil:
-    """h: adam (lr, beta_1, beta_2, epsilon), sgd (lr, momentum, nesterov); t >= 1"""
+cdef inline void sk_update(int dt, int solver, const double *h, char *p, const char *g,
+                           char *s1, char *s2, Py_ssize_t n, long long t, double c) noexcept nogil:
+    """the update of n parameters, their gradient with the L2 term c p; h: adam (lr, beta_1,
+    beta_2, epsilon), sgd (lr, momentum, nesterov); t >= 1"""
     cdef double lr_t
+    if n <= 0:
+        return
     if solver == SK_ADAM:
         lr_t = h[0] * sqrt(1.0 - pow(h[2], <double>t)) / (1.0 - pow(h[1], <double>t))
         if dt == FA_F32:
             fa_sk_adam_f32(<float *>p, <const float *>g, <float *>s1, <float *>s2, n, h[1], h[2],
-                           lr_t, h[3])
+                           lr_t, h[3], c)
         else:
             fa_sk_adam_f64(<double *>p, <const double *>g, <double *>s1, <double *>s2, n, h[1],
-                           h[2], lr_t, h[3])
+                           h[2], lr_t, h[3], c)
     elif dt == FA_F32:
-        fa_sk_sgd_f32(<float *>p, <const float *>g, <float *>s1, n, h[0], h[1], h[2] != 0)
+        fa_sk_sgd_f32(<float *>p, <const float *>g, <float *>s1, n, h[0], h[1], h[2] != 0, c)
     else:
-        fa_sk_sgd_f64(<double *>p, <const double *>g, <double *>s1, n, h[0], h[1], h[2] != 0)
+        fa_sk_sgd_f64(<double *>p, <const double *>g, <double *>s1, n, h[0], h[1], h[2] != 0, c)

@@ -26,37 +26,29 @@
 #endif
 
 #define FA_SK_LOOPS(T, S, SQRT)                                                                \
-/* the L2 penalty of one weight matrix: g += c w (c = alpha / sum of the batch's sample    \
- * weights); returns sum w^2 (in double) for the loss's 0.5 alpha ||W||^2 / sum term */    \
-FA_SK_CLONES static double fa_sk_decay_##S(const T *restrict w, T *restrict g, ptrdiff_t n, \
-                                           double c)                                       \
+/* sum w^2 (in double; eight running sums, so the loop vectorises): scikit-learn's L2   \
+ * term 0.5 alpha ||W||^2 / sum(s) of the loss */                                          \
+FA_SK_CLONES static double fa_sk_sumsq_##S(const T *restrict w, ptrdiff_t n)               \
 {                                                                                          \
-    const T tc = (T)c;                                                                     \
     double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, s = 0.0;                     \
     ptrdiff_t i = 0;                                                                       \
-    for (; i + 8 <= n; i += 8) {       /* eight running sums: the loop vectorises */       \
-        for (int j = 0; j < 8; j++) {                                                      \
-            acc[j] += (double)w[i + j] * (double)w[i + j];                                 \
-            g[i + j] = g[i + j] + tc * w[i + j];                                           \
-        }                                                                                  \
-    }                                                                                      \
-    for (; i < n; i++) {                                                                   \
-        s += (double)w[i] * (double)w[i];                                                  \
-        g[i] = g[i] + tc * w[i];                                                           \
-    }                                                                                      \
+    for (; i + 8 <= n; i += 8)                                                             \
+        for (int j = 0; j < 8; j++) acc[j] += (double)w[i + j] * (double)w[i + j];         \
+    for (; i < n; i++) s += (double)w[i] * (double)w[i];                                   \
     for (int j = 0; j < 8; j++) s += acc[j];                                               \
     return s;                                                                              \
 }                                                                                          \
-/* AdamOptimizer: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;                          \
+/* AdamOptimizer, the gradient with the L2 term c p (c = alpha / sum(s) on the dense      \
+ * weights, 0 elsewhere): g' = g + c p; m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;   \
  * p += -lr_t m / (sqrt(v) + eps), lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) (the caller's) */ \
 FA_SK_CLONES static void fa_sk_adam_##S(T *restrict p, const T *restrict g, T *restrict m, \
                                         T *restrict v, ptrdiff_t n, double b1, double b2,  \
-                                        double lr_t, double eps)                           \
+                                        double lr_t, double eps, double c)                 \
 {                                                                                          \
     const T tb1 = (T)b1, tc1 = (T)(1.0 - b1), tb2 = (T)b2, tc2 = (T)(1.0 - b2);            \
-    const T tlr = (T)(-lr_t), teps = (T)eps;                                               \
+    const T tlr = (T)(-lr_t), teps = (T)eps, tc = (T)c;                                    \
     for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-        T gi = g[i];                                                                       \
+        T gi = g[i] + tc * p[i];                                                           \
         T mi = tb1 * m[i] + tc1 * gi;                                                      \
         T vi = tb2 * v[i] + tc2 * (gi * gi);                                               \
         m[i] = mi;                                                                         \
@@ -64,21 +56,23 @@ FA_SK_CLONES static void fa_sk_adam_##S(T *restrict p, const T *restrict g, T *r
         p[i] = p[i] + tlr * mi / (SQRT(vi) + teps);                                        \
     }                                                                                      \
 }                                                                                          \
-/* SGDOptimizer: vel = momentum vel - lr g; p += momentum vel - lr g (nesterov) or vel */  \
+/* SGDOptimizer, the gradient with the L2 term c p as in Adam: g' = g + c p;              \
+ * vel = momentum vel - lr g'; p += momentum vel - lr g' (nesterov) or vel */              \
 FA_SK_CLONES static void fa_sk_sgd_##S(T *restrict p, const T *restrict g, T *restrict vel, \
                                        ptrdiff_t n, double lr, double momentum,            \
-                                       int nesterov)                                       \
+                                       int nesterov, double c)                             \
 {                                                                                          \
-    const T tm = (T)momentum, tlr = (T)lr;                                                 \
+    const T tm = (T)momentum, tlr = (T)lr, tc = (T)c;                                      \
     if (nesterov) {                                                                        \
         for (ptrdiff_t i = 0; i < n; i++) {                                                \
-            T vi = tm * vel[i] - tlr * g[i];                                               \
+            T gi = g[i] + tc * p[i];                                                       \
+            T vi = tm * vel[i] - tlr * gi;                                                 \
             vel[i] = vi;                                                                   \
-            p[i] = p[i] + (tm * vi - tlr * g[i]);                                          \
+            p[i] = p[i] + (tm * vi - tlr * gi);                                            \
         }                                                                                  \
     } else {                                                                               \
         for (ptrdiff_t i = 0; i < n; i++) {                                                \
-            T vi = tm * vel[i] - tlr * g[i];                                               \
+            T vi = tm * vel[i] - tlr * (g[i] + tc * p[i]);                                 \
             vel[i] = vi;                                                                   \
             p[i] = p[i] + vi;                                                              \
         }                                                                                  \

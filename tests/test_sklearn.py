@@ -329,19 +329,19 @@ def test_sk_epoch_gradient_is_the_loss_derivative(out, weighted):
     sw = w if weighted else None
     net._engine.reserve(40)
 
-    def loss(theta):
+    def loss(theta, lr=0.0):
         net.theta[...] = theta
         losses = np.zeros(1)
         vel = np.zeros_like(theta)
         net._engine.sk_epoch(
-            X, labels, target, sw, None, 40, _OUT[out], 1, np.array([0.0, 0.0, 0.0]),
+            X, labels, target, sw, None, 40, _OUT[out], 1, np.array([lr, 0.0, 0.0]),
             vel, None, 0, 0.3, 0, 0, False, losses,
         )  # fmt: skip
         return losses[0]
 
     theta0 = net.theta.copy()
-    loss(theta0)
-    grad = net.grad_flat.copy()
+    loss(theta0, lr=1.0)  # plain SGD with lr 1: the step is minus the gradient
+    grad = theta0 - net.theta
     h = 1e-6
     fd = np.empty_like(theta0)
     for i in range(theta0.size):
