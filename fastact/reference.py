@@ -838,13 +838,12 @@ def sk_output_loss(out_kind, z, labels, target, sw, sw_sum, eps):
     dtype's, log_loss's clip"""
     z = _f64(z)
     w = np.ones(z.shape[0]) if sw is None else _f64(sw)
-    if out_kind == 0:  # softmax
-        logp = z - z.max(axis=1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
-        p = np.exp(logp)
+    if out_kind == 0:  # softmax, as scikit-learn's
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
         y = np.zeros_like(z)
         y[np.arange(z.shape[0]), labels] = 1.0
-        rl = np.clip(-logp[np.arange(z.shape[0]), labels], -np.log1p(-eps), -np.log(eps))
+        rl = -np.log(np.clip(p[np.arange(z.shape[0]), labels], eps, 1 - eps))
     else:
         y = _f64(target)
         if out_kind == 1:  # logistic

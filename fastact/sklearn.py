@@ -39,7 +39,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -353,11 +352,15 @@ class _BaseMLP(BaseEstimator):
         if sw_train is not None:
             sw_train = np.ascontiguousarray(sw_train, dtype=np.float64)
         state = _NativeEpochs(self, net, X_train, labels, target, sw_train, bs, sparse)
-        sample_idx = np.arange(n_samples, dtype=int)
+        sample_idx = np.arange(n_samples, dtype=np.int64)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
-                sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+                # sklearn.utils.shuffle(sample_idx, random_state=...)'s draw, without its
+                # parameter validation (which costs as much as a digits epoch)
+                perm = np.arange(n_samples)
+                self._random_state.shuffle(perm)
+                sample_idx = sample_idx[perm]
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss: inf
                 self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
             self.n_iter_ += 1

@@ -781,13 +781,14 @@ cdef class Engine:
         (segs, in increasing offsets) and none on the rest (biases, BatchNorm, PReLU)"""
         cdef Py_ssize_t i, pos = 0, off, n
         cdef Py_ssize_t isz = self.isz
+        cdef double lr_t = sk_adam_lr(h, t) if solver == SK_ADAM else 0.0
         for i in range(n_segs + 1):
             off = segs[2 * i] if i < n_segs else self.n_params
             n = segs[2 * i + 1] if i < n_segs else 0
             sk_update(self.dt, solver, h, self.p_theta + pos * isz, self.p_grad + pos * isz,
-                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, t, 0.0)
+                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, lr_t, 0.0)
             sk_update(self.dt, solver, h, self.p_theta + off * isz, self.p_grad + off * isz,
-                      s1 + off * isz, s2 + off * isz if s2 != NULL else NULL, n, t, c)
+                      s1 + off * isz, s2 + off * isz if s2 != NULL else NULL, n, lr_t, c)
             pos = off + n
 
     def sk_epoch(self, cnp.ndarray X, object labels, object target, object weights,
@@ -876,7 +877,7 @@ cdef class Engine:
                     memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
                 self._forward(bx, n, True, seed, counter + <uint64_t>b)
                 loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
-                                   self.p_rowloss, bw, sw_sum, n, C)
+                                   self.p_work, bw, sw_sum, n, C)
                 self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
                 if alpha > 0:
                     loss += 0.5 * alpha * self._sk_sumsq(segs, n_segs) / sw_sum

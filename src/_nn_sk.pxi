@@ -40,6 +40,36 @@ SK_OUTPUTS = {"softmax": SK_SOFTMAX, "logistic": SK_LOGISTIC, "identity": SK_IDE
 SK_SOLVERS = {"sgd": SK_SGD, "adam": SK_ADAM}
 
 
+cdef double _sk_softmax(const real *z, const int64_t *labels, real *g, const double *sw,
+                        double sw_sum, Py_ssize_t rows, Py_ssize_t C, double eps,
+                        double *e) noexcept nogil:
+    """softmax output: p = exp(z - max) / sum (scikit-learn's softmax, one exp per element;
+    e: C doubles of scratch), g = (p - onehot) s / S; returns the weighted mean of
+    -log(clip(p_label))"""
+    cdef Py_ssize_t r, j, lab
+    cdef double total = 0.0, m, tot, w, f, p
+    cdef const real *zr
+    for r in range(rows):
+        zr = z + r * C
+        m = zr[0]
+        for j in range(1, C):
+            if zr[j] > m:
+                m = zr[j]
+        tot = 0.0
+        for j in range(C):
+            e[j] = exp(<double>zr[j] - m)
+            tot += e[j]
+        w = sw[r] if sw != NULL else 1.0
+        f = w / sw_sum
+        lab = labels[r]
+        for j in range(C):
+            g[r * C + j] = <real>((e[j] / tot - (1.0 if j == lab else 0.0)) * f)
+        p = e[lab] / tot
+        p = eps if p < eps else (1.0 - eps if p > 1.0 - eps else p)
+        total -= w * log(p)
+    return total / sw_sum
+
+
 cdef double _sk_out_loss(int kind, const real *z, const real *t, real *g,
                          const double *sw, double sw_sum, Py_ssize_t rows, Py_ssize_t C,
                          double eps) noexcept nogil:
@@ -79,27 +109,20 @@ cdef double _sk_out_loss(int kind, const real *z, const real *t, real *g,
 
 
 cdef double sk_out_loss(int dt, int kind, const void *z, const int64_t *labels,
-                        const void *t, void *g, double *rowloss, const double *sw,
+                        const void *t, void *g, double *scratch, const double *sw,
                         double sw_sum, Py_ssize_t rows, Py_ssize_t C) noexcept nogil:
-    """the output delta G into g and the batch's loss (without the L2 term)"""
+    """the output delta G into g and the batch's loss (without the L2 term); scratch: C
+    doubles"""
     cdef double eps = 1.1920928955078125e-07 if dt == FA_F32 else 2.220446049250313e-16
-    cdef double total = 0.0, lo = -log1p(-eps), hi = -log(eps), rl
-    cdef Py_ssize_t r
-    if kind == SK_SOFTMAX:
-        # g = (softmax - onehot) / S, loss_r = -log softmax_label (clipped as log_loss's)
-        K.softmax_xent(dt, z, labels, NULL, g, rowloss, rows, C, 1.0 / sw_sum)
-        for r in range(rows):
-            rl = rowloss[r]
-            rl = lo if rl < lo else (hi if rl > hi else rl)
-            if sw != NULL:
-                total += sw[r] * rl
-                scale(dt, <char *>g + r * C * (4 if dt == FA_F32 else 8), C, sw[r])
-            else:
-                total += rl
-        return total / sw_sum
     if dt == FA_F32:
+        if kind == SK_SOFTMAX:
+            return _sk_softmax(<const float *>z, labels, <float *>g, sw, sw_sum, rows, C, eps,
+                               scratch)
         return _sk_out_loss(kind, <const float *>z, <const float *>t, <float *>g, sw, sw_sum,
                             rows, C, eps)
+    if kind == SK_SOFTMAX:
+        return _sk_softmax(<const double *>z, labels, <double *>g, sw, sw_sum, rows, C, eps,
+                           scratch)
     return _sk_out_loss(kind, <const double *>z, <const double *>t, <double *>g, sw, sw_sum,
                         rows, C, eps)
 
@@ -110,15 +133,19 @@ cdef inline double sk_sumsq(int dt, const void *w, Py_ssize_t n) noexcept nogil:
     return fa_sk_sumsq_f64(<const double *>w, n)
 
 
+cdef inline double sk_adam_lr(const double *h, long long t) noexcept nogil:
+    """Adam's step size lr sqrt(1 - beta_2^t) / (1 - beta_1^t) at step t >= 1"""
+    return h[0] * sqrt(1.0 - pow(h[2], <double>t)) / (1.0 - pow(h[1], <double>t))
+
+
 cdef inline void sk_update(int dt, int solver, const double *h, char *p, const char *g,
-                           char *s1, char *s2, Py_ssize_t n, long long t, double c) noexcept nogil:
+                           char *s1, char *s2, Py_ssize_t n, double lr_t,
+                           double c) noexcept nogil:
     """the update of n parameters, their gradient with the L2 term c p; h: adam (lr, beta_1,
-    beta_2, epsilon), sgd (lr, momentum, nesterov); t >= 1"""
-    cdef double lr_t
+    beta_2, epsilon; lr_t: sk_adam_lr), sgd (lr, momentum, nesterov)"""
     if n <= 0:
         return
     if solver == SK_ADAM:
-        lr_t = h[0] * sqrt(1.0 - pow(h[2], <double>t)) / (1.0 - pow(h[1], <double>t))
         if dt == FA_F32:
             fa_sk_adam_f32(<float *>p, <const float *>g, <float *>s1, <float *>s2, n, h[1], h[2],
                            lr_t, h[3], c)
