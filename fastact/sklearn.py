@@ -290,6 +290,16 @@ class _BaseMLP(BaseEstimator):
         self._opt_state = [np.zeros_like(theta) for _ in range(2 if self.solver == "adam" else 1)]
         self._opt_t = 0
         self._lr = float(self.learning_rate_init)  # scikit-learn's current rate (sgd)
+        # what scikit-learn's optimizer object holds from its creation on (partial_fit
+        # keeps it, whatever set_params changed since)
+        self._opt_conf = dict(
+            solver=self.solver,
+            schedule=self.learning_rate,
+            lr_init=float(self.learning_rate_init),
+            power_t=float(self.power_t),
+            adam=(float(self.beta_1), float(self.beta_2), float(self.epsilon)),
+            sgd=(float(self.momentum), float(bool(self.nesterovs_momentum))),
+        )
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
         net = self._net
@@ -369,8 +379,9 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             self._update_no_improvement_count(X_val, y_val, sw_val)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._set_lr(float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
+            conf = self._opt_conf
+            if conf["solver"] == "sgd" and conf["schedule"] == "invscaling":
+                self._set_lr(conf["lr_init"] / (self.t_ + 1) ** conf["power_t"])
             if self._no_improvement_count > self.n_iter_no_change:
                 if self.early_stopping:
                     msg = (
@@ -402,7 +413,8 @@ class _BaseMLP(BaseEstimator):
         self._lr = lr
 
     def _trigger_stopping(self, msg):
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
+        conf = self._opt_conf
+        if conf["solver"] != "sgd" or conf["schedule"] != "adaptive":
             if self.verbose:
                 print(msg + " Stopping.")
             return True
@@ -502,7 +514,7 @@ class _NativeEpochs:
         self.est, self.net, self.X, self.bs, self.sparse = est, net, X, bs, sparse
         self.labels, self.target, self.sw = labels, target, sw
         self.out_kind = _SK_OUTPUTS[est.out_activation_]
-        self.solver = _SK_SOLVERS[est.solver]
+        self.solver = _SK_SOLVERS[est._opt_conf["solver"]]
         self.alpha = float(est.alpha)
         rows = X.shape[0]
         self.nb = -(-rows // bs)
@@ -515,12 +527,10 @@ class _NativeEpochs:
             self.Xb = np.empty((bs, X.shape[1]), net.dtype)
 
     def _hyper(self):
-        est = self.est
-        if est.solver == "adam":
-            h = (est.learning_rate_init, est.beta_1, est.beta_2, est.epsilon)
-        else:
-            h = (est._lr, est.momentum, float(bool(est.nesterovs_momentum)))
-        return np.array(h, np.float64)
+        conf = self.est._opt_conf
+        if conf["solver"] == "adam":
+            return np.array((conf["lr_init"], *conf["adam"]), np.float64)
+        return np.array((self.est._lr, *conf["sgd"]), np.float64)
 
     def _run(self, X, labels, target, sw, order, bs, hyper, losses):
         est, net = self.est, self.net

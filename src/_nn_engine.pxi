@@ -791,6 +791,49 @@ cdef class Engine:
                       s1 + off * isz, s2 + off * isz if s2 != NULL else NULL, n, lr_t, c)
             pos = off + n
 
+    def _sk_check(self, X, labels, target, weights, order, bs, out_kind, solver, hyper,
+                  state1, state2, losses):
+        """sk_epoch's arguments, checked before any pointer is taken (the estimator passes
+        them right; this keeps a wrong call from reading or writing out of bounds)"""
+        dtype = self.theta.dtype
+        rows = X.shape[0] if X.ndim == 2 else -1
+        k, C = int(self.widths[0]), int(self.widths[self.out_t])
+
+        def array(a, name, dt, size):
+            if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+                    and a.size == size):
+                raise ValueError(f"sk_epoch: {name} must be a C-contiguous {np.dtype(dt)} "
+                                 f"array of {size} elements.")
+
+        if solver not in SK_SOLVERS.values() or out_kind not in SK_OUTPUTS.values():
+            raise ValueError(f"sk_epoch: unknown solver {solver} or out_kind {out_kind}; "
+                             f"valid: {SK_SOLVERS}, {SK_OUTPUTS}.")
+        if rows < 0 or X.shape[1] != k:
+            raise ValueError(f"sk_epoch: X must be 2-D with {k} columns; got {X.shape}.")
+        array(X, "X", dtype, rows * k)
+        if out_kind == SK_SOFTMAX:
+            array(labels, "labels (softmax)", np.int64, rows)
+            if rows and (labels.min() < 0 or labels.max() >= C):
+                raise ValueError(f"sk_epoch: labels must be in [0, {C}).")
+        else:
+            array(target, "target", dtype, rows * C)
+        if weights is not None:
+            array(weights, "weights", np.float64, rows)
+        if order is not None:
+            array(order, "order", np.int64, rows)
+            if rows and (order.min() < 0 or order.max() >= rows):
+                raise ValueError(f"sk_epoch: order must index the {rows} rows.")
+        if bs < 1:
+            raise ValueError(f"sk_epoch: bs must be >= 1; got {bs}.")
+        array(hyper, "hyper", np.float64, 4 if solver == SK_ADAM else 3)
+        array(state1, "state1", dtype, self.n_params)
+        if solver == SK_ADAM:
+            array(state2, "state2 (adam)", dtype, self.n_params)
+        array(losses, "losses", np.float64, losses.size if losses is not None else -1)
+        if losses.size < (rows + bs - 1) // bs:
+            raise ValueError(f"sk_epoch: losses needs a slot per batch, "
+                             f"{(rows + bs - 1) // bs}; got {losses.size}.")
+
     def sk_epoch(self, cnp.ndarray X, object labels, object target, object weights,
                  object order, Py_ssize_t bs, int out_kind, int solver, cnp.ndarray hyper,
                  cnp.ndarray state1, cnp.ndarray state2, long long t0, double alpha,
@@ -805,6 +848,8 @@ cdef class Engine:
         one row is left out.  Stops before the update of a step whose loss or gradient is
         not finite (last_ok False, running statistics put back).  Returns the number of
         steps applied."""
+        self._sk_check(X, labels, target, weights, order, bs, out_kind, solver, hyper, state1,
+                       state2, losses)
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), k = self.p_w[0], C = self.p_w[self.out_t]
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)

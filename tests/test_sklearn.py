@@ -366,6 +366,88 @@ def test_sk_epoch_stops_on_a_non_finite_step():
     np.testing.assert_array_equal(net.theta, before)  # the step was not applied
 
 
+def _sk_call_args(net, n=40, out="softmax", solver="adam"):
+    X, labels, target, w, order, C = _sk_data(out, n=n)
+    dt = net.dtype
+    st = [np.zeros_like(net.theta), np.zeros_like(net.theta)]
+    return dict(
+        X=X.astype(dt),
+        labels=labels,
+        target=None if target is None else target.astype(dt),
+        weights=w,
+        order=order,
+        bs=16,
+        out_kind=_OUT[out],
+        solver=_SOLVER[solver],
+        hyper=_sk_hyper(solver),
+        state1=st[0],
+        state2=st[1] if solver == "adam" else None,
+        t0=0,
+        alpha=0.01,
+        seed=0,
+        counter=0,
+        skip_single=False,
+        losses=np.zeros(3),
+    )
+
+
+@pytest.mark.skipif(PURE, reason="the native engine's argument checks")
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (dict(solver=9), "unknown solver 9 or out_kind 0"),
+        (dict(out_kind=7), "unknown solver 2 or out_kind 7"),
+        (dict(X=np.zeros((40, 3))), r"X must be 2-D with 7 columns; got \(40, 3\)"),
+        (dict(X=np.zeros(40)), r"X must be 2-D with 7 columns"),
+        (dict(X=np.zeros((40, 7), np.float32)), "X must be a C-contiguous float64 array"),
+        (dict(labels=np.zeros(39, np.int64)), r"labels \(softmax\) must be a C-contiguous int64"),
+        (dict(labels=np.full(40, 5, np.int64)), r"labels must be in \[0, 5\)"),
+        (dict(weights=np.ones(40, np.float32)), "weights must be a C-contiguous float64"),
+        (dict(order=np.arange(40, dtype=np.int32)), "order must be a C-contiguous int64"),
+        (dict(order=np.arange(1, 41, dtype=np.int64)), "order must index the 40 rows"),
+        (dict(bs=0), "bs must be >= 1; got 0"),
+        (dict(hyper=np.zeros(3)), "hyper must be a C-contiguous float64 array of 4 elements"),
+        (dict(state1=np.zeros(5)), "state1 must be a C-contiguous float64"),
+        (dict(state2=None), r"state2 \(adam\) must be a C-contiguous float64"),
+        (dict(losses=np.zeros(2)), "losses needs a slot per batch, 3; got 2"),
+    ],
+)
+def test_sk_epoch_argument_errors(change, match):
+    net = fastact.MLP([7, 8, 5], dtype=np.float64, seed=0)
+    net._engine.reserve(16)
+    args = _sk_call_args(net)
+    args.update(change)
+    before = net.theta.copy()
+    with pytest.raises(ValueError, match=match):
+        net._engine.sk_epoch(**args)
+    np.testing.assert_array_equal(net.theta, before)
+
+
+@pytest.mark.skipif(PURE, reason="the native engine's argument checks")
+def test_sk_epoch_target_error_and_capacity():
+    net = fastact.MLP([7, 8, 3], loss="mse", dtype=np.float64, seed=0)
+    args = _sk_call_args(net, out="identity")
+    with pytest.raises(ValueError, match="16 rows exceed the engine's capacity"):
+        net._engine.sk_epoch(**args)  # no reserve(16) yet
+    net._engine.reserve(16)
+    args["target"] = args["target"][:, :2].copy()
+    with pytest.raises(ValueError, match="target must be a C-contiguous float64 array of 120"):
+        net._engine.sk_epoch(**args)
+
+
+def test_partial_fit_keeps_its_optimizer_as_scikit_learn_does():
+    """scikit-learn's partial_fit keeps the optimizer it made first (solver, rates) even
+    when set_params changes them; so does the estimator (and does not mix solver states)"""
+    kw = dict(hidden_layer_sizes=(8,), random_state=0, solver="sgd", learning_rate_init=0.05)
+    a, b = SKClassifier(**kw), MLPClassifier(dtype=np.float64, **kw)
+    classes = np.arange(10)
+    for est in (a, b):
+        est.partial_fit(_X[:200], _y[:200], classes=classes)
+        est.set_params(solver="adam", learning_rate_init=0.5, momentum=0.1)
+        est.partial_fit(_X[200:], _y[200:])
+    _assert_same(a, b)
+
+
 # ---------------------------------------------------------------- the contract
 def test_labels_strings_and_non_contiguous():
     names = np.array(["cat", "dog", "emu"])
