@@ -19,7 +19,8 @@ scikit-learn's update (AdamOptimizer: ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``,
 or classical), with no Python between the steps.  What scikit-learn does between epochs
 (the loss curve, n_iter_no_change, the validation score of early stopping, invscaling's
 and adaptive's learning rate) stays in Python.  Sparse X is densified one batch at a
-time, each batch then one native call.
+time, each batch then one native call.  With batchnorm, a last batch of a single row is
+left out of that epoch (one row has no batch variance), as fastact.MLP.fit does.
 
 So in float64 the estimator reproduces scikit-learn's training to rounding when it
 starts from the same weights (init="sklearn", the default, draws them as scikit-learn
@@ -789,8 +790,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters as scikit-learn's (loss "squared_error" or "poisson"), plus fastact's
     activation names, init, dtype, batchnorm, dropout, residual and n_threads (see
-    MLPClassifier).  loss="poisson" trains through injected output gradients (one more
-    forward pass per step).
+    MLPClassifier).  loss="poisson": an exp output with the half Poisson deviance, as
+    scikit-learn's.
     """
 
     _parameter_constraints = {

@@ -171,7 +171,7 @@ def test_partial_fit_equals_scikit_learn():
     a, b = SKClassifier(**kw), MLPClassifier(dtype=np.float64, **kw)
     classes = np.arange(10)
     for lo in (0, 100, 200):
-        sw = _W[lo : lo + 100] if lo == 100 else None  # switches to injected gradients
+        sw = _W[lo : lo + 100] if lo == 100 else None  # weights in the middle call only
         a.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes, sample_weight=sw)
         b.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes, sample_weight=sw)
     _assert_same(a, b)
