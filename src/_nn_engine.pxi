@@ -766,30 +766,26 @@ cdef class Engine:
         return total / rows if rows else 0.0
 
     # -- scikit-learn's minibatch epoch (fastact.sklearn; the loops are src/_nn_sk.pxi) --
-    cdef double _sk_sumsq(self, const int64_t *segs, Py_ssize_t n_segs) noexcept nogil:
-        """sum ||W||^2 over the dense weight matrices (segs: their offset, size pairs)"""
-        cdef double sq = 0.0
-        cdef Py_ssize_t i
-        for i in range(n_segs):
-            sq += sk_sumsq(self.dt, self._P(segs[2 * i]), segs[2 * i + 1])
-        return sq
-
-    cdef void _sk_update(self, const int64_t *segs, Py_ssize_t n_segs, int solver,
-                         const double *h, char *s1, char *s2, long long t,
-                         double c) noexcept nogil:
+    cdef double _sk_update(self, const int64_t *segs, Py_ssize_t n_segs, int solver,
+                           const double *h, char *s1, char *s2, long long t,
+                           double c) noexcept nogil:
         """scikit-learn's update of every parameter, the L2 term c W on the dense weights
-        (segs, in increasing offsets) and none on the rest (biases, BatchNorm, PReLU)"""
+        (segs: their offset, size pairs, in increasing offsets) and none on the rest
+        (biases, BatchNorm, PReLU); returns sum ||W||^2 before the update when c > 0"""
         cdef Py_ssize_t i, pos = 0, off, n
         cdef Py_ssize_t isz = self.isz
-        cdef double lr_t = sk_adam_lr(h, t) if solver == SK_ADAM else 0.0
+        cdef double lr_t = sk_adam_lr(h, t) if solver == SK_ADAM else 0.0, sq = 0.0
         for i in range(n_segs + 1):
             off = segs[2 * i] if i < n_segs else self.n_params
             n = segs[2 * i + 1] if i < n_segs else 0
             sk_update(self.dt, solver, h, self.p_theta + pos * isz, self.p_grad + pos * isz,
-                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, lr_t, 0.0)
-            sk_update(self.dt, solver, h, self.p_theta + off * isz, self.p_grad + off * isz,
-                      s1 + off * isz, s2 + off * isz if s2 != NULL else NULL, n, lr_t, c)
+                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, lr_t,
+                      0.0, False)
+            sq += sk_update(self.dt, solver, h, self.p_theta + off * isz,
+                            self.p_grad + off * isz, s1 + off * isz,
+                            s2 + off * isz if s2 != NULL else NULL, n, lr_t, c, c > 0)
             pos = off + n
+        return sq
 
     def _sk_check(self, X, labels, target, weights, order, bs, out_kind, solver, hyper,
                   state1, state2, losses):
@@ -924,8 +920,6 @@ cdef class Engine:
                 loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
                                    self.p_work, bw, sw_sum, n, C)
                 self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
-                if alpha > 0:
-                    loss += 0.5 * alpha * self._sk_sumsq(segs, n_segs) / sw_sum
                 lo[b] = loss
                 b += 1
                 ok = isfinite(loss) and not (
@@ -936,7 +930,9 @@ cdef class Engine:
                     if self.state_bytes:
                         memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
                     break
-                self._sk_update(segs, n_segs, solver, h, s1, s2, t0 + done + 1, alpha / sw_sum)
+                # the L2 term of the loss: the weights before the update, summed in its pass
+                lo[b - 1] += 0.5 * alpha * self._sk_update(
+                    segs, n_segs, solver, h, s1, s2, t0 + done + 1, alpha / sw_sum) / sw_sum
                 done += 1
                 r0 += n
             K.fp_restore(flags)

@@ -16,16 +16,14 @@
 from libc.math cimport log, pow
 
 cdef extern from "fa_sk_loops.h" nogil:
-    double fa_sk_sumsq_f32(const float *w, Py_ssize_t n)
-    double fa_sk_sumsq_f64(const double *w, Py_ssize_t n)
-    void fa_sk_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double b1,
-                        double b2, double lr_t, double eps, double c)
-    void fa_sk_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
-                        double b1, double b2, double lr_t, double eps, double c)
-    void fa_sk_sgd_f32(float *p, const float *g, float *vel, Py_ssize_t n, double lr,
-                       double momentum, int nesterov, double c)
-    void fa_sk_sgd_f64(double *p, const double *g, double *vel, Py_ssize_t n, double lr,
-                       double momentum, int nesterov, double c)
+    double fa_sk_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double b1,
+                          double b2, double lr_t, double eps, double c, int want_sq)
+    double fa_sk_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
+                          double b1, double b2, double lr_t, double eps, double c, int want_sq)
+    double fa_sk_sgd_f32(float *p, const float *g, float *vel, Py_ssize_t n, double lr,
+                         double momentum, int nesterov, double c, int want_sq)
+    double fa_sk_sgd_f64(double *p, const double *g, double *vel, Py_ssize_t n, double lr,
+                         double momentum, int nesterov, double c, int want_sq)
 
 cdef enum:
     SK_SOFTMAX = 0      # out_kind: the output activation (labels for softmax, else targets)
@@ -127,32 +125,27 @@ cdef double sk_out_loss(int dt, int kind, const void *z, const int64_t *labels,
                         rows, C, eps)
 
 
-cdef inline double sk_sumsq(int dt, const void *w, Py_ssize_t n) noexcept nogil:
-    if dt == FA_F32:
-        return fa_sk_sumsq_f32(<const float *>w, n)
-    return fa_sk_sumsq_f64(<const double *>w, n)
-
-
 cdef inline double sk_adam_lr(const double *h, long long t) noexcept nogil:
     """Adam's step size lr sqrt(1 - beta_2^t) / (1 - beta_1^t) at step t >= 1"""
     return h[0] * sqrt(1.0 - pow(h[2], <double>t)) / (1.0 - pow(h[1], <double>t))
 
 
-cdef inline void sk_update(int dt, int solver, const double *h, char *p, const char *g,
-                           char *s1, char *s2, Py_ssize_t n, double lr_t,
-                           double c) noexcept nogil:
+cdef inline double sk_update(int dt, int solver, const double *h, char *p, const char *g,
+                             char *s1, char *s2, Py_ssize_t n, double lr_t, double c,
+                             bint want_sq) noexcept nogil:
     """the update of n parameters, their gradient with the L2 term c p; h: adam (lr, beta_1,
-    beta_2, epsilon; lr_t: sk_adam_lr), sgd (lr, momentum, nesterov)"""
+    beta_2, epsilon; lr_t: sk_adam_lr), sgd (lr, momentum, nesterov).  Returns the sum of
+    squares of the parameters before the update when want_sq (else 0)."""
     if n <= 0:
-        return
+        return 0.0
     if solver == SK_ADAM:
         if dt == FA_F32:
-            fa_sk_adam_f32(<float *>p, <const float *>g, <float *>s1, <float *>s2, n, h[1], h[2],
-                           lr_t, h[3], c)
-        else:
-            fa_sk_adam_f64(<double *>p, <const double *>g, <double *>s1, <double *>s2, n, h[1],
-                           h[2], lr_t, h[3], c)
-    elif dt == FA_F32:
-        fa_sk_sgd_f32(<float *>p, <const float *>g, <float *>s1, n, h[0], h[1], h[2] != 0, c)
-    else:
-        fa_sk_sgd_f64(<double *>p, <const double *>g, <double *>s1, n, h[0], h[1], h[2] != 0, c)
+            return fa_sk_adam_f32(<float *>p, <const float *>g, <float *>s1, <float *>s2, n,
+                                  h[1], h[2], lr_t, h[3], c, want_sq)
+        return fa_sk_adam_f64(<double *>p, <const double *>g, <double *>s1, <double *>s2, n,
+                              h[1], h[2], lr_t, h[3], c, want_sq)
+    if dt == FA_F32:
+        return fa_sk_sgd_f32(<float *>p, <const float *>g, <float *>s1, n, h[0], h[1],
+                             h[2] != 0, c, want_sq)
+    return fa_sk_sgd_f64(<double *>p, <const double *>g, <double *>s1, n, h[0], h[1],
+                         h[2] != 0, c, want_sq)
