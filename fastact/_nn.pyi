@@ -1,4 +1,4 @@
-"""Type stubs of fastact._nn (src/_nn.pyx, src/_nn_ops.pxi, src/_nn_engine.pxi).
+"""Type stubs of fastact._nn (src/_nn.pyx, src/_nn_ops.pxi, src/_nn_sk.pxi, src/_nn_engine.pxi).
 
 The dense, BatchNorm and dropout loops of fastact.nn.functional, and the Engine that runs
 a network's program (fastact/nn/program.py) forward, backward and through the optimizer
@@ -13,6 +13,8 @@ LOSSES: dict[str, int]
 OPTIMIZERS: dict[str, int]
 OP_CODES: dict[str, int]
 FIELDS: dict[str, int]
+SK_OUTPUTS: dict[str, int]
+SK_SOLVERS: dict[str, int]
 
 def dense_forward(
     act: int,
@@ -135,6 +137,26 @@ class Engine:
         losses: np.ndarray,
         correct: np.ndarray,
         diag: bool = False,
+    ) -> int: ...
+    def sk_epoch(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray | None,
+        target: np.ndarray | None,
+        weights: np.ndarray | None,
+        order: np.ndarray | None,
+        bs: int,
+        out_kind: int,
+        solver: int,
+        hyper: np.ndarray,
+        state1: np.ndarray,
+        state2: np.ndarray | None,
+        t0: int,
+        alpha: float,
+        seed: int,
+        counter: int,
+        skip_single: bool,
+        losses: np.ndarray,
     ) -> int: ...
     def gemms_only(self, X: np.ndarray) -> None: ...
     def output(self, rows: int) -> np.ndarray: ...

@@ -781,6 +781,16 @@ class NumpyEngine:
         T, saved = self._forward(X, training, seed, counter)
         self._out = T[self.prog.out_t]
         loss, g = self._loss(self._out, labels, target)
+        self._backprop(T, saved, g, diag)
+        self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
+        if not self.last_ok and state_prev is not None:
+            self.state[...] = state_prev  # the running statistics as they were
+        if kind and self.last_ok:
+            self._update(kind, hyper, s1, s2, t)
+        return float(loss)
+
+    def _backprop(self, T, saved, g, diag):
+        """the backward pass from the output's gradient g (into self.grad)"""
         G = {self.prog.out_t: g}
         rows = np.zeros((len(self.prog.diag_rows), 9))
         for i in range(len(self.prog.ops) - 1, -1, -1):
@@ -792,12 +802,74 @@ class NumpyEngine:
                     G[tt] = G[tt] + gg if tt in G else gg
         if diag:
             self.diagnostics = rows
-        self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
-        if not self.last_ok and state_prev is not None:
-            self.state[...] = state_prev  # the running statistics as they were
-        if kind and self.last_ok:
-            self._update(kind, hyper, s1, s2, t)
-        return float(loss)
+
+    # -- scikit-learn's minibatch epoch (fastact.sklearn): the twin of Engine.sk_epoch --
+    SK_OUTPUTS = {"softmax": 0, "logistic": 1, "identity": 2, "exp": 3}
+    SK_SOLVERS = {"sgd": 1, "adam": 2}
+
+    def sk_epoch(
+        self,
+        X,
+        labels,
+        target,
+        weights,
+        order,
+        bs,
+        out_kind,
+        solver,
+        hyper,
+        state1,
+        state2,
+        t0,
+        alpha,
+        seed,
+        counter,
+        skip_single,
+        losses,
+    ):
+        """One epoch of scikit-learn's minibatch loop (the native Engine.sk_epoch's
+        contract; src/_nn_sk.pxi has the formulas)."""
+        rows, done, b = X.shape[0], 0, 0
+        self._training, self._seed = True, seed
+        with np.errstate(all="ignore"):
+            for r0 in range(0, rows, bs):
+                n = min(bs, rows - r0)
+                if n == 1 and skip_single and r0 > 0:
+                    losses[b] = 0.0
+                    break
+                idx = slice(r0, r0 + n) if order is None else order[r0 : r0 + n]
+                lb = None if labels is None else labels[idx]
+                tb = None if target is None else target[idx]
+                wb = None if weights is None else _f64(weights[idx])
+                sw_sum = float(n) if wb is None else float(wb.sum())
+                state_prev = self.state.copy()
+                self._counter = counter + b
+                T, saved = self._forward(X[idx], True, seed, counter + b)
+                loss, g = sk_output_loss(
+                    out_kind, T[self.prog.out_t], lb, tb, wb, sw_sum, np.finfo(self.dtype).eps
+                )
+                self._backprop(T, saved, g.astype(self.dtype), False)
+                dense = [slice(o.w, o.w + o.k * o.n) for o in self.prog.ops if o.kind == "gemm"]
+                if alpha > 0:
+                    loss += (
+                        0.5
+                        * alpha
+                        * sum(_f64(self.theta[w]) @ _f64(self.theta[w]) for w in dense)
+                        / sw_sum
+                    )
+                losses[b] = loss
+                b += 1
+                self.last_ok = bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
+                if not self.last_ok:
+                    self.state[...] = state_prev
+                    return done
+                g = self.grad.copy()  # with the L2 term on the dense weights (grad keeps none)
+                for w in dense:
+                    g[w] += self.dtype.type(alpha / sw_sum) * self.theta[w]
+                sk_update(solver, hyper, self.theta, g, state1, state2, t0 + done + 1)
+                done += 1
+        self.last_ok = True
+        return done
 
     def _update(self, kind, h, s1, s2, t):
         p, g = self.theta, self.grad
@@ -825,6 +897,48 @@ class NumpyEngine:
         s2[...] = b2 * _f64(s2) + (1 - b2) * d * d
         denom = np.sqrt(_f64(s2)) / np.sqrt(1 - b2**t) + eps
         p[...] = p64 - lr / (1 - b1**t) * _f64(s1) / denom
+
+
+def sk_output_loss(out_kind, z, labels, target, sw, sw_sum, eps):
+    """scikit-learn's loss of a batch's output z and its delta (link(z) - y) s / S in
+    float64 (src/_nn_sk.pxi's formulas); out_kind: NumpyEngine.SK_OUTPUTS; eps: the
+    dtype's, log_loss's clip"""
+    z = _f64(z)
+    w = np.ones(z.shape[0]) if sw is None else _f64(sw)
+    if out_kind == 0:  # softmax, as scikit-learn's
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        y = np.zeros_like(z)
+        y[np.arange(z.shape[0]), labels] = 1.0
+        rl = -np.log(np.clip(p[np.arange(z.shape[0]), labels], eps, 1 - eps))
+    else:
+        y = _f64(target)
+        if out_kind == 1:  # logistic
+            p = _sigmoid(z)
+            q = np.clip(p, eps, 1 - eps)
+            rl = -(special.xlogy(y, q) + special.xlogy(1 - y, 1 - q)).sum(axis=1)
+        elif out_kind == 2:  # identity
+            p = z
+            rl = 0.5 * ((z - y) ** 2).mean(axis=1)
+        else:  # exp
+            p = np.exp(z)
+            rl = (special.xlogy(y, y / p) - y + p).sum(axis=1)
+    return float(np.dot(w, rl)) / sw_sum, (p - y) * w[:, None] / sw_sum
+
+
+def sk_update(solver, h, p, g, s1, s2, t):
+    """scikit-learn's AdamOptimizer (solver 2; h: lr, beta_1, beta_2, epsilon) or
+    SGDOptimizer (1; h: lr, momentum, nesterov) on the flat parameters p, in their dtype"""
+    if solver == 2:
+        lr, b1, b2, eps = (float(v) for v in h[:4])
+        s1[...] = b1 * s1 + (1 - b1) * g
+        s2[...] = b2 * s2 + (1 - b2) * (g * g)
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        p += (-lr_t * s1 / (np.sqrt(s2) + eps)).astype(p.dtype)
+        return
+    lr, momentum, nesterov = float(h[0]), float(h[1]), h[2] != 0
+    s1[...] = momentum * s1 - lr * g
+    p += momentum * s1 - lr * g if nesterov else s1
 
 
 class Sequential(_net.Sequential):

@@ -764,3 +764,178 @@ cdef class Engine:
             K.fp_restore(flags)
         self.busy = 0
         return total / rows if rows else 0.0
+
+    # -- scikit-learn's minibatch epoch (fastact.sklearn; the loops are src/_nn_sk.pxi) --
+    cdef double _sk_update(self, const int64_t *segs, Py_ssize_t n_segs, int solver,
+                           const double *h, char *s1, char *s2, long long t,
+                           double c) noexcept nogil:
+        """scikit-learn's update of every parameter, the L2 term c W on the dense weights
+        (segs: their offset, size pairs, in increasing offsets) and none on the rest
+        (biases, BatchNorm, PReLU); returns sum ||W||^2 before the update when c > 0"""
+        cdef Py_ssize_t i, pos = 0, off, n
+        cdef Py_ssize_t isz = self.isz
+        cdef double lr_t = sk_adam_lr(h, t) if solver == SK_ADAM else 0.0, sq = 0.0
+        for i in range(n_segs + 1):
+            off = segs[2 * i] if i < n_segs else self.n_params
+            n = segs[2 * i + 1] if i < n_segs else 0
+            sk_update(self.dt, solver, h, self.p_theta + pos * isz, self.p_grad + pos * isz,
+                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, lr_t,
+                      0.0, False)
+            sq += sk_update(self.dt, solver, h, self.p_theta + off * isz,
+                            self.p_grad + off * isz, s1 + off * isz,
+                            s2 + off * isz if s2 != NULL else NULL, n, lr_t, c, c > 0)
+            pos = off + n
+        return sq
+
+    def _sk_check(self, X, labels, target, weights, order, bs, out_kind, solver, hyper,
+                  state1, state2, losses):
+        """sk_epoch's arguments, checked before any pointer is taken (the estimator passes
+        them right; this keeps a wrong call from reading or writing out of bounds)"""
+        dtype = self.theta.dtype
+        rows = X.shape[0] if X.ndim == 2 else -1
+        k, C = int(self.widths[0]), int(self.widths[self.out_t])
+
+        def array(a, name, dt, size):
+            if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+                    and a.size == size):
+                raise ValueError(f"sk_epoch: {name} must be a C-contiguous {np.dtype(dt)} "
+                                 f"array of {size} elements.")
+
+        if solver not in SK_SOLVERS.values() or out_kind not in SK_OUTPUTS.values():
+            raise ValueError(f"sk_epoch: unknown solver {solver} or out_kind {out_kind}; "
+                             f"valid: {SK_SOLVERS}, {SK_OUTPUTS}.")
+        if rows < 0 or X.shape[1] != k:
+            raise ValueError(f"sk_epoch: X must be 2-D with {k} columns; got {X.shape}.")
+        array(X, "X", dtype, rows * k)
+        if out_kind == SK_SOFTMAX:
+            array(labels, "labels (softmax)", np.int64, rows)
+            if rows and (labels.min() < 0 or labels.max() >= C):
+                raise ValueError(f"sk_epoch: labels must be in [0, {C}).")
+        else:
+            array(target, "target", dtype, rows * C)
+        if weights is not None:
+            array(weights, "weights", np.float64, rows)
+        if order is not None:
+            array(order, "order", np.int64, rows)
+            if rows and (order.min() < 0 or order.max() >= rows):
+                raise ValueError(f"sk_epoch: order must index the {rows} rows.")
+        if bs < 1:
+            raise ValueError(f"sk_epoch: bs must be >= 1; got {bs}.")
+        array(hyper, "hyper", np.float64, 4 if solver == SK_ADAM else 3)
+        array(state1, "state1", dtype, self.n_params)
+        if solver == SK_ADAM:
+            array(state2, "state2 (adam)", dtype, self.n_params)
+        array(losses, "losses", np.float64, losses.size if losses is not None else -1)
+        if losses.size < (rows + bs - 1) // bs:
+            raise ValueError(f"sk_epoch: losses needs a slot per batch, "
+                             f"{(rows + bs - 1) // bs}; got {losses.size}.")
+
+    def sk_epoch(self, cnp.ndarray X, object labels, object target, object weights,
+                 object order, Py_ssize_t bs, int out_kind, int solver, cnp.ndarray hyper,
+                 cnp.ndarray state1, cnp.ndarray state2, long long t0, double alpha,
+                 uint64_t seed, uint64_t counter, bint skip_single, cnp.ndarray losses):
+        """One epoch of scikit-learn's MLP minibatch loop: batches of bs rows of X (the rows
+        in `order`, an int64 permutation, or in order), each a training step with
+        scikit-learn's loss (out_kind: SK_OUTPUTS; labels for softmax, else targets),
+        per-sample weights (float64, or None), L2 penalty alpha on the dense weights and
+        update (solver: SK_SOLVERS; hyper: adam (lr, beta_1, beta_2, epsilon), sgd (lr,
+        momentum, nesterov); state1/state2 its moments or velocity; t0 steps done before).
+        losses[b] gets batch b's loss (with the L2 term); with skip_single a last batch of
+        one row is left out.  Stops before the update of a step whose loss or gradient is
+        not finite (last_ok False, running statistics put back).  Returns the number of
+        steps applied."""
+        self._sk_check(X, labels, target, weights, order, bs, out_kind, solver, hyper, state1,
+                       state2, losses)
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), k = self.p_w[0], C = self.p_w[self.out_t]
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        cdef const double *wp = NULL if weights is None else <const double *>cnp.PyArray_DATA(<cnp.ndarray>weights)
+        cdef const int64_t *op = NULL if order is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+        cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        # the dense weights (offset, size), by offset: the parameters with the L2 penalty
+        gemm = self.ops_i[self.ops_i[:, I_KIND] == OP_GEMM]
+        gemm = gemm[np.argsort(gemm[:, I_W])]
+        cdef cnp.ndarray segs_a = np.ascontiguousarray(
+            np.stack([gemm[:, I_W], gemm[:, I_K] * gemm[:, I_N]], axis=1).reshape(-1),
+            dtype=np.int64)
+        cdef const int64_t *segs = <const int64_t *>cnp.PyArray_DATA(segs_a)
+        cdef Py_ssize_t n_segs = gemm.shape[0]
+        if order is not None and self.xb.shape[0] < self.cap * k:
+            self.xb = np.zeros(self.cap * k, self.buf.dtype)
+            self.lb = np.zeros(self.cap, np.int64)
+            self.tb = np.zeros(self.cap * C, self.buf.dtype)
+        cdef cnp.ndarray wbuf = np.zeros(bs if order is not None and wp != NULL else 0, np.float64)
+        cdef double *wb = <double *>cnp.PyArray_DATA(wbuf)
+        cdef double *lo = <double *>cnp.PyArray_DATA(losses)
+        cdef char *xb = <char *>cnp.PyArray_DATA(self.xb)
+        cdef int64_t *lb = <int64_t *>cnp.PyArray_DATA(self.lb)
+        cdef char *tb = <char *>cnp.PyArray_DATA(self.tb)
+        cdef const char *bx
+        cdef const int64_t *bl
+        cdef const char *bt
+        cdef const double *bw
+        cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
+        cdef Py_ssize_t r0, n, i, src, b = 0, done = 0
+        cdef double loss, sw_sum
+        cdef bint ok = True
+        cdef int flags = K.fp_flags()
+        self._enter(bs)
+        with nogil:
+            r0 = 0
+            while r0 < rows:
+                n = rows - r0 if rows - r0 < bs else bs
+                if n == 1 and skip_single and r0 > 0:
+                    lo[b] = 0.0
+                    break
+                if op == NULL:
+                    bx = xp + r0 * k * self.isz
+                    bl = lp + r0 if lp != NULL else NULL
+                    bt = tp + r0 * C * self.isz if tp != NULL else NULL
+                    bw = wp + r0 if wp != NULL else NULL
+                else:
+                    for i in range(n):
+                        src = op[r0 + i]
+                        memcpy(xb + i * k * self.isz, xp + src * k * self.isz, <size_t>(k * self.isz))
+                        if lp != NULL:
+                            lb[i] = lp[src]
+                        if tp != NULL:
+                            memcpy(tb + i * C * self.isz, tp + src * C * self.isz, <size_t>(C * self.isz))
+                        if wp != NULL:
+                            wb[i] = wp[src]
+                    bx = xb
+                    bl = lb if lp != NULL else NULL
+                    bt = tb if tp != NULL else NULL
+                    bw = wb if wp != NULL else NULL
+                sw_sum = <double>n
+                if bw != NULL:
+                    sw_sum = 0.0
+                    for i in range(n):
+                        sw_sum += bw[i]
+                if self.state_bytes:
+                    memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
+                self._forward(bx, n, True, seed, counter + <uint64_t>b)
+                loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
+                                   self.p_work, bw, sw_sum, n, C)
+                self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
+                lo[b] = loss
+                b += 1
+                ok = isfinite(loss) and not (
+                    fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
+                    if self.dt == FA_F32
+                    else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                if not ok:
+                    if self.state_bytes:
+                        memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
+                    break
+                # the L2 term of the loss: the weights before the update, summed in its pass
+                lo[b - 1] += 0.5 * alpha * self._sk_update(
+                    segs, n_segs, solver, h, s1, s2, t0 + done + 1, alpha / sw_sum) / sw_sum
+                done += 1
+                r0 += n
+            K.fp_restore(flags)
+        self.busy = 0
+        self.ok = ok
+        return done

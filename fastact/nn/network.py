@@ -1138,6 +1138,7 @@ class NativeEngine:
         self.forward = self._e.forward
         self.loss_of = self._e.loss_of
         self.gemms_only = self._e.gemms_only
+        self.sk_epoch = self._e.sk_epoch  # fastact.sklearn's native epochs
         self._opt = {"": 0, **_nn.OPTIMIZERS}
         self._step = self._e.step
 
