@@ -465,6 +465,7 @@ class NumpyEngine:
         self.dtype, self.prog, self.loss = dtype, program, loss
         self.theta, self.grad, self.state = theta, grad, state
         self.capacity = 1 << 62  # NumPy allocates per call anyway
+        self.flush_subnormals = True  # kept for the interface: NumPy keeps subnormals
         self.diagnostics = None
         self._out = None
 

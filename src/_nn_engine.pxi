@@ -81,6 +81,7 @@ cdef class Engine:
     buffers are sized for `capacity` rows; reserve() grows them (outside any step).
     """
     cdef int dt, loss, diag_ok, busy, n_ops, n_tensors, out_t, n_slots, n_rows_diag, ok
+    cdef bint flush
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
@@ -130,6 +131,7 @@ cdef class Engine:
         self.diag = np.zeros((max(n_diag_rows, 1), N_DIAG), np.float64)
         self.diag_ok = 0
         self.ok = 1
+        self.flush = True
         self.work = np.zeros(4 * self.maxw, np.float64)
         self.stats = np.zeros(max(n_stats, 1), np.float64)
         self.alive = np.zeros(self.maxw, np.uint8)
@@ -156,6 +158,18 @@ cdef class Engine:
     @property
     def diagnostics(self):
         return self.diag[:self.n_rows_diag].copy() if self.diag_ok else None
+
+    @property
+    def flush_subnormals(self):
+        """True (the default): every call runs with the CPU's flush-to-zero and
+        denormals-are-zero modes on (x86-64 MXCSR FTZ and DAZ, the caller's bits put back
+        after the call): subnormal results and inputs count as 0, so no operation pays the
+        CPU's slow path for them.  False: IEEE subnormals, as NumPy and the twin compute."""
+        return bool(self.flush)
+
+    @flush_subnormals.setter
+    def flush_subnormals(self, bint on):
+        self.flush = on
 
     @property
     def last_ok(self):
@@ -552,9 +566,11 @@ cdef class Engine:
         cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
         cdef double loss
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         cdef bint ok = True
         self._enter(rows)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             if check and training and self.state_bytes:
                 memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
             self._forward(xp, rows, training, seed, counter)
@@ -569,6 +585,8 @@ cdef class Engine:
                 self._update(opt, h, s1, s2, t)
             if not ok and training and self.state_bytes:
                 memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.ok = ok
         self.busy = 0
@@ -637,8 +655,10 @@ cdef class Engine:
         cdef double loss
         cdef bint ok = True
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(bs)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 n = rows - r0 if rows - r0 < bs else bs
@@ -683,6 +703,8 @@ cdef class Engine:
                 done += 1
                 b += 1
                 r0 += n
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
         self.ok = ok
@@ -692,13 +714,16 @@ cdef class Engine:
 
     def gemms_only(self, cnp.ndarray X):
         """Only the matrix products of one step on X (for the benchmarks: the limit of a
-        step with this BLAS).  Leaves the buffers and grad with meaningless values."""
+        step with this BLAS; in the step's floating-point mode, flush_subnormals).  Leaves
+        the buffers and grad with meaningless values."""
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef int i
         cdef const int64_t *oi
+        cdef unsigned ftz
         self._enter(rows)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             for i in range(self.n_ops):
                 oi = self.p_oi + i * NI
                 if oi[I_KIND] == OP_GEMM:
@@ -713,6 +738,51 @@ cdef class Engine:
                     if oi[I_GIN] >= 0:
                         mm_nt(self.dt, self.isz, self._G(oi[I_GOUT]), self._P(oi[I_W]),
                               self._G(oi[I_GIN]), <int>rows, <int>oi[I_K], <int>oi[I_N])
+            if self.flush:
+                fa_ftz_leave(ftz)
+        self.busy = 0
+
+    def kernels_only(self, cnp.ndarray X):
+        """Only the elementwise ops of one training step on X, forward then backward (bias
+        + activation, BatchNorm, dropout, residual add, PReLU; no GEMM, loss or update), in
+        the step's floating-point mode (for the benchmarks: with gemms_only and
+        update_only, the lower bound of a step).  Leaves meaningless values behind."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef int i
+        cdef unsigned ftz
+        cdef int flags = K.fp_flags()
+        self._enter(rows)
+        with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
+            for i in range(self.n_ops):
+                if self.p_oi[i * NI + I_KIND] != OP_GEMM:
+                    self._op_fwd(self.p_oi + i * NI, self.p_of + i * NF, xp, rows, True, 0, 0)
+            for i in range(self.n_ops - 1, -1, -1):
+                if self.p_oi[i * NI + I_KIND] != OP_GEMM:
+                    self._op_bwd(self.p_oi + i * NI, self.p_of + i * NF, xp, rows, True, 0, 0,
+                                 False)
+            if self.flush:
+                fa_ftz_leave(ftz)
+            K.fp_restore(flags)
+        self.busy = 0
+
+    def update_only(self, int opt, cnp.ndarray hyper, cnp.ndarray state1=None,
+                    cnp.ndarray state2=None, long long t=1):
+        """Only the optimizer update of a step (grad as it is), in the step's floating-point
+        mode (for the benchmarks: the update's share of a step)."""
+        cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        cdef unsigned ftz
+        cdef int flags = K.fp_flags()
+        self._enter(0)
+        with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
+            self._update(opt, h, s1, s2, t)
+            if self.flush:
+                fa_ftz_leave(ftz)
+            K.fp_restore(flags)
         self.busy = 0
 
     def output(self, Py_ssize_t rows):
@@ -728,8 +798,10 @@ cdef class Engine:
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef char *op = <char *>cnp.PyArray_DATA(out)
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(0)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 nr = rows - r0 if rows - r0 < self.cap else self.cap
@@ -737,6 +809,8 @@ cdef class Engine:
                 memcpy(op + r0 * C * self.isz, self._T(self.out_t, xp + r0 * k * self.isz),
                        <size_t>(nr * C * self.isz))
                 r0 += nr
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
 
@@ -751,8 +825,10 @@ cdef class Engine:
         cdef char *g0 = self.p_g
         cdef double total = 0.0
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(0)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 nr = rows - r0 if rows - r0 < self.cap else self.cap
@@ -761,6 +837,8 @@ cdef class Engine:
                                          lp + r0 if lp != NULL else NULL,
                                          tp + r0 * C * self.isz if tp != NULL else NULL, g0)
                 r0 += nr
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
         return total / rows if rows else 0.0

@@ -71,6 +71,10 @@ cdef extern from "fa_nn_loops.h" nogil:
                           Py_ssize_t n)
     int fa_nonfinite_f32(const float *a, Py_ssize_t n)
     int fa_nonfinite_f64(const double *a, Py_ssize_t n)
+    int fa_ftz_supported()
+    unsigned fa_ftz_enter()
+    void fa_ftz_leave(unsigned saved)
+    unsigned fa_ftz_bits()
     void fa_sgd_f32(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
                     double momentum, double wd, int nesterov, int first)
     void fa_sgd_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr,

@@ -1,0 +1,142 @@
+"""flush_subnormals: the engine's calls run with flush-to-zero and denormals-are-zero on
+(by default), put the caller's floating-point mode back, and differ from the NumPy twin
+only where a value is subnormal."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import fastact
+from fastact import optim
+from fastact import reference as ref
+from fastact.nn import Dense, Sequential
+
+NATIVE = not fastact.PUREPYTHON
+native_only = pytest.mark.skipif(not NATIVE, reason="FASTACT_PUREPYTHON=1: no native engine")
+
+# gelu(x) for these x is subnormal in the dtype (checked against the twin below)
+TAIL = {np.float32: -13.5, np.float64: -37.65}
+
+
+def _subnormal_arithmetic_works():
+    """NumPy on this thread still produces subnormals (FTZ off) and reads them (DAZ off)."""
+    a = np.float32(1e-38) * np.float32(1e-2)
+    b = np.array([np.finfo(np.float64).smallest_subnormal]) * 4.0
+    return a != 0 and b[0] != 0
+
+
+def _tail_net(cls, dtype):
+    """x -> gelu(x) -> x 2^k: the hidden value is subnormal, the output is not"""
+    net = cls([Dense(1, "gelu"), Dense(2, None)], n_in=1, dtype=dtype)
+    sd = net.state_dict()
+    sd["0.W"][...] = 1
+    sd["0.b"][...] = 0
+    big = 2.0**100 if dtype == np.float32 else 2.0**1000
+    sd["1.W"][...] = [[big, -big]]
+    sd["1.b"][...] = 0
+    return net
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@native_only
+def test_flush_zeroes_subnormals_and_off_keeps_them(dtype):
+    X = np.array([[TAIL[dtype]]], dtype)
+    h = ref.gelu(X.astype(np.float64)).astype(dtype)
+    assert h[0, 0] != 0 and abs(h[0, 0]) < np.finfo(dtype).tiny  # the premise
+    twin = _tail_net(ref.Sequential, dtype).forward(X)
+    assert np.all(twin != 0)
+    net = _tail_net(Sequential, dtype)
+    assert net.flush_subnormals is True  # the default
+    np.testing.assert_array_equal(net.forward(X), np.zeros((1, 2), dtype))
+    net.flush_subnormals = False
+    out = net.forward(X)
+    assert np.all(out != 0)
+    np.testing.assert_allclose(out, twin, rtol=1e-2)  # (subnormals carry few digits)
+    assert _subnormal_arithmetic_works()
+
+
+@native_only
+def test_every_engine_call_puts_the_floating_point_mode_back():
+    assert _subnormal_arithmetic_works()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    net = fastact.MLP([6, 8, 8, 3], "gelu", batchnorm="before", dropout=0.2, residual=True)
+    opt = optim.Adam(1e-3)
+    calls = [
+        lambda: net.train_step(X, y, opt),
+        lambda: net.compute_gradients(X, y),
+        lambda: net.forward(X),
+        lambda: net.predict(X),
+        lambda: net.evaluate(X, y),
+        lambda: net.fit(X, y, 1, 16, optimizer=optim.SGD(0.01), verbose=0),
+        lambda: net._engine.gemms_only(X),
+        lambda: net._engine._e.kernels_only(X),
+        lambda: net._engine._e.update_only(1, opt._hyper * 0, None, None, 1),
+    ]
+    for flush in (True, False):
+        net.flush_subnormals = flush
+        for call in calls:
+            call()
+            assert _subnormal_arithmetic_works()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@native_only
+def test_flush_changes_nothing_without_subnormals(dtype):
+    """relu and tanh on standard-normal data make no subnormal: bit-identical steps"""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((32, 10)).astype(dtype)
+    y = rng.integers(0, 4, 32)
+    results = []
+    for flush in (True, False):
+        net = fastact.MLP([10, 16, 16, 4], ["relu", "tanh"], dtype=dtype, batchnorm="before")
+        net.flush_subnormals = flush
+        opt = optim.SGD(0.05, momentum=0.9)
+        losses = [net.train_step(X, y, opt) for _ in range(5)]
+        results.append((losses, net.theta.copy(), net.grad_flat.copy()))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+
+
+@native_only
+def test_flush_step_matches_the_twin_where_subnormals_appear():
+    """gelu behind residual connections: the pre-activations grow to |x| > 13 and gelu's
+    tail gives subnormals; flushed or not, the step is the twin's to float32 accuracy"""
+    rng = np.random.default_rng(2)
+    X = (rng.standard_normal((64, 32)) * 30).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    sizes = [32] + [32] * 6 + [10]
+    twin = ref.MLP(sizes, "gelu", residual=True, seed=3)
+    g_twin = twin.compute_gradients(X, y), twin.grad_flat.copy()
+    for flush in (True, False):
+        net = fastact.MLP(sizes, "gelu", residual=True, seed=3)
+        net.flush_subnormals = flush
+        loss = net.compute_gradients(X, y)
+        assert loss == pytest.approx(g_twin[0], rel=1e-5)
+        scale = np.max(np.abs(g_twin[1]))
+        np.testing.assert_allclose(net.grad_flat, g_twin[1], rtol=0, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("backend", ["fastact", "reference"])
+def test_flush_setting_is_saved_and_copied(backend, tmp_path):
+    mod = fastact if backend == "fastact" else ref
+    net = mod.MLP([3, 4, 2], "relu")
+    net.flush_subnormals = False
+    assert copy.deepcopy(net).flush_subnormals is False
+    assert pickle.loads(pickle.dumps(net)).flush_subnormals is False
+    net.save(tmp_path / "n.npz")
+    assert mod.MLP.load(tmp_path / "n.npz").flush_subnormals is False
+    net.flush_subnormals = True
+    assert copy.deepcopy(net).flush_subnormals is True
+
+
+def test_flush_setting_must_be_a_bool():
+    net = fastact.MLP([3, 4, 2], "relu")
+    with pytest.raises(TypeError, match="flush_subnormals must be True or False; got 1"):
+        net.flush_subnormals = 1
