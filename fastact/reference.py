@@ -477,6 +477,10 @@ class NumpyEngine:
         return bool(np.isfinite(a).all())
 
     @staticmethod
+    def batch_ok(X, y):
+        return False  # (the native engine's fast path: here the Python checks do it all)
+
+    @staticmethod
     def bad_label(labels, n_classes):
         bad = labels[(labels < 0) | (labels >= n_classes)]
         return int(bad[0]) if bad.size else None
@@ -640,7 +644,6 @@ class NumpyEngine:
         s1=None,
         s2=None,
         t=0,
-        *,
         training=True,
         seed=0,
         counter=0,

@@ -546,8 +546,58 @@ cdef class Engine:
                             n, h[0], h[1], h[2], h[3], h[4], opt == OPT_ADAMW, bc1, bc2s)
         return norm
 
+    def batch_ok(self, X, y):
+        """True when (X, y) is a batch a step can use as it is and fits the buffers: X a
+        C-contiguous aligned (rows, n_in) array of the engine's dtype, 0 < rows <=
+        capacity, every value finite; y int64 labels of shape (rows,) in [0, classes)
+        (cross-entropy) or a finite (rows, n_out) array of the dtype.  False sends the
+        batch to the Python checks (which convert it, raise the error or grow the
+        buffers): this is only the fast path of the usual case."""
+        if type(X) is not np.ndarray or type(y) is not np.ndarray:
+            return False
+        cdef cnp.ndarray x = <cnp.ndarray>X, t = <cnp.ndarray>y
+        cdef int npy = cnp.NPY_FLOAT32 if self.dt == FA_F32 else cnp.NPY_FLOAT64
+        cdef int need = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+        cdef Py_ssize_t rows, n, C = self.p_w[self.out_t], i
+        cdef const int64_t *lab
+        cdef bint bad = False
+        if (cnp.PyArray_NDIM(x) != 2 or cnp.PyArray_TYPE(x) != npy
+                or cnp.PyArray_DIM(x, 1) != self.p_w[0]
+                or (cnp.PyArray_FLAGS(x) & need) != need):
+            return False
+        rows = cnp.PyArray_DIM(x, 0)
+        if rows == 0 or rows > self.cap:
+            return False
+        if (cnp.PyArray_FLAGS(t) & need) != need:
+            return False
+        if self.loss == LOSS_XENT:
+            if (cnp.PyArray_NDIM(t) != 1 or cnp.PyArray_TYPE(t) != cnp.NPY_INT64
+                    or cnp.PyArray_DIM(t, 0) != rows):
+                return False
+            lab = <const int64_t *>cnp.PyArray_DATA(t)
+            with nogil:
+                for i in range(rows):
+                    bad |= (lab[i] < 0) | (lab[i] >= C)
+            if bad:
+                return False
+        else:
+            if (cnp.PyArray_NDIM(t) != 2 or cnp.PyArray_TYPE(t) != npy
+                    or cnp.PyArray_DIM(t, 0) != rows or cnp.PyArray_DIM(t, 1) != C):
+                return False
+        n = rows * self.p_w[0]
+        with nogil:
+            if self.dt == FA_F32:
+                bad = fa_nonfinite_f32(<const float *>cnp.PyArray_DATA(x), n)
+                if self.loss != LOSS_XENT and not bad:
+                    bad = fa_nonfinite_f32(<const float *>cnp.PyArray_DATA(t), rows * C)
+            else:
+                bad = fa_nonfinite_f64(<const double *>cnp.PyArray_DATA(x), n)
+                if self.loss != LOSS_XENT and not bad:
+                    bad = fa_nonfinite_f64(<const double *>cnp.PyArray_DATA(t), rows * C)
+        return not bad
+
     # -- the entry points --
-    def step(self, cnp.ndarray X, object labels, object target, bint diag, int opt=OPT_NONE,
+    def step(self, cnp.ndarray X, object labels, object target, bint diag, object kind="",
              cnp.ndarray hyper=None, cnp.ndarray state1=None, cnp.ndarray state2=None,
              long long t=0, bint training=True, uint64_t seed=0, uint64_t counter=0,
              bint check=False):
@@ -555,7 +605,9 @@ cdef class Engine:
         update, for one batch X (rows <= capacity).  Training mode: batch statistics
         (running statistics updated) and dropout masks keyed by (seed, counter, layer).
         check: when the loss or a gradient is not finite, skip the update and set
-        last_ok to False.  Returns the loss."""
+        last_ok to False.  kind: the optimizer's name ("" for none: no update).  Returns
+        the loss."""
+        cdef int opt = OPT_NONE if not kind else OPTIMIZERS[kind]
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)

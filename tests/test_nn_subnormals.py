@@ -140,3 +140,83 @@ def test_flush_setting_must_be_a_bool():
     net = fastact.MLP([3, 4, 2], "relu")
     with pytest.raises(TypeError, match="flush_subnormals must be True or False; got 1"):
         net.flush_subnormals = 1
+
+
+# ---- train_step's native fast path for the usual batch (Engine.batch_ok) ----------------
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse"])
+@native_only
+def test_batch_ok_accepts_only_the_usual_batch(loss):
+    rng = np.random.default_rng(4)
+    net = fastact.MLP([5, 6, 3], "tanh", loss=loss)
+    net._engine.reserve(8)
+    X = rng.standard_normal((8, 5)).astype(np.float32)
+    if loss == "mse":
+        y = rng.standard_normal((8, 3)).astype(np.float32)
+        bad_y = [
+            y.astype(np.float64),
+            y[:, :2].copy(),
+            y[:7].copy(),
+            np.asfortranarray(y),
+            np.where(y > 1, np.inf, y).astype(np.float32),
+            y.tolist(),
+        ]
+    else:
+        y = rng.integers(0, 3, 8)
+        bad_y = [
+            y.astype(np.int32),
+            y[:7].copy(),
+            y.reshape(8, 1),
+            y * 0 + 3,
+            y * 0 - 1,
+            y.tolist(),
+        ]
+    ok = net._engine.batch_ok
+    assert ok(X, y)
+    assert not ok(rng.standard_normal((9, 5)).astype(np.float32), y)  # beyond the buffers
+    bad_X = [
+        X.astype(np.float64),
+        X[:, :4].copy(),
+        X[:0],
+        np.asfortranarray(X),
+        X.tolist(),
+        np.where(X > 1, np.nan, X).astype(np.float32),
+        X[:, None, :],
+    ]
+    for bx in bad_X:
+        assert not ok(bx, y)
+    for by in bad_y:
+        assert not ok(X, by)
+
+
+@native_only
+def test_train_step_fast_and_checked_paths_agree():
+    """the same batch as a C-ordered float32 / int64 pair (fast path) and as a Fortran-ordered
+    array with int32 labels (the Python checks convert): the same losses and parameters"""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((16, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    a = fastact.MLP([5, 8, 3], "silu", dropout=0.3, seed=2)
+    b = fastact.MLP([5, 8, 3], "silu", dropout=0.3, seed=2)
+    oa, ob = optim.Adam(1e-2), optim.Adam(1e-2)
+    for i in range(3):
+        assert a._engine.batch_ok(X, y) == (i > 0)  # (the first step sizes the buffers)
+        assert a.train_step(X, y, oa) == b.train_step(np.asfortranarray(X), y.astype(np.int32), ob)
+    np.testing.assert_array_equal(a.theta, b.theta)
+
+
+@pytest.mark.parametrize("backend", ["fastact", "reference"])
+def test_train_step_rejected_batches_still_raise(backend):
+    mod = fastact if backend == "fastact" else ref
+    net = mod.MLP([5, 6, 3], "relu")
+    opt = optim.SGD(0.1)
+    X = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="label 3 is out of range"):
+        net.train_step(X, np.array([0, 1, 2, 3]), opt)
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        net.train_step(np.full((4, 5), np.nan, np.float32), np.zeros(4, np.int64), opt)
+    with pytest.raises(ValueError, match=r"X must have shape \(rows, 5\)"):
+        net.train_step(np.zeros((4, 4), np.float32), np.zeros(4, np.int64), opt)
+    with pytest.raises(TypeError, match="X has dtype float64 but the network is float32"):
+        net.train_step(np.zeros((4, 5)), np.zeros(4, np.int64), opt)

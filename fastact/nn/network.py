@@ -390,17 +390,27 @@ class Sequential:
                 "train_step: optimizer must be a fastact.optim optimizer "
                 f"(SGD, Adam, AdamW); got {type(optimizer).__name__}."
             )
-        X = self._X(X, "train_step")
-        labels, target = self._y(y, X.shape[0], "train_step")
-        self._check_batch(X.shape[0], "train_step")
+        engine = self._engine
+        if engine.batch_ok(X, y):  # the usual batch, checked in one native call
+            rows = X.shape[0]
+            labels, target = (y, None) if self.loss == "softmax_cross_entropy" else (None, y)
+        else:  # the full checks: conversions, errors, larger buffers
+            X = self._X(X, "train_step")
+            rows = X.shape[0]
+            labels, target = self._y(y, rows, "train_step")
+        training = self.training
+        if training and rows < 2 and self._program.has_batchnorm:
+            self._check_batch(rows, "train_step")
         optimizer._bind(self.theta)
-        if X.shape[0] > self._engine.capacity:
-            self._engine.reserve(X.shape[0])
+        if rows > engine.capacity:
+            engine.reserve(rows)
         st = optimizer.state
         t = optimizer.t + 1
-        counter = self._next_counter()
+        counter = self._counter
+        if training:
+            self._counter = counter + 1
         check = self.on_nonfinite != "ignore"
-        loss = self._engine.step(
+        loss = engine.step(
             X,
             labels,
             target,
@@ -410,12 +420,12 @@ class Sequential:
             st[0] if st else None,
             st[1] if len(st) > 1 else None,
             t,
-            training=self.training,
-            seed=self.seed,
-            counter=counter,
-            check=check,
+            training,
+            self.seed,
+            counter,
+            check,
         )
-        if check and not self._engine.last_ok:
+        if check and not engine.last_ok:
             self._nonfinite(X, loss, counter, "train_step")  # the update was skipped
             return loss
         optimizer.t = t
@@ -831,7 +841,10 @@ class NativeEngine:
         self.loss_of = self._e.loss_of
         self.gemms_only = self._e.gemms_only
         self._opt = {"": 0, **_nn.OPTIMIZERS}
-        self._step = self._e.step
+        # step(X, labels, target, diag, kind="", hyper, s1, s2, t, training, seed, counter,
+        # check): the engine's own method, no Python frame in between
+        self.step = self._e.step
+        self.batch_ok = self._e.batch_ok
 
     @property
     def capacity(self):
@@ -897,39 +910,6 @@ class NativeEngine:
             losses,
             correct,
             diag,
-        )
-
-    def step(
-        self,
-        X,
-        labels,
-        target,
-        diag,
-        kind="",
-        hyper=None,
-        s1=None,
-        s2=None,
-        t=0,
-        *,
-        training=True,
-        seed=0,
-        counter=0,
-        check=False,
-    ):
-        return self._step(
-            X,
-            labels,
-            target,
-            diag,
-            self._opt[kind],
-            hyper,
-            s1,
-            s2,
-            t,
-            training,
-            seed,
-            counter,
-            check,
         )
 
 
