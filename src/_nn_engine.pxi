@@ -82,6 +82,14 @@ cdef class Engine:
     """
     cdef int dt, loss, diag_ok, busy, n_ops, n_tensors, out_t, n_slots, n_rows_diag, ok
     cdef bint flush
+    # the update fused into the backward (see _backward): the optimizer of this step, or
+    # OPT_NONE; fusable: every parameter belongs to exactly one op's parameter ranges
+    cdef int fz_opt
+    cdef bint fusable, fuse_on
+    cdef const double *fz_h
+    cdef char *fz_s1
+    cdef char *fz_s2
+    cdef long long fz_t
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
@@ -132,6 +140,16 @@ cdef class Engine:
         self.diag_ok = 0
         self.ok = 1
         self.flush = True
+        self.fz_opt = OPT_NONE
+        owner = np.zeros(self.n_params, np.int64)
+        for row in self.ops_i:
+            for f, size in ((I_W, row[I_K] * row[I_N]), (I_B, row[I_N]), (I_GAMMA, row[I_N]),
+                            (I_BETA, row[I_N]),
+                            (I_SLOPE, row[I_N] if row[I_PER_UNIT] else 1)):
+                if row[f] >= 0:
+                    owner[row[f]:row[f] + size] += 1
+        self.fusable = bool(np.all(owner == 1))
+        self.fuse_on = True
         self.work = np.zeros(4 * self.maxw, np.float64)
         self.stats = np.zeros(max(n_stats, 1), np.float64)
         self.alive = np.zeros(self.maxw, np.uint8)
@@ -170,6 +188,18 @@ cdef class Engine:
     @flush_subnormals.setter
     def flush_subnormals(self, bint on):
         self.flush = on
+
+    @property
+    def fuse_update(self):
+        """True (the default): a step that neither clips gradients nor checks them for
+        non-finite values updates each op's parameters right after the op's backward
+        (while they are in cache); False: one update pass after the backward (the same
+        arithmetic; for measurements)."""
+        return bool(self.fuse_on)
+
+    @fuse_update.setter
+    def fuse_update(self, bint on):
+        self.fuse_on = on
 
     @property
     def last_ok(self):
@@ -359,6 +389,40 @@ cdef class Engine:
         for i in range(self.n_ops - 1, -1, -1):
             self._op_bwd(self.p_oi + i * NI, self.p_of + i * NF, X, rows, training, seed,
                          counter, diag)
+            if self.fz_opt != OPT_NONE:
+                self._op_update(self.p_oi + i * NI)
+
+    cdef void _op_update(self, const int64_t *oi) noexcept nogil:
+        """the optimizer's update of one op's parameters, right after the op's backward
+        has formed their gradients and used them for the last time (so they are still in
+        cache): the same loops, element by element the same arithmetic as one update of
+        all parameters after the backward (used when the step neither clips nor checks
+        for non-finite gradients, both of which need every gradient first)"""
+        cdef Py_ssize_t n = oi[I_N]
+        if oi[I_W] >= 0:
+            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
+                               oi[I_W], oi[I_K] * n)
+        if oi[I_B] >= 0:
+            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
+                               oi[I_B], n)
+        if oi[I_GAMMA] >= 0:
+            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
+                               oi[I_GAMMA], n)
+        if oi[I_BETA] >= 0:
+            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
+                               oi[I_BETA], n)
+        if oi[I_SLOPE] >= 0:
+            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
+                               oi[I_SLOPE], n if oi[I_PER_UNIT] else 1)
+
+    cdef inline bint _fuse(self, int opt, const double *h, char *s1, char *s2, long long t,
+                           bint check) noexcept nogil:
+        """arm the fused update for this step when it applies; True when armed"""
+        if opt == OPT_NONE or check or h[5] > 0 or not (self.fusable and self.fuse_on):
+            self.fz_opt = OPT_NONE
+            return False
+        self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t = opt, h, s1, s2, t
+        return True
 
     cdef void _op_bwd(self, const int64_t *oi, const double *of, const char *X, Py_ssize_t rows,
                       bint training, uint64_t seed, uint64_t counter, bint diag) noexcept nogil:
@@ -516,7 +580,6 @@ cdef class Engine:
     cdef double _update(self, int opt, const double *h, char *s1, char *s2,
                         long long t) noexcept nogil:
         """clip (h[5] > 0: max global norm) and apply the optimizer; returns the grad norm"""
-        cdef char *theta = self.p_theta
         cdef char *grad = self.p_grad
         cdef Py_ssize_t n = self.n_params
         cdef double norm = -1.0, coef
@@ -525,6 +588,18 @@ cdef class Engine:
             coef = h[5] / (norm + 1e-6)
             if coef < 1.0:
                 scale(self.dt, grad, n, coef)
+        self._update_range(opt, h, s1, s2, t, 0, n)
+        return norm
+
+    cdef void _update_range(self, int opt, const double *h, char *s1, char *s2, long long t,
+                            Py_ssize_t off, Py_ssize_t n) noexcept nogil:
+        """the optimizer's update of parameters [off, off + n)"""
+        cdef char *theta = self.p_theta + off * self.isz
+        cdef char *grad = self.p_grad + off * self.isz
+        if s1 != NULL:
+            s1 = s1 + off * self.isz
+        if s2 != NULL:
+            s2 = s2 + off * self.isz
         cdef double bc1, bc2s
         if opt == OPT_SGD:
             # h: lr, momentum, weight_decay, nesterov, -, max_norm
@@ -544,7 +619,6 @@ cdef class Engine:
             else:
                 fa_adam_f64(<double *>theta, <const double *>grad, <double *>s1, <double *>s2,
                             n, h[0], h[1], h[2], h[3], h[4], opt == OPT_ADAMW, bc1, bc2s)
-        return norm
 
     def batch_ok(self, X, y):
         """True when (X, y) is a batch a step can use as it is and fits the buffers: X a
@@ -619,7 +693,7 @@ cdef class Engine:
         cdef double loss
         cdef int flags = K.fp_flags()
         cdef unsigned ftz
-        cdef bint ok = True
+        cdef bint ok = True, fused
         self._enter(rows)
         with nogil:
             ftz = fa_ftz_enter() if self.flush else 0
@@ -627,13 +701,15 @@ cdef class Engine:
                 memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
             self._forward(xp, rows, training, seed, counter)
             loss = self._loss(self._T(self.out_t, xp), rows, lp, tp, g0)
+            fused = self._fuse(opt, h, s1, s2, t, check)
             self._backward(xp, rows, training, seed, counter, diag)
+            self.fz_opt = OPT_NONE
             if check:
                 ok = isfinite(loss) and not (
                     fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
                     if self.dt == FA_F32
                     else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
-            if opt != OPT_NONE and ok:
+            if opt != OPT_NONE and ok and not fused:
                 self._update(opt, h, s1, s2, t)
             if not ok and training and self.state_bytes:
                 memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
@@ -705,7 +781,7 @@ cdef class Engine:
         cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
         cdef Py_ssize_t r0, n, i, src, b = 0, done = 0
         cdef double loss
-        cdef bint ok = True
+        cdef bint ok = True, fused
         cdef int flags = K.fp_flags()
         cdef unsigned ftz
         self._enter(bs)
@@ -740,7 +816,9 @@ cdef class Engine:
                 loss = self._loss(self._T(self.out_t, bx), n, bl, bt, g0)
                 co[b] = self._correct(self._T(self.out_t, bx), n, bl, bt)
                 lo[b] = loss
+                fused = self._fuse(opt, h, s1, s2, t0 + done + 1, check)
                 self._backward(bx, n, training, seed, counter0 + <uint64_t>b, diag)
+                self.fz_opt = OPT_NONE
                 if check:
                     ok = isfinite(loss) and not (
                         fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
@@ -751,7 +829,8 @@ cdef class Engine:
                             memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
                         b += 1
                         break
-                self._update(opt, h, s1, s2, t0 + done + 1)
+                if not fused:
+                    self._update(opt, h, s1, s2, t0 + done + 1)
                 done += 1
                 b += 1
                 r0 += n

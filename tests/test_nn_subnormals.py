@@ -220,3 +220,73 @@ def test_train_step_rejected_batches_still_raise(backend):
         net.train_step(np.zeros((4, 4), np.float32), np.zeros(4, np.int64), opt)
     with pytest.raises(TypeError, match="X has dtype float64 but the network is float32"):
         net.train_step(np.zeros((4, 5)), np.zeros(4, np.int64), opt)
+
+
+# ---- the update fused into the backward (a step that neither clips nor checks) -------------
+
+
+def _fused_pair_nets(dtype, seed=6):
+    kw = dict(
+        batchnorm=["before", "after", None],
+        dropout=0.2,
+        residual=True,
+        dtype=dtype,
+        seed=seed,
+    )
+    acts = ["gelu", ("prelu", {"per_unit": True}), "prelu"]
+    fused = fastact.MLP([7, 9, 9, 9, 4], acts, on_nonfinite="ignore", **kw)
+    plain = fastact.MLP([7, 9, 9, 9, 4], acts, on_nonfinite="raise", **kw)
+    return fused, plain
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda: optim.SGD(0.05),
+        lambda: optim.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        lambda: optim.Adam(1e-2, weight_decay=1e-3),
+        lambda: optim.AdamW(1e-2, weight_decay=1e-2),
+    ],
+    ids=["sgd", "sgd-nesterov-wd", "adam-l2", "adamw"],
+)
+@native_only
+def test_fused_update_is_bit_identical_to_the_separate_one(dtype, make_opt):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((24, 7)).astype(dtype)
+    y = rng.integers(0, 4, 24)
+    fused, plain = _fused_pair_nets(dtype)
+    of, op = make_opt(), make_opt()
+    for _ in range(4):
+        assert fused.train_step(X, y, of) == plain.train_step(X, y, op)
+    np.testing.assert_array_equal(fused.theta, plain.theta)
+    np.testing.assert_array_equal(fused.state, plain.state)
+    for a, b in zip(of.state, op.state):
+        np.testing.assert_array_equal(a, b)
+    # fit (the native epoch loop) fuses the same way
+    hf = fused.fit(X, y, 2, 8, optimizer=of, shuffle=True, verbose=0)
+    hp = plain.fit(X, y, 2, 8, optimizer=op, shuffle=True, verbose=0)
+    assert hf["loss"] == hp["loss"]
+    np.testing.assert_array_equal(fused.theta, plain.theta)
+
+
+@native_only
+def test_fused_update_matches_the_twin_in_float64():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((24, 7))
+    y = rng.integers(0, 4, 24)
+    net, _ = _fused_pair_nets(np.float64)
+    twin = ref.MLP(
+        [7, 9, 9, 9, 4],
+        ["gelu", ("prelu", {"per_unit": True}), "prelu"],
+        batchnorm=["before", "after", None],
+        dropout=0.2,
+        residual=True,
+        dtype=np.float64,
+        seed=6,
+        on_nonfinite="ignore",
+    )
+    on, ot = optim.SGD(0.05, momentum=0.9), optim.SGD(0.05, momentum=0.9)
+    for _ in range(3):
+        assert net.train_step(X, y, on) == pytest.approx(twin.train_step(X, y, ot), rel=1e-10)
+    np.testing.assert_allclose(net.theta, twin.theta, rtol=1e-10, atol=1e-12)
