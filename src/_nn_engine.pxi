@@ -472,11 +472,12 @@ cdef class Engine:
                 elif gi != g:
                     memcpy(gi, g, <size_t>(m * self.isz))
         elif kind == OP_ADD:
-            # the first input's gradient is this gradient (same slot); the second's gets it too
+            # the first input's gradient is this gradient (same slot); the second's gets it
+            # too (the same slot as well unless another consumer has already written it)
             if oi[I_GIN2] >= 0:
                 if oi[I_ACC] & 2:
                     add_arrays(self.dt, g, self._G(oi[I_GIN2]), self._G(oi[I_GIN2]), m)
-                else:
+                elif oi[I_GIN2] != oi[I_GOUT]:
                     memcpy(self._G(oi[I_GIN2]), g, <size_t>(m * self.isz))
         elif kind == OP_PRELU:
             self._prelu_bwd(oi, of, x, y, g, gi, rows, n, diag)
@@ -532,16 +533,19 @@ cdef class Engine:
         cdef int64_t r = oi[I_DIAG]
         cdef double *dg = self.p_diag + r * N_DIAG
         cdef Py_ssize_t j, r0, nb, blk, off
+        # du = g act'(saved) goes to the input's gradient gi (g when in place): g itself
+        # is left as it is, for a residual add whose skip connection shares its slot
+        cdef char *du = gi if act != 0 else g
         memset(sdu, 0, <size_t>n * sizeof(double))
         memset(sdux, 0, <size_t>n * sizeof(double))
         blk = BLOCK_ELEMS // n if n < BLOCK_ELEMS else 1
         r0 = 0
-        while r0 < rows:          # du = g act'(saved) in place, and the two column sums
+        while r0 < rows:          # du = g act'(saved), and the two column sums
             nb = rows - r0 if rows - r0 < blk else blk
             off = r0 * n * self.isz
             if act != 0:
-                K.bwd(act, self.dt, g + off, saved + off, g + off, nb * n, p)
-            bn_bwd_sums(self.dt, g + off, x + off, nb, n, n, mean, invstd, sdu, sdux)
+                K.bwd(act, self.dt, g + off, saved + off, du + off, nb * n, p)
+            bn_bwd_sums(self.dt, du + off, x + off, nb, n, n, mean, invstd, sdu, sdux)
             r0 += nb
         from_double(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, sdux, n)
         from_double(self.dt, self.p_grad + oi[I_BETA] * self.isz, sdu, n)
@@ -550,7 +554,7 @@ cdef class Engine:
             dg[8] = sqrt(sumsq(self.dt, self.p_grad + oi[I_BETA] * self.isz, n))
             if oi[I_ACT_OP]:
                 K.bwd(act, self.dt, self.p_ones, saved, self.p_scr, rows * n, p)
-                self._diag_act(dg, y, g, rows, n, of[F_THR])
+                self._diag_act(dg, y, du, rows, n, of[F_THR])
         if oi[I_GIN] < 0:
             return
         for j in range(n):
@@ -558,9 +562,9 @@ cdef class Engine:
             m1[j] = sdu[j] / rows
             m2[j] = sdux[j] / rows
         if training:
-            bn_bwd_dx(self.dt, g, x, gi, rows, n, n, mean, invstd, c1, m1, m2)
+            bn_bwd_dx(self.dt, du, x, gi, rows, n, n, mean, invstd, c1, m1, m2)
         else:
-            col_scale(self.dt, g, gi, rows, n, n, c1)
+            col_scale(self.dt, du, gi, rows, n, n, c1)
 
     cdef void _diag_act(self, double *dg, const char *y, const char *dz, Py_ssize_t rows,
                         Py_ssize_t n, double thr) noexcept nogil:

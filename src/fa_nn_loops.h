@@ -395,6 +395,16 @@ FA_NN_CLONES static void fa_prelu_bwd_##S(const T *g, const T *restrict z,      
 FA_NN_PRELU(float, f32)
 FA_NN_PRELU(double, f64)
 
+/* ---- the residual add: o = a + b (o may be a or b) ---------------------------------- */
+#define FA_NN_ADD(T, S)                                                                    \
+FA_NN_CLONES static void fa_add_##S(const T *a, const T *b, T *o, ptrdiff_t n)            \
+{                                                                                          \
+    for (ptrdiff_t i = 0; i < n; i++) o[i] = a[i] + b[i];                                  \
+}
+
+FA_NN_ADD(float, f32)
+FA_NN_ADD(double, f64)
+
 /* ---- flush-to-zero / denormals-are-zero around an engine call ---------------------
  * A subnormal float (|x| < 2^-126 in float32, 2^-1022 in float64) costs a microcode
  * assist of ~100+ cycles per operation on x86, in the activation loops and in the BLAS

@@ -290,3 +290,15 @@ def test_fused_update_matches_the_twin_in_float64():
     for _ in range(3):
         assert net.train_step(X, y, on) == pytest.approx(twin.train_step(X, y, ot), rel=1e-10)
     np.testing.assert_allclose(net.theta, twin.theta, rtol=1e-10, atol=1e-12)
+
+
+def test_residual_add_copies_no_gradient():
+    """the skip connection keeps the add's gradient slot (no copy in the backward); the
+    branch's last op writes elsewhere, so a plain residual chain still needs two slots"""
+    for kw in ({}, {"batchnorm": "before"}, {"batchnorm": "after", "dropout": 0.3}):
+        net = fastact.MLP([8, 8, 8, 8, 8, 3], "tanh", residual=True, **kw)
+        prog = net._program
+        adds = [o for o in prog.ops if o.kind == "add"]
+        assert len(adds) == 3
+        assert all(o.gin2 == o.gout == o.gin and not o.acc & 2 for o in adds)
+        assert prog.n_slots == 2
