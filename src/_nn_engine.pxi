@@ -113,10 +113,6 @@ cdef class Engine:
     cdef int64_t *p_w
     cdef int64_t *p_toff
     cdef unsigned char *p_alive
-    # per op: 1 for a dropout whose input and output tensors are still intact at its
-    # backward (nothing later writes their buffers), so the backward reads the mask off them
-    cdef cnp.ndarray keeps
-    cdef unsigned char *p_keeps
 
     def __init__(self, int dtype_code, cnp.ndarray ops_i, cnp.ndarray ops_f, widths, alias,
                  int out_tensor, int n_slots, int n_diag_rows, Py_ssize_t n_stats, int loss,
@@ -153,17 +149,6 @@ cdef class Engine:
                 if row[f] >= 0:
                     owner[row[f]:row[f] + size] += 1
         self.fusable = bool(np.all(owner == 1))
-        root = []
-        for t in range(self.n_tensors):
-            a = int(self.alias[t])
-            root.append(root[a] if a >= 0 else t)
-        self.keeps = np.zeros(max(self.n_ops, 1), np.uint8)
-        for i, row in enumerate(self.ops_i):
-            if row[I_KIND] == OP_DROPOUT:
-                bufs = {root[row[I_IN]], root[row[I_OUT]]}
-                later = {root[r[I_OUT]] for r in self.ops_i[i + 1:]}
-                self.keeps[i] = len(bufs) == 2 and not (bufs & later)
-        self.p_keeps = <unsigned char *>cnp.PyArray_DATA(self.keeps)
         self.fuse_on = True
         self.work = np.zeros(4 * self.maxw, np.float64)
         self.stats = np.zeros(max(n_stats, 1), np.float64)
@@ -481,10 +466,7 @@ cdef class Engine:
             self._bn_bwd(oi, of, x, y, g, gi, X, rows, n, training, diag, &p)
         elif kind == OP_DROPOUT:
             if oi[I_GIN] >= 0:
-                if training and of[F_P] > 0 and self.p_keeps[(oi - self.p_oi) // NI]:
-                    dropout_bwd(self.dt, g, x, y, gi, m, dropout_key(seed, counter, oi[I_LAYER]),
-                                dropout_threshold(of[F_P]), 1.0 / (1.0 - of[F_P]))
-                elif training and of[F_P] > 0:
+                if training and of[F_P] > 0:
                     dropout_apply(self.dt, g, gi, m, dropout_key(seed, counter, oi[I_LAYER]),
                                   dropout_threshold(of[F_P]), 1.0 / (1.0 - of[F_P]))
                 elif gi != g:

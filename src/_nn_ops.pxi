@@ -29,10 +29,6 @@ cdef extern from "fa_nn_loops.h" nogil:
                         float scale)
     void fa_dropout_f64(const double *x, double *y, Py_ssize_t n, uint64_t key, uint64_t thr,
                         double scale)
-    void fa_dropout_bwd_f32(const float *g, const float *x, const float *y, float *gi,
-                            Py_ssize_t n, uint64_t key, uint64_t thr, float scale)
-    void fa_dropout_bwd_f64(const double *g, const double *x, const double *y, double *gi,
-                            Py_ssize_t n, uint64_t key, uint64_t thr, double scale)
     void fa_col_sum_f32(const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *s)
     void fa_col_sum_f64(const double *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *s)
     void fa_col_sqdev_f32(const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double *mean,
@@ -102,17 +98,6 @@ cdef inline void dropout_apply(int dt, const void *x, void *y, Py_ssize_t n, uin
         fa_dropout_f32(<const float *>x, <float *>y, n, key, thr, <float>scale)
     else:
         fa_dropout_f64(<const double *>x, <double *>y, n, key, thr, scale)
-
-
-cdef inline void dropout_bwd(int dt, const void *g, const void *x, const void *y, void *gi,
-                             Py_ssize_t n, uint64_t key, uint64_t thr,
-                             double scale) noexcept nogil:
-    if dt == FA_F32:
-        fa_dropout_bwd_f32(<const float *>g, <const float *>x, <const float *>y, <float *>gi,
-                           n, key, thr, <float>scale)
-    else:
-        fa_dropout_bwd_f64(<const double *>g, <const double *>x, <const double *>y,
-                           <double *>gi, n, key, thr, scale)
 
 
 cdef void col_stats(int dt, const void *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,

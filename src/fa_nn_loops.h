@@ -55,38 +55,6 @@ FA_NN_CLONES static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t 
         y[i] = (h >> 11) >= thr ? v : (T)0;                                                \
     }                                                                                      \
 }                                                                                          \
-/* The backward of a dropout whose forward input x and output y are still in memory:      \
- * gi = g scale where element i was kept, else 0 (gi may be g).  y = x scale (scale >= 1)  \
- * where kept and 0 where dropped, so y != 0 means kept and y == 0 with x != 0 dropped;     \
- * only where both are 0 does the mask need its hash.  Blocks of 64 elements without such  \
- * an element skip the hash (most of them after a smooth activation); the others hash as   \
- * the forward does.  The result is the forward's mask bit for bit: NaN in x gives NaN     \
- * (kept) or 0 (dropped) in y, and a subnormal x reads as 0 in both passes under DAZ. */   \
-FA_NN_CLONES static void fa_dropout_bwd_##S(const T *g, const T *restrict x,               \
-                                            const T *restrict y, T *gi, ptrdiff_t n,       \
-                                            uint64_t key, uint64_t thr, T scale)           \
-{                                                                                          \
-    const uint64_t base = key + FA_GOLDEN;                                                 \
-    for (ptrdiff_t i0 = 0; i0 < n; i0 += 64) {                                             \
-        const ptrdiff_t m = n - i0 < 64 ? n - i0 : 64;                                     \
-        const T *xb = x + i0, *yb = y + i0, *gb = g + i0;                                  \
-        T *ob = gi + i0;                                                                   \
-        int unknown = 0;                                                                   \
-        for (ptrdiff_t i = 0; i < m; i++) unknown |= (yb[i] == (T)0) & (xb[i] == (T)0);    \
-        if (!unknown) {                                                                    \
-            for (ptrdiff_t i = 0; i < m; i++) {                                            \
-                T v = gb[i] * scale;                                                       \
-                ob[i] = yb[i] != (T)0 ? v : (T)0;                                          \
-            }                                                                              \
-        } else {                                                                           \
-            for (ptrdiff_t i = 0; i < m; i++) {                                            \
-                uint64_t h = fa_mix64(base + (uint64_t)(i0 + i) * FA_GOLDEN);              \
-                T v = gb[i] * scale;                                                       \
-                ob[i] = (h >> 11) >= thr ? v : (T)0;                                       \
-            }                                                                              \
-        }                                                                                  \
-    }                                                                                      \
-}                                                                                          \
 /* Column loops: rows of ld elements, columns [0, n) (a block of columns when ld > n,
  * so that threads can split the columns).
  * s[j] += sum_r x[r, j] */                                                                \
@@ -288,7 +256,6 @@ FA_NN_CLONES static void fa_bn_bwd_dx_f32(const float *du, const float *x, float
 #define fa_col_sqdev_f32 fa_col_sqdev_f32_generic
 #define fa_col_scale_f32 fa_col_scale_f32_generic
 #define fa_dropout_f32 fa_dropout_f32_generic
-#define fa_dropout_bwd_f32 fa_dropout_bwd_f32_generic
 
 /* ---- the training step's whole-parameter passes ------------------------------------ */
 
