@@ -13,7 +13,7 @@ import pytest
 import fastact
 from fastact import optim
 from fastact import reference as ref
-from fastact.nn import Dense, Sequential
+from fastact.nn import Dense, Dropout, Sequential
 
 NATIVE = not fastact.PUREPYTHON
 native_only = pytest.mark.skipif(not NATIVE, reason="FASTACT_PUREPYTHON=1: no native engine")
@@ -302,3 +302,51 @@ def test_residual_add_copies_no_gradient():
         assert len(adds) == 3
         assert all(o.gin2 == o.gout == o.gin and not o.acc & 2 for o in adds)
         assert prog.n_slots == 2
+
+
+# ---- dropout's backward mask is the forward's (the twin's), with and without zeros ---------
+
+
+def _grads(net, X, y):
+    loss = net.compute_gradients(X, y)
+    return loss, net.grad_flat.copy()
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("bn", [None, "before", "after"])
+@native_only
+def test_dropout_backward_mask_is_the_forwards(act, bn):
+    """relu puts exact zeros into dropout's input, tanh and gelu almost none: the
+    gradients are the twin's in float64, the same units dropped"""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((40, 12))
+    y = rng.integers(0, 5, 40)
+    kw = dict(dropout=[0.5, 0.3], batchnorm=bn, dtype=np.float64, seed=4)
+    net = fastact.MLP([12, 64, 64, 5], act, **kw)
+    twin = ref.MLP([12, 64, 64, 5], act, **kw)
+    for _ in range(2):  # two steps: two masks
+        (ln, gn), (lt, gt) = _grads(net, X, y), _grads(twin, X, y)
+        assert ln == pytest.approx(lt, rel=1e-12)
+        np.testing.assert_allclose(gn, gt, rtol=1e-10, atol=1e-14)
+        if bn != "before":  # (a bias before BatchNorm has a rounding-noise gradient)
+            assert np.array_equal(gn == 0, gt == 0)  # the same units dropped
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@native_only
+def test_dropout_backward_when_its_output_is_overwritten(dtype):
+    """Dropout then a tanh layer (tanh's output takes the dropout output's buffer): the
+    same gradients as the twin's"""
+    from fastact.nn.layers import ActivationLayer
+
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((30, 6)).astype(dtype)
+    y = rng.integers(0, 3, 30)
+    layers = lambda: [Dense(16), Dropout(0.4), ActivationLayer("tanh"), Dense(3)]
+    net = Sequential(layers(), n_in=6, dtype=dtype, seed=2)
+    twin = ref.Sequential(layers(), n_in=6, dtype=dtype, seed=2)
+    (ln, gn), (lt, gt) = _grads(net, X, y), _grads(twin, X, y)
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    assert ln == pytest.approx(lt, rel=tol)
+    np.testing.assert_allclose(gn, gt, rtol=tol, atol=tol * np.max(np.abs(gt)))
+    assert np.array_equal(gn == 0, gt == 0)
