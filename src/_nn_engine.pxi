@@ -85,6 +85,7 @@ cdef class Engine:
     # the update fused into the backward (see _backward): the optimizer of this step, or
     # OPT_NONE; fusable: every parameter belongs to exactly one op's parameter ranges
     cdef int fz_opt
+    cdef bint fz_check, fz_bad      # the non-finite check done op by op, and its finding
     cdef bint fusable, fuse_on
     cdef const double *fz_h
     cdef char *fz_s1
@@ -193,8 +194,9 @@ cdef class Engine:
     def fuse_update(self):
         """True (the default): a step that neither clips gradients nor checks them for
         non-finite values updates each op's parameters right after the op's backward
-        (while they are in cache); False: one update pass after the backward (the same
-        arithmetic; for measurements)."""
+        (while they are in cache), and a step that checks checks them there; False: one
+        check pass and one update pass after the backward (the same results; for
+        measurements)."""
         return bool(self.fuse_on)
 
     @fuse_update.setter
@@ -389,8 +391,26 @@ cdef class Engine:
         for i in range(self.n_ops - 1, -1, -1):
             self._op_bwd(self.p_oi + i * NI, self.p_of + i * NF, X, rows, training, seed,
                          counter, diag)
+            if self.fz_check:
+                self.fz_bad |= self._op_nonfinite(self.p_oi + i * NI)
             if self.fz_opt != OPT_NONE:
                 self._op_update(self.p_oi + i * NI)
+
+    cdef int _op_params(self, const int64_t *oi, Py_ssize_t *off,
+                        Py_ssize_t *cnt) noexcept nogil:
+        """the ranges of theta / grad that hold this op's parameters (at most 5); returns
+        how many"""
+        cdef Py_ssize_t n = oi[I_N]
+        cdef int m = 0, f
+        cdef int fields[5]
+        fields[:] = [I_W, I_B, I_GAMMA, I_BETA, I_SLOPE]
+        for f in fields:
+            if oi[f] >= 0:
+                off[m] = oi[f]
+                cnt[m] = (oi[I_K] * n if f == I_W else
+                          (1 if f == I_SLOPE and not oi[I_PER_UNIT] else n))
+                m += 1
+        return m
 
     cdef void _op_update(self, const int64_t *oi) noexcept nogil:
         """the optimizer's update of one op's parameters, right after the op's backward
@@ -398,26 +418,42 @@ cdef class Engine:
         cache): the same loops, element by element the same arithmetic as one update of
         all parameters after the backward (used when the step neither clips nor checks
         for non-finite gradients, both of which need every gradient first)"""
-        cdef Py_ssize_t n = oi[I_N]
-        if oi[I_W] >= 0:
+        cdef Py_ssize_t off[5]
+        cdef Py_ssize_t cnt[5]
+        cdef int j, m = self._op_params(oi, off, cnt)
+        for j in range(m):
             self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
-                               oi[I_W], oi[I_K] * n)
-        if oi[I_B] >= 0:
-            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
-                               oi[I_B], n)
-        if oi[I_GAMMA] >= 0:
-            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
-                               oi[I_GAMMA], n)
-        if oi[I_BETA] >= 0:
-            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
-                               oi[I_BETA], n)
-        if oi[I_SLOPE] >= 0:
-            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
-                               oi[I_SLOPE], n if oi[I_PER_UNIT] else 1)
+                               off[j], cnt[j])
+
+    cdef bint _op_nonfinite(self, const int64_t *oi) noexcept nogil:
+        """some gradient of this op's parameters is NaN or inf (checked right after the
+        op's backward formed them, while they are in cache)"""
+        cdef Py_ssize_t off[5]
+        cdef Py_ssize_t cnt[5]
+        cdef int j, m = self._op_params(oi, off, cnt)
+        cdef bint bad = False
+        for j in range(m):
+            if self.dt == FA_F32:
+                bad |= fa_nonfinite_f32(<const float *>self.p_grad + off[j], cnt[j])
+            else:
+                bad |= fa_nonfinite_f64(<const double *>self.p_grad + off[j], cnt[j])
+        return bad
+
+    cdef bint _grad_bad(self) noexcept nogil:
+        """some gradient is NaN or inf: what the backward found op by op, or one pass"""
+        if self.fz_check:
+            self.fz_check = False
+            return self.fz_bad
+        if self.dt == FA_F32:
+            return fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
+        return fa_nonfinite_f64(<const double *>self.p_grad, self.n_params)
 
     cdef inline bint _fuse(self, int opt, const double *h, char *s1, char *s2, long long t,
                            bint check) noexcept nogil:
-        """arm the fused update for this step when it applies; True when armed"""
+        """arm the fused update for this step when it applies (True when armed), or the
+        non-finite check op by op when the step checks"""
+        self.fz_check = check and self.fusable and self.fuse_on
+        self.fz_bad = False
         if opt == OPT_NONE or check or h[5] > 0 or not (self.fusable and self.fuse_on):
             self.fz_opt = OPT_NONE
             return False
@@ -709,10 +745,7 @@ cdef class Engine:
             self._backward(xp, rows, training, seed, counter, diag)
             self.fz_opt = OPT_NONE
             if check:
-                ok = isfinite(loss) and not (
-                    fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
-                    if self.dt == FA_F32
-                    else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                ok = isfinite(loss) and not self._grad_bad()
             if opt != OPT_NONE and ok and not fused:
                 self._update(opt, h, s1, s2, t)
             if not ok and training and self.state_bytes:
@@ -824,10 +857,7 @@ cdef class Engine:
                 self._backward(bx, n, training, seed, counter0 + <uint64_t>b, diag)
                 self.fz_opt = OPT_NONE
                 if check:
-                    ok = isfinite(loss) and not (
-                        fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
-                        if self.dt == FA_F32
-                        else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                    ok = isfinite(loss) and not self._grad_bad()
                     if not ok:
                         if training and self.state_bytes:
                             memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)

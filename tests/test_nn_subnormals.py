@@ -350,3 +350,30 @@ def test_dropout_backward_when_its_output_is_overwritten(dtype):
     assert ln == pytest.approx(lt, rel=tol)
     np.testing.assert_allclose(gn, gt, rtol=tol, atol=tol * np.max(np.abs(gt)))
     assert np.array_equal(gn == 0, gt == 0)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+@native_only
+def test_nonfinite_gradient_with_a_finite_loss_is_caught_op_by_op(fuse):
+    """h ~ 4e307 (finite), output ~ 1 (finite loss), but dW of the last layer sums 64
+    rows of h g and overflows: the check (op by op when fused, one pass when not) skips
+    the update and names the gradient"""
+    X = np.ones((64, 4))
+    y = np.full((64, 2), 1e3)
+    net = Sequential([Dense(3, "relu"), Dense(2)], n_in=4, dtype=np.float64, loss="mse")
+    net._engine._e.fuse_update = fuse
+    sd = net.state_dict()
+    sd["0.W"][...] = 4e307
+    sd["0.b"][...] = 0
+    sd["1.W"][...] = 1e-307
+    sd["1.b"][...] = 0
+    before = net.theta.copy()
+    opt = optim.Adam(1e-3)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"train_step: the loss \(906304\.0\) or a gradient is not finite at training "
+        r"step 0, first in layer 1 \(Dense, its gradient of 1\.W\)",
+    ):
+        net.train_step(X, y, opt)
+    np.testing.assert_array_equal(net.theta, before)
+    assert opt.t == 0 and not np.all(np.isfinite(net.grad_flat))
