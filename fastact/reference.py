@@ -307,7 +307,11 @@ DropoutCache = _fn.DropoutCache
 
 
 def dense_forward(x, W, b, activation, *, out=None, **params):
-    """(y, cache): y = act(x @ W + b), W of shape (n_in, n_out)."""
+    """Compute a dense layer in NumPy: the NumPy twin of fastact.nn.dense_forward.
+
+    (y, cache): y = act(x @ W + b), W of shape (n_in, n_out).  The same parameters,
+    returns and errors (the checks are shared); see there.
+    """
     x, W, b, name, params, kname, p, out = _fn.check_dense(x, W, b, activation, params, out)
     with np.errstate(all="ignore"):  # overflow to inf is the documented result
         z = x @ W
@@ -320,7 +324,11 @@ def dense_forward(x, W, b, activation, *, out=None, **params):
 
 
 def dense_backward(grad_y, cache):
-    """(grad_x, grad_W, grad_b): dz = grad_y * act'(saved), dW = x.T @ dz, dx = dz @ W.T."""
+    """Backpropagate a dense layer in NumPy: the NumPy twin of fastact.nn.dense_backward.
+
+    (grad_x, grad_W, grad_b): dz = grad_y * act'(saved), dW = x.T @ dz, dx = dz @ W.T.
+    The same parameters, returns and errors; see there.
+    """
     g = _fn.check_dense_grad(grad_y, cache)
     pre = cache.saved + cache.b if cache.saves == "input" else cache.saved
     with np.errstate(all="ignore"):
@@ -344,8 +352,12 @@ def batchnorm_forward(
     eps=1e-5,
     n_threads=None,
 ):
-    """(y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
-    (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place)."""
+    """Normalise over the batch in NumPy: the NumPy twin of fastact.nn.batchnorm_forward.
+
+    (y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
+    (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place).
+    The same parameters, returns and errors; see there.
+    """
     x, gamma, beta, rm, rv, momentum, eps = _fn.check_batchnorm(
         x, gamma, beta, training, running_mean, running_var, momentum, eps
     )
@@ -388,7 +400,11 @@ def _bn_backward(du, x, gamma, mean, invstd, training):
 
 
 def batchnorm_backward(grad_y, cache, *, n_threads=None):
-    """(grad_x, grad_gamma, grad_beta) of batchnorm_forward."""
+    """Backpropagate BatchNorm in NumPy: the NumPy twin of fastact.nn.batchnorm_backward.
+
+    (grad_x, grad_gamma, grad_beta) of batchnorm_forward.  The same parameters, returns
+    and errors; see there.
+    """
     g = _fn.check_batchnorm_grad(grad_y, cache)
     _V.check_threads(n_threads)
     with np.errstate(all="ignore"):
@@ -414,8 +430,46 @@ def _mix64(z):
 
 
 def dropout_keep(n, p, seed, step=0, layer=0):
-    """The dropout mask (True = kept) of n elements, element i kept when the top 53 bits of
-    mix64(key + (i + 1) G) are >= round(p 2^53): the native engine's rule, bit for bit."""
+    """Return dropout's mask of n elements (True = kept): the native engine's rule.
+
+    Element i is kept when the top 53 bits of ``mix64(key + (i + 1) G)`` are
+    >= round(p 2^53), with ``key = mix64(mix64(mix64(seed + G) + step + G) + layer + G)``,
+    G the golden-ratio constant and mix64 SplitMix64's finaliser: the mask of
+    fastact.nn.dropout_forward and of the networks' Dropout layers, bit for bit.
+
+    Parameters
+    ----------
+    n : int
+        The number of elements (in C order).
+    p : float
+        The drop probability, in [0, 1).
+    seed : int
+        The seed, in [0, 2**64).
+    step : int, default 0
+        The training step.
+    layer : int, default 0
+        The dropout layer's number.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True where the element is kept.
+
+    See Also
+    --------
+    fastact.nn.dropout_forward : Applies the mask (scaled by 1 / (1 - p)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> keep = fastact.reference.dropout_keep(8, 0.5, seed=0)
+    >>> keep.astype(int)
+    array([0, 0, 1, 1, 0, 1, 0, 1])
+    >>> y, _ = fastact.nn.dropout_forward(np.ones(8), 0.5, seed=0)
+    >>> bool(np.array_equal(y != 0, keep))
+    True
+    """
     key = _mix64(
         (_mix64((_mix64((seed + _GOLDEN) & _U64) + step + _GOLDEN) & _U64) + layer + _GOLDEN) & _U64
     )
@@ -433,7 +487,11 @@ def _dropout_apply(x, p, seed, step, layer):
 
 
 def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=None):
-    """(y, cache): inverted dropout with fastact's counter-based mask."""
+    """Apply inverted dropout in NumPy: the NumPy twin of fastact.nn.dropout_forward.
+
+    (y, cache), with fastact's counter-based mask (dropout_keep), bit for bit.  The same
+    parameters, returns and errors; see there.
+    """
     x, p, seed, step, layer, training = _fn.check_dropout(x, p, seed, step, layer, training)
     _V.check_threads(n_threads)
     y = _dropout_apply(x, p, seed, step, layer) if training and p > 0 else x.copy()
@@ -441,7 +499,11 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
 
 
 def dropout_backward(grad_y, cache, *, n_threads=None):
-    """grad_x of dropout_forward (the same mask, regenerated)."""
+    """Backpropagate dropout in NumPy: the NumPy twin of fastact.nn.dropout_backward.
+
+    grad_x of dropout_forward (the same mask, regenerated).  The same parameters,
+    returns and errors; see there.
+    """
     g = _fn.check_dropout_grad(grad_y, cache)
     _V.check_threads(n_threads)
     if cache.training and cache.p > 0:
@@ -458,8 +520,13 @@ def _correct(loss, out, labels, target):
 
 
 class NumpyEngine:
-    """The network program (fastact/nn/program.py) in NumPy, with the interface of the
-    native engine: one NumPy twin per op kind (_fwd_<kind> / _bwd_<kind>)."""
+    """Run a network's program in NumPy: the NumPy twin of fastact.nn.network.NativeEngine.
+
+    What fastact.reference.Sequential and fastact.reference.MLP train with (and what
+    the native networks rerun to name the layer where a non-finite value appeared):
+    the same interface, op by op: one NumPy twin per op kind of the network program
+    (fastact/nn/program.py), _fwd_<kind> / _bwd_<kind>.
+    """
 
     def __init__(self, dtype, program, loss, theta, grad, state):
         self.dtype, self.prog, self.loss = dtype, program, loss

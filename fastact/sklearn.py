@@ -725,25 +725,137 @@ def _loss_fn(name):
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's MLPClassifier on fastact's engine.
 
-    Parameters are scikit-learn's (same defaults and meanings; see
-    sklearn.neural_network.MLPClassifier), plus:
+    scikit-learn's parameters, defaults and meanings (sklearn.neural_network.MLPClassifier),
+    each training step one native call; plus every fastact activation and fastact's own
+    options (init, dtype, batchnorm, dropout, residual, n_threads).  In float64 with
+    init="sklearn" it reproduces scikit-learn's training to rounding.
 
-    activation : scikit-learn's "identity", "logistic", "tanh", "relu", or any fastact
-        activation name ("gelu", "silu", "leaky_relu", "prelu", ...) or (name, {params}).
-    init : "sklearn" (default: scikit-learn's Glorot-uniform weights and biases, drawn from
-        random_state as scikit-learn draws them) or a fastact scheme ("auto", "he_normal",
-        ...; biases zero).
-    dtype : float32 (default) or float64: the network's precision; X is converted.
-    batchnorm, dropout, residual : as fastact.MLP (None / 0.0 / False: off).
-    n_threads : threads of each fit (native code and BLAS, limited with threadpoolctl for
-        the fit only); None: fastact's default (all usable cores, at most the OpenMP limit,
-        which joblib sets in its worker processes), -1 all, -2 all but one.
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default (100,)
+        The ith element is the number of units in the ith hidden layer.
+    activation : str or (str, dict), default "relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh",
+        "relu", or any fastact activation name ("gelu", "silu", "leaky_relu",
+        "prelu", ...), or (name, {parameters}).
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        The weight optimizer; "lbfgs" raises NotImplementedError (use
+        sklearn.neural_network for it).
+    alpha : float, default 0.0001
+        Strength of the L2 penalty on the weights (not the biases), divided by the
+        batch's size (or sum of sample weights).
+    batch_size : int or "auto", default "auto"
+        Minibatch size; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The learning-rate schedule of solver="sgd".
+    learning_rate_init : float, default 0.001
+        The initial learning rate (sgd and adam).
+    power_t : float, default 0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default 200
+        The maximum number of epochs.
+    shuffle : bool, default True
+        Shuffle the samples each epoch.
+    random_state : int, RandomState instance or None, default None
+        The weights (init="sklearn"), shuffling, the validation split and the seed
+        of the network (dropout masks).
+    tol : float, default 1e-4
+        The tolerance of the stopping rule: training stops when the loss (or the
+        validation score) has not improved by tol for n_iter_no_change epochs.
+    verbose : bool, default False
+        Print the loss of each epoch.
+    warm_start : bool, default False
+        Continue from the previous fit's weights.
+    momentum : float, default 0.9
+        The momentum of solver="sgd", in [0, 1].
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum (solver="sgd", momentum > 0).
+    early_stopping : bool, default False
+        Hold out validation_fraction of the training data and stop when its score
+        stops improving.
+    validation_fraction : float, default 0.1
+        The held-out fraction for early stopping, in [0, 1).
+    beta_1 : float, default 0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default 0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's numerical-stability term (scikit-learn's placement, reproduced exactly).
+    n_iter_no_change : int, default 10
+        The epochs without tol improvement before stopping.
+    max_fun : int, default 15000
+        Only used by solver="lbfgs" (not implemented); kept for compatibility.
+    init : str, default "sklearn"
+        "sklearn": scikit-learn's Glorot-uniform weights and biases, drawn from
+        random_state as scikit-learn draws them; or a fastact scheme ("auto",
+        "he_normal", ..., see fastact.nn.INITS; biases zero).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The network's precision; X is converted.
+    batchnorm : {None, "before", "after"} or list, default None
+        BatchNorm around each hidden activation, as fastact.MLP.
+    dropout : float or list of float, default 0.0
+        Dropout after each hidden activation, as fastact.MLP.
+    residual : bool or list of bool, default False
+        Residual connections, as fastact.MLP.
+    n_threads : int, optional
+        Threads of each fit (native code and BLAS, limited with threadpoolctl for the
+        fit only); None: fastact's default (all usable cores, at most the OpenMP
+        limit, which joblib sets in its worker processes), -1 all, -2 all but one.
 
-    solver="lbfgs" raises NotImplementedError.  Fitted attributes as scikit-learn's
-    (classes_, n_features_in_, feature_names_in_, n_iter_, t_, loss_, loss_curve_,
-    best_loss_, validation_scores_, best_validation_score_, n_layers_, n_outputs_,
-    out_activation_, coefs_, intercepts_); coefs_ and intercepts_ are views into the
-    network, in its dtype.
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        The class labels (per output for multi-label).
+    loss_ : float
+        The current loss.
+    best_loss_ : float or None
+        The best training loss (None with early stopping).
+    loss_curve_ : list of float
+        The loss of each epoch.
+    validation_scores_ : list of float or None
+        The validation score of each epoch (early stopping).
+    best_validation_score_ : float or None
+        The best validation score (early stopping).
+    t_ : int
+        The number of training samples seen.
+    coefs_ : list of ndarray
+        The weight matrix of each layer: views into the network, in its dtype.
+    intercepts_ : list of ndarray
+        The bias vector of each layer: views into the network.
+    n_features_in_ : int
+        The number of features seen in fit.
+    feature_names_in_ : ndarray of str
+        The feature names seen in fit (when X has string column names).
+    n_iter_ : int
+        The number of epochs run.
+    n_layers_ : int
+        The number of layers.
+    n_outputs_ : int
+        The number of outputs.
+    out_activation_ : str
+        "softmax" (multi-class) or "logistic" (binary and multi-label).
+
+    See Also
+    --------
+    MLPRegressor : The regressor.
+    fastact.MLP : The network it trains.
+    sklearn.neural_network.MLPClassifier : The model it mirrors.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from fastact.sklearn import MLPClassifier
+    >>> X, y = make_classification(n_samples=200, n_features=8, random_state=0)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), activation="gelu", tol=1e-3,
+    ...                     max_iter=1000, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array([0, 1])
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> [W.shape for W in clf.coefs_]
+    [(8, 32), (32, 1)]
     """
 
     def __init__(
@@ -859,14 +971,47 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return G, loss
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y (class labels; an indicator matrix for multi-label).
-        sample_weight: per-sample weights (None: all 1).  Returns self."""
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The class labels (an indicator matrix for multi-label).
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+
+        Returns
+        -------
+        MLPClassifier
+            The fitted estimator.
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y); classes (all labels) is required on the first call."""
+        """Update the model with one epoch over (X, y).
+
+        Only with solver="sgd" or "adam".
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The class labels.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+        classes : array-like of shape (n_classes,), optional
+            Every class label; required on the first call, ignored after.
+
+        Returns
+        -------
+        MLPClassifier
+            The updated estimator.
+        """
         self._validate_params()
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -877,7 +1022,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted class labels (an indicator matrix for multi-label)."""
+        """Predict the class labels of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels (an indicator matrix for multi-label).
+        """
         check_is_fitted(self)
         return self._predict(X)
 
@@ -891,7 +1047,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
 
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes), float64, columns as classes_."""
+        """Return the probability estimates of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            The probability of each class, the columns in the order of ``classes_``.
+        """
         check_is_fitted(self)
         y_pred = self._output(X)
         if self.n_outputs_ == 1:
@@ -901,7 +1068,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return y_pred
 
     def predict_log_proba(self, X):
-        """log(predict_proba(X))."""
+        """Return the logarithm of the probability estimates of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            log(predict_proba(X)).
+        """
         y_prob = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(y_prob, out=y_prob)
@@ -915,10 +1093,134 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's MLPRegressor on fastact's engine.
 
-    Parameters as scikit-learn's (loss "squared_error" or "poisson"), plus fastact's
-    activation names, init, dtype, batchnorm, dropout, residual and n_threads (see
-    MLPClassifier).  loss="poisson" trains through injected output gradients (one more
-    forward pass per step).
+    scikit-learn's parameters, defaults and meanings (sklearn.neural_network.MLPRegressor),
+    each training step one native call; plus every fastact activation and fastact's own
+    options (init, dtype, batchnorm, dropout, residual, n_threads).
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        The loss; "poisson" (y >= 0, an exp output) trains through injected output
+        gradients (one more forward pass per step).
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default (100,)
+        The ith element is the number of units in the ith hidden layer.
+    activation : str or (str, dict), default "relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh",
+        "relu", or any fastact activation name ("gelu", "silu", "leaky_relu",
+        "prelu", ...), or (name, {parameters}).
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        The weight optimizer; "lbfgs" raises NotImplementedError (use
+        sklearn.neural_network for it).
+    alpha : float, default 0.0001
+        Strength of the L2 penalty on the weights (not the biases), divided by the
+        batch's size (or sum of sample weights).
+    batch_size : int or "auto", default "auto"
+        Minibatch size; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The learning-rate schedule of solver="sgd".
+    learning_rate_init : float, default 0.001
+        The initial learning rate (sgd and adam).
+    power_t : float, default 0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default 200
+        The maximum number of epochs.
+    shuffle : bool, default True
+        Shuffle the samples each epoch.
+    random_state : int, RandomState instance or None, default None
+        The weights (init="sklearn"), shuffling, the validation split and the seed
+        of the network (dropout masks).
+    tol : float, default 1e-4
+        The tolerance of the stopping rule: training stops when the loss (or the
+        validation score) has not improved by tol for n_iter_no_change epochs.
+    verbose : bool, default False
+        Print the loss of each epoch.
+    warm_start : bool, default False
+        Continue from the previous fit's weights.
+    momentum : float, default 0.9
+        The momentum of solver="sgd", in [0, 1].
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum (solver="sgd", momentum > 0).
+    early_stopping : bool, default False
+        Hold out validation_fraction of the training data and stop when its score
+        stops improving.
+    validation_fraction : float, default 0.1
+        The held-out fraction for early stopping, in [0, 1).
+    beta_1 : float, default 0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default 0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's numerical-stability term (scikit-learn's placement, reproduced exactly).
+    n_iter_no_change : int, default 10
+        The epochs without tol improvement before stopping.
+    max_fun : int, default 15000
+        Only used by solver="lbfgs" (not implemented); kept for compatibility.
+    init : str, default "sklearn"
+        "sklearn": scikit-learn's Glorot-uniform weights and biases, drawn from
+        random_state as scikit-learn draws them; or a fastact scheme ("auto",
+        "he_normal", ..., see fastact.nn.INITS; biases zero).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The network's precision; X is converted.
+    batchnorm : {None, "before", "after"} or list, default None
+        BatchNorm around each hidden activation, as fastact.MLP.
+    dropout : float or list of float, default 0.0
+        Dropout after each hidden activation, as fastact.MLP.
+    residual : bool or list of bool, default False
+        Residual connections, as fastact.MLP.
+    n_threads : int, optional
+        Threads of each fit (native code and BLAS, limited with threadpoolctl for the
+        fit only); None: fastact's default (all usable cores, at most the OpenMP
+        limit, which joblib sets in its worker processes), -1 all, -2 all but one.
+
+    Attributes
+    ----------
+    loss_ : float
+        The current loss.
+    best_loss_ : float or None
+        The best training loss (None with early stopping).
+    loss_curve_ : list of float
+        The loss of each epoch.
+    validation_scores_ : list of float or None
+        The validation score of each epoch (early stopping).
+    best_validation_score_ : float or None
+        The best validation score (early stopping).
+    t_ : int
+        The number of training samples seen.
+    coefs_ : list of ndarray
+        The weight matrix of each layer: views into the network, in its dtype.
+    intercepts_ : list of ndarray
+        The bias vector of each layer: views into the network.
+    n_features_in_ : int
+        The number of features seen in fit.
+    feature_names_in_ : ndarray of str
+        The feature names seen in fit (when X has string column names).
+    n_iter_ : int
+        The number of epochs run.
+    n_layers_ : int
+        The number of layers.
+    n_outputs_ : int
+        The number of outputs.
+    out_activation_ : str
+        "identity" (squared_error) or "exp" (poisson).
+
+    See Also
+    --------
+    MLPClassifier : The classifier.
+    fastact.MLP : The network it trains.
+    sklearn.neural_network.MLPRegressor : The model it mirrors.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from fastact.sklearn import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    >>> y = y / y.std()
+    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), activation="silu", tol=1e-3,
+    ...                    learning_rate_init=0.01, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.95
+    True
+    >>> reg.predict(X[:2]).shape
+    (2,)
     """
 
     _parameter_constraints = {
@@ -1021,18 +1323,61 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return G, loss
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y (n_samples,) or (n_samples, n_outputs).  Returns self."""
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+
+        Returns
+        -------
+        MLPRegressor
+            The fitted estimator.
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y).  Returns self."""
+        """Update the model with one epoch over (X, y).
+
+        Only with solver="sgd" or "adam".
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+
+        Returns
+        -------
+        MLPRegressor
+            The updated estimator.
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted values: (n_samples,) for one output, else (n_samples, n_outputs)."""
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
         check_is_fitted(self)
         return self._predict(X)
 
