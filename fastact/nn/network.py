@@ -314,16 +314,28 @@ class Sequential:
 
     @property
     def flush_subnormals(self) -> bool:
-        """True (the default): the native engine runs each call (train_step, fit's epochs,
+        """Whether the engine flushes subnormal floats to zero (default True).
+
+        True: the native engine runs each call (train_step, fit's epochs,
         compute_gradients, forward, predict, evaluate) with the CPU's flush-to-zero and
-        denormals-are-zero modes on (x86-64 MXCSR FTZ and DAZ, on the calling thread, the
-        caller's mode put back after the call): a value that would be subnormal (|x| below
-        1.2e-38 in float32, 2.2e-308 in float64) counts as 0.  Subnormals take the CPU's
-        slow path (~100 cycles an operation), in the activations and in the BLAS: gelu's
-        tail behind residual connections made an 8 x 256 step 4.8x slower.  False: IEEE
-        subnormals throughout, as NumPy computes.  The NumPy twin (fastact.reference)
-        always computes with subnormals; results differ from it only where a value falls
-        below those limits.  Saved and copied with the network."""
+        denormals-are-zero modes on (x86-64 MXCSR FTZ and DAZ, on the calling thread,
+        the caller's mode put back after the call): a value that would be subnormal
+        (``|x|`` below 1.2e-38 in float32, 2.2e-308 in float64) counts as 0.  Subnormals
+        take the CPU's slow path (~100 cycles an operation), in the activations and in
+        the BLAS: gelu's tail behind residual connections made an 8 x 256 step 4.8x
+        slower.  False: IEEE subnormals throughout, as NumPy computes.  The NumPy twin
+        (fastact.reference) always computes with subnormals; results differ from it
+        only where a value falls below those limits.  Saved and copied with the
+        network; does nothing elsewhere than x86-64.
+
+        Examples
+        --------
+        >>> import fastact
+        >>> net = fastact.MLP([4, 8, 3])
+        >>> net.flush_subnormals
+        True
+        >>> net.flush_subnormals = False
+        """
         return self._engine.flush_subnormals
 
     @flush_subnormals.setter
