@@ -100,7 +100,9 @@ def test_bench_nn_bound_and_thread_clock(tmp_path, capsys):
     assert fb.main(argv) == 0
     out = capsys.readouterr().out
     assert "(thread CPU time)" in out and "bound/gemm" in out
-    rows = json.loads(path.read_text())["rows"]
+    data = json.loads(path.read_text())
+    assert data["clock"] == "thread"
+    rows = data["rows"]
     assert [r["variant"] for r in rows] == ["plain", "batchnorm+dropout"]
     for r in rows:
         parts = r["gemm_ms"] + r["kernels_ms"] + r["update_ms"]

@@ -242,7 +242,15 @@ def main(argv=None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump(
-                {"machine": m, "threads": a.threads, "rounds": rounds, "rows": rows}, f, indent=1
+                {
+                    "machine": m,
+                    "threads": a.threads,
+                    "rounds": rounds,
+                    "clock": a.clock,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
             )
         print(f"saved {a.json}")
     return 0
