@@ -1,5 +1,5 @@
 """Training-step timings of two fastact checkouts, alternated, for a before/after on a
-shared (loaded) machine: docs/performance.md, "The network step" (issue 8).
+shared (loaded) machine: docs/guide/performance_journal.md, "The network step" (issue 8).
 
     git worktree add ../before main && (cd ../before && python setup.py build_ext --inplace)
     python tools/step_ab.py --before ../before --after . --net 8x64x64 --processes 4
