@@ -532,6 +532,7 @@ class NumpyEngine:
         self.dtype, self.prog, self.loss = dtype, program, loss
         self.theta, self.grad, self.state = theta, grad, state
         self.capacity = 1 << 62  # NumPy allocates per call anyway
+        self.flush_subnormals = True  # kept for the interface: NumPy keeps subnormals
         self.diagnostics = None
         self._out = None
 
@@ -541,6 +542,10 @@ class NumpyEngine:
     @staticmethod
     def all_finite(a):
         return bool(np.isfinite(a).all())
+
+    @staticmethod
+    def batch_ok(X, y):
+        return False  # (the native engine's fast path: here the Python checks do it all)
 
     @staticmethod
     def bad_label(labels, n_classes):
@@ -706,7 +711,6 @@ class NumpyEngine:
         s1=None,
         s2=None,
         t=0,
-        *,
         training=True,
         seed=0,
         counter=0,

@@ -109,6 +109,7 @@ def load(cls, path):
             f"{name}.load: {path!r} has format {fmt!r}; this version reads {cls._format!r}."
         )
     net = cls._from_config(meta)
+    net.flush_subnormals = bool(meta.get("flush_subnormals", True))
     if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
         raise ValueError(
             f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
@@ -130,6 +131,7 @@ def load(cls, path):
 
 def rebuild(cls, meta, theta, state, rng_state, diagnostics, counter, training):
     net = cls._from_config(meta, diagnostics=diagnostics)
+    net.flush_subnormals = bool(meta.get("flush_subnormals", True))
     net.theta[...] = theta
     net.state[...] = state
     net._rng.bit_generator.state = rng_state
