@@ -18,9 +18,6 @@ from libc.math cimport log, pow
 cdef extern from "fa_sk_loops.h" nogil:
     double fa_sk_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double b1,
                           double b2, double lr_t, double eps, double c, int want_sq)
-    double fa_sk_adam_f32_fast(float *p, const float *g, float *m, float *v, Py_ssize_t n,
-                               double b1, double b2, double lr_t, double eps, double c,
-                               int want_sq)
     double fa_sk_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,
                           double b1, double b2, double lr_t, double eps, double c, int want_sq)
     double fa_sk_sgd_f32(float *p, const float *g, float *vel, Py_ssize_t n, double lr,
@@ -143,7 +140,7 @@ cdef inline double sk_update(int dt, int solver, const double *h, char *p, const
         return 0.0
     if solver == SK_ADAM:
         if dt == FA_F32:
-            return fa_sk_adam_f32_fast(<float *>p, <const float *>g, <float *>s1, <float *>s2, n,
+            return fa_sk_adam_f32(<float *>p, <const float *>g, <float *>s1, <float *>s2, n,
                                   h[1], h[2], lr_t, h[3], c, want_sq)
         return fa_sk_adam_f64(<double *>p, <const double *>g, <double *>s1, <double *>s2, n,
                               h[1], h[2], lr_t, h[3], c, want_sq)
