@@ -810,6 +810,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
+            if self._label_binarizer.y_type_ == "multiclass":
+                # the transform's one-hot rows, without its second pass over y's type (the
+                # classes come from this y, so every label is one of them)
+                Y = np.zeros((y.shape[0], len(self.classes_)), bool)
+                Y[np.arange(y.shape[0]), np.searchsorted(self.classes_, y)] = True
+                return X, Y
         else:
             classes = unique_labels(y)
             if self.warm_start:

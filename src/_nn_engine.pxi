@@ -1139,9 +1139,9 @@ cdef class Engine:
                     bt = tp + r0 * C * self.isz if tp != NULL else NULL
                     bw = wp + r0 if wp != NULL else NULL
                 else:
+                    fa_sk_gather(xb, xp, op + r0, n, k * self.isz)
                     for i in range(n):
                         src = op[r0 + i]
-                        memcpy(xb + i * k * self.isz, xp + src * k * self.isz, <size_t>(k * self.isz))
                         if lp != NULL:
                             lb[i] = lp[src]
                         if tp != NULL:
@@ -1162,13 +1162,14 @@ cdef class Engine:
                 self._forward(bx, n, True, seed, counter + <uint64_t>b)
                 loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
                                    self.p_work, bw, sw_sum, n, C)
+                # the non-finite check op by op, right after each op's backward (in cache)
+                self.fz_opt = OPT_NONE
+                self.fz_check = self.fusable and self.fuse_on
+                self.fz_bad = False
                 self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
                 lo[b] = loss
                 b += 1
-                ok = isfinite(loss) and not (
-                    fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
-                    if self.dt == FA_F32
-                    else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                ok = isfinite(loss) and not self._grad_bad()
                 if not ok:
                     if self.state_bytes:
                         memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)

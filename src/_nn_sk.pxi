@@ -16,6 +16,8 @@
 from libc.math cimport log, pow
 
 cdef extern from "fa_sk_loops.h" nogil:
+    void fa_sk_gather(char *dst, const char *src, const int64_t *rows, Py_ssize_t n,
+                      Py_ssize_t row_bytes)
     double fa_sk_adam_f32(float *p, const float *g, float *m, float *v, Py_ssize_t n, double b1,
                           double b2, double lr_t, double eps, double c, int want_sq)
     double fa_sk_adam_f64(double *p, const double *g, double *m, double *v, Py_ssize_t n,

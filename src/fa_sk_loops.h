@@ -15,6 +15,8 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifndef FA_HAVE_AVX2_BUILD
 #define FA_HAVE_AVX2_BUILD 1
@@ -97,6 +99,32 @@ FA_SK_CLONES static double fa_sk_sgd_##S(T *restrict p, const T *restrict g,    
         }                                                                                  \
     }                                                                                      \
     return sq;                                                                             \
+}
+
+/* dst row i = src row rows[i] (row_bytes each): a batch's rows in the shuffled order,
+ * each row's cache lines prefetched FA_SK_AHEAD rows ahead (the rows are scattered over
+ * X, so the hardware prefetchers meet each one only at its first miss).  Measured alone
+ * (20000 rows of 400 bytes, batches of 200, 3 MB of other traffic between batches): 6.4
+ * -> 5.7 ms per 5 epochs; 4 to 32 rows ahead within 0.3 ms of each other. */
+#define FA_SK_AHEAD 8
+#if defined(__GNUC__)
+#define FA_SK_PREFETCH(a) __builtin_prefetch((a), 0, 3)
+#else
+#define FA_SK_PREFETCH(a) ((void)(a))
+#endif
+static void fa_sk_gather(char *restrict dst, const char *restrict src,
+                         const int64_t *restrict rows, ptrdiff_t n, ptrdiff_t row_bytes)
+{
+    for (ptrdiff_t i = 0; i < n && i < FA_SK_AHEAD; i++)
+        for (ptrdiff_t o = 0; o < row_bytes; o += 64)
+            FA_SK_PREFETCH(src + rows[i] * row_bytes + o);
+    for (ptrdiff_t i = 0; i < n; i++) {
+        if (i + FA_SK_AHEAD < n) {
+            const char *a = src + rows[i + FA_SK_AHEAD] * row_bytes;
+            for (ptrdiff_t o = 0; o < row_bytes; o += 64) FA_SK_PREFETCH(a + o);
+        }
+        memcpy(dst + i * row_bytes, src + rows[i] * row_bytes, (size_t)row_bytes);
+    }
 }
 
 FA_SK_LOOPS(float, f32, sqrtf)

@@ -366,6 +366,33 @@ def test_sk_epoch_stops_on_a_non_finite_step():
     np.testing.assert_array_equal(net.theta, before)  # the step was not applied
 
 
+@pytest.mark.skipif(PURE, reason="the native engine's op-by-op check")
+@pytest.mark.parametrize("fuse", [True, False])
+def test_sk_epoch_stops_on_a_non_finite_gradient_with_a_finite_loss(fuse):
+    """h ~ 1.6e308 (finite), output ~ 48 (a finite loss), but the last layer's dW sums 64
+    rows of h G and overflows: the check (op by op right after each op's backward when
+    the engine fuses, one pass when not) stops before the update"""
+    X = np.ones((64, 4))
+    target = np.full((64, 2), 1e3)
+    net = fastact.MLP([4, 3, 2], "relu", dtype=np.float64, seed=0)
+    net._engine._e.fuse_update = fuse
+    (W1, b1), (W2, b2) = net.params
+    W1[...], b1[...], W2[...], b2[...] = 4e307, 0.0, 1e-307, 0.0
+    before = net.theta.copy()
+    net._engine.reserve(64)
+    losses = np.zeros(1)
+    m, v = np.zeros_like(before), np.zeros_like(before)
+    done = net._engine.sk_epoch(
+        X, None, target, None, None, 64, 2, 2, _sk_hyper("adam"), m, v, 0, 0.0, 0, 0,
+        False, losses,
+    )  # fmt: skip
+    assert done == 0 and not net._engine.last_ok
+    out = 3 * (4 * 4e307 * 1e-307)  # 48: each output sums 3 hidden units of 4 * 4e307
+    assert losses[0] == pytest.approx(0.5 * (1e3 - out) ** 2)  # finite (453152)
+    np.testing.assert_array_equal(net.theta, before)  # the step was not applied
+    assert not m.any() and not v.any()
+
+
 def _sk_call_args(net, n=40, out="softmax", solver="adam"):
     X, labels, target, w, order, C = _sk_data(out, n=n)
     dt = net.dtype
