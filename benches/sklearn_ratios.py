@@ -5,10 +5,16 @@
 Each round runs every candidate once, in turn (scikit-learn's fit, fastact's fit, and
 for the 20000x100 cases the GEMMs alone: Engine.gemms_only over the same number of
 steps on a fresh network), so a load change on a shared machine hits all of them; the
-first round is a warm-up.  Prints the medians of wall time and of the calling thread's
-CPU time (with BLAS at one thread, all of a one-thread fit's work is on that thread, so
-CPU time is the steadier measure where other processes share the cores), the ratios
-sklearn / fastact and fastact / gemms, and the test (digits) or training accuracy.
+first round is a warm-up.  For the 20000x100 cases two more columns give the fit's
+decomposition: `epochs`, the part of fastact's fit spent in its native epochs
+(`Engine.sk_epoch`; the rest is the estimator's Python: validation, labels, the network's
+construction, the shuffles), and `gemms+kern`, the GEMMs and the elementwise ops
+(`Engine.kernels_only`: bias + activation forward and backward) of the same steps, the
+step's floor without the loss, the gather and the update.  Prints the medians of wall
+time and of the calling thread's CPU time (with BLAS at one thread, all of a one-thread
+fit's work is on that thread, so CPU time is the steadier measure where other processes
+share the cores), the ratios sklearn / fastact, fastact / gemms, epochs / gemms and
+(gemms+kern) / gemms, and the test (digits) or training accuracy.
 Each timed call starts after a pause (--pause, 0.3 s): OpenBLAS's threads spin for a
 while after a call, and at 2 threads scikit-learn's (NumPy's OpenBLAS) kept a core busy
 into the next candidate's fit, doubling fastact's wall time on this 2-core machine.
@@ -26,7 +32,22 @@ from sklearn.neural_network import MLPClassifier as SKClassifier
 from threadpoolctl import threadpool_limits
 
 import fastact
+from fastact import sklearn as fsk
 from fastact.sklearn import MLPClassifier
+
+_EPOCHS = [0.0, 0.0]  # the native epochs' wall and CPU time in the last fastact fit
+
+
+def _timed_run(run):
+    def timed(self, *args, **kwargs):
+        w, c = time.perf_counter(), time.thread_time()
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            _EPOCHS[0] += time.perf_counter() - w
+            _EPOCHS[1] += time.thread_time() - c
+
+    return timed
 
 
 def _data(case):
@@ -61,23 +82,42 @@ def run(case, reps, pause):
             for _ in range(steps):
                 engine.gemms_only(xb)
 
+        kernels = engine._e.kernels_only
+
+        def gemms_kernels():
+            for _ in range(steps):
+                engine.gemms_only(xb)
+                kernels(xb)
+
         cands["gemms"] = gemms
+        cands["gemms+kern"] = gemms_kernels
     wall = {k: [] for k in cands}
     cpu = {k: [] for k in cands}
+    if case.startswith("big"):
+        wall["epochs"], cpu["epochs"] = [], []
     acc = {}
-    with warnings.catch_warnings(), threadpool_limits(threads):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for r in range(reps + 1):
-            for k, fit in cands.items():
-                time.sleep(pause)  # the previous candidate's BLAS threads stop spinning
-                w, c = time.perf_counter(), time.thread_time()
-                est = fit()
-                c, w = time.thread_time() - c, time.perf_counter() - w
-                if r:
-                    wall[k].append(w)
-                    cpu[k].append(c)
-                if est is not None:
-                    acc[k] = round(float(est.score(Xte, yte)), 4)
+    run0 = fsk._NativeEpochs._run
+    fsk._NativeEpochs._run = _timed_run(run0)
+    try:
+        with warnings.catch_warnings(), threadpool_limits(threads):
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for r in range(reps + 1):
+                for k, fit in cands.items():
+                    time.sleep(pause)  # the previous candidate's BLAS threads stop spinning
+                    _EPOCHS[:] = [0.0, 0.0]
+                    w, c = time.perf_counter(), time.thread_time()
+                    est = fit()
+                    c, w = time.thread_time() - c, time.perf_counter() - w
+                    if r:
+                        wall[k].append(w)
+                        cpu[k].append(c)
+                        if k == "fastact" and "epochs" in wall:
+                            wall["epochs"].append(_EPOCHS[0])
+                            cpu["epochs"].append(_EPOCHS[1])
+                    if est is not None:
+                        acc[k] = round(float(est.score(Xte, yte)), 4)
+    finally:
+        fsk._NativeEpochs._run = run0
     for name, t in (("wall", wall), ("cpu", cpu)):
         m = {k: float(np.median(v)) * 1e3 for k, v in t.items()}
         line = f"{case:9s} {threads}t {name:4s} " + " ".join(
@@ -86,6 +126,8 @@ def run(case, reps, pause):
         line += f"  sklearn/fastact {m['sklearn'] / m['fastact']:.2f}"
         if "gemms" in m:
             line += f"  fastact/gemms {m['fastact'] / m['gemms']:.3f}"
+            line += f"  epochs/gemms {m['epochs'] / m['gemms']:.3f}"
+            line += f"  (gemms+kern)/gemms {m['gemms+kern'] / m['gemms']:.3f}"
         print(line + ("" if name == "wall" else f"  accuracy {acc}"), flush=True)
 
 
