@@ -287,19 +287,38 @@ def machine() -> dict:
                     break
     except OSError:
         pass
+    import os
+
+    from . import _activations as ext
     from ._validate import usable_cores
 
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line
+                    break
+    except OSError:
+        pass
     info = {
         "cpu": cpu,
         "cores": usable_cores(),
+        "cpu_avx512": " avx512f " in flags,
         "numpy": np.__version__,
         "fastact": fastact.__version__,
         "python": platform.python_version(),
+        "platform": platform.platform(),
+        "fastact_isa": ext.get_isa(),
+        "FASTACT_ISA": os.environ.get("FASTACT_ISA", ""),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
         import torch
 
         info["torch"] = torch.__version__
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["ATEN_CPU_CAPABILITY"] = os.environ.get("ATEN_CPU_CAPABILITY", "")
     except ImportError:
         pass
     return info
@@ -403,6 +422,7 @@ def main(argv=None) -> int:
                     "machine": m,
                     "dtype": a.dtype,
                     "n_threads": nt,
+                    "out": bool(a.out),
                     "rounds": rounds,
                     "rows": rows,
                     "call_overhead_ns": over,

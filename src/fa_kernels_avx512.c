@@ -89,6 +89,7 @@ const fa_impl *fa_avx512_table(void)
         /* of fa_expf_simd.h only silu: measured against fa_avx512_hand.h's loops on a
          * Xeon (Sapphire Rapids class), 1e5 floats, silu forward 29 vs 32 us and
          * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us */
+        table.act[FA_ACT_tanh].fwd[FA_F32] = L_tanh_fwd_avx512;
         table.act[FA_ACT_silu].fwd[FA_F32] = L_silu_fwd_avx512;
         table.act[FA_ACT_silu].bwd[FA_F32] = L_silu_bwd_avx512;
         table.act[FA_ACT_silu].bias_fwd[FA_F32] = L_silu_bias_fwd_avx512;

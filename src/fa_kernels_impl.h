@@ -30,8 +30,16 @@
         const T *x = (const T *)xv;                                                     \
         T *y = (T *)yv;                                                                 \
         const fa_params p = *pp;                                                        \
-        FA_IVDEP                                                                        \
-        for (ptrdiff_t i = 0; i < n; i++) y[i] = FWD((double)x[i], p);                  \
+        for (ptrdiff_t c = 0; c < n; c += FA_CHUNK / sizeof(T)) {                       \
+            ptrdiff_t e = c + (ptrdiff_t)(FA_CHUNK / sizeof(T));                        \
+            e = e < n ? e : n;                                                          \
+            for (ptrdiff_t k = c; k < e; k += 64 / sizeof(T)) {                         \
+                FA_PREFETCH(x + k);                                                     \
+                FA_PREFETCH(y + k);                                                     \
+            }                                                                           \
+            FA_IVDEP                                                                    \
+            for (ptrdiff_t i = c; i < e; i++) y[i] = FWD((double)x[i], p);              \
+        }                                                                               \
     }                                                                                   \
     static void L_##name##_bwd_##S(const void *gv, const void *sv, void *ov, ptrdiff_t n, \
                                    const fa_params *pp)                                 \
@@ -39,8 +47,17 @@
         const T *g = (const T *)gv, *s = (const T *)sv;                                 \
         T *o = (T *)ov;                                                                 \
         const fa_params p = *pp;                                                        \
-        FA_IVDEP                                                                        \
-        for (ptrdiff_t i = 0; i < n; i++) o[i] = BWD((double)g[i], (double)s[i], p);    \
+        for (ptrdiff_t c = 0; c < n; c += FA_CHUNK / sizeof(T)) {                       \
+            ptrdiff_t e = c + (ptrdiff_t)(FA_CHUNK / sizeof(T));                        \
+            e = e < n ? e : n;                                                          \
+            for (ptrdiff_t k = c; k < e; k += 64 / sizeof(T)) {                         \
+                FA_PREFETCH(g + k);                                                     \
+                FA_PREFETCH(s + k);                                                     \
+                FA_PREFETCH(o + k);                                                     \
+            }                                                                           \
+            FA_IVDEP                                                                    \
+            for (ptrdiff_t i = c; i < e; i++) o[i] = BWD((double)g[i], (double)s[i], p); \
+        }                                                                               \
     }                                                                                   \
     static void L_##name##_bias_fwd_##S(const void *zv, const void *bv, void *yv,       \
                                         ptrdiff_t rows, ptrdiff_t cols,                 \
