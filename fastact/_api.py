@@ -121,7 +121,6 @@ def make_api(K, module: str) -> dict:
             and type(x) is np.ndarray
             and x.ndim
             and x.flags.c_contiguous
-            and out is None
         ):
             dt = x.dtype
             w, d, p = last_prelu[0]
@@ -132,7 +131,7 @@ def make_api(K, module: str) -> dict:
                     p = V.params_leaky_relu(float(wx[0]))
                 last_prelu[0] = (weight, dt, p)
             if p is not None:
-                return K.unary(x, None, n_threads, "leaky_relu", p)
+                return K.unary(x, out, n_threads, "leaky_relu", p)  # out: checked there
         return P.prelu_forward(x, weight, out, n_threads, K.prelu_fwd)
 
     last_prelu_b = [(_NONE, None, None)]
