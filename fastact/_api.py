@@ -116,12 +116,7 @@ def make_api(K, module: str) -> dict:
         """x if x > 0 else weight * x; weight: one slope, or one per feature (last axis)."""
         # one plain-float slope on a C-ordered float array: leaky_relu with that slope
         # rounded to x's dtype computes the same, without the per-call weight plumbing
-        if (
-            type(weight) is float
-            and type(x) is np.ndarray
-            and x.ndim
-            and x.flags.c_contiguous
-        ):
+        if type(weight) is float and type(x) is np.ndarray and x.ndim and x.flags.c_contiguous:
             dt = x.dtype
             w, d, p = last_prelu[0]
             if w is not weight or d is not dt:

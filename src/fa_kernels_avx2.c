@@ -72,6 +72,35 @@ static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)
 #define FA_RCPF(d) _mm256_div_ps(_mm256_set1_ps(1.0f), (d))
 #include "fa_expf_simd.h"
 
+/* the float64 sigmoid and silu loops of fa_f64_simd.h, 4 lanes */
+#define FA_DV __m256d
+#define FA_DW 4
+#define FA_D(name) d_##name##_avx2
+#define FA_DSET1 _mm256_set1_pd
+#define FA_DLOADU _mm256_loadu_pd
+#define FA_DSTOREU _mm256_storeu_pd
+#define FA_DADD _mm256_add_pd
+#define FA_DSUB _mm256_sub_pd
+#define FA_DMUL _mm256_mul_pd
+#define FA_DFMA _mm256_fmadd_pd        /* a b + c */
+#define FA_DFNMA _mm256_fnmadd_pd      /* c - a b */
+#define FA_DMIN _mm256_min_pd          /* NaN in either: the second operand */
+#define FA_DMAX _mm256_max_pd
+#define FA_DOR _mm256_or_pd
+#define FA_DSEL_NEG(x, a, b) _mm256_blendv_pd((b), (a), (x))   /* sign bit of x ? a : b */
+/* v 2^k, -1076 <= k <= 0 in the bits of kd = k + 0x1.8p52: (v 2^(k+54)) 2^-54, the first
+ * product exact (a normal power of two), so a subnormal result is rounded once */
+static inline __m256d fa_dscale_avx2(__m256d v, __m256d kd)
+{
+    __m256i b = _mm256_add_epi64(_mm256_castpd_si256(kd),
+                                 _mm256_set1_epi64x(1077 - 0x4338000000000000LL));
+    __m256d s = _mm256_castsi256_pd(_mm256_slli_epi64(b, 52));
+    return _mm256_mul_pd(_mm256_mul_pd(v, s), _mm256_set1_pd(0x1p-54));
+}
+#define FA_DSCALE(v, k, kd) fa_dscale_avx2((v), (kd))
+#define FA_DRCP(d) _mm256_div_pd(_mm256_set1_pd(1.0), (d))
+#include "fa_f64_simd.h"
+
 /* the auto-vectorised table with the float32 GELU loops swapped in (first call, at import) */
 const fa_impl *fa_avx2_table(void)
 {
@@ -81,6 +110,7 @@ const fa_impl *fa_avx2_table(void)
         table = fa_impl_avx2_auto;
         install_gelu_avx2(&table);
         install_expf_avx2(&table);
+        d_install_f64_avx2(&table);
         ready = 1;
     }
     return &table;
