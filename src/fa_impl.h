@@ -46,9 +46,6 @@ typedef struct {
  * no change at 1e5 (in L2).  The hardware prefetchers alone do not keep the loops that
  * spend ~0.4 ns an element on arithmetic fed. */
 #define FA_PF_BYTES 2048
-#ifndef FA_CHUNK
-#define FA_CHUNK 1024
-#endif
 #if defined(__GNUC__) || defined(__clang__)
 #define FA_PREFETCH(p) __builtin_prefetch((const char *)(p) + FA_PF_BYTES, 0, 3)
 #else
