@@ -1,4 +1,5 @@
-/* fa_f64_simd.h -- float64 sigmoid and silu (forward and backward) with explicit vectors.
+/* fa_f64_simd.h -- float64 sigmoid, tanh, silu (forward and backward) and log_sigmoid'
+ * with explicit vectors.
  *
  * Included by fa_kernels_avx2.c (FA_DW = 4) and fa_kernels_avx512.c (FA_DW = 8), which
  * define the FA_D* vector macros.  Same math as the portable bodies (fa_acts_body.h over
@@ -13,6 +14,47 @@
  *     so subnormal results are rounded once, as fa_exp does.
  * The float64 contract is 1e-12 relative; these stay within a few 1e-16.
  */
+
+/* e^z - 1 = 2^k (1 + q) - 1 for -746 <= z <= 0: returns q = e^r - 1 (fa_exp's polynomial
+ * without its final + 1), k (an integer double) and kd = k + 0x1.8p52 (k in its bits) */
+static inline FA_DV FA_D(expm1_core)(FA_DV z, FA_DV *k_out, FA_DV *kd_out)
+{
+    const FA_DV shifter = FA_DSET1(0x1.8p52);
+    FA_DV kd = FA_DFMA(z, FA_DSET1(0x1.71547652b82fep0), shifter);
+    FA_DV k = FA_DSUB(kd, shifter);
+    FA_DV r = FA_DFNMA(k, FA_DSET1(FA_LN2_HI), z);
+    r = FA_DFNMA(k, FA_DSET1(FA_LN2_LO), r);
+    FA_DV p = FA_DSET1(1.0 / 479001600.0);
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 39916800.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 3628800.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 362880.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 40320.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 5040.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 720.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 120.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 24.0));
+    p = FA_DFMA(p, r, FA_DSET1(1.0 / 6.0));
+    p = FA_DFMA(p, r, FA_DSET1(0.5));
+    *k_out = k;
+    *kd_out = kd;
+    return FA_DFMA(p, FA_DMUL(r, r), r);
+}
+
+/* tanh as in fa_expf_simd.h: with e = expm1(-2|x|) in (-1, 0], tanh|x| = -e / (2 + e),
+ * e = 2^k q + (2^k - 1) (2^k - 1 exact for k >= -53; below, tanh is 1 in double), the
+ * sign of x put back (tanh(-0) = -0).  Replaces fa_tanh's two polynomials (its expm1
+ * evaluates both the Taylor series and exp for every element) and division. */
+static inline FA_DV FA_D(tanh_v)(FA_DV x)
+{
+    const FA_DV sgn = FA_DSET1(-0.0);
+    FA_DV z = FA_DMAX(FA_DSET1(-40.0), FA_DOR(FA_DADD(x, x), sgn));   /* -2|x|, NaN kept */
+    FA_DV k, kd;
+    FA_DV q = FA_D(expm1_core)(z, &k, &kd);
+    FA_DV t = FA_DSCALE(FA_DSET1(1.0), k, kd);                         /* 2^k */
+    FA_DV ne = FA_DFNMA(t, q, FA_DSUB(FA_DSET1(1.0), t));              /* -expm1(-2|x|) */
+    FA_DV y = FA_DMUL(ne, FA_DRCP(FA_DSUB(FA_DSET1(2.0), ne)));
+    return FA_DOR(FA_DANDNOT(sgn, y), FA_DAND(sgn, x));
+}
 
 /* e^-|x|, |x| clamped to 746 (the result is 0 beyond); NaN kept */
 static inline FA_DV FA_D(exp_neg_abs)(FA_DV x)
@@ -44,6 +86,14 @@ static inline FA_DV FA_D(sigmoid_v)(FA_DV x)
     FA_DV t = FA_D(exp_neg_abs)(x);
     FA_DV r = FA_DRCP(FA_DADD(FA_DSET1(1.0), t));
     return FA_DSEL_NEG(x, FA_DMUL(t, r), r);
+}
+
+/* sigma(-x): log_sigmoid' */
+static inline FA_DV FA_D(sigmoid_neg_v)(FA_DV x)
+{
+    FA_DV t = FA_D(exp_neg_abs)(x);
+    FA_DV r = FA_DRCP(FA_DADD(FA_DSET1(1.0), t));
+    return FA_DSEL_NEG(x, r, FA_DMUL(t, r));
 }
 
 /* silu = x sigma(x); x clamped to +-1000 in the product (no inf * 0), x itself above */
@@ -110,12 +160,16 @@ static inline FA_DV FA_D(silu_dx)(FA_DV x)
     }
 
 FA_D_LOOP1(FA_D(L_sigmoid_fwd_f64), FA_D(sigmoid_v))
+FA_D_LOOP1(FA_D(L_tanh_fwd_f64), FA_D(tanh_v))
+FA_D_LOOP2(FA_D(L_log_sigmoid_bwd_f64), FA_D(sigmoid_neg_v))
 FA_D_LOOP1(FA_D(L_silu_fwd_f64), FA_D(silu_v))
 FA_D_LOOP2(FA_D(L_silu_bwd_f64), FA_D(silu_dx))
 
 static void FA_D(install_f64)(fa_impl *t)
 {
     t->act[FA_ACT_sigmoid].fwd[FA_F64] = FA_D(L_sigmoid_fwd_f64);
+    t->act[FA_ACT_tanh].fwd[FA_F64] = FA_D(L_tanh_fwd_f64);
+    t->act[FA_ACT_log_sigmoid].bwd[FA_F64] = FA_D(L_log_sigmoid_bwd_f64);
     t->act[FA_ACT_silu].fwd[FA_F64] = FA_D(L_silu_fwd_f64);
     t->act[FA_ACT_silu].bwd[FA_F64] = FA_D(L_silu_bwd_f64);
 }

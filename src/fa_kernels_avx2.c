@@ -237,6 +237,8 @@ static void L_leaky_relu_bwd_pw_avx2(const void *gv, const void *xv, void *ov, p
 #define FA_DMIN _mm256_min_pd          /* NaN in either: the second operand */
 #define FA_DMAX _mm256_max_pd
 #define FA_DOR _mm256_or_pd
+#define FA_DAND _mm256_and_pd
+#define FA_DANDNOT _mm256_andnot_pd      /* ~a & b */
 #define FA_DSEL_NEG(x, a, b) _mm256_blendv_pd((b), (a), (x))   /* sign bit of x ? a : b */
 /* v 2^k, -1076 <= k <= 0 in the bits of kd = k + 0x1.8p52: (v 2^(k+54)) 2^-54, the first
  * product exact (a normal power of two), so a subnormal result is rounded once */

@@ -91,6 +91,8 @@ static inline __m512 fa_rcpf_avx512(__m512 d)
 #define FA_DMIN _mm512_min_pd          /* NaN in either: the second operand */
 #define FA_DMAX _mm512_max_pd
 #define FA_DOR _mm512_or_pd
+#define FA_DAND _mm512_and_pd
+#define FA_DANDNOT _mm512_andnot_pd      /* ~a & b */
 #define FA_DSEL_NEG(x, a, b) \
     _mm512_mask_blend_pd(_mm512_movepi64_mask(_mm512_castpd_si512(x)), (b), (a))
 #define FA_DSCALE(v, k, kd) _mm512_scalef_pd((v), (k))   /* one rounding, subnormals too */
