@@ -30,7 +30,8 @@ static inline FA_V FA_GS(sigmoid_v)(FA_V x)
     return FA_DIVF(FA_SEL_NEG(x, t, FA_SET1(1.0f)), FA_ADD(FA_SET1(1.0f), t));
 }
 
-/* sigma(-x) = (x >= 0 ? t : 1) / (1 + t): log_sigmoid' */
+/* sigma(-x) = (x >= 0 ? t : 1) / (1 + t): log_sigmoid' (on AVX2 a vrcpps + Newton quotient
+ * measured slower than the division here: 48 against 38 us at 1e5) */
 static inline FA_V FA_GS(sigmoid_neg_v)(FA_V x)
 {
     FA_V t = FA_GS(exp_neg_abs)(x);
@@ -75,8 +76,8 @@ static inline FA_V FA_GS(tanh_v)(FA_V x)
     FA_V kf, kfs;
     FA_V q = FA_EXPM1_1(z, &kf, &kfs);
     FA_V t = FA_SCALE(FA_SET1(1.0f), kf, kfs);                      /* 2^k */
-    FA_V e = FA_FMA(t, q, FA_SUB(t, FA_SET1(1.0f)));                /* expm1(-2|x|) */
-    FA_V y = FA_DIVF(FA_XOR(e, sgn), FA_ADD(FA_SET1(2.0f), e));
+    FA_V ne = FA_FNMA(t, q, FA_SUB(FA_SET1(1.0f), t));              /* -expm1(-2|x|) */
+    FA_V y = FA_DIVF(ne, FA_SUB(FA_SET1(2.0f), ne));
     return FA_OR(FA_ANDNOT(sgn, y), FA_AND(sgn, x));
 }
 
