@@ -139,6 +139,34 @@ def markdown_grid(docs):
     return "\n".join(out)
 
 
+def summary_markdown(docs):
+    """Met / total per CPU path (rows) and dtype x threads (columns), allocating and out=."""
+    cells = defaultdict(lambda: [0, 0])
+    for doc in docs:
+        path, dtype, nt, o = key_of(doc)
+        met, total, _ = grade(doc)
+        c = cells[(path, o, dtype, nt)]
+        c[0] += met
+        c[1] += total
+    cols = sorted({(k[2], k[3]) for k in cells})
+    out = [
+        "| path | result | "
+        + " | ".join(f"{d} {nt} thread{'s' if nt > 1 else ''}" for d, nt in cols)
+        + " | all |",
+        "|---" * (3 + len(cols)) + "|",
+    ]
+    for path, o in sorted({(k[0], k[1]) for k in cells}):
+        row, tm, tt = [], 0, 0
+        for d, nt in cols:
+            m, t = cells.get((path, o, d, nt), (0, 0))
+            tm, tt = tm + m, tt + t
+            row.append(f"{m}/{t}" if t else "")
+        out.append(
+            f"| {path} | {'out=' if o else 'new array'} | " + " | ".join(row) + f" | {tm}/{tt} |"
+        )
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", help="fastact bench --json files")
@@ -173,6 +201,8 @@ def main(argv=None) -> int:
         ot = sum(v[1] for k, v in summary.items() if k[3])
         print(f"all out= files: {om} of {ot} goal cells met")
     if a.markdown:
+        print()
+        print(summary_markdown(docs))
         print()
         print(markdown_grid(docs))
     return 0
