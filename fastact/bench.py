@@ -403,7 +403,7 @@ def main(argv=None) -> int:
 
     nt = check_threads(a.threads)
     if a.clock == "thread" and nt != 1:
-        ap.error("--clock thread measures the calling thread only: use it with --threads 1")
+        ap.error("--clock thread counts only the calling thread: use --threads 1")
     m = machine()
     print(
         f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
@@ -440,6 +440,19 @@ def main(argv=None) -> int:
             f"{worst['direction']} {worst['n']})"
         )
     if a.json:
+        import os
+
+        env = " ".join(
+            f"{k}={os.environ[k]}"
+            for k in ("FASTACT_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+            + ("MKL_ENABLE_INSTRUCTIONS",)
+            if os.environ.get(k)
+        )
+        args = [v for v in (argv if argv is not None else sys.argv[1:])]
+        if "--json" in args:  # the file name is the reader's own
+            i = args.index("--json")
+            del args[i : i + 2]
+        command = (env + " " if env else "") + "fastact bench " + " ".join(args)
         with open(a.json, "w") as f:
             json.dump(
                 {
@@ -448,6 +461,7 @@ def main(argv=None) -> int:
                     "n_threads": nt,
                     "out": bool(a.out),
                     "clock": a.clock,
+                    "command": command,
                     "rounds": rounds,
                     "rows": rows,
                     "call_overhead_ns": over,

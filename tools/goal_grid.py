@@ -25,11 +25,14 @@ JSON schema (written by fastact.bench.main; keep it stable, docs are generated f
                "date" (UTC, ISO 8601), "torch", "torch_cpu_capability" ("AVX512" |
                "AVX2" | "DEFAULT"), "ATEN_CPU_CAPABILITY"},
    "dtype": "float32" | "float64", "n_threads": int, "out": bool, "rounds": int,
+   "clock": "wall" | "thread" (fastact bench --clock), "command" (the command line, with
+   the ISA-forcing environment variables in front),
    "rows": [{"activation", "n", "dtype", "direction" ("fwd" | "bwd"), "n_threads",
              "bytes" (read + written by the kernel), "out" (bool),
              "fastact_us", "numpy_us", "copy_us" (np.copyto of the same bytes forward,
              np.add(g, s, out=o) backward: the roofline), "torch_us" (absent without
-             PyTorch), "vs_numpy", "vs_torch" (peer time / fastact time),
+             PyTorch), "torch_out" (PyTorch wrote into out=; false where it has no
+             out= overload and allocated), "vs_numpy", "vs_torch" (peer time / fastact),
              "GB_per_s", "copy_fraction" (copy_us / fastact_us)}],
    "call_overhead_ns": {call: ns}
   }
