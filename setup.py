@@ -105,6 +105,8 @@ nn_ext = Extension(
         "src/fa_nn_loops.h",
         "src/_nn_ops.pxi",
         "src/_nn_engine.pxi",
+        "src/_nn_sk.pxi",
+        "src/fa_sk_loops.h",
     ],
 )
 

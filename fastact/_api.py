@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from . import _docs as D
 from . import _plumbing as P
 from . import _registry as R
 from . import _validate as V
@@ -293,11 +294,11 @@ def make_api(K, module: str) -> dict:
         return K.binary(grad_out, saved, out, n_threads, k, p)
 
     def softsign(x, *, out=None, n_threads=None):
-        """x / (1 + |x|); softsign(+-inf) = +-1."""
+        """``x / (1 + |x|)``; ``softsign(+-inf) = +-1``."""
         return K.unary(x, out, n_threads, "softsign")
 
     def softsign_backward(grad_out, saved, *, out=None, n_threads=None):
-        """grad_out / (1 + |x|)^2, saved = x."""
+        """``grad_out / (1 + |x|)^2``, saved = x."""
         return K.binary(grad_out, saved, out, n_threads, "softsign")
 
     last_ht = [(_NONE, _NONE, None)]
@@ -410,4 +411,8 @@ def make_api(K, module: str) -> dict:
     for name, f in api.items():
         f.__module__ = module
         f.__qualname__ = name
+        if name.removesuffix("_backward") in R.NAMES:
+            f.__doc__ = D.render(name, module, f.__doc__)
+        else:
+            f.__doc__ = D.HANDWRITTEN[name].format(fa=D.public(module)[0], twin=D.public(module)[1])
     return api

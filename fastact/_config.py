@@ -22,7 +22,28 @@ def _blas_of(module) -> str:
 
 
 def config() -> dict:
-    """The facts show_config() prints, as a dict."""
+    """Return what show_config() prints, as a dict.
+
+    Returns
+    -------
+    dict
+        Versions (fastact, Python, NumPy, SciPy), the backend (native or pure NumPy),
+        threads, the BLAS; for the native build also the compiler and flags, OpenMP, and
+        the SIMD path in use.
+
+    See Also
+    --------
+    fastact.show_config : The same, printed.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> info = fastact.config()
+    >>> info["fastact"] == fastact.__version__
+    True
+    >>> info["backend"] in ("native", "pure NumPy (FASTACT_PUREPYTHON)")
+    True
+    """
     import fastact
 
     info = {
@@ -65,7 +86,21 @@ def config() -> dict:
 
 
 def show_config() -> None:
-    """Print version, build flags, SIMD path, OpenMP and threads, BLAS."""
+    """Print the version, build flags, SIMD path, OpenMP and threads, and BLAS in use.
+
+    ``fastact info`` on the command line prints the same.
+
+    See Also
+    --------
+    fastact.config : The same facts as a dict.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> fastact.show_config()  # doctest: +ELLIPSIS
+    fastact ...
+    python ...
+    """
     info = config()
     width = max(len(k) for k in info)
     for k, v in info.items():

@@ -9,8 +9,9 @@ forward/backward callables; a test checks that both expose the same names.
 
 Adding an activation: the C math (src/fa_acts.h) and list entry
 (src/fa_kernels.h), a row here, the public functions in fastact/_api.py
-(and the name in fastact/__init__.py's _PUBLIC), and the NumPy twin in
-fastact/reference.py.
+(and the name in fastact/__init__.py's _PUBLIC), the NumPy twin in
+fastact/reference.py, and its docstring example in fastact/_docs.py (EXAMPLES; the
+docstring itself is made from this row).
 """
 
 from __future__ import annotations
@@ -27,7 +28,49 @@ REQUIRED = inspect.Parameter.empty
 
 @dataclass(frozen=True)
 class Activation:
-    """One activation: `ACTIVATIONS[name]`."""
+    """One activation of the registry: ``fastact.ACTIVATIONS[name]``.
+
+    Made by fastact from its table (one row per activation), once for each backend;
+    calling it calls the forward function.
+
+    Parameters
+    ----------
+    name : str
+        The public name, e.g. "gelu": ``fastact.gelu`` and ``fastact.gelu_backward``.
+    params : Mapping[str, object]
+        The activation's parameters and their defaults (PyTorch's); a required one
+        (prelu's weight) has ``inspect.Parameter.empty``.
+    saves : {"input", "output"}
+        What the backward takes as ``saved``: the forward's input x or output y.
+    formula : str
+        The forward, as text.
+    derivative : str
+        The derivative, as text (in y where the backward takes the output).
+    forward : callable
+        ``fastact.<name>`` (or ``fastact.reference.<name>``).
+    backward : callable
+        ``fastact.<name>_backward``.
+    kind : {"elementwise", "rowwise"}, default "elementwise"
+        "rowwise": the softmax family, along the last axis.
+
+    See Also
+    --------
+    fastact.bias_act : Takes an Activation (or its name) for the dense epilogue.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> act = fastact.ACTIVATIONS["elu"]
+    >>> act.saves, dict(act.params)
+    ('output', {'alpha': 1.0})
+    >>> act.formula
+    'x if x > 0 else alpha * (exp(x) - 1)'
+    >>> np.round(act(np.array([-1.0, 1.0])), 4)
+    array([-0.6321,  1.    ])
+    >>> sorted(n for n, a in fastact.ACTIVATIONS.items() if a.kind == "rowwise")
+    ['log_softmax', 'softmax']
+    """
 
     name: str
     params: Mapping[str, object]

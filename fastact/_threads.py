@@ -40,25 +40,96 @@ def _sync_native() -> None:
 
 
 def get_num_threads() -> int:
-    """The thread count a call with n_threads=None uses now."""
+    """Return the thread count a call with ``n_threads=None`` uses now.
+
+    The count pinned by set_num_threads or a ``threads()`` block, else the usable cores
+    (CPU affinity), at most the OpenMP runtime's omp_get_max_threads() of the calling
+    thread (``OMP_NUM_THREADS``, a threadpoolctl limit), read at each call.
+
+    Returns
+    -------
+    int
+        The default thread count, >= 1.
+
+    See Also
+    --------
+    fastact.set_num_threads : Pin the default.
+    fastact.threads : Pin it for the calls inside a ``with`` block.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> fastact.get_num_threads() >= 1
+    True
+    """
     return V.get_default_threads()
 
 
 def set_num_threads(n_threads) -> None:
-    """Pin the default n_threads of every call (k > 0, or -1 = all usable cores,
-    -2 = all but one), or None to follow the OpenMP runtime again (all usable
-    cores, at most omp_get_max_threads(): OMP_NUM_THREADS, threadpoolctl)."""
+    """Pin the default n_threads of every call, process-wide.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        k > 0: k threads (clamped to the usable cores); -1 all usable cores, -2 all but
+        one; None follows the OpenMP runtime again (all usable cores, at most
+        omp_get_max_threads(): ``OMP_NUM_THREADS``, threadpoolctl).
+
+    Raises
+    ------
+    TypeError
+        If n_threads is not an int or None.
+    ValueError
+        If n_threads is 0, or negative beyond the usable cores.
+
+    See Also
+    --------
+    fastact.get_num_threads : The default now.
+    fastact.threads : The same for a ``with`` block, restored on exit.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> fastact.set_num_threads(1)
+    >>> fastact.get_num_threads()
+    1
+    >>> fastact.set_num_threads(None)  # follow the OpenMP runtime again
+    """
     V.set_default_threads(n_threads)
     _sync_native()
 
 
 class threads:
-    """Context manager: ``with fastact.threads(1): ...`` runs the block's calls with
-    that default n_threads and restores the previous default (pinned or not) on exit.
+    """Context manager: run the calls of a ``with`` block with a default n_threads.
 
-    The count is checked when the object is made (``threads(0)`` raises at once);
-    ``None`` means "follow the OpenMP runtime" inside the block.  Re-entrant and
-    nestable; process-wide, not per Python thread."""
+    On exit the previous default (pinned or not) comes back.  The count is checked when
+    the object is made (``threads(0)`` raises at once); ``None`` means "follow the
+    OpenMP runtime" inside the block.  Re-entrant and nestable; process-wide, not per
+    Python thread.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        As for set_num_threads: k > 0, -1 all usable cores, -2 all but one, or None.
+
+    Raises
+    ------
+    TypeError
+        If n_threads is not an int or None.
+    ValueError
+        If n_threads is 0, or negative beyond the usable cores.
+
+    See Also
+    --------
+    fastact.set_num_threads : Pin the default until changed.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> with fastact.threads(1):
+    ...     fastact.get_num_threads()
+    1
+    """
 
     __slots__ = ("n_threads", "_saved")
 

@@ -18,7 +18,7 @@ Formulas (torch.optim, dampening 0, maximize False, amsgrad False):
     AdamW: p *= 1 - lr wd, then Adam with wd = 0
 max_grad_norm: before the update, the gradients of all layers are scaled by
 max_grad_norm / (norm + 1e-6) when their global L2 norm exceeds max_grad_norm
-(torch.nn.utils.clip_grad_norm_); net.grads then holds the clipped values.
+(``torch.nn.utils.clip_grad_norm_``); net.grads then holds the clipped values.
 """
 
 from __future__ import annotations
@@ -111,10 +111,35 @@ def _betas(value, name, cls, obj):
 
 
 class Optimizer:
-    """Base class: hyperparameters, the state of one network, and the step count.
+    """The base class of the optimizers: hyperparameters, one network's state, step count.
 
     Hyperparameters are attributes that may be changed between steps (a learning-rate
-    schedule: `opt.lr = ...`); each assignment is validated."""
+    schedule: ``opt.lr = ...``); each assignment is validated.  The state (momentum
+    buffer, Adam's moments) is allocated on the first ``net.train_step(X, y, opt)``, laid
+    out like the network's flat parameters, and updated in place by the native step; an
+    optimizer serves one network.
+
+    Attributes
+    ----------
+    t : int
+        The number of completed steps.
+    state : list of ndarray
+        The optimizer's flat state arrays (empty until first used).
+
+    See Also
+    --------
+    SGD, Adam, AdamW : The optimizers.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> opt = fastact.optim.Adam(lr=0.01)
+    >>> isinstance(opt, fastact.optim.Optimizer), opt.t
+    (True, 0)
+    >>> opt.lr = 0.005          # a schedule: takes effect at the next step
+    >>> opt
+    Adam(lr=0.005, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, max_grad_norm=None)
+    """
 
     kind = ""  # "sgd", "adam", "adamw": the native update to run
     n_state = 0  # flat state arrays per network
@@ -151,10 +176,61 @@ class Optimizer:
         )
 
     def hparams(self) -> dict:  # pragma: no cover - overridden
+        """Return the hyperparameters by name.
+
+        Returns
+        -------
+        dict
+            The constructor's arguments, as they are now.
+        """
         raise NotImplementedError
 
 
 class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, Nesterov and weight decay (torch.optim.SGD).
+
+    ``g = grad + weight_decay p``; with momentum, ``buf = g`` (first step) or
+    ``momentum buf + g``, then ``g = g + momentum buf`` (nesterov) or ``buf``;
+    ``p -= lr g``.  Dampening 0.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, finite, >= 0.
+    momentum : float, default 0.0
+        The momentum factor, >= 0; it cannot be switched on or off once the optimizer
+        holds state.
+    nesterov : bool, default False
+        Nesterov momentum (needs momentum > 0).
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient, >= 0.
+    max_grad_norm : float, optional
+        Clip the global L2 norm of all the gradients to this (> 0) before the update
+        (``torch.nn.utils.clip_grad_norm_``); None: no clipping.
+
+    Raises
+    ------
+    TypeError
+        If nesterov is not a bool.
+    ValueError
+        If a hyperparameter is not a finite number in range, or nesterov is True
+        without momentum.
+
+    See Also
+    --------
+    Adam, AdamW : Adaptive moments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> opt = fastact.optim.SGD(lr=0.1, momentum=0.9, nesterov=True)
+    >>> net = fastact.MLP([2, 4, 2])
+    >>> loss = net.train_step(np.ones((3, 2), np.float32), np.array([0, 1, 0]), opt)
+    >>> opt.t, len(opt.state)
+    (1, 1)
+    """
+
     kind = "sgd"
     # _hyper: lr, momentum, weight_decay, nesterov, -, max_grad_norm
     lr = _Hyper(0, _lr_like)
@@ -173,9 +249,17 @@ class SGD(Optimizer):
 
     @property
     def n_state(self):
+        """The number of flat state arrays: 1 with momentum (its buffer), else 0."""
         return 1 if self.momentum else 0
 
     def hparams(self):
+        """Return the hyperparameters by name.
+
+        Returns
+        -------
+        dict
+            lr, momentum, nesterov, weight_decay, max_grad_norm.
+        """
         return {
             "lr": self.lr,
             "momentum": self.momentum,
@@ -186,6 +270,44 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (torch.optim.Adam, amsgrad False), with optional L2 weight decay and clipping.
+
+    ``g = grad + weight_decay p``; ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        The learning rate, finite, >= 0.
+    betas : (float, float), default (0.9, 0.999)
+        The decay rates of the first and second moments, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    weight_decay : float, optional
+        L2 penalty added to the gradient, >= 0; None: the class's default (0 for Adam,
+        1e-2 for AdamW).
+    max_grad_norm : float, optional
+        Clip the global L2 norm of all the gradients to this (> 0) before the update;
+        None: no clipping.
+
+    Raises
+    ------
+    ValueError
+        If a hyperparameter is not a finite number in range, or betas is not a pair.
+
+    See Also
+    --------
+    AdamW : Adam with decoupled weight decay.
+    SGD : Plain, momentum or Nesterov gradient descent.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> opt = fastact.optim.Adam(lr=1e-2, betas=(0.9, 0.99))
+    >>> opt.hparams()["betas"]
+    (0.9, 0.99)
+    """
+
     kind = "adam"
     n_state = 2
     _default_wd = 0.0
@@ -207,6 +329,13 @@ class Adam(Optimizer):
         self.max_grad_norm = max_grad_norm
 
     def hparams(self):
+        """Return the hyperparameters by name.
+
+        Returns
+        -------
+        dict
+            lr, betas, eps, weight_decay, max_grad_norm.
+        """
         return {
             "lr": self.lr,
             "betas": self.betas,
@@ -217,7 +346,38 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (default 1e-2, as torch.optim.AdamW)."""
+    """Adam with decoupled weight decay (torch.optim.AdamW).
+
+    ``p *= 1 - lr weight_decay``, then Adam's update without weight decay.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        The learning rate, finite, >= 0.
+    betas : (float, float), default (0.9, 0.999)
+        The decay rates of the first and second moments, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    weight_decay : float, optional
+        The decoupled decay, >= 0; None: 1e-2 (torch.optim.AdamW's default).
+    max_grad_norm : float, optional
+        Clip the global L2 norm of all the gradients to this (> 0) before the update.
+
+    Raises
+    ------
+    ValueError
+        If a hyperparameter is not a finite number in range, or betas is not a pair.
+
+    See Also
+    --------
+    Adam : The update without decoupled decay.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> fastact.optim.AdamW().weight_decay
+    0.01
+    """
 
     kind = "adamw"
     _default_wd = 1e-2

@@ -307,7 +307,11 @@ DropoutCache = _fn.DropoutCache
 
 
 def dense_forward(x, W, b, activation, *, out=None, **params):
-    """(y, cache): y = act(x @ W + b), W of shape (n_in, n_out)."""
+    """Compute a dense layer in NumPy: the NumPy twin of fastact.nn.dense_forward.
+
+    (y, cache): y = act(x @ W + b), W of shape (n_in, n_out).  The same parameters,
+    returns and errors (the checks are shared); see there.
+    """
     x, W, b, name, params, kname, p, out = _fn.check_dense(x, W, b, activation, params, out)
     with np.errstate(all="ignore"):  # overflow to inf is the documented result
         z = x @ W
@@ -320,7 +324,11 @@ def dense_forward(x, W, b, activation, *, out=None, **params):
 
 
 def dense_backward(grad_y, cache):
-    """(grad_x, grad_W, grad_b): dz = grad_y * act'(saved), dW = x.T @ dz, dx = dz @ W.T."""
+    """Backpropagate a dense layer in NumPy: the NumPy twin of fastact.nn.dense_backward.
+
+    (grad_x, grad_W, grad_b): dz = grad_y * act'(saved), dW = x.T @ dz, dx = dz @ W.T.
+    The same parameters, returns and errors; see there.
+    """
     g = _fn.check_dense_grad(grad_y, cache)
     pre = cache.saved + cache.b if cache.saves == "input" else cache.saved
     with np.errstate(all="ignore"):
@@ -344,8 +352,12 @@ def batchnorm_forward(
     eps=1e-5,
     n_threads=None,
 ):
-    """(y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
-    (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place)."""
+    """Normalise over the batch in NumPy: the NumPy twin of fastact.nn.batchnorm_forward.
+
+    (y, cache): y = gamma (x - mean) / sqrt(var + eps) + beta over the rows of x
+    (PyTorch BatchNorm1d; training: batch statistics, running ones updated in place).
+    The same parameters, returns and errors; see there.
+    """
     x, gamma, beta, rm, rv, momentum, eps = _fn.check_batchnorm(
         x, gamma, beta, training, running_mean, running_var, momentum, eps
     )
@@ -388,7 +400,11 @@ def _bn_backward(du, x, gamma, mean, invstd, training):
 
 
 def batchnorm_backward(grad_y, cache, *, n_threads=None):
-    """(grad_x, grad_gamma, grad_beta) of batchnorm_forward."""
+    """Backpropagate BatchNorm in NumPy: the NumPy twin of fastact.nn.batchnorm_backward.
+
+    (grad_x, grad_gamma, grad_beta) of batchnorm_forward.  The same parameters, returns
+    and errors; see there.
+    """
     g = _fn.check_batchnorm_grad(grad_y, cache)
     _V.check_threads(n_threads)
     with np.errstate(all="ignore"):
@@ -414,8 +430,46 @@ def _mix64(z):
 
 
 def dropout_keep(n, p, seed, step=0, layer=0):
-    """The dropout mask (True = kept) of n elements, element i kept when the top 53 bits of
-    mix64(key + (i + 1) G) are >= round(p 2^53): the native engine's rule, bit for bit."""
+    """Return dropout's mask of n elements (True = kept): the native engine's rule.
+
+    Element i is kept when the top 53 bits of ``mix64(key + (i + 1) G)`` are
+    >= round(p 2^53), with ``key = mix64(mix64(mix64(seed + G) + step + G) + layer + G)``,
+    G the golden-ratio constant and mix64 SplitMix64's finaliser: the mask of
+    fastact.nn.dropout_forward and of the networks' Dropout layers, bit for bit.
+
+    Parameters
+    ----------
+    n : int
+        The number of elements (in C order).
+    p : float
+        The drop probability, in [0, 1).
+    seed : int
+        The seed, in [0, 2**64).
+    step : int, default 0
+        The training step.
+    layer : int, default 0
+        The dropout layer's number.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True where the element is kept.
+
+    See Also
+    --------
+    fastact.nn.dropout_forward : Applies the mask (scaled by 1 / (1 - p)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> keep = fastact.reference.dropout_keep(8, 0.5, seed=0)
+    >>> keep.astype(int)
+    array([0, 0, 1, 1, 0, 1, 0, 1])
+    >>> y, _ = fastact.nn.dropout_forward(np.ones(8), 0.5, seed=0)
+    >>> bool(np.array_equal(y != 0, keep))
+    True
+    """
     key = _mix64(
         (_mix64((_mix64((seed + _GOLDEN) & _U64) + step + _GOLDEN) & _U64) + layer + _GOLDEN) & _U64
     )
@@ -433,7 +487,11 @@ def _dropout_apply(x, p, seed, step, layer):
 
 
 def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=None):
-    """(y, cache): inverted dropout with fastact's counter-based mask."""
+    """Apply inverted dropout in NumPy: the NumPy twin of fastact.nn.dropout_forward.
+
+    (y, cache), with fastact's counter-based mask (dropout_keep), bit for bit.  The same
+    parameters, returns and errors; see there.
+    """
     x, p, seed, step, layer, training = _fn.check_dropout(x, p, seed, step, layer, training)
     _V.check_threads(n_threads)
     y = _dropout_apply(x, p, seed, step, layer) if training and p > 0 else x.copy()
@@ -441,7 +499,11 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
 
 
 def dropout_backward(grad_y, cache, *, n_threads=None):
-    """grad_x of dropout_forward (the same mask, regenerated)."""
+    """Backpropagate dropout in NumPy: the NumPy twin of fastact.nn.dropout_backward.
+
+    grad_x of dropout_forward (the same mask, regenerated).  The same parameters,
+    returns and errors; see there.
+    """
     g = _fn.check_dropout_grad(grad_y, cache)
     _V.check_threads(n_threads)
     if cache.training and cache.p > 0:
@@ -458,13 +520,19 @@ def _correct(loss, out, labels, target):
 
 
 class NumpyEngine:
-    """The network program (fastact/nn/program.py) in NumPy, with the interface of the
-    native engine: one NumPy twin per op kind (_fwd_<kind> / _bwd_<kind>)."""
+    """Run a network's program in NumPy: the NumPy twin of fastact.nn.network.NativeEngine.
+
+    What fastact.reference.Sequential and fastact.reference.MLP train with (and what
+    the native networks rerun to name the layer where a non-finite value appeared):
+    the same interface, op by op: one NumPy twin per op kind of the network program
+    (fastact/nn/program.py), _fwd_<kind> / _bwd_<kind>.
+    """
 
     def __init__(self, dtype, program, loss, theta, grad, state):
         self.dtype, self.prog, self.loss = dtype, program, loss
         self.theta, self.grad, self.state = theta, grad, state
         self.capacity = 1 << 62  # NumPy allocates per call anyway
+        self.flush_subnormals = True  # kept for the interface: NumPy keeps subnormals
         self.diagnostics = None
         self._out = None
 
@@ -474,6 +542,10 @@ class NumpyEngine:
     @staticmethod
     def all_finite(a):
         return bool(np.isfinite(a).all())
+
+    @staticmethod
+    def batch_ok(X, y):
+        return False  # (the native engine's fast path: here the Python checks do it all)
 
     @staticmethod
     def bad_label(labels, n_classes):
@@ -639,7 +711,6 @@ class NumpyEngine:
         s1=None,
         s2=None,
         t=0,
-        *,
         training=True,
         seed=0,
         counter=0,
@@ -714,6 +785,16 @@ class NumpyEngine:
         T, saved = self._forward(X, training, seed, counter)
         self._out = T[self.prog.out_t]
         loss, g = self._loss(self._out, labels, target)
+        self._backprop(T, saved, g, diag)
+        self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
+        if not self.last_ok and state_prev is not None:
+            self.state[...] = state_prev  # the running statistics as they were
+        if kind and self.last_ok:
+            self._update(kind, hyper, s1, s2, t)
+        return float(loss)
+
+    def _backprop(self, T, saved, g, diag):
+        """the backward pass from the output's gradient g (into self.grad)"""
         G = {self.prog.out_t: g}
         rows = np.zeros((len(self.prog.diag_rows), 9))
         for i in range(len(self.prog.ops) - 1, -1, -1):
@@ -725,12 +806,74 @@ class NumpyEngine:
                     G[tt] = G[tt] + gg if tt in G else gg
         if diag:
             self.diagnostics = rows
-        self.last_ok = not check or bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
-        if not self.last_ok and state_prev is not None:
-            self.state[...] = state_prev  # the running statistics as they were
-        if kind and self.last_ok:
-            self._update(kind, hyper, s1, s2, t)
-        return float(loss)
+
+    # -- scikit-learn's minibatch epoch (fastact.sklearn): the twin of Engine.sk_epoch --
+    SK_OUTPUTS = {"softmax": 0, "logistic": 1, "identity": 2, "exp": 3}
+    SK_SOLVERS = {"sgd": 1, "adam": 2}
+
+    def sk_epoch(
+        self,
+        X,
+        labels,
+        target,
+        weights,
+        order,
+        bs,
+        out_kind,
+        solver,
+        hyper,
+        state1,
+        state2,
+        t0,
+        alpha,
+        seed,
+        counter,
+        skip_single,
+        losses,
+    ):
+        """One epoch of scikit-learn's minibatch loop (the native Engine.sk_epoch's
+        contract; src/_nn_sk.pxi has the formulas)."""
+        rows, done, b = X.shape[0], 0, 0
+        self._training, self._seed = True, seed
+        with np.errstate(all="ignore"):
+            for r0 in range(0, rows, bs):
+                n = min(bs, rows - r0)
+                if n == 1 and skip_single and r0 > 0:
+                    losses[b] = 0.0
+                    break
+                idx = slice(r0, r0 + n) if order is None else order[r0 : r0 + n]
+                lb = None if labels is None else labels[idx]
+                tb = None if target is None else target[idx]
+                wb = None if weights is None else _f64(weights[idx])
+                sw_sum = float(n) if wb is None else float(wb.sum())
+                state_prev = self.state.copy()
+                self._counter = counter + b
+                T, saved = self._forward(X[idx], True, seed, counter + b)
+                loss, g = sk_output_loss(
+                    out_kind, T[self.prog.out_t], lb, tb, wb, sw_sum, np.finfo(self.dtype).eps
+                )
+                self._backprop(T, saved, g.astype(self.dtype), False)
+                dense = [slice(o.w, o.w + o.k * o.n) for o in self.prog.ops if o.kind == "gemm"]
+                if alpha > 0:
+                    loss += (
+                        0.5
+                        * alpha
+                        * sum(_f64(self.theta[w]) @ _f64(self.theta[w]) for w in dense)
+                        / sw_sum
+                    )
+                losses[b] = loss
+                b += 1
+                self.last_ok = bool(np.isfinite(loss) and np.all(np.isfinite(self.grad)))
+                if not self.last_ok:
+                    self.state[...] = state_prev
+                    return done
+                g = self.grad.copy()  # with the L2 term on the dense weights (grad keeps none)
+                for w in dense:
+                    g[w] += self.dtype.type(alpha / sw_sum) * self.theta[w]
+                sk_update(solver, hyper, self.theta, g, state1, state2, t0 + done + 1)
+                done += 1
+        self.last_ok = True
+        return done
 
     def _update(self, kind, h, s1, s2, t):
         p, g = self.theta, self.grad
@@ -758,6 +901,48 @@ class NumpyEngine:
         s2[...] = b2 * _f64(s2) + (1 - b2) * d * d
         denom = np.sqrt(_f64(s2)) / np.sqrt(1 - b2**t) + eps
         p[...] = p64 - lr / (1 - b1**t) * _f64(s1) / denom
+
+
+def sk_output_loss(out_kind, z, labels, target, sw, sw_sum, eps):
+    """scikit-learn's loss of a batch's output z and its delta (link(z) - y) s / S in
+    float64 (src/_nn_sk.pxi's formulas); out_kind: NumpyEngine.SK_OUTPUTS; eps: the
+    dtype's, log_loss's clip"""
+    z = _f64(z)
+    w = np.ones(z.shape[0]) if sw is None else _f64(sw)
+    if out_kind == 0:  # softmax, as scikit-learn's
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        y = np.zeros_like(z)
+        y[np.arange(z.shape[0]), labels] = 1.0
+        rl = -np.log(np.clip(p[np.arange(z.shape[0]), labels], eps, 1 - eps))
+    else:
+        y = _f64(target)
+        if out_kind == 1:  # logistic
+            p = _sigmoid(z)
+            q = np.clip(p, eps, 1 - eps)
+            rl = -(special.xlogy(y, q) + special.xlogy(1 - y, 1 - q)).sum(axis=1)
+        elif out_kind == 2:  # identity
+            p = z
+            rl = 0.5 * ((z - y) ** 2).mean(axis=1)
+        else:  # exp
+            p = np.exp(z)
+            rl = (special.xlogy(y, y / p) - y + p).sum(axis=1)
+    return float(np.dot(w, rl)) / sw_sum, (p - y) * w[:, None] / sw_sum
+
+
+def sk_update(solver, h, p, g, s1, s2, t):
+    """scikit-learn's AdamOptimizer (solver 2; h: lr, beta_1, beta_2, epsilon) or
+    SGDOptimizer (1; h: lr, momentum, nesterov) on the flat parameters p, in their dtype"""
+    if solver == 2:
+        lr, b1, b2, eps = (float(v) for v in h[:4])
+        s1[...] = b1 * s1 + (1 - b1) * g
+        s2[...] = b2 * s2 + (1 - b2) * (g * g)
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        p += (-lr_t * s1 / (np.sqrt(s2) + eps)).astype(p.dtype)
+        return
+    lr, momentum, nesterov = float(h[0]), float(h[1]), h[2] != 0
+    s1[...] = momentum * s1 - lr * g
+    p += momentum * s1 - lr * g if nesterov else s1
 
 
 class Sequential(_net.Sequential):

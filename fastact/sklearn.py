@@ -7,30 +7,20 @@ scikit-learn's constructor parameters, defaults and meanings (1.9's signature), 
 fastact's own: ``init``, ``dtype`` (float32 by default), ``batchnorm``, ``dropout``,
 ``residual``, ``n_threads``; every fastact activation besides scikit-learn's four.
 
-How scikit-learn's algorithm maps onto the native step (one `train_step` per batch):
-
-* The network's native loss is the mean over the batch (softmax cross-entropy), over
-  the batch and the outputs (binary cross-entropy with logits, mse: which also has a
-  factor 2).  scikit-learn's gradient is ``(output - y) / n`` summed over the outputs, so
-  its gradient is ``k`` times the engine's, with k = 1 (softmax), n_outputs (logistic),
-  n_outputs / 2 (squared error).  Adam is invariant to that scale but for epsilon, SGD
-  is not: the mapping is eps -> eps / k, lr -> lr k (SGD).
-* scikit-learn's Adam puts epsilon outside the bias correction of the second moment;
-  PyTorch's (the engine's) inside: eps_engine(t) = eps / (k sqrt(1 - beta_2^t)), set
-  before each step, gives scikit-learn's update exactly.
-* scikit-learn's SGD keeps a velocity that carries the old learning rate when the
-  schedule changes it (invscaling, adaptive); PyTorch's buffer does not.  Setting the
-  engine's momentum to momentum * lr_previous / lr for the step after a change makes
-  the two equal; Nesterov's update then needs one correction of the parameters.
-* alpha: scikit-learn adds alpha W / n_batch (alpha W / sum of the batch's sample
-  weights) to the gradient of the weights, not of the biases.  The engine's
-  weight_decay is alpha / (k n_batch) on every parameter; the estimator then redoes
-  the update of the few parameters that are not weights (biases, BatchNorm's gamma and
-  beta, prelu slopes) without it, from their saved values and the engine's gradient.
-* sample_weight that is not constant, and loss="poisson": the network is built with
-  the mse loss and the gradient scikit-learn wants at the output, G, is injected
-  through the target t = z - G n C / 2 (z from a forward pass first: one more forward
-  per step); exact for networks without BatchNorm or dropout (with them, an error).
+How it trains: each epoch is one native call (`Engine.sk_epoch`, src/_nn_engine.pxi and
+src/_nn_sk.pxi; its NumPy twin `fastact.reference.NumpyEngine.sk_epoch`) that gathers
+the batches in the order the estimator draws from random_state (scikit-learn's own
+`shuffle` of the sample indices, so the draws are scikit-learn's), and runs for each
+batch the forward pass, scikit-learn's loss and output delta ``(link(z) - y) s / sum(s)``
+with the per-sample weights s, the backward pass, the L2 penalty ``alpha W / sum(s)`` of
+the dense weights only (not the biases, BatchNorm's or PReLU's parameters) and
+scikit-learn's update (AdamOptimizer: ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``,
+``p -= lr_t m / (sqrt(v) + eps)``; SGDOptimizer: ``vel = momentum vel - lr g``, Nesterov
+or classical), with no Python between the steps.  What scikit-learn does between epochs
+(the loss curve, n_iter_no_change, the validation score of early stopping, invscaling's
+and adaptive's learning rate) stays in Python.  Sparse X is densified one batch at a
+time, each batch then one native call.  With batchnorm, a last batch of a single row is
+left out of that epoch (one row has no batch variance), as fastact.MLP.fit does.
 
 So in float64 the estimator reproduces scikit-learn's training to rounding when it
 starts from the same weights (init="sklearn", the default, draws them as scikit-learn
@@ -50,7 +40,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
@@ -61,6 +50,9 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 # scikit-learn's names -> fastact's
 _SK_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _STOCHASTIC = ("sgd", "adam")
+# Engine.sk_epoch's codes (src/_nn_sk.pxi; a test checks they are the engine's)
+_SK_OUTPUTS = {"softmax": 0, "logistic": 1, "identity": 2, "exp": 3}
+_SK_SOLVERS = {"sgd": 1, "adam": 2}
 _PREDICT_CHUNK = 4096  # rows per forward call for sparse X (densified per chunk)
 
 
@@ -234,41 +226,6 @@ class _BaseMLP(BaseEstimator):
         d = self.dropout
         return any(v > 0 for v in d) if isinstance(d, list) else d > 0
 
-    def _layout(self, net):
-        """flat indices into theta of the parameters without L2 (all but the dense weights)"""
-        base = net.theta.ctypes.data
-        isz = net.theta.itemsize
-        idx = []
-        for name, view in net.state_dict().items():
-            if name.endswith(".W") or not np.shares_memory(view, net.theta):
-                continue
-            start = (view.ctypes.data - base) // isz
-            idx.append(np.arange(start, start + view.size))
-        return np.concatenate(idx) if idx else np.zeros(0, np.intp)
-
-    def _switch_to_mse(self):
-        """rebuild the network with the mse loss (for injected gradients), keeping the
-        parameters, running statistics, dropout counter and the optimizer's state"""
-        fa = _fastact()
-        old = self._net
-        meta = old.config()
-        meta["loss"] = "mse"
-        new = type(old)._from_config(meta)
-        new.theta[...] = old.theta
-        new.state[...] = old.state
-        new._counter = old._counter
-        self._net = new
-        opt = getattr(self, "_optimizer", None)
-        if opt is not None:
-            fresh = type(opt)(**opt.hparams())
-            if opt.state:
-                fresh._bind(new.theta)
-                for a, b in zip(fresh.state, opt.state):
-                    a[...] = b
-            fresh.t = opt.t
-            self._optimizer = fresh
-        del fa
-
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, y, sample_weight=None, incremental=False):
         dt, sizes, act = self._check_options()
@@ -310,22 +267,11 @@ class _BaseMLP(BaseEstimator):
             self.out_activation_ = "softmax"
         else:
             self.out_activation_ = "logistic"
-        kind = self.out_activation_
-        C = self.n_outputs_
         native = {
             "softmax": "softmax_cross_entropy",
             "logistic": "binary_cross_entropy_with_logits",
-            "identity": "mse",
-        }.get(kind, "mse")
-        # gradient scale k (scikit-learn's gradient = k x the engine's) and loss factor
-        self._k = {"softmax": 1.0, "logistic": float(C), "identity": C / 2.0}.get(kind, 1.0)
-        self._loss_factor = {"softmax": 1.0, "logistic": float(C), "identity": 0.5}.get(kind, 1.0)
-        n_out = C
-        self._net = self._build(n_features, n_out, dt, sizes, act, native)
-        self._injected = native == "mse" and kind != "identity"  # (poisson)
-        if self._injected:
-            pass  # built with mse already
-        self._free = self._layout(self._net)
+        }.get(self.out_activation_, "mse")  # (the native loss serves net.evaluate only)
+        self._net = self._build(n_features, self.n_outputs_, dt, sizes, act, native)
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -339,40 +285,29 @@ class _BaseMLP(BaseEstimator):
         self._best = None
 
     def _new_optimizer(self):
-        fa = _fastact()
-        if self.solver == "adam":
-            return fa.optim.Adam(
-                lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon
-            )
-        m = float(self.momentum)
-        return fa.optim.SGD(
-            lr=self.learning_rate_init, momentum=m, nesterov=bool(self.nesterovs_momentum and m > 0)
+        """scikit-learn's optimizer state: Adam's moments or SGD's velocity, flat like the
+        network's parameters, and the step count"""
+        theta = self._net.theta
+        self._opt_state = [np.zeros_like(theta) for _ in range(2 if self.solver == "adam" else 1)]
+        self._opt_t = 0
+        self._lr = float(self.learning_rate_init)  # scikit-learn's current rate (sgd)
+        # what scikit-learn's optimizer object holds from its creation on (partial_fit
+        # keeps it, whatever set_params changed since)
+        self._opt_conf = dict(
+            solver=self.solver,
+            schedule=self.learning_rate,
+            lr_init=float(self.learning_rate_init),
+            power_t=float(self.power_t),
+            adam=(float(self.beta_1), float(self.beta_2), float(self.epsilon)),
+            sgd=(float(self.momentum), float(bool(self.nesterovs_momentum))),
         )
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
         net = self._net
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._new_optimizer()
-            self._lr = float(self.learning_rate_init)  # scikit-learn's current rate
-            self._lr_prev = self._lr
+        if not incremental or not hasattr(self, "_opt_state"):
+            self._new_optimizer()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
-        if weighted and not self._injected:
-            if net._program.has_batchnorm or self._uses_dropout():
-                raise NotImplementedError(
-                    f"{type(self).__name__}: non-uniform sample_weight with batchnorm or "
-                    "dropout is not supported (the weights are injected through the output "
-                    "gradient, which needs the training forward pass to equal the "
-                    "evaluation one); fit without sample_weight or without those options."
-                )
-            self._switch_to_mse()
-            self._injected = True
-            net = self._net
-        if self._injected and (net._program.has_batchnorm or self._uses_dropout()):
-            raise NotImplementedError(
-                f"{type(self).__name__}: loss='poisson' with batchnorm or dropout is not supported."
-            )
         if self.early_stopping:
             stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
             if sample_weight is None:
@@ -420,18 +355,23 @@ class _BaseMLP(BaseEstimator):
             X_train = X_train.tocsr()
         else:
             X_train = np.ascontiguousarray(X_train, dtype=dt)
-        if self.out_activation_ == "softmax" and not self._injected:
-            Y_train = np.ascontiguousarray(y_train.argmax(axis=1), dtype=np.int64)
+        if self.out_activation_ == "softmax":
+            labels = np.ascontiguousarray(y_train.argmax(axis=1), dtype=np.int64)
+            target = None
         else:
-            Y_train = np.ascontiguousarray(y_train, dtype=np.float64 if self._injected else dt)
+            labels, target = None, np.ascontiguousarray(y_train, dtype=dt)
         if sw_train is not None:
-            sw_train = np.asarray(sw_train, dtype=np.float64)
-        state = _EpochState(self, net, X_train, Y_train, sw_train, bs, sparse)
-        sample_idx = np.arange(n_samples, dtype=int)
+            sw_train = np.ascontiguousarray(sw_train, dtype=np.float64)
+        state = _NativeEpochs(self, net, X_train, labels, target, sw_train, bs, sparse)
+        sample_idx = np.arange(n_samples, dtype=np.int64)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
-                sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+                # sklearn.utils.shuffle(sample_idx, random_state=...)'s draw, without its
+                # parameter validation (which costs as much as a digits epoch)
+                perm = np.arange(n_samples)
+                self._random_state.shuffle(perm)
+                sample_idx = sample_idx[perm]
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss: inf
                 self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
             self.n_iter_ += 1
@@ -440,8 +380,9 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             self._update_no_improvement_count(X_val, y_val, sw_val)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._set_lr(float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t)
+            conf = self._opt_conf
+            if conf["solver"] == "sgd" and conf["schedule"] == "invscaling":
+                self._set_lr(conf["lr_init"] / (self.t_ + 1) ** conf["power_t"])
             if self._no_improvement_count > self.n_iter_no_change:
                 if self.early_stopping:
                     msg = (
@@ -473,7 +414,8 @@ class _BaseMLP(BaseEstimator):
         self._lr = lr
 
     def _trigger_stopping(self, msg):
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
+        conf = self._opt_conf
+        if conf["solver"] != "sgd" or conf["schedule"] != "adaptive":
             if self.verbose:
                 print(msg + " Stopping.")
             return True
@@ -564,156 +506,87 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self):
-        """The optimizer holds a weak reference to the network: store its class,
-        hyperparameters, step count and state arrays instead."""
-        state = dict(super().__getstate__())  # (object's may be __dict__ itself)
-        opt = state.pop("_optimizer", None)
-        if opt is not None:
-            state["_optimizer_saved"] = (
-                type(opt),
-                opt.hparams(),
-                opt.t,
-                [a.copy() for a in opt.state],
-            )
-        return state
 
-    def __setstate__(self, state):
-        saved = state.pop("_optimizer_saved", None)
-        super().__setstate__(state)
-        if saved is not None:
-            cls, hp, t, arrays = saved
-            opt = cls(**hp)
-            if arrays:
-                opt._bind(self._net.theta)
-                for a, b in zip(opt.state, arrays):
-                    a[...] = b
-            opt.t = t
-            self._optimizer = opt
+class _NativeEpochs:
+    """The epochs of one fit: each one Engine.sk_epoch call (dense X) or one per batch
+    (sparse X, densified a batch at a time)."""
 
-
-class _EpochState:
-    """One epoch of scikit-learn's minibatch loop, each batch one native train_step with
-    the hyperparameters mapped as the module docstring explains."""
-
-    def __init__(self, est, net, X, Y, sw, bs, sparse):
-        self.est, self.net, self.X, self.Y, self.sw, self.bs = est, net, X, Y, sw, bs
-        self.sparse = sparse
-        self.Xb = np.empty((bs, X.shape[1]), net.dtype)
-        self.Yb = np.empty((bs,) + Y.shape[1:], Y.dtype)
-        self.opt = est._optimizer
-        self.k = est._k
+    def __init__(self, est, net, X, labels, target, sw, bs, sparse):
+        self.est, self.net, self.X, self.bs, self.sparse = est, net, X, bs, sparse
+        self.labels, self.target, self.sw = labels, target, sw
+        self.out_kind = _SK_OUTPUTS[est.out_activation_]
+        self.solver = _SK_SOLVERS[est._opt_conf["solver"]]
         self.alpha = float(est.alpha)
-        self.free = est._free
-        self.adam = est.solver == "adam"
-        self.injected = est._injected
-        self.C = net.n_out
-        self.last_n = None
+        rows = X.shape[0]
+        self.nb = -(-rows // bs)
+        self.sizes = np.full(self.nb, bs, np.float64)
+        self.sizes[-1] = rows - bs * (self.nb - 1)
+        self.losses = np.zeros(self.nb, np.float64)
+        self.skip_single = net._program.has_batchnorm
+        net._engine.reserve(bs)
+        if sparse:
+            self.Xb = np.empty((bs, X.shape[1]), net.dtype)
 
-    def _gather(self, idx, r0, n):
-        if self.sparse:
-            rows = self.X[idx] if idx is not None else self.X[r0 : r0 + n]
-            xb = self.Xb[:n]
-            xb[...] = rows.toarray()
-        elif idx is None:
-            xb = self.X[r0 : r0 + n]
-        else:
-            xb = np.take(self.X, idx, axis=0, out=self.Xb[:n])
-        if idx is None:
-            yb = self.Y[r0 : r0 + n]
-            sw = None if self.sw is None else self.sw[r0 : r0 + n]
-        else:
-            yb = np.take(self.Y, idx, axis=0, out=self.Yb[:n])
-            sw = None if self.sw is None else self.sw[idx]
-        return xb, yb, sw
+    def _hyper(self):
+        conf = self.est._opt_conf
+        if conf["solver"] == "adam":
+            return np.array((conf["lr_init"], *conf["adam"]), np.float64)
+        return np.array((self.est._lr, *conf["sgd"]), np.float64)
+
+    def _run(self, X, labels, target, sw, order, bs, hyper, losses):
+        est, net = self.est, self.net
+        st = est._opt_state
+        done = net._engine.sk_epoch(
+            X,
+            labels,
+            target,
+            sw,
+            order,
+            bs,
+            self.out_kind,
+            self.solver,
+            hyper,
+            st[0],
+            st[1] if len(st) > 1 else None,
+            est._opt_t,
+            self.alpha,
+            net.seed,
+            net._counter,
+            self.skip_single,
+            losses,
+        )
+        est._opt_t += done
+        net._counter += done
+        if not net._engine.last_ok:
+            raise FloatingPointError(
+                "a training step met a non-finite loss or gradient; it was not applied"
+            )
+        return done
 
     def epoch(self, order):
-        rows = self.X.shape[0]
-        total = 0.0
-        for r0 in range(0, rows, self.bs):
+        """one epoch (order: the permutation of the rows, or None); returns the sum over
+        the batches of their loss times their row count, as scikit-learn accumulates it"""
+        hyper = self._hyper()
+        losses = self.losses
+        if not self.sparse:
+            done = self._run(
+                self.X, self.labels, self.target, self.sw, order, self.bs, hyper, losses
+            )
+            return float(np.dot(losses[:done], self.sizes[:done]))
+        total, rows = 0.0, self.X.shape[0]
+        for b, r0 in enumerate(range(0, rows, self.bs)):
             n = min(self.bs, rows - r0)
-            idx = None if order is None else order[r0 : r0 + n]
-            xb, yb, sw = self._gather(idx, r0, n)
-            sw_sum = float(n) if sw is None else float(sw.sum())
-            total += self.step(xb, yb, sw, sw_sum) * n
+            if n == 1 and self.skip_single and r0 > 0:
+                break
+            idx = np.arange(r0, r0 + n) if order is None else order[r0 : r0 + n]
+            xb = self.Xb[:n]
+            xb[...] = self.X[idx].toarray()
+            lb = None if self.labels is None else self.labels[idx]
+            tb = None if self.target is None else np.ascontiguousarray(self.target[idx])
+            sw = None if self.sw is None else np.ascontiguousarray(self.sw[idx])
+            self._run(xb, lb, tb, sw, None, n, hyper, losses[b : b + 1])
+            total += float(losses[b]) * n
         return total
-
-    def step(self, xb, yb, sw, sw_sum):
-        net, opt, est, k = self.net, self.opt, self.est, self.k
-        n = xb.shape[0]
-        t = opt.t + 1
-        alpha = self.alpha
-        wd = alpha / (k * sw_sum)
-        if opt.weight_decay != wd:
-            opt.weight_decay = wd
-        mt = None
-        if self.adam:
-            opt.eps = est.epsilon / (k * np.sqrt(1.0 - est.beta_2**t))
-        else:
-            lr_e = est._lr * k
-            if opt.lr != lr_e:
-                opt.lr = lr_e
-            if opt.momentum:
-                mt = est.momentum * est._lr_prev / est._lr if opt.t else est.momentum
-                if opt.momentum != mt:
-                    opt.momentum = mt
-            est._lr_prev = est._lr
-        free = self.free
-        save = alpha > 0 and free.size
-        if save:
-            th = net.theta
-            p0 = th[free]
-            s0 = [s[free] for s in opt.state] if opt.state else None
-        if alpha > 0:  # scikit-learn's batch loss: L2 of the weights before the update
-            th = net.theta
-            sq = float(np.dot(th, th))
-            if free.size:
-                pf = th[free]
-                sq -= float(np.dot(pf, pf))
-        if self.injected:
-            z = net.forward(xb).astype(np.float64)
-            G, data_loss = est._gradient_and_loss(z, yb, sw)
-            G *= 1.0 / (k * sw_sum)
-            target = (z - G * (n * self.C / 2.0)).astype(net.dtype)
-            net.train_step(xb, target, opt)
-        else:
-            data_loss = net.train_step(xb, yb, opt) * est._loss_factor
-        if save:
-            self._redo_free(p0, s0, t, wd)
-        if mt is not None and opt.nesterov and mt != est.momentum:
-            # PyTorch's Nesterov step used mt where scikit-learn's uses momentum
-            net.theta -= (est.momentum - mt) * opt.lr * opt.state[0]
-        if alpha > 0:
-            data_loss += 0.5 * alpha * sq / sw_sum
-        return data_loss
-
-    def _redo_free(self, p0, s0, t, wd):
-        """redo the update of the parameters that scikit-learn does not penalise"""
-        net, opt, free = self.net, self.opt, self.free
-        g = net.grad_flat[free].astype(np.float64)
-        p0 = p0.astype(np.float64)
-        if s0 is None:  # the first step allocated the state
-            s0 = [0.0, 0.0]
-        if self.adam:
-            b1, b2 = opt.betas
-            m = b1 * s0[0] + (1.0 - b1) * g
-            v = b2 * s0[1] + (1.0 - b2) * g * g
-            m = m.astype(net.dtype)
-            v = v.astype(net.dtype)
-            step = opt.lr / (1.0 - b1**t)
-            p = p0 - step * m / (np.sqrt(v.astype(np.float64)) / np.sqrt(1.0 - b2**t) + opt.eps)
-            opt.state[0][free] = m
-            opt.state[1][free] = v
-        elif opt.state:
-            buf = (opt.momentum * s0[0] + g) if t > 1 else g
-            buf = buf.astype(net.dtype)
-            step = (g + opt.momentum * buf) if opt.nesterov else buf
-            p = p0 - opt.lr * step
-            opt.state[0][free] = buf
-        else:
-            p = p0 - opt.lr * g
-        net.theta[free] = p
 
 
 def _loss_fn(name):
@@ -725,25 +598,137 @@ def _loss_fn(name):
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's MLPClassifier on fastact's engine.
 
-    Parameters are scikit-learn's (same defaults and meanings; see
-    sklearn.neural_network.MLPClassifier), plus:
+    scikit-learn's parameters, defaults and meanings (sklearn.neural_network.MLPClassifier),
+    each training epoch one native call; plus every fastact activation and fastact's own
+    options (init, dtype, batchnorm, dropout, residual, n_threads).  In float64 with
+    init="sklearn" it reproduces scikit-learn's training to rounding.
 
-    activation : scikit-learn's "identity", "logistic", "tanh", "relu", or any fastact
-        activation name ("gelu", "silu", "leaky_relu", "prelu", ...) or (name, {params}).
-    init : "sklearn" (default: scikit-learn's Glorot-uniform weights and biases, drawn from
-        random_state as scikit-learn draws them) or a fastact scheme ("auto", "he_normal",
-        ...; biases zero).
-    dtype : float32 (default) or float64: the network's precision; X is converted.
-    batchnorm, dropout, residual : as fastact.MLP (None / 0.0 / False: off).
-    n_threads : threads of each fit (native code and BLAS, limited with threadpoolctl for
-        the fit only); None: fastact's default (all usable cores, at most the OpenMP limit,
-        which joblib sets in its worker processes), -1 all, -2 all but one.
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default (100,)
+        The ith element is the number of units in the ith hidden layer.
+    activation : str or (str, dict), default "relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh",
+        "relu", or any fastact activation name ("gelu", "silu", "leaky_relu",
+        "prelu", ...), or (name, {parameters}).
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        The weight optimizer; "lbfgs" raises NotImplementedError (use
+        sklearn.neural_network for it).
+    alpha : float, default 0.0001
+        Strength of the L2 penalty on the weights (not the biases), divided by the
+        batch's size (or sum of sample weights).
+    batch_size : int or "auto", default "auto"
+        Minibatch size; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The learning-rate schedule of solver="sgd".
+    learning_rate_init : float, default 0.001
+        The initial learning rate (sgd and adam).
+    power_t : float, default 0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default 200
+        The maximum number of epochs.
+    shuffle : bool, default True
+        Shuffle the samples each epoch.
+    random_state : int, RandomState instance or None, default None
+        The weights (init="sklearn"), shuffling, the validation split and the seed
+        of the network (dropout masks).
+    tol : float, default 1e-4
+        The tolerance of the stopping rule: training stops when the loss (or the
+        validation score) has not improved by tol for n_iter_no_change epochs.
+    verbose : bool, default False
+        Print the loss of each epoch.
+    warm_start : bool, default False
+        Continue from the previous fit's weights.
+    momentum : float, default 0.9
+        The momentum of solver="sgd", in [0, 1].
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum (solver="sgd", momentum > 0).
+    early_stopping : bool, default False
+        Hold out validation_fraction of the training data and stop when its score
+        stops improving.
+    validation_fraction : float, default 0.1
+        The held-out fraction for early stopping, in [0, 1).
+    beta_1 : float, default 0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default 0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's numerical-stability term (scikit-learn's placement, reproduced exactly).
+    n_iter_no_change : int, default 10
+        The epochs without tol improvement before stopping.
+    max_fun : int, default 15000
+        Only used by solver="lbfgs" (not implemented); kept for compatibility.
+    init : str, default "sklearn"
+        "sklearn": scikit-learn's Glorot-uniform weights and biases, drawn from
+        random_state as scikit-learn draws them; or a fastact scheme ("auto",
+        "he_normal", ..., see fastact.nn.INITS; biases zero).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The network's precision; X is converted.
+    batchnorm : {None, "before", "after"} or list, default None
+        BatchNorm around each hidden activation, as fastact.MLP.
+    dropout : float or list of float, default 0.0
+        Dropout after each hidden activation, as fastact.MLP.
+    residual : bool or list of bool, default False
+        Residual connections, as fastact.MLP.
+    n_threads : int, optional
+        Threads of each fit (native code and BLAS, limited with threadpoolctl for the
+        fit only); None: fastact's default (all usable cores, at most the OpenMP
+        limit, which joblib sets in its worker processes), -1 all, -2 all but one.
 
-    solver="lbfgs" raises NotImplementedError.  Fitted attributes as scikit-learn's
-    (classes_, n_features_in_, feature_names_in_, n_iter_, t_, loss_, loss_curve_,
-    best_loss_, validation_scores_, best_validation_score_, n_layers_, n_outputs_,
-    out_activation_, coefs_, intercepts_); coefs_ and intercepts_ are views into the
-    network, in its dtype.
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        The class labels (per output for multi-label).
+    loss_ : float
+        The current loss.
+    best_loss_ : float or None
+        The best training loss (None with early stopping).
+    loss_curve_ : list of float
+        The loss of each epoch.
+    validation_scores_ : list of float or None
+        The validation score of each epoch (early stopping).
+    best_validation_score_ : float or None
+        The best validation score (early stopping).
+    t_ : int
+        The number of training samples seen.
+    coefs_ : list of ndarray
+        The weight matrix of each layer: views into the network, in its dtype.
+    intercepts_ : list of ndarray
+        The bias vector of each layer: views into the network.
+    n_features_in_ : int
+        The number of features seen in fit.
+    feature_names_in_ : ndarray of str
+        The feature names seen in fit (when X has string column names).
+    n_iter_ : int
+        The number of epochs run.
+    n_layers_ : int
+        The number of layers.
+    n_outputs_ : int
+        The number of outputs.
+    out_activation_ : str
+        "softmax" (multi-class) or "logistic" (binary and multi-label).
+
+    See Also
+    --------
+    MLPRegressor : The regressor.
+    fastact.MLP : The network it trains.
+    sklearn.neural_network.MLPClassifier : The model it mirrors.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from fastact.sklearn import MLPClassifier
+    >>> X, y = make_classification(n_samples=200, n_features=8, random_state=0)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(32,), activation="gelu", tol=1e-3,
+    ...                     max_iter=1000, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array([0, 1])
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    >>> [W.shape for W in clf.coefs_]
+    [(8, 32), (32, 1)]
     """
 
     def __init__(
@@ -859,14 +844,47 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return G, loss
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y (class labels; an indicator matrix for multi-label).
-        sample_weight: per-sample weights (None: all 1).  Returns self."""
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The class labels (an indicator matrix for multi-label).
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+
+        Returns
+        -------
+        MLPClassifier
+            The fitted estimator.
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y); classes (all labels) is required on the first call."""
+        """Update the model with one epoch over (X, y).
+
+        Only with solver="sgd" or "adam".
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The class labels.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+        classes : array-like of shape (n_classes,), optional
+            Every class label; required on the first call, ignored after.
+
+        Returns
+        -------
+        MLPClassifier
+            The updated estimator.
+        """
         self._validate_params()
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -877,7 +895,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted class labels (an indicator matrix for multi-label)."""
+        """Predict the class labels of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels (an indicator matrix for multi-label).
+        """
         check_is_fitted(self)
         return self._predict(X)
 
@@ -891,7 +920,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
 
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes), float64, columns as classes_."""
+        """Return the probability estimates of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            The probability of each class, the columns in the order of ``classes_``.
+        """
         check_is_fitted(self)
         y_pred = self._output(X)
         if self.n_outputs_ == 1:
@@ -901,7 +941,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return y_pred
 
     def predict_log_proba(self, X):
-        """log(predict_proba(X))."""
+        """Return the logarithm of the probability estimates of X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            log(predict_proba(X)).
+        """
         y_prob = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(y_prob, out=y_prob)
@@ -915,10 +966,134 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's MLPRegressor on fastact's engine.
 
-    Parameters as scikit-learn's (loss "squared_error" or "poisson"), plus fastact's
-    activation names, init, dtype, batchnorm, dropout, residual and n_threads (see
-    MLPClassifier).  loss="poisson" trains through injected output gradients (one more
-    forward pass per step).
+    scikit-learn's parameters, defaults and meanings (sklearn.neural_network.MLPRegressor),
+    each training epoch one native call; plus every fastact activation and fastact's own
+    options (init, dtype, batchnorm, dropout, residual, n_threads).
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        The loss; "poisson" (y >= 0): an exp output with the half Poisson deviance,
+        as scikit-learn's.
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default (100,)
+        The ith element is the number of units in the ith hidden layer.
+    activation : str or (str, dict), default "relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic", "tanh",
+        "relu", or any fastact activation name ("gelu", "silu", "leaky_relu",
+        "prelu", ...), or (name, {parameters}).
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        The weight optimizer; "lbfgs" raises NotImplementedError (use
+        sklearn.neural_network for it).
+    alpha : float, default 0.0001
+        Strength of the L2 penalty on the weights (not the biases), divided by the
+        batch's size (or sum of sample weights).
+    batch_size : int or "auto", default "auto"
+        Minibatch size; "auto" is min(200, n_samples).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The learning-rate schedule of solver="sgd".
+    learning_rate_init : float, default 0.001
+        The initial learning rate (sgd and adam).
+    power_t : float, default 0.5
+        The exponent of the "invscaling" schedule.
+    max_iter : int, default 200
+        The maximum number of epochs.
+    shuffle : bool, default True
+        Shuffle the samples each epoch.
+    random_state : int, RandomState instance or None, default None
+        The weights (init="sklearn"), shuffling, the validation split and the seed
+        of the network (dropout masks).
+    tol : float, default 1e-4
+        The tolerance of the stopping rule: training stops when the loss (or the
+        validation score) has not improved by tol for n_iter_no_change epochs.
+    verbose : bool, default False
+        Print the loss of each epoch.
+    warm_start : bool, default False
+        Continue from the previous fit's weights.
+    momentum : float, default 0.9
+        The momentum of solver="sgd", in [0, 1].
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum (solver="sgd", momentum > 0).
+    early_stopping : bool, default False
+        Hold out validation_fraction of the training data and stop when its score
+        stops improving.
+    validation_fraction : float, default 0.1
+        The held-out fraction for early stopping, in [0, 1).
+    beta_1 : float, default 0.9
+        Adam's first-moment decay, in [0, 1).
+    beta_2 : float, default 0.999
+        Adam's second-moment decay, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's numerical-stability term (scikit-learn's placement, reproduced exactly).
+    n_iter_no_change : int, default 10
+        The epochs without tol improvement before stopping.
+    max_fun : int, default 15000
+        Only used by solver="lbfgs" (not implemented); kept for compatibility.
+    init : str, default "sklearn"
+        "sklearn": scikit-learn's Glorot-uniform weights and biases, drawn from
+        random_state as scikit-learn draws them; or a fastact scheme ("auto",
+        "he_normal", ..., see fastact.nn.INITS; biases zero).
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The network's precision; X is converted.
+    batchnorm : {None, "before", "after"} or list, default None
+        BatchNorm around each hidden activation, as fastact.MLP.
+    dropout : float or list of float, default 0.0
+        Dropout after each hidden activation, as fastact.MLP.
+    residual : bool or list of bool, default False
+        Residual connections, as fastact.MLP.
+    n_threads : int, optional
+        Threads of each fit (native code and BLAS, limited with threadpoolctl for the
+        fit only); None: fastact's default (all usable cores, at most the OpenMP
+        limit, which joblib sets in its worker processes), -1 all, -2 all but one.
+
+    Attributes
+    ----------
+    loss_ : float
+        The current loss.
+    best_loss_ : float or None
+        The best training loss (None with early stopping).
+    loss_curve_ : list of float
+        The loss of each epoch.
+    validation_scores_ : list of float or None
+        The validation score of each epoch (early stopping).
+    best_validation_score_ : float or None
+        The best validation score (early stopping).
+    t_ : int
+        The number of training samples seen.
+    coefs_ : list of ndarray
+        The weight matrix of each layer: views into the network, in its dtype.
+    intercepts_ : list of ndarray
+        The bias vector of each layer: views into the network.
+    n_features_in_ : int
+        The number of features seen in fit.
+    feature_names_in_ : ndarray of str
+        The feature names seen in fit (when X has string column names).
+    n_iter_ : int
+        The number of epochs run.
+    n_layers_ : int
+        The number of layers.
+    n_outputs_ : int
+        The number of outputs.
+    out_activation_ : str
+        "identity" (squared_error) or "exp" (poisson).
+
+    See Also
+    --------
+    MLPClassifier : The classifier.
+    fastact.MLP : The network it trains.
+    sklearn.neural_network.MLPRegressor : The model it mirrors.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from fastact.sklearn import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    >>> y = y / y.std()
+    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), activation="silu", tol=1e-3,
+    ...                    learning_rate_init=0.01, random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.95
+    True
+    >>> reg.predict(X[:2]).shape
+    (2,)
     """
 
     _parameter_constraints = {
@@ -1021,18 +1196,61 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return G, loss
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and y (n_samples,) or (n_samples, n_outputs).  Returns self."""
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+
+        Returns
+        -------
+        MLPRegressor
+            The fitted estimator.
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y).  Returns self."""
+        """Update the model with one epoch over (X, y).
+
+        Only with solver="sgd" or "adam".
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; None: all 1.
+
+        Returns
+        -------
+        MLPRegressor
+            The updated estimator.
+        """
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted values: (n_samples,) for one output, else (n_samples, n_outputs)."""
+        """Predict using the multi-layer perceptron model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
         check_is_fitted(self)
         return self._predict(X)
 

@@ -254,6 +254,9 @@ cdef inline void from_double(int dt, void *dst, const double *src, Py_ssize_t n)
 
 include "_nn_ops.pxi"
 
+# scikit-learn's loss, L2 penalty and optimizers (fastact.sklearn's native epochs)
+include "_nn_sk.pxi"
+
 
 # ---- dense layer: the functional API -------------------------------------------
 

@@ -81,6 +81,16 @@ cdef class Engine:
     buffers are sized for `capacity` rows; reserve() grows them (outside any step).
     """
     cdef int dt, loss, diag_ok, busy, n_ops, n_tensors, out_t, n_slots, n_rows_diag, ok
+    cdef bint flush
+    # the update fused into the backward (see _backward): the optimizer of this step, or
+    # OPT_NONE; fusable: every parameter belongs to exactly one op's parameter ranges
+    cdef int fz_opt
+    cdef bint fz_check, fz_bad      # the non-finite check done op by op, and its finding
+    cdef bint fusable, fuse_on
+    cdef const double *fz_h
+    cdef char *fz_s1
+    cdef char *fz_s2
+    cdef long long fz_t
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
@@ -130,6 +140,17 @@ cdef class Engine:
         self.diag = np.zeros((max(n_diag_rows, 1), N_DIAG), np.float64)
         self.diag_ok = 0
         self.ok = 1
+        self.flush = True
+        self.fz_opt = OPT_NONE
+        owner = np.zeros(self.n_params, np.int64)
+        for row in self.ops_i:
+            for f, size in ((I_W, row[I_K] * row[I_N]), (I_B, row[I_N]), (I_GAMMA, row[I_N]),
+                            (I_BETA, row[I_N]),
+                            (I_SLOPE, row[I_N] if row[I_PER_UNIT] else 1)):
+                if row[f] >= 0:
+                    owner[row[f]:row[f] + size] += 1
+        self.fusable = bool(np.all(owner == 1))
+        self.fuse_on = True
         self.work = np.zeros(4 * self.maxw, np.float64)
         self.stats = np.zeros(max(n_stats, 1), np.float64)
         self.alive = np.zeros(self.maxw, np.uint8)
@@ -156,6 +177,31 @@ cdef class Engine:
     @property
     def diagnostics(self):
         return self.diag[:self.n_rows_diag].copy() if self.diag_ok else None
+
+    @property
+    def flush_subnormals(self):
+        """True (the default): every call runs with the CPU's flush-to-zero and
+        denormals-are-zero modes on (x86-64 MXCSR FTZ and DAZ, the caller's bits put back
+        after the call): subnormal results and inputs count as 0, so no operation pays the
+        CPU's slow path for them.  False: IEEE subnormals, as NumPy and the twin compute."""
+        return bool(self.flush)
+
+    @flush_subnormals.setter
+    def flush_subnormals(self, bint on):
+        self.flush = on
+
+    @property
+    def fuse_update(self):
+        """True (the default): a step that neither clips gradients nor checks them for
+        non-finite values updates each op's parameters right after the op's backward
+        (while they are in cache), and a step that checks checks them there; False: one
+        check pass and one update pass after the backward (the same results; for
+        measurements)."""
+        return bool(self.fuse_on)
+
+    @fuse_update.setter
+    def fuse_update(self, bint on):
+        self.fuse_on = on
 
     @property
     def last_ok(self):
@@ -345,6 +391,74 @@ cdef class Engine:
         for i in range(self.n_ops - 1, -1, -1):
             self._op_bwd(self.p_oi + i * NI, self.p_of + i * NF, X, rows, training, seed,
                          counter, diag)
+            if self.fz_check:
+                self.fz_bad |= self._op_nonfinite(self.p_oi + i * NI)
+            if self.fz_opt != OPT_NONE:
+                self._op_update(self.p_oi + i * NI)
+
+    cdef int _op_params(self, const int64_t *oi, Py_ssize_t *off,
+                        Py_ssize_t *cnt) noexcept nogil:
+        """the ranges of theta / grad that hold this op's parameters (at most 5); returns
+        how many"""
+        cdef Py_ssize_t n = oi[I_N]
+        cdef int m = 0, f
+        cdef int fields[5]
+        fields[:] = [I_W, I_B, I_GAMMA, I_BETA, I_SLOPE]
+        for f in fields:
+            if oi[f] >= 0:
+                off[m] = oi[f]
+                cnt[m] = (oi[I_K] * n if f == I_W else
+                          (1 if f == I_SLOPE and not oi[I_PER_UNIT] else n))
+                m += 1
+        return m
+
+    cdef void _op_update(self, const int64_t *oi) noexcept nogil:
+        """the optimizer's update of one op's parameters, right after the op's backward
+        has formed their gradients and used them for the last time (so they are still in
+        cache): the same loops, element by element the same arithmetic as one update of
+        all parameters after the backward (used when the step neither clips nor checks
+        for non-finite gradients, both of which need every gradient first)"""
+        cdef Py_ssize_t off[5]
+        cdef Py_ssize_t cnt[5]
+        cdef int j, m = self._op_params(oi, off, cnt)
+        for j in range(m):
+            self._update_range(self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t,
+                               off[j], cnt[j])
+
+    cdef bint _op_nonfinite(self, const int64_t *oi) noexcept nogil:
+        """some gradient of this op's parameters is NaN or inf (checked right after the
+        op's backward formed them, while they are in cache)"""
+        cdef Py_ssize_t off[5]
+        cdef Py_ssize_t cnt[5]
+        cdef int j, m = self._op_params(oi, off, cnt)
+        cdef bint bad = False
+        for j in range(m):
+            if self.dt == FA_F32:
+                bad |= fa_nonfinite_f32(<const float *>self.p_grad + off[j], cnt[j])
+            else:
+                bad |= fa_nonfinite_f64(<const double *>self.p_grad + off[j], cnt[j])
+        return bad
+
+    cdef bint _grad_bad(self) noexcept nogil:
+        """some gradient is NaN or inf: what the backward found op by op, or one pass"""
+        if self.fz_check:
+            self.fz_check = False
+            return self.fz_bad
+        if self.dt == FA_F32:
+            return fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
+        return fa_nonfinite_f64(<const double *>self.p_grad, self.n_params)
+
+    cdef inline bint _fuse(self, int opt, const double *h, char *s1, char *s2, long long t,
+                           bint check) noexcept nogil:
+        """arm the fused update for this step when it applies (True when armed), or the
+        non-finite check op by op when the step checks"""
+        self.fz_check = check and self.fusable and self.fuse_on
+        self.fz_bad = False
+        if opt == OPT_NONE or check or h[5] > 0 or not (self.fusable and self.fuse_on):
+            self.fz_opt = OPT_NONE
+            return False
+        self.fz_opt, self.fz_h, self.fz_s1, self.fz_s2, self.fz_t = opt, h, s1, s2, t
+        return True
 
     cdef void _op_bwd(self, const int64_t *oi, const double *of, const char *X, Py_ssize_t rows,
                       bint training, uint64_t seed, uint64_t counter, bint diag) noexcept nogil:
@@ -394,11 +508,12 @@ cdef class Engine:
                 elif gi != g:
                     memcpy(gi, g, <size_t>(m * self.isz))
         elif kind == OP_ADD:
-            # the first input's gradient is this gradient (same slot); the second's gets it too
+            # the first input's gradient is this gradient (same slot); the second's gets it
+            # too (the same slot as well unless another consumer has already written it)
             if oi[I_GIN2] >= 0:
                 if oi[I_ACC] & 2:
                     add_arrays(self.dt, g, self._G(oi[I_GIN2]), self._G(oi[I_GIN2]), m)
-                else:
+                elif oi[I_GIN2] != oi[I_GOUT]:
                     memcpy(self._G(oi[I_GIN2]), g, <size_t>(m * self.isz))
         elif kind == OP_PRELU:
             self._prelu_bwd(oi, of, x, y, g, gi, rows, n, diag)
@@ -454,16 +569,19 @@ cdef class Engine:
         cdef int64_t r = oi[I_DIAG]
         cdef double *dg = self.p_diag + r * N_DIAG
         cdef Py_ssize_t j, r0, nb, blk, off
+        # du = g act'(saved) goes to the input's gradient gi (g when in place): g itself
+        # is left as it is, for a residual add whose skip connection shares its slot
+        cdef char *du = gi if act != 0 else g
         memset(sdu, 0, <size_t>n * sizeof(double))
         memset(sdux, 0, <size_t>n * sizeof(double))
         blk = BLOCK_ELEMS // n if n < BLOCK_ELEMS else 1
         r0 = 0
-        while r0 < rows:          # du = g act'(saved) in place, and the two column sums
+        while r0 < rows:          # du = g act'(saved), and the two column sums
             nb = rows - r0 if rows - r0 < blk else blk
             off = r0 * n * self.isz
             if act != 0:
-                K.bwd(act, self.dt, g + off, saved + off, g + off, nb * n, p)
-            bn_bwd_sums(self.dt, g + off, x + off, nb, n, n, mean, invstd, sdu, sdux)
+                K.bwd(act, self.dt, g + off, saved + off, du + off, nb * n, p)
+            bn_bwd_sums(self.dt, du + off, x + off, nb, n, n, mean, invstd, sdu, sdux)
             r0 += nb
         from_double(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, sdux, n)
         from_double(self.dt, self.p_grad + oi[I_BETA] * self.isz, sdu, n)
@@ -472,7 +590,7 @@ cdef class Engine:
             dg[8] = sqrt(sumsq(self.dt, self.p_grad + oi[I_BETA] * self.isz, n))
             if oi[I_ACT_OP]:
                 K.bwd(act, self.dt, self.p_ones, saved, self.p_scr, rows * n, p)
-                self._diag_act(dg, y, g, rows, n, of[F_THR])
+                self._diag_act(dg, y, du, rows, n, of[F_THR])
         if oi[I_GIN] < 0:
             return
         for j in range(n):
@@ -480,9 +598,9 @@ cdef class Engine:
             m1[j] = sdu[j] / rows
             m2[j] = sdux[j] / rows
         if training:
-            bn_bwd_dx(self.dt, g, x, gi, rows, n, n, mean, invstd, c1, m1, m2)
+            bn_bwd_dx(self.dt, du, x, gi, rows, n, n, mean, invstd, c1, m1, m2)
         else:
-            col_scale(self.dt, g, gi, rows, n, n, c1)
+            col_scale(self.dt, du, gi, rows, n, n, c1)
 
     cdef void _diag_act(self, double *dg, const char *y, const char *dz, Py_ssize_t rows,
                         Py_ssize_t n, double thr) noexcept nogil:
@@ -502,7 +620,6 @@ cdef class Engine:
     cdef double _update(self, int opt, const double *h, char *s1, char *s2,
                         long long t) noexcept nogil:
         """clip (h[5] > 0: max global norm) and apply the optimizer; returns the grad norm"""
-        cdef char *theta = self.p_theta
         cdef char *grad = self.p_grad
         cdef Py_ssize_t n = self.n_params
         cdef double norm = -1.0, coef
@@ -511,6 +628,18 @@ cdef class Engine:
             coef = h[5] / (norm + 1e-6)
             if coef < 1.0:
                 scale(self.dt, grad, n, coef)
+        self._update_range(opt, h, s1, s2, t, 0, n)
+        return norm
+
+    cdef void _update_range(self, int opt, const double *h, char *s1, char *s2, long long t,
+                            Py_ssize_t off, Py_ssize_t n) noexcept nogil:
+        """the optimizer's update of parameters [off, off + n)"""
+        cdef char *theta = self.p_theta + off * self.isz
+        cdef char *grad = self.p_grad + off * self.isz
+        if s1 != NULL:
+            s1 = s1 + off * self.isz
+        if s2 != NULL:
+            s2 = s2 + off * self.isz
         cdef double bc1, bc2s
         if opt == OPT_SGD:
             # h: lr, momentum, weight_decay, nesterov, -, max_norm
@@ -530,10 +659,59 @@ cdef class Engine:
             else:
                 fa_adam_f64(<double *>theta, <const double *>grad, <double *>s1, <double *>s2,
                             n, h[0], h[1], h[2], h[3], h[4], opt == OPT_ADAMW, bc1, bc2s)
-        return norm
+
+    def batch_ok(self, X, y):
+        """True when (X, y) is a batch a step can use as it is and fits the buffers: X a
+        C-contiguous aligned (rows, n_in) array of the engine's dtype, 0 < rows <=
+        capacity, every value finite; y int64 labels of shape (rows,) in [0, classes)
+        (cross-entropy) or a finite (rows, n_out) array of the dtype.  False sends the
+        batch to the Python checks (which convert it, raise the error or grow the
+        buffers): this is only the fast path of the usual case."""
+        if type(X) is not np.ndarray or type(y) is not np.ndarray:
+            return False
+        cdef cnp.ndarray x = <cnp.ndarray>X, t = <cnp.ndarray>y
+        cdef int npy = cnp.NPY_FLOAT32 if self.dt == FA_F32 else cnp.NPY_FLOAT64
+        cdef int need = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+        cdef Py_ssize_t rows, n, C = self.p_w[self.out_t], i
+        cdef const int64_t *lab
+        cdef bint bad = False
+        if (cnp.PyArray_NDIM(x) != 2 or cnp.PyArray_TYPE(x) != npy
+                or cnp.PyArray_DIM(x, 1) != self.p_w[0]
+                or (cnp.PyArray_FLAGS(x) & need) != need):
+            return False
+        rows = cnp.PyArray_DIM(x, 0)
+        if rows == 0 or rows > self.cap:
+            return False
+        if (cnp.PyArray_FLAGS(t) & need) != need:
+            return False
+        if self.loss == LOSS_XENT:
+            if (cnp.PyArray_NDIM(t) != 1 or cnp.PyArray_TYPE(t) != cnp.NPY_INT64
+                    or cnp.PyArray_DIM(t, 0) != rows):
+                return False
+            lab = <const int64_t *>cnp.PyArray_DATA(t)
+            with nogil:
+                for i in range(rows):
+                    bad |= (lab[i] < 0) | (lab[i] >= C)
+            if bad:
+                return False
+        else:
+            if (cnp.PyArray_NDIM(t) != 2 or cnp.PyArray_TYPE(t) != npy
+                    or cnp.PyArray_DIM(t, 0) != rows or cnp.PyArray_DIM(t, 1) != C):
+                return False
+        n = rows * self.p_w[0]
+        with nogil:
+            if self.dt == FA_F32:
+                bad = fa_nonfinite_f32(<const float *>cnp.PyArray_DATA(x), n)
+                if self.loss != LOSS_XENT and not bad:
+                    bad = fa_nonfinite_f32(<const float *>cnp.PyArray_DATA(t), rows * C)
+            else:
+                bad = fa_nonfinite_f64(<const double *>cnp.PyArray_DATA(x), n)
+                if self.loss != LOSS_XENT and not bad:
+                    bad = fa_nonfinite_f64(<const double *>cnp.PyArray_DATA(t), rows * C)
+        return not bad
 
     # -- the entry points --
-    def step(self, cnp.ndarray X, object labels, object target, bint diag, int opt=OPT_NONE,
+    def step(self, cnp.ndarray X, object labels, object target, bint diag, object kind="",
              cnp.ndarray hyper=None, cnp.ndarray state1=None, cnp.ndarray state2=None,
              long long t=0, bint training=True, uint64_t seed=0, uint64_t counter=0,
              bint check=False):
@@ -541,7 +719,9 @@ cdef class Engine:
         update, for one batch X (rows <= capacity).  Training mode: batch statistics
         (running statistics updated) and dropout masks keyed by (seed, counter, layer).
         check: when the loss or a gradient is not finite, skip the update and set
-        last_ok to False.  Returns the loss."""
+        last_ok to False.  kind: the optimizer's name ("" for none: no update).  Returns
+        the loss."""
+        cdef int opt = OPT_NONE if not kind else OPTIMIZERS[kind]
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
@@ -552,23 +732,26 @@ cdef class Engine:
         cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
         cdef double loss
         cdef int flags = K.fp_flags()
-        cdef bint ok = True
+        cdef unsigned ftz
+        cdef bint ok = True, fused
         self._enter(rows)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             if check and training and self.state_bytes:
                 memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
             self._forward(xp, rows, training, seed, counter)
             loss = self._loss(self._T(self.out_t, xp), rows, lp, tp, g0)
+            fused = self._fuse(opt, h, s1, s2, t, check)
             self._backward(xp, rows, training, seed, counter, diag)
+            self.fz_opt = OPT_NONE
             if check:
-                ok = isfinite(loss) and not (
-                    fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
-                    if self.dt == FA_F32
-                    else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
-            if opt != OPT_NONE and ok:
+                ok = isfinite(loss) and not self._grad_bad()
+            if opt != OPT_NONE and ok and not fused:
                 self._update(opt, h, s1, s2, t)
             if not ok and training and self.state_bytes:
                 memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.ok = ok
         self.busy = 0
@@ -635,10 +818,12 @@ cdef class Engine:
         cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
         cdef Py_ssize_t r0, n, i, src, b = 0, done = 0
         cdef double loss
-        cdef bint ok = True
+        cdef bint ok = True, fused
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(bs)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 n = rows - r0 if rows - r0 < bs else bs
@@ -668,21 +853,23 @@ cdef class Engine:
                 loss = self._loss(self._T(self.out_t, bx), n, bl, bt, g0)
                 co[b] = self._correct(self._T(self.out_t, bx), n, bl, bt)
                 lo[b] = loss
+                fused = self._fuse(opt, h, s1, s2, t0 + done + 1, check)
                 self._backward(bx, n, training, seed, counter0 + <uint64_t>b, diag)
+                self.fz_opt = OPT_NONE
                 if check:
-                    ok = isfinite(loss) and not (
-                        fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
-                        if self.dt == FA_F32
-                        else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                    ok = isfinite(loss) and not self._grad_bad()
                     if not ok:
                         if training and self.state_bytes:
                             memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
                         b += 1
                         break
-                self._update(opt, h, s1, s2, t0 + done + 1)
+                if not fused:
+                    self._update(opt, h, s1, s2, t0 + done + 1)
                 done += 1
                 b += 1
                 r0 += n
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
         self.ok = ok
@@ -692,13 +879,16 @@ cdef class Engine:
 
     def gemms_only(self, cnp.ndarray X):
         """Only the matrix products of one step on X (for the benchmarks: the limit of a
-        step with this BLAS).  Leaves the buffers and grad with meaningless values."""
+        step with this BLAS; in the step's floating-point mode, flush_subnormals).  Leaves
+        the buffers and grad with meaningless values."""
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef int i
         cdef const int64_t *oi
+        cdef unsigned ftz
         self._enter(rows)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             for i in range(self.n_ops):
                 oi = self.p_oi + i * NI
                 if oi[I_KIND] == OP_GEMM:
@@ -713,6 +903,51 @@ cdef class Engine:
                     if oi[I_GIN] >= 0:
                         mm_nt(self.dt, self.isz, self._G(oi[I_GOUT]), self._P(oi[I_W]),
                               self._G(oi[I_GIN]), <int>rows, <int>oi[I_K], <int>oi[I_N])
+            if self.flush:
+                fa_ftz_leave(ftz)
+        self.busy = 0
+
+    def kernels_only(self, cnp.ndarray X):
+        """Only the elementwise ops of one training step on X, forward then backward (bias
+        + activation, BatchNorm, dropout, residual add, PReLU; no GEMM, loss or update), in
+        the step's floating-point mode (for the benchmarks: with gemms_only and
+        update_only, the lower bound of a step).  Leaves meaningless values behind."""
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef int i
+        cdef unsigned ftz
+        cdef int flags = K.fp_flags()
+        self._enter(rows)
+        with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
+            for i in range(self.n_ops):
+                if self.p_oi[i * NI + I_KIND] != OP_GEMM:
+                    self._op_fwd(self.p_oi + i * NI, self.p_of + i * NF, xp, rows, True, 0, 0)
+            for i in range(self.n_ops - 1, -1, -1):
+                if self.p_oi[i * NI + I_KIND] != OP_GEMM:
+                    self._op_bwd(self.p_oi + i * NI, self.p_of + i * NF, xp, rows, True, 0, 0,
+                                 False)
+            if self.flush:
+                fa_ftz_leave(ftz)
+            K.fp_restore(flags)
+        self.busy = 0
+
+    def update_only(self, int opt, cnp.ndarray hyper, cnp.ndarray state1=None,
+                    cnp.ndarray state2=None, long long t=1):
+        """Only the optimizer update of a step (grad as it is), in the step's floating-point
+        mode (for the benchmarks: the update's share of a step)."""
+        cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        cdef unsigned ftz
+        cdef int flags = K.fp_flags()
+        self._enter(0)
+        with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
+            self._update(opt, h, s1, s2, t)
+            if self.flush:
+                fa_ftz_leave(ftz)
+            K.fp_restore(flags)
         self.busy = 0
 
     def output(self, Py_ssize_t rows):
@@ -728,8 +963,10 @@ cdef class Engine:
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
         cdef char *op = <char *>cnp.PyArray_DATA(out)
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(0)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 nr = rows - r0 if rows - r0 < self.cap else self.cap
@@ -737,6 +974,8 @@ cdef class Engine:
                 memcpy(op + r0 * C * self.isz, self._T(self.out_t, xp + r0 * k * self.isz),
                        <size_t>(nr * C * self.isz))
                 r0 += nr
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
 
@@ -751,8 +990,10 @@ cdef class Engine:
         cdef char *g0 = self.p_g
         cdef double total = 0.0
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(0)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 nr = rows - r0 if rows - r0 < self.cap else self.cap
@@ -761,6 +1002,183 @@ cdef class Engine:
                                          lp + r0 if lp != NULL else NULL,
                                          tp + r0 * C * self.isz if tp != NULL else NULL, g0)
                 r0 += nr
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
         return total / rows if rows else 0.0
+
+    # -- scikit-learn's minibatch epoch (fastact.sklearn; the loops are src/_nn_sk.pxi) --
+    cdef double _sk_update(self, const int64_t *segs, Py_ssize_t n_segs, int solver,
+                           const double *h, char *s1, char *s2, long long t,
+                           double c) noexcept nogil:
+        """scikit-learn's update of every parameter, the L2 term c W on the dense weights
+        (segs: their offset, size pairs, in increasing offsets) and none on the rest
+        (biases, BatchNorm, PReLU); returns sum ||W||^2 before the update when c > 0"""
+        cdef Py_ssize_t i, pos = 0, off, n
+        cdef Py_ssize_t isz = self.isz
+        cdef double lr_t = sk_adam_lr(h, t) if solver == SK_ADAM else 0.0, sq = 0.0
+        for i in range(n_segs + 1):
+            off = segs[2 * i] if i < n_segs else self.n_params
+            n = segs[2 * i + 1] if i < n_segs else 0
+            sk_update(self.dt, solver, h, self.p_theta + pos * isz, self.p_grad + pos * isz,
+                      s1 + pos * isz, s2 + pos * isz if s2 != NULL else NULL, off - pos, lr_t,
+                      0.0, False)
+            sq += sk_update(self.dt, solver, h, self.p_theta + off * isz,
+                            self.p_grad + off * isz, s1 + off * isz,
+                            s2 + off * isz if s2 != NULL else NULL, n, lr_t, c, c > 0)
+            pos = off + n
+        return sq
+
+    def _sk_check(self, X, labels, target, weights, order, bs, out_kind, solver, hyper,
+                  state1, state2, losses):
+        """sk_epoch's arguments, checked before any pointer is taken (the estimator passes
+        them right; this keeps a wrong call from reading or writing out of bounds)"""
+        dtype = self.theta.dtype
+        rows = X.shape[0] if X.ndim == 2 else -1
+        k, C = int(self.widths[0]), int(self.widths[self.out_t])
+
+        def array(a, name, dt, size):
+            if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+                    and a.size == size):
+                raise ValueError(f"sk_epoch: {name} must be a C-contiguous {np.dtype(dt)} "
+                                 f"array of {size} elements.")
+
+        if solver not in SK_SOLVERS.values() or out_kind not in SK_OUTPUTS.values():
+            raise ValueError(f"sk_epoch: unknown solver {solver} or out_kind {out_kind}; "
+                             f"valid: {SK_SOLVERS}, {SK_OUTPUTS}.")
+        if rows < 0 or X.shape[1] != k:
+            raise ValueError(f"sk_epoch: X must be 2-D with {k} columns; got {X.shape}.")
+        array(X, "X", dtype, rows * k)
+        if out_kind == SK_SOFTMAX:
+            array(labels, "labels (softmax)", np.int64, rows)
+            if rows and (labels.min() < 0 or labels.max() >= C):
+                raise ValueError(f"sk_epoch: labels must be in [0, {C}).")
+        else:
+            array(target, "target", dtype, rows * C)
+        if weights is not None:
+            array(weights, "weights", np.float64, rows)
+        if order is not None:
+            array(order, "order", np.int64, rows)
+            if rows and (order.min() < 0 or order.max() >= rows):
+                raise ValueError(f"sk_epoch: order must index the {rows} rows.")
+        if bs < 1:
+            raise ValueError(f"sk_epoch: bs must be >= 1; got {bs}.")
+        array(hyper, "hyper", np.float64, 4 if solver == SK_ADAM else 3)
+        array(state1, "state1", dtype, self.n_params)
+        if solver == SK_ADAM:
+            array(state2, "state2 (adam)", dtype, self.n_params)
+        array(losses, "losses", np.float64, losses.size if losses is not None else -1)
+        if losses.size < (rows + bs - 1) // bs:
+            raise ValueError(f"sk_epoch: losses needs a slot per batch, "
+                             f"{(rows + bs - 1) // bs}; got {losses.size}.")
+
+    def sk_epoch(self, cnp.ndarray X, object labels, object target, object weights,
+                 object order, Py_ssize_t bs, int out_kind, int solver, cnp.ndarray hyper,
+                 cnp.ndarray state1, cnp.ndarray state2, long long t0, double alpha,
+                 uint64_t seed, uint64_t counter, bint skip_single, cnp.ndarray losses):
+        """One epoch of scikit-learn's MLP minibatch loop: batches of bs rows of X (the rows
+        in `order`, an int64 permutation, or in order), each a training step with
+        scikit-learn's loss (out_kind: SK_OUTPUTS; labels for softmax, else targets),
+        per-sample weights (float64, or None), L2 penalty alpha on the dense weights and
+        update (solver: SK_SOLVERS; hyper: adam (lr, beta_1, beta_2, epsilon), sgd (lr,
+        momentum, nesterov); state1/state2 its moments or velocity; t0 steps done before).
+        losses[b] gets batch b's loss (with the L2 term); with skip_single a last batch of
+        one row is left out.  Stops before the update of a step whose loss or gradient is
+        not finite (last_ok False, running statistics put back).  Returns the number of
+        steps applied."""
+        self._sk_check(X, labels, target, weights, order, bs, out_kind, solver, hyper, state1,
+                       state2, losses)
+        cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), k = self.p_w[0], C = self.p_w[self.out_t]
+        cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
+        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        cdef const double *wp = NULL if weights is None else <const double *>cnp.PyArray_DATA(<cnp.ndarray>weights)
+        cdef const int64_t *op = NULL if order is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+        cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
+        cdef char *s1 = <char *>cnp.PyArray_DATA(state1)
+        cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
+        # the dense weights (offset, size), by offset: the parameters with the L2 penalty
+        gemm = self.ops_i[self.ops_i[:, I_KIND] == OP_GEMM]
+        gemm = gemm[np.argsort(gemm[:, I_W])]
+        cdef cnp.ndarray segs_a = np.ascontiguousarray(
+            np.stack([gemm[:, I_W], gemm[:, I_K] * gemm[:, I_N]], axis=1).reshape(-1),
+            dtype=np.int64)
+        cdef const int64_t *segs = <const int64_t *>cnp.PyArray_DATA(segs_a)
+        cdef Py_ssize_t n_segs = gemm.shape[0]
+        if order is not None and self.xb.shape[0] < self.cap * k:
+            self.xb = np.zeros(self.cap * k, self.buf.dtype)
+            self.lb = np.zeros(self.cap, np.int64)
+            self.tb = np.zeros(self.cap * C, self.buf.dtype)
+        cdef cnp.ndarray wbuf = np.zeros(bs if order is not None and wp != NULL else 0, np.float64)
+        cdef double *wb = <double *>cnp.PyArray_DATA(wbuf)
+        cdef double *lo = <double *>cnp.PyArray_DATA(losses)
+        cdef char *xb = <char *>cnp.PyArray_DATA(self.xb)
+        cdef int64_t *lb = <int64_t *>cnp.PyArray_DATA(self.lb)
+        cdef char *tb = <char *>cnp.PyArray_DATA(self.tb)
+        cdef const char *bx
+        cdef const int64_t *bl
+        cdef const char *bt
+        cdef const double *bw
+        cdef char *g0 = self._G(self.p_oi[(self.n_ops - 1) * NI + I_GOUT])
+        cdef Py_ssize_t r0, n, i, src, b = 0, done = 0
+        cdef double loss, sw_sum
+        cdef bint ok = True
+        cdef int flags = K.fp_flags()
+        self._enter(bs)
+        with nogil:
+            r0 = 0
+            while r0 < rows:
+                n = rows - r0 if rows - r0 < bs else bs
+                if n == 1 and skip_single and r0 > 0:
+                    lo[b] = 0.0
+                    break
+                if op == NULL:
+                    bx = xp + r0 * k * self.isz
+                    bl = lp + r0 if lp != NULL else NULL
+                    bt = tp + r0 * C * self.isz if tp != NULL else NULL
+                    bw = wp + r0 if wp != NULL else NULL
+                else:
+                    for i in range(n):
+                        src = op[r0 + i]
+                        memcpy(xb + i * k * self.isz, xp + src * k * self.isz, <size_t>(k * self.isz))
+                        if lp != NULL:
+                            lb[i] = lp[src]
+                        if tp != NULL:
+                            memcpy(tb + i * C * self.isz, tp + src * C * self.isz, <size_t>(C * self.isz))
+                        if wp != NULL:
+                            wb[i] = wp[src]
+                    bx = xb
+                    bl = lb if lp != NULL else NULL
+                    bt = tb if tp != NULL else NULL
+                    bw = wb if wp != NULL else NULL
+                sw_sum = <double>n
+                if bw != NULL:
+                    sw_sum = 0.0
+                    for i in range(n):
+                        sw_sum += bw[i]
+                if self.state_bytes:
+                    memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
+                self._forward(bx, n, True, seed, counter + <uint64_t>b)
+                loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
+                                   self.p_work, bw, sw_sum, n, C)
+                self._backward(bx, n, True, seed, counter + <uint64_t>b, False)
+                lo[b] = loss
+                b += 1
+                ok = isfinite(loss) and not (
+                    fa_nonfinite_f32(<const float *>self.p_grad, self.n_params)
+                    if self.dt == FA_F32
+                    else fa_nonfinite_f64(<const double *>self.p_grad, self.n_params))
+                if not ok:
+                    if self.state_bytes:
+                        memcpy(self.p_state, self.p_state_prev, <size_t>self.state_bytes)
+                    break
+                # the L2 term of the loss: the weights before the update, summed in its pass
+                lo[b - 1] += 0.5 * alpha * self._sk_update(
+                    segs, n_segs, solver, h, s1, s2, t0 + done + 1, alpha / sw_sum) / sw_sum
+                done += 1
+                r0 += n
+            K.fp_restore(flags)
+        self.busy = 0
+        self.ok = ok
+        return done

@@ -71,6 +71,12 @@ cdef extern from "fa_nn_loops.h" nogil:
                           Py_ssize_t n)
     int fa_nonfinite_f32(const float *a, Py_ssize_t n)
     int fa_nonfinite_f64(const double *a, Py_ssize_t n)
+    void fa_add_f32(const float *a, const float *b, float *o, Py_ssize_t n)
+    void fa_add_f64(const double *a, const double *b, double *o, Py_ssize_t n)
+    int fa_ftz_supported()
+    unsigned fa_ftz_enter()
+    void fa_ftz_leave(unsigned saved)
+    unsigned fa_ftz_bits()
     void fa_sgd_f32(float *p, const float *g, float *buf, Py_ssize_t n, double lr,
                     double momentum, double wd, int nesterov, int first)
     void fa_sgd_f64(double *p, const double *g, double *buf, Py_ssize_t n, double lr,
@@ -183,15 +189,10 @@ cdef void _prelu_deriv(const real *z, const real *b, const real *a, bint per_uni
 
 # ---- residual add ----------------------------------------------------------------------
 
-cdef void _add(const real *a, const real *b, real *o, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        o[i] = a[i] + b[i]
-
-
 cdef inline void add_arrays(int dt, const void *a, const void *b, void *o,
                             Py_ssize_t n) noexcept nogil:
+    """o = a + b (the C loop of src/fa_nn_loops.h: AVX-512 / AVX2 / baseline clones)"""
     if dt == FA_F32:
-        _add(<const float *>a, <const float *>b, <float *>o, n)
+        fa_add_f32(<const float *>a, <const float *>b, <float *>o, n)
     else:
-        _add(<const double *>a, <const double *>b, <double *>o, n)
+        fa_add_f64(<const double *>a, <const double *>b, <double *>o, n)

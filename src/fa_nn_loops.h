@@ -395,4 +395,47 @@ FA_NN_CLONES static void fa_prelu_bwd_##S(const T *g, const T *restrict z,      
 FA_NN_PRELU(float, f32)
 FA_NN_PRELU(double, f64)
 
+/* ---- the residual add: o = a + b (o may be a or b) ---------------------------------- */
+#define FA_NN_ADD(T, S)                                                                    \
+FA_NN_CLONES static void fa_add_##S(const T *a, const T *b, T *o, ptrdiff_t n)            \
+{                                                                                          \
+    for (ptrdiff_t i = 0; i < n; i++) o[i] = a[i] + b[i];                                  \
+}
+
+FA_NN_ADD(float, f32)
+FA_NN_ADD(double, f64)
+
+/* ---- flush-to-zero / denormals-are-zero around an engine call ---------------------
+ * A subnormal float (|x| < 2^-126 in float32, 2^-1022 in float64) costs a microcode
+ * assist of ~100+ cycles per operation on x86, in the activation loops and in the BLAS
+ * kernels alike: one layer that emits a few thousand of them (gelu's accurate negative
+ * tail below x = -13, a vanishing gradient) can make the next GEMMs several times
+ * slower.  The engine sets MXCSR's FTZ (results that would be subnormal become 0) and
+ * DAZ (subnormal inputs read as 0) bits for the length of a call and puts back the
+ * caller's two bits afterwards, keeping the other MXCSR bits (rounding, masks, flags)
+ * as the call leaves them.  Only the calling thread's MXCSR changes: BLAS worker threads
+ * keep their own mode.  Elsewhere (no SSE control register) these do nothing. */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#define FA_FTZ_DAZ 0x8040u
+static inline int fa_ftz_supported(void) { return 1; }
+static inline unsigned fa_ftz_enter(void)
+{
+    unsigned csr = _mm_getcsr();
+    if ((csr & FA_FTZ_DAZ) != FA_FTZ_DAZ) _mm_setcsr(csr | FA_FTZ_DAZ);
+    return csr & FA_FTZ_DAZ;
+}
+static inline void fa_ftz_leave(unsigned saved)
+{
+    unsigned csr = _mm_getcsr();
+    if ((csr & FA_FTZ_DAZ) != saved) _mm_setcsr((csr & ~FA_FTZ_DAZ) | saved);
+}
+static inline unsigned fa_ftz_bits(void) { return _mm_getcsr() & FA_FTZ_DAZ; }
+#else
+static inline int fa_ftz_supported(void) { return 0; }
+static inline unsigned fa_ftz_enter(void) { return 0; }
+static inline void fa_ftz_leave(unsigned saved) { (void)saved; }
+static inline unsigned fa_ftz_bits(void) { return 0; }
+#endif
+
 #endif /* FA_NN_LOOPS_H */

@@ -84,3 +84,42 @@ def test_every_peer_computes_what_fastact_computes(dtype):
                     got = fn(*args)
                 assert got.dtype == dtype and got.shape == x.shape, (peer, name)
                 np.testing.assert_allclose(got, w, rtol=2e-3, atol=2e-3, err_msg=f"{peer} {name}")
+
+
+# ---- `fastact bench --nn`: the lower bound and the thread clock --------------------------
+
+
+@pytest.mark.skipif(
+    __import__("fastact").PUREPYTHON, reason="FASTACT_PUREPYTHON=1: no native engine"
+)
+def test_bench_nn_bound_and_thread_clock(tmp_path, capsys):
+    path = tmp_path / "nn.json"
+    argv = ["--nn", "--depths", "2", "--width", "16", "--batch", "8", "--activations", "tanh"]
+    argv += ["--variants", "plain,batchnorm+dropout", "--rounds", "1", "--no-torch"]
+    argv += ["--no-reference", "--bound", "--clock", "thread", "--json", str(path)]
+    assert fb.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(thread CPU time)" in out and "bound/gemm" in out
+    data = json.loads(path.read_text())
+    assert data["clock"] == "thread"
+    rows = data["rows"]
+    assert [r["variant"] for r in rows] == ["plain", "batchnorm+dropout"]
+    for r in rows:
+        parts = r["gemm_ms"] + r["kernels_ms"] + r["update_ms"]
+        assert r["bound_ms"] == pytest.approx(parts)
+        assert r["bound_vs_gemm"] == pytest.approx(parts / r["gemm_ms"])
+        assert r["vs_bound"] == pytest.approx(r["fastact_ms"] / parts)
+
+
+def test_bench_nn_clock_errors(capsys):
+    from fastact.nn import bench as nb
+
+    with pytest.raises(ValueError, match="clock must be 'wall' or 'thread'; got 'cpu'"):
+        nb.run([2], ["relu"], ["plain"], 8, 4, 1, clock="cpu")
+    with pytest.raises(ValueError, match="clock='thread' counts only the calling thread"):
+        nb.run([2], ["relu"], ["plain"], 8, 4, 1, threads=2, clock="thread")
+    with pytest.raises(SystemExit):
+        fb.main(["--nn", "--clock", "thread", "--threads", "2"])
+    assert "--clock thread counts only the calling thread: use --threads 1" in (
+        capsys.readouterr().err
+    )

@@ -171,7 +171,7 @@ def test_partial_fit_equals_scikit_learn():
     a, b = SKClassifier(**kw), MLPClassifier(dtype=np.float64, **kw)
     classes = np.arange(10)
     for lo in (0, 100, 200):
-        sw = _W[lo : lo + 100] if lo == 100 else None  # switches to injected gradients
+        sw = _W[lo : lo + 100] if lo == 100 else None  # weights in the middle call only
         a.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes, sample_weight=sw)
         b.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes, sample_weight=sw)
     _assert_same(a, b)
@@ -201,6 +201,251 @@ def test_sparse_X_equals_dense():
             b = MLPClassifier(**kw).fit(fmt(_X), _y)
             _assert_same(a, b, tol=1e-14)
             np.testing.assert_allclose(b.predict_proba(fmt(_X)), a.predict_proba(_X))
+
+
+# ---------------------------------------------------------------- the native epoch
+_OUT = {"softmax": 0, "logistic": 1, "identity": 2, "exp": 3}
+_SOLVER = {"sgd": 1, "adam": 2}
+_EXTRAS = {
+    "plain": {},
+    "bn-dropout-residual": dict(batchnorm="before", dropout=0.2, residual=True),
+    "prelu": dict(activation="prelu"),
+}
+
+
+def test_sk_codes_are_the_engines():
+    from fastact import reference
+    from fastact.sklearn import _SK_OUTPUTS, _SK_SOLVERS
+
+    assert _SK_OUTPUTS == _OUT == reference.NumpyEngine.SK_OUTPUTS
+    assert _SK_SOLVERS == _SOLVER == reference.NumpyEngine.SK_SOLVERS
+    if not PURE:
+        from fastact import _nn
+
+        assert _nn.SK_OUTPUTS == _OUT and _nn.SK_SOLVERS == _SOLVER
+
+
+def _sk_data(out, n=150, k=7, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, k))
+    C = 5 if out == "softmax" else 3
+    labels = target = None
+    if out == "softmax":
+        labels = rng.integers(0, C, n).astype(np.int64)
+    elif out == "logistic":
+        target = (rng.random((n, C)) < 0.4).astype(np.float64)
+    elif out == "identity":
+        target = rng.normal(size=(n, C))
+    else:
+        target = rng.poisson(1.5, (n, C)).astype(np.float64)
+    return X, labels, target, rng.uniform(0.1, 3.0, n), rng.permutation(n), C
+
+
+def _sk_hyper(solver, nesterov=True):
+    if solver == "adam":
+        return np.array([0.01, 0.9, 0.999, 1e-8])
+    return np.array([0.05, 0.9, float(nesterov)])
+
+
+def _run_sk_epochs(net, X, labels, target, w, order, out, solver, hyper, alpha, epochs=2):
+    dt = net.dtype
+    state = [np.zeros_like(net.theta) for _ in range(2 if solver == "adam" else 1)]
+    skip = net._program.has_batchnorm
+    t, curves = 0, []
+    net._engine.reserve(32)
+    for ep in range(epochs):
+        losses = np.zeros(-(-X.shape[0] // 32))
+        done = net._engine.sk_epoch(
+            X.astype(dt),
+            labels,
+            None if target is None else target.astype(dt),
+            w,
+            order if ep % 2 == 0 else None,
+            32,
+            _OUT[out],
+            _SOLVER[solver],
+            hyper,
+            state[0],
+            state[1] if len(state) > 1 else None,
+            t,
+            alpha,
+            7,
+            100 * ep,
+            skip,
+            losses,
+        )
+        assert net._engine.last_ok and done == len(losses)
+        t += done
+        curves.append(losses)
+    return np.concatenate(curves), state
+
+
+@pytest.mark.skipif(PURE, reason="compares the native engine with its NumPy twin")
+@pytest.mark.parametrize("extras", list(_EXTRAS))
+@pytest.mark.parametrize("solver", ["adam", "sgd", "sgd-classic"])
+@pytest.mark.parametrize("out", list(_OUT))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sk_epoch_equals_numpy_twin(out, solver, extras, dtype):
+    """Engine.sk_epoch (shuffled and in-order epochs, sample weights, L2, BatchNorm,
+    dropout, residual, PReLU) against NumpyEngine.sk_epoch: float64 to 1e-10."""
+    from fastact import reference
+
+    if dtype == np.float32 and solver == "adam" and extras == "bn-dropout-residual":
+        pytest.skip(
+            "float32: the biases before BatchNorm have a true gradient of 0, so their "
+            "gradients are rounding noise, which Adam's m / sqrt(v) blows up to steps of "
+            "lr; the two rounding orders then part (float64 covers this case)"
+        )
+
+    X, labels, target, w, order, C = _sk_data(out)
+    opts = dict(_EXTRAS[extras])
+    act = opts.pop("activation", "relu")
+    nets = [
+        cls([X.shape[1], 16, 16, C], act, dtype=dtype, seed=0, **opts)
+        for cls in (fastact.MLP, reference.MLP)
+    ]
+    nets[1].theta[...] = nets[0].theta
+    base = solver.split("-")[0]
+    hyper = _sk_hyper(base, nesterov=solver == "sgd")
+    got = [_run_sk_epochs(net, X, labels, target, w, order, out, base, hyper, 0.01) for net in nets]
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-3, atol=2e-4)
+    np.testing.assert_allclose(got[0][0], got[1][0], **tol)  # every batch's loss
+    np.testing.assert_allclose(nets[0].theta, nets[1].theta, **tol)
+    np.testing.assert_allclose(nets[0].state, nets[1].state, **tol)
+    for a, b in zip(got[0][1], got[1][1]):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("out", list(_OUT))
+def test_sk_epoch_gradient_is_the_loss_derivative(out, weighted):
+    """One full batch with lr 0: the engine's gradient (sample weights, L2 on the dense
+    weights only) against central differences of the loss it reports.  (scikit-learn's
+    squared-error gradient is that of C times its loss: one output here.)"""
+    X, labels, target, w, _, C = _sk_data(out, n=40)
+    if out == "identity":
+        target, C = target[:, :1].copy(), 1
+    net = fastact.MLP([X.shape[1], 8, C], "tanh", loss="mse", dtype=np.float64, seed=0)
+    sw = w if weighted else None
+    net._engine.reserve(40)
+
+    def loss(theta, lr=0.0):
+        net.theta[...] = theta
+        losses = np.zeros(1)
+        vel = np.zeros_like(theta)
+        net._engine.sk_epoch(
+            X, labels, target, sw, None, 40, _OUT[out], 1, np.array([lr, 0.0, 0.0]),
+            vel, None, 0, 0.3, 0, 0, False, losses,
+        )  # fmt: skip
+        return losses[0]
+
+    theta0 = net.theta.copy()
+    loss(theta0, lr=1.0)  # plain SGD with lr 1: the step is minus the gradient
+    grad = theta0 - net.theta
+    h = 1e-6
+    fd = np.empty_like(theta0)
+    for i in range(theta0.size):
+        e = np.zeros_like(theta0)
+        e[i] = h
+        fd[i] = (loss(theta0 + e) - loss(theta0 - e)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_sk_epoch_stops_on_a_non_finite_step():
+    X, labels, target, w, order, C = _sk_data("identity")
+    net = fastact.MLP([X.shape[1], 8, C], dtype=np.float64, seed=0)
+    before = net.theta.copy()
+    X[order[3]] = np.inf  # in the first shuffled batch
+    net._engine.reserve(32)
+    losses = np.zeros(5)
+    done = net._engine.sk_epoch(
+        X, None, target, w, order, 32, 2, 2, _sk_hyper("adam"), np.zeros_like(before),
+        np.zeros_like(before), 0, 0.01, 0, 0, False, losses,
+    )  # fmt: skip
+    assert done == 0 and not net._engine.last_ok and not np.isfinite(losses[0])
+    np.testing.assert_array_equal(net.theta, before)  # the step was not applied
+
+
+def _sk_call_args(net, n=40, out="softmax", solver="adam"):
+    X, labels, target, w, order, C = _sk_data(out, n=n)
+    dt = net.dtype
+    st = [np.zeros_like(net.theta), np.zeros_like(net.theta)]
+    return dict(
+        X=X.astype(dt),
+        labels=labels,
+        target=None if target is None else target.astype(dt),
+        weights=w,
+        order=order,
+        bs=16,
+        out_kind=_OUT[out],
+        solver=_SOLVER[solver],
+        hyper=_sk_hyper(solver),
+        state1=st[0],
+        state2=st[1] if solver == "adam" else None,
+        t0=0,
+        alpha=0.01,
+        seed=0,
+        counter=0,
+        skip_single=False,
+        losses=np.zeros(3),
+    )
+
+
+@pytest.mark.skipif(PURE, reason="the native engine's argument checks")
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (dict(solver=9), "unknown solver 9 or out_kind 0"),
+        (dict(out_kind=7), "unknown solver 2 or out_kind 7"),
+        (dict(X=np.zeros((40, 3))), r"X must be 2-D with 7 columns; got \(40, 3\)"),
+        (dict(X=np.zeros(40)), r"X must be 2-D with 7 columns"),
+        (dict(X=np.zeros((40, 7), np.float32)), "X must be a C-contiguous float64 array"),
+        (dict(labels=np.zeros(39, np.int64)), r"labels \(softmax\) must be a C-contiguous int64"),
+        (dict(labels=np.full(40, 5, np.int64)), r"labels must be in \[0, 5\)"),
+        (dict(weights=np.ones(40, np.float32)), "weights must be a C-contiguous float64"),
+        (dict(order=np.arange(40, dtype=np.int32)), "order must be a C-contiguous int64"),
+        (dict(order=np.arange(1, 41, dtype=np.int64)), "order must index the 40 rows"),
+        (dict(bs=0), "bs must be >= 1; got 0"),
+        (dict(hyper=np.zeros(3)), "hyper must be a C-contiguous float64 array of 4 elements"),
+        (dict(state1=np.zeros(5)), "state1 must be a C-contiguous float64"),
+        (dict(state2=None), r"state2 \(adam\) must be a C-contiguous float64"),
+        (dict(losses=np.zeros(2)), "losses needs a slot per batch, 3; got 2"),
+    ],
+)
+def test_sk_epoch_argument_errors(change, match):
+    net = fastact.MLP([7, 8, 5], dtype=np.float64, seed=0)
+    net._engine.reserve(16)
+    args = _sk_call_args(net)
+    args.update(change)
+    before = net.theta.copy()
+    with pytest.raises(ValueError, match=match):
+        net._engine.sk_epoch(**args)
+    np.testing.assert_array_equal(net.theta, before)
+
+
+@pytest.mark.skipif(PURE, reason="the native engine's argument checks")
+def test_sk_epoch_target_error_and_capacity():
+    net = fastact.MLP([7, 8, 3], loss="mse", dtype=np.float64, seed=0)
+    args = _sk_call_args(net, out="identity")
+    with pytest.raises(ValueError, match="16 rows exceed the engine's capacity"):
+        net._engine.sk_epoch(**args)  # no reserve(16) yet
+    net._engine.reserve(16)
+    args["target"] = args["target"][:, :2].copy()
+    with pytest.raises(ValueError, match="target must be a C-contiguous float64 array of 120"):
+        net._engine.sk_epoch(**args)
+
+
+def test_partial_fit_keeps_its_optimizer_as_scikit_learn_does():
+    """scikit-learn's partial_fit keeps the optimizer it made first (solver, rates) even
+    when set_params changes them; so does the estimator (and does not mix solver states)"""
+    kw = dict(hidden_layer_sizes=(8,), random_state=0, solver="sgd", learning_rate_init=0.05)
+    a, b = SKClassifier(**kw), MLPClassifier(dtype=np.float64, **kw)
+    classes = np.arange(10)
+    for est in (a, b):
+        est.partial_fit(_X[:200], _y[:200], classes=classes)
+        est.set_params(solver="adam", learning_rate_init=0.5, momentum=0.1)
+        est.partial_fit(_X[200:], _y[200:])
+    _assert_same(a, b)
 
 
 # ---------------------------------------------------------------- the contract
@@ -412,16 +657,34 @@ def test_warm_start_errors():
         reg.fit(_Xr, _yr[:, 0])
 
 
-def test_sample_weight_with_batchnorm_or_dropout():
-    with pytest.raises(NotImplementedError, match="non-uniform sample_weight with batchnorm"):
-        MLPClassifier((8,), batchnorm="before").fit(_X, _y, sample_weight=_W)
-    with pytest.raises(NotImplementedError, match="loss='poisson' with batchnorm or dropout"):
-        MLPRegressor(loss="poisson", dropout=0.1).fit(_Xr, np.abs(_yr[:, 0]))
-    # uniform weights need no injection: fine with batchnorm
-    with pytest.warns(ConvergenceWarning):
-        MLPClassifier((8,), batchnorm="before", max_iter=1).fit(
-            _X, _y, sample_weight=np.full(400, 2.0)
+def test_sample_weight_with_batchnorm_and_dropout():
+    """Weights enter the native loss, so they work with BatchNorm and dropout (and poisson
+    with them): integer weights train as the repeated rows would in a full batch."""
+    Xr, yr = _Xr[:40], np.abs(_yr[:40, 0])
+    reps = np.random.default_rng(0).integers(1, 4, 40)
+    kw = dict(
+        hidden_layer_sizes=(8,), batchnorm="before", dropout=0.0, max_iter=3, shuffle=False,
+        random_state=0, dtype=np.float64, loss="poisson", batch_size=1000, alpha=0.0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning, batch_size clipped
+        a = MLPRegressor(**kw).fit(Xr, yr, sample_weight=reps.astype(float))
+        b = MLPRegressor(**kw).fit(np.repeat(Xr, reps, 0), np.repeat(yr, reps))
+    # BatchNorm's batch statistics are not weighted: equal only without BatchNorm
+    kw["batchnorm"] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = MLPRegressor(**kw).fit(Xr, yr, sample_weight=reps.astype(float))
+        d = MLPRegressor(**kw).fit(np.repeat(Xr, reps, 0), np.repeat(yr, reps))
+        e = MLPClassifier((16,), dropout=0.1, max_iter=30, learning_rate_init=0.01).fit(
+            _X, _y, sample_weight=_W
         )
+    for p, q in zip(_params(c), _params(d)):
+        np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(c.loss_curve_, d.loss_curve_, rtol=1e-10)
+    assert np.all(np.isfinite(a.loss_curve_)) and np.all(np.isfinite(b.loss_curve_))
+    assert not np.allclose(a.loss_curve_, c.loss_curve_)  # BatchNorm was on
+    assert e.score(_X, _y) > 0.8
 
 
 def test_poisson_needs_nonnegative_y():

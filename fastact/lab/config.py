@@ -50,7 +50,57 @@ DTYPES = ("float32", "float64")
 class Config:
     """One network of a sweep: what to build, train and time.
 
-    label: a free text shown by presets (e.g. "+ BatchNorm"); not part of the maths."""
+    A frozen dataclass (picklable, hashable): a sweep is a list of them, and a runner
+    ships only Config objects and the data.  fastact.lab.run checks the values it makes
+    configurations from; a Config made by hand is taken as it is.
+
+    Parameters
+    ----------
+    activation : str
+        The hidden layers' activation, a name of fastact.nn.MLP_ACTIVATIONS.
+    init : str, default "auto"
+        The weights' scheme, one of fastact.nn.INITS ("auto": the activation's match).
+    depth : int, default 10
+        The number of hidden layers (dense + activation); the linear output layer
+        comes on top.
+    variant : str, default "plain"
+        "plain", or "batchnorm", "batchnorm_after", "dropout", "residual" joined with
+        "+" (e.g. "batchnorm+residual").
+    width : int, default 64
+        Units per hidden layer.
+    batch : int, default 128
+        The batch size of the gradient figures and of training.
+    steps : int, default 0
+        Training steps (0: gradients at initialisation only).
+    seed : int, default 0
+        Weights, batches and dropout masks.
+    optimizer : {"adam", "momentum", "sgd"}, default "adam"
+        The training optimizer.
+    lr : float, default 1e-3
+        Its learning rate.
+    dropout : float, default 0.5
+        The drop probability of the "dropout" variants.
+    dtype : {"float32", "float64"}, default "float32"
+        Training and timing precision (the gradient figures are always float64).
+    label : str, default ""
+        A free text shown by presets (e.g. "+ BatchNorm"); not part of the maths.
+
+    See Also
+    --------
+    fastact.lab.run_config : One configuration's record.
+    fastact.lab.build_network : Its network.
+
+    Examples
+    --------
+    >>> from fastact.lab import Config
+    >>> cfg = Config("tanh", depth=3, width=8, variant="batchnorm+residual")
+    >>> cfg.parts
+    ('batchnorm', 'residual')
+    >>> cfg.mlp_kwargs()
+    {'batchnorm': 'before', 'residual': True}
+    >>> cfg.init_scheme()
+    'xavier_uniform'
+    """
 
     activation: str
     init: str = "auto"
@@ -67,17 +117,43 @@ class Config:
     label: str = ""
 
     def as_dict(self) -> dict:
+        """Return the fields as a dict.
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         return asdict(self)
 
     def replace(self, **changes) -> Config:
+        """Return a copy with some fields changed.
+
+        Parameters
+        ----------
+        **changes
+            Field name -> new value.
+
+        Returns
+        -------
+        Config
+            The new configuration.
+        """
         return replace(self, **changes)
 
     @property
     def parts(self) -> tuple:
+        """The variant's parts: ("batchnorm", "residual") for "batchnorm+residual"."""
         return variant_parts(self.variant)
 
     def mlp_kwargs(self) -> dict:
-        """The keyword arguments of fastact.MLP for the variant (empty for plain)."""
+        """Return the keyword arguments of fastact.MLP for the variant.
+
+        Returns
+        -------
+        dict
+            batchnorm=, dropout=, residual= as the variant asks; empty for "plain".
+        """
         kw = {}
         for part in self.parts:
             if part == "batchnorm":
@@ -91,7 +167,13 @@ class Config:
         return kw
 
     def init_scheme(self) -> str:
-        """The scheme the hidden layers get ("auto" resolved for this activation)."""
+        """Return the scheme the hidden layers get ("auto" resolved for the activation).
+
+        Returns
+        -------
+        str
+            A name of fastact.nn.INITS other than "auto".
+        """
         return auto_scheme(self.activation) if self.init == "auto" else self.init
 
 
@@ -226,10 +308,40 @@ def check_dtype(dtype) -> str:
 
 
 def build_network(cfg: Config, n_in: int, n_classes: int, *, dtype=None, engine="fastact"):
-    """The configuration's network, freshly initialised from cfg.seed: fastact.MLP
-    (engine="fastact") or fastact.reference.MLP (engine="reference"), in cfg.dtype unless
-    `dtype` is given.  Training mode (batch statistics, dropout active).  A diverging
-    run is a result the lab records (on_nonfinite="ignore"), not an error."""
+    """Build the configuration's network, freshly initialised from cfg.seed.
+
+    In training mode (batch statistics, dropout active).  A diverging run is a result
+    the lab records (on_nonfinite="ignore"), not an error.
+
+    Parameters
+    ----------
+    cfg : Config
+        What to build.
+    n_in : int
+        The input width.
+    n_classes : int
+        The number of classes (the output width).
+    dtype : str or numpy.dtype, optional
+        The precision; default cfg.dtype.
+    engine : {"fastact", "reference"}, default "fastact"
+        fastact.MLP or its NumPy twin fastact.reference.MLP.
+
+    Returns
+    -------
+    fastact.MLP
+        ``[n_in] + [cfg.width] * cfg.depth + [n_classes]``, with the variant's options.
+
+    See Also
+    --------
+    fastact.lab.make_optimizer : The configuration's optimizer.
+
+    Examples
+    --------
+    >>> from fastact.lab import Config, build_network
+    >>> net = build_network(Config("relu", depth=3, width=8), n_in=4, n_classes=2)
+    >>> net.layer_sizes, net.training
+    ((4, 8, 8, 8, 2), True)
+    """
     cls = fastact.MLP if engine == "fastact" else fastact.reference.MLP
     sizes = [int(n_in)] + [cfg.width] * cfg.depth + [int(n_classes)]
     net = cls(
@@ -245,6 +357,25 @@ def build_network(cfg: Config, n_in: int, n_classes: int, *, dtype=None, engine=
 
 
 def make_optimizer(cfg: Config):
+    """Make the configuration's optimizer.
+
+    Parameters
+    ----------
+    cfg : Config
+        Its optimizer and lr: "adam" is Adam(lr), "momentum" SGD(lr, momentum=0.9),
+        "sgd" SGD(lr).
+
+    Returns
+    -------
+    fastact.optim.Optimizer
+        A new optimizer (one per network).
+
+    Examples
+    --------
+    >>> from fastact.lab import Config, make_optimizer
+    >>> make_optimizer(Config("relu", optimizer="momentum", lr=0.01))
+    SGD(lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0, max_grad_norm=None)
+    """
     if cfg.optimizer == "adam":
         return fastact.optim.Adam(lr=cfg.lr)
     if cfg.optimizer == "momentum":

@@ -46,8 +46,31 @@ def _ratio(a: float, b: float) -> float:
 
 
 def gradient_batch(data, cfg: Config):
-    """The seeded batch that the gradient figures are measured on: `cfg.batch` rows of the
-    training data, drawn without replacement by numpy.random.default_rng([seed, 1])."""
+    """Return the seeded batch that the gradient figures are measured on.
+
+    Parameters
+    ----------
+    data : Data
+        The task.
+    cfg : Config
+        cfg.batch rows (at most all), drawn from the training data without replacement
+        by numpy.random.default_rng([cfg.seed, 1]).
+
+    Returns
+    -------
+    X : ndarray of shape (rows, features)
+        The inputs.
+    y : ndarray of shape (rows,)
+        Their labels.
+
+    Examples
+    --------
+    >>> import fastact.lab
+    >>> data = fastact.lab.load_data("teacher")
+    >>> X, y = fastact.lab.gradient_batch(data, fastact.lab.Config("relu", batch=64))
+    >>> X.shape, y.shape
+    ((64, 32), (64,))
+    """
     rng = np.random.default_rng([cfg.seed, 1])
     n = data.X_train.shape[0]
     idx = rng.choice(n, size=min(cfg.batch, n), replace=False)
@@ -207,7 +230,45 @@ _AGAIN = (
 
 
 def run_config(cfg: Config, data, *, timing: bool = True) -> dict:
-    """The record of one configuration (see the module docstring for the fields)."""
+    """Measure one configuration: its record.
+
+    Gradients at initialisation (on gradient_batch, in float64), a seeded training run
+    of cfg.steps steps (with the gradients measured again after it), and optionally the
+    step time of fastact.MLP against fastact.reference.MLP.  The fields are described in
+    fastact.lab.measure's module docstring.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration.
+    data : Data
+        The task.
+    timing : bool, default True
+        Measure the step times (the fields of fastact.lab.TIMING_FIELDS; None without).
+
+    Returns
+    -------
+    dict
+        The record: the configuration's fields, the gradient figures
+        (weight_grad_ratio, backprop_grad_ratio, per-layer norms, activation_std,
+        saturated_fraction, dead_fraction), the training curve and accuracy, timings.
+
+    See Also
+    --------
+    fastact.lab.run : Many configurations, with verdicts.
+
+    Examples
+    --------
+    >>> import fastact.lab
+    >>> data = fastact.lab.load_data("teacher")
+    >>> rec = fastact.lab.run_config(
+    ...     fastact.lab.Config("tanh", depth=3, width=8, steps=20), data, timing=False
+    ... )
+    >>> rec["depth"], len(rec["backprop_grad_norms"])
+    (3, 3)
+    >>> rec["final_loss"] < rec["initial_loss"]
+    True
+    """
     rec = {
         **cfg.as_dict(),
         "init_scheme": cfg.init_scheme(),

@@ -41,12 +41,48 @@ def fmt(v, digits=2) -> str:
 
 
 class LabResult:
-    """What fastact.lab.run returns.
+    """The records of a lab run, their verdicts, and their table, files and plots.
 
-    records: one dict per configuration (fields: fastact.lab.measure and README);
-    preset: the preset's name or None; verdicts: the lines computed from the records;
-    notes: remarks on the run as a whole (e.g. that under FASTACT_PUREPYTHON=1 the speed-up
-    compares NumPy with itself); elapsed: seconds the run took."""
+    What fastact.lab.run returns.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        One per configuration (the fields: fastact.lab.measure's module docstring).
+    preset : str, optional
+        The preset's name, or None.
+    verdicts : sequence of str, default ()
+        The lines computed from the records.
+    notes : sequence of str, default ()
+        Remarks on the run as a whole (e.g. that under FASTACT_PUREPYTHON=1 the
+        speed-up compares NumPy with itself).
+    elapsed : float, optional
+        The seconds the run took.
+    meta : dict, optional
+        The run's metadata (versions, machine), written into the JSON.
+
+    See Also
+    --------
+    fastact.lab.run : Makes one.
+
+    Examples
+    --------
+    >>> import fastact.lab
+    >>> res = fastact.lab.run(["sigmoid", "relu"], depths=[2, 10], steps=0,
+    ...                       timing=False, progress=False)
+    >>> res
+    LabResult(4 records, preset=None, 4 verdicts)
+    >>> print(res.table())  # doctest: +ELLIPSIS
+    activation  init           depth  variant  |dW1|/|dWL|  |dz1|/|dzL|  ...
+    ----------  -------------  -----  -------  -----------  -----------  ...
+    sigmoid     auto:xavier_u  2      plain    ...
+    sigmoid     auto:xavier_u  10     plain    ...
+    relu        auto:he_n      2      plain    ...
+    relu        auto:he_n      10     plain    ...
+    >>> import os
+    >>> [os.path.basename(p) for p in res.save("out", plots=False)]
+    ['results.json', 'results.csv']
+    """
 
     def __init__(self, records, *, preset=None, verdicts=(), notes=(), elapsed=None, meta=None):
         self.records = list(records)
@@ -67,8 +103,20 @@ class LabResult:
 
     # -- files --
     def to_json(self, path=None, *, indent=None) -> str | None:
-        """The records (and run metadata) as strict JSON (NaN/inf as null); to `path` if
-        given, else returned as a string."""
+        """Write the records (and the run's metadata) as strict JSON (NaN and inf as null).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            The file to write; None returns the text instead.
+        indent : int, optional
+            json.dumps's indent.
+
+        Returns
+        -------
+        str or None
+            The JSON text when path is None.
+        """
         doc = {
             "preset": self.preset,
             "meta": _clean(self.meta),
@@ -84,6 +132,13 @@ class LabResult:
         return None
 
     def columns(self) -> list:
+        """Return the records' field names, in order of first appearance.
+
+        Returns
+        -------
+        list of str
+            The columns of to_csv and to_pandas.
+        """
         cols = []
         for r in self.records:
             for k in r:
@@ -92,7 +147,18 @@ class LabResult:
         return cols
 
     def to_csv(self, path=None) -> str | None:
-        """One row per record; list fields as JSON arrays in their cell."""
+        """Write the records as CSV: one row per record, list fields as JSON arrays.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            The file to write; None returns the text instead.
+
+        Returns
+        -------
+        str or None
+            The CSV text when path is None.
+        """
         buf = io.StringIO()
         cols = self.columns()
         w = csv.writer(buf, lineterminator="\n")
@@ -110,7 +176,18 @@ class LabResult:
         return None
 
     def to_pandas(self):
-        """A pandas DataFrame of the records (needs pandas)."""
+        """Return the records as a pandas DataFrame (needs pandas).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per record, the columns of columns().
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed.
+        """
         try:
             import pandas as pd
         except ImportError:
@@ -121,12 +198,25 @@ class LabResult:
         return pd.DataFrame.from_records(self.records, columns=self.columns())
 
     def comparable(self) -> list:
-        """The records without their timing fields: what equal seeds make equal."""
+        """Return the records without their timing fields: what equal seeds make equal.
+
+        Returns
+        -------
+        list of dict
+            The records less fastact.lab.TIMING_FIELDS.
+        """
         return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in self.records]
 
     # -- terminal --
     def table(self) -> str:
-        """The terminal table: one line per configuration."""
+        """Return the terminal table: one line per configuration.
+
+        Returns
+        -------
+        str
+            Activation, init, depth, variant, the gradient ratios, activation spread,
+            saturated and dead shares; training and timing columns when measured.
+        """
         trained = any(r.get("final_loss") is not None for r in self.records)
         timed = any(r.get("step_time_fastact") is not None for r in self.records)
         labelled = any(r.get("label") for r in self.records)
@@ -200,7 +290,13 @@ class LabResult:
         return "\n".join(lines)
 
     def report(self) -> str:
-        """The table, the notes, the verdicts and a legend: what `fastact lab` prints."""
+        """Return the table, a legend, the notes and the verdicts: what `fastact lab` prints.
+
+        Returns
+        -------
+        str
+            The report.
+        """
         parts = [self.table(), ""]
         legend = (
             "|dW1|/|dWL|: weight-gradient norm of the first hidden layer over the last "
@@ -227,15 +323,37 @@ class LabResult:
 
     # -- plots --
     def plot(self, out_dir) -> list:
-        """Write the PNG plots into out_dir (needs matplotlib); returns their paths."""
+        """Write the PNG plots into out_dir (needs matplotlib).
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            The folder (made if missing).
+
+        Returns
+        -------
+        list of str
+            The paths written.
+        """
         from .plots import plot_all
 
         return plot_all(self, out_dir)
 
     def save(self, out_dir, *, plots=True) -> list:
-        """results.json, results.csv and (with matplotlib) the plots into out_dir; returns
-        the paths written.  Without matplotlib the plots are skipped with an ImportError
-        only if plots=True was asked explicitly by the caller (the CLI prints a note)."""
+        """Write results.json, results.csv and the plots into out_dir.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            The folder (made if missing).
+        plots : bool, default True
+            Also write the PNG plots (needs matplotlib: an ImportError without it).
+
+        Returns
+        -------
+        list of str
+            The paths written.
+        """
         os.makedirs(out_dir, exist_ok=True)
         paths = [os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")]
         self.to_json(paths[0], indent=1)

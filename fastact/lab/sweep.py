@@ -53,34 +53,84 @@ def run(
 ) -> LabResult:
     """Run the vanishing-gradient lab: a sweep over activation x depth x init x variant.
 
+    Each configuration gets its gradients measured at initialisation (in float64, on one
+    seeded batch), optionally a seeded training run and a step-time comparison of
+    fastact.MLP with fastact.reference.MLP; the records are then judged into verdicts.
+
     Parameters
     ----------
-    activations, depths, inits, variants : lists (or comma-separated strings)
-        The grid.  Defaults: 9 activations (sigmoid, tanh, relu, leaky_relu, prelu, elu,
-        selu, gelu, silu), depths 2, 5, 10, 20, 50 (hidden layers), init "auto" (each
-        activation's matched scheme), variant "plain".  Variants: "plain", "batchnorm",
-        "batchnorm_after", "dropout", "residual" and "+" combinations.
-    preset : "activations", "init", "remedies", "glorot2010", "he2015" or None
-        A fixed grid that asks one question (fastact.lab.presets); it cannot be combined
-        with the grid arguments.
-    width, batch : hidden width (64) and batch size (128).
-    data : "teacher" (built in, default), "digits" (scikit-learn), a .npz/.csv path, or (X, y).
-    steps : training steps per configuration (300; 0 = gradients at initialisation only).
-    seed : weights, batches and dropout masks; the same seed gives the same records, bit for
-        bit, with any jobs or scheduler (timings excepted).
-    lr, optimizer : "adam" (default, lr 1e-3), "momentum" (SGD + 0.9, lr 0.01), "sgd" (0.05).
-    dropout : p of the dropout variants (0.5).
-    dtype : "float32" (default) or "float64" for training and timing; gradient figures are
-        always measured in float64.
-    jobs : worker processes (joblib; -1 = every core).  scheduler : a Dask scheduler address
-        or distributed.Client.
-    timing : measure the step time of fastact.MLP and fastact.reference.MLP per configuration.
-    progress : "auto" (a bar on a terminal for runs over a second), True, False, or a stream.
+    activations : list of str or str, optional
+        The activations (a list or a comma-separated string).  Default: sigmoid, tanh,
+        relu, leaky_relu, prelu, elu, selu, gelu, silu.
+    depths : list of int or str, optional
+        Hidden layers per network.  Default: 2, 5, 10, 20, 50.
+    inits : list of str or str, optional
+        Schemes of fastact.nn.INITS.  Default: "auto" (each activation's match).
+    variants : list of str or str, optional
+        "plain" (the default), "batchnorm", "batchnorm_after", "dropout", "residual"
+        and "+" combinations such as "batchnorm+residual".
+    preset : {"activations", "init", "remedies", "glorot2010", "he2015"}, optional
+        A fixed grid that asks one question (fastact.lab.PRESETS); it cannot be
+        combined with the grid arguments it fixes.
+    width : int, optional
+        Units per hidden layer (64).
+    batch : int, optional
+        The batch size (128).
+    data : str, os.PathLike, Data or (X, y), default "teacher"
+        The task, as fastact.lab.load_data takes it.
+    steps : int, optional
+        Training steps per configuration (300; 0 = gradients at initialisation only).
+    seed : int, default 0
+        Weights, batches and dropout masks; the same seed gives the same records, bit
+        for bit, with any jobs or scheduler (timings excepted).
+    lr : float, optional
+        The learning rate (default: the optimizer's, below).
+    optimizer : {"adam", "momentum", "sgd"}, optional
+        "adam" (the default, lr 1e-3), "momentum" (SGD with 0.9, lr 0.01), "sgd" (0.05).
+    dropout : float, optional
+        The drop probability of the dropout variants (0.5).
+    dtype : {"float32", "float64"}, optional
+        The precision of training and timing (float32); the gradient figures are always
+        measured in float64.
+    jobs : int, default 1
+        Worker processes (joblib; -1 = every core).
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address or client (instead of jobs).
+    timing : bool, default True
+        Measure the step time of fastact.MLP and fastact.reference.MLP per configuration.
+    progress : {"auto", True, False} or file-like, default "auto"
+        "auto": a bar on a terminal for runs over a second; or a stream to write to.
 
     Returns
     -------
-    LabResult, with .records (one dict per configuration), .verdicts, .table(), .report(),
-    .to_json(), .to_csv(), .to_pandas(), .save(dir), .plot(dir).
+    LabResult
+        .records (one dict per configuration), .verdicts, .table(), .report(),
+        .to_json(), .to_csv(), .to_pandas(), .save(dir), .plot(dir).
+
+    Raises
+    ------
+    TypeError
+        If an argument has a wrong type (timing not a bool, data of an unknown kind).
+    ValueError
+        If a name, number or preset is invalid, a preset meets an argument it fixes, or
+        both jobs and scheduler are given.
+
+    See Also
+    --------
+    fastact.lab.run_config : One configuration's record.
+
+    Examples
+    --------
+    >>> import fastact.lab
+    >>> res = fastact.lab.run(["sigmoid", "relu"], depths=[2, 10], steps=0,
+    ...                       timing=False, progress=False)
+    >>> [(r["activation"], r["depth"]) for r in res.records]
+    [('sigmoid', 2), ('sigmoid', 10), ('relu', 2), ('relu', 10)]
+    >>> deep_sigmoid, deep_relu = res.records[1], res.records[3]
+    >>> bool(deep_sigmoid["backprop_grad_ratio"] < 1e-3 < deep_relu["backprop_grad_ratio"])
+    True
+    >>> print(res.verdicts[0])
+    sigmoid, auto (xavier_uniform): |dz1|/|dzL| 0.22 at depth 2, 1.8e-6 at depth 10: vanishes.
     """
     t0 = time.perf_counter()
     scalars = {

@@ -23,11 +23,11 @@ def _limits(threads):
     return threadpool_limits(threads), True
 
 
-def _time(step, X, y, reps):
-    t = time.perf_counter()
+def _time(step, X, y, reps, clock=time.perf_counter):
+    t = clock()
     for _ in range(reps):
         step(X, y)
-    return (time.perf_counter() - t) / reps
+    return (clock() - t) / reps
 
 
 def run(
@@ -41,10 +41,23 @@ def run(
     torch=True,
     reference=True,
     progress=None,
+    bound=False,
+    clock="wall",
 ):
-    """One row per network: median seconds per step of each candidate and the ratios."""
+    """One row per network: median seconds per step of each candidate and the ratios.
+    bound: also time the step's elementwise ops and its update alone; the row gets
+    bound_ms (GEMMs + those two: what a step cannot beat with these kernels),
+    bound_vs_gemm and vs_bound (the step over it).  clock: "wall" (time.perf_counter) or
+    "thread" (time.thread_time: the calling thread's CPU time, which other processes on a
+    loaded machine do not inflate; it leaves out BLAS worker threads, so threads=1 only)."""
+    if clock not in ("wall", "thread"):
+        raise ValueError(f"clock must be 'wall' or 'thread'; got {clock!r}.")
+    if clock == "thread" and threads != 1:
+        raise ValueError("clock='thread' counts only the calling thread: use threads=1.")
+    tick = time.perf_counter if clock == "wall" else time.thread_time
     impls = (
         ["gemm", "fastact", "numpy"]
+        + (["kernels", "update"] if bound else [])
         + (["reference"] if reference else [])
         + (["torch"] if torch else [])
     )
@@ -64,7 +77,7 @@ def run(
                     t = {k: [] for k in steps}
                     for _ in range(rounds):
                         for k, s in steps.items():
-                            t[k].append(_time(s, X, y, reps if k != "reference" else 1))
+                            t[k].append(_time(s, X, y, reps if k != "reference" else 1, tick))
                     med = {k: statistics.median(v) for k, v in t.items()}
                     row = {
                         "depth": depth,
@@ -77,6 +90,13 @@ def run(
                         "vs_gemm": med["fastact"] / med["gemm"],
                         "vs_numpy": med["numpy"] / med["fastact"],
                     }
+                    if bound:
+                        b = med["gemm"] + med["kernels"] + med["update"]
+                        row["kernels_ms"] = med["kernels"] * 1e3
+                        row["update_ms"] = med["update"] * 1e3
+                        row["bound_ms"] = b * 1e3
+                        row["bound_vs_gemm"] = b / med["gemm"]
+                        row["vs_bound"] = med["fastact"] / b
                     if "reference" in med:
                         row["vs_reference"] = med["reference"] / med["fastact"]
                     if "torch" in med:
@@ -98,6 +118,8 @@ def _fmt(row):
     ]
     cells.append(f"{row['vs_reference']:7.2f}" if "vs_reference" in row else "      -")
     cells.append(f"{row['vs_torch']:6.2f}" if "vs_torch" in row else "     -")
+    if "bound_ms" in row:
+        cells.append(f"{row['bound_vs_gemm']:6.2f}  {row['vs_bound']:6.2f}")
     return "  ".join(cells)
 
 
@@ -134,6 +156,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="leave out fastact.reference (the slowest candidate)",
     )
+    ap.add_argument(
+        "--bound",
+        action="store_true",
+        help="also time the elementwise ops and the update alone: the lower bound "
+        "(GEMMs + those), as bound/gemm and the step over it",
+    )
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "thread"),
+        default="wall",
+        help="wall: time.perf_counter (default); thread: the calling thread's CPU time "
+        "(steadier on a loaded machine; one thread only)",
+    )
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args(argv)
     try:
@@ -155,6 +190,8 @@ def main(argv=None) -> int:
         )
     if a.width < 1 or a.batch < 2 or a.threads < 1:
         ap.error("--width and --threads must be >= 1, --batch >= 2")
+    if a.clock == "thread" and a.threads != 1:
+        ap.error("--clock thread counts only the calling thread: use --threads 1")
     rounds = a.rounds or (3 if a.quick else 7)
     torch = not a.no_torch
     if torch:
@@ -167,9 +204,9 @@ def main(argv=None) -> int:
         f"fastact {m['fastact']} on {m['cpu']}, NumPy {m['numpy']}"
         + (f", PyTorch {m['torch']}" if torch else "")
         + f"; float32, {a.threads} thread(s), width {a.width}, batch {a.batch}, medians of "
-        f"{rounds} interleaved rounds."
+        f"{rounds} interleaved rounds" + (" (thread CPU time)." if a.clock == "thread" else ".")
     )
-    print(HEADER)
+    print(HEADER + ("\n" + " " * 76 + "bound/gemm  /bound" if a.bound else ""))
     rows, limited = run(
         depths,
         acts,
@@ -181,6 +218,8 @@ def main(argv=None) -> int:
         torch=torch,
         reference=not a.no_reference,
         progress=lambda r: print(_fmt(r), flush=True),
+        bound=a.bound,
+        clock=a.clock,
     )
     if not limited:
         print("(threadpoolctl is not installed: the BLAS libraries used their default threads)")
@@ -203,7 +242,15 @@ def main(argv=None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump(
-                {"machine": m, "threads": a.threads, "rounds": rounds, "rows": rows}, f, indent=1
+                {
+                    "machine": m,
+                    "threads": a.threads,
+                    "rounds": rounds,
+                    "clock": a.clock,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
             )
         print(f"saved {a.json}")
     return 0

@@ -48,9 +48,40 @@ def _check_activation(activation, where):
 
 
 class DenseCache:
-    """What dense_backward needs: the layer's input, weights, bias, the saved array
-    (the output, or the pre-bias product x @ W for input-saving activations) and the
-    activation.  The arrays are references: do not modify them before the backward."""
+    """What dense_backward needs from dense_forward: made by dense_forward, not by hand.
+
+    The arrays are references, not copies: do not modify them before the backward.
+
+    Parameters
+    ----------
+    x, W, b : ndarray
+        The layer's input, weights and bias.
+    saved : ndarray
+        The output y, or the pre-bias product x @ W for input-saving activations.
+    activation : str
+        The activation's name.
+    params : dict
+        The activation's parameters.
+    kname : str
+        The kernel's name (e.g. "gelu_tanh").
+    p : tuple of float
+        The kernel's (a, b, c, d) parameters.
+    saves : {"input", "output"}
+        What `saved` holds.
+
+    See Also
+    --------
+    fastact.nn.dense_forward : Returns (y, DenseCache).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x, W, b = np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)
+    >>> y, cache = fastact.nn.dense_forward(x, W, b, "gelu")
+    >>> cache
+    DenseCache(activation='gelu', x=(2, 3), W=(3, 4), saves='input')
+    """
 
     __slots__ = ("x", "W", "b", "saved", "activation", "params", "kname", "p", "saves")
 
@@ -147,8 +178,67 @@ def check_dense_grad(grad_y, cache) -> np.ndarray:
 
 
 def dense_forward(x, W, b, activation, *, out=None, **params):
-    """(y, cache): y = act(x @ W + b) with W of shape (n_in, n_out): one GEMM, then one
-    fused bias + activation pass.  x, W, b share one dtype (float32 or float64)."""
+    """Compute a dense layer, ``y = act(x @ W + b)``, and the cache of its backward.
+
+    One GEMM (the BLAS of SciPy), then one fused bias + activation pass.
+
+    Parameters
+    ----------
+    x : array_like of shape (rows, n_in)
+        The input; float32 or float64 (integers in float64).
+    W : array_like of shape (n_in, n_out)
+        The weights, of x's dtype.
+    b : array_like of shape (n_out,)
+        The bias, of x's dtype.
+    activation : str, Activation or (str, dict)
+        A name of fastact.nn.MLP_ACTIVATIONS but "prelu" (e.g. "relu", "gelu",
+        "identity"), its ACTIVATIONS entry, or (name, {parameters}).
+    out : ndarray of shape (rows, n_out), optional
+        C-contiguous, of x's dtype, not overlapping x, W or b: where to write y (it is
+        kept in the cache as the saved output).
+    **params
+        The activation's parameters, e.g. ``negative_slope=0.2`` for "leaky_relu".
+
+    Returns
+    -------
+    y : ndarray of shape (rows, n_out)
+        The layer's output; out when given.
+    cache : DenseCache
+        What dense_backward needs (references to x, W, b and the saved array).
+
+    Raises
+    ------
+    TypeError
+        If an array is not float32, float64 or integer, or the arrays differ in dtype.
+    ValueError
+        If the activation is unknown, row-wise or "prelu" (a learnable slope is a
+        network option: Dense(n, "prelu")); x or W is not 2-D; b does not have
+        W.shape[1] values; x.shape[1] != W.shape[0]; a dimension is beyond the BLAS's
+        32-bit range; or out does not fit.
+
+    See Also
+    --------
+    fastact.nn.dense_backward : The backward.
+    fastact.bias_act : The fused bias + activation pass alone.
+    fastact.nn.Dense : The layer in a network.
+    fastact.reference.dense_forward : The NumPy twin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x = np.array([[1.0, -1.0], [0.5, 2.0]])
+    >>> W = np.array([[0.5, -1.0, 0.0], [1.0, 0.5, -0.5]])
+    >>> b = np.array([0.0, 0.5, 1.0])
+    >>> y, cache = fastact.nn.dense_forward(x, W, b, "relu")
+    >>> y
+    array([[0.  , 0.  , 1.5 ],
+           [2.25, 1.  , 0.  ]])
+    >>> y, cache = fastact.nn.dense_forward(x, W, b, "leaky_relu", negative_slope=0.1)
+    >>> np.round(y, 4)
+    array([[-0.05, -0.1 ,  1.5 ],
+           [ 2.25,  1.  ,  0.  ]])
+    """
     from .. import _nn
     from .._activations import ACT_IDS
 
@@ -162,8 +252,54 @@ def dense_forward(x, W, b, activation, *, out=None, **params):
 
 
 def dense_backward(grad_y, cache):
-    """(grad_x, grad_W, grad_b) of dense_forward: one fused activation-backward +
-    bias-gradient pass (grad_b summed in double), then dW = x.T @ dz and dx = dz @ W.T."""
+    """Backpropagate grad_y through a dense layer: the gradients of x, W and b.
+
+    One fused pass ``dz = grad_y * act'(saved)`` that also sums grad_b (in double), then
+    two GEMMs: ``grad_W = x.T @ dz`` and ``grad_x = dz @ W.T``.
+
+    Parameters
+    ----------
+    grad_y : array_like of shape (rows, n_out)
+        The gradient of the loss with respect to the layer's output, of its dtype.
+    cache : DenseCache
+        The cache dense_forward returned.
+
+    Returns
+    -------
+    grad_x : ndarray of shape (rows, n_in)
+        The gradient with respect to x.
+    grad_W : ndarray of shape (n_in, n_out)
+        The gradient with respect to W.
+    grad_b : ndarray of shape (n_out,)
+        The gradient with respect to b.
+
+    Raises
+    ------
+    TypeError
+        If cache is not a DenseCache, or grad_y's dtype is not the layer's.
+    ValueError
+        If grad_y's shape is not the layer output's.
+
+    See Also
+    --------
+    fastact.nn.dense_forward : The forward.
+    fastact.bias_act_backward : The fused activation-backward + bias-gradient pass alone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x = np.array([[1.0, -1.0], [0.5, 2.0]])
+    >>> W = np.array([[0.5, -1.0, 0.0], [1.0, 0.5, -0.5]])
+    >>> b = np.array([0.0, 0.5, 1.0])
+    >>> y, cache = fastact.nn.dense_forward(x, W, b, "relu")
+    >>> grad_x, grad_W, grad_b = fastact.nn.dense_backward(np.ones_like(y), cache)
+    >>> grad_x
+    array([[ 0. , -0.5],
+           [-0.5,  1.5]])
+    >>> grad_b
+    array([1., 1., 1.])
+    """
     from .. import _nn
     from .._activations import ACT_IDS
 
@@ -185,9 +321,36 @@ def dense_backward(grad_y, cache):
 
 
 class BatchNormCache:
-    """What batchnorm_backward needs: the input, gamma, the statistics used (float64 mean
-    and 1 / sqrt(var + eps)) and the mode.  The arrays are references: do not modify them
-    before the backward."""
+    """What batchnorm_backward needs from batchnorm_forward: made by it, not by hand.
+
+    The arrays are references, not copies: do not modify them before the backward.
+
+    Parameters
+    ----------
+    x : ndarray
+        The layer's input.
+    gamma : ndarray
+        The scale.
+    mean, invstd : ndarray of float64
+        The statistics used: the mean and 1 / sqrt(var + eps) per feature.
+    training : bool
+        Whether the batch statistics were used (else the running ones).
+
+    See Also
+    --------
+    fastact.nn.batchnorm_forward : Returns (y, BatchNormCache).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
+    >>> y, cache = fastact.nn.batchnorm_forward(x, np.ones(2), np.zeros(2), training=True)
+    >>> cache
+    BatchNormCache(x=(2, 2), training=True)
+    >>> cache.mean
+    array([2., 4.])
+    """
 
     __slots__ = ("x", "gamma", "mean", "invstd", "training")
 
@@ -294,16 +457,76 @@ def batchnorm_forward(
     eps=1e-5,
     n_threads=None,
 ):
-    """(y, cache): batch normalisation over the rows of x (rows x features), PyTorch
-    BatchNorm1d's semantics.
+    """Normalise the rows of x over the batch (PyTorch BatchNorm1d) and return the cache.
 
-    training=True normalises with the batch mean and biased variance (at least 2 rows) and,
-    when running_mean/running_var are given, updates them in place:
-    running = (1 - momentum) running + momentum batch (the variance unbiased).
-    training=False normalises with the running statistics (required).
-    y = gamma (x - mean) / sqrt(var + eps) + beta; statistics accumulate in double.
-    n_threads: as the activation kernels (threads split the columns from 65,536 elements
-    up; the results do not depend on the count)."""
+    ``y = gamma (x - mean) / sqrt(var + eps) + beta`` per feature; the statistics
+    accumulate in double.  training=True normalises with the batch mean and biased
+    variance (at least 2 rows) and, when running_mean and running_var are given, updates
+    them in place: ``running = (1 - momentum) running + momentum batch`` (the variance
+    unbiased).  training=False normalises with the running statistics.
+
+    Parameters
+    ----------
+    x : array_like of shape (rows, features)
+        The input; float32 or float64 (integers in float64).
+    gamma : array_like of shape (features,)
+        The scale, of x's dtype.
+    beta : array_like of shape (features,)
+        The shift, of x's dtype.
+    training : bool
+        Batch statistics (True) or the running ones (False).
+    running_mean : ndarray of shape (features,), optional
+        The running mean, of x's dtype; updated in place in training.  Required (with
+        running_var) when training is False.
+    running_var : ndarray of shape (features,), optional
+        The running variance, as running_mean.
+    momentum : float, default 0.1
+        How far the running statistics move towards the batch's, in [0, 1].
+    eps : float, default 1e-5
+        Added to the variance; > 0.
+    n_threads : int, optional
+        As the activation functions' (threads split the columns from 65,536 elements
+        up); the results do not depend on it.
+
+    Returns
+    -------
+    y : ndarray of shape (rows, features)
+        The normalised, scaled and shifted x.
+    cache : BatchNormCache
+        What batchnorm_backward needs.
+
+    Raises
+    ------
+    TypeError
+        If training is not a bool, an array is not float32, float64 or integer, the
+        arrays differ in dtype, or a running statistic is not a NumPy array.
+    ValueError
+        If x is not 2-D; gamma, beta or a running statistic does not have one value per
+        feature; momentum or eps is out of range; only one running statistic is given,
+        or none in evaluation; a running statistic is read-only in training; training
+        has fewer than 2 rows; or n_threads is 0.
+
+    See Also
+    --------
+    fastact.nn.batchnorm_backward : The backward.
+    fastact.nn.BatchNorm : The layer in a network.
+    fastact.reference.batchnorm_forward : The NumPy twin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x = np.array([[1.0, 2.0], [3.0, 6.0]])
+    >>> rm, rv = np.zeros(2), np.ones(2)
+    >>> y, cache = fastact.nn.batchnorm_forward(
+    ...     x, np.ones(2), np.zeros(2), training=True, running_mean=rm, running_var=rv
+    ... )
+    >>> np.round(y, 4)
+    array([[-1., -1.],
+           [ 1.,  1.]])
+    >>> rm, rv
+    (array([0.2, 0.4]), array([1.1, 1.7]))
+    """
     from .. import _nn
 
     nt = V.check_threads(n_threads)
@@ -330,9 +553,56 @@ def batchnorm_forward(
 
 
 def batchnorm_backward(grad_y, cache, *, n_threads=None):
-    """(grad_x, grad_gamma, grad_beta) of batchnorm_forward: the two column sums
-    (grad_beta = sum grad_y, grad_gamma = sum grad_y xhat, in double), then one pass for
-    grad_x (through the batch statistics in training, a per-feature scale in evaluation)."""
+    """Backpropagate grad_y through batchnorm_forward: the gradients of x, gamma, beta.
+
+    The two column sums (``grad_beta = sum grad_y``, ``grad_gamma = sum grad_y xhat``,
+    in double), then one pass for grad_x: through the batch statistics in training, a
+    per-feature scale in evaluation.
+
+    Parameters
+    ----------
+    grad_y : array_like of shape (rows, features)
+        The gradient of the loss with respect to y, of the layer's dtype.
+    cache : BatchNormCache
+        The cache batchnorm_forward returned.
+    n_threads : int, optional
+        As the activation functions'; the results do not depend on it.
+
+    Returns
+    -------
+    grad_x : ndarray of shape (rows, features)
+        The gradient with respect to x.
+    grad_gamma : ndarray of shape (features,)
+        The gradient with respect to gamma.
+    grad_beta : ndarray of shape (features,)
+        The gradient with respect to beta.
+
+    Raises
+    ------
+    TypeError
+        If cache is not a BatchNormCache, or grad_y's dtype is not the layer's.
+    ValueError
+        If grad_y's shape is not x's, or n_threads is 0.
+
+    See Also
+    --------
+    fastact.nn.batchnorm_forward : The forward.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x = np.array([[1.0, 2.0], [3.0, 6.0], [2.0, 1.0]])
+    >>> y, cache = fastact.nn.batchnorm_forward(x, np.ones(2), np.zeros(2), training=True)
+    >>> g = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    >>> grad_x, grad_gamma, grad_beta = fastact.nn.batchnorm_backward(g, cache)
+    >>> np.round(grad_x, 4)
+    array([[ 0.2041, -0.2204],
+           [ 0.2041,  0.0441],
+           [-0.4082,  0.1763]])
+    >>> np.round(grad_gamma, 4), grad_beta
+    (array([-1.2247, -0.9258]), array([1., 1.]))
+    """
     from .. import _nn
 
     nt = V.check_threads(n_threads)
@@ -352,8 +622,35 @@ def batchnorm_backward(grad_y, cache, *, n_threads=None):
 
 
 class DropoutCache:
-    """What dropout_backward needs to regenerate the mask: p, seed, step, layer, the
-    shape and dtype, the mode.  No mask is stored."""
+    """What dropout_backward needs to regenerate the mask: made by dropout_forward.
+
+    No mask is stored: the backward regenerates it from (seed, step, layer).
+
+    Parameters
+    ----------
+    p : float
+        The drop probability.
+    seed, step, layer : int
+        The mask's key.
+    shape : tuple of int
+        The layer's shape.
+    dtype : numpy.dtype
+        The layer's dtype.
+    training : bool
+        Whether the mask was applied.
+
+    See Also
+    --------
+    fastact.nn.dropout_forward : Returns (y, DropoutCache).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> y, cache = fastact.nn.dropout_forward(np.ones((2, 3)), 0.5, seed=7)
+    >>> cache
+    DropoutCache(p=0.5, seed=7, step=0, layer=0, shape=(2, 3), training=True)
+    """
 
     __slots__ = ("p", "seed", "step", "layer", "shape", "dtype", "training")
 
@@ -407,10 +704,64 @@ def check_dropout_grad(grad_y, cache):
 
 
 def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=None):
-    """(y, cache): inverted dropout.  In training each element (in C order) is kept with
-    probability 1 - p and scaled by 1 / (1 - p) (the scale rounded to x's dtype), else 0;
-    the mask is a pure function of (seed, step, layer, element index) (SplitMix64), the
-    same on every machine and thread count.  training=False returns a copy of x."""
+    """Apply inverted dropout to x and return the cache of its backward.
+
+    In training each element (in C order) is kept with probability 1 - p and scaled by
+    1 / (1 - p) (the scale rounded to x's dtype), else set to 0.  The mask is a pure
+    function of (seed, step, layer, element index) (SplitMix64): the same on every
+    machine and thread count, and in fastact.reference.  training=False returns a copy.
+
+    Parameters
+    ----------
+    x : array_like
+        The input, any shape; float32 or float64 (integers in float64).
+    p : float
+        The probability of dropping an element, in [0, 1).
+    seed : int
+        The mask's seed, in [0, 2**64).
+    training : bool, default True
+        Apply the mask (True) or copy x (False).
+    step : int, default 0
+        The training step, in [0, 2**64): a new mask for each step.
+    layer : int, default 0
+        The layer's number, in [0, 2**64): a new mask for each layer.
+    n_threads : int, optional
+        As the activation functions'; the results do not depend on it.
+
+    Returns
+    -------
+    y : ndarray
+        x with the mask and scale applied, x's shape and dtype.
+    cache : DropoutCache
+        What dropout_backward needs (no mask: it is regenerated).
+
+    Raises
+    ------
+    TypeError
+        If x is not float32, float64 or integer, or training is not a bool.
+    ValueError
+        If p is not in [0, 1), seed, step or layer is not an integer in [0, 2**64), or
+        n_threads is 0.
+
+    See Also
+    --------
+    fastact.nn.dropout_backward : The backward.
+    fastact.nn.Dropout : The layer in a network.
+    fastact.reference.dropout_keep : The mask, in NumPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> x = np.ones((2, 4))
+    >>> y, cache = fastact.nn.dropout_forward(x, 0.5, seed=0)
+    >>> y
+    array([[0., 0., 2., 2.],
+           [0., 2., 0., 2.]])
+    >>> y_eval, _ = fastact.nn.dropout_forward(x, 0.5, seed=0, training=False)
+    >>> bool((y_eval == x).all())
+    True
+    """
     from .. import _nn
 
     nt = V.check_threads(n_threads)
@@ -424,7 +775,43 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
 
 
 def dropout_backward(grad_y, cache, *, n_threads=None):
-    """grad_x of dropout_forward: grad_y times the same mask and scale (regenerated)."""
+    """Backpropagate grad_y through dropout_forward: the same mask and scale, regenerated.
+
+    Parameters
+    ----------
+    grad_y : array_like
+        The gradient of the loss with respect to y, of the layer's shape and dtype.
+    cache : DropoutCache
+        The cache dropout_forward returned.
+    n_threads : int, optional
+        As the activation functions'; the results do not depend on it.
+
+    Returns
+    -------
+    ndarray
+        The gradient with respect to x.
+
+    Raises
+    ------
+    TypeError
+        If cache is not a DropoutCache, or grad_y's dtype is not the layer's.
+    ValueError
+        If grad_y's shape is not the layer's, or n_threads is 0.
+
+    See Also
+    --------
+    fastact.nn.dropout_forward : The forward.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> y, cache = fastact.nn.dropout_forward(np.ones((2, 4)), 0.5, seed=0)
+    >>> grad_x = fastact.nn.dropout_backward(np.full((2, 4), 0.5), cache)
+    >>> grad_x
+    array([[0., 0., 1., 1.],
+           [0., 1., 0., 1.]])
+    """
     from .. import _nn
 
     nt = V.check_threads(n_threads)

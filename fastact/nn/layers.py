@@ -91,12 +91,38 @@ def _act_config(name, params):
 
 
 class Layer:
-    """Base class: `_build(b, x, path, ctx)` adds the layer's parameters, state and ops
-    to the builder b for input tensor x and returns its output tensor."""
+    """The base class of the layers: what Sequential compiles into native ops.
+
+    A layer describes its part of the network (widths, parameters, options);
+    ``_build(b, x, path, ctx)`` adds its parameters, state and ops to the program
+    builder b for the input tensor x and returns its output tensor.  Two layers are
+    equal when their configurations are.
+
+    See Also
+    --------
+    fastact.nn.Dense, fastact.nn.BatchNorm, fastact.nn.Dropout : Layers.
+    fastact.nn.ActivationLayer, fastact.nn.Residual : Layers.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> from fastact.nn import Dense, Layer
+    >>> isinstance(Dense(4), Layer)
+    True
+    >>> Dense(4, "relu") == Dense(4, "relu")
+    True
+    """
 
     kind = "layer"
 
     def config(self) -> dict:
+        """Return the layer's configuration (what rebuilds it), JSON-able.
+
+        Returns
+        -------
+        dict
+            "kind" and the constructor's arguments.
+        """
         raise NotImplementedError
 
     def __repr__(self):
@@ -157,11 +183,40 @@ def _emit_activation(b, ctx, x, name, params, kname, p, bias, where_row, act_op,
 
 
 class Dense(Layer):
-    """y = act(x @ W + b), W of shape (n_in, n_out).
+    """A dense layer: ``y = act(x @ W + b)``, W of shape (n_in, n_out).
 
-    activation: None (linear), a name, an ACTIVATIONS entry, (name, {params}), or "prelu"
-    / ("prelu", {"per_unit": True}) for a learnable slope (one per layer or per unit,
-    starting at 0.25).  init: None (the network's scheme) or one of fastact.nn.INITS.
+    n_in is the width of the layer's input, known when the network is built.
+
+    Parameters
+    ----------
+    n_out : int
+        The number of units, positive.
+    activation : str, Activation, (str, dict) or None, default None
+        None (linear), a name of fastact.nn.MLP_ACTIVATIONS, an ACTIVATIONS entry,
+        (name, {parameters}), or "prelu" / ("prelu", {"per_unit": True, "init": 0.25})
+        for a learnable slope (one per layer or per unit, starting at 0.25).
+    init : str, optional
+        The weights' scheme, one of fastact.nn.INITS; None: the network's.
+
+    Raises
+    ------
+    ValueError
+        If n_out is not a positive integer, the activation is unknown (or leaky_relu/elu
+        with a negative slope, whose backward reads the output), or init is unknown.
+
+    See Also
+    --------
+    fastact.nn.dense_forward : The same layer, one call at a time.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> from fastact.nn import Dense
+    >>> Dense(64, ("leaky_relu", {"negative_slope": 0.2}), init="he_normal")
+    Dense(n_out=64, activation=['leaky_relu', {'negative_slope': 0.2}], init='he_normal')
+    >>> net = fastact.Sequential([Dense(8, "prelu"), Dense(2)], n_in=3)
+    >>> sorted(net.state_dict())
+    ['0.W', '0.b', '0.slope', '1.W', '1.b']
     """
 
     kind = "dense"
@@ -181,6 +236,13 @@ class Dense(Layer):
         self._init_act = None  # (name, params) whose gain the weights use, if not ours
 
     def config(self):
+        """Return the layer's configuration (what rebuilds it), JSON-able.
+
+        Returns
+        -------
+        dict
+            "kind" and the constructor's arguments.
+        """
         return {
             "kind": "dense",
             "n_out": self.n_out,
@@ -224,7 +286,32 @@ class Dense(Layer):
 
 
 class ActivationLayer(Layer):
-    """y = act(x), elementwise (prelu: a learnable slope)."""
+    """An activation on its own: ``y = act(x)``, elementwise.
+
+    After a linear Dense layer it is fused into that layer's bias pass.
+
+    Parameters
+    ----------
+    activation : str, Activation, (str, dict) or None
+        As for Dense; "prelu" learns its slope; None is the identity.
+
+    Raises
+    ------
+    ValueError
+        If the activation is unknown or row-wise.
+
+    See Also
+    --------
+    fastact.nn.Dense : A dense layer with its activation.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> from fastact.nn import ActivationLayer, Dense
+    >>> net = fastact.Sequential([Dense(4), ActivationLayer("tanh"), Dense(2)], n_in=3)
+    >>> net.layers[1]
+    ActivationLayer(activation=['tanh', {}])
+    """
 
     kind = "activation"
 
@@ -234,6 +321,13 @@ class ActivationLayer(Layer):
         )
 
     def config(self):
+        """Return the layer's configuration (what rebuilds it), JSON-able.
+
+        Returns
+        -------
+        dict
+            "kind" and the constructor's arguments.
+        """
         return {"kind": "activation", "activation": _act_config(self.activation, self.params)}
 
     def _build(self, b, x, path, ctx):
@@ -249,13 +343,39 @@ class ActivationLayer(Layer):
 
 
 class BatchNorm(Layer):
-    """Batch normalisation over the rows (PyTorch BatchNorm1d), then an optional
-    activation in the same pass.
+    """Batch normalisation over the rows (PyTorch BatchNorm1d), then an optional activation.
 
-    Training: normalise with the batch mean and biased variance; running_mean and
-    running_var (starting at 0 and 1) move towards the batch mean and *unbiased*
-    variance by `momentum`.  Evaluation: normalise with the running statistics.
-    gamma (1) and beta (0) are learned.  Statistics accumulate in double.
+    The activation runs in the same pass.  Training: normalise with the batch mean and
+    biased variance; running_mean and running_var (starting at 0 and 1) move towards the
+    batch mean and *unbiased* variance by `momentum`.  Evaluation: normalise with the
+    running statistics.  gamma (1) and beta (0) are learned.  Statistics accumulate in
+    double.
+
+    Parameters
+    ----------
+    activation : str, Activation, (str, dict) or None, default None
+        As for Dense; None: no activation.
+    momentum : float, default 0.1
+        How far the running statistics move per training step, in [0, 1].
+    eps : float, default 1e-5
+        Added to the variance; > 0.
+
+    Raises
+    ------
+    ValueError
+        If the activation is unknown, or momentum or eps is out of range.
+
+    See Also
+    --------
+    fastact.nn.batchnorm_forward : The same, one call at a time.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> from fastact.nn import BatchNorm, Dense
+    >>> net = fastact.Sequential([Dense(4), BatchNorm("relu"), Dense(2)], n_in=3)
+    >>> sorted(k for k in net.state_dict() if k.startswith("1."))
+    ['1.beta', '1.gamma', '1.running_mean', '1.running_var']
     """
 
     kind = "batchnorm"
@@ -274,6 +394,13 @@ class BatchNorm(Layer):
         self.momentum, self.eps = float(momentum), float(eps)
 
     def config(self):
+        """Return the layer's configuration (what rebuilds it), JSON-able.
+
+        Returns
+        -------
+        dict
+            "kind" and the constructor's arguments.
+        """
         return {
             "kind": "batchnorm",
             "activation": _act_config(self.activation, self.params),
@@ -340,10 +467,32 @@ class BatchNorm(Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout: in training each element is kept with probability 1 - p and
-    scaled by 1 / (1 - p); identity in evaluation.  The mask is a pure function of
-    (seed, step, layer, element index) (SplitMix64), so it does not depend on the
-    thread count and fastact.reference reproduces it bit for bit."""
+    """Inverted dropout: drop units with probability p in training, identity in evaluation.
+
+    In training each element is kept with probability 1 - p and scaled by 1 / (1 - p).
+    The mask is a pure function of (seed, step, layer, element index) (SplitMix64), so it
+    does not depend on the thread count and fastact.reference reproduces it bit for bit.
+
+    Parameters
+    ----------
+    p : float
+        The probability of dropping a unit, in [0, 1).
+
+    Raises
+    ------
+    ValueError
+        If p is not in [0, 1).
+
+    See Also
+    --------
+    fastact.nn.dropout_forward : The same, one call at a time.
+
+    Examples
+    --------
+    >>> from fastact.nn import Dropout
+    >>> Dropout(0.5)
+    Dropout(p=0.5)
+    """
 
     kind = "dropout"
 
@@ -352,6 +501,13 @@ class Dropout(Layer):
         self.p = float(p)
 
     def config(self):
+        """Return the layer's configuration (what rebuilds it), JSON-able.
+
+        Returns
+        -------
+        dict
+            "kind" and the constructor's arguments.
+        """
         return {"kind": "dropout", "p": self.p}
 
     def _build(self, b, x, path, ctx):
@@ -371,8 +527,34 @@ def check_probability(p, where, what="p"):
 
 
 class Residual(Layer):
-    """y = x + f(x), f = the given layers in order (the first a Dense layer); f's output
-    width must equal its input width."""
+    """A residual connection: ``y = x + f(x)``, f the given layers in order.
+
+    Parameters
+    ----------
+    layers : Layer or list of Layer
+        The branch f, beginning with a Dense layer; its output width must equal its
+        input width (checked when the network is built).
+
+    Raises
+    ------
+    TypeError
+        If layers is not a layer or a list of them.
+    ValueError
+        If layers is empty or does not begin with a Dense layer.
+
+    See Also
+    --------
+    fastact.MLP : residual=True puts one around each hidden layer whose widths match.
+
+    Examples
+    --------
+    >>> import fastact
+    >>> from fastact.nn import BatchNorm, Dense, Residual
+    >>> block = Residual([Dense(16), BatchNorm("relu")])
+    >>> net = fastact.Sequential([Dense(16, "relu"), block, Dense(2)], n_in=4)
+    >>> net.n_params
+    418
+    """
 
     kind = "residual"
 
@@ -401,6 +583,13 @@ class Residual(Layer):
         self.layers = layers
 
     def config(self):
+        """Return the layer's configuration (what rebuilds it), JSON-able.
+
+        Returns
+        -------
+        dict
+            "kind" and the constructor's arguments.
+        """
         return {"kind": "residual", "layers": [l.config() for l in self.layers]}
 
     def _build(self, b, x, path, ctx):

@@ -59,24 +59,85 @@ _N_PLAIN_DIAG = 7
 class Sequential:
     """A network of layer objects, run by one native call per training step.
 
-    layers: Dense, BatchNorm, Dropout, ActivationLayer and Residual objects, in order; the last
-    layer's output is the network's output (the loss applies its link: softmax,
-    sigmoid), so end with a linear Dense.  n_in: the input width.  init: the scheme of the
-    dense layers that do not name one ("auto": the matched scheme per layer; see
-    fastact.nn.INITS and MLP).  loss, dtype, seed, diagnostics: as MLP.
-
-    on_nonfinite: what a training step does when its loss or a gradient is not finite
-    (NaN or inf): "raise" (default) a FloatingPointError that names the step and the
-    first layer where it appeared, "warn" a RuntimeWarning; both leave the parameters and
-    the optimizer state as they were after the last finite step (so fit keeps them).
-    "ignore" checks nothing (the update goes ahead).  The check is one pass over the
-    gradients.
+    The layers only describe the network; it is compiled into a program of native ops
+    that one call runs forward, backward and through the optimizer's update, with every
+    buffer owned by the network (no allocation per step).
 
     Modes: net.train() (the default) and net.eval() set net.training, which
     compute_gradients and train_step follow (training: batch statistics, running
     statistics updated, dropout active; evaluation: running statistics, no dropout);
     forward, predict, predict_proba and evaluate always run in evaluation mode, and fit
     always trains in training mode.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        Dense, BatchNorm, Dropout, ActivationLayer and Residual objects, in order.  The
+        last layer's output is the network's output (the loss applies its link: softmax,
+        sigmoid), so end with a linear Dense.
+    n_in : int
+        The input width.
+    init : str, default "auto"
+        The scheme of the dense layers that do not name one: "auto" (the matched scheme
+        per layer, see MLP) or one of fastact.nn.INITS.
+    loss : {"softmax_cross_entropy", "mse", "binary_cross_entropy_with_logits"}
+        The training loss, as for MLP; default "softmax_cross_entropy".
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The precision of the parameters and of the arithmetic.
+    seed : int, default 0
+        Seeds the weights, dropout's masks and fit's shuffling; non-negative.
+    diagnostics : bool, default False
+        Record net.diagnostics() in train_step too (compute_gradients always does).
+    on_nonfinite : {"raise", "warn", "ignore"}, default "raise"
+        What a training step does when its loss or a gradient is not finite (NaN or
+        inf): "raise" a FloatingPointError that names the step and the first layer where
+        it appeared, "warn" a RuntimeWarning; both leave the parameters, the running
+        statistics and the optimizer state as they were after the last finite step.
+        "ignore" checks nothing (the update goes ahead).  The check is one pass over the
+        gradients.
+
+    Attributes
+    ----------
+    params : list of (ndarray, ndarray)
+        (W, b) of every dense layer, views into net.theta.
+    grads : list of (ndarray, ndarray)
+        Their gradients, views into net.grad_flat.
+    theta : ndarray
+        Every learned parameter, flat.
+    training : bool
+        The mode of compute_gradients and train_step.
+
+    Raises
+    ------
+    TypeError
+        If layers is not a list of layers, or dtype is not float32 or float64.
+    ValueError
+        If there are no layers; n_in, init, loss, seed or on_nonfinite is invalid; the
+        widths do not fit (a Residual branch that changes the width); or
+        softmax_cross_entropy has fewer than 2 outputs.
+
+    See Also
+    --------
+    fastact.MLP : The common case, from layer sizes.
+    fastact.reference.Sequential : The NumPy twin (the same weights for a seed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> from fastact.nn import BatchNorm, Dense, Dropout, Residual
+    >>> net = fastact.Sequential(
+    ...     [Dense(16, "gelu"), Residual([Dense(16), BatchNorm("relu")]), Dropout(0.1), Dense(3)],
+    ...     n_in=4,
+    ... )
+    >>> net.n_params
+    435
+    >>> X = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    >>> net.forward(X).shape
+    (8, 3)
+    >>> loss = net.train_step(X, np.arange(8) % 3, fastact.optim.SGD(lr=0.1))
+    >>> bool(np.isfinite(loss))
+    True
     """
 
     _engine_class = None  # set by the backend (fastact or fastact.reference)
@@ -211,33 +272,113 @@ class Sequential:
 
     @property
     def n_params(self) -> int:
-        """The number of learned parameters (weights, biases, BatchNorm's gamma and beta,
-        prelu slopes; not the running statistics)."""
+        """The number of learned parameters.
+
+        Weights, biases, BatchNorm's gamma and beta, prelu slopes; not the running
+        statistics.
+        """
         return int(self.theta.size)
 
     def state_dict(self) -> dict:
-        """Every parameter and running statistic by name, as views (writing into them
-        changes the network): "<layer>.W", "<layer>.b", "<layer>.gamma", "<layer>.beta",
-        "<layer>.running_mean", "<layer>.running_var", "<layer>.slope", with <layer> the
-        layer's index in net.layers (and "<i>.<j>" inside a Residual)."""
+        """Return every parameter and running statistic by name, as views.
+
+        Writing into them changes the network.
+
+        Returns
+        -------
+        dict
+            "<layer>.W", "<layer>.b", "<layer>.gamma", "<layer>.beta",
+            "<layer>.running_mean", "<layer>.running_var", "<layer>.slope" -> ndarray,
+            with <layer> the layer's index in net.layers (and "<i>.<j>" inside a
+            Residual).
+
+        Examples
+        --------
+        >>> import fastact
+        >>> net = fastact.MLP([3, 4, 2])
+        >>> {k: v.shape for k, v in net.state_dict().items()}
+        {'0.W': (3, 4), '0.b': (4,), '1.W': (4, 2), '1.b': (2,)}
+        """
         return {k: v[0] for k, v in self._views.items()}
 
     def grad_dict(self) -> dict:
-        """The gradient of every parameter by name (views into grad_flat)."""
+        """Return the gradient of every parameter by name.
+
+        Returns
+        -------
+        dict
+            The names of state_dict (the running statistics aside) -> views into
+            net.grad_flat, filled by compute_gradients and train_step.
+        """
         return {k: v[1] for k, v in self._views.items() if v[1] is not None}
+
+    @property
+    def flush_subnormals(self) -> bool:
+        """Whether the engine flushes subnormal floats to zero (default True).
+
+        True: the native engine runs each call (train_step, fit's epochs,
+        compute_gradients, forward, predict, evaluate) with the CPU's flush-to-zero and
+        denormals-are-zero modes on (x86-64 MXCSR FTZ and DAZ, on the calling thread,
+        the caller's mode put back after the call): a value that would be subnormal
+        (``|x|`` below 1.2e-38 in float32, 2.2e-308 in float64) counts as 0.  Subnormals
+        take the CPU's slow path (~100 cycles an operation), in the activations and in
+        the BLAS: gelu's tail behind residual connections made an 8 x 256 step 4.8x
+        slower.  False: IEEE subnormals throughout, as NumPy computes.  The NumPy twin
+        (fastact.reference) always computes with subnormals; results differ from it
+        only where a value falls below those limits.  Saved and copied with the
+        network; does nothing elsewhere than x86-64.
+
+        Examples
+        --------
+        >>> import fastact
+        >>> net = fastact.MLP([4, 8, 3])
+        >>> net.flush_subnormals
+        True
+        >>> net.flush_subnormals = False
+        """
+        return self._engine.flush_subnormals
+
+    @flush_subnormals.setter
+    def flush_subnormals(self, on):
+        if not isinstance(on, (bool, np.bool_)):
+            raise TypeError(f"flush_subnormals must be True or False; got {on!r}.")
+        self._engine.flush_subnormals = bool(on)
 
     # -- modes --
     def train(self, mode=True):
-        """Training mode (batch statistics, dropout) for compute_gradients and train_step.
-        Returns the network."""
+        """Set training mode (batch statistics, dropout) for compute_gradients and train_step.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            True for training, False for evaluation (as eval()).
+
+        Returns
+        -------
+        Sequential
+            The network itself.
+
+        Raises
+        ------
+        TypeError
+            If mode is not a bool.
+        """
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"train: mode must be True or False; got {mode!r}.")
         self.training = bool(mode)
         return self
 
     def eval(self):
-        """Evaluation mode (running statistics, no dropout) for compute_gradients and
-        train_step.  Returns the network."""
+        """Set evaluation mode (running statistics, no dropout).
+
+        It applies to compute_gradients and train_step; forward, predict and evaluate
+        always run in evaluation mode.
+
+        Returns
+        -------
+        Sequential
+            The network itself.
+        """
         self.training = False
         return self
 
@@ -337,9 +478,35 @@ class Sequential:
         return c
 
     def compute_gradients(self, X, y) -> float:
-        """Forward, loss and backward on (X, y) in the network's mode (net.training): fills
-        net.grads and net.diagnostics(); the weights are not changed (in training mode
-        the running statistics are updated, as a training forward does).  Returns the loss."""
+        """Run forward, loss and backward on (X, y) in the network's mode (net.training).
+
+        Fills net.grads and net.diagnostics(); the weights are not changed (in training
+        mode the running statistics are updated, as a training forward does).
+
+        Parameters
+        ----------
+        X : ndarray of shape (rows, n_in)
+            The inputs, of the network's dtype, finite.
+        y : array_like
+            Class indices of shape (rows,) for softmax_cross_entropy; targets of shape
+            (rows, n_out) (or (rows,) when n_out is 1) for mse and
+            binary_cross_entropy_with_logits.
+
+        Returns
+        -------
+        float
+            The loss.
+
+        Raises
+        ------
+        TypeError
+            If X or y has a wrong dtype.
+        ValueError
+            If X or y has a wrong shape, contains NaN or inf, or a label is out of
+            range; or BatchNorm trains on fewer than 2 rows.
+        FloatingPointError
+            If the loss or a gradient is not finite (with on_nonfinite="raise").
+        """
         X = self._X(X, "compute_gradients")
         labels, target = self._y(y, X.shape[0], "compute_gradients")
         self._check_batch(X.shape[0], "compute_gradients")
@@ -361,26 +528,73 @@ class Sequential:
         return loss
 
     def train_step(self, X, y, optimizer) -> float:
-        """One training step in one native call: forward, loss, backward and the
-        optimizer's update of every parameter, in the network's mode (net.training).
-        Allocates nothing once the buffers fit the batch size.  Returns the loss (before
-        the update)."""
+        """Run one training step in one native call.
+
+        Forward, loss, backward and the optimizer's update of every parameter, in the
+        network's mode (net.training).  Allocates nothing once the buffers fit the batch
+        size.
+
+        Parameters
+        ----------
+        X : ndarray of shape (rows, n_in)
+            The inputs, of the network's dtype.
+        y : array_like
+            The labels or targets, as for compute_gradients.
+        optimizer : fastact.optim.Optimizer
+            SGD, Adam or AdamW; bound to this network on first use.
+
+        Returns
+        -------
+        float
+            The loss, before the update.
+
+        Raises
+        ------
+        TypeError
+            If optimizer is not a fastact.optim optimizer, or X or y has a wrong dtype.
+        ValueError
+            As compute_gradients.
+        FloatingPointError
+            If the loss or a gradient is not finite (with on_nonfinite="raise"); the
+            update is skipped.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastact
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+        >>> net = fastact.MLP([2, 8, 2], "tanh", seed=1)
+        >>> opt = fastact.optim.SGD(lr=0.5)
+        >>> losses = [net.train_step(X, np.array([0, 1]), opt) for _ in range(20)]
+        >>> losses[-1] < losses[0]
+        True
+        """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
                 "train_step: optimizer must be a fastact.optim optimizer "
                 f"(SGD, Adam, AdamW); got {type(optimizer).__name__}."
             )
-        X = self._X(X, "train_step")
-        labels, target = self._y(y, X.shape[0], "train_step")
-        self._check_batch(X.shape[0], "train_step")
+        engine = self._engine
+        if engine.batch_ok(X, y):  # the usual batch, checked in one native call
+            rows = X.shape[0]
+            labels, target = (y, None) if self.loss == "softmax_cross_entropy" else (None, y)
+        else:  # the full checks: conversions, errors, larger buffers
+            X = self._X(X, "train_step")
+            rows = X.shape[0]
+            labels, target = self._y(y, rows, "train_step")
+        training = self.training
+        if training and rows < 2 and self._program.has_batchnorm:
+            self._check_batch(rows, "train_step")
         optimizer._bind(self.theta)
-        if X.shape[0] > self._engine.capacity:
-            self._engine.reserve(X.shape[0])
+        if rows > engine.capacity:
+            engine.reserve(rows)
         st = optimizer.state
         t = optimizer.t + 1
-        counter = self._next_counter()
+        counter = self._counter
+        if training:
+            self._counter = counter + 1
         check = self.on_nonfinite != "ignore"
-        loss = self._engine.step(
+        loss = engine.step(
             X,
             labels,
             target,
@@ -390,12 +604,12 @@ class Sequential:
             st[0] if st else None,
             st[1] if len(st) > 1 else None,
             t,
-            training=self.training,
-            seed=self.seed,
-            counter=counter,
-            check=check,
+            training,
+            self.seed,
+            counter,
+            check,
         )
-        if check and not self._engine.last_ok:
+        if check and not engine.last_ok:
             self._nonfinite(X, loss, counter, "train_step")  # the update was skipped
             return loss
         optimizer.t = t
@@ -456,8 +670,18 @@ class Sequential:
 
     # -- inference (evaluation mode) --
     def forward(self, X) -> np.ndarray:
-        """The network's raw outputs (logits for the classification losses), rows x n_out,
-        in evaluation mode."""
+        """Return the network's raw outputs, in evaluation mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (rows, n_in)
+            The inputs, of the network's dtype.
+
+        Returns
+        -------
+        ndarray of shape (rows, n_out)
+            The outputs: logits for the classification losses.
+        """
         X = self._X(X, "forward")
         out = np.empty((X.shape[0], self.n_out), self.dtype)
         self._engine.reserve(min(X.shape[0], max(self._engine.capacity, 1024)))
@@ -465,8 +689,24 @@ class Sequential:
         return out
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities: softmax of the outputs (softmax_cross_entropy) or their
-        sigmoid (binary_cross_entropy_with_logits)."""
+        """Return the class probabilities of X.
+
+        Parameters
+        ----------
+        X : ndarray of shape (rows, n_in)
+            The inputs, of the network's dtype.
+
+        Returns
+        -------
+        ndarray of shape (rows, n_out)
+            The softmax of the outputs (softmax_cross_entropy) or their sigmoid
+            (binary_cross_entropy_with_logits).
+
+        Raises
+        ------
+        ValueError
+            If the network is a regressor (loss="mse").
+        """
         if self.loss == "mse":
             raise ValueError(
                 "predict_proba: the network is a regressor (loss='mse'); use predict or forward."
@@ -479,9 +719,19 @@ class Sequential:
         return reference.sigmoid(z)
 
     def predict(self, X) -> np.ndarray:
-        """Class indices (softmax_cross_entropy), 0/1 per output (binary: output > 0, i.e.
-        probability > 1/2; a vector when n_out is 1), or the outputs (mse; a vector when
-        n_out is 1)."""
+        """Return the predictions for X.
+
+        Parameters
+        ----------
+        X : ndarray of shape (rows, n_in)
+            The inputs, of the network's dtype.
+
+        Returns
+        -------
+        ndarray
+            Class indices (softmax_cross_entropy); 0/1 per output (binary: output > 0,
+            i.e. probability > 1/2); or the outputs (mse).  A vector when n_out is 1.
+        """
         z = self.forward(X)
         if self.loss == "softmax_cross_entropy":
             return z.argmax(axis=1)
@@ -497,7 +747,21 @@ class Sequential:
         return None
 
     def evaluate(self, X, y) -> dict:
-        """{"loss": mean loss, "accuracy": fraction correct (classification losses)}."""
+        """Return the mean loss (and accuracy) on (X, y), in evaluation mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (rows, n_in)
+            The inputs, of the network's dtype.
+        y : array_like
+            The labels or targets, as for compute_gradients.
+
+        Returns
+        -------
+        dict
+            {"loss": the mean loss, "accuracy": the fraction correct (classification
+            losses only)}.
+        """
         X = self._X(X, "evaluate")
         labels, target = self._y(y, X.shape[0], "evaluate")
         self._engine.reserve(min(X.shape[0], max(self._engine.capacity, 1024)))
@@ -513,16 +777,38 @@ class Sequential:
 
     # -- diagnostics --
     def diagnostics(self) -> list:
-        """Per dense layer, from the last compute_gradients (or train_step with
-        diagnostics=True), computed inside the native backward pass:
-        grad_W_norm, grad_b_norm (L2/Frobenius norms of dW and db), grad_z_norm (of the
-        gradient at the input of the layer's activation, its pre-activation: the dense
-        output, or the BatchNorm output when BatchNorm comes before the activation),
-        act_mean and act_std (of the activation's output over the batch),
-        saturated_fraction (entries with |f'(z)| < 1e-3 max|f'|) and dead_fraction (units
-        whose gradient at the pre-activation is zero for the whole batch); for a layer
-        with BatchNorm also grad_gamma_norm and grad_beta_norm.  The last entry is the
-        linear output layer."""
+        """Return the gradient diagnostics per dense layer, from the last backward pass.
+
+        They come from the last compute_gradients (or train_step with
+        diagnostics=True), computed inside the native backward pass.
+
+        Returns
+        -------
+        list of dict
+            One per dense layer (the last is the linear output layer): "layer",
+            "activation", "shape", grad_W_norm, grad_b_norm (L2/Frobenius norms of dW
+            and db), grad_z_norm (of the gradient at the layer's pre-activation: the
+            dense output, or the BatchNorm output when BatchNorm comes before the
+            activation), act_mean and act_std (of the activation's output over the
+            batch), saturated_fraction (entries with ``|f'(z)| < 1e-3 max|f'|``) and
+            dead_fraction (units whose gradient at the pre-activation is zero for the
+            whole batch); with BatchNorm also grad_gamma_norm and grad_beta_norm.
+
+        Raises
+        ------
+        RuntimeError
+            If nothing was recorded yet.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastact
+        >>> net = fastact.MLP([4, 8, 8, 3], "sigmoid")
+        >>> X = np.ones((5, 4), dtype=np.float32)
+        >>> loss = net.compute_gradients(X, np.array([0, 1, 2, 0, 1]))
+        >>> [d["activation"] for d in net.diagnostics()]
+        ['sigmoid', 'sigmoid', 'identity']
+        """
         d = self._engine.diagnostics
         if d is None:
             raise RuntimeError(
@@ -539,6 +825,13 @@ class Sequential:
 
     # -- persistence --
     def config(self) -> dict:
+        """Return the network's configuration: what rebuilds it without its parameters.
+
+        Returns
+        -------
+        dict
+            The constructor's arguments as JSON-able values (layers as their configs).
+        """
         return {
             "layers": [l.config() for l in self.layers],
             "n_in": self.n_in,
@@ -547,6 +840,7 @@ class Sequential:
             "dtype": str(self.dtype),
             "seed": self.seed,
             "on_nonfinite": self.on_nonfinite,
+            "flush_subnormals": self.flush_subnormals,
         }
 
     @classmethod
@@ -622,31 +916,82 @@ def _check_residual(v, what):
 class MLP(Sequential):
     """A multi-layer perceptron trained by one native call per step.
 
-    layer_sizes: [n_in, hidden..., n_out]; every hidden layer is dense + activation, the
-    last layer is dense and linear (the loss applies its link: softmax, sigmoid).
-    activation: one name for all hidden layers, or one per hidden layer; a name, an
-    ACTIVATIONS entry, (name, {parameters}) such as ("leaky_relu", {"negative_slope": 0.2}),
-    or "prelu" / ("prelu", {"per_unit": True}) for a learnable slope (one per layer or per
-    unit, starting at 0.25, trained like every other parameter).
-    init: "auto" (the matched scheme per layer: he_normal for ReLU-like, xavier_uniform for
-    sigmoid/tanh-like, lecun_normal for selu, xavier_uniform for the output layer), or one
-    of "standard", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
-    "lecun_normal", "orthogonal" for every layer.  xavier, he and orthogonal multiply by the
-    layer activation's gain (fastact.nn.gain; 1 for the linear output layer).  Biases start
-    at zero.  The same seed gives the same weights in fastact.MLP and fastact.reference.MLP.
-    loss: "softmax_cross_entropy" (y: class indices), "mse" or
-    "binary_cross_entropy_with_logits" (y: rows x n_out, or n_rows values when n_out is 1);
-    means over the batch (mse and bce: over all elements, as PyTorch's reduction="mean").
-    diagnostics: when True, train_step records net.diagnostics() too (compute_gradients
-    always does).
-    batchnorm: None, "before" (dense -> BatchNorm -> activation, as Ioffe & Szegedy place
-    it) or "after" (dense -> activation -> BatchNorm), for every hidden layer or a list.
-    dropout: the probability of dropping a hidden unit, after each hidden activation (and
-    BatchNorm), network-wide or a list; 0 = none.
-    residual: True = h + f(h) over every hidden layer but the first whose input and output
-    widths match (f = dense [+ BatchNorm] + activation [+ dropout]), or a list of bools
-    (True where the widths differ is an error).
-    on_nonfinite, modes (net.train(), net.eval()): see Sequential.
+    Every hidden layer is dense + activation (with optional BatchNorm, dropout and a
+    residual connection); the last layer is dense and linear (the loss applies its link:
+    softmax, sigmoid).  Biases start at zero; the same seed gives the same weights in
+    fastact.MLP and fastact.reference.MLP.  Modes (net.train(), net.eval()) and the rest
+    of the interface are Sequential's.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        [n_in, hidden..., n_out], positive.
+    activation : str, Activation, (str, dict) or list, default "relu"
+        One for all hidden layers, or a list with one per hidden layer: a name of
+        fastact.nn.MLP_ACTIVATIONS, an ACTIVATIONS entry, (name, {parameters}) such as
+        ("leaky_relu", {"negative_slope": 0.2}), or "prelu" / ("prelu", {"per_unit":
+        True}) for a learnable slope (one per layer or per unit, starting at 0.25).
+    init : str, default "auto"
+        "auto": the matched scheme per layer (he_normal for ReLU-like, xavier_uniform
+        for sigmoid/tanh-like and the output layer, lecun_normal for selu); or one of
+        "standard", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
+        "lecun_normal", "orthogonal" for every layer.  xavier, he and orthogonal
+        multiply by the activation's gain (fastact.nn.gain; 1 for the output layer).
+    loss : {"softmax_cross_entropy", "mse", "binary_cross_entropy_with_logits"}
+        The training loss, a mean over the batch (mse and binary cross-entropy: over all
+        elements, as PyTorch's reduction="mean"); y holds class indices for
+        softmax_cross_entropy, else rows x n_out values (or rows values when n_out is 1).
+        Default "softmax_cross_entropy".
+    dtype : {numpy.float32, numpy.float64}, default numpy.float32
+        The precision of the parameters and of the arithmetic.
+    seed : int, default 0
+        Seeds the weights, dropout's masks and fit's shuffling; non-negative.
+    diagnostics : bool, default False
+        Record net.diagnostics() in train_step too (compute_gradients always does).
+    batchnorm : {None, "before", "after"} or list, default None
+        "before": dense -> BatchNorm -> activation (as Ioffe & Szegedy place it);
+        "after": dense -> activation -> BatchNorm; for every hidden layer, or a list.
+    dropout : float or list of float, default 0.0
+        The probability of dropping a hidden unit, after each hidden activation (and
+        BatchNorm), network-wide or a list; 0 = none.
+    residual : bool or list of bool, default False
+        True: h + f(h) over every hidden layer but the first whose input and output
+        widths match (f = dense [+ BatchNorm] + activation [+ dropout]); a list: one per
+        hidden layer (True where the widths differ is an error).
+    on_nonfinite : {"raise", "warn", "ignore"}, default "raise"
+        What a training step does when its loss or a gradient is not finite; see
+        Sequential.
+
+    Raises
+    ------
+    TypeError
+        If layer_sizes is not a sequence, or dtype is not float32 or float64.
+    ValueError
+        If a size, activation, init, loss, seed or option is invalid, or a list option
+        does not have one entry per hidden layer.
+
+    See Also
+    --------
+    fastact.Sequential : A network of any layer objects.
+    fastact.sklearn.MLPClassifier : The scikit-learn estimator around it.
+    fastact.reference.MLP : The NumPy twin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)).astype(np.float32)
+    >>> y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)      # XOR of the signs
+    >>> net = fastact.MLP([2, 32, 32, 2], "gelu", seed=0)
+    >>> history = net.fit(X, y, epochs=60, batch_size=32, verbose=0,
+    ...                   optimizer=fastact.optim.Adam(lr=0.01))
+    >>> history["loss"][-1] < history["loss"][0]
+    True
+    >>> net.evaluate(X, y)["accuracy"] > 0.9
+    True
+    >>> net.predict(X[:4]).shape
+    (4,)
     """
 
     _format = "fastact.MLP/2"
@@ -747,6 +1092,19 @@ class MLP(Sequential):
         )
 
     def config(self) -> dict:
+        """Return the network's configuration: what rebuilds it without its parameters.
+
+        Returns
+        -------
+        dict
+            The constructor's arguments as JSON-able values.
+
+        Examples
+        --------
+        >>> import fastact
+        >>> fastact.MLP([3, 4, 2], "tanh").config()["activation"]
+        [['tanh', {}]]
+        """
         return {
             "layer_sizes": list(self.layer_sizes),
             "activation": [
@@ -759,6 +1117,7 @@ class MLP(Sequential):
             "seed": self.seed,
             **{k: v for k, v in self._options.items()},
             "on_nonfinite": self.on_nonfinite,
+            "flush_subnormals": self.flush_subnormals,
         }
 
     @classmethod
@@ -780,7 +1139,22 @@ class MLP(Sequential):
 
 
 class NativeEngine:
-    """fastact._nn.Engine behind the interface the networks use."""
+    """Run a network's program natively: fastact._nn.Engine behind the networks' interface.
+
+    Sequential and MLP make one from their compiled program and flat arrays; it is not
+    meant to be made by hand.  fastact.reference.NumpyEngine is its NumPy twin.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        float32 or float64.
+    program : fastact.nn.program.Program
+        The compiled network.
+    loss : str
+        One of fastact.nn.LOSSES.
+    theta, grad, state : ndarray
+        The network's flat parameters, gradients and running statistics (shared).
+    """
 
     def __init__(self, dtype, program, loss, theta, grad, state):
         from .. import _nn
@@ -808,8 +1182,12 @@ class NativeEngine:
         self.forward = self._e.forward
         self.loss_of = self._e.loss_of
         self.gemms_only = self._e.gemms_only
+        self.sk_epoch = self._e.sk_epoch  # fastact.sklearn's native epochs
         self._opt = {"": 0, **_nn.OPTIMIZERS}
-        self._step = self._e.step
+        # step(X, labels, target, diag, kind="", hyper, s1, s2, t, training, seed, counter,
+        # check): the engine's own method, no Python frame in between
+        self.step = self._e.step
+        self.batch_ok = self._e.batch_ok
 
     @property
     def capacity(self):
@@ -825,6 +1203,14 @@ class NativeEngine:
     @property
     def last_ok(self):
         return self._e.last_ok
+
+    @property
+    def flush_subnormals(self):
+        return self._e.flush_subnormals
+
+    @flush_subnormals.setter
+    def flush_subnormals(self, on):
+        self._e.flush_subnormals = on
 
     def epoch(
         self,
@@ -867,39 +1253,6 @@ class NativeEngine:
             losses,
             correct,
             diag,
-        )
-
-    def step(
-        self,
-        X,
-        labels,
-        target,
-        diag,
-        kind="",
-        hyper=None,
-        s1=None,
-        s2=None,
-        t=0,
-        *,
-        training=True,
-        seed=0,
-        counter=0,
-        check=False,
-    ):
-        return self._step(
-            X,
-            labels,
-            target,
-            diag,
-            self._opt[kind],
-            hyper,
-            s1,
-            s2,
-            t,
-            training,
-            seed,
-            counter,
-            check,
         )
 
 

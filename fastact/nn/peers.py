@@ -269,8 +269,10 @@ def torch_step(net, activation, variant, X, y, threads=1):
 
 def candidates(depth, width, rows, activation, variant, impls, threads=1):
     """{name: step(X, y)} for the requested candidates ("fastact", "gemm", "numpy",
-    "reference", "torch"), all starting from the same weights; the GEMM limit returns
-    None, the others the loss before their update."""
+    "reference", "torch"; and "kernels", "update": the step's elementwise ops and its
+    update alone, with "gemm" the parts of its lower bound), all starting from the same
+    weights; the GEMM limit and the parts return None, the others the loss before their
+    update."""
     import fastact
 
     X, y = data(width, rows)
@@ -285,6 +287,15 @@ def candidates(depth, width, rows, activation, variant, impls, threads=1):
             n = make_net(fastact.MLP, depth, width, activation, variant)
             n._engine.reserve(rows)
             out[impl] = (lambda e: lambda X_, y_: e.gemms_only(X_))(n._engine)
+        elif impl == "kernels":  # the elementwise ops alone (a part of the lower bound)
+            n = make_net(fastact.MLP, depth, width, activation, variant)
+            n._engine.reserve(rows)
+            out[impl] = (lambda e: lambda X_, y_: e.kernels_only(X_))(n._engine._e)
+        elif impl == "update":  # the SGD update alone (a part of the lower bound)
+            n = make_net(fastact.MLP, depth, width, activation, variant)
+            opt = fastact.optim.SGD(LR)
+            opt._bind(n.theta)
+            out[impl] = (lambda e, h: lambda X_, y_: e.update_only(1, h))(n._engine._e, opt._hyper)
         elif impl == "reference":
             n = make_net(fastact.reference.MLP, depth, width, activation, variant)
             opt = fastact.optim.SGD(LR)
@@ -297,6 +308,7 @@ def candidates(depth, width, rows, activation, variant, impls, threads=1):
                 out[impl] = s
         else:
             raise ValueError(
-                f"unknown candidate {impl!r}; choose from fastact, gemm, numpy, reference, torch."
+                f"unknown candidate {impl!r}; choose from fastact, gemm, kernels, update, "
+                "numpy, reference, torch."
             )
     return out, X, y, net

@@ -13,8 +13,30 @@ _READS = {"fastact.MLP/2": "fastact.MLP/1"}  # formats a class also reads (older
 
 
 def save(self, path) -> None:
-    """Write the network to `path` (.npz, no pickle): its configuration, parameters and
-    running statistics (and dropout's step counter, so training resumes bit for bit)."""
+    """Write the network to `path`: one .npz file, no pickle.
+
+    It holds the configuration (as JSON), the parameters, the running statistics and
+    dropout's step counter, so training resumes bit for bit.  Not the optimizer.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or file-like
+        Where to write (the name is used as given: no ".npz" is appended).
+
+    See Also
+    --------
+    load : Read it back.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> net = fastact.MLP([3, 8, 2], "relu", seed=3)
+    >>> net.save("net.npz")
+    >>> again = fastact.MLP.load("net.npz")
+    >>> bool(np.array_equal(again.theta, net.theta))
+    True
+    """
     meta = {"format": self._format, **self.config(), "counter": self._counter}
     arrays = {"config": np.array(json.dumps(meta)), "theta": self.theta, "state": self.state}
     if isinstance(path, (str, os.PathLike)):
@@ -25,7 +47,27 @@ def save(self, path) -> None:
 
 
 def load(cls, path):
-    """A network saved by save(), parameters and running statistics bit for bit."""
+    """Read a network written by save(), parameters and running statistics bit for bit.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or file-like
+        The .npz file.
+
+    Returns
+    -------
+    Sequential or MLP
+        A new network of this class.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a fastact network of this class (or a format it reads).
+
+    See Also
+    --------
+    save : Write one.
+    """
     name = cls.__name__
     opened = None
     if isinstance(path, (str, os.PathLike)):
@@ -67,6 +109,7 @@ def load(cls, path):
             f"{name}.load: {path!r} has format {fmt!r}; this version reads {cls._format!r}."
         )
     net = cls._from_config(meta)
+    net.flush_subnormals = bool(meta.get("flush_subnormals", True))
     if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
         raise ValueError(
             f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
@@ -88,6 +131,7 @@ def load(cls, path):
 
 def rebuild(cls, meta, theta, state, rng_state, diagnostics, counter, training):
     net = cls._from_config(meta, diagnostics=diagnostics)
+    net.flush_subnormals = bool(meta.get("flush_subnormals", True))
     net.theta[...] = theta
     net.state[...] = state
     net._rng.bit_generator.state = rng_state

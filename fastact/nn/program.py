@@ -12,9 +12,12 @@ layers.py, its twin in the reference.
 The gradient buffers are assigned here too, by liveness, walking the ops
 backwards: an op whose backward may run in place (bias + activation, BatchNorm,
 dropout, PReLU) writes its input's gradient over its output's; a GEMM writes a
-fresh slot; a residual add passes its gradient on to the branch in the same slot
-and copies it for the skip connection, which the branch's first GEMM then adds to
-(BLAS beta = 1).  A plain chain needs two slots, each residual connection one more.
+fresh slot; a residual add leaves its gradient in its slot for both of its inputs
+(no copy): the skip connection keeps it there, the branch's last op writes its own
+input's gradient to a fresh slot (an in-place backward runs in place only over a slot
+no live tensor still needs), and the branch's first GEMM adds its input gradient into
+the skip connection's slot (BLAS beta = 1).  A plain chain needs two slots, each
+residual connection one more.
 """
 
 from __future__ import annotations
@@ -251,7 +254,9 @@ def _assign_grad_slots(ops, out_t):
                         "gradient is added to the skip connection's by the GEMM)."
                     )
                 acc |= 1
-            elif o.kind in _INPLACE_BACKWARD or o.kind == "add":
+            elif o.kind == "add" or (
+                o.kind in _INPLACE_BACKWARD and gout not in {slot[u] for u in live}
+            ):
                 slot[t] = gout
             else:
                 slot[t] = new()
@@ -259,13 +264,14 @@ def _assign_grad_slots(ops, out_t):
             live.add(t)
         elif o.kind in _INPLACE_BACKWARD:
             o["gin"] = -1  # the network's input: no gradient
-        # the second input (the skip connection of an add)
+        # the second input (the skip connection of an add): the add's own slot when it
+        # has none yet (the gradient is the same: nothing to copy)
         t = o.in2
         if t > 0:
             if t in slot:
                 acc |= 2
             else:
-                slot[t] = new()
+                slot[t] = gout
             o["gin2"] = slot[t]
             live.add(t)
         o["acc"] = acc

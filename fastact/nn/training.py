@@ -24,20 +24,63 @@ def fit(
     callbacks=(),
     verbose=1,
 ) -> dict:
-    """Train for `epochs` passes over (X, y) in mini-batches (the last may be smaller),
-    in training mode (batch statistics, dropout; the mode set by net.train()/net.eval()
-    is restored afterwards).  With BatchNorm, a last batch of a single row is left out of
-    that epoch (one row has no batch variance); shuffling moves it into another batch in
-    the next epoch.
+    """Train the network for `epochs` passes over (X, y) in mini-batches.
 
-    optimizer: a fastact.optim optimizer (default Adam(lr=1e-3), kept on net.optimizer
-    between calls).  validation_data: (X_val, y_val), evaluated after each epoch.
-    callbacks: callables cb(net, epoch, logs) run after each epoch; one returning True
-    stops training.  verbose: 1 draws a progress bar when stderr is a terminal (nothing
-    otherwise), 0 is silent.  Returns the history: lists per epoch of "loss" (mean
-    training loss over the epoch's batches, before each update), "accuracy" (for the
-    classification losses, of those same forward passes), "val_loss",
-    "val_accuracy", "time" (seconds).
+    Each batch is one native train_step (the last batch may be smaller), in training
+    mode (batch statistics, dropout); the mode set by net.train()/net.eval() is restored
+    afterwards.  With BatchNorm, a last batch of a single row is left out of that epoch
+    (one row has no batch variance); shuffling moves it into another batch next epoch.
+
+    Parameters
+    ----------
+    X : ndarray of shape (rows, n_in)
+        The inputs, of the network's dtype, finite.
+    y : array_like
+        Class indices of shape (rows,) for softmax_cross_entropy; targets of shape
+        (rows, n_out) (or (rows,) when n_out is 1) for the other losses.
+    epochs : int, default 1
+        The number of passes over the data.
+    batch_size : int, default 32
+        The rows per step (at most rows).
+    optimizer : fastact.optim.Optimizer, optional
+        Default: the one of the previous fit (net.optimizer), else Adam(lr=1e-3).
+    shuffle : bool, default True
+        Shuffle the rows each epoch (seeded by the network's seed).
+    validation_data : (X_val, y_val), optional
+        Evaluated after each epoch.
+    callbacks : sequence of callable, default ()
+        cb(net, epoch, logs) after each epoch; one returning True stops training.
+    verbose : {1, 0}, default 1
+        1 draws a progress bar when stderr is a terminal (nothing otherwise); 0 is silent.
+
+    Returns
+    -------
+    dict
+        The history, lists per epoch: "loss" (the mean training loss over the epoch's
+        batches, before each update), "accuracy" (classification losses, of those same
+        forward passes), "val_loss", "val_accuracy" (with validation_data), "time"
+        (seconds).
+
+    Raises
+    ------
+    TypeError
+        If optimizer or callbacks has a wrong type, or X or y a wrong dtype.
+    ValueError
+        If epochs or batch_size is not a positive integer, validation_data is not a
+        pair, or X or y is invalid (see compute_gradients).
+    FloatingPointError
+        If a step's loss or gradient is not finite (with on_nonfinite="raise").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastact
+    >>> X = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    >>> y = (X.sum(axis=1) > 0).astype(np.int64)
+    >>> net = fastact.MLP([3, 16, 2], "tanh")
+    >>> history = net.fit(X, y, epochs=5, batch_size=16, verbose=0)
+    >>> sorted(history), len(history["loss"])
+    (['accuracy', 'loss', 'time'], 5)
     """
     X = self._X(X, "fit")
     labels, target = self._y(y, X.shape[0], "fit")
