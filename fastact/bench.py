@@ -445,7 +445,7 @@ def main(argv=None) -> int:
         env = " ".join(
             f"{k}={os.environ[k]}"
             for k in ("FASTACT_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
-            + ("MKL_ENABLE_INSTRUCTIONS",)
+            + ("MKL_ENABLE_INSTRUCTIONS", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
             if os.environ.get(k)
         )
         args = [v for v in (argv if argv is not None else sys.argv[1:])]
