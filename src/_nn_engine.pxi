@@ -93,7 +93,7 @@ cdef class Engine:
     cdef long long fz_t
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
-    cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
+    cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, work, stats
     cdef cnp.ndarray xb, lb, tb, state_prev
     cdef char *p_state_prev
     cdef Py_ssize_t state_bytes
@@ -105,7 +105,6 @@ cdef class Engine:
     cdef char *p_g
     cdef char *p_ones
     cdef char *p_scr
-    cdef double *p_rowloss
     cdef double *p_work
     cdef double *p_stats
     cdef double *p_diag
@@ -248,7 +247,6 @@ cdef class Engine:
         self.gbuf = np.zeros(max(self.n_slots, 1) * rows * self.maxw, dtype)
         self.ones = np.ones(rows * self.maxw, dtype)
         self.scratch = np.empty(rows * self.maxw, dtype)
-        self.rowloss = np.empty(rows, np.float64)
         # a shuffled batch of an epoch: its rows of X, labels and targets (epoch() sizes
         # them when it first shuffles: nothing input-wide otherwise)
         self.xb = np.zeros(0, dtype)
@@ -259,7 +257,6 @@ cdef class Engine:
         self.p_g = <char *>cnp.PyArray_DATA(self.gbuf)
         self.p_ones = <char *>cnp.PyArray_DATA(self.ones)
         self.p_scr = <char *>cnp.PyArray_DATA(self.scratch)
-        self.p_rowloss = <double *>cnp.PyArray_DATA(self.rowloss)
         self.cap = rows
 
     # -- addressing --
@@ -368,14 +365,10 @@ cdef class Engine:
     cdef double _loss(self, const char *out, Py_ssize_t rows, const int64_t *labels,
                       const char *target, char *g) noexcept nogil:
         """the loss of the network's output `out` (rows x C) and its gradient into g"""
-        cdef Py_ssize_t C = self.p_w[self.out_t], r, n = rows * C
-        cdef double s = 0.0
-        cdef double *rl = self.p_rowloss
+        cdef Py_ssize_t C = self.p_w[self.out_t], n = rows * C
         if self.loss == LOSS_XENT:
-            K.softmax_xent(self.dt, out, labels, NULL, g, rl, rows, C, 1.0 / rows)
-            for r in range(rows):
-                s += rl[r]
-            return s / rows
+            # the engine's own fused loop (one exp per element), not the public kernel
+            return xent_rows(self.dt, out, labels, g, self.p_scr, rows, C, 1.0 / rows) / rows
         if self.dt == FA_F32:
             if self.loss == LOSS_MSE:
                 return _mse(<const float *>out, <const float *>target, <float *>g, n)
