@@ -87,6 +87,7 @@ ext = Extension(
         "src/fa_gelu_simd.h",
         "src/gelu_f32_coeffs.h",
         "src/fa_expf_simd.h",
+        "src/fa_f64_simd.h",
     ],
 )
 

@@ -11,8 +11,14 @@ named like ``fwd-sigmoid-float32-1e5``, so one table compares its candidates:
     fastact-avx2-1t  fastact on its AVX2+FMA path (FASTACT_ISA=avx2 for the call), one
                   thread: the path a CPU without AVX-512 (AMD Zen 3, ...) runs; skipped on
                   CPUs without AVX2+FMA.  Its peer on such a CPU is torch-1t there; here,
-                  run PyTorch with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 (gelu
-                  goes through oneDNN, which ignores ATen's setting)
+                  run PyTorch with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+                  MKL_ENABLE_INSTRUCTIONS=AVX2 (gelu goes through oneDNN and tanh through
+                  MKL's vsTanh, which ignore ATen's setting)
+    fastact-1t-out, fastact-all-out, torch-1t-out, torch-all-out, roofline-out
+                  the same, each writing into one preallocated array (fastact out=,
+                  PyTorch's out= overloads: fastact._peers.torch_out_calls; not collected
+                  where PyTorch has none: prelu, softsign, mish backward): the kernels
+                  without the allocation of their result
     reference     fastact.reference (plain NumPy, float64-careful)
     numpy         the NumPy expression users write (fastact.bench.NUMPY_EXPRESSIONS)
     scipy         scipy.special (expit, log_expit, ndtr) where it has the function
@@ -54,6 +60,8 @@ SERIAL_BELOW = 65536
 ALL_IMPLS = (
     "fastact-1t",
     "fastact-all",
+    "fastact-1t-out",
+    "fastact-all-out",
     "fastact-avx2-1t",
     "reference",
     "numpy",
@@ -62,8 +70,14 @@ ALL_IMPLS = (
     "numexpr-all",
     "torch-1t",
     "torch-all",
+    "torch-1t-out",
+    "torch-all-out",
     "roofline",
+    "roofline-out",
 )
+# (name, direction) where PyTorch has no out= overload
+TORCH_NO_OUT = {("prelu", "fwd"), ("prelu", "bwd"), ("softsign", "fwd"), ("softsign", "bwd")}
+TORCH_NO_OUT.add(("mish", "bwd"))
 IMPLS = _impls(ALL_IMPLS)
 
 
@@ -95,8 +109,27 @@ def _peer(kind):
     return _PEERS[kind]
 
 
-def _candidate(impl, name, n):
-    """(forward, backward, context manager factory or None)."""
+def _candidate(impl, name, n, out=None):
+    """(forward, backward, context manager factory or None); out: the preallocated result
+    of the -out candidates."""
+    if impl.endswith("-out"):
+        base = impl[: -len("-out")]
+        if base.endswith("-all") and CORES < 2:
+            pytest.skip("one usable core: -all is -1t")
+        threads = 1 if base.endswith("-1t") else CORES
+        if base.startswith("fastact"):
+            f, b = fb.fastact_calls(nt=1 if base == "fastact-1t" else -1, out=out)[name]
+            return f, b, None
+        if base == "roofline":
+
+            def copy(x):
+                np.copyto(out, x)
+                return out
+
+            return copy, lambda g, s: np.add(g, s, out=out), None
+        _peer("torch")
+        f, b = peers.torch_out_calls(out)[name]
+        return f, b, lambda: peers.torch_threads(threads)
     if impl.endswith("-all") and CORES < 2:
         pytest.skip("one usable core: -all is -1t")
     threads = 1 if impl.endswith("-1t") else CORES
@@ -150,8 +183,10 @@ def _inputs(name, n, dtype):
 
 def _exists(impl, name, direction, n):
     """False for the cases that cannot exist (so they are not collected, rather than skipped)."""
-    if impl == "fastact-all" and n < SERIAL_BELOW:
+    if impl in ("fastact-all", "fastact-all-out") and n < SERIAL_BELOW:
         return False  # fastact runs serially below 65,536 elements: fastact-1t
+    if impl.startswith("torch") and impl.endswith("-out"):
+        return (name, direction) not in TORCH_NO_OUT
     if impl == "scipy":
         return peers.SCIPY_HAS.get(name, (False, False))[direction == "bwd"]
     if impl.startswith("numexpr") and name == "gelu":
@@ -174,9 +209,9 @@ CASES = [
 
 @pytest.mark.parametrize("name, direction, dtype, n, impl", CASES)
 def bench_activation(benchmark, name, direction, dtype, n, impl):
-    f, b, ctx = _candidate(impl, name, n)
-    fn = f if direction == "fwd" else b
     x, g, s = _inputs(name, n, dtype)
+    f, b, ctx = _candidate(impl, name, n, np.empty_like(x) if impl.endswith("-out") else None)
+    fn = f if direction == "fwd" else b
     args = (x,) if direction == "fwd" else (g, s)
     benchmark.group = f"{direction}-{name}-{dtype}-{size_label(n)}"
     nbytes = (2 if direction == "fwd" else 3) * n * np.dtype(dtype).itemsize

@@ -117,13 +117,7 @@ def make_api(K, module: str) -> dict:
         """x if x > 0 else weight * x; weight: one slope, or one per feature (last axis)."""
         # one plain-float slope on a C-ordered float array: leaky_relu with that slope
         # rounded to x's dtype computes the same, without the per-call weight plumbing
-        if (
-            type(weight) is float
-            and type(x) is np.ndarray
-            and x.ndim
-            and x.flags.c_contiguous
-            and out is None
-        ):
+        if type(weight) is float and type(x) is np.ndarray and x.ndim and x.flags.c_contiguous:
             dt = x.dtype
             w, d, p = last_prelu[0]
             if w is not weight or d is not dt:
@@ -133,7 +127,7 @@ def make_api(K, module: str) -> dict:
                     p = V.params_leaky_relu(float(wx[0]))
                 last_prelu[0] = (weight, dt, p)
             if p is not None:
-                return K.unary(x, None, n_threads, "leaky_relu", p)
+                return K.unary(x, out, n_threads, "leaky_relu", p)  # out: checked there
         return P.prelu_forward(x, weight, out, n_threads, K.prelu_fwd)
 
     last_prelu_b = [(_NONE, None, None)]

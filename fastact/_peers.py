@@ -274,6 +274,110 @@ def torch_calls() -> dict:
     }
 
 
+def torch_out_calls(out) -> dict:
+    """PyTorch CPU writing into the preallocated NumPy array `out` (torch.from_numpy, no
+    copy) through ATen's out= overloads (aten.gelu.out, aten.sigmoid_backward.grad_input,
+    ...): {name: (forward(x), backward(g, saved))}, None where PyTorch has no out=
+    overload (prelu, softsign, mish backward); each call returns `out`."""
+    import torch
+
+    A = torch.ops.aten
+    T = torch.from_numpy
+    O = T(out)
+    buf = {"fwd": torch.empty(0, dtype=O.dtype)}
+
+    def fo(fn):
+        def f(x):
+            fn(T(x))
+            return out
+
+        return f
+
+    def bo(fn):
+        def b(g, s):
+            fn(T(g), T(s))
+            return out
+
+        return b
+
+    def log_sigmoid_b(g, x):
+        if buf.get("x") is not x:  # the forward's saved buffer, as in torch_calls
+            buf["x"], buf["b"] = x, A.log_sigmoid_forward(T(x))[1]
+        A.log_sigmoid_backward.grad_input(T(g), T(x), buf["b"], grad_input=O)
+        return out
+
+    def elu_b(alpha, scale):
+        def b(g, y):
+            return A.elu_backward.grad_input(g, alpha, scale, 1.0, True, y, grad_input=O)
+
+        return bo(b)
+
+    return {
+        "identity": (fo(lambda x: O.copy_(x)), bo(lambda g, s: O.copy_(g))),
+        "sigmoid": (
+            fo(lambda x: torch.sigmoid(x, out=O)),
+            bo(lambda g, y: A.sigmoid_backward.grad_input(g, y, grad_input=O)),
+        ),
+        "tanh": (
+            fo(lambda x: torch.tanh(x, out=O)),
+            bo(lambda g, y: A.tanh_backward.grad_input(g, y, grad_input=O)),
+        ),
+        "relu": (
+            fo(lambda x: torch.clamp_min(x, 0, out=O)),
+            bo(lambda g, y: A.threshold_backward.grad_input(g, y, 0, grad_input=O)),
+        ),
+        "leaky_relu": (
+            fo(lambda x: A.leaky_relu.out(x, 0.01, out=O)),
+            bo(lambda g, y: A.leaky_relu_backward.grad_input(g, y, 0.01, True, grad_input=O)),
+        ),
+        "prelu": (None, None),
+        "elu": (fo(lambda x: A.elu.out(x, 1.0, 1.0, 1.0, out=O)), elu_b(1.0, 1.0)),
+        "selu": (
+            fo(lambda x: A.elu.out(x, SELU_ALPHA, SELU_SCALE, 1.0, out=O)),
+            elu_b(SELU_ALPHA, SELU_SCALE),
+        ),
+        "celu": (fo(lambda x: A.elu.out(x, 1.0, 1.0, 1.0, out=O)), elu_b(1.0, 1.0)),
+        "gelu": (
+            fo(lambda x: A.gelu.out(x, out=O)),
+            bo(lambda g, x: A.gelu_backward.grad_input(g, x, grad_input=O)),
+        ),
+        "gelu_tanh": (
+            fo(lambda x: A.gelu.out(x, approximate="tanh", out=O)),
+            bo(lambda g, x: A.gelu_backward.grad_input(g, x, approximate="tanh", grad_input=O)),
+        ),
+        "silu": (
+            fo(lambda x: A.silu.out(x, out=O)),
+            bo(lambda g, x: A.silu_backward.grad_input(g, x, grad_input=O)),
+        ),
+        "mish": (fo(lambda x: A.mish.out(x, out=O)), None),
+        "softplus": (
+            fo(lambda x: A.softplus.out(x, 1.0, 20.0, out=O)),
+            bo(lambda g, x: A.softplus_backward.grad_input(g, x, 1.0, 20.0, grad_input=O)),
+        ),
+        "softsign": (None, None),
+        "hardtanh": (
+            fo(lambda x: A.hardtanh.out(x, -1.0, 1.0, out=O)),
+            bo(lambda g, y: A.hardtanh_backward.grad_input(g, y, -1.0, 1.0, grad_input=O)),
+        ),
+        "relu6": (
+            fo(lambda x: A.hardtanh.out(x, 0.0, 6.0, out=O)),
+            bo(lambda g, y: A.hardtanh_backward.grad_input(g, y, 0.0, 6.0, grad_input=O)),
+        ),
+        "hardsigmoid": (
+            fo(lambda x: A.hardsigmoid.out(x, out=O)),
+            bo(lambda g, x: A.hardsigmoid_backward.grad_input(g, x, grad_input=O)),
+        ),
+        "hardswish": (
+            fo(lambda x: A.hardswish.out(x, out=O)),
+            bo(lambda g, x: A.hardswish_backward.out(g, x, out=O)),
+        ),
+        "log_sigmoid": (
+            fo(lambda x: A.log_sigmoid_forward.output(x, output=O, buffer=buf["fwd"])),
+            log_sigmoid_b,
+        ),
+    }
+
+
 def available(peer: str) -> bool:
     mod = {"scipy": "scipy.special", "numexpr": "numexpr", "torch": "torch"}[peer]
     try:

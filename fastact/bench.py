@@ -147,23 +147,30 @@ def make_inputs(name: str, n: int, dtype, seed: int = 0):
     return x, g, s
 
 
-def _time_once(f, args, inner):
-    t = time.perf_counter()
+# clock: "wall" (time.perf_counter) or "thread" (time.thread_time: the CPU time of the
+# calling thread, which leaves out the time other processes hold the CPU; only for one
+# thread, where fastact and PyTorch both run on the calling thread)
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def _time_once(f, args, inner, clock=time.perf_counter):
+    t = clock()
     for _ in range(inner):
         f(*args)
-    return (time.perf_counter() - t) / inner
+    return (clock() - t) / inner
 
 
-def compare_many(funcs: dict, args, rounds=15, target=0.01) -> dict:
+def compare_many(funcs: dict, args, rounds=15, target=0.01, clock="wall") -> dict:
     """Median seconds per call of each function, interleaved round by round (each round
     runs every function `inner` times, inner sized so the slowest takes ~target s)."""
+    ck = CLOCKS[clock]
     for f in funcs.values():
         f(*args)
     inner = {k: max(1, int(target / max(_time_once(f, args, 1), 1e-7))) for k, f in funcs.items()}
     times = {k: [] for k in funcs}
     for _ in range(rounds):
         for k, f in funcs.items():
-            times[k].append(_time_once(f, args, inner[k]))
+            times[k].append(_time_once(f, args, inner[k], ck))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -182,13 +189,15 @@ def run(
     out=sys.stdout,
     torch=None,
     prealloc=False,
+    clock="wall",
 ):
     """One row per (activation, size, direction): fastact, the NumPy expression, the
     roofline (np.copyto of the same bytes forward, np.add backward) and PyTorch CPU (when
     installed and torch is not False), all interleaved; fastact and PyTorch on nt threads.
-    prealloc: fastact and the roofline write into a preallocated array (out=), so the
-    kernel is timed without the allocation and first-touch page faults of a new result
-    (NumPy and PyTorch still allocate, as users' code does)."""
+    prealloc: fastact, the roofline and PyTorch write into a preallocated array (out=;
+    PyTorch through its out= overloads where it has one, row["torch_out"]), so the kernel
+    is timed without the allocation of a new result (NumPy still allocates, as users'
+    code does).  clock: "wall" or "thread" (CLOCKS)."""
     from . import _peers as peers
     from ._validate import check_threads
 
@@ -217,20 +226,23 @@ def run(
             t_f, t_b = tcalls[name] if tcalls else (None, None)
             for n in sizes:
                 x, g, s = make_inputs(name, n, dtype)
+                t_out = (None, None)
                 if prealloc:
                     buf = np.empty_like(x)
                     fa_f, fa_b = fastact_calls(nt, out=buf)[name]
                     roof_f = (lambda b: lambda x: np.copyto(b, x))(buf)
                     roof_b = (lambda b: lambda g, s: np.add(g, s, out=b))(buf)
-                for d, fa, nf, rf, tf, args in (
-                    ("fwd", fa_f, np_f, roof_f, t_f, (x,)),
-                    ("bwd", fa_b, np_b, roof_b, t_b, (g, s)),
+                    if tcalls:
+                        t_out = peers.torch_out_calls(buf)[name]
+                for d, fa, nf, rf, tf, to, args in (
+                    ("fwd", fa_f, np_f, roof_f, t_f, t_out[0], (x,)),
+                    ("bwd", fa_b, np_b, roof_b, t_b, t_out[1], (g, s)),
                 ):
                     funcs = {"fastact": fa, "numpy": nf, "copy": rf}
                     if tf is not None:
-                        funcs["torch"] = tf
+                        funcs["torch"] = to if to is not None else tf
                     with np.errstate(all="ignore"):
-                        t = compare_many(funcs, args, rounds)
+                        t = compare_many(funcs, args, rounds, clock=clock)
                     nbytes = (2 if d == "fwd" else 3) * n * itemsize
                     r = {
                         "activation": name,
@@ -250,6 +262,7 @@ def run(
                     if "torch" in t:
                         r["torch_us"] = t["torch"] * 1e6
                         r["vs_torch"] = t["torch"] / t["fastact"]
+                        r["torch_out"] = to is not None
                     rows.append(r)
                     if out is not None:
                         line = (
@@ -287,19 +300,38 @@ def machine() -> dict:
                     break
     except OSError:
         pass
+    import os
+
+    from . import _activations as ext
     from ._validate import usable_cores
 
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line
+                    break
+    except OSError:
+        pass
     info = {
         "cpu": cpu,
         "cores": usable_cores(),
+        "cpu_avx512": " avx512f " in flags,
         "numpy": np.__version__,
         "fastact": fastact.__version__,
         "python": platform.python_version(),
+        "platform": platform.platform(),
+        "fastact_isa": ext.get_isa(),
+        "FASTACT_ISA": os.environ.get("FASTACT_ISA", ""),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
         import torch
 
         info["torch"] = torch.__version__
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["ATEN_CPU_CAPABILITY"] = os.environ.get("ATEN_CPU_CAPABILITY", "")
     except ImportError:
         pass
     return info
@@ -348,6 +380,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)"
     )
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "thread"),
+        default="wall",
+        help="wall: elapsed time (default); thread: CPU time of the calling thread, "
+        "steadier on a shared machine (one thread only)",
+    )
     ap.add_argument("--json", metavar="PATH", help="also save the rows as JSON")
     ap.add_argument(
         "--markdown", action="store_true", help="also print the rows as a Markdown table"
@@ -363,12 +402,15 @@ def main(argv=None) -> int:
     from ._validate import check_threads
 
     nt = check_threads(a.threads)
+    if a.clock == "thread" and nt != 1:
+        ap.error("--clock thread counts only the calling thread: use --threads 1")
     m = machine()
     print(
         f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
         + (f", PyTorch {m['torch']}" if m.get("torch") and not a.no_torch else "")
         + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds"
-        + (", fastact and copy into a preallocated out=" if a.out else "")
+        + (", fastact, copy and PyTorch into a preallocated out=" if a.out else "")
+        + (", CPU time of the calling thread" if a.clock == "thread" else "")
         + ".\n"
         "x = the peer's time / fastact's (above 1: fastact is faster); GB/s = bytes read and "
         "written / fastact's time;\ncopy = np.copyto time of the same bytes (backward: "
@@ -382,6 +424,7 @@ def main(argv=None) -> int:
         nt,
         torch=False if a.no_torch else None,
         prealloc=a.out,
+        clock=a.clock,
     )
     over = call_overhead(np.dtype(a.dtype), rounds)
     print("call overhead, 16 elements: " + ", ".join(f"{k} {v:.0f} ns" for k, v in over.items()))
@@ -397,12 +440,28 @@ def main(argv=None) -> int:
             f"{worst['direction']} {worst['n']})"
         )
     if a.json:
+        import os
+
+        env = " ".join(
+            f"{k}={os.environ[k]}"
+            for k in ("FASTACT_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+            + ("MKL_ENABLE_INSTRUCTIONS", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
+            if os.environ.get(k)
+        )
+        args = [v for v in (argv if argv is not None else sys.argv[1:])]
+        if "--json" in args:  # the file name is the reader's own
+            i = args.index("--json")
+            del args[i : i + 2]
+        command = (env + " " if env else "") + "fastact bench " + " ".join(args)
         with open(a.json, "w") as f:
             json.dump(
                 {
                     "machine": m,
                     "dtype": a.dtype,
                     "n_threads": nt,
+                    "out": bool(a.out),
+                    "clock": a.clock,
+                    "command": command,
                     "rounds": rounds,
                     "rows": rows,
                     "call_overhead_ns": over,

@@ -598,6 +598,10 @@ class NumpyEngine:
     def _fwd_add(self, o, T, training, seed, counter):
         return T[o.in_] + T[o.in2], None
 
+    def _fwd_bias_act_add(self, o, T, training, seed, counter):
+        y, u = self._fwd_bias_act(o, T, training, seed, counter)
+        return y + T[o.in2], (u, y)
+
     def _slopes(self, o):
         return self._P(o.slope, o.n if o.per_unit else 1)
 
@@ -629,8 +633,8 @@ class NumpyEngine:
         rec[5] = np.mean(np.abs(np.asarray(deriv).astype(self.dtype)) < o.thr)
         rec[6] = np.mean(np.all(dz == 0, axis=0))
 
-    def _bwd_bias_act(self, o, T, u, g, rec):
-        y = T[o.out]
+    def _bwd_bias_act(self, o, T, u, g, rec, y=None):
+        y = T[o.out] if y is None else y
         deriv = self._deriv(o, u if o.saves_in else y)
         dz = (_f64(g) * deriv).astype(self.dtype)
         self._grad_b(o, dz, rec)
@@ -660,6 +664,10 @@ class NumpyEngine:
 
     def _bwd_add(self, o, T, saved, g, rec):
         return g, g
+
+    def _bwd_bias_act_add(self, o, T, saved, g, rec):
+        u, y = saved
+        return self._bwd_bias_act(o, T, u, g, rec, y)[0], g
 
     def _bwd_prelu(self, o, T, u, g, rec):
         a = self._slopes(o)

@@ -340,6 +340,27 @@ def bad_label(cnp.ndarray labels, int64_t n_classes):
     return None if bad < 0 else int(p[bad])
 
 
+def _engine_softmax_xent(cnp.ndarray x, cnp.ndarray labels, cnp.ndarray grad, double scale):
+    """The engine's loss loop on its own (for the tests): the summed row losses of
+    softmax cross-entropy of the C-contiguous logits x (rows x C, float32 or float64)
+    with int64 labels in [0, C) (not checked here), and grad (like x) = scale (softmax(x)
+    - onehot(labels))."""
+    if (x.ndim != 2 or x.dtype.char not in "fd" or grad.dtype != x.dtype or grad.size != x.size
+            or not (x.flags.c_contiguous and grad.flags.c_contiguous
+                    and labels.flags.c_contiguous) or labels.dtype != np.int64
+            or labels.size != x.shape[0] or x.shape[1] < 1):
+        raise ValueError("_engine_softmax_xent: x must be a C-contiguous 2-D float32 or float64 array with at "
+                         "least one column, grad like it, labels int64 with one per row.")
+    cdef int dt = _dt(x)
+    cdef double s
+    cdef cnp.ndarray scr = np.empty_like(x)
+    with nogil:
+        s = xent_rows(dt, cnp.PyArray_DATA(x), <const int64_t *>cnp.PyArray_DATA(labels),
+                      cnp.PyArray_DATA(grad), cnp.PyArray_DATA(scr), cnp.PyArray_DIM(x, 0),
+                      cnp.PyArray_DIM(x, 1), scale)
+    return s
+
+
 # ---- the network ops and the engine ----------------------------------------------
 
 include "_nn_engine.pxi"

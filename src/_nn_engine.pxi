@@ -18,6 +18,8 @@ cdef enum:
     OP_DROPOUT = 3      # y = x mask / (1 - p) in training, x in evaluation
     OP_ADD = 4          # y = x + x2 (a residual connection)
     OP_PRELU = 5        # y = prelu(x + b; learnable slopes)
+    OP_BIAS_ACT_ADD = 6  # y = act(x + b) + x2 in one pass (a residual branch's last op);
+    #                     act(x + b) kept in the aux tensor when the backward reads it
 
 cdef enum:
     I_KIND = 0
@@ -56,7 +58,8 @@ cdef enum:
     NF = 8
 
 OP_CODES = {"gemm": OP_GEMM, "bias_act": OP_BIAS_ACT, "batchnorm": OP_BN,
-            "dropout": OP_DROPOUT, "add": OP_ADD, "prelu": OP_PRELU}
+            "dropout": OP_DROPOUT, "add": OP_ADD, "prelu": OP_PRELU,
+            "bias_act_add": OP_BIAS_ACT_ADD}
 FIELDS = {"NI": NI, "NF": NF, "I_KIND": I_KIND, "I_IN": I_IN, "I_IN2": I_IN2, "I_OUT": I_OUT,
           "I_K": I_K, "I_N": I_N, "I_W": I_W, "I_B": I_B, "I_GAMMA": I_GAMMA,
           "I_BETA": I_BETA, "I_SLOPE": I_SLOPE, "I_PER_UNIT": I_PER_UNIT, "I_RM": I_RM,
@@ -93,7 +96,7 @@ cdef class Engine:
     cdef long long fz_t
     cdef Py_ssize_t isz, cap, maxw, n_params
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
-    cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, rowloss, work, stats
+    cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, work, stats
     cdef cnp.ndarray xb, lb, tb, state_prev
     cdef char *p_state_prev
     cdef Py_ssize_t state_bytes
@@ -105,7 +108,6 @@ cdef class Engine:
     cdef char *p_g
     cdef char *p_ones
     cdef char *p_scr
-    cdef double *p_rowloss
     cdef double *p_work
     cdef double *p_stats
     cdef double *p_diag
@@ -248,7 +250,6 @@ cdef class Engine:
         self.gbuf = np.zeros(max(self.n_slots, 1) * rows * self.maxw, dtype)
         self.ones = np.ones(rows * self.maxw, dtype)
         self.scratch = np.empty(rows * self.maxw, dtype)
-        self.rowloss = np.empty(rows, np.float64)
         # a shuffled batch of an epoch: its rows of X, labels and targets (epoch() sizes
         # them when it first shuffles: nothing input-wide otherwise)
         self.xb = np.zeros(0, dtype)
@@ -259,7 +260,6 @@ cdef class Engine:
         self.p_g = <char *>cnp.PyArray_DATA(self.gbuf)
         self.p_ones = <char *>cnp.PyArray_DATA(self.ones)
         self.p_scr = <char *>cnp.PyArray_DATA(self.scratch)
-        self.p_rowloss = <double *>cnp.PyArray_DATA(self.rowloss)
         self.cap = rows
 
     # -- addressing --
@@ -308,6 +308,8 @@ cdef class Engine:
                 memcpy(y, x, <size_t>(rows * n * self.isz))
         elif kind == OP_ADD:
             add_arrays(self.dt, x, self._T(oi[I_IN2], X), y, rows * n)
+        elif kind == OP_BIAS_ACT_ADD:
+            self._bias_act_add_fwd(oi, x, y, X, rows, n, &p)
         elif kind == OP_PRELU:
             if self.dt == FA_F32:
                 fa_prelu_fwd_f32(<const float *>x, <const float *>self._P(oi[I_B]),
@@ -317,6 +319,29 @@ cdef class Engine:
                 fa_prelu_fwd_f64(<const double *>x, <const double *>self._P(oi[I_B]),
                                  <const double *>self._P(oi[I_SLOPE]), oi[I_PER_UNIT] != 0,
                                  <double *>y, rows, n)
+
+    cdef void _bias_act_add_fwd(self, const int64_t *oi, char *x, char *y, const char *X,
+                                Py_ssize_t rows, Py_ssize_t n, fa_params *p) noexcept nogil:
+        """y = act(x + b) + x2 in blocks of rows that stay in L1: the activation's output
+        goes to the aux tensor (when the backward reads it) or to a block of scratch, and
+        the add reads it from there (no pass of its own over the tensor)"""
+        cdef char *x2 = self._T(oi[I_IN2], X)
+        cdef char *h = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else NULL
+        cdef char *b = self._P(oi[I_B])
+        cdef char *hb
+        cdef int act = <int>oi[I_ACT]
+        cdef Py_ssize_t r0 = 0, nb, off
+        cdef Py_ssize_t blk = (16384 // self.isz) // n if n < 16384 // self.isz else 1
+        while r0 < rows:
+            nb = rows - r0 if rows - r0 < blk else blk
+            off = r0 * n * self.isz
+            hb = h + off if h != NULL else self.p_scr
+            if b != NULL:
+                K.bias_fwd(act, self.dt, x + off, b, hb, nb, n, p)
+            else:
+                K.fwd(act, self.dt, x + off, hb, nb * n, p)
+            add_arrays(self.dt, hb, x2 + off, y + off, nb * n)
+            r0 += nb
 
     cdef void _bn_fwd(self, const int64_t *oi, const double *of, char *x, char *y,
                       const char *X, Py_ssize_t rows, Py_ssize_t n, bint training,
@@ -368,14 +393,10 @@ cdef class Engine:
     cdef double _loss(self, const char *out, Py_ssize_t rows, const int64_t *labels,
                       const char *target, char *g) noexcept nogil:
         """the loss of the network's output `out` (rows x C) and its gradient into g"""
-        cdef Py_ssize_t C = self.p_w[self.out_t], r, n = rows * C
-        cdef double s = 0.0
-        cdef double *rl = self.p_rowloss
+        cdef Py_ssize_t C = self.p_w[self.out_t], n = rows * C
         if self.loss == LOSS_XENT:
-            K.softmax_xent(self.dt, out, labels, NULL, g, rl, rows, C, 1.0 / rows)
-            for r in range(rows):
-                s += rl[r]
-            return s / rows
+            # the engine's own fused loop (one exp per element), not the public kernel
+            return xent_rows(self.dt, out, labels, g, self.p_scr, rows, C, 1.0 / rows) / rows
         if self.dt == FA_F32:
             if self.loss == LOSS_MSE:
                 return _mse(<const float *>out, <const float *>target, <float *>g, n)
@@ -469,6 +490,7 @@ cdef class Engine:
         cdef char *g = self._G(oi[I_GOUT])
         cdef char *gi = self._G(oi[I_GIN]) if oi[I_GIN] >= 0 else g
         cdef char *s
+        cdef char *ya
         cdef char *bsave
         cdef double *w0 = self.p_work
         cdef double *w1 = self.p_work + self.maxw
@@ -484,8 +506,12 @@ cdef class Engine:
             if oi[I_GIN] >= 0:
                 mm_nt(self.dt, self.isz, g, self._P(oi[I_W]), gi, <int>rows, <int>k, <int>n,
                       1.0 if oi[I_ACC] & 1 else 0.0)
-        elif kind == OP_BIAS_ACT:
-            s = x if oi[I_SAVES_IN] else y
+        elif kind == OP_BIAS_ACT or kind == OP_BIAS_ACT_ADD:
+            # the fused add's output is not the activation's: that is aux, or not kept
+            ya = y
+            if kind == OP_BIAS_ACT_ADD:
+                ya = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else NULL
+            s = x if oi[I_SAVES_IN] else ya
             bsave = self._P(oi[I_B]) if oi[I_SAVES_IN] else NULL
             memset(w0, 0, <size_t>n * sizeof(double))
             K.bias_bwd(<int>oi[I_ACT], self.dt, g, s, bsave, gi, w0, rows, n, &p)
@@ -494,10 +520,18 @@ cdef class Engine:
                 if diag and r >= 0:
                     dg[1] = sqrt(sumsq(self.dt, self.p_grad + oi[I_B] * self.isz, n))
             if diag and r >= 0 and oi[I_ACT_OP]:
+                if ya == NULL:      # the activation's output, again, for its moments
+                    if bsave != NULL:
+                        K.bias_fwd(<int>oi[I_ACT], self.dt, x, bsave, self.p_scr, rows, n, &p)
+                    else:
+                        K.fwd(<int>oi[I_ACT], self.dt, x, self.p_scr, rows * n, &p)
+                    self._y_moments(dg, self.p_scr, rows * n)
                 memset(w1, 0, <size_t>n * sizeof(double))
                 K.bias_bwd(<int>oi[I_ACT], self.dt, self.p_ones, s, bsave, self.p_scr, w1,
                            rows, n, &p)
-                self._diag_act(dg, y, gi, rows, n, of[F_THR])
+                self._diag_act(dg, ya, gi, rows, n, of[F_THR])
+            if kind == OP_BIAS_ACT_ADD:
+                self._skip_grad(oi, g, m)
         elif kind == OP_BN:
             self._bn_bwd(oi, of, x, y, g, gi, X, rows, n, training, diag, &p)
         elif kind == OP_DROPOUT:
@@ -508,15 +542,19 @@ cdef class Engine:
                 elif gi != g:
                     memcpy(gi, g, <size_t>(m * self.isz))
         elif kind == OP_ADD:
-            # the first input's gradient is this gradient (same slot); the second's gets it
-            # too (the same slot as well unless another consumer has already written it)
-            if oi[I_GIN2] >= 0:
-                if oi[I_ACC] & 2:
-                    add_arrays(self.dt, g, self._G(oi[I_GIN2]), self._G(oi[I_GIN2]), m)
-                elif oi[I_GIN2] != oi[I_GOUT]:
-                    memcpy(self._G(oi[I_GIN2]), g, <size_t>(m * self.isz))
+            # the first input's gradient is this gradient (same slot); the second's too
+            self._skip_grad(oi, g, m)
         elif kind == OP_PRELU:
             self._prelu_bwd(oi, of, x, y, g, gi, rows, n, diag)
+
+    cdef inline void _skip_grad(self, const int64_t *oi, char *g, Py_ssize_t m) noexcept nogil:
+        """an add's second input (the skip connection) gets the output's gradient g: in the
+        same slot (nothing to do) unless another consumer has already written it"""
+        if oi[I_GIN2] >= 0:
+            if oi[I_ACC] & 2:
+                add_arrays(self.dt, g, self._G(oi[I_GIN2]), self._G(oi[I_GIN2]), m)
+            elif oi[I_GIN2] != oi[I_GOUT]:
+                memcpy(self._G(oi[I_GIN2]), g, <size_t>(m * self.isz))
 
     cdef void _prelu_bwd(self, const int64_t *oi, const double *of, char *x, char *y, char *g,
                          char *gi, Py_ssize_t rows, Py_ssize_t n, bint diag) noexcept nogil:
@@ -604,17 +642,24 @@ cdef class Engine:
 
     cdef void _diag_act(self, double *dg, const char *y, const char *dz, Py_ssize_t rows,
                         Py_ssize_t n, double thr) noexcept nogil:
-        """the activation columns of a diagnostics row: |dz|, moments of y, the fraction of
-        |f'| < thr (f' already in scratch) and of units whose dz is zero on the whole batch"""
+        """the activation columns of a diagnostics row: |dz|, moments of y (already there
+        when y is NULL), the fraction of |f'| < thr (f' already in scratch) and of units
+        whose dz is zero on the whole batch"""
         dg[2] = sqrt(sumsq(self.dt, dz, rows * n))
+        if y != NULL:
+            self._y_moments(dg, y, rows * n)
         if self.dt == FA_F32:
-            _moments(<const float *>y, rows * n, &dg[3], &dg[4])
             dg[5] = _small_fraction(<const float *>self.p_scr, rows * n, thr)
             dg[6] = _dead_fraction(<const float *>dz, rows, n, self.p_alive)
         else:
-            _moments(<const double *>y, rows * n, &dg[3], &dg[4])
             dg[5] = _small_fraction(<const double *>self.p_scr, rows * n, thr)
             dg[6] = _dead_fraction(<const double *>dz, rows, n, self.p_alive)
+
+    cdef inline void _y_moments(self, double *dg, const char *y, Py_ssize_t m) noexcept nogil:
+        if self.dt == FA_F32:
+            _moments(<const float *>y, m, &dg[3], &dg[4])
+        else:
+            _moments(<const double *>y, m, &dg[3], &dg[4])
 
     # -- optimizer --
     cdef double _update(self, int opt, const double *h, char *s1, char *s2,

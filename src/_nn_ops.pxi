@@ -71,6 +71,10 @@ cdef extern from "fa_nn_loops.h" nogil:
                           Py_ssize_t n)
     int fa_nonfinite_f32(const float *a, Py_ssize_t n)
     int fa_nonfinite_f64(const double *a, Py_ssize_t n)
+    double fa_xent_f32(const float *x, const int64_t *labels, float *g, float *scr,
+                       Py_ssize_t rows, Py_ssize_t C, double scale)
+    double fa_xent_f64(const double *x, const int64_t *labels, double *g, double *scr,
+                       Py_ssize_t rows, Py_ssize_t C, double scale)
     void fa_add_f32(const float *a, const float *b, float *o, Py_ssize_t n)
     void fa_add_f64(const double *a, const double *b, double *o, Py_ssize_t n)
     int fa_ftz_supported()
@@ -196,3 +200,15 @@ cdef inline void add_arrays(int dt, const void *a, const void *b, void *o,
         fa_add_f32(<const float *>a, <const float *>b, <float *>o, n)
     else:
         fa_add_f64(<const double *>a, <const double *>b, <double *>o, n)
+
+
+# ---- the engine's loss: softmax cross-entropy with labels (src/fa_nn_loops.h) -----------
+
+cdef inline double xent_rows(int dt, const void *x, const int64_t *labels, void *g,
+                             void *scr, Py_ssize_t rows, Py_ssize_t C,
+                             double scale) noexcept nogil:
+    """sum over the rows of -log softmax(x)[label]; g = scale (softmax(x) - onehot); scr:
+    scratch of rows x C elements (float32: the rounding errors of x - max)"""
+    if dt == FA_F32:
+        return fa_xent_f32(<const float *>x, labels, <float *>g, <float *>scr, rows, C, scale)
+    return fa_xent_f64(<const double *>x, labels, <double *>g, <double *>scr, rows, C, scale)

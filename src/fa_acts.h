@@ -90,52 +90,52 @@
 
 /* ---- helpers that stamp out the f/d pairs -------------------------------- */
 #define FA_FWD_TRANS(name)                                                        \
-    static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
+    FA_INLINE float fa_##name##_fwd_f(double x, fa_params p)                  \
     { return (float)name##_fwd_ps(x, p); }                                        \
-    static inline double fa_##name##_fwd_d(double x, fa_params p)                \
+    FA_INLINE double fa_##name##_fwd_d(double x, fa_params p)                \
     { return name##_fwd_ps(x, p); }
 
 /* float32 through the float polynomials (_pf): exp arguments are exact */
 #define FA_FWD_FAST(name)                                                         \
-    static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
+    FA_INLINE float fa_##name##_fwd_f(double x, fa_params p)                  \
     { return name##_fwd_pf((float)x, p); }                                        \
-    static inline double fa_##name##_fwd_d(double x, fa_params p)                \
+    FA_INLINE double fa_##name##_fwd_d(double x, fa_params p)                \
     { return name##_fwd_ps(x, p); }
 #define FA_BWD_FAST(name)                                                         \
-    static inline float fa_##name##_bwd_f(double g, double x, fa_params p)        \
+    FA_INLINE float fa_##name##_bwd_f(double g, double x, fa_params p)        \
     { return (float)g * name##_bwd_pf((float)x, p); }                             \
-    static inline double fa_##name##_bwd_d(double g, double x, fa_params p)      \
+    FA_INLINE double fa_##name##_bwd_d(double g, double x, fa_params p)      \
     { return g * name##_bwd_ps(x, p); }
 
 /* backward from the input through the transcendental derivative */
 #define FA_BWD_TRANS(name)                                                        \
-    static inline float fa_##name##_bwd_f(double g, double x, fa_params p)        \
+    FA_INLINE float fa_##name##_bwd_f(double g, double x, fa_params p)        \
     { return (float)(g * name##_bwd_ps(x, p)); }                                  \
-    static inline double fa_##name##_bwd_d(double g, double x, fa_params p)      \
+    FA_INLINE double fa_##name##_bwd_d(double g, double x, fa_params p)      \
     { return g * name##_bwd_ps(x, p); }
 
 /* forward or backward as plain double arithmetic in the variables x / g, s, p */
 #define FA_FWD_DOUBLE(name, EXPR)                                                 \
-    static inline double fa_##name##_fwd_d(double x, fa_params p)                 \
+    FA_INLINE double fa_##name##_fwd_d(double x, fa_params p)                 \
     { (void)p; return (EXPR); }                                                   \
-    static inline float fa_##name##_fwd_f(double x, fa_params p)                  \
+    FA_INLINE float fa_##name##_fwd_f(double x, fa_params p)                  \
     { return (float)fa_##name##_fwd_d(x, p); }
 #define FA_BWD_DOUBLE(name, DERIV)                                                \
-    static inline double fa_##name##_bwd_d(double g, double s, fa_params p)       \
+    FA_INLINE double fa_##name##_bwd_d(double g, double s, fa_params p)       \
     { (void)p; return g * (DERIV); }                                              \
-    static inline float fa_##name##_bwd_f(double g, double s, fa_params p)        \
+    FA_INLINE float fa_##name##_bwd_f(double g, double s, fa_params p)        \
     { return (float)fa_##name##_bwd_d(g, s, p); }
 
 /* selects computed in the array's own type T (exact) */
 #define FA_FWD_NATIVE(name, EXPR)                                                 \
-    static inline float fa_##name##_fwd_f(double xd, fa_params p)                 \
+    FA_INLINE float fa_##name##_fwd_f(double xd, fa_params p)                 \
     { typedef float T; T x = (T)xd; (void)p; return (EXPR); }                      \
-    static inline double fa_##name##_fwd_d(double xd, fa_params p)                \
+    FA_INLINE double fa_##name##_fwd_d(double xd, fa_params p)                \
     { typedef double T; T x = xd; (void)p; return (EXPR); }
 #define FA_BWD_NATIVE(name, DERIV)                                                \
-    static inline float fa_##name##_bwd_f(double gd, double sd, fa_params p)      \
+    FA_INLINE float fa_##name##_bwd_f(double gd, double sd, fa_params p)      \
     { typedef float T; T g = (T)gd, s = (T)sd; (void)p; (void)s; return g * (DERIV); }      \
-    static inline double fa_##name##_bwd_d(double gd, double sd, fa_params p)     \
+    FA_INLINE double fa_##name##_bwd_d(double gd, double sd, fa_params p)     \
     { typedef double T; T g = gd, s = sd; (void)p; (void)s; return g * (DERIV); }
 
 /* ---- the activations ------------------------------------------------------ *
@@ -175,14 +175,14 @@ FA_BWD_DOUBLE(leaky_relu_dbl, s > 0 ? 1.0 : (s <= 0 ? p.a : s))
 #else
 #define FA_LEAKY_SPLIT(v) ((float)((double)(v) * p.a))
 #endif
-static inline float fa_leaky_relu_fwd_f(double xd, fa_params p)
+FA_INLINE float fa_leaky_relu_fwd_f(double xd, fa_params p)
 {
     float x = (float)xd;
     if (p.d == 2) return x > 0 ? x : x * (float)p.b;
     if (p.d == 1) return x > 0 ? x : FA_LEAKY_SPLIT(x);
     return fa_leaky_relu_dbl_fwd_f(xd, p);
 }
-static inline float fa_leaky_relu_bwd_f(double gd, double sd, fa_params p)
+FA_INLINE float fa_leaky_relu_bwd_f(double gd, double sd, fa_params p)
 {
     float g = (float)gd, s = (float)sd;
     if (p.d == 2) return s > 0 ? g : (s <= 0 ? g * (float)p.b : g * s);

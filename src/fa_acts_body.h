@@ -17,7 +17,7 @@
  * before the arithmetic, so that inf * 0 never makes a NaN out of +-inf.
  */
 
-static inline R FN(clamp)(R x, R lo, R hi)
+FA_INLINE R FN(clamp)(R x, R lo, R hi)
 {
     x = x < lo ? lo : x;   /* NaN fails both comparisons and stays NaN */
     return x > hi ? hi : x;
@@ -26,7 +26,7 @@ static inline R FN(clamp)(R x, R lo, R hi)
 /* sigma(x) and 1 - sigma(x) = sigma(-x), both without cancellation:
  * with t = e^-|x|, sigma(|x|) = 1 / (1 + t) and sigma(-|x|) = t / (1 + t),
  * each one division (one rounding) after exp. */
-static inline void FN(sig_pair)(R x, R *s, R *c)
+FA_INLINE void FN(sig_pair)(R x, R *s, R *c)
 {
     R t = FA_EXP(-FA_FABS(x));
     R d = C(1.0) + t;
@@ -34,7 +34,7 @@ static inline void FN(sig_pair)(R x, R *s, R *c)
     *c = (x >= 0 ? t : C(1.0)) / d;
 }
 
-static inline R FN(sigmoid_fwd)(R x, fa_params p)
+FA_INLINE R FN(sigmoid_fwd)(R x, fa_params p)
 {
     (void)p;
     R s, c;
@@ -42,20 +42,20 @@ static inline R FN(sigmoid_fwd)(R x, fa_params p)
     return s;
 }
 
-static inline R FN(tanh_fwd)(R x, fa_params p)
+FA_INLINE R FN(tanh_fwd)(R x, fa_params p)
 {
     (void)p;
     return FA_TANH(x);
 }
 
 /* elu: x > 0 ? x : alpha * (exp(x) - 1); expm1 keeps small negative x exact. */
-static inline R FN(elu_fwd)(R x, fa_params p)
+FA_INLINE R FN(elu_fwd)(R x, fa_params p)
 {
     return x > 0 ? x : (R)p.a * FA_EXPM1(x);
 }
 
 /* selu = scale * elu(x, alpha) with the constants of Klambauer et al. */
-static inline R FN(selu_fwd)(R x, fa_params p)
+FA_INLINE R FN(selu_fwd)(R x, fa_params p)
 {
     (void)p;
     return FA_SELU_SCALE * (x > 0 ? x : FA_SELU_ALPHA * FA_EXPM1(x));
@@ -63,7 +63,7 @@ static inline R FN(selu_fwd)(R x, fa_params p)
 
 /* celu: x > 0 ? x : alpha * (exp(x / alpha) - 1); FA_INV_ALPHA(p) = 1 / alpha
  * (p.b as double, p.d as float; alpha in [2^-126, 2^126] keeps both normal). */
-static inline R FN(celu_fwd)(R x, fa_params p)
+FA_INLINE R FN(celu_fwd)(R x, fa_params p)
 {
     return x > 0 ? x : (R)p.a * FA_EXPM1(x * FA_INV_ALPHA(p));
 }
@@ -72,19 +72,19 @@ static inline R FN(celu_fwd)(R x, fa_params p)
  * side Phi = erfc(|x|/sqrt2)/2 directly (1 + erf(x/sqrt2) would cancel);
  * on the positive side 1 - erfc(x/sqrt2)/2 has no cancellation.
  * |x| > 40: Phi is 0 or 1 to R precision. */
-static inline R FN(gelu_phi)(R xc)
+FA_INLINE R FN(gelu_phi)(R xc)
 {
     R h = C(0.5) * FA_ERFC_POS(FA_FABS(xc) * C(0.70710678118654752440));
     return xc < 0 ? h : C(1.0) - h;
 }
-static inline R FN(gelu_fwd)(R x, fa_params p)
+FA_INLINE R FN(gelu_fwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(40.0), C(40.0));
     return x > C(40.0) ? x : xc * FN(gelu_phi)(xc);
 }
 /* gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi). */
-static inline R FN(gelu_bwd)(R x, fa_params p)
+FA_INLINE R FN(gelu_bwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(40.0), C(40.0));
@@ -95,7 +95,7 @@ static inline R FN(gelu_bwd)(R x, fa_params p)
  * 0.5 (1 + tanh(u)) = sigma(2u), which does not cancel for negative x. */
 #define FA_GT_K0 C(0.79788456080286535588)   /* sqrt(2/pi) */
 #define FA_GT_K1 C(0.044715)
-static inline R FN(gelu_tanh_fwd)(R x, fa_params p)
+FA_INLINE R FN(gelu_tanh_fwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(40.0), C(40.0));
@@ -105,7 +105,7 @@ static inline R FN(gelu_tanh_fwd)(R x, fa_params p)
     return x > C(40.0) ? x : xc * s;
 }
 /* d/dx [x sigma(2u)] = sigma(2u) + x sigma(2u) sigma(-2u) 2 u'(x). */
-static inline R FN(gelu_tanh_bwd)(R x, fa_params p)
+FA_INLINE R FN(gelu_tanh_bwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(40.0), C(40.0));
@@ -118,7 +118,7 @@ static inline R FN(gelu_tanh_bwd)(R x, fa_params p)
 }
 
 /* silu: x sigma(x); silu' = sigma(x) (1 + x (1 - sigma(x))). */
-static inline R FN(silu_fwd)(R x, fa_params p)
+FA_INLINE R FN(silu_fwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(1000.0), C(1000.0));
@@ -128,7 +128,7 @@ static inline R FN(silu_fwd)(R x, fa_params p)
 }
 /* one division for both sigma(x) and sigma(-x): r = 1 / (1 + t), the other is t r
  * (a rounding more than sig_pair's two quotients, two divisions fewer per vector) */
-static inline R FN(silu_bwd)(R x, fa_params p)
+FA_INLINE R FN(silu_bwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(1000.0), C(1000.0));
@@ -143,7 +143,7 @@ static inline R FN(silu_bwd)(R x, fa_params p)
 /* mish: x tanh(softplus(x)).  With n = e^x and w = n (n + 2),
  * tanh(log(1 + n)) = w / (w + 2) exactly: no log, no tanh, no cancellation.
  * For x > 40, w / (w + 2) == 1 in R. */
-static inline R FN(mish_fwd)(R x, fa_params p)
+FA_INLINE R FN(mish_fwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(1000.0), C(40.0));
@@ -152,7 +152,7 @@ static inline R FN(mish_fwd)(R x, fa_params p)
     return x > C(40.0) ? x : (xc * w) / (w + C(2.0));
 }
 /* mish' = t + x sigma(x) (1 - t^2), t = w / (w + 2), 1 - t = 2 / (w + 2). */
-static inline R FN(mish_bwd)(R x, fa_params p)
+FA_INLINE R FN(mish_bwd)(R x, fa_params p)
 {
     (void)p;
     R xc = FN(clamp)(x, -C(1000.0), C(40.0));
@@ -169,13 +169,13 @@ static inline R FN(mish_bwd)(R x, fa_params p)
  * p.c = 1 / beta; FA_THRESHOLD(p): p.b, or for float z the threshold rounded
  * down to float (p.d), so that z > threshold is decided exactly.
  * (z <= 0 ? 0 : z) keeps NaN. */
-static inline R FN(softplus_fwd)(R x, fa_params p)
+FA_INLINE R FN(softplus_fwd)(R x, fa_params p)
 {
     R z = x * (R)p.a;
     R sp = (z <= 0 ? C(0.0) : z) + FA_LOG1P01(FA_EXP(-FA_FABS(z)));
     return z > FA_THRESHOLD(p) ? x : sp * (R)p.c;
 }
-static inline R FN(softplus_bwd)(R x, fa_params p)
+FA_INLINE R FN(softplus_bwd)(R x, fa_params p)
 {
     R z = x * (R)p.a;
     R s, c;
@@ -184,12 +184,12 @@ static inline R FN(softplus_bwd)(R x, fa_params p)
 }
 
 /* log_sigmoid: -softplus(-x) = min(x, 0) - log1p(e^-|x|); derivative sigma(-x). */
-static inline R FN(log_sigmoid_fwd)(R x, fa_params p)
+FA_INLINE R FN(log_sigmoid_fwd)(R x, fa_params p)
 {
     (void)p;
     return (x >= 0 ? C(0.0) : x) - FA_LOG1P01(FA_EXP(-FA_FABS(x)));
 }
-static inline R FN(log_sigmoid_bwd)(R x, fa_params p)
+FA_INLINE R FN(log_sigmoid_bwd)(R x, fa_params p)
 {
     (void)p;
     R s, c;

@@ -87,6 +87,8 @@ static inline __mmask16 h_lanes(ptrdiff_t left)
         (void)p;                                                               \
         for (ptrdiff_t i = 0; i < n; i += 16) {                                \
             __mmask16 m = h_lanes(n - i);                                      \
+            FA_PREFETCH(xs + i);                                               \
+            FA_PREFETCH(ys + i);                                               \
             V16 x = _mm512_maskz_loadu_ps(m, xs + i);                          \
             V16 y;                                                             \
             BODY                                                               \
@@ -104,6 +106,9 @@ static inline __mmask16 h_lanes(ptrdiff_t left)
         (void)p;                                                               \
         for (ptrdiff_t i = 0; i < n; i += 16) {                                \
             __mmask16 m = h_lanes(n - i);                                      \
+            FA_PREFETCH(gs + i);                                               \
+            FA_PREFETCH(xs + i);                                               \
+            FA_PREFETCH(os + i);                                               \
             V16 g = _mm512_maskz_loadu_ps(m, gs + i);                          \
             V16 x = _mm512_maskz_loadu_ps(m, xs + i);                          \
             V16 d;                                                             \

@@ -30,7 +30,8 @@ static inline FA_V FA_GS(sigmoid_v)(FA_V x)
     return FA_DIVF(FA_SEL_NEG(x, t, FA_SET1(1.0f)), FA_ADD(FA_SET1(1.0f), t));
 }
 
-/* sigma(-x) = (x >= 0 ? t : 1) / (1 + t): log_sigmoid' */
+/* sigma(-x) = (x >= 0 ? t : 1) / (1 + t): log_sigmoid' (on AVX2 a vrcpps + Newton quotient
+ * measured slower than the division here: 48 against 38 us at 1e5) */
 static inline FA_V FA_GS(sigmoid_neg_v)(FA_V x)
 {
     FA_V t = FA_GS(exp_neg_abs)(x);
@@ -61,6 +62,25 @@ static inline FA_V FA_GS(silu_dx)(FA_V x)
     return FA_MUL(s, FA_FMA(xc, c, FA_SET1(1.0f)));
 }
 
+/* tanh: with e = expm1(-2|x|) in (-1, 0], tanh|x| = -e / (2 + e), no cancellation
+ * anywhere (Sleef's form): e = 2^k q + (2^k - 1) from the exp core (q = e^r - 1, k <= 0,
+ * 2^k - 1 exact for k >= -24, one rounding in the FMA), the quotient by FA_DIVF
+ * (2 + e in (1, 2]), the sign of x put back by a bit select (tanh(-0) = -0).  One
+ * branch-free path for every x: ~25 vector operations, against ~35 for the polynomial
+ * below 0.625 plus 1 - 2 / (e^2|x| + 1) above, each computed for every lane.
+ * -2|x| clamped to -19 (|x| > 9.5: tanh is 1 in float); NaN kept (second operand). */
+static inline FA_V FA_GS(tanh_v)(FA_V x)
+{
+    const FA_V sgn = FA_SET1(-0.0f);
+    FA_V z = FA_MAX(FA_SET1(-19.0f), FA_OR(FA_ADD(x, x), sgn));   /* -2|x| */
+    FA_V kf, kfs;
+    FA_V q = FA_EXPM1_1(z, &kf, &kfs);
+    FA_V t = FA_SCALE(FA_SET1(1.0f), kf, kfs);                      /* 2^k */
+    FA_V ne = FA_FNMA(t, q, FA_SUB(FA_SET1(1.0f), t));              /* -expm1(-2|x|) */
+    FA_V y = FA_DIVF(ne, FA_SUB(FA_SET1(2.0f), ne));
+    return FA_OR(FA_ANDNOT(sgn, y), FA_AND(sgn, x));
+}
+
 /* softplus' for beta = 2^k (z = beta x exact): z > threshold ? 1 : sigma(z);
  * p.a = beta, p.d = the threshold rounded down to float (as fa_avx512_hand.h) */
 static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov, ptrdiff_t n,
@@ -72,8 +92,12 @@ static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov,
 #define FA_GS_SP_D(x) ({ FA_V z_ = FA_MUL((x), beta);                                  \
                          FA_SEL_GT(z_, thr, FA_SET1(1.0f), FA_GS(sigmoid_v)(z_)); })
     ptrdiff_t i = 0;
-    for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)
+    for (; i + FA_SIMD_W <= n; i += FA_SIMD_W) {
+        FA_PREFETCH(gs + i);
+        FA_PREFETCH(xs + i);
+        FA_PREFETCH(os + i);
         FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), FA_GS_SP_D(FA_LOADU(xs + i))));
+    }
     if (i < n) {
         float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};
         for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; }
@@ -84,6 +108,7 @@ static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov,
 }
 
 FA_GS_LOOP1(FA_GS(L_sigmoid_fwd), FA_GS(sigmoid_v))
+FA_GS_LOOP1(FA_GS(L_tanh_fwd), FA_GS(tanh_v))
 FA_GS_LOOP1(FA_GS(L_silu_fwd), FA_GS(silu_v))
 FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
 FA_GS_LOOP2(FA_GS(L_log_sigmoid_bwd), FA_GS(sigmoid_neg_v))
@@ -92,6 +117,7 @@ FA_GS_BIAS(FA_GS(L_silu_bias_fwd), FA_GS(L_silu_bias_bwd), FA_GS(silu_v), FA_GS(
 static void FA_GS(install_expf)(fa_impl *t)
 {
     t->act[FA_ACT_sigmoid].fwd[FA_F32] = FA_GS(L_sigmoid_fwd);
+    t->act[FA_ACT_tanh].fwd[FA_F32] = FA_GS(L_tanh_fwd);
     t->act[FA_ACT_silu].fwd[FA_F32] = FA_GS(L_silu_fwd);
     t->act[FA_ACT_silu].bwd[FA_F32] = FA_GS(L_silu_bwd);
     t->act[FA_ACT_log_sigmoid].bwd[FA_F32] = FA_GS(L_log_sigmoid_bwd);

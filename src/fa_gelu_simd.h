@@ -174,8 +174,11 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         float *ys = (float *)yv;                                               \
         (void)pp;                                                              \
         ptrdiff_t i = 0;                                                       \
-        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)                             \
+        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W) {                           \
+            FA_PREFETCH(xs + i);                                               \
+            FA_PREFETCH(ys + i);                                               \
             FA_STOREU(ys + i, CORE(FA_LOADU(xs + i)));                         \
+        }                                                                      \
         if (i < n) {                                                           \
             float buf[FA_SIMD_W] = {0};                                        \
             for (ptrdiff_t j = 0; j < n - i; j++) buf[j] = xs[i + j];          \
@@ -191,8 +194,12 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         float *os = (float *)ov;                                               \
         (void)pp;                                                              \
         ptrdiff_t i = 0;                                                       \
-        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W)                             \
+        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W) {                           \
+            FA_PREFETCH(gs + i);                                               \
+            FA_PREFETCH(xs + i);                                               \
+            FA_PREFETCH(os + i);                                               \
             FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), CORE(FA_LOADU(xs + i)))); \
+        }                                                                      \
         if (i < n) {                                                           \
             float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                    \
             for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \

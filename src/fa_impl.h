@@ -39,6 +39,19 @@ typedef struct {
     fa_xent_fn xent[2];
 } fa_impl;
 
+/* Software prefetch, FA_PF_BYTES ahead of each stream of an elementwise loop, one per
+ * 64-byte line.  Measured on a Xeon (Sapphire Rapids class, shared VM), float32 exact
+ * gelu forward at 1e6 elements (8 MB of traffic, past L2): 1.19-1.71 ms without, 1.19 ms
+ * with any distance from 1 to 8 KB, 0.38 against 0.52-0.57 ms when the machine was quiet;
+ * no change at 1e5 (in L2).  The hardware prefetchers alone do not keep the loops that
+ * spend ~0.4 ns an element on arithmetic fed. */
+#define FA_PF_BYTES 2048
+#if defined(__GNUC__) || defined(__clang__)
+#define FA_PREFETCH(p) __builtin_prefetch((const char *)(p) + FA_PF_BYTES, 0, 3)
+#else
+#define FA_PREFETCH(p) ((void)0)
+#endif
+
 extern const fa_impl fa_impl_baseline;
 #if FA_HAVE_AVX2_BUILD
 const fa_impl *fa_avx2_table(void);

@@ -18,10 +18,23 @@
 #include <string.h>
 #include <math.h>
 
+/* FA_INLINE: the math primitives and activation bodies are always inlined, so the
+ * loops of fa_kernels_impl.h vectorise.  gcc's unit-growth limits otherwise stop inlining
+ * once a translation unit holds enough other inline code: adding the explicit-vector
+ * loops to fa_kernels_avx2.c / fa_kernels_avx512.c left fa_exp a scalar call in the
+ * float64 gelu and celu loops (5x slower) until this. */
+#ifndef FA_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define FA_INLINE static inline __attribute__((always_inline))
+#else
+#define FA_INLINE static inline
+#endif
+#endif
+
 #include "erfcx_coeffs.h"
 
-static inline double fa_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
-static inline uint64_t fa_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
+FA_INLINE double fa_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
+FA_INLINE uint64_t fa_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
 /* exp(x).  Range reduction x = k ln2 + r, |r| <= ln2/2 (Cody-Waite, ln2 split
  * so that k*FA_LN2_HI is exact), then the Taylor polynomial of degree 12:
@@ -32,7 +45,7 @@ static inline uint64_t fa_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof 
  * more, they select x itself for large x).  NaN fails both clamps and flows on. */
 #define FA_LN2_HI 0x1.62e42fee00000p-1   /* 18 significant bits: k*HI is exact */
 #define FA_LN2_LO 0x1.a39ef35793c76p-33
-static inline double fa_exp(double x)
+FA_INLINE double fa_exp(double x)
 {
     const double shifter = 0x1.8p52;   /* adding it rounds to an integer in the low bits */
     x = x < -746.0 ? -746.0 : x;
@@ -64,7 +77,7 @@ static inline double fa_exp(double x)
 /* expm1(x) = exp(x) - 1 without cancellation near 0.  For |x| < ln2/2 the
  * Taylor series to degree 12 (truncation 5e-16 relative); elsewhere
  * exp(x) - 1 loses nothing because |exp(x) - 1| >= 0.29.  x = -inf gives -1. */
-static inline double fa_expm1(double x)
+FA_INLINE double fa_expm1(double x)
 {
     double p = 1.0 / 479001600.0;                    /* 1/12! */
     p = p * x + 1.0 / 39916800.0;
@@ -86,7 +99,7 @@ static inline double fa_expm1(double x)
  * With s = u / (2 + u), which needs no rounding of 1 + u, log1p(u) =
  * 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s in [0, 1/3].  Terms to s^31:
  * truncation (1/9)^16 * 3/33 = 5e-17 relative. */
-static inline double fa_log1p01(double u)
+FA_INLINE double fa_log1p01(double u)
 {
     double s = u / (2.0 + u);
     double s2 = s * s;
@@ -112,7 +125,7 @@ static inline double fa_log1p01(double u)
 /* tanh(x) = sign(x) * (-e) / (2 + e) with e = expm1(-2|x|) in (-1, 0]:
  * no cancellation anywhere (both e and 2 + e are computed to full relative
  * precision); tanh(+-inf) = +-1, tanh(-0) = -0. */
-static inline double fa_tanh(double x)
+FA_INLINE double fa_tanh(double x)
 {
     double e = fa_expm1(-2.0 * fabs(x));
     return copysign(-e / (2.0 + e), x);
@@ -121,7 +134,7 @@ static inline double fa_tanh(double x)
 /* erfc(t) for t >= 0, as erfcx(t) * exp(-t^2): erfcx from the fitted
  * polynomial in erfcx_coeffs.h (see tools/fit_erfcx.py), exp from fa_exp.
  * t is clamped to 1e6 by the caller's clamp of x, so no inf reaches erfcx. */
-static inline double fa_erfc_pos(double t)
+FA_INLINE double fa_erfc_pos(double t)
 {
     return fa_erfcx_poly(t) * fa_exp(-t * t);
 }

@@ -15,8 +15,21 @@
 #include <string.h>
 #include <math.h>
 
-static inline float fa_from_bitsf(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
-static inline uint32_t fa_to_bitsf(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+/* FA_INLINE: the math primitives and activation bodies are always inlined, so the
+ * loops of fa_kernels_impl.h vectorise.  gcc's unit-growth limits otherwise stop inlining
+ * once a translation unit holds enough other inline code: adding the explicit-vector
+ * loops to fa_kernels_avx2.c / fa_kernels_avx512.c left fa_exp a scalar call in the
+ * float64 gelu and celu loops (5x slower) until this. */
+#ifndef FA_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define FA_INLINE static inline __attribute__((always_inline))
+#else
+#define FA_INLINE static inline
+#endif
+#endif
+
+FA_INLINE float fa_from_bitsf(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+FA_INLINE uint32_t fa_to_bitsf(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
 
 /* exp(x) for float.  x = k ln2 + r, |r| <= ln2/2, ln2 split in two (Cephes
  * C1 + C2) so k*C1 is exact; Cephes' degree-7 minimax for e^r.  The scale
@@ -24,7 +37,7 @@ static inline uint32_t fa_to_bitsf(float f) { uint32_t u; memcpy(&u, &f, sizeof 
  * results in the subnormal range are rounded once and x < -104 gives 0.
  * x is clamped to [-104, 88.7]: exp(+large) is never needed by a caller
  * (they select x itself there).  NaN fails both clamps and propagates. */
-static inline float fa_expf(float x)
+FA_INLINE float fa_expf(float x)
 {
     const float shifter = 0x1.8p23f;
     x = x < -104.0f ? -104.0f : x;
@@ -51,7 +64,7 @@ static inline float fa_expf(float x)
 /* expm1(x) for x <= 0 (every caller: elu family, tanh).  |x| < ln2: Taylor
  * to degree 9 (truncation 1e-8 relative); below, e^x <= 1/2 and e^x - 1 is
  * exact, so the error is that of fa_expf scaled by e^x/(1 - e^x) <= 1. */
-static inline float fa_expm1f(float x)
+FA_INLINE float fa_expm1f(float x)
 {
     float p = 1.0f / 362880.0f;
     p = p * x + 1.0f / 40320.0f;
@@ -69,7 +82,7 @@ static inline float fa_expm1f(float x)
 
 /* log1p(u) for u in [0, 1]: 2 atanh(s), s = u / (2 + u) in [0, 1/3], series
  * to s^15 (truncation (1/9)^8 / 17 = 1.4e-9 relative). */
-static inline float fa_log1p01f(float u)
+FA_INLINE float fa_log1p01f(float u)
 {
     float s = u / (2.0f + u);
     float s2 = s * s;
@@ -86,7 +99,7 @@ static inline float fa_log1p01f(float u)
 
 /* tanh(x): |x| < 0.625 Cephes' odd minimax polynomial; above,
  * 1 - 2 / (e^(2|x|) + 1) (>= 0.55, no cancellation), sign restored. */
-static inline float fa_tanhf(float x)
+FA_INLINE float fa_tanhf(float x)
 {
     float ax = x < 0 ? -x : x;
     float z = x * x;

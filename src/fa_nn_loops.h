@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fa_math.h"     /* fa_exp (read only here: the kernels' file) */
+#include "fa_mathf.h"    /* fa_expf */
+
 #ifndef FA_HAVE_AVX2_BUILD
 #define FA_HAVE_AVX2_BUILD 1
 #endif
@@ -404,6 +407,190 @@ FA_NN_CLONES static void fa_add_##S(const T *a, const T *b, T *o, ptrdiff_t n)  
 
 FA_NN_ADD(float, f32)
 FA_NN_ADD(double, f64)
+
+/* ---- the engine's loss: softmax cross-entropy with integer labels, fused ------------
+ * Per row (x: C logits, k its label): m = max_j x_j, e_j = exp(x_j - m) (one exp per
+ * element, in float arithmetic for float32), s1 = sum_j e_j - 1 without cancellation
+ * (an element whose e_j is exactly 1, the maximum among them, adds nothing; then their
+ * number less one is added), loss_r = log1p(s1) - (x_k - m) in double, and the gradient
+ * g_j = scale e_j / (1 + s1), g_k = scale (e_k / (1 + s1) - 1), formed as
+ * -scale s1 / (1 + s1) when k is the only element with e_k = 1 (no cancellation when
+ * p_k is near 1).  For float32, x_j - m is rounded: its rounding error r (TwoSum) is put
+ * back as e_j (1 + r), so e_j is within about 1.5 ulp of exp of the exact difference.
+ * Sums accumulate in double.
+ *
+ * Vectorised whatever C is: rows go in blocks of about FA_XENT_BLOCK elements.  Few
+ * classes (C <= FA_XENT_FEW: 10 classes fill no vector of a row) transpose the block into
+ * the scratch (column j of the block is contiguous) and every per-row step runs across
+ * the rows; more classes go row by row with FA_XL explicit lanes in the reductions (the
+ * same order of additions in every clone, so the same bits on every CPU).  The logs of
+ * a block are one vectorised loop (fa_log1p_nn; libm's log1p per row cost 20 ns).
+ * Non-finite logits as fastact.softmax_cross_entropy's kernel: a NaN or +inf in a row
+ * makes its loss and gradient NaN, an all -inf row too; a -inf logit among finite ones
+ * has probability 0 (loss +inf when it is the label's).  Returns sum_r loss_r. */
+#define FA_XENT_BLOCK 1024
+#define FA_XENT_FEW 32
+#define FA_XL 16
+
+/* log1p(s) for s >= 0 or NaN (a sum of probabilities), branch-free: u = 1 + s rounded
+ * and c = (s - (u - 1)) / u its correction (u - 1 is exact); u = 2^k f with f in
+ * [sqrt(1/2), sqrt(2)); log f = 2 atanh z, z = (f - 1) / (f + 1), |z| <= 0.1716, by its
+ * series to z^23 (truncation 2e-19 relative); a few 1e-16 relative in all. */
+static inline double fa_log1p_nn(double s)
+{
+    const double u = 1.0 + s;
+    const double c = (s - (u - 1.0)) / u;
+    const uint64_t b = fa_to_bits(u);
+    int64_t k = (int64_t)((b >> 52) & 0x7ff) - 1023;
+    double f = fa_from_bits((b & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+    const int big = f > 1.4142135623730951;
+    f = big ? 0.5 * f : f;
+    k += big;
+    const double z = (f - 1.0) / (f + 1.0), z2 = z * z;
+    double p = 1.0 / 23;
+    p = p * z2 + 1.0 / 21;
+    p = p * z2 + 1.0 / 19;
+    p = p * z2 + 1.0 / 17;
+    p = p * z2 + 1.0 / 15;
+    p = p * z2 + 1.0 / 13;
+    p = p * z2 + 1.0 / 11;
+    p = p * z2 + 1.0 / 9;
+    p = p * z2 + 1.0 / 7;
+    p = p * z2 + 1.0 / 5;
+    p = p * z2 + 1.0 / 3;
+    const double kd = (double)k;
+    const double r = kd * FA_LN2_HI + ((2.0 * z + 2.0 * z * (z2 * p)) + (kd * FA_LN2_LO + c));
+    return s == s ? r : s;
+}
+
+#define FA_NN_XENT(T, S, EXP, CORR)                                                        \
+static inline T fa_xent_rowmax_##S(const T *restrict x, ptrdiff_t C)                       \
+{                                                                                          \
+    T m[FA_XL];                                                                            \
+    for (int l = 0; l < FA_XL; l++) m[l] = (T)-INFINITY;                                   \
+    ptrdiff_t j = 0;                                                                       \
+    for (; j + FA_XL <= C; j += FA_XL)                                                     \
+        for (int l = 0; l < FA_XL; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];          \
+    for (int l = 0; j + l < C; l++) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];              \
+    T r = m[0];   /* NaN entries are skipped here and propagate through exp */             \
+    for (int l = 1; l < FA_XL; l++) r = m[l] > r ? m[l] : r;                               \
+    return r;                                                                              \
+}                                                                                          \
+/* s1 = sum_j (e_j == 1 ? 0 : e_j) in double; *ones = how many e_j are 1 */                \
+static inline double fa_xent_rowsum_##S(const T *restrict e, ptrdiff_t C, ptrdiff_t *ones) \
+{                                                                                          \
+    double a[FA_XL];                                                                       \
+    int c[FA_XL];                                                                          \
+    for (int l = 0; l < FA_XL; l++) { a[l] = 0.0; c[l] = 0; }                              \
+    ptrdiff_t j = 0;                                                                       \
+    for (; j + FA_XL <= C; j += FA_XL)                                                     \
+        for (int l = 0; l < FA_XL; l++) {                                                  \
+            T v = e[j + l];                                                                \
+            int one = v == (T)1;                                                           \
+            a[l] += one ? 0.0 : (double)v;                                                 \
+            c[l] += one;                                                                   \
+        }                                                                                  \
+    for (int l = 0; j + l < C; l++) {                                                      \
+        T v = e[j + l];                                                                    \
+        int one = v == (T)1;                                                               \
+        a[l] += one ? 0.0 : (double)v;                                                     \
+        c[l] += one;                                                                       \
+    }                                                                                      \
+    double s = 0.0;                                                                        \
+    ptrdiff_t n = 0;                                                                       \
+    for (int l = 0; l < FA_XL; l++) { s += a[l]; n += c[l]; }                              \
+    *ones = n;                                                                             \
+    return s;                                                                              \
+}                                                                                          \
+/* exp(x - m) with the rounding error of x - m put back (float32) */                       \
+static inline T fa_xent_exp_##S(T x, T m)                                                  \
+{                                                                                          \
+    const T d = x - m;                                                                     \
+    T e = EXP(d);                                                                          \
+    if (CORR) {   /* TwoSum: d + err = x - m exactly; none where exp(d) is 0 */            \
+        const T xa = d + m, mb = d - xa;                                                   \
+        T err = (x - xa) - (m + mb);                                                       \
+        err = d > (T)-104 ? err : (T)0;                                                    \
+        e = e + e * err;                                                                   \
+    }                                                                                      \
+    return e;                                                                              \
+}                                                                                          \
+FA_NN_CLONES static double fa_xent_##S(const T *restrict x, const int64_t *restrict labels, \
+                                       T *restrict g, T *restrict scr, ptrdiff_t rows,     \
+                                       ptrdiff_t C, double scale)                          \
+{                                                                                          \
+    T mr[FA_XENT_BLOCK];                                                                   \
+    double s1[FA_XENT_BLOCK], ls[FA_XENT_BLOCK];                                           \
+    int ones[FA_XENT_BLOCK];                                                               \
+    const ptrdiff_t rb = C < FA_XENT_BLOCK ? FA_XENT_BLOCK / C : 1;                        \
+    double total = 0.0;                                                                    \
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += rb) {                                          \
+        const ptrdiff_t nb = rows - r0 < rb ? rows - r0 : rb;                              \
+        const T *xb = x + r0 * C;                                                          \
+        T *gb = g + r0 * C;                                                                \
+        if (C <= FA_XENT_FEW) {                                                            \
+            /* t = the block transposed: t[j nb + r] = x[r, j]; then across the rows */    \
+            T *t = scr;                                                                    \
+            for (ptrdiff_t r = 0; r < nb; r++)                                             \
+                for (ptrdiff_t j = 0; j < C; j++) t[j * nb + r] = xb[r * C + j];           \
+            for (ptrdiff_t r = 0; r < nb; r++) { mr[r] = (T)-INFINITY; s1[r] = 0.0; ones[r] = 0; } \
+            for (ptrdiff_t j = 0; j < C; j++) {                                            \
+                const T *tj = t + j * nb;                                                  \
+                for (ptrdiff_t r = 0; r < nb; r++) mr[r] = tj[r] > mr[r] ? tj[r] : mr[r];  \
+            }                                                                              \
+            for (ptrdiff_t j = 0; j < C; j++) {                                            \
+                T *tj = t + j * nb;                                                        \
+                for (ptrdiff_t r = 0; r < nb; r++) {                                       \
+                    const T e = fa_xent_exp_##S(tj[r], mr[r]);                             \
+                    const int one = e == (T)1;                                             \
+                    tj[r] = e;                                                             \
+                    s1[r] += one ? 0.0 : (double)e;                                        \
+                    ones[r] += one;                                                        \
+                }                                                                          \
+            }                                                                              \
+            for (ptrdiff_t r = 0; r < nb; r++) {                                           \
+                s1[r] += (double)(ones[r] - 1);                                            \
+                ls[r] = fa_log1p_nn(s1[r]);                                                \
+            }                                                                              \
+            for (ptrdiff_t r = 0; r < nb; r++) {                                           \
+                const T invT = (T)(scale / (1.0 + s1[r]));                                 \
+                for (ptrdiff_t j = 0; j < C; j++) gb[r * C + j] = t[j * nb + r] * invT;    \
+            }                                                                              \
+        } else {                                                                           \
+            for (ptrdiff_t r = 0; r < nb; r++) {                                           \
+                const T *xr = xb + r * C;                                                  \
+                T *gr = gb + r * C;                                                        \
+                const T m = fa_xent_rowmax_##S(xr, C);                                     \
+                mr[r] = m;                                                                 \
+                for (ptrdiff_t j = 0; j < C; j++) gr[j] = fa_xent_exp_##S(xr[j], m);       \
+                ptrdiff_t n1;                                                              \
+                s1[r] = fa_xent_rowsum_##S(gr, C, &n1) + (double)(n1 - 1);                 \
+                ones[r] = (int)(n1 < 2 ? n1 : 2);                                          \
+            }                                                                              \
+            for (ptrdiff_t r = 0; r < nb; r++) ls[r] = fa_log1p_nn(s1[r]);                 \
+            for (ptrdiff_t r = 0; r < nb; r++) {                                           \
+                const T invT = (T)(scale / (1.0 + s1[r]));                                 \
+                T *gr = gb + r * C;                                                        \
+                for (ptrdiff_t j = 0; j < C; j++) gr[j] = gr[j] * invT;                    \
+            }                                                                              \
+        }                                                                                  \
+        /* the label's element (its unscaled e recovered exactly where it matters: e_k is  \
+         * 1 when k is a maximum) and the losses */                                        \
+        for (ptrdiff_t r = 0; r < nb; r++) {                                               \
+            const int64_t k = labels[r0 + r];                                              \
+            const double s = 1.0 + s1[r];                                                  \
+            const T xk = xb[r * C + k];                                                    \
+            const double ek = (double)fa_xent_exp_##S(xk, mr[r]);                          \
+            gb[r * C + k] = (T)((ek == 1.0 && ones[r] == 1) ? (0.0 - s1[r]) * (scale / s)  \
+                                                            : scale * (ek / s - 1.0));     \
+            total += ls[r] - ((double)xk - (double)mr[r]);                                 \
+        }                                                                                  \
+    }                                                                                      \
+    return total;                                                                          \
+}
+
+FA_NN_XENT(float, f32, fa_expf, 1)
+FA_NN_XENT(double, f64, fa_exp, 0)
 
 /* ---- flush-to-zero / denormals-are-zero around an engine call ---------------------
  * A subnormal float (|x| < 2^-126 in float32, 2^-1022 in float64) costs a microcode

@@ -123,3 +123,39 @@ def test_bench_nn_clock_errors(capsys):
     assert "--clock thread counts only the calling thread: use --threads 1" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_out_calls_write_into_out(dtype):
+    """PyTorch's out= overloads (fastact bench --out) compute what its allocating calls do,
+    into the given array; None where PyTorch has no out= overload."""
+    pytest.importorskip("torch")
+    alloc = peers.torch_calls()
+    for name in fb.NUMPY_EXPRESSIONS:
+        x, g, s = fb.make_inputs(name, 1000, dtype)
+        o = np.empty_like(x)
+        outs = peers.torch_out_calls(o)[name]
+        for fn, ref, args in zip(outs, alloc[name], ((x,), (g, s))):
+            if fn is None:
+                continue
+            got = fn(*args)
+            assert got is o, name
+            np.testing.assert_allclose(o, ref(*args), rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_bench_out_and_thread_clock_json(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "o.json"
+    argv = ["--only", "gelu,prelu", "--sizes", "1e3", "--rounds", "1", "--out"]
+    assert fb.main(argv + ["--clock", "thread", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["out"] is True and data["clock"] == "thread"
+    assert "fastact bench --only gelu,prelu" in data["command"]
+    assert data["machine"]["fastact_isa"] in ("avx512", "avx2+fma", "baseline")
+    torch_out = {(r["activation"], r["direction"]): r["torch_out"] for r in data["rows"]}
+    assert torch_out == {
+        ("gelu", "fwd"): True,
+        ("gelu", "bwd"): True,
+        ("prelu", "fwd"): False,
+        ("prelu", "bwd"): False,
+    }

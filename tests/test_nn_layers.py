@@ -966,3 +966,97 @@ def test_a_nonfinite_step_leaves_the_running_statistics_too(be):
     with pytest.raises(FloatingPointError):
         net.fit(X, y, epochs=1, batch_size=10, optimizer=opt, verbose=0)
     assert np.array_equal(net.state, state)
+
+
+# ---- a residual branch's last bias + activation pass with the add fused in ------------
+
+FUSED_BRANCHES = {
+    # name: (branch, the activation's output kept for the backward)
+    "relu": (lambda: [Dense(8, "relu")], False),
+    "leaky_relu": (lambda: [Dense(8, ("leaky_relu", {"negative_slope": 0.1}))], False),
+    "gelu": (lambda: [Dense(8, "gelu")], False),
+    "tanh": (lambda: [Dense(8, "tanh")], True),
+    "elu": (lambda: [Dense(8, "elu")], True),
+    "linear": (lambda: [Dense(8, "tanh"), Dense(8)], False),
+    "activation-layer": (lambda: [Dense(8), ActivationLayer("sigmoid")], True),
+}
+
+
+def _fused_net(module, name, dtype, seed=4):
+    branch, _ = FUSED_BRANCHES[name]
+    return module.Sequential(
+        [Residual(branch()), Dense(8, "tanh"), Residual(branch()), Dense(3)],
+        n_in=8,  # the first skip connection is the network's input
+        dtype=dtype,
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize("name", list(FUSED_BRANCHES))
+def test_residual_branch_compiles_to_one_fused_pass(name):
+    net = _fused_net(fastact, name, np.float64)
+    prog = net._program
+    fused = [o for o in prog.ops if o.kind == "bias_act_add"]
+    assert len(fused) == 2 and not [o for o in prog.ops if o.kind == "add"]
+    keeps = FUSED_BRANCHES[name][1]
+    for o in fused:
+        assert (o.aux >= 0) == keeps and o.saves_in == (not keeps)
+        if keeps:  # the activation's output over the GEMM's, as an unfused pass writes it
+            assert prog.alias[o.aux] == o.in_
+        # the skip connection shares the output's gradient slot (none for the input X)
+        assert o.gin2 == (o.gout if o.in2 > 0 else -1) and o.gin != o.gout
+    assert fused[0].in2 == 0 and fused[1].in2 > 0
+
+
+@native_only
+@pytest.mark.parametrize("name", list(FUSED_BRANCHES))
+def test_fused_residual_pass_matches_the_twin_float64(name):
+    X, y = _data(n_in=8, rows=40, classes=3, seed=5)
+    a, r = _fused_net(fastact, name, np.float64), _fused_net(ref, name, np.float64)
+    assert np.array_equal(a.theta, r.theta)
+    a.record_diagnostics = r.record_diagnostics = True
+    oa, orr = optim.SGD(0.1, momentum=0.9), optim.SGD(0.1, momentum=0.9)
+    for _ in range(3):
+        la, lr = a.train_step(X, y, oa), r.train_step(X, y, orr)
+        assert abs(la - lr) <= 1e-12 * max(1, abs(lr))
+    assert _rel(a.theta, r.theta) < 1e-10
+    la, lr = a.compute_gradients(X, y), r.compute_gradients(X, y)
+    assert abs(la - lr) <= 1e-12 * max(1, abs(lr))
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-10
+    # the activation columns: the output's moments recomputed where it is not kept
+    assert np.allclose(_diag_vector(a), _diag_vector(r), rtol=1e-10, atol=1e-12)
+    assert _rel(a.forward(X), r.forward(X)) < 1e-10
+
+
+@native_only
+@pytest.mark.parametrize("name", ["relu", "tanh", "gelu", "linear"])
+def test_fused_residual_pass_matches_the_twin_float32(name):
+    X, y = _data(n_in=8, rows=1200, classes=3, seed=6, dtype=np.float32)  # several blocks
+    a, r = _fused_net(fastact, name, np.float32), _fused_net(ref, name, np.float32)
+    la, lr = a.compute_gradients(X, y), r.compute_gradients(X, y)
+    assert la == pytest.approx(lr, rel=1e-5)
+    assert _rel(a.grad_flat, r.grad_flat) < 1e-5
+    assert _rel(a.forward(X), r.forward(X)) < 1e-6
+
+
+@native_only
+@pytest.mark.parametrize("name", ["tanh", "gelu", "linear", "activation-layer", "elu"])
+def test_fused_residual_pass_gradients_match_finite_differences(name):
+    X, y = _data(n_in=8, rows=7, classes=3, seed=1)
+    net = _fused_net(fastact, name, np.float64, seed=2)
+    rng = np.random.default_rng(0)
+    net.theta[...] += 0.05 * rng.standard_normal(net.theta.size)
+    net.compute_gradients(X, y)
+    grad = net.grad_flat.copy()
+    base = net.theta.copy()
+    h = 1e-5
+    fd = np.empty_like(grad)
+    for i in range(base.size):
+        vals = []
+        for k in (-2, -1, 1, 2):
+            net.theta[...] = base
+            net.theta[i] += k * h
+            vals.append(net.compute_gradients(X, y))
+        fd[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    net.theta[...] = base
+    assert np.max(np.abs(grad - fd)) / np.max(np.abs(fd)) < 1e-9

@@ -253,7 +253,7 @@ static const double fa_erfcx_c[FA_ERFCX_DEG + 1] = {{
 /* erfcx(t) for t >= 0.  Branch-free, no libm calls, inlinable and
  * vectorisable (2 divisions, {n} multiply-adds); GCC 12 vectorises a loop
  * calling it at -O3 (or -O2 -fvect-cost-model=cheap). */
-static inline double fa_erfcx_poly(double t)
+FA_INLINE double fa_erfcx_poly(double t)
 {{
     const double z = 1.0 - (2.0 * FA_ERFCX_K) / (t + FA_ERFCX_K);
 {horner}

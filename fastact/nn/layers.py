@@ -604,6 +604,17 @@ class Residual(Layer):
                 "connection there)."
             )
         y = b.tensor(b.widths[x])
+        last = b.ops[-1]
+        if last.kind == "bias_act" and last.out == h:
+            # the add in the branch's last pass: out = act(z + b) + x (program.py)
+            sign_only = last.kname == "relu" or (last.kname == "leaky_relu" and last.p[0] >= 0)
+            if last.saves_in or last.kname == "identity" or sign_only:
+                last["saves_in"], last["aux"] = 1, -1
+                b.alias[h] = last.in_  # (the activation's output is never written)
+            else:
+                last["aux"] = h  # over the GEMM's output, as the bias pass wrote it
+            last["kind"], last["in2"], last["out"] = "bias_act_add", x, y
+            return y
         b.op("add", path=path, in_=h, in2=x, out=y, k=b.widths[x], n=b.widths[x])
         return y
 

@@ -18,6 +18,15 @@ input's gradient to a fresh slot (an in-place backward runs in place only over a
 no live tensor still needs), and the branch's first GEMM adds its input gradient into
 the skip connection's slot (BLAS beta = 1).  A plain chain needs two slots, each
 residual connection one more.
+
+A residual branch that ends in a bias + activation pass compiles to one op,
+"bias_act_add": out = act(in + b) + in2 in the same pass over the data (the add costs
+no pass of its own).  Its backward is the bias + activation's (input gradient to a
+fresh slot) and the add's (the skip connection shares the output's slot).  The
+activation's output is kept (in the aux tensor, over the GEMM's output) only when the
+backward needs it: relu and leaky_relu (slope >= 0) read the pre-activation instead
+(the derivative depends only on its sign, the same as the output's), input-saving
+activations always do, and then nothing but the sum is written.
 """
 
 from __future__ import annotations
@@ -25,7 +34,15 @@ from __future__ import annotations
 import numpy as np
 
 # op codes and fields: must equal src/_nn_engine.pxi's (tests/test_nn_layers.py checks)
-OP_CODES = {"gemm": 0, "bias_act": 1, "batchnorm": 2, "dropout": 3, "add": 4, "prelu": 5}
+OP_CODES = {
+    "gemm": 0,
+    "bias_act": 1,
+    "batchnorm": 2,
+    "dropout": 3,
+    "add": 4,
+    "prelu": 5,
+    "bias_act_add": 6,
+}
 _INT_FIELDS = (
     "KIND",
     "IN",
