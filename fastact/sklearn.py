@@ -536,6 +536,17 @@ class _NativeEpochs:
     def _run(self, X, labels, target, sw, order, bs, hyper, losses):
         est, net = self.est, self.net
         st = est._opt_state
+        if sw is not None:  # scikit-learn's error for a batch whose weights sum to zero
+            rows = X.shape[0]
+            sums = np.add.reduceat(sw if order is None else sw[order], np.arange(0, rows, bs))
+            if self.skip_single and rows > bs and rows % bs == 1:
+                sums = sums[:-1]  # the single-row batch that the epoch leaves out
+            if not np.all(sums != 0):
+                raise ZeroDivisionError(
+                    "Weights sum to zero, can't be normalized: a minibatch's sample "
+                    "weights sum to zero; give some of its rows a positive weight, or "
+                    "use a larger batch_size."
+                )
         done = net._engine.sk_epoch(
             X,
             labels,

@@ -190,6 +190,10 @@ cdef class Engine:
 
     @flush_subnormals.setter
     def flush_subnormals(self, bint on):
+        if self.busy:   # a running call reads the mode again when it puts the caller's back
+            raise RuntimeError(
+                "flush_subnormals cannot change while this network runs a call in another "
+                "thread; set it before or after.")
         self.flush = on
 
     @property
@@ -721,6 +725,7 @@ cdef class Engine:
         cdef const int64_t *lab
         cdef bint bad = False
         if (cnp.PyArray_NDIM(x) != 2 or cnp.PyArray_TYPE(x) != npy
+                or not cnp.PyArray_ISNOTSWAPPED(x) or not cnp.PyArray_ISNOTSWAPPED(t)
                 or cnp.PyArray_DIM(x, 1) != self.p_w[0]
                 or (cnp.PyArray_FLAGS(x) & need) != need):
             return False
@@ -931,6 +936,7 @@ cdef class Engine:
         cdef int i
         cdef const int64_t *oi
         cdef unsigned ftz
+        cdef int flags = K.fp_flags()
         self._enter(rows)
         with nogil:
             ftz = fa_ftz_enter() if self.flush else 0
@@ -950,6 +956,7 @@ cdef class Engine:
                               self._G(oi[I_GIN]), <int>rows, <int>oi[I_K], <int>oi[I_N])
             if self.flush:
                 fa_ftz_leave(ftz)
+            K.fp_restore(flags)
         self.busy = 0
 
     def kernels_only(self, cnp.ndarray X):
@@ -1136,8 +1143,11 @@ cdef class Engine:
                        state2, losses)
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0), k = self.p_w[0], C = self.p_w[self.out_t]
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)
-        cdef const int64_t *lp = NULL if labels is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels)
-        cdef const char *tp = NULL if target is None else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target)
+        # only the argument this output reads (_sk_check checked that one)
+        cdef const int64_t *lp = (NULL if labels is None or out_kind != SK_SOFTMAX
+                                  else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>labels))
+        cdef const char *tp = (NULL if target is None or out_kind == SK_SOFTMAX
+                               else <const char *>cnp.PyArray_DATA(<cnp.ndarray>target))
         cdef const double *wp = NULL if weights is None else <const double *>cnp.PyArray_DATA(<cnp.ndarray>weights)
         cdef const int64_t *op = NULL if order is None else <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
         cdef const double *h = <const double *>cnp.PyArray_DATA(hyper)
@@ -1170,8 +1180,10 @@ cdef class Engine:
         cdef double loss, sw_sum
         cdef bint ok = True
         cdef int flags = K.fp_flags()
+        cdef unsigned ftz
         self._enter(bs)
         with nogil:
+            ftz = fa_ftz_enter() if self.flush else 0
             r0 = 0
             while r0 < rows:
                 n = rows - r0 if rows - r0 < bs else bs
@@ -1224,6 +1236,8 @@ cdef class Engine:
                     segs, n_segs, solver, h, s1, s2, t0 + done + 1, alpha / sw_sum) / sw_sum
                 done += 1
                 r0 += n
+            if self.flush:
+                fa_ftz_leave(ftz)
             K.fp_restore(flags)
         self.busy = 0
         self.ok = ok

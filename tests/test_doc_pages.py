@@ -55,6 +55,8 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
     assert blocks, page
     if any("fastact.lab" in b for b in blocks):
         pytest.importorskip("matplotlib")
+    if any("to_pandas" in b for b in blocks):
+        pytest.importorskip("pandas")  # in the [test] extra; LabResult.to_pandas needs it
     monkeypatch.chdir(tmp_path)  # the pages save files (net.npz, r.json, out/)
     ns = prelude()
     pinned = fastact._V.pinned_threads()

@@ -1399,3 +1399,33 @@ def test_fit_same_in_both_classes():
     np.testing.assert_allclose(t0, t1, rtol=1e-10, atol=1e-12)
     for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(h0[k], h1[k], rtol=1e-10)
+
+
+def test_load_refuses_running_statistics_of_another_shape(tmp_path):
+    """A file whose running statistics do not fit its configuration (edited or damaged)
+    is refused with the count it holds and the count the configuration needs."""
+    net = fastact.MLP([4, 6, 3], "relu", batchnorm="before", seed=0)
+    path = tmp_path / "bn.npz"
+    net.save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["state"] = arrays["state"][:-1]
+    bad = tmp_path / "bad.npz"
+    with open(bad, "wb") as f:
+        np.savez(f, **arrays)
+    n = net.state.size
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"MLP.load: {bad!r} holds {n - 1} float32 running statistics; "
+            f"the configuration needs {n} float32."
+        ),
+    ):
+        fastact.MLP.load(bad)
+
+
+def test_bench_peers_refuse_an_unknown_candidate():
+    from fastact.nn import peers
+
+    with pytest.raises(ValueError, match="unknown candidate 'jax'; choose from fastact, gemm"):
+        peers.candidates(2, 8, 4, "relu", "plain", ["jax"])

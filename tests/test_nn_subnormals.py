@@ -85,6 +85,73 @@ def test_every_engine_call_puts_the_floating_point_mode_back():
             assert _subnormal_arithmetic_works()
 
 
+@native_only
+def test_the_sklearn_epoch_runs_in_the_networks_mode():
+    """Engine.sk_epoch (the scikit-learn estimators' fit) flushes like every engine call
+    and puts the caller's mode back: x -> gelu(x) (subnormal) -> x 2^100, target 0, so
+    the loss is 0 when the hidden value is flushed and (2^100 gelu(x))^2 / 2 when not."""
+    sk = pytest.importorskip("fastact.sklearn")
+    X = np.full((4, 1), TAIL[np.float32], np.float32)
+    y = np.zeros(4)
+    losses = {}
+    for flush in (True, False):
+        est = sk.MLPRegressor(
+            hidden_layer_sizes=(1,),
+            activation="gelu",
+            alpha=0.0,
+            solver="sgd",
+            learning_rate_init=1e-30,
+            batch_size=4,
+            shuffle=False,
+        )
+        est.partial_fit(X, y)
+        est._net.flush_subnormals = flush
+        est.coefs_[0][...] = 1
+        est.intercepts_[0][...] = 0
+        est.coefs_[1][...] = 2.0**100
+        est.intercepts_[1][...] = 0
+        est.partial_fit(X, y)
+        losses[flush] = est.loss_
+        assert _subnormal_arithmetic_works()
+    h = float(ref.gelu(np.float32(TAIL[np.float32]))) * 2.0**100
+    assert h != 0.0
+    assert losses[True] == 0.0
+    assert losses[False] == pytest.approx(h * h / 2, rel=1e-5)
+
+
+@native_only
+def test_flush_setting_cannot_change_during_a_call():
+    """A running call reads the setting again when it puts the caller's mode back, so
+    another thread may not change it meanwhile: it gets a RuntimeError."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 256)).astype(np.float32)
+    net = fastact.MLP([256, 512, 512, 10], "tanh", seed=0)
+    net.forward(X)  # buffers sized
+    stop, errors = threading.Event(), []
+
+    def run():
+        while not stop.is_set():
+            net.forward(X)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        for _ in range(200_000):
+            try:
+                net.flush_subnormals = True
+            except RuntimeError as e:
+                errors.append(str(e))
+                break
+    finally:
+        stop.set()
+        t.join()
+    assert errors, "the setter never met a running call"
+    assert "flush_subnormals cannot change while this network runs a call" in errors[0]
+    assert net.flush_subnormals is True
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @native_only
 def test_flush_changes_nothing_without_subnormals(dtype):
@@ -191,6 +258,22 @@ def test_batch_ok_accepts_only_the_usual_batch(loss):
 
 
 @native_only
+@native_only
+def test_byte_swapped_batches_take_the_checked_path():
+    """A big-endian array has float32's type number; the fast path must not read its
+    bytes as native floats: train_step raises the dtype error, warm or not."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+    net = fastact.MLP([4, 8, 3], "tanh", seed=1)
+    net.train_step(X, y, optim.SGD(0.1))  # warm: the buffers fit the batch
+    assert net._engine._e.batch_ok(X, y)
+    assert not net._engine._e.batch_ok(X.astype(">f4"), y)
+    assert not net._engine._e.batch_ok(X, y.astype(">i8"))
+    with pytest.raises(TypeError, match="X has dtype >f4 but the network is float32"):
+        net.train_step(X.astype(">f4"), y, optim.SGD(0.1))
+
+
 def test_train_step_fast_and_checked_paths_agree():
     """the same batch as a C-ordered float32 / int64 pair (fast path) and as a Fortran-ordered
     array with int32 labels (the Python checks convert): the same losses and parameters"""

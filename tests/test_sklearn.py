@@ -754,3 +754,22 @@ def test_not_fitted_attributes():
         MLPRegressor().intercepts_
     with pytest.raises(NotFittedError, match="is not fitted yet"):
         MLPClassifier().predict(_X)
+
+
+def test_a_batch_whose_weights_sum_to_zero_is_scikit_learns_error():
+    """scikit-learn raises ZeroDivisionError ("Weights sum to zero, can't be normalized")
+    for a minibatch whose sample weights sum to zero; so does the estimator, before any
+    step of that epoch, with the parameters untouched."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X.sum(axis=1)
+    sw = np.ones(40)
+    sw[:10] = 0
+    est = MLPRegressor(hidden_layer_sizes=(4,), batch_size=10, shuffle=False, max_iter=2)
+    with pytest.raises(ZeroDivisionError, match="Weights sum to zero, can't be normalized"):
+        est.fit(X, y, sample_weight=sw)
+    sw[0] = 1  # one row of the batch counts: it trains
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y, sample_weight=sw)
+    assert est.n_iter_ == 2
