@@ -310,10 +310,32 @@ def test_sk_epoch_equals_numpy_twin(out, solver, extras, dtype):
     got = [_run_sk_epochs(net, X, labels, target, w, order, out, base, hyper, 0.01) for net in nets]
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-3, atol=2e-4)
     np.testing.assert_allclose(got[0][0], got[1][0], **tol)  # every batch's loss
-    np.testing.assert_allclose(nets[0].theta, nets[1].theta, **tol)
     np.testing.assert_allclose(nets[0].state, nets[1].state, **tol)
-    for a, b in zip(got[0][1], got[1][1]):
-        np.testing.assert_allclose(a, b, **tol)
+    # A dense bias right before BatchNorm has a true gradient of 0 (the normalisation
+    # takes its shift out): its gradient, and so the bias and its optimizer moments, are
+    # rounding noise, whose sum depends on the order of the arithmetic (the build's SIMD
+    # path).  Those entries must stay noise (< 1e-8); every other one equals the twin's.
+    noise = _pre_batchnorm_biases(nets[0])
+    for a, b in [(nets[0].theta, nets[1].theta), *zip(got[0][1], got[1][1])]:
+        np.testing.assert_allclose(a[~noise], b[~noise], **tol)
+        if dtype == np.float64:
+            assert np.abs(a[noise]).max(initial=0) < 1e-8
+            assert np.abs(b[noise]).max(initial=0) < 1e-8
+
+
+def _pre_batchnorm_biases(net):
+    """A mask over theta: the biases of the dense layers that a BatchNorm follows."""
+    sd = net.state_dict()
+    base = net.theta.__array_interface__["data"][0]
+    isz = net.theta.itemsize
+    names = [k for k, v in sd.items() if np.shares_memory(v, net.theta)]
+    mask = np.zeros(net.theta.size, bool)
+    for name, nxt in zip(names, names[1:]):
+        if name.endswith(".b") and nxt.endswith(".gamma"):
+            v = sd[name]
+            o = (v.__array_interface__["data"][0] - base) // isz
+            mask[o : o + v.size] = True
+    return mask
 
 
 @pytest.mark.parametrize("weighted", [False, True])
