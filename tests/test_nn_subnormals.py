@@ -258,7 +258,6 @@ def test_batch_ok_accepts_only_the_usual_batch(loss):
 
 
 @native_only
-@native_only
 def test_byte_swapped_batches_take_the_checked_path():
     """A big-endian array has float32's type number; the fast path must not read its
     bytes as native floats: train_step raises the dtype error, warm or not."""
@@ -274,6 +273,7 @@ def test_byte_swapped_batches_take_the_checked_path():
         net.train_step(X.astype(">f4"), y, optim.SGD(0.1))
 
 
+@native_only
 def test_train_step_fast_and_checked_paths_agree():
     """the same batch as a C-ordered float32 / int64 pair (fast path) and as a Fortran-ordered
     array with int32 labels (the Python checks convert): the same losses and parameters"""
