@@ -59,25 +59,10 @@ static inline FA_DV FA_D(tanh_v)(FA_DV x)
 /* e^-|x|, |x| clamped to 746 (the result is 0 beyond); NaN kept */
 static inline FA_DV FA_D(exp_neg_abs)(FA_DV x)
 {
-    const FA_DV shifter = FA_DSET1(0x1.8p52);
     FA_DV z = FA_DMAX(FA_DSET1(-746.0), FA_DOR(x, FA_DSET1(-0.0)));   /* -|x| */
-    FA_DV kd = FA_DFMA(z, FA_DSET1(0x1.71547652b82fep0), shifter);
-    FA_DV k = FA_DSUB(kd, shifter);
-    FA_DV r = FA_DFNMA(k, FA_DSET1(FA_LN2_HI), z);
-    r = FA_DFNMA(k, FA_DSET1(FA_LN2_LO), r);
-    FA_DV p = FA_DSET1(1.0 / 479001600.0);
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 39916800.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 3628800.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 362880.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 40320.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 5040.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 720.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 120.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 24.0));
-    p = FA_DFMA(p, r, FA_DSET1(1.0 / 6.0));
-    p = FA_DFMA(p, r, FA_DSET1(0.5));
-    p = FA_DADD(FA_DFMA(p, FA_DMUL(r, r), r), FA_DSET1(1.0));
-    return FA_DSCALE(p, k, kd);
+    FA_DV k, kd;
+    FA_DV q = FA_D(expm1_core)(z, &k, &kd);        /* e^r - 1 of the reduced argument */
+    return FA_DSCALE(FA_DADD(q, FA_DSET1(1.0)), k, kd);
 }
 
 /* sigma(x) */
