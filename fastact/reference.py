@@ -432,10 +432,12 @@ def _mix64(z):
 def dropout_keep(n, p, seed, step=0, layer=0):
     """Return dropout's mask of n elements (True = kept): the native engine's rule.
 
-    Element i is kept when the top 53 bits of ``mix64(key + (i + 1) G)`` are
-    >= round(p 2^53), with ``key = mix64(mix64(mix64(seed + G) + step + G) + layer + G)``,
-    G the golden-ratio constant and mix64 SplitMix64's finaliser: the mask of
-    fastact.nn.dropout_forward and of the networks' Dropout layers, bit for bit.
+    One hash ``h_k = mix64(key + (k + 1) G)`` decides two elements: element 2k is kept
+    when the low 32 bits of h_k are >= ``thr = min(round(p 2^32), 2^32 - 1)``, element
+    2k + 1 when its high 32 bits are; ``key = mix64(mix64(mix64(seed + G) + step + G) +
+    layer + G)``, G the golden-ratio constant and mix64 SplitMix64's finaliser.  This is
+    the mask of fastact.nn.dropout_forward and of the networks' Dropout layers, bit for
+    bit.
 
     Parameters
     ----------
@@ -465,7 +467,7 @@ def dropout_keep(n, p, seed, step=0, layer=0):
     >>> import fastact
     >>> keep = fastact.reference.dropout_keep(8, 0.5, seed=0)
     >>> keep.astype(int)
-    array([0, 0, 1, 1, 0, 1, 0, 1])
+    array([1, 0, 0, 0, 1, 1, 0, 1])
     >>> y, _ = fastact.nn.dropout_forward(np.ones(8), 0.5, seed=0)
     >>> bool(np.array_equal(y != 0, keep))
     True
@@ -473,10 +475,13 @@ def dropout_keep(n, p, seed, step=0, layer=0):
     key = _mix64(
         (_mix64((_mix64((seed + _GOLDEN) & _U64) + step + _GOLDEN) & _U64) + layer + _GOLDEN) & _U64
     )
-    thr = int(p * 9007199254740992.0 + 0.5)
-    i = np.arange(1, n + 1, dtype=np.uint64)
-    h = _mix64(np.uint64(key) + i * np.uint64(_GOLDEN))
-    return (h >> np.uint64(11)) >= np.uint64(thr)
+    thr = min(int(p * 4294967296.0 + 0.5), 4294967295)
+    k = np.arange(1, (n + 1) // 2 + 1, dtype=np.uint64)
+    h = _mix64(np.uint64(key) + k * np.uint64(_GOLDEN))
+    words = np.empty(2 * h.size, dtype=np.uint64)
+    words[0::2] = h & np.uint64(0xFFFFFFFF)
+    words[1::2] = h >> np.uint64(32)
+    return words[:n] >= np.uint64(thr)
 
 
 def _dropout_apply(x, p, seed, step, layer):

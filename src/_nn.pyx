@@ -20,7 +20,7 @@ never compete for the cores).
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport sqrt, exp, log1p, fabs, isfinite
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -527,7 +527,8 @@ def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step
     cdef char *yp = <char *>cnp.PyArray_DATA(y)
     cdef int dt = _dt(x), k
     cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(x)
-    cdef uint64_t key = dropout_key(seed, step, layer), thr = dropout_threshold(p)
+    cdef uint64_t key = dropout_key(seed, step, layer)
+    cdef uint32_t thr = dropout_threshold(p)
     cdef int parts = _parts(n, n // 64 + 1, n_threads)
     blk = ((n + parts - 1) // parts + 63) // 64 * 64
     with nogil:
@@ -535,6 +536,7 @@ def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step
             i0 = k * blk
             i1 = i0 + blk if i0 + blk < n else n
             if i0 < i1:
-                # element i0 + i of the whole array: the key moves by i0 golden steps
+                # element i0 + i of the whole array (i0 even: one hash per two elements):
+                # the key moves by i0 / 2 golden steps
                 dropout_apply(dt, xp + i0 * isz, yp + i0 * isz, i1 - i0,
-                              key + <uint64_t>i0 * GOLDEN, thr, 1.0 / (1.0 - p))
+                              key + <uint64_t>(i0 // 2) * GOLDEN, thr, 1.0 / (1.0 - p))

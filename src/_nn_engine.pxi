@@ -72,8 +72,10 @@ FIELDS = {"NI": NI, "NF": NF, "I_KIND": I_KIND, "I_IN": I_IN, "I_IN2": I_IN2, "I
 cdef int N_DIAG = 9
 
 
-cdef inline uint64_t dropout_threshold(double p) noexcept nogil:
-    return <uint64_t>(p * 9007199254740992.0 + 0.5)       # round(p 2^53)
+cdef inline uint32_t dropout_threshold(double p) noexcept nogil:
+    """min(round(p 2^32), 2^32 - 1): the 32-bit words >= it are the kept elements"""
+    cdef double t = p * 4294967296.0 + 0.5
+    return 4294967295U if t >= 4294967295.0 else <uint32_t>t
 
 
 cdef class Engine:

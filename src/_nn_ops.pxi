@@ -14,8 +14,10 @@ cdef Py_ssize_t BLOCK_ELEMS = 8192
 
 # ---- dropout and BatchNorm: C loops built for AVX-512 / AVX2+FMA / baseline ----------
 # (src/fa_nn_loops.h).  Dropout: SplitMix64 (Steele, Lea & Flood 2014; the finaliser of
-# java.util.SplittableRandom): element i of a layer keeps its value when the top 53 bits
-# of mix(key + (i + 1) G) are >= round(p 2^53), so P(keep) = 1 - p to 2^-53.  key mixes
+# java.util.SplittableRandom): one hash h_k = mix(key + (k + 1) G) decides two elements:
+# element 2k of a layer keeps its value when the low 32 bits of h_k are >= thr = min(round(p
+# 2^32), 2^32 - 1), element 2k + 1 when the high 32 bits are, so P(keep) = 1 - p to 2^-32
+# (and half the hashes of one per element).  key mixes
 # (seed, step, layer); the mask is a pure function of (seed, step, layer, i): the same
 # for any thread count, never stored, and reproduced bit for bit by
 # fastact.reference.dropout_keep.  BatchNorm (PyTorch BatchNorm1d): training normalises
@@ -25,9 +27,9 @@ cdef Py_ssize_t BLOCK_ELEMS = 8192
 
 cdef extern from "fa_nn_loops.h" nogil:
     uint64_t dropout_key "fa_dropout_key"(uint64_t seed, uint64_t step, uint64_t layer)
-    void fa_dropout_f32(const float *x, float *y, Py_ssize_t n, uint64_t key, uint64_t thr,
+    void fa_dropout_f32(const float *x, float *y, Py_ssize_t n, uint64_t key, uint32_t thr,
                         float scale)
-    void fa_dropout_f64(const double *x, double *y, Py_ssize_t n, uint64_t key, uint64_t thr,
+    void fa_dropout_f64(const double *x, double *y, Py_ssize_t n, uint64_t key, uint32_t thr,
                         double scale)
     void fa_col_sum_f32(const float *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *s)
     void fa_col_sum_f64(const double *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *s)
@@ -97,7 +99,7 @@ cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 
 
 cdef inline void dropout_apply(int dt, const void *x, void *y, Py_ssize_t n, uint64_t key,
-                               uint64_t thr, double scale) noexcept nogil:
+                               uint32_t thr, double scale) noexcept nogil:
     if dt == FA_F32:
         fa_dropout_f32(<const float *>x, <float *>y, n, key, thr, <float>scale)
     else:

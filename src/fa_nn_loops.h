@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fa_math.h"     /* fa_exp (read only here: the kernels' file) */
 #include "fa_mathf.h"    /* fa_expf */
@@ -26,12 +27,14 @@
 #if FA_HAVE_AVX2_BUILD && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) \
     && defined(__linux__)
 #define FA_NN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FA_NN_V4 1
 #else
 #define FA_NN_CLONES
 #endif
 
-/* SplitMix64 (Steele, Lea & Flood 2014): element i of a mask keeps its value when the
- * top 53 bits of mix(key + (i + 1) G) are >= thr = round(p 2^53). */
+/* SplitMix64 (Steele, Lea & Flood 2014): one hash gives two elements of a mask.  With
+ * h_k = mix(key + (k + 1) G), element 2k keeps its value when the low 32 bits of h_k are
+ * >= thr = min(round(p 2^32), 2^32 - 1), element 2k + 1 when the high 32 bits are. */
 #define FA_GOLDEN 0x9E3779B97F4A7C15ULL
 
 static inline uint64_t fa_mix64(uint64_t z)
@@ -46,18 +49,149 @@ static inline uint64_t fa_dropout_key(uint64_t seed, uint64_t step, uint64_t lay
     return fa_mix64(fa_mix64(fa_mix64(seed + FA_GOLDEN) + step + FA_GOLDEN) + layer + FA_GOLDEN);
 }
 
-#define FA_NN_LOOPS(T, S)                                                                  \
-/* y[i] = x[i] scale where kept, else 0 (y may be x) */                                   \
-FA_NN_CLONES static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t key,      \
-                                        uint64_t thr, T scale)                             \
+/* Dropout: y[i] = x[i] scale where element i is kept, else 0 (y may be x).  Element i's
+ * word is word i of the hash stream h_0, h_1, ... read as pairs of 32-bit words (low word
+ * first).  Blocks of W elements: W / 2 hashes (a vector of 64-bit lanes) are the W words
+ * (a vector of 32-bit lanes).  Written with GCC's generic vectors (gcc vectorises neither
+ * the scalar hash nor the select after it): W = 16 (512-bit vectors) for AVX-512, whose
+ * vpmullq multiplies 64-bit lanes; W = 8 (256-bit) elsewhere, where a 64-bit product
+ * takes three 32-bit ones and wider generic vectors spill. */
+typedef uint64_t fa_u64v8 __attribute__((vector_size(64)));
+typedef uint64_t fa_u64v4 __attribute__((vector_size(32)));
+typedef uint32_t fa_u32v16 __attribute__((vector_size(64)));
+typedef uint32_t fa_u32v8 __attribute__((vector_size(32)));
+typedef int32_t fa_i32v16 __attribute__((vector_size(64)));
+typedef int32_t fa_i32v8 __attribute__((vector_size(32)));
+typedef int32_t fa_i32v4 __attribute__((vector_size(16)));
+typedef int64_t fa_i64v8 __attribute__((vector_size(64)));
+typedef int64_t fa_i64v4 __attribute__((vector_size(32)));
+typedef float fa_f32v16 __attribute__((vector_size(64)));
+typedef float fa_f32v8 __attribute__((vector_size(32)));
+typedef double fa_f64v8 __attribute__((vector_size(64)));
+typedef double fa_f64v4 __attribute__((vector_size(32)));
+
+#define FA_AI static inline __attribute__((always_inline))
+
+/* W elements from counter c: keep (all ones where kept, else 0), then y = x scale & keep
+ * (float32: one vector; float64: two halves of W / 2 doubles).  H = W / 2. */
+#define FA_DROPOUT_BLOCKS(W, H)                                                            \
+FA_AI void fa_keep_w##W(uint64_t c, uint32_t thr, fa_i32v##W *keep)                        \
+{                                                                                          \
+    fa_u64v##H z;                                                                          \
+    for (int k = 0; k < H; k++) z[k] = (uint64_t)k;                                        \
+    z = c + z * FA_GOLDEN;                                                                 \
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;                                           \
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;                                           \
+    z = z ^ (z >> 31);                                                                     \
+    fa_u32v##W w;                                                                          \
+    fa_words_##W(&z, &w);                                                                  \
+    *keep = (fa_i32v##W)(w >= thr);                                                        \
+}                                                                                          \
+FA_AI void fa_drop_f32_w##W(const float *x, float *y, const fa_i32v##W *keep, float scale)\
+{                                                                                          \
+    fa_f32v##W v;                                                                          \
+    fa_i32v##W r;                                                                          \
+    memcpy(&v, x, sizeof v);                                                               \
+    v = v * scale;                                                                         \
+    memcpy(&r, &v, sizeof r);                                                              \
+    r &= *keep;                                                                            \
+    memcpy(y, &r, sizeof r);                                                               \
+}                                                                                          \
+FA_AI void fa_drop_f64_w##W(const double *x, double *y, const fa_i32v##W *keep,         \
+                             double scale)                                                 \
+{                                                                                          \
+    for (int h = 0; h < 2; h++) {                                                          \
+        fa_i32v##H k;                                                                      \
+        fa_f64v##H v;                                                                      \
+        fa_i64v##H r;                                                                      \
+        memcpy(&k, (const int32_t *)keep + H * h, sizeof k);                               \
+        memcpy(&v, x + H * h, sizeof v);                                                   \
+        v = v * scale;                                                                     \
+        memcpy(&r, &v, sizeof r);                                                          \
+        r &= __builtin_convertvector(k, fa_i64v##H);                                       \
+        memcpy(y + H * h, &r, sizeof r);                                                   \
+    }                                                                                      \
+}
+
+/* the hashes' 32-bit words, low word first */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FA_WORDS(W, H)                                                                     \
+FA_AI void fa_words_##W(const fa_u64v##H *z, fa_u32v##W *w) { memcpy(w, z, sizeof *w); }
+#else
+#define FA_WORDS(W, H)                                                                     \
+FA_AI void fa_words_##W(const fa_u64v##H *z, fa_u32v##W *w)                                \
+{                                                                                          \
+    for (int j = 0; j < H; j++) {                                                          \
+        (*w)[2 * j] = (uint32_t)(*z)[j];                                                   \
+        (*w)[2 * j + 1] = (uint32_t)((*z)[j] >> 32);                                       \
+    }                                                                                      \
+}
+#endif
+FA_WORDS(16, 8)
+FA_WORDS(8, 4)
+FA_DROPOUT_BLOCKS(16, 8)
+FA_DROPOUT_BLOCKS(8, 4)
+
+/* whole blocks of W, then the last n % W elements through a block on the stack */
+#define FA_DROPOUT(T, S, W, ATTR)                                                          \
+ATTR static void fa_dropout_##S##_w##W(const T *x, T *y, ptrdiff_t n, uint64_t key,        \
+                                       uint32_t thr, T scale)                              \
 {                                                                                          \
     const uint64_t base = key + FA_GOLDEN;                                                 \
-    for (ptrdiff_t i = 0; i < n; i++) {                                                    \
-        uint64_t h = fa_mix64(base + (uint64_t)i * FA_GOLDEN);                             \
-        T v = x[i] * scale;                                                                \
-        y[i] = (h >> 11) >= thr ? v : (T)0;                                                \
+    fa_i32v##W keep;                                                                       \
+    ptrdiff_t i = 0;                                                                       \
+    for (; i + W <= n; i += W) {                                                           \
+        fa_keep_w##W(base + (uint64_t)(i >> 1) * FA_GOLDEN, thr, &keep);                   \
+        fa_drop_##S##_w##W(x + i, y + i, &keep, scale);                                    \
     }                                                                                      \
-}                                                                                          \
+    if (i < n) {                                                                           \
+        T t[W] = {0};                                                                      \
+        for (ptrdiff_t j = 0; i + j < n; j++) t[j] = x[i + j];                             \
+        fa_keep_w##W(base + (uint64_t)(i >> 1) * FA_GOLDEN, thr, &keep);                   \
+        fa_drop_##S##_w##W(t, t, &keep, scale);                                            \
+        for (ptrdiff_t j = 0; i + j < n; j++) y[i + j] = t[j];                             \
+    }                                                                                      \
+}
+
+#ifdef FA_NN_V4
+#define FA_NN_V4_ONLY __attribute__((target("arch=x86-64-v4")))
+#define FA_NN_V3_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+FA_DROPOUT(float, f32, 16, FA_NN_V4_ONLY)
+FA_DROPOUT(double, f64, 16, FA_NN_V4_ONLY)
+#else
+#define FA_NN_V3_CLONES
+#endif
+FA_DROPOUT(float, f32, 8, FA_NN_V3_CLONES)
+FA_DROPOUT(double, f64, 8, FA_NN_V3_CLONES)
+
+/* W = 16 where the CPU runs AVX-512 (the same mask and results whichever runs) */
+#ifdef FA_NN_V4
+static int fa_nn_v4 = -1;
+#define FA_DROPOUT_PICK(T, S)                                                              \
+static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t key, uint32_t thr,      \
+                           T scale)                                                        \
+{                                                                                          \
+    if (fa_nn_v4 < 0) {                                                                    \
+        __builtin_cpu_init();                                                              \
+        fa_nn_v4 = __builtin_cpu_supports("x86-64-v4") != 0;                               \
+    }                                                                                      \
+    if (fa_nn_v4)                                                                          \
+        fa_dropout_##S##_w16(x, y, n, key, thr, scale);                                    \
+    else                                                                                   \
+        fa_dropout_##S##_w8(x, y, n, key, thr, scale);                                     \
+}
+#else
+#define FA_DROPOUT_PICK(T, S)                                                              \
+static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t key, uint32_t thr,      \
+                           T scale)                                                        \
+{                                                                                          \
+    fa_dropout_##S##_w8(x, y, n, key, thr, scale);                                         \
+}
+#endif
+FA_DROPOUT_PICK(float, f32)
+FA_DROPOUT_PICK(double, f64)
+
+#define FA_NN_LOOPS(T, S)                                                                  \
 /* Column loops: rows of ld elements, columns [0, n) (a block of columns when ld > n,
  * so that threads can split the columns).
  * s[j] += sum_r x[r, j] */                                                                \
@@ -258,7 +392,6 @@ FA_NN_CLONES static void fa_bn_bwd_dx_f32(const float *du, const float *x, float
 #define fa_col_shifted_sums_f32 fa_col_shifted_sums_f32_generic
 #define fa_col_sqdev_f32 fa_col_sqdev_f32_generic
 #define fa_col_scale_f32 fa_col_scale_f32_generic
-#define fa_dropout_f32 fa_dropout_f32_generic
 
 /* ---- the training step's whole-parameter passes ------------------------------------ */
 

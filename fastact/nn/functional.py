@@ -756,8 +756,8 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
     >>> x = np.ones((2, 4))
     >>> y, cache = fastact.nn.dropout_forward(x, 0.5, seed=0)
     >>> y
-    array([[0., 0., 2., 2.],
-           [0., 2., 0., 2.]])
+    array([[2., 0., 0., 0.],
+           [2., 2., 0., 2.]])
     >>> y_eval, _ = fastact.nn.dropout_forward(x, 0.5, seed=0, training=False)
     >>> bool((y_eval == x).all())
     True
@@ -809,8 +809,8 @@ def dropout_backward(grad_y, cache, *, n_threads=None):
     >>> y, cache = fastact.nn.dropout_forward(np.ones((2, 4)), 0.5, seed=0)
     >>> grad_x = fastact.nn.dropout_backward(np.full((2, 4), 0.5), cache)
     >>> grad_x
-    array([[0., 0., 1., 1.],
-           [0., 1., 0., 1.]])
+    array([[1., 0., 0., 0.],
+           [1., 1., 0., 1.]])
     """
     from .. import _nn
 
