@@ -368,18 +368,20 @@ def batchnorm_forward(
     return y, BatchNormCache(x, gamma, mean, invstd, bool(training))
 
 
-def _bn_stats(x, rm, rv, momentum, eps, training):
-    """(mean, 1 / sqrt(var + eps)) in float64; in training the batch's (biased variance),
-    with the running statistics moved towards the batch's (unbiased variance)."""
+def _bn_stats(x, rm, rv, momentum, eps, training, shift=0.0):
+    """(mean, 1 / sqrt(var + eps)) in float64 of x, whose layer's values are x + shift (a
+    dense bias folded in: the running mean is x + shift's); in training the batch's
+    (biased variance), with the running statistics moved towards the batch's (unbiased
+    variance)."""
     if not training:
-        return _f64(rm).copy(), 1.0 / np.sqrt(_f64(rv) + eps)
+        return _f64(rm) - shift, 1.0 / np.sqrt(_f64(rv) + eps)
     x64 = _f64(x)
     rows = x64.shape[0]
     mean = x64.sum(axis=0) / rows
     var = ((x64 - mean) ** 2).sum(axis=0) / rows
     if rm is not None:
         unbias = rows / (rows - 1) if rows > 1 else 1.0
-        rm[...] = (1.0 - momentum) * _f64(rm) + momentum * mean
+        rm[...] = (1.0 - momentum) * _f64(rm) + momentum * (mean + shift)
         rv[...] = (1.0 - momentum) * _f64(rv) + momentum * var * unbias
     return mean, 1.0 / np.sqrt(var + eps)
 
@@ -588,7 +590,8 @@ class NumpyEngine:
         x = T[o.in_]
         rm = self.state[o.rm : o.rm + o.n]
         rv = self.state[o.rv : o.rv + o.n]
-        mean, invstd = _bn_stats(x, rm, rv, o.momentum, o.eps, training)
+        shift = _f64(self._P(o.b, o.n)) if o.b >= 0 else 0.0
+        mean, invstd = _bn_stats(x, rm, rv, o.momentum, o.eps, training, shift)
         u = (
             (_f64(x) - mean) * (invstd * _f64(self._P(o.gamma, o.n))) + _f64(self._P(o.beta, o.n))
         ).astype(self.dtype)
@@ -656,6 +659,11 @@ class NumpyEngine:
         dx, dgamma, dbeta = _bn_backward(du, T[o.in_], gamma, mean, invstd, training)
         self.grad[o.gamma : o.gamma + o.n] = dgamma
         self.grad[o.beta : o.beta + o.n] = dbeta
+        if o.b >= 0:  # a folded dense bias: sum_r dx, exactly 0 in training
+            gb = self.grad[o.b : o.b + o.n]
+            gb[...] = 0.0 if training else invstd * _f64(gamma) * dbeta
+            if rec is not None:
+                rec[1] = np.linalg.norm(_f64(gb))
         if rec is not None:
             rec[7] = np.linalg.norm(_f64(self.grad[o.gamma : o.gamma + o.n]))
             rec[8] = np.linalg.norm(_f64(self.grad[o.beta : o.beta + o.n]))

@@ -14,7 +14,7 @@
 cdef enum:
     OP_GEMM = 0         # y = x W
     OP_BIAS_ACT = 1     # y = act(x + b), or act(x) without a bias
-    OP_BN = 2           # y = act(gamma (x - mean) / sqrt(var + eps) + beta)
+    OP_BN = 2           # y = act(gamma (x [+ b] - mean) / sqrt(var + eps) + beta)
     OP_DROPOUT = 3      # y = x mask / (1 - p) in training, x in evaluation
     OP_ADD = 4          # y = x + x2 (a residual connection)
     OP_PRELU = 5        # y = prelu(x + b; learnable slopes)
@@ -362,26 +362,36 @@ cdef class Engine:
         cdef char *rv = self.p_state + oi[I_RV] * self.isz
         cdef char *gamma = self._P(oi[I_GAMMA])
         cdef char *beta = self._P(oi[I_BETA])
+        cdef char *pb = self._P(oi[I_B])
         cdef int act = <int>oi[I_ACT]
+        cdef double bj = 0.0
+        # pb: a dense layer's bias folded in (x is the GEMM's output, x + b the layer's):
+        # the statistics of x + b are x's with the mean shifted by b, and x + b - mean is
+        # x - (mean - b), so the bias enters only the running mean and evaluation's shift
         if training:
             col_stats(self.dt, x, rows, n, n, mean, invstd)
             unbias = <double>rows / (rows - 1) if rows > 1 else 1.0
             for j in range(n):
+                if pb != NULL:
+                    bj = (<float *>pb)[j] if self.dt == FA_F32 else (<double *>pb)[j]
                 if self.dt == FA_F32:
-                    (<float *>rm)[j] = <float>((1.0 - mom) * (<float *>rm)[j] + mom * mean[j])
+                    (<float *>rm)[j] = <float>((1.0 - mom) * (<float *>rm)[j]
+                                               + mom * (mean[j] + bj))
                     (<float *>rv)[j] = <float>((1.0 - mom) * (<float *>rv)[j]
                                                + mom * invstd[j] * unbias)
                 else:
-                    (<double *>rm)[j] = (1.0 - mom) * (<double *>rm)[j] + mom * mean[j]
+                    (<double *>rm)[j] = (1.0 - mom) * (<double *>rm)[j] + mom * (mean[j] + bj)
                     (<double *>rv)[j] = (1.0 - mom) * (<double *>rv)[j] + mom * invstd[j] * unbias
                 invstd[j] = 1.0 / sqrt(invstd[j] + eps)
         else:
             for j in range(n):
+                if pb != NULL:
+                    bj = (<float *>pb)[j] if self.dt == FA_F32 else (<double *>pb)[j]
                 if self.dt == FA_F32:
-                    mean[j] = (<float *>rm)[j]
+                    mean[j] = <double>(<float *>rm)[j] - bj
                     invstd[j] = 1.0 / sqrt(<double>(<float *>rv)[j] + eps)
                 else:
-                    mean[j] = (<double *>rm)[j]
+                    mean[j] = (<double *>rm)[j] - bj
                     invstd[j] = 1.0 / sqrt((<double *>rv)[j] + eps)
         for j in range(n):
             sc[j] = invstd[j] * ((<float *>gamma)[j] if self.dt == FA_F32 else (<double *>gamma)[j])
@@ -629,6 +639,16 @@ cdef class Engine:
             r0 += nb
         from_double(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, sdux, n)
         from_double(self.dt, self.p_grad + oi[I_BETA] * self.isz, sdu, n)
+        for j in range(n):
+            c1[j] = invstd[j] * ((<float *>gamma)[j] if self.dt == FA_F32 else (<double *>gamma)[j])
+        if oi[I_B] >= 0:
+            # the folded bias: its gradient is sum_r dx = c1 (sdu - rows m1 - m2 sum_r xhat)
+            # = 0 in training (the output does not depend on it), sum_r du c1 otherwise
+            for j in range(n):
+                m1[j] = 0.0 if training else c1[j] * sdu[j]
+            from_double(self.dt, self.p_grad + oi[I_B] * self.isz, m1, n)
+            if diag and r >= 0:
+                dg[1] = sqrt(sumsq(self.dt, self.p_grad + oi[I_B] * self.isz, n))
         if diag and r >= 0:
             dg[7] = sqrt(sumsq(self.dt, self.p_grad + oi[I_GAMMA] * self.isz, n))
             dg[8] = sqrt(sumsq(self.dt, self.p_grad + oi[I_BETA] * self.isz, n))
@@ -638,7 +658,6 @@ cdef class Engine:
         if oi[I_GIN] < 0:
             return
         for j in range(n):
-            c1[j] = invstd[j] * ((<float *>gamma)[j] if self.dt == FA_F32 else (<double *>gamma)[j])
             m1[j] = sdu[j] / rows
             m2[j] = sdux[j] / rows
         if training:

@@ -462,6 +462,69 @@ def test_evaluation_mode_is_deterministic_and_uses_running_statistics(be):
 
 
 @pytest.mark.parametrize("be", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_dense_bias_before_batchnorm_is_folded_into_it(be, dtype):
+    """MLP(batchnorm="before"): the dense layer's bias pass is folded into the BatchNorm op
+    (no op of its own).  The bias still shifts the running mean and the evaluation-mode
+    output, as an explicit x W + b would; its training gradient is exactly 0 (the output
+    does not depend on it) and its evaluation-mode gradient is sum_r dL/d(x W + b)."""
+    _, MLP, Sequential = be
+    X, y = _data(dtype=dtype)
+    net = MLP([12, 16, 4], "tanh", batchnorm="before", dtype=dtype, seed=0)
+    kinds = [o.kind for o in net._program.ops]
+    assert kinds == ["gemm", "batchnorm", "gemm", "bias_act"]
+    W, b = net.params[0]
+    b[...] = np.linspace(-3.0, 3.0, b.size)  # a bias that moves the statistics
+    momentum, eps = 0.1, 1e-5
+    net.compute_gradients(X, y)  # training: batch statistics, running ones updated
+    z = X.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)
+    sd = net.state_dict()
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sd["1.running_mean"], momentum * z.mean(axis=0), **tol)
+    np.testing.assert_allclose(
+        sd["1.running_var"], (1 - momentum) + momentum * z.var(axis=0, ddof=1), **tol
+    )
+    gb = net.grad_dict()["0.b"]
+    assert np.array_equal(gb, np.zeros_like(gb))
+    # evaluation: the running statistics normalise x W + b
+    net.eval()
+    h = np.tanh(
+        sd["1.gamma"] * (z - sd["1.running_mean"]) / np.sqrt(sd["1.running_var"] + eps)
+        + sd["1.beta"]
+    )
+    want = h @ net.params[1][0] + net.params[1][1]
+    np.testing.assert_allclose(net.forward(X), want, **tol)
+    # the evaluation-mode bias gradient: central differences of the loss (float64)
+    if dtype == np.float64:
+        net.compute_gradients(X, y)
+        got = net.grad_dict()["0.b"].copy()
+        assert np.abs(got).max() > 1e-3
+        fd = np.empty_like(got)
+        for j in range(b.size):
+            old = b[j]
+            b[j] = old + 1e-6
+            lp = net.evaluate(X, y)["loss"]
+            b[j] = old - 1e-6
+            lm = net.evaluate(X, y)["loss"]
+            b[j] = old
+            fd[j] = (lp - lm) / 2e-6
+        np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-9)
+    # a BatchNorm without its own activation folds the bias too, and a later activation
+    # layer still names the dense layer's activation in the diagnostics
+    seq = Sequential(
+        [Dense(16), BatchNorm(), ActivationLayer("tanh"), Dense(4)], n_in=12, dtype=dtype
+    )
+    assert [o.kind for o in seq._program.ops] == [
+        "gemm",
+        "batchnorm",
+        "bias_act",
+        "gemm",
+        "bias_act",
+    ]
+    assert seq._program.diag_rows[0]["activation"] == "tanh"
+
+
+@pytest.mark.parametrize("be", BACKENDS)
 def test_modes(be):
     _, MLP, _ = be
     net = MLP([4, 5, 3], "relu", dropout=0.5)

@@ -412,6 +412,17 @@ class BatchNorm(Layer):
         from ._engine_support import max_derivative
 
         n = b.widths[x]
+        # A linear dense layer's bias pass right before (MLP's batchnorm="before"): the
+        # normalisation takes the shift out, so the op reads the GEMM's output and folds
+        # the bias in (the running mean's, and evaluation's, shift; a gradient of exactly
+        # 0 in training) instead of a pass of its own over the data.
+        pre_b, claims = -1, None
+        if b.pending is not None and b.pending == len(b.ops) - 1:
+            po = b.ops[b.pending]
+            if po.kind == "bias_act" and po.kname == "identity" and po.out == x and po.b >= 0:
+                pre_b, x = po.b, po.in_
+                b.ops.pop()
+                claims, b.pending = b.pending, None
         gamma = b.param(path + ".gamma", (n,), ("fill", 1.0), path)
         beta = b.param(path + ".beta", (n,), ("fill", 0.0), path)
         rm = b.buffer(path + ".running_mean", n, 0.0, path)
@@ -425,22 +436,23 @@ class BatchNorm(Layer):
             b.diag_rows[row]["batchnorm"] = True
         act_op = 0
         has_act = self.activation != "identity"
-        if has_act and b.pending is not None:
+        if has_act and (b.pending is not None or claims is not None):
             act_op = 1
             b.diag_rows[row]["activation"] = self.activation
-            b.pending = None
+            b.pending = claims = None
         fused = self.activation != "prelu"
         kname = self._kname if fused else "identity"
         saves_in = fused and has_act and R.saves(self.activation) == "input"
         aux = b.tensor(n) if saves_in else -1
         y = b.tensor(n)
-        b.op(
+        i = b.op(
             "batchnorm",
             path=path,
             in_=x,
             out=y,
             k=n,
             n=n,
+            b=pre_b,
             gamma=gamma.offset,
             beta=beta.offset,
             rm=rm.offset,
@@ -459,6 +471,8 @@ class BatchNorm(Layer):
                 kname, self._p if fused else (0.0,) * 4, "input" if saves_in else "output"
             ),
         )
+        if claims is not None:  # the folded layer's activation is still to come
+            b.pending = i
         if not fused:
             y, _ = _emit_activation(
                 b, ctx, y, "prelu", self.params, "prelu", self._p, None, row, act_op, path
