@@ -348,8 +348,6 @@ def test_network_native_matches_reference_float64(act, opts):
     a = fastact.MLP(sizes, act, dtype=np.float64, seed=3, **opts)
     r = ref.MLP(sizes, act, dtype=np.float64, seed=3, **opts)
     assert np.array_equal(a.theta, r.theta) and np.array_equal(a.state, r.state)
-    # (SGD: Adam would turn the rounding noise in the gradient of a bias before BatchNorm,
-    # whose true gradient is zero, into full-size steps that differ between the engines)
     oa, orr = optim.SGD(0.1, momentum=0.9), optim.SGD(0.1, momentum=0.9)
     for _ in range(3):
         la, lr = a.train_step(X, y, oa), r.train_step(X, y, orr)

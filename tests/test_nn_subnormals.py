@@ -416,8 +416,7 @@ def test_dropout_backward_mask_is_the_forwards(act, bn):
         (ln, gn), (lt, gt) = _grads(net, X, y), _grads(twin, X, y)
         assert ln == pytest.approx(lt, rel=1e-12)
         np.testing.assert_allclose(gn, gt, rtol=1e-10, atol=1e-14)
-        if bn != "before":  # (a bias before BatchNorm has a rounding-noise gradient)
-            assert np.array_equal(gn == 0, gt == 0)  # the same units dropped
+        assert np.array_equal(gn == 0, gt == 0)  # the same units dropped
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
