@@ -28,6 +28,10 @@ typedef struct {
     fa_bwd_fn bwd[2];
     fa_bias_fwd_fn bias_fwd[2];
     fa_bias_bwd_fn bias_bwd[2];
+    /* 1: fa_bias_fwd adds the bias and runs fwd over blocks of rows in L1 instead of
+     * bias_fwd (set where a hand-vectorised fwd replaced the auto-vectorised one but
+     * no bias loop came with it: fa_mark_bias_split) */
+    unsigned char bias_split[2];
 } fa_act_loops;
 
 typedef struct {
@@ -51,6 +55,16 @@ typedef struct {
 #else
 #define FA_PREFETCH(p) ((void)0)
 #endif
+
+/* mark bias_split in t: the activations whose fwd differs from the auto-vectorised
+ * table's while their bias_fwd is still the auto-vectorised one */
+static inline void fa_mark_bias_split(fa_impl *t, const fa_impl *autov)
+{
+    for (int a = 0; a < FA_N_ACT; a++)
+        for (int d = 0; d < 2; d++)
+            t->act[a].bias_split[d] = t->act[a].fwd[d] != autov->act[a].fwd[d]
+                                      && t->act[a].bias_fwd[d] == autov->act[a].bias_fwd[d];
+}
 
 extern const fa_impl fa_impl_baseline;
 #if FA_HAVE_AVX2_BUILD

@@ -271,6 +271,7 @@ const fa_impl *fa_avx2_table(void)
         table.act[FA_ACT_hardsigmoid].fwd[FA_F32] = L_hardsigmoid_fwd_pw_avx2;
         table.act[FA_ACT_hardswish].fwd[FA_F32] = L_hardswish_fwd_pw_avx2;
         table.act[FA_ACT_leaky_relu].bwd[FA_F32] = L_leaky_relu_bwd_pw_avx2;
+        fa_mark_bias_split(&table, &fa_impl_avx2_auto);
         ready = 1;
     }
     return &table;
