@@ -7,7 +7,9 @@ package under FASTACT_PUREPYTHON=1.
 
 The math is written for obviousness, in float64 whatever the input dtype
 (a float32 result is the float64 value rounded once), using the stable form
-of each formula where the textbook one overflows or cancels.  It runs under
+of each formula where the textbook one overflows or cancels.  One exception:
+a float32 network's optimizer update computes in float32, operation by
+operation as the native loop and PyTorch's float32 update do (_update_f32).  It runs under
 np.errstate(all="ignore"): where a formula meets inf * 0 or an overflow in a
 branch that np.where then discards, the selects give the limit, and the
 tests check those limits.  Each entry of
@@ -903,6 +905,9 @@ class NumpyEngine:
             coef = h[5] / (norm + 1e-6)
             if coef < 1:
                 g[...] = _f64(g) * coef
+        if p.dtype == np.float32:
+            _update_f32(kind, h, p, g, s1, s2, t)
+            return
         p64, g64 = _f64(p), _f64(g)
         if kind == "sgd":
             lr, momentum, wd, nesterov = h[0], h[1], h[2], h[3] != 0
@@ -922,6 +927,36 @@ class NumpyEngine:
         s2[...] = b2 * _f64(s2) + (1 - b2) * d * d
         denom = np.sqrt(_f64(s2)) / np.sqrt(1 - b2**t) + eps
         p[...] = p64 - lr / (1 - b1**t) * _f64(s1) / denom
+
+
+def _update_f32(kind, h, p, g, s1, s2, t):
+    """The float32 update in place: the operations of src/fa_nn_loops.h's fa_sgd_f32 /
+    fa_adam_f32 (torch.optim's single-tensor CPU steps), each in float32 and rounded, in
+    their order, every hyperparameter rounded to float32 once: the native result bit for
+    bit (the native loops are built without FMA contraction)."""
+    f = np.float32
+    if kind == "sgd":
+        lr, momentum, wd, nesterov = float(h[0]), float(h[1]), float(h[2]), h[3] != 0
+        nlr, fm = f(-lr), f(momentum)
+        d = g + f(wd) * p
+        if momentum:
+            s1[...] = d if t == 1 else s1 * fm + d
+            d = d + fm * s1 if nesterov else s1
+        p[...] = p + nlr * d
+        return
+    lr, b1, b2, eps, wd = (float(v) for v in h[:5])
+    w = f(1 - b1)
+    small = w < 0.5  # ATen's lerp: m + w (g - m), or g + (w - 1) (g - m) when w >= 0.5
+    cw = w if small else w - f(1)
+    if kind == "adamw":
+        p[...] = p * f(1 - lr * wd)
+        d = g
+    else:
+        d = g + f(wd) * p if wd != 0 else g
+    s1[...] = (s1 if small else d) + cw * (d - s1)
+    s2[...] = s2 * f(b2) + f(1 - b2) * d * d
+    denom = np.sqrt(s2) / f(np.sqrt(1 - b2**t)) + f(eps)
+    p[...] = p + f(-(lr / (1 - b1**t))) * s1 / denom
 
 
 def sk_output_loss(out_kind, z, labels, target, sw, sw_sum, eps):

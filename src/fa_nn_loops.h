@@ -422,7 +422,8 @@ FA_NN_CLONES static int fa_nonfinite_f64(const double *a, ptrdiff_t n)
     return mx == 0x7ff0000000000000ull;
 }
 
-/* torch.optim.SGD (dampening 0): g += wd p; buf = g (first step) or momentum buf + g;
+/* The float64 updates (the float32 ones, in float, follow).
+ * torch.optim.SGD (dampening 0): g += wd p; buf = g (first step) or momentum buf + g;
  * g = g + momentum buf (nesterov) or buf; p -= lr g.  In double, rounded where PyTorch
  * stores (buf, p); one branch-free loop per case. */
 #define FA_NN_OPT(T, S)                                                                    \
@@ -474,8 +475,100 @@ FA_NN_CLONES static void fa_adam_##S(T *restrict p, const T *restrict g, T *rest
     }                                                                                      \
 }
 
-FA_NN_OPT(float, f32)
 FA_NN_OPT(double, f64)
+
+/* The float32 updates: every operation in float, each rounded (no FMA contraction: the
+ * pragma below), so that every clone (AVX-512, AVX2, baseline) gives the same bits and
+ * fastact.reference's float32 update, NumPy operation by operation, gives them too.  PyTorch
+ * rounds the same operations, except that ATen's vectorised add-with-alpha and lerp use
+ * fmadd (the L2 term, lerp's product, SGD's p + (-lr) d): there the two may differ by an
+ * ulp of that operation's result.  Every scalar is rounded to float once per call.  gcc
+ * vectorises the loops 16 floats to an AVX-512 vector (vsqrtps / vdivps zmm), 8 on AVX2;
+ * the double loops above, which convert every operand float -> double -> float, took
+ * 3.5x as long for Adam (Intel Xeon, AVX-512, one thread: 64.5 -> 18.4 us for 33,930
+ * parameters, 1251 -> 357 us for 604,510; docs/guide/performance_journal.md). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+/* torch.optim.SGD (dampening 0), its single-tensor CPU path: g' = g + wd p
+ * (grad.add(param, alpha=wd)); buf = g' (first step) or buf momentum + g'
+ * (buf.mul_(momentum).add_(g')); d = g' + momentum buf (nesterov) or buf;
+ * p = p + (-lr) d (param.add_(d, alpha=-lr)). */
+FA_NN_CLONES static void fa_sgd_f32(float *restrict p, const float *restrict g,
+                                    float *restrict buf, ptrdiff_t n, double lr,
+                                    double momentum, double wd, int nesterov, int first)
+{
+    const float nlr = (float)-lr, fm = (float)momentum, fwd = (float)wd;
+    if (momentum == 0.0) {
+        if (wd == 0.0) {
+            for (ptrdiff_t i = 0; i < n; i++) p[i] = p[i] + nlr * g[i];
+        } else {
+            for (ptrdiff_t i = 0; i < n; i++) p[i] = p[i] + nlr * (g[i] + fwd * p[i]);
+        }
+        return;
+    }
+    for (ptrdiff_t i = 0; i < n; i++) {     /* one pass (gcc unswitches the two flags) */
+        float gi = g[i] + fwd * p[i];
+        float b = first ? gi : buf[i] * fm + gi;
+        buf[i] = b;
+        p[i] = p[i] + nlr * (nesterov ? gi + fm * b : b);
+    }
+}
+
+/* torch.optim.Adam / AdamW, their single-tensor CPU path (PyTorch's default on CPU):
+ *   AdamW: p = p (1 - lr wd)                          param.mul_(1 - lr * wd)
+ *   Adam:  g' = g + wd p (only when wd != 0)          grad.add(param, alpha=wd)
+ *   m = m + w (g' - m), w = 1 - b1,                   exp_avg.lerp_(grad, 1 - b1)
+ *       or g' + (w - 1) (g' - m) when w >= 0.5 (ATen's lerp, its two branches)
+ *   v = v b2 + (1 - b2) g' g'                         exp_avg_sq.mul_(b2).addcmul_(...)
+ *   p = p + (-lr / bc1) m / (sqrt(v) / bc2s + eps)    param.addcdiv_(exp_avg, denom, ...)
+ * with bc1 = 1 - b1^t, bc2s = sqrt(1 - b2^t) (the caller's, in double as PyTorch's). */
+FA_NN_CLONES static void fa_adam_f32(float *restrict p, const float *restrict g,
+                                     float *restrict m, float *restrict v, ptrdiff_t n,
+                                     double lr, double b1, double b2, double eps, double wd,
+                                     int decoupled, double bc1, double bc2s)
+{
+    const float w = (float)(1.0 - b1);
+    const int small = w < 0.5f;                 /* ATen's lerp: which end it starts from */
+    const float cw = small ? w : w - 1.0f;      /* (w - 1 exact for w in [0.5, 1]) */
+    const float fb2 = (float)b2, c2 = (float)(1.0 - b2);
+    const float fbc2s = (float)bc2s, feps = (float)eps, nstep = (float)-(lr / bc1);
+    const float shrink = (float)(1.0 - lr * wd), l2 = (float)wd;
+    if (decoupled) {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float pi = p[i] * shrink;           /* exact when wd = 0 (shrink = 1) */
+            float gi = g[i], d = gi - m[i];
+            float mi = (small ? m[i] : gi) + cw * d;
+            float vi = v[i] * fb2;
+            vi = vi + c2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi + nstep * mi / (sqrtf(vi) / fbc2s + feps);
+        }
+    } else {
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float pi = p[i];
+            float gi = wd != 0.0 ? g[i] + l2 * pi : g[i], d = gi - m[i];
+            float mi = (small ? m[i] : gi) + cw * d;
+            float vi = v[i] * fb2;
+            vi = vi + c2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi + nstep * mi / (sqrtf(vi) / fbc2s + feps);
+        }
+    }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+#if defined(__clang__)
+#pragma clang fp contract(on)
+#endif
 
 /* ---- learnable PReLU with the dense layer's bias fused: u = z + b, y = u > 0 ? u : a u
  * (a: one slope per column, or one for all).  One branch-free loop per case. */
