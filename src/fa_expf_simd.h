@@ -81,6 +81,39 @@ static inline FA_V FA_GS(tanh_v)(FA_V x)
     return FA_OR(FA_ANDNOT(sgn, y), FA_AND(sgn, x));
 }
 
+/* elu = x for x > 0, else alpha expm1(x) (alpha = p.a rounded to float, as the portable
+ * loop): expm1 = 2^k q + (2^k - 1) from the exp core as in tanh_v, x clamped to -19
+ * (expm1 is -1 in float below -17.4), the sign bit set on expm1 so that elu(-0) = -0;
+ * NaN kept (x > 0 is false, the core keeps it) */
+static inline FA_V FA_GS(elu_v)(FA_V x, FA_V alpha)
+{
+    const FA_V sgn = FA_SET1(-0.0f);
+    FA_V kf, kfs;
+    FA_V q = FA_EXPM1_1(FA_MAX(FA_SET1(-19.0f), x), &kf, &kfs);
+    FA_V t = FA_SCALE(FA_SET1(1.0f), kf, kfs);                      /* 2^k */
+    FA_V em1 = FA_OR(FA_FMA(t, q, FA_SUB(t, FA_SET1(1.0f))), sgn);
+    return FA_SEL_GT(x, FA_SETZERO(), x, FA_MUL(alpha, em1));
+}
+
+static void FA_GS(L_elu_fwd)(const void *xv, void *yv, ptrdiff_t n, const fa_params *pp)
+{
+    const float *xs = (const float *)xv;
+    float *ys = (float *)yv;
+    const FA_V alpha = FA_SET1((float)pp->a);
+    ptrdiff_t i = 0;
+    for (; i + FA_SIMD_W <= n; i += FA_SIMD_W) {
+        FA_PREFETCH(xs + i);
+        FA_PREFETCH(ys + i);
+        FA_STOREU(ys + i, FA_GS(elu_v)(FA_LOADU(xs + i), alpha));
+    }
+    if (i < n) {
+        float bx[FA_SIMD_W] = {0};
+        for (ptrdiff_t j = 0; j < n - i; j++) bx[j] = xs[i + j];
+        FA_STOREU(bx, FA_GS(elu_v)(FA_LOADU(bx), alpha));
+        for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = bx[j];
+    }
+}
+
 /* softplus' for beta = 2^k (z = beta x exact): z > threshold ? 1 : sigma(z);
  * p.a = beta, p.d = the threshold rounded down to float (as fa_avx512_hand.h) */
 static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov, ptrdiff_t n,
@@ -118,6 +151,7 @@ static void FA_GS(install_expf)(fa_impl *t)
 {
     t->act[FA_ACT_sigmoid].fwd[FA_F32] = FA_GS(L_sigmoid_fwd);
     t->act[FA_ACT_tanh].fwd[FA_F32] = FA_GS(L_tanh_fwd);
+    t->act[FA_ACT_elu].fwd[FA_F32] = FA_GS(L_elu_fwd);
     t->act[FA_ACT_silu].fwd[FA_F32] = FA_GS(L_silu_fwd);
     t->act[FA_ACT_silu].bwd[FA_F32] = FA_GS(L_silu_bwd);
     t->act[FA_ACT_log_sigmoid].bwd[FA_F32] = FA_GS(L_log_sigmoid_bwd);
