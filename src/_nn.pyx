@@ -38,6 +38,9 @@ ctypedef void (*bias_bwd_t)(int, int, const void *, const void *, const void *, 
                             Py_ssize_t, Py_ssize_t, const fa_params *) noexcept nogil
 ctypedef void (*xent_t)(int, const void *, const int64_t *, const void *, void *, double *,
                         Py_ssize_t, Py_ssize_t, double) noexcept nogil
+ctypedef void (*bias_fwd_d_t)(int, int, const void *, const void *, void *, void *, Py_ssize_t,
+                              Py_ssize_t, const fa_params *) noexcept nogil
+ctypedef int (*fused_t)(int, int) noexcept nogil
 ctypedef int (*flags_t)() noexcept nogil
 ctypedef void (*restore_t)(int) noexcept nogil
 
@@ -56,6 +59,8 @@ cdef extern from "fa_api.h" nogil:
         xent_t softmax_xent
         flags_t fp_flags
         restore_t fp_restore
+        bias_fwd_d_t bias_fwd_d
+        fused_t bias_fwd_d_fused
     int FA_API_VERSION
     const char *FA_API_CAPSULE
     int FA_F32

@@ -118,6 +118,10 @@ cdef class Engine:
     cdef int64_t *p_w
     cdef int64_t *p_toff
     cdef unsigned char *p_alive
+    # per op: 1 where the forward keeps f'(z + b) over z for its backward (fa_bias_fwd_d)
+    cdef cnp.ndarray keep_d
+    cdef unsigned char *p_kd
+    cdef bint kd_on
 
     def __init__(self, int dtype_code, cnp.ndarray ops_i, cnp.ndarray ops_f, widths, alias,
                  int out_tensor, int n_slots, int n_diag_rows, Py_ssize_t n_stats, int loss,
@@ -172,7 +176,46 @@ cdef class Engine:
         self.p_of = <double *>cnp.PyArray_DATA(self.ops_f)
         self.p_w = <int64_t *>cnp.PyArray_DATA(self.widths)
         self.p_alive = <unsigned char *>cnp.PyArray_DATA(self.alive)
+        self.keep_d = self._keep_derivative_ops()
+        self.p_kd = <unsigned char *>cnp.PyArray_DATA(self.keep_d)
+        self.kd_on = True
         self.reserve(1)
+
+    def _keep_derivative_ops(self):
+        """1 for each bias + activation op whose forward can keep f'(z + b) over its input
+        z for the backward (which is then dz = g f', no second evaluation of the
+        activation): an input-saving activation with a fused forward-and-derivative loop
+        on this CPU, and z a GEMM's output that nothing else reads or shares."""
+        kd = np.zeros(max(self.n_ops, 1), np.uint8)
+        ops = self.ops_i
+        for i in range(1, self.n_ops):
+            x = ops[i, I_IN]
+            if not (ops[i, I_KIND] == OP_BIAS_ACT and ops[i, I_SAVES_IN] and x > 0
+                    and ops[i - 1, I_KIND] == OP_GEMM and ops[i - 1, I_OUT] == x
+                    and K.bias_fwd_d_fused(<int>ops[i, I_ACT], self.dt)):
+                continue
+            readers = int(np.sum((ops[:, I_IN] == x) | (ops[:, I_IN2] == x)
+                                 | (ops[:, I_AUX] == x)))
+            shared = self.alias[x] >= 0 or bool(np.any(self.alias == x))
+            if readers == 1 and not shared:
+                kd[i] = 1
+        return kd
+
+    @property
+    def keep_derivative(self):
+        """True (the default): a dense layer with an input-saving activation that has a
+        fused forward-and-derivative loop (float32 silu on the AVX2 and AVX-512 paths)
+        keeps f'(z + b) in place of z from its forward, and its backward is dz = g f'
+        (the same bits); False: the backward evaluates f' again (for measurements)."""
+        return bool(self.kd_on)
+
+    @keep_derivative.setter
+    def keep_derivative(self, bint on):
+        if self.busy:
+            raise RuntimeError(
+                "keep_derivative cannot change while this network runs a call in another "
+                "thread; set it before or after.")
+        self.kd_on = on
 
     @property
     def capacity(self):
@@ -300,7 +343,9 @@ cdef class Engine:
         if kind == OP_GEMM:
             mm_nn(self.dt, self.isz, x, self._P(oi[I_W]), y, <int>rows, <int>k, <int>n)
         elif kind == OP_BIAS_ACT:
-            if oi[I_B] >= 0:
+            if self.kd_on and self.p_kd[(oi - self.p_oi) // NI]:     # f' kept over x
+                K.bias_fwd_d(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, x, rows, n, &p)
+            elif oi[I_B] >= 0:
                 K.bias_fwd(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, rows, n, &p)
             else:
                 K.fwd(<int>oi[I_ACT], self.dt, x, y, rows * n, &p)
@@ -508,6 +553,7 @@ cdef class Engine:
         cdef char *s
         cdef char *ya
         cdef char *bsave
+        cdef bint kd
         cdef double *w0 = self.p_work
         cdef double *w1 = self.p_work + self.maxw
         cdef int64_t r = oi[I_DIAG]
@@ -529,8 +575,12 @@ cdef class Engine:
                 ya = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else NULL
             s = x if oi[I_SAVES_IN] else ya
             bsave = self._P(oi[I_B]) if oi[I_SAVES_IN] else NULL
+            kd = kind == OP_BIAS_ACT and self.kd_on and self.p_kd[(oi - self.p_oi) // NI]
             memset(w0, 0, <size_t>n * sizeof(double))
-            K.bias_bwd(<int>oi[I_ACT], self.dt, g, s, bsave, gi, w0, rows, n, &p)
+            if kd:              # x holds f'(x + b) from the forward
+                mul_colsum(self.dt, g, x, gi, w0, rows, n)
+            else:
+                K.bias_bwd(<int>oi[I_ACT], self.dt, g, s, bsave, gi, w0, rows, n, &p)
             if oi[I_B] >= 0:
                 from_double(self.dt, self.p_grad + oi[I_B] * self.isz, w0, n)
                 if diag and r >= 0:
@@ -542,9 +592,12 @@ cdef class Engine:
                     else:
                         K.fwd(<int>oi[I_ACT], self.dt, x, self.p_scr, rows * n, &p)
                     self._y_moments(dg, self.p_scr, rows * n)
-                memset(w1, 0, <size_t>n * sizeof(double))
-                K.bias_bwd(<int>oi[I_ACT], self.dt, self.p_ones, s, bsave, self.p_scr, w1,
-                           rows, n, &p)
+                if kd:
+                    memcpy(self.p_scr, x, <size_t>(m * self.isz))
+                else:
+                    memset(w1, 0, <size_t>n * sizeof(double))
+                    K.bias_bwd(<int>oi[I_ACT], self.dt, self.p_ones, s, bsave, self.p_scr, w1,
+                               rows, n, &p)
                 self._diag_act(dg, ya, gi, rows, n, of[F_THR])
             if kind == OP_BIAS_ACT_ADD:
                 self._skip_grad(oi, g, m)

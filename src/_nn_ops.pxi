@@ -77,6 +77,10 @@ cdef extern from "fa_nn_loops.h" nogil:
                        Py_ssize_t rows, Py_ssize_t C, double scale)
     double fa_xent_f64(const double *x, const int64_t *labels, double *g, double *scr,
                        Py_ssize_t rows, Py_ssize_t C, double scale)
+    void fa_mul_colsum_f32(const float *g, const float *d, float *dz, double *db,
+                           Py_ssize_t rows, Py_ssize_t n)
+    void fa_mul_colsum_f64(const double *g, const double *d, double *dz, double *db,
+                           Py_ssize_t rows, Py_ssize_t n)
     void fa_add_f32(const float *a, const float *b, float *o, Py_ssize_t n)
     void fa_add_f64(const double *a, const double *b, double *o, Py_ssize_t n)
     int fa_ftz_supported()
@@ -202,6 +206,15 @@ cdef inline void add_arrays(int dt, const void *a, const void *b, void *o,
         fa_add_f32(<const float *>a, <const float *>b, <float *>o, n)
     else:
         fa_add_f64(<const double *>a, <const double *>b, <double *>o, n)
+
+
+cdef inline void mul_colsum(int dt, const void *g, const void *d, void *dz, double *db,
+                            Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """dz = g d, db[j] += sum_r dz[r, j] (in double)"""
+    if dt == FA_F32:
+        fa_mul_colsum_f32(<const float *>g, <const float *>d, <float *>dz, db, rows, n)
+    else:
+        fa_mul_colsum_f64(<const double *>g, <const double *>d, <double *>dz, db, rows, n)
 
 
 # ---- the engine's loss: softmax cross-entropy with labels (src/fa_nn_loops.h) -----------

@@ -11,7 +11,7 @@
 
 #include "fa_kernels.h"
 
-#define FA_API_VERSION 1
+#define FA_API_VERSION 2
 #define FA_API_CAPSULE "fastact._activations.C_API"
 
 typedef struct {
@@ -27,6 +27,9 @@ typedef struct {
                          void *grad, double *loss, ptrdiff_t rows, ptrdiff_t cols, double scale);
     int (*fp_flags)(void);
     void (*fp_restore)(int flags);
+    void (*bias_fwd_d)(int act, int dtype, const void *z, const void *b, void *y, void *d,
+                       ptrdiff_t rows, ptrdiff_t cols, const fa_params *p);
+    int (*bias_fwd_d_fused)(int act, int dtype);
 } fa_api_t;
 
 /* the table (defined in fa_dispatch.c) */

@@ -147,6 +147,55 @@ void fa_bias_fwd(int act, int dtype, const void *z, const void *b, void *y, ptrd
         L->bias_fwd[dtype](z, b, y, rows, cols, p);
 }
 
+int fa_bias_fwd_d_fused(int act, int dtype)
+{
+    return act >= 0 && act < FA_N_ACT && (dtype == FA_F32 || dtype == FA_F64)
+           && fa_cur->act[act].bias_fwd_d[dtype] != NULL;
+}
+
+/* 2048 ones of each dtype: the incoming gradient that makes bwd give f' itself */
+static float fa_ones_f[2048];
+static double fa_ones_d[2048];
+static int fa_ones_ready = 0;
+
+void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, void *d,
+                   ptrdiff_t rows, ptrdiff_t cols, const fa_params *p)
+{
+    const fa_act_loops *L = &fa_cur->act[act];
+    if (L->bias_fwd_d[dtype]) {
+        L->bias_fwd_d[dtype](z, b, y, d, rows, cols, p);
+        return;
+    }
+    if (!fa_ones_ready) {      /* idempotent: a race writes the same values */
+        for (int i = 0; i < 2048; i++) {
+            fa_ones_f[i] = 1.0f;
+            fa_ones_d[i] = 1.0;
+        }
+        fa_ones_ready = 1;
+    }
+    /* u = z + b into d, y = f(u), d = f'(u) = bwd(1, u), a block of rows at a time */
+    const fa_params p0 = {0.0, 0.0, 0.0, 0.0};
+    const size_t isz = dtype == FA_F32 ? 4u : 8u;
+    const ptrdiff_t blk = cols >= 2048 ? 1 : 2048 / cols;
+    const void *ones = dtype == FA_F32 ? (const void *)fa_ones_f : (const void *)fa_ones_d;
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += blk) {
+        const ptrdiff_t nb = rows - r0 < blk ? rows - r0 : blk;
+        const size_t off = (size_t)(r0 * cols) * isz;
+        char *db = (char *)d + off;
+        if (b)
+            fa_cur->act[FA_ACT_identity].bias_fwd[dtype]((const char *)z + off, b, db, nb,
+                                                          cols, &p0);
+        else if ((const char *)z + off != db)
+            memmove(db, (const char *)z + off, (size_t)(nb * cols) * isz);
+        for (ptrdiff_t c0 = 0; c0 < nb * cols; c0 += 2048) {
+            const ptrdiff_t m = nb * cols - c0 < 2048 ? nb * cols - c0 : 2048;
+            char *u = db + (size_t)c0 * isz;
+            L->fwd[dtype](u, (char *)y + off + (size_t)c0 * isz, m, p);
+            L->bwd[dtype](ones, u, u, m, p);
+        }
+    }
+}
+
 void fa_bias_bwd(int act, int dtype, const void *g, const void *s, const void *b, void *dz,
                  double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *p)
 {
@@ -186,7 +235,7 @@ void fa_softmax_xent(int dtype, const void *x, const int64_t *labels, const void
 
 static const fa_api_t fa_api_table = {
     FA_API_VERSION, fa_fwd, fa_bwd, fa_bias_fwd, fa_bias_bwd, fa_softmax_xent,
-    fa_fp_flags, fa_fp_restore,
+    fa_fp_flags, fa_fp_restore, fa_bias_fwd_d, fa_bias_fwd_d_fused,
 };
 
 const fa_api_t *fa_api(void) { return &fa_api_table; }

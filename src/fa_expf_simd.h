@@ -41,25 +41,42 @@ static inline FA_V FA_GS(sigmoid_neg_v)(FA_V x)
 /* silu = x sigma(x): x / (1 + t) for x >= 0, x t / (1 + t) below, x itself above 20
  * (t < 2^-28 there; FA_DIVF's correction step would turn inf / 1 into NaN), x clamped
  * to [-200, 20] in the quotient so that no inf * 0 happens either */
-static inline FA_V FA_GS(silu_v)(FA_V x)
+static inline FA_V FA_GS(silu_t)(FA_V x, FA_V t)      /* t = e^-|x| */
 {
-    FA_V t = FA_GS(exp_neg_abs)(x);
     FA_V xc = FA_MIN(FA_SET1(20.0f), FA_MAX(FA_SET1(-200.0f), x));   /* NaN kept */
     FA_V y = FA_DIVF(FA_SEL_NEG(x, FA_MUL(xc, t), xc), FA_ADD(FA_SET1(1.0f), t));
     return FA_SEL_NEG(FA_SUB(FA_SET1(20.0f), x), x, y);
 }
 
+static inline FA_V FA_GS(silu_v)(FA_V x)
+{
+    return FA_GS(silu_t)(x, FA_GS(exp_neg_abs)(x));
+}
+
 /* silu' = s (1 + x c), s = sigma(x), c = sigma(-x), one reciprocal of 1 + t for both;
  * x clamped to +-200 (c = 0 or s = 0 beyond, no inf * 0) */
-static inline FA_V FA_GS(silu_dx)(FA_V x)
+static inline FA_V FA_GS(silu_dx_t)(FA_V x, FA_V t)   /* t = e^-|x| */
 {
-    FA_V t = FA_GS(exp_neg_abs)(x);
     FA_V r = FA_RCPF(FA_ADD(FA_SET1(1.0f), t));
     FA_V tr = FA_MUL(t, r);
     FA_V s = FA_SEL_NEG(x, tr, r);
     FA_V c = FA_SEL_NEG(x, r, tr);
     FA_V xc = FA_MIN(FA_SET1(200.0f), FA_MAX(FA_SET1(-200.0f), x));
     return FA_MUL(s, FA_FMA(xc, c, FA_SET1(1.0f)));
+}
+
+static inline FA_V FA_GS(silu_dx)(FA_V x)
+{
+    return FA_GS(silu_dx_t)(x, FA_GS(exp_neg_abs)(x));
+}
+
+/* silu and silu' of x with one e^-|x| (the same operations as silu_v and silu_dx: the
+ * same bits) */
+static inline FA_V FA_GS(silu_vd)(FA_V x, FA_V *d)
+{
+    FA_V t = FA_GS(exp_neg_abs)(x);
+    *d = FA_GS(silu_dx_t)(x, t);
+    return FA_GS(silu_t)(x, t);
 }
 
 /* tanh: with e = expm1(-2|x|) in (-1, 0], tanh|x| = -e / (2 + e), no cancellation
@@ -147,6 +164,41 @@ FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
 FA_GS_LOOP2(FA_GS(L_log_sigmoid_bwd), FA_GS(sigmoid_neg_v))
 FA_GS_BIAS(FA_GS(L_silu_bias_fwd), FA_GS(L_silu_bias_bwd), FA_GS(silu_v), FA_GS(silu_dx))
 
+/* the dense layer's forward that keeps the derivative (fa_bias_fwd_d): u = z + b (b may
+ * be NULL), y = f(u), d = f'(u), row by row; d may be z (each vector read first) */
+#define FA_GS_BIAS_D(NAME, COREVD)                                             \
+    static void NAME(const void *zv, const void *bv, void *yv, void *dv, ptrdiff_t rows, \
+                     ptrdiff_t cols, const fa_params *pp)                      \
+    {                                                                          \
+        const float *b = (const float *)bv;                                    \
+        (void)pp;                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
+            const float *z = (const float *)zv + r * cols;                     \
+            float *y = (float *)yv + r * cols, *d = (float *)dv + r * cols;    \
+            ptrdiff_t j = 0;                                                   \
+            FA_V dj;                                                           \
+            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W) {                    \
+                FA_V u = FA_LOADU(z + j);                                      \
+                if (b) u = FA_ADD(u, FA_LOADU(b + j));                         \
+                FA_STOREU(y + j, COREVD(u, &dj));                              \
+                FA_STOREU(d + j, dj);                                          \
+            }                                                                  \
+            if (j < cols) {                                                    \
+                float bu[FA_SIMD_W] = {0}, bd[FA_SIMD_W];                      \
+                for (ptrdiff_t k = 0; k < cols - j; k++)                       \
+                    bu[k] = b ? z[j + k] + b[j + k] : z[j + k];                \
+                FA_STOREU(bu, COREVD(FA_LOADU(bu), &dj));                      \
+                FA_STOREU(bd, dj);                                             \
+                for (ptrdiff_t k = 0; k < cols - j; k++) {                     \
+                    y[j + k] = bu[k];                                          \
+                    d[j + k] = bd[k];                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    }
+
+FA_GS_BIAS_D(FA_GS(L_silu_bias_fwd_d), FA_GS(silu_vd))
+
 static void FA_GS(install_expf)(fa_impl *t)
 {
     t->act[FA_ACT_sigmoid].fwd[FA_F32] = FA_GS(L_sigmoid_fwd);
@@ -158,4 +210,5 @@ static void FA_GS(install_expf)(fa_impl *t)
     t->act[FA_ACT_softplus_pow2].bwd[FA_F32] = FA_GS(L_softplus_pow2_bwd);
     t->act[FA_ACT_silu].bias_fwd[FA_F32] = FA_GS(L_silu_bias_fwd);
     t->act[FA_ACT_silu].bias_bwd[FA_F32] = FA_GS(L_silu_bias_bwd);
+    t->act[FA_ACT_silu].bias_fwd_d[FA_F32] = FA_GS(L_silu_bias_fwd_d);
 }

@@ -10,6 +10,9 @@ typedef void (*fa_bwd_fn)(const void *g, const void *s, void *out, ptrdiff_t n,
                           const fa_params *p);
 typedef void (*fa_bias_fwd_fn)(const void *z, const void *b, void *y, ptrdiff_t rows,
                                ptrdiff_t cols, const fa_params *p);
+/* y = f(z + b) and d = f'(z + b) in one pass (d may be z: each element read first) */
+typedef void (*fa_bias_fwd_d_fn)(const void *z, const void *b, void *y, void *d,
+                                 ptrdiff_t rows, ptrdiff_t cols, const fa_params *p);
 typedef void (*fa_bias_bwd_fn)(const void *g, const void *s, const void *b, void *dz,
                                double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *p);
 typedef void (*fa_prelu_fwd_fn)(const void *x, const void *w, void *y, ptrdiff_t rows,
@@ -28,6 +31,8 @@ typedef struct {
     fa_bwd_fn bwd[2];
     fa_bias_fwd_fn bias_fwd[2];
     fa_bias_bwd_fn bias_bwd[2];
+    /* NULL where no fused loop exists (fa_bias_fwd_d composes fwd and bwd there) */
+    fa_bias_fwd_d_fn bias_fwd_d[2];
     /* 1: fa_bias_fwd adds the bias and runs fwd over blocks of rows in L1 instead of
      * bias_fwd (set where a hand-vectorised fwd replaced the auto-vectorised one but
      * no bias loop came with it: fa_mark_bias_split) */

@@ -82,6 +82,13 @@ void fa_bwd(int act, int dtype, const void *g, const void *s, void *out, ptrdiff
 /* y[r, j] = f(z[r, j] + b[j]) for a (rows, cols) block */
 void fa_bias_fwd(int act, int dtype, const void *z, const void *b, void *y, ptrdiff_t rows,
                  ptrdiff_t cols, const fa_params *p);
+/* y = f(z + b) and d = f'(z + b) (b may be NULL; d may be z): what a dense layer keeps
+ * for its backward, dz = g d, when f is input-saving.  One fused pass where
+ * fa_bias_fwd_d_fused says so, else the bias pass, the forward and the derivative over
+ * blocks of rows in L1. */
+void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, void *d,
+                   ptrdiff_t rows, ptrdiff_t cols, const fa_params *p);
+int fa_bias_fwd_d_fused(int act, int dtype);
 /* dz[r, j] = g[r, j] * f'(s[r, j] (+ b[j] when b != NULL));  db[j] += sum_r dz[r, j] */
 void fa_bias_bwd(int act, int dtype, const void *g, const void *s, const void *b, void *dz,
                  double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *p);

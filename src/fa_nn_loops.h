@@ -634,6 +634,91 @@ FA_NN_CLONES static void fa_add_##S(const T *a, const T *b, T *o, ptrdiff_t n)  
 FA_NN_ADD(float, f32)
 FA_NN_ADD(double, f64)
 
+/* dz = g d and db[j] += sum_r dz[r, j], each column summed in double from 0 over the rows
+ * in order (then added to db), the backward of a dense layer whose forward kept
+ * d = f'(z + b) (fa_bias_fwd_d).  Columns go in chunks of FA_MC_CHUNK whose sums stay in
+ * registers over the rows (gcc keeps db in memory across rows otherwise). */
+#define FA_MC_CHUNK 32
+#define FA_NN_MUL_COLSUM(T, S)                                                             \
+FA_NN_CLONES static void fa_mul_colsum_##S(const T *g, const T *d, T *dz, double *db,      \
+                                           ptrdiff_t rows, ptrdiff_t n)                    \
+{                                                                                          \
+    ptrdiff_t j0 = 0;                                                                      \
+    for (; j0 + FA_MC_CHUNK <= n; j0 += FA_MC_CHUNK) {                                     \
+        double acc[FA_MC_CHUNK] = {0};                                                     \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                             \
+            const T *gr = g + r * n + j0, *dr = d + r * n + j0;                            \
+            T *o = dz + r * n + j0;                                                        \
+            for (int j = 0; j < FA_MC_CHUNK; j++) {                                        \
+                const T v = gr[j] * dr[j];                                                 \
+                o[j] = v;                                                                  \
+                acc[j] += (double)v;                                                       \
+            }                                                                              \
+        }                                                                                  \
+        for (int j = 0; j < FA_MC_CHUNK; j++) db[j0 + j] += acc[j];                        \
+    }                                                                                      \
+    if (j0 < n) {                                                                          \
+        double acc[FA_MC_CHUNK] = {0};                                                     \
+        const ptrdiff_t m = n - j0;                                                        \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                             \
+            const T *gr = g + r * n + j0, *dr = d + r * n + j0;                            \
+            T *o = dz + r * n + j0;                                                        \
+            for (ptrdiff_t j = 0; j < m; j++) {                                            \
+                const T v = gr[j] * dr[j];                                                 \
+                o[j] = v;                                                                  \
+                acc[j] += (double)v;                                                       \
+            }                                                                              \
+        }                                                                                  \
+        for (ptrdiff_t j = 0; j < m; j++) db[j0 + j] += acc[j];                            \
+    }                                                                                      \
+}
+
+FA_NN_MUL_COLSUM(double, f64)
+
+/* float32: 32 columns of sums in four vectors of 8 doubles (GCC's generic vectors: gcc
+ * keeps the array of sums above in memory), the same sums in the same order */
+typedef float fa_f32v8x __attribute__((vector_size(32)));
+FA_NN_CLONES static void fa_mul_colsum_f32(const float *g, const float *d, float *dz,
+                                           double *db, ptrdiff_t rows, ptrdiff_t n)
+{
+    ptrdiff_t j0 = 0;
+    for (; j0 + 32 <= n; j0 += 32) {
+        fa_f64v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const float *gr = g + r * n + j0, *dr = d + r * n + j0;
+            float *o = dz + r * n + j0;
+            fa_f32v8x v[4];
+            for (int q = 0; q < 4; q++) {
+                fa_f32v8x x, y;
+                memcpy(&x, gr + 8 * q, sizeof x);
+                memcpy(&y, dr + 8 * q, sizeof y);
+                v[q] = x * y;
+                memcpy(o + 8 * q, &v[q], sizeof v[q]);
+            }
+            a0 += __builtin_convertvector(v[0], fa_f64v8);
+            a1 += __builtin_convertvector(v[1], fa_f64v8);
+            a2 += __builtin_convertvector(v[2], fa_f64v8);
+            a3 += __builtin_convertvector(v[3], fa_f64v8);
+        }
+        for (int j = 0; j < 8; j++) {
+            db[j0 + j] += a0[j];
+            db[j0 + 8 + j] += a1[j];
+            db[j0 + 16 + j] += a2[j];
+            db[j0 + 24 + j] += a3[j];
+        }
+    }
+    if (j0 < n) {
+        double acc[32] = {0};
+        for (ptrdiff_t r = 0; r < rows; r++)
+            for (ptrdiff_t j = j0; j < n; j++) {
+                const float v = g[r * n + j] * d[r * n + j];
+                dz[r * n + j] = v;
+                acc[j - j0] += (double)v;
+            }
+        for (ptrdiff_t j = j0; j < n; j++) db[j] += acc[j - j0];
+    }
+}
+
 /* ---- the engine's loss: softmax cross-entropy with integer labels, fused ------------
  * Per row (x: C logits, k its label): m = max_j x_j, e_j = exp(x_j - m) (one exp per
  * element, in float arithmetic for float32), s1 = sum_j e_j - 1 without cancellation

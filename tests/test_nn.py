@@ -628,3 +628,43 @@ def test_overflowing_network_warns_nothing(cls):
     # the loss is summed in double: (3e38)^2 is finite there; the float32 update overflows
     assert mse.train_step(X, np.full((9, 3), 3e38, np.float32), optim.SGD(1.0)) > 1e76
     assert not np.all(np.isfinite(mse.theta))
+
+
+@pytest.mark.skipif(not NATIVE, reason="the native engine's backward")
+@pytest.mark.parametrize("width", [64, 50, 37])
+def test_kept_derivative_gives_the_same_bits(width):
+    """A silu layer's forward keeps f'(z + b) over z and its backward is dz = g f'
+    (Engine.keep_derivative): the loss, gradients and diagnostics equal those of the
+    backward that evaluates f' again, bit for bit, on every SIMD path of this CPU (where
+    a path has no fused loop, the kept derivative comes from the forward and backward
+    loops over the block)."""
+    from fastact import _activations as ext
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((33, width)).astype(np.float32)
+    y = rng.integers(0, 10, 33)
+    cur = ext.get_isa()
+    try:
+        for cap in ("avx512", "avx2", "baseline"):
+            ext.set_isa(cap)
+            nets = [fastact.MLP([width, width, width, 10], "silu", seed=1) for _ in range(2)]
+            nets[1]._engine._e.keep_derivative = False
+            assert nets[0]._engine._e.keep_derivative is True
+            got = []
+            for net in nets:
+                loss = net.compute_gradients(X, y)  # (diagnostics recorded too)
+                got.append((loss, net.grad_flat.copy(), net.diagnostics()))
+            assert got[0][0] == got[1][0]
+            assert np.array_equal(got[0][1], got[1][1]), cap
+            assert got[0][2] == got[1][2] and len(got[0][2]) == 3
+            # the kept derivative is the one the backward needs after an ISA change too
+            ext.set_isa("baseline")
+            loss = nets[0].compute_gradients(X, y)
+            nets[1].compute_gradients(X, y)
+            assert np.array_equal(nets[0].grad_flat, nets[1].grad_flat), cap
+            ext.set_isa(cap)
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+    kd = fastact.MLP([8, 8, 8, 3], "silu")._engine._e._keep_derivative_ops()
+    fused = ext.get_isa() != "baseline"
+    assert list(kd) == [0, int(fused), 0, int(fused), 0, 0]

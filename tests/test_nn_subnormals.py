@@ -120,9 +120,11 @@ def test_the_sklearn_epoch_runs_in_the_networks_mode():
 
 
 @native_only
-def test_flush_setting_cannot_change_during_a_call():
-    """A running call reads the setting again when it puts the caller's mode back, so
-    another thread may not change it meanwhile: it gets a RuntimeError."""
+@pytest.mark.parametrize("setting", ["flush_subnormals", "keep_derivative"])
+def test_engine_settings_cannot_change_during_a_call(setting):
+    """A running call reads flush_subnormals again when it puts the caller's mode back,
+    and its backward reads keep_derivative as its forward did, so another thread may not
+    change either meanwhile: it gets a RuntimeError."""
     import threading
 
     rng = np.random.default_rng(0)
@@ -138,9 +140,10 @@ def test_flush_setting_cannot_change_during_a_call():
     t = threading.Thread(target=run)
     t.start()
     try:
+        owner = net if setting == "flush_subnormals" else net._engine._e
         for _ in range(200_000):
             try:
-                net.flush_subnormals = True
+                setattr(owner, setting, True)
             except RuntimeError as e:
                 errors.append(str(e))
                 break
@@ -148,7 +151,7 @@ def test_flush_setting_cannot_change_during_a_call():
         stop.set()
         t.join()
     assert errors, "the setter never met a running call"
-    assert "flush_subnormals cannot change while this network runs a call" in errors[0]
+    assert f"{setting} cannot change while this network runs a call" in errors[0]
     assert net.flush_subnormals is True
 
 
