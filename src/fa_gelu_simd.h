@@ -6,21 +6,22 @@
  * fa_acts_body.h (_ps), so every path is correct and these loops only replace the
  * float32 forward and backward of gelu and gelu_tanh in the two SIMD tables.
  *
- * Exact gelu.  With a = |x| and Q(a) = Phi(-a) the Gaussian upper tail:
- *     x < 0: gelu(x) = x Q(a)            gelu'(x) = v
- *     x >= 0: gelu(x) = x - x Q(a)       gelu'(x) = 1 - v
- *     Q(a) = exp(-a^2/2) M(a),  v = exp(-a^2/2) (M(a) - a / sqrt(2 pi)),
- * M(a) = erfcx(a/sqrt 2)/2 is smooth and bounded: one polynomial per interval of
- * a + 1, the interval picked by bits of the float a + 1 and each coefficient fetched
- * for all lanes by one permute (AVX-512: 16 intervals, degree 6; AVX2: 8 intervals,
- * degree 8; vpermps; tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  No cancellation on either side but
- * near gelu's minimum (x ~ -0.75, where the backward's absolute 2e-7 |g| term of the
- * contract covers it).  exp(-a^2/2) takes its argument as an exact sum hi + lo
- * (hi = -(a*a)/2 rounded, lo = -fma(a, a, -a*a)/2, SLEEF's trick for erfcf): the
- * rounding of a^2 (which exp would amplify by a^2, ~200 at the tail) never happens.
- * The factor 2^k of the exp is applied last, to the product, so a result in the
- * subnormal range is rounded once.  a is clamped to 14.75, beyond which every
- * result is 0 (x < 0) or x (x > 0) in float32.
+ * Exact gelu.  With a = |x|, Q(a) = Phi(-a) the Gaussian upper tail, phi the density:
+ *     gelu(x) = max(x, 0) - f(a),  f(a) = a Q(a)
+ *     gelu'(x) = v(a) for x < 0, 1 - v(a) for x >= 0,  v(a) = Q(a) - a phi(a)
+ * f and v come straight from a table of polynomials, no exp: one per interval of width
+ * 1/SCALE, interval n = round(a SCALE) read off the low bits of the float
+ * a SCALE + 1.5 2^23 (one FMA), each coefficient fetched for all lanes by one permute
+ * (AVX-512: 32 intervals of width 1/4, vpermt2ps, degree 6 for f and 5 for v; AVX2: 8 of
+ * width 1, vpermps, degree 10 and 9; tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  Each
+ * polynomial is in d = a - e_n, e_n the interval's right end (e_0 = 0): d is exact, and
+ * since f and v decay like exp(-a^2/2) every term of the Horner sum has the same sign
+ * there, so the float evaluation does not cancel.  The contract needs f to 4 ulp only
+ * where |gelu| >= 1e-6 (a <= 5.1) and to 1e-7 absolute beyond, v to 8 ulp + 2e-7:
+ * past a ~ 5.6 (f) and ~ 6.1 (v) the tables hold zeros and a is clamped into them, so
+ * gelu(x) is 0 below x ~ -5.6 (|gelu| < 6e-8 there) and x above; gelu'(x) 0 and 1.
+ * 19 vector operations per 16 floats for the AVX-512 forward (the previous
+ * erfcx-table-times-exp form took 38).
  *
  * gelu_tanh: x sigma(2u), 2u = c0 x + c1 x^3 with c0 = 2 sqrt(2/pi), c1 = 0.044715 c0,
  * the argument 2u carried as a double-float (hi + lo, ~44 bits) built from exact
@@ -42,7 +43,6 @@
 #define FA_GS_C1 0.693359375f
 #define FA_GS_C2 -2.12194440e-4f
 #define FA_GS_SHIFTER 0x1.8p23f
-#define FA_GS_INV_SQRT2PI 0.398942280401432677940f
 /* gelu_tanh: c0 = 2 sqrt(2/pi) and c1 = 0.044715 c0 as float pairs hi + lo */
 #define FA_GT2_C0 1.5957691216057308  /* double */
 #define FA_GT2_C1 (1.5957691216057308 * 0.044715)
@@ -73,39 +73,32 @@ static inline FA_V FA_GS(expm1_core)(FA_V zh, FA_V zl, int has_lo, FA_V *kf, FA_
 #define FA_EXPM1_SPLIT(zh, zl, kf, kfs) FA_GS(expm1_core)((zh), (zl), 1, (kf), (kfs))
 #define FA_EXPM1_1(z, kf, kfs) FA_GS(expm1_core)((z), (z), 0, (kf), (kfs))
 
-/* exact gelu for |x|: returns c e^(-a^2/2) / 2^k unscaled (c = a M(a) for the forward,
- * M(a) - a/sqrt(2 pi) for the derivative, want_d); the caller applies 2^k */
-static inline FA_V FA_GS(gelu_core)(FA_V x, int want_d, FA_V *kf, FA_V *kfs)
+/* sum_j c[j][n] (a - e[n])^j, n = round(a scale): a direct table of gelu_f32_coeffs.h
+ * (rows of FA_FTAB_N entries; a >= 0 clamped into the table, or NaN) */
+static inline FA_V FA_GS(table_poly)(FA_V a, float scale, const float *e, const float *c, int nc)
 {
-    FA_V a = FA_ABS(x);
-    FA_V ac = FA_MIN(FA_SET1(FA_GELU_AMAX), a);   /* NaN stays NaN (second operand) */
-    FA_VI idx = FA_SRLI(FA_CASTI(FA_ADD(ac, FA_SET1(1.0f))), FA_GELU_SHIFT);
-    FA_V d = FA_SUB(ac, FA_TLOOK(FA_GELU_MID, idx));
-    FA_V m = FA_TLOOK(FA_GELU_M[FA_GELU_NC - 1], idx);
-    for (int j = FA_GELU_NC - 2; j >= 0; j--)      /* unrolled: FA_GELU_NC is a constant */
-        m = FA_FMA(m, d, FA_TLOOK(FA_GELU_M[j], idx));
-    FA_V s = FA_MUL(ac, ac);
-    FA_V sl = FA_FMS(ac, ac, s);                   /* a^2 = s + sl exactly */
-    FA_V q = FA_EXPM1_SPLIT(FA_MUL(s, FA_SET1(-0.5f)), FA_MUL(sl, FA_SET1(-0.5f)), kf, kfs);
-    FA_V c = want_d ? FA_FNMA(ac, FA_SET1(FA_GS_INV_SQRT2PI), m)   /* M - a/sqrt(2 pi) */
-                    : FA_MUL(ac, m);   /* a M, a clamped */
-    return FA_FMA(c, q, c);                        /* c e^r */
+    FA_VI idx = FA_CASTI(FA_FMA(a, FA_SET1(scale), FA_SET1(FA_GS_SHIFTER)));
+    FA_V d = FA_SUB(a, FA_FLOOK(e, idx));          /* exact */
+    FA_V p = FA_FLOOK(c + (nc - 1) * FA_FTAB_N, idx);
+    for (int j = nc - 2; j >= 0; j--)              /* unrolled: nc is a constant */
+        p = FA_FMA(p, d, FA_FLOOK(c + j * FA_FTAB_N, idx));
+    return p;
 }
 
+/* gelu(x) = max(x, 0) - f(|x|) */
 static inline FA_V FA_GS(gelu_fwd)(FA_V x)
 {
-    FA_V kf, kfs;
-    FA_V w = FA_GS(gelu_core)(x, 0, &kf, &kfs);
-    w = FA_SCALE(w, kf, kfs);                      /* |x| Q(|x|) */
+    FA_V ac = FA_ABSMIN(x, FA_SET1(FA_GELUF_AMAX));   /* min(|x|, AMAX); a NaN x: any */
+    FA_V f = FA_GS(table_poly)(ac, FA_GELUF_SCALE, FA_GELUF_E, &FA_GELUF_C[0][0], FA_GELUF_NC);
     FA_V pos = FA_MAX(FA_SETZERO(), x);            /* x >= 0: x (NaN kept), else 0 */
-    return FA_SUB(pos, w);                         /* x Q, or x - x Q */
+    return FA_SUB(pos, f);                         /* x Q, or x - x Q */
 }
 
+/* gelu'(x) = v(|x|) for x < 0, 1 - v(|x|) for x >= 0 */
 static inline FA_V FA_GS(gelu_dx)(FA_V x)
 {
-    FA_V kf, kfs;
-    FA_V v = FA_GS(gelu_core)(x, 1, &kf, &kfs);
-    v = FA_SCALE(v, kf, kfs);
+    FA_V ac = FA_MIN(FA_SET1(FA_GELUB_AMAX), FA_ABS(x));   /* NaN kept (second operand) */
+    FA_V v = FA_GS(table_poly)(ac, FA_GELUB_SCALE, FA_GELUB_E, &FA_GELUB_C[0][0], FA_GELUB_NC);
     return FA_SEL_NEG(x, v, FA_SUB(FA_SET1(1.0f), v));
 }
 

@@ -52,12 +52,6 @@
 #define FA_SRLI _mm256_srli_epi32
 #define FA_SEL_NEG(x, a, b) _mm256_blendv_ps((b), (a), (x))   /* sign bit of x ? a : b */
 #define FA_SEL_GT(u, v, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((u), (v), _CMP_GT_OQ))
-/* the 8-interval table: one vpermps per coefficient (index bits 0-2) */
-#define FA_GELU_SHIFT FA_GELU8_SHIFT
-#define FA_GELU_NC FA_GELU8_NC
-#define FA_GELU_MID fa_gelu8_mid
-#define FA_GELU_M fa_gelu8_m
-#define FA_TLOOK(tab, idx) _mm256_permutevar8x32_ps(_mm256_load_ps(tab), (idx))
 /* v 2^k, k <= 0 in the bits of kfs = k + 0x1.8p23: (v 2^(k+64)) 2^-64, each factor normal
  * for k >= -190, so a subnormal result is rounded once */
 static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)
@@ -67,6 +61,20 @@ static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)
     return _mm256_mul_ps(_mm256_mul_ps(v, s), _mm256_set1_ps(0x1p-64f));
 }
 #define FA_SCALE(v, kf, kfs) fa_scale_avx2((v), (kfs))
+/* the direct tables of exact gelu: 8 intervals, one vpermps per coefficient */
+#define FA_FTAB_N 8
+#define FA_FLOOK(tab, idx) _mm256_permutevar8x32_ps(_mm256_load_ps(tab), (idx))
+#define FA_ABSMIN(x, m) _mm256_min_ps((m), FA_ABS(x))   /* NaN kept (second operand) */
+#define FA_GELUF_SCALE FA_GELUF8_SCALE
+#define FA_GELUF_AMAX FA_GELUF8_AMAX
+#define FA_GELUF_NC FA_GELUF8_NC
+#define FA_GELUF_E fa_geluf8_e
+#define FA_GELUF_C fa_geluf8_c
+#define FA_GELUB_SCALE FA_GELUB8_SCALE
+#define FA_GELUB_AMAX FA_GELUB8_AMAX
+#define FA_GELUB_NC FA_GELUB8_NC
+#define FA_GELUB_E fa_gelub8_e
+#define FA_GELUB_C fa_gelub8_c
 #include "fa_gelu_simd.h"
 #define FA_DIVF _mm256_div_ps
 #define FA_RCPF(d) _mm256_div_ps(_mm256_set1_ps(1.0f), (d))

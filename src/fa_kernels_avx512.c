@@ -52,13 +52,23 @@
 #define FA_SRLI _mm512_srli_epi32
 #define FA_SEL_NEG(x, a, b) _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), (b), (a))
 #define FA_SEL_GT(u, v, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((u), (v), _CMP_GT_OQ), (b), (a))
-/* the 16-interval table: one vpermps per coefficient (index bits 0-3) */
-#define FA_GELU_SHIFT FA_GELU16_SHIFT
-#define FA_GELU_NC FA_GELU16_NC
-#define FA_GELU_MID fa_gelu16_mid
-#define FA_GELU_M fa_gelu16_m
-#define FA_TLOOK(tab, idx) _mm512_permutexvar_ps((idx), _mm512_load_ps(tab))
 #define FA_SCALE(v, kf, kfs) _mm512_scalef_ps((v), (kf))   /* one rounding, subnormals too */
+/* the direct tables of exact gelu: 32 intervals, two 16-entry halves per coefficient
+ * (vpermt2ps); the forward's min(|x|, amax) in one vrangeps (a NaN x gives amax, and the
+ * result keeps the NaN through max(x, 0)) */
+#define FA_FTAB_N 32
+#define FA_FLOOK(tab, idx) _mm512_permutex2var_ps(_mm512_load_ps(tab), (idx), _mm512_load_ps((tab) + 16))
+#define FA_ABSMIN(x, m) _mm512_range_ps((x), (m), 0x0A)   /* min of |x|, |m|; sign cleared */
+#define FA_GELUF_SCALE FA_GELUF32_SCALE
+#define FA_GELUF_AMAX FA_GELUF32_AMAX
+#define FA_GELUF_NC FA_GELUF32_NC
+#define FA_GELUF_E fa_geluf32_e
+#define FA_GELUF_C fa_geluf32_c
+#define FA_GELUB_SCALE FA_GELUB32_SCALE
+#define FA_GELUB_AMAX FA_GELUB32_AMAX
+#define FA_GELUB_NC FA_GELUB32_NC
+#define FA_GELUB_E fa_gelub32_e
+#define FA_GELUB_C fa_gelub32_c
 #include "fa_gelu_simd.h"
 /* n / d and 1 / d for d in [1, 2]: vrcp14ps (2^-14) and one correction step */
 static inline __m512 fa_divf_avx512(__m512 n, __m512 d)
