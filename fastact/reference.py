@@ -938,7 +938,7 @@ def _update_f32(kind, h, p, g, s1, s2, t):
     if kind == "sgd":
         lr, momentum, wd, nesterov = float(h[0]), float(h[1]), float(h[2]), h[3] != 0
         nlr, fm = f(-lr), f(momentum)
-        d = g + f(wd) * p
+        d = g + f(wd) * p if (wd != 0 or momentum) else g  # (as the native loop skips it)
         if momentum:
             s1[...] = d if t == 1 else s1 * fm + d
             d = d + fm * s1 if nesterov else s1

@@ -57,6 +57,9 @@ cdef extern from "fa_kernels.h" nogil:
                          double scale)
     int fa_fp_flags()
     void fa_fp_restore(int flags)
+    void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, void *d,
+                       Py_ssize_t rows, Py_ssize_t cols, const fa_params *p)
+    int fa_bias_fwd_d_fused(int act, int dtype)
     int fa_cpu_has_avx2_fma()
     int fa_cpu_has_avx512()
     int fa_avx2_compiled()
@@ -457,6 +460,24 @@ def bias_forward(int act, cnp.ndarray z, cnp.ndarray bias, cnp.ndarray y, Py_ssi
                     fa_bias_fwd(act, dt, zp + r0 * cols * isz, bp, yp + r0 * cols * isz,
                                 nr, cols, &p)
         fa_fp_restore(flags)
+
+
+def _bias_forward_d(int act, cnp.ndarray z, object bias, cnp.ndarray y, cnp.ndarray d,
+                    Py_ssize_t rows, Py_ssize_t cols, double a, double b, double c, double d_):
+    """For the tests: y = f(z + bias), d = f'(z + bias) as the network engine keeps them (d
+    may be z; bias None: none; f input-saving).  Returns whether a fused loop ran."""
+    cdef fa_params p = _params(a, b, c, d_)
+    cdef int dt = _dtype(z)
+    cdef char *bp = NULL if bias is None else _ptr(<cnp.ndarray>bias)
+    cdef char *zp = _ptr(z)
+    cdef char *yp = _ptr(y)
+    cdef char *dp = _ptr(d)
+    cdef int flags = fa_fp_flags()
+    cdef int fused = fa_bias_fwd_d_fused(act, dt)
+    with nogil:
+        fa_bias_fwd_d(act, dt, zp, bp, yp, dp, rows, cols, &p)
+        fa_fp_restore(flags)
+    return bool(fused)
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:

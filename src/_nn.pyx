@@ -524,6 +524,12 @@ def batchnorm_backward(cnp.ndarray g, cnp.ndarray x, cnp.ndarray gamma, cnp.ndar
                           c1 + n + j0, c1 + 2 * n + j0, training)
 
 
+def _dropout_width(int w):
+    """For the tests: dropout's mask loop takes blocks of w = 16 (AVX-512) or 8 elements, or
+    (0) the CPU's choice; returns the width in use.  The mask is the same for every width."""
+    return fa_dropout_set_width(w)
+
+
 def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step,
             uint64_t layer, int n_threads):
     """y = x mask / (1 - p) over the C-ordered elements of x (y may be x)."""

@@ -121,7 +121,7 @@ cdef class Engine:
     # per op: 1 where the forward keeps f'(z + b) over z for its backward (fa_bias_fwd_d)
     cdef cnp.ndarray keep_d
     cdef unsigned char *p_kd
-    cdef bint kd_on
+    cdef bint kd_on, kd_now     # kd_now: this call's forward is followed by a backward
 
     def __init__(self, int dtype_code, cnp.ndarray ops_i, cnp.ndarray ops_f, widths, alias,
                  int out_tensor, int n_slots, int n_diag_rows, Py_ssize_t n_stats, int loss,
@@ -206,7 +206,8 @@ cdef class Engine:
         """True (the default): a dense layer with an input-saving activation that has a
         fused forward-and-derivative loop (float32 silu on the AVX2 and AVX-512 paths)
         keeps f'(z + b) in place of z from its forward, and its backward is dz = g f'
-        (the same bits); False: the backward evaluates f' again (for measurements)."""
+        (the same bits; a forward with no backward after it computes no f'); False: the
+        backward evaluates f' again (for measurements)."""
         return bool(self.kd_on)
 
     @keep_derivative.setter
@@ -343,7 +344,7 @@ cdef class Engine:
         if kind == OP_GEMM:
             mm_nn(self.dt, self.isz, x, self._P(oi[I_W]), y, <int>rows, <int>k, <int>n)
         elif kind == OP_BIAS_ACT:
-            if self.kd_on and self.p_kd[(oi - self.p_oi) // NI]:     # f' kept over x
+            if self.kd_now and self.p_kd[(oi - self.p_oi) // NI]:    # f' kept over x
                 K.bias_fwd_d(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, x, rows, n, &p)
             elif oi[I_B] >= 0:
                 K.bias_fwd(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, rows, n, &p)
@@ -575,7 +576,7 @@ cdef class Engine:
                 ya = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else NULL
             s = x if oi[I_SAVES_IN] else ya
             bsave = self._P(oi[I_B]) if oi[I_SAVES_IN] else NULL
-            kd = kind == OP_BIAS_ACT and self.kd_on and self.p_kd[(oi - self.p_oi) // NI]
+            kd = kind == OP_BIAS_ACT and self.kd_now and self.p_kd[(oi - self.p_oi) // NI]
             memset(w0, 0, <size_t>n * sizeof(double))
             if kd:              # x holds f'(x + b) from the forward
                 mul_colsum(self.dt, g, x, gi, w0, rows, n)
@@ -863,6 +864,7 @@ cdef class Engine:
             ftz = fa_ftz_enter() if self.flush else 0
             if check and training and self.state_bytes:
                 memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
+            self.kd_now = self.kd_on
             self._forward(xp, rows, training, seed, counter)
             loss = self._loss(self._T(self.out_t, xp), rows, lp, tp, g0)
             fused = self._fuse(opt, h, s1, s2, t, check)
@@ -973,6 +975,7 @@ cdef class Engine:
                     bt = tb if tp != NULL else NULL
                 if check and training and self.state_bytes:
                     memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
+                self.kd_now = self.kd_on
                 self._forward(bx, n, training, seed, counter0 + <uint64_t>b)
                 loss = self._loss(self._T(self.out_t, bx), n, bl, bt, g0)
                 co[b] = self._correct(self._T(self.out_t, bx), n, bl, bt)
@@ -1046,6 +1049,7 @@ cdef class Engine:
         self._enter(rows)
         with nogil:
             ftz = fa_ftz_enter() if self.flush else 0
+            self.kd_now = self.kd_on
             for i in range(self.n_ops):
                 if self.p_oi[i * NI + I_KIND] != OP_GEMM:
                     self._op_fwd(self.p_oi + i * NI, self.p_of + i * NF, xp, rows, True, 0, 0)
@@ -1096,6 +1100,7 @@ cdef class Engine:
             r0 = 0
             while r0 < rows:
                 nr = rows - r0 if rows - r0 < self.cap else self.cap
+                self.kd_now = False
                 self._forward(xp + r0 * k * self.isz, nr, False, 0, 0)
                 memcpy(op + r0 * C * self.isz, self._T(self.out_t, xp + r0 * k * self.isz),
                        <size_t>(nr * C * self.isz))
@@ -1123,6 +1128,7 @@ cdef class Engine:
             r0 = 0
             while r0 < rows:
                 nr = rows - r0 if rows - r0 < self.cap else self.cap
+                self.kd_now = False
                 self._forward(xp + r0 * k * self.isz, nr, False, 0, 0)
                 total += nr * self._loss(self._T(self.out_t, xp + r0 * k * self.isz), nr,
                                          lp + r0 if lp != NULL else NULL,
@@ -1290,6 +1296,7 @@ cdef class Engine:
                         sw_sum += bw[i]
                 if self.state_bytes:
                     memcpy(self.p_state_prev, self.p_state, <size_t>self.state_bytes)
+                self.kd_now = self.kd_on
                 self._forward(bx, n, True, seed, counter + <uint64_t>b)
                 loss = sk_out_loss(self.dt, out_kind, self._T(self.out_t, bx), bl, bt, g0,
                                    self.p_work, bw, sw_sum, n, C)

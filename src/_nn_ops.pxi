@@ -27,6 +27,7 @@ cdef Py_ssize_t BLOCK_ELEMS = 8192
 
 cdef extern from "fa_nn_loops.h" nogil:
     uint64_t dropout_key "fa_dropout_key"(uint64_t seed, uint64_t step, uint64_t layer)
+    int fa_dropout_set_width(int w)
     void fa_dropout_f32(const float *x, float *y, Py_ssize_t n, uint64_t key, uint32_t thr,
                         float scale)
     void fa_dropout_f64(const double *x, double *y, Py_ssize_t n, uint64_t key, uint32_t thr,

@@ -31,6 +31,11 @@ void fa_fp_restore(int flags) { feclearexcept(FE_ALL_EXCEPT & ~flags); }
 #endif
 
 static const fa_impl *fa_cur = &fa_impl_baseline;
+
+/* 2048 ones of each dtype: the incoming gradient that makes bwd give f' itself
+ * (fa_bias_fwd_d's fallback); filled by fa_set_isa, at import, before any call */
+static float fa_ones_f[2048];
+static double fa_ones_d[2048];
 static int fa_cur_isa = FA_ISA_BASELINE;
 
 #define FA_NAME_ENTRY(name) #name,
@@ -83,6 +88,14 @@ int fa_pick_isa(int isa, int has_avx2_fma, int has_avx512)
 int fa_set_isa(int isa)
 {
     int pick = fa_pick_isa(isa, fa_cpu_has_avx2_fma(), fa_cpu_has_avx512());
+    static int ones_filled = 0;      /* (the first call, at import, with the GIL held) */
+    if (!ones_filled) {
+        for (int i = 0; i < 2048; i++) {
+            fa_ones_f[i] = 1.0f;
+            fa_ones_d[i] = 1.0;
+        }
+        ones_filled = 1;
+    }
 #if FA_HAVE_AVX2_BUILD
     if (pick == FA_ISA_AVX512) {
         fa_cur = fa_avx512_table();
@@ -141,10 +154,13 @@ void fa_bias_fwd(int act, int dtype, const void *z, const void *b, void *y, ptrd
                  ptrdiff_t cols, const fa_params *p)
 {
     const fa_act_loops *L = &fa_cur->act[act];
-    if (L->bias_split[dtype] && b != NULL)
+    if (rows <= 0 || cols <= 0) return;
+    if (!L->bias_split[dtype])
+        L->bias_fwd[dtype](z, b, y, rows, cols, p);
+    else if (b != NULL)
         fa_bias_fwd_split(L, dtype, z, b, y, rows, cols, p);
     else
-        L->bias_fwd[dtype](z, b, y, rows, cols, p);
+        L->fwd[dtype](z, y, rows * cols, p);
 }
 
 int fa_bias_fwd_d_fused(int act, int dtype)
@@ -153,27 +169,18 @@ int fa_bias_fwd_d_fused(int act, int dtype)
            && fa_cur->act[act].bias_fwd_d[dtype] != NULL;
 }
 
-/* 2048 ones of each dtype: the incoming gradient that makes bwd give f' itself */
-static float fa_ones_f[2048];
-static double fa_ones_d[2048];
-static int fa_ones_ready = 0;
 
 void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, void *d,
                    ptrdiff_t rows, ptrdiff_t cols, const fa_params *p)
 {
     const fa_act_loops *L = &fa_cur->act[act];
+    if (rows <= 0 || cols <= 0) return;
     if (L->bias_fwd_d[dtype]) {
         L->bias_fwd_d[dtype](z, b, y, d, rows, cols, p);
         return;
     }
-    if (!fa_ones_ready) {      /* idempotent: a race writes the same values */
-        for (int i = 0; i < 2048; i++) {
-            fa_ones_f[i] = 1.0f;
-            fa_ones_d[i] = 1.0;
-        }
-        fa_ones_ready = 1;
-    }
-    /* u = z + b into d, y = f(u), d = f'(u) = bwd(1, u), a block of rows at a time */
+    /* u = z + b into d, y = f(u), d = f'(u) = bwd(1, u) (f input-saving: its backward
+     * reads the input), a block of rows at a time */
     const fa_params p0 = {0.0, 0.0, 0.0, 0.0};
     const size_t isz = dtype == FA_F32 ? 4u : 8u;
     const ptrdiff_t blk = cols >= 2048 ? 1 : 2048 / cols;

@@ -83,7 +83,8 @@ void fa_bwd(int act, int dtype, const void *g, const void *s, void *out, ptrdiff
 void fa_bias_fwd(int act, int dtype, const void *z, const void *b, void *y, ptrdiff_t rows,
                  ptrdiff_t cols, const fa_params *p);
 /* y = f(z + b) and d = f'(z + b) (b may be NULL; d may be z): what a dense layer keeps
- * for its backward, dz = g d, when f is input-saving.  One fused pass where
+ * for its backward, dz = g d.  f must be input-saving (its backward reads the input:
+ * fastact/_registry.py's "saves"), as the fallback's derivative is bwd(1, z + b).  One fused pass where
  * fa_bias_fwd_d_fused says so, else the bias pass, the forward and the derivative over
  * blocks of rows in L1. */
 void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, void *d,

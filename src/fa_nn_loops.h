@@ -34,7 +34,9 @@
 
 /* SplitMix64 (Steele, Lea & Flood 2014): one hash gives two elements of a mask.  With
  * h_k = mix(key + (k + 1) G), element 2k keeps its value when the low 32 bits of h_k are
- * >= thr = min(round(p 2^32), 2^32 - 1), element 2k + 1 when the high 32 bits are. */
+ * >= thr = min(round(p 2^32), 2^32 - 1), element 2k + 1 when the high 32 bits are:
+ * P(keep) = 1 - p to 2^-33 (so the expected output, scaled by 1 / (1 - p), to 2^-33 /
+ * (1 - p) relative). */
 #define FA_GOLDEN 0x9E3779B97F4A7C15ULL
 
 static inline uint64_t fa_mix64(uint64_t z)
@@ -164,23 +166,44 @@ FA_DROPOUT(double, f64, 16, FA_NN_V4_ONLY)
 FA_DROPOUT(float, f32, 8, FA_NN_V3_CLONES)
 FA_DROPOUT(double, f64, 8, FA_NN_V3_CLONES)
 
-/* W = 16 where the CPU runs AVX-512 (the same mask and results whichever runs) */
+/* W = 16 where the CPU runs AVX-512 (the same mask and results whichever runs), unless
+ * fa_dropout_set_width (the tests: each width on the CPU at hand) says otherwise.  The
+ * choice is a relaxed atomic: threads that race to make it all store the same value. */
 #ifdef FA_NN_V4
 static int fa_nn_v4 = -1;
+static inline int fa_dropout_wide(void)
+{
+    int v = __atomic_load_n(&fa_nn_v4, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&fa_nn_v4, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+/* 16 or 8 elements a block; 0: the CPU's choice.  Returns the width now in use. */
+static int fa_dropout_set_width(int w)
+{
+    __atomic_store_n(&fa_nn_v4, w == 16 ? 1 : (w == 8 ? 0 : -1), __ATOMIC_RELAXED);
+    return fa_dropout_wide() ? 16 : 8;
+}
 #define FA_DROPOUT_PICK(T, S)                                                              \
 static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t key, uint32_t thr,      \
                            T scale)                                                        \
 {                                                                                          \
-    if (fa_nn_v4 < 0) {                                                                    \
-        __builtin_cpu_init();                                                              \
-        fa_nn_v4 = __builtin_cpu_supports("x86-64-v4") != 0;                               \
-    }                                                                                      \
-    if (fa_nn_v4)                                                                          \
+    if (fa_dropout_wide())                                                                 \
         fa_dropout_##S##_w16(x, y, n, key, thr, scale);                                    \
     else                                                                                   \
         fa_dropout_##S##_w8(x, y, n, key, thr, scale);                                     \
 }
 #else
+static int fa_dropout_set_width(int w)
+{
+    (void)w;
+    return 8;
+}
 #define FA_DROPOUT_PICK(T, S)                                                              \
 static void fa_dropout_##S(const T *x, T *y, ptrdiff_t n, uint64_t key, uint32_t thr,      \
                            T scale)                                                        \

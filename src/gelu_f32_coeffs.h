@@ -4,16 +4,16 @@
  * (gelu'(x) = v(|x|) for x < 0, 1 - v(|x|) for x >= 0), a = |x|, as
  * sum_j NAME_c[j][n] (a - NAME_e[n])^j, n = round(a * SCALE), the low bits of the
  * float a * SCALE + 1.5 2^23 (float32 coefficients; NAME_e[n] the interval's right end).
- * fa_geluf32: f, interval n = round(a * 4), 32 entries, degree 6; zero from
+ * fa_geluf32: f, interval n = round(a * 4), 32 entries, degree 6; zero above
  * a = 5.625 (|f| < 5.2e-08 there), a clamped to 5.75; float32 Horner evaluation:
  * max 1.56 ulp of f where a <= 5.125, 1.0e-13 absolute beyond.
- * fa_gelub32: v, interval n = round(a * 4), 32 entries, degree 5; zero from
+ * fa_gelub32: v, interval n = round(a * 4), 32 entries, degree 5; zero above
  * a = 6.125 (|v| < 1.7e-08 there), a clamped to 6.25; float32 Horner evaluation:
  * max error 0.077 of the backward contract's tolerance (g = 1).
- * fa_geluf8: f, interval n = round(a * 1), 8 entries, degree 10; zero from
+ * fa_geluf8: f, interval n = round(a * 1), 8 entries, degree 10; zero above
  * a = 6.5 (|f| < 2.6e-10 there), a clamped to 7; float32 Horner evaluation:
  * max 2.23 ulp of f where a <= 5.125, 6.3e-14 absolute beyond.
- * fa_gelub8: v, interval n = round(a * 1), 8 entries, degree 9; zero from
+ * fa_gelub8: v, interval n = round(a * 1), 8 entries, degree 9; zero above
  * a = 6.5 (|v| < 1.7e-09 there), a clamped to 7; float32 Horner evaluation:
  * max error 0.109 of the backward contract's tolerance (g = 1).
  */

@@ -1627,3 +1627,46 @@ def test_dense_layers_compute_the_activation_of_z_plus_b_bit_for_bit(dtype):
                 np.testing.assert_array_equal(y, want, err_msg=f"{name}, {cap}")
     finally:
         ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
+@pytest.mark.skipif(fastact.PUREPYTHON, reason="the native kernels' paths")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_that_keeps_the_derivative(dtype):
+    """fa_bias_fwd_d (what a dense layer with an input-saving activation keeps for its
+    backward): y = f(z + b) and d = f'(z + b) equal the activation's forward and its
+    backward with a gradient of ones, bit for bit, on every path of this CPU, fused loop
+    or fallback, with a bias or none, and d written over z."""
+    from fastact import _activations as ext
+    from fastact import _registry as R
+
+    r = rng(12)
+    z0 = (r.standard_normal((9, 37)) * 4).astype(dtype)
+    b = r.standard_normal(37).astype(dtype)
+    names = [
+        n
+        for n in fastact.nn.MLP_ACTIVATIONS
+        if n not in ("identity", "prelu") and R.saves(n) == "input"
+    ]
+    cur = ext.get_isa()
+    fused = set()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            for name in names:
+                kname, (a_, b_, c_, d_) = R.kernel_params(name, {}, "test")
+                kid = ext.ACT_IDS[kname]
+                for bias in (b, None):
+                    u = z0 + bias if bias is not None else z0
+                    want_y = getattr(fastact, name)(u)
+                    want_d = getattr(fastact, name + "_backward")(np.ones_like(u), u)
+                    z = z0.copy()
+                    y = np.empty_like(z)
+                    if ext._bias_forward_d(kid, z, bias, y, z, 9, 37, a_, b_, c_, d_):
+                        fused.add(name)
+                    what = f"{name}, {cap}, bias={bias is not None}"
+                    np.testing.assert_array_equal(y, want_y, err_msg=what)
+                    np.testing.assert_array_equal(z, want_d, err_msg=what)  # d over z
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+    if dtype == np.float32 and ext.avx2_compiled() and ext.cpu_has_avx2_fma():
+        assert "silu" in fused

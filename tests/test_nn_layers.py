@@ -275,6 +275,29 @@ def test_dropout_native_equals_reference_bit_for_bit(dtype):
             assert np.array_equal(y1 != 0, keep & (x != 0))
 
 
+@native_only
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_mask_is_the_same_for_every_vector_width(dtype):
+    """The mask loop takes 16 elements a block where the CPU has AVX-512, 8 elsewhere (one
+    hash for two elements either way): both widths give the twin's mask, for sizes that
+    end mid-block and for threads that split the elements."""
+    from fastact import _nn
+
+    x = np.random.default_rng(6).standard_normal(70_001).astype(dtype) + 5.0  # no zeros
+    try:
+        for width in (8, 16):
+            got_width = _nn._dropout_width(width)
+            for n in (1, 2, 7, 15, 16, 17, 33, 4097, 70_001):
+                keep = ref.dropout_keep(n, 0.3, 11, 2, 1)
+                for threads in (1, 2):
+                    y, _ = fastact.dropout_forward(
+                        x[:n], 0.3, seed=11, step=2, layer=1, n_threads=threads
+                    )
+                    assert np.array_equal(y != 0, keep), (got_width, n, threads)
+    finally:
+        _nn._dropout_width(0)
+
+
 def test_dropout_mask_is_a_function_of_seed_step_layer():
     x = np.ones(4096)
     a = fastact.dropout_forward(x, 0.5, seed=1)[0]

@@ -133,7 +133,7 @@ def table(name, which, scale, nent, deg, zero_from):
     else:
         acc = "max error %.3f of the backward contract's tolerance (g = 1)" % worst
     out = [
-        " * %s: %s, interval n = round(a * %g), %d entries, degree %d; zero from"
+        " * %s: %s, interval n = round(a * %g), %d entries, degree %d; zero above"
         % (name, which, scale, nent, deg),
         " * a = %g (|%s| < %.1e there), a clamped to %g; float32 Horner evaluation:"
         % (zero_from, which, beyond, amax),
