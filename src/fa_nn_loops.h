@@ -657,49 +657,26 @@ FA_NN_CLONES static void fa_add_##S(const T *a, const T *b, T *o, ptrdiff_t n)  
 FA_NN_ADD(float, f32)
 FA_NN_ADD(double, f64)
 
-/* dz = g d and db[j] += sum_r dz[r, j], each column summed in double from 0 over the rows
- * in order (then added to db), the backward of a dense layer whose forward kept
- * d = f'(z + b) (fa_bias_fwd_d).  Columns go in chunks of FA_MC_CHUNK whose sums stay in
- * registers over the rows (gcc keeps db in memory across rows otherwise). */
-#define FA_MC_CHUNK 32
+/* dz = g d and db[j] += dz[r, j] in double, over the rows in order (the bias loops' sums),
+ * the backward of a dense layer whose forward kept d = f'(z + b) (fa_bias_fwd_d); float64
+ * as written, float32 below with the sums in registers */
 #define FA_NN_MUL_COLSUM(T, S)                                                             \
 FA_NN_CLONES static void fa_mul_colsum_##S(const T *g, const T *d, T *dz, double *db,      \
                                            ptrdiff_t rows, ptrdiff_t n)                    \
 {                                                                                          \
-    ptrdiff_t j0 = 0;                                                                      \
-    for (; j0 + FA_MC_CHUNK <= n; j0 += FA_MC_CHUNK) {                                     \
-        double acc[FA_MC_CHUNK] = {0};                                                     \
-        for (ptrdiff_t r = 0; r < rows; r++) {                                             \
-            const T *gr = g + r * n + j0, *dr = d + r * n + j0;                            \
-            T *o = dz + r * n + j0;                                                        \
-            for (int j = 0; j < FA_MC_CHUNK; j++) {                                        \
-                const T v = gr[j] * dr[j];                                                 \
-                o[j] = v;                                                                  \
-                acc[j] += (double)v;                                                       \
-            }                                                                              \
+    for (ptrdiff_t r = 0; r < rows; r++)                                                   \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+            const T v = g[r * n + j] * d[r * n + j];                                       \
+            dz[r * n + j] = v;                                                             \
+            db[j] += (double)v;                                                            \
         }                                                                                  \
-        for (int j = 0; j < FA_MC_CHUNK; j++) db[j0 + j] += acc[j];                        \
-    }                                                                                      \
-    if (j0 < n) {                                                                          \
-        double acc[FA_MC_CHUNK] = {0};                                                     \
-        const ptrdiff_t m = n - j0;                                                        \
-        for (ptrdiff_t r = 0; r < rows; r++) {                                             \
-            const T *gr = g + r * n + j0, *dr = d + r * n + j0;                            \
-            T *o = dz + r * n + j0;                                                        \
-            for (ptrdiff_t j = 0; j < m; j++) {                                            \
-                const T v = gr[j] * dr[j];                                                 \
-                o[j] = v;                                                                  \
-                acc[j] += (double)v;                                                       \
-            }                                                                              \
-        }                                                                                  \
-        for (ptrdiff_t j = 0; j < m; j++) db[j0 + j] += acc[j];                            \
-    }                                                                                      \
 }
 
 FA_NN_MUL_COLSUM(double, f64)
 
-/* float32: 32 columns of sums in four vectors of 8 doubles (GCC's generic vectors: gcc
- * keeps the array of sums above in memory), the same sums in the same order */
+/* float32: 32 columns of sums in four vectors of 8 doubles over the rows (GCC's generic
+ * vectors; gcc keeps db in memory across the rows of the loop above), added to db at the
+ * end: with db zero on entry, as the engine calls it, the row-by-row loop's sums */
 typedef float fa_f32v8x __attribute__((vector_size(32)));
 FA_NN_CLONES static void fa_mul_colsum_f32(const float *g, const float *d, float *dz,
                                            double *db, ptrdiff_t rows, ptrdiff_t n)
