@@ -132,20 +132,33 @@ void fa_bwd(int act, int dtype, const void *g, const void *s, void *out, ptrdiff
     fa_cur->act[act].bwd[dtype](g, s, out, n, p);
 }
 
-/* y = f(z + b) as y = z + b (the identity's bias loop), then f over y in place, a block
- * of about 2048 elements (in L1) at a time: the same results as f(z + b) by fwd */
+/* out = z + b over nb rows (the identity's bias loop), or z itself when b is NULL (out may
+ * be z) */
+static void fa_add_bias_rows(int dtype, const void *z, const void *b, void *out, ptrdiff_t nb,
+                             ptrdiff_t cols)
+{
+    const fa_params p0 = {0.0, 0.0, 0.0, 0.0};
+    if (b)
+        fa_cur->act[FA_ACT_identity].bias_fwd[dtype](z, b, out, nb, cols, &p0);
+    else if (z != out)
+        memmove(out, z, (size_t)(nb * cols) * (dtype == FA_F32 ? 4u : 8u));
+}
+
+/* rows per block of about 2048 elements (in L1) */
+static ptrdiff_t fa_block_rows(ptrdiff_t cols) { return cols >= 2048 ? 1 : 2048 / cols; }
+
+/* y = f(z + b) as y = z + b, then f over y in place, a block of rows at a time: the same
+ * results as f(z + b) by fwd */
 static void fa_bias_fwd_split(const fa_act_loops *L, int dtype, const void *z, const void *b,
                               void *y, ptrdiff_t rows, ptrdiff_t cols, const fa_params *p)
 {
-    const fa_params p0 = {0.0, 0.0, 0.0, 0.0};
     const size_t isz = dtype == FA_F32 ? 4u : 8u;
-    const ptrdiff_t blk = cols >= 2048 ? 1 : 2048 / cols;
-    const fa_bias_fwd_fn add = fa_cur->act[FA_ACT_identity].bias_fwd[dtype];
+    const ptrdiff_t blk = fa_block_rows(cols);
     for (ptrdiff_t r0 = 0; r0 < rows; r0 += blk) {
         const ptrdiff_t nb = rows - r0 < blk ? rows - r0 : blk;
         const size_t off = (size_t)(r0 * cols) * isz;
         char *yb = (char *)y + off;
-        add((const char *)z + off, b, yb, nb, cols, &p0);
+        fa_add_bias_rows(dtype, (const char *)z + off, b, yb, nb, cols);
         L->fwd[dtype](yb, yb, nb * cols, p);
     }
 }
@@ -169,7 +182,6 @@ int fa_bias_fwd_d_fused(int act, int dtype)
            && fa_cur->act[act].bias_fwd_d[dtype] != NULL;
 }
 
-
 void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, void *d,
                    ptrdiff_t rows, ptrdiff_t cols, const fa_params *p)
 {
@@ -180,20 +192,15 @@ void fa_bias_fwd_d(int act, int dtype, const void *z, const void *b, void *y, vo
         return;
     }
     /* u = z + b into d, y = f(u), d = f'(u) = bwd(1, u) (f input-saving: its backward
-     * reads the input), a block of rows at a time */
-    const fa_params p0 = {0.0, 0.0, 0.0, 0.0};
+     * reads the input), a block of rows at a time (the ones: 2048 at a time) */
     const size_t isz = dtype == FA_F32 ? 4u : 8u;
-    const ptrdiff_t blk = cols >= 2048 ? 1 : 2048 / cols;
+    const ptrdiff_t blk = fa_block_rows(cols);
     const void *ones = dtype == FA_F32 ? (const void *)fa_ones_f : (const void *)fa_ones_d;
     for (ptrdiff_t r0 = 0; r0 < rows; r0 += blk) {
         const ptrdiff_t nb = rows - r0 < blk ? rows - r0 : blk;
         const size_t off = (size_t)(r0 * cols) * isz;
         char *db = (char *)d + off;
-        if (b)
-            fa_cur->act[FA_ACT_identity].bias_fwd[dtype]((const char *)z + off, b, db, nb,
-                                                          cols, &p0);
-        else if ((const char *)z + off != db)
-            memmove(db, (const char *)z + off, (size_t)(nb * cols) * isz);
+        fa_add_bias_rows(dtype, (const char *)z + off, b, db, nb, cols);
         for (ptrdiff_t c0 = 0; c0 < nb * cols; c0 += 2048) {
             const ptrdiff_t m = nb * cols - c0 < 2048 ? nb * cols - c0 : 2048;
             char *u = db + (size_t)c0 * isz;

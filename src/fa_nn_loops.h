@@ -677,7 +677,6 @@ FA_NN_MUL_COLSUM(double, f64)
 /* float32: 32 columns of sums in four vectors of 8 doubles over the rows (GCC's generic
  * vectors; gcc keeps db in memory across the rows of the loop above), added to db at the
  * end: with db zero on entry, as the engine calls it, the row-by-row loop's sums */
-typedef float fa_f32v8x __attribute__((vector_size(32)));
 FA_NN_CLONES static void fa_mul_colsum_f32(const float *g, const float *d, float *dz,
                                            double *db, ptrdiff_t rows, ptrdiff_t n)
 {
@@ -687,9 +686,9 @@ FA_NN_CLONES static void fa_mul_colsum_f32(const float *g, const float *d, float
         for (ptrdiff_t r = 0; r < rows; r++) {
             const float *gr = g + r * n + j0, *dr = d + r * n + j0;
             float *o = dz + r * n + j0;
-            fa_f32v8x v[4];
+            fa_f32v8 v[4];
             for (int q = 0; q < 4; q++) {
-                fa_f32v8x x, y;
+                fa_f32v8 x, y;
                 memcpy(&x, gr + 8 * q, sizeof x);
                 memcpy(&y, dr + 8 * q, sizeof y);
                 v[q] = x * y;
