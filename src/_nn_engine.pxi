@@ -72,6 +72,26 @@ FIELDS = {"NI": NI, "NF": NF, "I_KIND": I_KIND, "I_IN": I_IN, "I_IN2": I_IN2, "I
 cdef int N_DIAG = 9
 
 
+def _aligned(Py_ssize_t n, dtype, fill=0):
+    """n elements of dtype set to fill, starting on a 64-byte boundary (a cache line:
+    NumPy aligns large arrays to 16 bytes only, so that every 64-byte vector of the
+    engine's loops would straddle two lines)"""
+    isz = np.dtype(dtype).itemsize
+    a = np.empty(n + 64 // isz, dtype)
+    off = (-a.ctypes.data % 64) // isz
+    a = a[off:off + n]
+    if fill is not None:
+        a.fill(fill)
+    return a
+
+
+cdef inline Py_ssize_t _stagger(Py_ssize_t o, Py_ssize_t t, Py_ssize_t isz) noexcept:
+    """the elements to add to offset o so that it is t * 1088 bytes mod 4096 (0 <= . < 4096
+    bytes; the modules' % is C's, which keeps the sign)"""
+    cdef Py_ssize_t r = (t * 1088 - o * isz) % 4096
+    return (r + 4096 if r < 0 else r) // isz
+
+
 cdef inline uint32_t dropout_threshold(double p) noexcept nogil:
     """min(round(p 2^32), 2^32 - 1): the 32-bit words >= it are the kept elements"""
     cdef double t = p * 4294967296.0 + 0.5
@@ -96,7 +116,7 @@ cdef class Engine:
     cdef char *fz_s1
     cdef char *fz_s2
     cdef long long fz_t
-    cdef Py_ssize_t isz, cap, maxw, n_params
+    cdef Py_ssize_t isz, cap, maxw, n_params, sstride
     cdef cnp.ndarray ops_i, ops_f, widths, alias, toff
     cdef cnp.ndarray theta, grad, state, buf, gbuf, ones, scratch, work, stats
     cdef cnp.ndarray xb, lb, tb, state_prev
@@ -286,20 +306,26 @@ cdef class Engine:
 
     cdef _grow(self, Py_ssize_t rows):
         dtype = np.float32 if self.dt == FA_F32 else np.float64
+        # tensor t starts at t * 1088 bytes mod 4096 (gradient slot s likewise): buffers
+        # of a power-of-two size would otherwise all start at the same offset in a 4 KiB
+        # page, and a loop that loads from one and stores to another at the same index
+        # would stall on the false store-to-load dependencies (4K aliasing)
         toff, o = [0] * self.n_tensors, 0
         for t in range(1, self.n_tensors):
             a = int(self.alias[t])
             if a >= 0:
                 toff[t] = toff[a]
             else:
+                o += _stagger(o, t, self.isz)
                 toff[t] = o
                 o += rows * int(self.widths[t])
         self.toff = np.array(toff, dtype=np.int64)
-        self.buf = np.zeros(max(o, 1), dtype)
+        self.buf = _aligned(max(o, 1), dtype)
+        self.sstride = rows * self.maxw + _stagger(rows * self.maxw, 1, self.isz)
         # zeros: gemms_only (the benchmarks' limit) multiplies whatever the slots hold
-        self.gbuf = np.zeros(max(self.n_slots, 1) * rows * self.maxw, dtype)
-        self.ones = np.ones(rows * self.maxw, dtype)
-        self.scratch = np.empty(rows * self.maxw, dtype)
+        self.gbuf = _aligned(max(self.n_slots, 1) * self.sstride, dtype)
+        self.ones = _aligned(rows * self.maxw, dtype, 1)
+        self.scratch = _aligned(rows * self.maxw, dtype, None)
         # a shuffled batch of an epoch: its rows of X, labels and targets (epoch() sizes
         # them when it first shuffles: nothing input-wide otherwise)
         self.xb = np.zeros(0, dtype)
@@ -320,7 +346,7 @@ cdef class Engine:
         return self.p_buf + self.p_toff[t] * self.isz
 
     cdef inline char *_G(self, int64_t slot) noexcept nogil:
-        return self.p_g + slot * self.cap * self.maxw * self.isz
+        return self.p_g + slot * self.sstride * self.isz
 
     cdef inline char *_P(self, int64_t off) noexcept nogil:
         return self.p_theta + off * self.isz if off >= 0 else NULL
@@ -930,9 +956,9 @@ cdef class Engine:
         cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
         cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
         if order is not None and self.xb.shape[0] < self.cap * k:
-            self.xb = np.zeros(self.cap * k, self.buf.dtype)
+            self.xb = _aligned(self.cap * k, self.buf.dtype)
             self.lb = np.zeros(self.cap, np.int64)
-            self.tb = np.zeros(self.cap * C, self.buf.dtype)
+            self.tb = _aligned(self.cap * C, self.buf.dtype)
         cdef double *lo = <double *>cnp.PyArray_DATA(losses)
         cdef int64_t *co = <int64_t *>cnp.PyArray_DATA(correct)
         cdef char *xb = <char *>cnp.PyArray_DATA(self.xb)
@@ -1242,9 +1268,9 @@ cdef class Engine:
         cdef const int64_t *segs = <const int64_t *>cnp.PyArray_DATA(segs_a)
         cdef Py_ssize_t n_segs = gemm.shape[0]
         if order is not None and self.xb.shape[0] < self.cap * k:
-            self.xb = np.zeros(self.cap * k, self.buf.dtype)
+            self.xb = _aligned(self.cap * k, self.buf.dtype)
             self.lb = np.zeros(self.cap, np.int64)
-            self.tb = np.zeros(self.cap * C, self.buf.dtype)
+            self.tb = _aligned(self.cap * C, self.buf.dtype)
         cdef cnp.ndarray wbuf = np.zeros(bs if order is not None and wp != NULL else 0, np.float64)
         cdef double *wb = <double *>cnp.PyArray_DATA(wbuf)
         cdef double *lo = <double *>cnp.PyArray_DATA(losses)

@@ -1390,6 +1390,46 @@ def test_unaligned_arrays(dtype):
         )
 
 
+def _at_line_offset(values, dtype, byte_offset):
+    """a copy of values starting byte_offset bytes past a 64-byte boundary"""
+    values = np.asarray(values, dtype)
+    isz = values.itemsize
+    raw = np.empty(values.size + 128 // isz, dtype)
+    k = (-raw.ctypes.data % 64 + byte_offset) // isz
+    a = raw[k : k + values.size]
+    a[...] = values
+    assert a.ctypes.data % 64 == byte_offset
+    return a
+
+
+@pytest.mark.parametrize("dtype", dtype_params())
+def test_every_cache_line_offset(dtype):
+    """The kernels split off the elements before the output's first 64-byte boundary
+    (or the inputs', when both inputs sit on one boundary and the output on another):
+    every element's result is the same at every offset of input and output in a cache
+    line, forward and backward."""
+    n = 3001  # above the size at which the head is split off
+    isz = np.dtype(dtype).itemsize
+    x0 = np.linspace(-9, 9, n).astype(dtype)
+    g0 = np.cos(x0)
+    for case in ELEMENTWISE:
+        want = case.forward(_at_line_offset(x0, dtype, 0), n_threads=1)
+        s0 = case.saved(x0, want)
+        want_b = case.backward(
+            _at_line_offset(g0, dtype, 0), _at_line_offset(s0, dtype, 0), n_threads=1
+        )
+        for xo in range(0, 64, 2 * isz):
+            for oo in (0, isz, 48):
+                x = _at_line_offset(x0, dtype, xo)
+                out = _at_line_offset(np.zeros(n), dtype, oo)
+                case.forward(x, out=out, n_threads=1)
+                np.testing.assert_array_equal(out, want, err_msg=f"{case.id} {xo} {oo}")
+                g = _at_line_offset(g0, dtype, xo)
+                s = _at_line_offset(s0, dtype, (xo + isz * (oo == isz)) % 64)
+                case.backward(g, s, out=out, n_threads=1)
+                np.testing.assert_array_equal(out, want_b, err_msg=f"{case.id} {xo} {oo}")
+
+
 # ---- regressions from the code review -----------------------------------------------
 
 
