@@ -23,6 +23,17 @@ import numpy as np
 from . import _validate as V
 
 
+def aligned_zeros(shape, dtype):
+    """np.zeros(shape, dtype) starting on a 64-byte boundary (a cache line; NumPy aligns
+    large arrays to 16 bytes only): for the parameters, gradients and optimizer state that
+    the network's loops stream through."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = np.zeros(n + 64 // dtype.itemsize, dtype)
+    k = (-raw.ctypes.data % 64) // dtype.itemsize
+    return raw[k : k + n].reshape(shape)
+
+
 def _maybe_scalar(y, x_in, out):
     if out is None and y.ndim == 0 and not isinstance(x_in, np.ndarray):
         return y[()]

@@ -29,6 +29,8 @@ import weakref
 
 import numpy as np
 
+from ._plumbing import aligned_zeros
+
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
 
 
@@ -157,7 +159,7 @@ class Optimizer:
         if owner is not None and owner() is theta:
             return
         if owner is None:
-            self.state = [np.zeros_like(theta) for _ in range(self.n_state)]
+            self.state = [aligned_zeros(theta.shape, theta.dtype) for _ in range(self.n_state)]
             self._owner = weakref.ref(theta)
         elif owner() is None:
             raise ValueError(

@@ -45,6 +45,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._plumbing import aligned_zeros
+
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's names -> fastact's
@@ -288,7 +290,8 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's optimizer state: Adam's moments or SGD's velocity, flat like the
         network's parameters, and the step count"""
         theta = self._net.theta
-        self._opt_state = [np.zeros_like(theta) for _ in range(2 if self.solver == "adam" else 1)]
+        n_state = 2 if self.solver == "adam" else 1
+        self._opt_state = [aligned_zeros(theta.shape, theta.dtype) for _ in range(n_state)]
         self._opt_t = 0
         self._lr = float(self.learning_rate_init)  # scikit-learn's current rate (sgd)
         # what scikit-learn's optimizer object holds from its creation on (partial_fit

@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from .. import _validate as V
+from .._plumbing import aligned_zeros
 from ..optim import Optimizer
 from . import persistence as _persist
 from . import training as _training
@@ -224,9 +225,9 @@ class Sequential:
         self._rng = np.random.default_rng((self.seed, 1))  # shuffling in fit
         prog = Program(b, h)
         self._program = prog
-        self.theta = np.zeros(prog.n_theta, dt)
-        self.grad_flat = np.zeros(prog.n_theta, dt)
-        self.state = np.zeros(prog.n_state, dt)
+        self.theta = aligned_zeros(prog.n_theta, dt)
+        self.grad_flat = aligned_zeros(prog.n_theta, dt)
+        self.state = aligned_zeros(prog.n_state, dt)
         self._views = {}
         for p in prog.params:
             self._views[p.name] = (
