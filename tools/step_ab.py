@@ -8,7 +8,11 @@ Each process (a fresh interpreter with PYTHONPATH set to one checkout) times, on
 thread, the GEMMs alone (`Engine.gemms_only`, one network of the shape) and a
 `train_step` of every activation x variant (fastact.nn.peers' networks, SGD), with the
 calling thread's CPU time (`time.thread_time`), candidates in a new shuffled order every
-round, medians over the rounds.  A checkout with `Engine.kernels_only` / `update_only`
+round, medians over the rounds.  With --warm, each candidate's timed calls in a round
+follow one untimed call of it: a network trained step after step, as a user trains it,
+finds its buffers in cache, which a single call after the other candidates' calls does
+not (at 8x256 a step is one call: its working set of several MB is then refilled from
+memory on every timed call).  A checkout with `Engine.kernels_only` / `update_only`
 also gives the lower bound (GEMMs + elementwise ops alone + update alone).  The
 processes alternate before, after, before, ...; a ratio (step / GEMMs, variant / plain)
 is the median over the processes of each process's ratio.
@@ -26,7 +30,7 @@ import sys
 ACTS = "sigmoid,tanh,relu,leaky_relu,prelu,elu,gelu,silu"
 
 
-def worker(depth, width, batch, rounds, variants, acts):
+def worker(depth, width, batch, rounds, variants, acts, warm=False):
     import random
     import time
 
@@ -70,6 +74,8 @@ def worker(depth, width, batch, rounds, variants, acts):
             items = list(c.items())
             rnd.shuffle(items)
             for k, f in items:
+                if warm:
+                    f()
                 t = clock()
                 for _ in range(reps):
                     f()
@@ -118,6 +124,9 @@ def main(argv=None):
     ap.add_argument("--activations", default=ACTS)
     ap.add_argument("--processes", type=int, default=3, help="per checkout")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument(
+        "--warm", action="store_true", help="one untimed call before each candidate's timed ones"
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", metavar="PATH", help="save every process's medians")
     a = ap.parse_args(argv)
@@ -126,7 +135,7 @@ def main(argv=None):
     if variants[0] != "plain":
         ap.error("--variants must start with plain (the ratios are to it)")
     if a.worker:
-        print(json.dumps(worker(depth, width, batch, a.rounds, variants, acts)))
+        print(json.dumps(worker(depth, width, batch, a.rounds, variants, acts, a.warm)))
         return 0
     runs = {"before": [], "after": []}
     for _ in range(a.processes):
@@ -140,7 +149,10 @@ def main(argv=None):
                 text=True,
             ).stdout
             runs[tag].append(json.loads(out.strip().splitlines()[-1]))
-    print(f"{a.net}: {a.processes} processes per checkout, {a.rounds} rounds each, thread CPU time")
+    print(
+        f"{a.net}: {a.processes} processes per checkout, {a.rounds} rounds each, thread CPU "
+        f"time{', warm' if a.warm else ''}"
+    )
     report(runs["before"], runs["after"], variants, acts)
     if a.json:
         with open(a.json, "w") as f:
