@@ -89,6 +89,9 @@ static inline __m512 fa_rcpf_avx512(__m512 d)
 #define FA_TANHF_IDX(a)                                                                  \
     _mm512_subs_epu16(_mm512_srli_epi32(_mm512_castps_si512(a), FA_TANHF32_SHIFT),       \
                       _mm512_set1_epi32(FA_TANHF32_B))
+#define FA_TANHF_E fa_tanhf32_e
+#define FA_TANHF_C fa_tanhf32_c
+#define FA_TANHF_NC FA_TANHF32_NC
 #include "fa_expf_simd.h"
 
 /* the float64 sigmoid and silu loops of fa_f64_simd.h, 8 lanes */
