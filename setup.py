@@ -86,6 +86,7 @@ ext = Extension(
         "src/erfcx_coeffs.h",
         "src/fa_gelu_simd.h",
         "src/gelu_f32_coeffs.h",
+        "src/tanh_f32_coeffs.h",
         "src/fa_expf_simd.h",
         "src/fa_f64_simd.h",
     ],

@@ -98,6 +98,30 @@ static inline FA_V FA_GS(tanh_v)(FA_V x)
     return FA_OR(FA_ANDNOT(sgn, y), FA_AND(sgn, x));
 }
 
+#ifdef FA_TANHF_IDX
+/* tanh from a table of polynomials (AVX-512: tools/fit_tanh_f32.py, src/tanh_f32_coeffs.h),
+ * no exp and no division: a = min(|x|, 9.5) (NaN kept: second operand), interval
+ * n = max(0, (bits(a) >> 21) - B) (FA_TANHF_IDX: one shift, one saturating 16-bit
+ * subtraction; interval 0 is [0, 1/16), then 4 per binade up to [8, 10)), one permute per
+ * coefficient, the degree-5 Horner sum in d = a - e_n (exact), the sign of x put back by
+ * a bit or (tanh(-0) = -0, and a NaN stays NaN through d).  16 vector operations per 16
+ * floats (tanh_v: ~25); AVX-512 only (on AVX2 the 8-entry table needs degree 9 and
+ * measured slower than tanh_v).  Every float32: tools/sweep_gelu_f32.py --funcs tanh_fwd. */
+#include "tanh_f32_coeffs.h"
+static inline FA_V FA_GS(tanh_tab_v)(FA_V x)
+{
+    const FA_V sgn = FA_SET1(-0.0f);
+    FA_V a = FA_MIN(FA_SET1(FA_TANHF_AMAX), FA_ABS(x));
+    FA_VI idx = FA_TANHF_IDX(a);
+    FA_V d = FA_SUB(a, FA_FLOOK(FA_TANHF_E, idx));            /* exact */
+    FA_V p = FA_FLOOK(FA_TANHF_C[FA_TANHF_NC - 1], idx);
+    for (int j = FA_TANHF_NC - 2; j >= 0; j--)                /* unrolled: a constant count */
+        p = FA_FMA(p, d, FA_FLOOK(FA_TANHF_C[j], idx));
+    return FA_OR(p, FA_AND(sgn, x));
+}
+FA_GS_LOOP1(FA_GS(L_tanh_tab_fwd), FA_GS(tanh_tab_v))
+#endif
+
 /* elu = x for x > 0, else alpha expm1(x) (alpha = p.a rounded to float, as the portable
  * loop): expm1 = 2^k q + (2^k - 1) from the exp core as in tanh_v, x clamped to -19
  * (expm1 is -1 in float below -17.4), the sign bit set on expm1 so that elu(-0) = -0;

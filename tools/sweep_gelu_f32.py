@@ -46,7 +46,9 @@ FUNCS = {
     "gelu_bwd": ("gelu", {}, True),
     "gelu_tanh_fwd": ("gelu", {"approximate": "tanh"}, False),
     "gelu_tanh_bwd": ("gelu", {"approximate": "tanh"}, True),
-    # the other kernels of fa_expf_simd.h, for --funcs (with --lo/--hi, e.g. -104, 104)
+    # the other kernels of fa_expf_simd.h, for --funcs (with --lo/--hi, e.g. -104, 104;
+    # tanh_fwd: --lo -inf --hi inf, every float32)
+    "tanh_fwd": ("tanh", {}, False),
     "sigmoid_fwd": ("sigmoid", {}, False),
     "silu_fwd": ("silu", {}, False),
     "silu_bwd": ("silu", {}, True),
