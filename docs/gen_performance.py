@@ -344,13 +344,15 @@ def headline_markdown(runs: list[dict]) -> str:
     body = []
     machines: dict[str, list[str]] = {}
     if kern:
-        # the CPU's own SIMD path (no FASTACT_ISA forcing), allocating (not --out), most rows
+        # the CPU's own SIMD path (no FASTACT_ISA forcing), allocating (not --out), most
+        # rows, newest
         run = max(
             kern,
             key=lambda r: (
                 "FASTACT_ISA=" not in str(r["data"].get("command", "")),
                 not r["data"].get("out"),
                 len(r["data"]["rows"]),
+                _date(r) if _date(r)[:1].isdigit() else "",
             ),
         )
         rows = run["data"]["rows"]
