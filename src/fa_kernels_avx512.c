@@ -50,6 +50,9 @@
 #define FA_ABS _mm512_abs_ps
 #define FA_CASTI _mm512_castps_si512
 #define FA_SRLI _mm512_srli_epi32
+#define FA_CASTF _mm512_castsi512_ps
+#define FA_ADDI32 _mm512_add_epi32
+#define FA_SLLI32 _mm512_slli_epi32
 #define FA_SEL_NEG(x, a, b) _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), (b), (a))
 #define FA_SEL_GT(u, v, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((u), (v), _CMP_GT_OQ), (b), (a))
 #define FA_SCALE(v, kf, kfs) _mm512_scalef_ps((v), (kf))   /* one rounding, subnormals too */
