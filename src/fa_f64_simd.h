@@ -73,13 +73,67 @@ static inline FA_DV FA_D(sigmoid_v)(FA_DV x)
     return FA_DSEL_NEG(x, FA_DMUL(t, r), r);
 }
 
-/* sigma(-x): log_sigmoid' */
+/* sigma(-x) = 1 / (1 + e^x): log_sigmoid'.  The float64 contract is 1e-12 relative, so
+ * e^x needs the degree-10 polynomials of tools/fit_sigmoid_neg.py (4e-16), not the Taylor
+ * series of degree 12, and no select: 1 / (1 + e^x) is right on both sides (e^x may
+ * overflow: 1 / inf = 0), where the e^-|x| form needs one.
+ *   AVX-512: e^x = 2^f 2^floor(y), y = x log2(e) rounded once (|x| 1.1e-16 relative in
+ *   e^x: below 1e-14 where the result is above 1e-40), f = y - floor(y) in [0, 1) by
+ *   vreduceps, 2^floor(y) by vscalefps (no clamp: f = 0 for |y| >= 2^52 and infinities),
+ *   1 / d by vrcp14pd and one fourth-order step r (1 + e + e^2 + e^3), e = 1 - d r (2^-56);
+ *   for d = inf, r = 0 and e = 1 - inf 0 is NaN, which the min turns into 1 (min returns
+ *   its second operand for a NaN): exactly 0; d = 1 (x below -37.5): exactly 1.
+ *   AVX2: x clamped to [-40, 710], r = x - n ln2 (Cody-Waite, n = round(x log2(e))),
+ *   e^r / 2 by the halved polynomial, 2^n added into its exponent bits (always a normal
+ *   double), d = 2 (e^r / 2) 2^n + 1 in one FMA (inf for x >= 710), then the division
+ *   (vrcp14pd is AVX-512 only). */
+#if FA_DW == 8
 static inline FA_DV FA_D(sigmoid_neg_v)(FA_DV x)
 {
-    FA_DV t = FA_D(exp_neg_abs)(x);
-    FA_DV r = FA_DRCP(FA_DADD(FA_DSET1(1.0), t));
-    return FA_DSEL_NEG(x, r, FA_DMUL(t, r));
+    FA_DV y = FA_DMUL(x, FA_DSET1(0x1.71547652b82fep0));
+    FA_DV f = _mm512_reduce_pd(y, 0x09);                /* y - floor(y), inexact suppressed */
+    FA_DV p = FA_DSET1(0x1.57abd0af446adp-27);
+    p = FA_DFMA(p, f, FA_DSET1(0x1.95480f1723331p-24));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.65801c61dd860p-20));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.ff816c0810ef7p-17));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.430b987b1eaeap-13));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.5d87e288334afp-10));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.3b2ab7bc315adp-7));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.c6b08d6a405ccp-5));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.ebfbdff8452c3p-3));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.62e42fefa3773p-1));
+    p = FA_DFMA(p, f, FA_DSET1(0x1.0000000000001p+0));
+    FA_DV d = FA_DADD(_mm512_scalef_pd(p, y), FA_DSET1(1.0));   /* 1 + e^x */
+    FA_DV r = _mm512_rcp14_pd(d);
+    FA_DV e = FA_DMIN(FA_DFNMA(d, r, FA_DSET1(1.0)), FA_DSET1(1.0));
+    FA_DV q = FA_DFMA(FA_DFMA(e, e, e), e, e);                  /* e + e^2 + e^3 */
+    return FA_DFMA(r, q, r);
 }
+#else
+static inline FA_DV FA_D(sigmoid_neg_v)(FA_DV x)
+{
+    const FA_DV shifter = FA_DSET1(0x1.8p52);
+    FA_DV xc = FA_DMIN(FA_DSET1(710.0), FA_DMAX(FA_DSET1(-40.0), x));   /* NaN kept */
+    FA_DV kd = FA_DFMA(xc, FA_DSET1(0x1.71547652b82fep0), shifter);
+    FA_DV n = FA_DSUB(kd, shifter);
+    FA_DV r = FA_DFNMA(n, FA_DSET1(FA_LN2_HI), xc);
+    r = FA_DFNMA(n, FA_DSET1(FA_LN2_LO), r);
+    FA_DV p = FA_DSET1(0x1.28a2e423b0e62p-23);                   /* e^r / 2 */
+    p = FA_DFMA(p, r, FA_DSET1(0x1.72fb2564ce3eap-20));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.a019a6485972bp-17));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.a01978938b589p-14));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.6c16c17f4e67cp-11));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.1111112de6a14p-8));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.5555555552088p-6));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.555555554b6e0p-4));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.0000000000005p-2));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.000000000001ep-1));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.0000000000000p-1));
+    FA_DV u = _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(p),
+                                                   _mm256_slli_epi64(_mm256_castpd_si256(kd), 52)));
+    return FA_DDIV(FA_DSET1(1.0), FA_DFMA(u, FA_DSET1(2.0), FA_DSET1(1.0)));
+}
+#endif
 
 /* silu = x sigma(x); x clamped to +-1000 in the product (no inf * 0), x itself above */
 static inline FA_DV FA_D(silu_v)(FA_DV x)

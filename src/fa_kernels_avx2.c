@@ -243,6 +243,7 @@ static void L_leaky_relu_bwd_pw_avx2(const void *gv, const void *xv, void *ov, p
 #define FA_DADD _mm256_add_pd
 #define FA_DSUB _mm256_sub_pd
 #define FA_DMUL _mm256_mul_pd
+#define FA_DDIV _mm256_div_pd
 #define FA_DFMA _mm256_fmadd_pd        /* a b + c */
 #define FA_DFNMA _mm256_fnmadd_pd      /* c - a b */
 #define FA_DMIN _mm256_min_pd          /* NaN in either: the second operand */

@@ -99,6 +99,7 @@ static inline __m512 fa_rcpf_avx512(__m512 d)
 #define FA_DADD _mm512_add_pd
 #define FA_DSUB _mm512_sub_pd
 #define FA_DMUL _mm512_mul_pd
+#define FA_DDIV _mm512_div_pd
 #define FA_DFMA _mm512_fmadd_pd        /* a b + c */
 #define FA_DFNMA _mm512_fnmadd_pd      /* c - a b */
 #define FA_DMIN _mm512_min_pd          /* NaN in either: the second operand */
