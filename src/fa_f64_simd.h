@@ -74,19 +74,22 @@ static inline FA_DV FA_D(sigmoid_v)(FA_DV x)
 }
 
 /* sigma(-x) = 1 / (1 + e^x): log_sigmoid'.  The float64 contract is 1e-12 relative, so
- * e^x needs the degree-10 polynomials of tools/fit_sigmoid_neg.py (4e-16), not the Taylor
- * series of degree 12, and no select: 1 / (1 + e^x) is right on both sides (e^x may
- * overflow: 1 / inf = 0), where the e^-|x| form needs one.
+ * e^x needs a degree-10 or 9 polynomial (tools/fit_sigmoid_neg.py), not the Taylor series
+ * of degree 12, and no select: 1 / (1 + e^x) is right on both sides (e^x may overflow:
+ * 1 / inf = 0), where the e^-|x| form needs one.  Largest relative error measured: 6e-15
+ * (AVX-512) and 2e-14 (AVX2) on [-60, 60], 5e-14 up to |x| = 709 (docs/guide/accuracy.md).
  *   AVX-512: e^x = 2^f 2^floor(y), y = x log2(e) rounded once (|x| 1.1e-16 relative in
- *   e^x: below 1e-14 where the result is above 1e-40), f = y - floor(y) in [0, 1) by
- *   vreduceps, 2^floor(y) by vscalefps (no clamp: f = 0 for |y| >= 2^52 and infinities),
- *   1 / d by vrcp14pd and one fourth-order step r (1 + e + e^2 + e^3), e = 1 - d r (2^-56);
- *   for d = inf, r = 0 and e = 1 - inf 0 is NaN, which the min turns into 1 (min returns
- *   its second operand for a NaN): exactly 0; d = 1 (x below -37.5): exactly 1.
- *   AVX2: x clamped to [-40, 710], r = x - n ln2 (Cody-Waite, n = round(x log2(e))),
- *   e^r / 2 by the halved polynomial, 2^n added into its exponent bits (always a normal
- *   double), d = 2 (e^r / 2) 2^n + 1 in one FMA (inf for x >= 710), then the division
- *   (vrcp14pd is AVX-512 only). */
+ *   e^x), f = y - floor(y) in [0, 1) by vreducepd, 2^f by the degree-10 polynomial (4e-16),
+ *   2^floor(y) by vscalefpd (no clamp: f = 0 for |y| >= 2^52 and infinities), 1 / d by
+ *   vrcp14pd and one fourth-order step r (1 + e + e^2 + e^3), e = 1 - d r (2^-56); for
+ *   d = inf, r = 0 and e = 1 - inf 0 is NaN, which the min turns into 1 (min returns its
+ *   second operand for a NaN): exactly 0; d = 1 (x below -37.5): exactly 1.
+ *   AVX2: x clamped to [-40, 710], r = x - n ln2 with one double ln2 (n = round(x log2(e));
+ *   |n| 3.3e-17 relative in e^x, below 3.4e-14), e^r / 2 by the halved degree-9 polynomial
+ *   (1.9e-14), 2^n added into its exponent bits (always a normal double), d = 2 (e^r / 2)
+ *   2^n + 1 in one FMA (inf for x >= 710), then the division (vrcp14pd is AVX-512 only).
+ *   The FMA ports bound this loop, not the divider: each FMA dropped (the second ln2
+ *   constant, the tenth degree) gained ~6% at 1e5. */
 #if FA_DW == 8
 static inline FA_DV FA_D(sigmoid_neg_v)(FA_DV x)
 {
@@ -116,19 +119,17 @@ static inline FA_DV FA_D(sigmoid_neg_v)(FA_DV x)
     FA_DV xc = FA_DMIN(FA_DSET1(710.0), FA_DMAX(FA_DSET1(-40.0), x));   /* NaN kept */
     FA_DV kd = FA_DFMA(xc, FA_DSET1(0x1.71547652b82fep0), shifter);
     FA_DV n = FA_DSUB(kd, shifter);
-    FA_DV r = FA_DFNMA(n, FA_DSET1(FA_LN2_HI), xc);
-    r = FA_DFNMA(n, FA_DSET1(FA_LN2_LO), r);
-    FA_DV p = FA_DSET1(0x1.28a2e423b0e62p-23);                   /* e^r / 2 */
-    p = FA_DFMA(p, r, FA_DSET1(0x1.72fb2564ce3eap-20));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.a019a6485972bp-17));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.a01978938b589p-14));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.6c16c17f4e67cp-11));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.1111112de6a14p-8));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.5555555552088p-6));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.555555554b6e0p-4));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.0000000000005p-2));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.000000000001ep-1));
-    p = FA_DFMA(p, r, FA_DSET1(0x1.0000000000000p-1));
+    FA_DV r = FA_DFNMA(n, FA_DSET1(0x1.62e42fefa39efp-1), xc);   /* ln2 (1 - 3.3e-17) */
+    FA_DV p = FA_DSET1(0x1.72e1382ee1ff3p-20);                   /* e^r / 2 */
+    p = FA_DFMA(p, r, FA_DSET1(0x1.a17e336dab91fp-17));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.a019949f940cap-14));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.6c162b7fd9ab1p-11));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.11111123c9907p-8));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.55555588d5163p-6));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.5555555550d52p-4));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.ffffffffe73cap-3));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.0000000000006p-1));
+    p = FA_DFMA(p, r, FA_DSET1(0x1.000000000003dp-1));
     FA_DV u = _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(p),
                                                    _mm256_slli_epi64(_mm256_castpd_si256(kd), 52)));
     return FA_DDIV(FA_DSET1(1.0), FA_DFMA(u, FA_DSET1(2.0), FA_DSET1(1.0)));
