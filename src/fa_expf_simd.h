@@ -30,7 +30,8 @@ static inline FA_V FA_GS(sigmoid_v)(FA_V x)
     return FA_DIVF(FA_SEL_NEG(x, t, FA_SET1(1.0f)), FA_ADD(FA_SET1(1.0f), t));
 }
 
-/* sigma(-x) = 1 / (1 + e^x): log_sigmoid'.  The backward's contract (8 ulp + 2e-7 |g|)
+/* g sigma(-x) = g / (1 + e^x): log_sigmoid' times g (g divided, not multiplied by a
+ * quotient: one operation less, one rounding less).  The backward's contract (8 ulp + 2e-7 |g|)
  * lets e^x be cheaper than the forward's exp (tools/fit_sigmoid_neg.py): x clamped to
  * [-20, 89] (NaN kept: max / min return their second operand), n = round(x log2(e)) by
  * the shifter, r = x - n ln2 with one float ln2 (n <= 128: 2.4e-7 relative at most, where
@@ -41,7 +42,7 @@ static inline FA_V FA_GS(sigmoid_v)(FA_V x)
  * x = -17 (log_sigmoid'(-inf) = 1).  No select: 14 operations and one division, against
  * 25 and a division for the e^-|x| form (on AVX2 a vrcpps + Newton quotient measured
  * slower than the division there: 48 against 38 us at 1e5; the division stays). */
-static inline FA_V FA_GS(sigmoid_neg_v)(FA_V x)
+static inline FA_V FA_GS(log_sigmoid_bwd_g)(FA_V g, FA_V x)
 {
     FA_V xc = FA_MIN(FA_SET1(89.0f), FA_MAX(FA_SET1(-20.0f), x));
     FA_V ks = FA_FMA(xc, FA_SET1(FA_GS_LOG2E), FA_SET1(FA_GS_SHIFTER));
@@ -54,7 +55,7 @@ static inline FA_V FA_GS(sigmoid_neg_v)(FA_V x)
     p = FA_FMA(p, r, FA_SET1(0x1.fffff8p-2f));
     p = FA_FMA(p, r, FA_SET1(0x1.000002p-1f));
     FA_V u = FA_CASTF(FA_ADDI32(FA_CASTI(p), FA_SLLI32(FA_CASTI(ks), 23)));   /* p 2^n */
-    return FA_DIVF(FA_SET1(1.0f), FA_FMA(u, FA_SET1(2.0f), FA_SET1(1.0f)));
+    return FA_DIVF(g, FA_FMA(u, FA_SET1(2.0f), FA_SET1(1.0f)));
 }
 
 /* silu = x sigma(x): x / (1 + t) for x >= 0, x t / (1 + t) below, x itself above 20
@@ -180,7 +181,7 @@ FA_GS_LOOP1(FA_GS(L_sigmoid_fwd), FA_GS(sigmoid_v))
 FA_GS_LOOP1(FA_GS(L_tanh_fwd), FA_GS(tanh_v))
 FA_GS_LOOP1(FA_GS(L_silu_fwd), FA_GS(silu_v))
 FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
-FA_GS_LOOP2(FA_GS(L_log_sigmoid_bwd), FA_GS(sigmoid_neg_v))
+FA_GS_LOOP2G(FA_GS(L_log_sigmoid_bwd), FA_GS(log_sigmoid_bwd_g))
 FA_GS_BIAS(FA_GS(L_silu_bias_fwd), FA_GS(L_silu_bias_bwd), FA_GS(silu_v), FA_GS(silu_dx))
 
 /* the dense layer's forward that keeps the derivative (fa_bias_fwd_d): u = z + b (b may
