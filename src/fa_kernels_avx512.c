@@ -136,6 +136,7 @@ const fa_impl *fa_avx512_table(void)
         d_install_f64_avx512(&table);
         table.act[FA_ACT_tanh].fwd[FA_F32] = L_tanh_fwd_avx512;
         table.act[FA_ACT_elu].fwd[FA_F32] = L_elu_fwd_avx512;
+        table.act[FA_ACT_sigmoid].fwd[FA_F32] = L_sigmoid_fwd_avx512;
         table.act[FA_ACT_silu].fwd[FA_F32] = L_silu_fwd_avx512;
         table.act[FA_ACT_silu].bwd[FA_F32] = L_silu_bwd_avx512;
         table.act[FA_ACT_silu].bias_fwd[FA_F32] = L_silu_bias_fwd_avx512;
