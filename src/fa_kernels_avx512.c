@@ -130,9 +130,12 @@ const fa_impl *fa_avx512_table(void)
         table = fa_impl_avx512_auto;
         fa_avx512_install_hand(&table);
         install_gelu_avx512(&table);
-        /* of fa_expf_simd.h only silu: measured against fa_avx512_hand.h's loops on a
-         * Xeon (Sapphire Rapids class), 1e5 floats, silu forward 29 vs 32 us and
-         * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us */
+        /* of fa_expf_simd.h sigmoid's forward and silu: its select-free sigma core
+         * (sig_core) against fa_avx512_hand.h's loops on a Xeon (Sapphire Rapids class),
+         * 1e5 floats, one thread, out=: sigmoid forward 21.2 vs 26.4 us, silu forward
+         * 22.4 vs 31-34 us and backward 26.6 vs 35-40 us (the e^-|x| form of
+         * fa_expf_simd.h before it: 31-34 / 35-40 us); log_sigmoid' stays in the hand
+         * loops (h_signeg) */
         d_install_f64_avx512(&table);
         table.act[FA_ACT_tanh].fwd[FA_F32] = L_tanh_fwd_avx512;
         table.act[FA_ACT_elu].fwd[FA_F32] = L_elu_fwd_avx512;

@@ -1,4 +1,5 @@
-"""Print the exp polynomials of the log_sigmoid' kernels (sigma(-x) = 1 / (1 + e^x)).
+"""Print the exp polynomials of the log_sigmoid' kernels (sigma(-x) = 1 / (1 + e^x))
+and of the float32 sigma core of sigmoid and silu.
 
 The backward contract (docs/guide/accuracy.md) is 8 ulp + 2e-7 |g| in float32 and
 1e-12 relative in float64, looser than the forward's, so e^x needs fewer terms than the
@@ -8,6 +9,10 @@ forward's exp (Cephes' degree-7 float polynomial, the degree-12 double Taylor se
           vreduceps, 2^floor(y) by vscalefps)
   f32_er  e^r, |r| <= ln2/2 (+ slack for the one-constant reduction r = x - n ln2),
           degree 5 (AVX2: 2^n put into the exponent bits)
+  f32_er6 e^r, |r| <= ln2/2 (+ slack), degree 6 (6.1e-8): the forward's sigma core of
+          sigmoid, silu and silu' (src/fa_expf_simd.h's sig_core, both SIMD paths, which
+          evaluate it at w = -r with the odd coefficients negated; the forward's 4-ulp
+          contract wants more than degree 5's 1.75e-7)
   f64_2f  2^f, f in [0, 1), degree 10 (AVX-512, float64; degree 9 measured no faster)
   f64_er  e^r, |r| <= ln2/2, degree 9 (AVX2, float64: 1.9e-14, 50 times inside the
           contract; one FMA less than degree 10 made the loop 12% faster there)
@@ -74,6 +79,7 @@ def main():
     sets = [
         ("f32_2f", two, 0.0, 1.0, 5, True),
         ("f32_er", mp.exp, -LN2_HALF, LN2_HALF, 5, True),
+        ("f32_er6", mp.exp, -LN2_HALF, LN2_HALF, 6, True),
         ("f64_2f", two, 0.0, 1.0, 10, False),
         ("f64_er", mp.exp, -LN2_HALF, LN2_HALF, 9, False),
     ]
