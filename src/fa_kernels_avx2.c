@@ -50,6 +50,9 @@
 #define FA_ABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), (x))
 #define FA_CASTI _mm256_castps_si256
 #define FA_SRLI _mm256_srli_epi32
+#define FA_CASTF _mm256_castsi256_ps
+#define FA_ADDI32 _mm256_add_epi32
+#define FA_SLLI32 _mm256_slli_epi32
 #define FA_SEL_NEG(x, a, b) _mm256_blendv_ps((b), (a), (x))   /* sign bit of x ? a : b */
 #define FA_SEL_GT(u, v, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((u), (v), _CMP_GT_OQ))
 /* v 2^k, k <= 0 in the bits of kfs = k + 0x1.8p23: (v 2^(k+64)) 2^-64, each factor normal
@@ -240,6 +243,7 @@ static void L_leaky_relu_bwd_pw_avx2(const void *gv, const void *xv, void *ov, p
 #define FA_DADD _mm256_add_pd
 #define FA_DSUB _mm256_sub_pd
 #define FA_DMUL _mm256_mul_pd
+#define FA_DDIV _mm256_div_pd
 #define FA_DFMA _mm256_fmadd_pd        /* a b + c */
 #define FA_DFNMA _mm256_fnmadd_pd      /* c - a b */
 #define FA_DMIN _mm256_min_pd          /* NaN in either: the second operand */

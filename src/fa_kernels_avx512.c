@@ -50,6 +50,9 @@
 #define FA_ABS _mm512_abs_ps
 #define FA_CASTI _mm512_castps_si512
 #define FA_SRLI _mm512_srli_epi32
+#define FA_CASTF _mm512_castsi512_ps
+#define FA_ADDI32 _mm512_add_epi32
+#define FA_SLLI32 _mm512_slli_epi32
 #define FA_SEL_NEG(x, a, b) _mm512_mask_blend_ps(_mm512_movepi32_mask(_mm512_castps_si512(x)), (b), (a))
 #define FA_SEL_GT(u, v, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((u), (v), _CMP_GT_OQ), (b), (a))
 #define FA_SCALE(v, kf, kfs) _mm512_scalef_ps((v), (kf))   /* one rounding, subnormals too */
@@ -104,6 +107,7 @@ static inline __m512 fa_rcpf_avx512(__m512 d)
 #define FA_DADD _mm512_add_pd
 #define FA_DSUB _mm512_sub_pd
 #define FA_DMUL _mm512_mul_pd
+#define FA_DDIV _mm512_div_pd
 #define FA_DFMA _mm512_fmadd_pd        /* a b + c */
 #define FA_DFNMA _mm512_fnmadd_pd      /* c - a b */
 #define FA_DMIN _mm512_min_pd          /* NaN in either: the second operand */
@@ -134,12 +138,16 @@ const fa_impl *fa_avx512_table(void)
         table = fa_impl_avx512_auto;
         fa_avx512_install_hand(&table);
         install_gelu_avx512(&table);
-        /* of fa_expf_simd.h only silu: measured against fa_avx512_hand.h's loops on a
-         * Xeon (Sapphire Rapids class), 1e5 floats, silu forward 29 vs 32 us and
-         * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us */
+        /* of fa_expf_simd.h sigmoid's forward and silu: its select-free sigma core
+         * (sig_core) against fa_avx512_hand.h's loops on a Xeon (Sapphire Rapids class),
+         * 1e5 floats, one thread, out=: sigmoid forward 21.2 vs 26.4 us, silu forward
+         * 22.4 vs 31-34 us and backward 26.6 vs 35-40 us (the e^-|x| form of
+         * fa_expf_simd.h before it: 31-34 / 35-40 us); log_sigmoid' stays in the hand
+         * loops (h_signeg) */
         d_install_f64_avx512(&table);
         table.act[FA_ACT_tanh].fwd[FA_F32] = L_tanh_tab_fwd_avx512;
         table.act[FA_ACT_elu].fwd[FA_F32] = L_elu_fwd_avx512;
+        table.act[FA_ACT_sigmoid].fwd[FA_F32] = L_sigmoid_fwd_avx512;
         table.act[FA_ACT_silu].fwd[FA_F32] = L_silu_fwd_avx512;
         table.act[FA_ACT_silu].bwd[FA_F32] = L_silu_bwd_avx512;
         table.act[FA_ACT_silu].bias_fwd[FA_F32] = L_silu_bias_fwd_avx512;
