@@ -132,7 +132,9 @@ const fa_impl *fa_avx512_table(void)
         install_gelu_avx512(&table);
         /* of fa_expf_simd.h only silu: measured against fa_avx512_hand.h's loops on a
          * Xeon (Sapphire Rapids class), 1e5 floats, silu forward 29 vs 32 us and
-         * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us */
+         * backward 34 vs 44 us; sigmoid forward equal, log_sigmoid' 28-31 vs 28 us
+         * (log_sigmoid' is now fa_avx512_hand.h's h_signeg, 18 us; fa_expf_simd.h's
+         * g / (1 + e^x) would turn g / inf into NaN through FA_DIVF's correction step) */
         d_install_f64_avx512(&table);
         table.act[FA_ACT_tanh].fwd[FA_F32] = L_tanh_fwd_avx512;
         table.act[FA_ACT_elu].fwd[FA_F32] = L_elu_fwd_avx512;
