@@ -93,7 +93,9 @@ static inline FA_V FA_GS(sigmoid_v)(FA_V x)
  * overflows to inf for x >= 89 (1 / inf = 0: log_sigmoid'(inf) = 0) and is exactly 1 below
  * x = -17 (log_sigmoid'(-inf) = 1).  No select: 14 operations and one division, against
  * 25 and a division for the e^-|x| form (on AVX2 a vrcpps + Newton quotient measured
- * slower than the division there: 48 against 38 us at 1e5; the division stays). */
+ * slower than the division there: 48 against 38 us at 1e5; the division stays).  AVX2
+ * only: the AVX-512 table takes fa_avx512_hand.h's loop (FA_DIVF's correction step would
+ * turn g / inf into NaN there). */
 static inline FA_V FA_GS(log_sigmoid_bwd_g)(FA_V g, FA_V x)
 {
     FA_V xc = FA_MIN(FA_SET1(89.0f), FA_MAX(FA_SET1(-20.0f), x));

@@ -143,7 +143,8 @@ const fa_impl *fa_avx512_table(void)
          * 1e5 floats, one thread, out=: sigmoid forward 21.2 vs 26.4 us, silu forward
          * 22.4 vs 31-34 us and backward 26.6 vs 35-40 us (the e^-|x| form of
          * fa_expf_simd.h before it: 31-34 / 35-40 us); log_sigmoid' stays in the hand
-         * loops (h_signeg) */
+         * loops (h_signeg, 18 us: fa_expf_simd.h's g / (1 + e^x) would turn g / inf into
+         * NaN through FA_DIVF's correction step) */
         d_install_f64_avx512(&table);
         table.act[FA_ACT_tanh].fwd[FA_F32] = L_tanh_tab_fwd_avx512;
         table.act[FA_ACT_elu].fwd[FA_F32] = L_elu_fwd_avx512;
