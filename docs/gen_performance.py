@@ -371,7 +371,10 @@ def headline_markdown(runs: list[dict]) -> str:
             )
         machines.setdefault(machine_line(run), []).append(_date(run))
     if nn:
-        run = max(nn, key=lambda r: len(r["data"]["rows"]))
+        run = max(
+            nn,
+            key=lambda r: (len(r["data"]["rows"]), _date(r) if _date(r)[:1].isdigit() else ""),
+        )
         plain = [r for r in run["data"]["rows"] if r["variant"] == "plain"]
         if plain:
             r = max(plain, key=lambda r: (r["depth"], r["activation"]))
