@@ -178,7 +178,9 @@ static inline FA_DV FA_D(silu_dx)(FA_DV x)
             for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = buf[j];          \
         }                                                                      \
     }
-#define FA_D_LOOP2(NAME, CORE)                                                 \
+/* g f'(x) over two arrays: APPLY(CORE, g, x) gives the product, from a core of x alone
+ * (FA_D_LOOP2: g times CORE(x)) or from a core that takes g as well (FA_D_LOOP2G) */
+#define FA_D_LOOP2_(NAME, APPLY, CORE)                                         \
     static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
                      const fa_params *pp)                                      \
     {                                                                          \
@@ -190,38 +192,19 @@ static inline FA_DV FA_D(silu_dx)(FA_DV x)
             FA_PREFETCH(gs + i);                                               \
             FA_PREFETCH(xs + i);                                               \
             FA_PREFETCH(os + i);                                               \
-            FA_DSTOREU(os + i, FA_DMUL(FA_DLOADU(gs + i), CORE(FA_DLOADU(xs + i)))); \
+            FA_DSTOREU(os + i, APPLY(CORE, FA_DLOADU(gs + i), FA_DLOADU(xs + i))); \
         }                                                                      \
         if (i < n) {                                                           \
             double bx[FA_DW] = {0}, bg[FA_DW] = {0};                           \
             for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
-            FA_DSTOREU(bx, FA_DMUL(FA_DLOADU(bg), CORE(FA_DLOADU(bx))));       \
+            FA_DSTOREU(bx, APPLY(CORE, FA_DLOADU(bg), FA_DLOADU(bx)));         \
             for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
         }                                                                      \
     }
-
-/* the same, for a core that takes g as well and returns the product g f'(x) itself */
-#define FA_D_LOOP2G(NAME, COREG)                                               \
-    static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
-                     const fa_params *pp)                                      \
-    {                                                                          \
-        const double *gs = (const double *)gv, *xs = (const double *)xv;       \
-        double *os = (double *)ov;                                             \
-        (void)pp;                                                              \
-        ptrdiff_t i = 0;                                                       \
-        for (; i + FA_DW <= n; i += FA_DW) {                                   \
-            FA_PREFETCH(gs + i);                                               \
-            FA_PREFETCH(xs + i);                                               \
-            FA_PREFETCH(os + i);                                               \
-            FA_DSTOREU(os + i, COREG(FA_DLOADU(gs + i), FA_DLOADU(xs + i)));   \
-        }                                                                      \
-        if (i < n) {                                                           \
-            double bx[FA_DW] = {0}, bg[FA_DW] = {0};                           \
-            for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
-            FA_DSTOREU(bx, COREG(FA_DLOADU(bg), FA_DLOADU(bx)));               \
-            for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
-        }                                                                      \
-    }
+#define FA_D_LOOP_MUL(CORE, g, x) FA_DMUL((g), CORE(x))
+#define FA_D_LOOP_G(COREG, g, x) COREG((g), (x))
+#define FA_D_LOOP2(NAME, CORE) FA_D_LOOP2_(NAME, FA_D_LOOP_MUL, CORE)
+#define FA_D_LOOP2G(NAME, COREG) FA_D_LOOP2_(NAME, FA_D_LOOP_G, COREG)
 #if FA_DW == 8
 #define FA_D_LSB(g, x) FA_DMUL((g), FA_D(sigmoid_neg_v)(x))
 #else

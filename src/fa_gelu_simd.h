@@ -179,7 +179,9 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
             for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = buf[j];          \
         }                                                                      \
     }
-#define FA_GS_LOOP2(NAME, CORE)                                                \
+/* g f'(x) over two arrays: APPLY(CORE, g, x) gives the product, from a core of x alone
+ * (FA_GS_LOOP2: g times CORE(x)) or from a core that takes g as well (FA_GS_LOOP2G) */
+#define FA_GS_LOOP2_(NAME, APPLY, CORE)                                        \
     static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
                      const fa_params *pp)                                      \
     {                                                                          \
@@ -191,38 +193,19 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
             FA_PREFETCH(gs + i);                                               \
             FA_PREFETCH(xs + i);                                               \
             FA_PREFETCH(os + i);                                               \
-            FA_STOREU(os + i, FA_MUL(FA_LOADU(gs + i), CORE(FA_LOADU(xs + i)))); \
+            FA_STOREU(os + i, APPLY(CORE, FA_LOADU(gs + i), FA_LOADU(xs + i))); \
         }                                                                      \
         if (i < n) {                                                           \
             float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                    \
             for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
-            FA_STOREU(bx, FA_MUL(FA_LOADU(bg), CORE(FA_LOADU(bx))));           \
+            FA_STOREU(bx, APPLY(CORE, FA_LOADU(bg), FA_LOADU(bx)));            \
             for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
         }                                                                      \
     }
-
-/* the same, for a core that takes g as well and returns the product g f'(x) itself */
-#define FA_GS_LOOP2G(NAME, COREG)                                              \
-    static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
-                     const fa_params *pp)                                      \
-    {                                                                          \
-        const float *gs = (const float *)gv, *xs = (const float *)xv;          \
-        float *os = (float *)ov;                                               \
-        (void)pp;                                                              \
-        ptrdiff_t i = 0;                                                       \
-        for (; i + FA_SIMD_W <= n; i += FA_SIMD_W) {                           \
-            FA_PREFETCH(gs + i);                                               \
-            FA_PREFETCH(xs + i);                                               \
-            FA_PREFETCH(os + i);                                               \
-            FA_STOREU(os + i, COREG(FA_LOADU(gs + i), FA_LOADU(xs + i)));      \
-        }                                                                      \
-        if (i < n) {                                                           \
-            float bx[FA_SIMD_W] = {0}, bg[FA_SIMD_W] = {0};                    \
-            for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
-            FA_STOREU(bx, COREG(FA_LOADU(bg), FA_LOADU(bx)));                  \
-            for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
-        }                                                                      \
-    }
+#define FA_GS_LOOP_MUL(CORE, g, x) FA_MUL((g), CORE(x))
+#define FA_GS_LOOP_G(COREG, g, x) COREG((g), (x))
+#define FA_GS_LOOP2(NAME, CORE) FA_GS_LOOP2_(NAME, FA_GS_LOOP_MUL, CORE)
+#define FA_GS_LOOP2G(NAME, COREG) FA_GS_LOOP2_(NAME, FA_GS_LOOP_G, COREG)
 
 /* the dense-layer loops (fa_kernels_impl.h's bias_fwd / bias_bwd, same contract):
  * y = f(z + b) row by row, the float sum rounded as the portable loop rounds it; and
