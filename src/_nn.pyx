@@ -530,6 +530,37 @@ def _dropout_width(int w):
     return fa_dropout_set_width(w)
 
 
+def _prelu_path(int v):
+    """For the tests: the float32 PReLU backward runs the AVX-512 (2), AVX2+FMA (1) or
+    generic (0) loop, capped at what this CPU runs, or (-1) the CPU's best; returns the
+    path in use."""
+    return fa_prelu_set_path(v)
+
+
+def _prelu_bwd_f32(cnp.ndarray g, cnp.ndarray z, object b, cnp.ndarray a, bint per_unit,
+                   bint generic):
+    """For the tests: the engine's float32 PReLU backward of C-contiguous float32 (rows, n)
+    g and z, bias b (n,) or None, slopes a (n or 1): (dz, db, da) from the loop the engine
+    runs on this CPU (sums in registers), or (generic) from the plain loop it must equal
+    bit for bit."""
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(g, 0), n = cnp.PyArray_DIM(g, 1)
+    dz = np.empty_like(g)
+    db = np.zeros(n, np.float64)
+    da = np.zeros(n, np.float64)
+    cdef const float *bp = NULL if b is None else <const float *>cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef const float *gp = <const float *>cnp.PyArray_DATA(g)
+    cdef const float *zp = <const float *>cnp.PyArray_DATA(z)
+    cdef const float *ap = <const float *>cnp.PyArray_DATA(a)
+    cdef float *dzp = <float *>cnp.PyArray_DATA(dz)
+    cdef double *dbp = <double *>cnp.PyArray_DATA(db)
+    cdef double *dap = <double *>cnp.PyArray_DATA(da)
+    if generic:
+        fa_prelu_bwd_f32_generic(gp, zp, bp, ap, per_unit, dzp, dbp, dap, rows, n)
+    else:
+        fa_prelu_bwd_f32(gp, zp, bp, ap, per_unit, dzp, dbp, dap, rows, n)
+    return dz, db, da
+
+
 def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step,
             uint64_t layer, int n_threads):
     """y = x mask / (1 - p) over the C-ordered elements of x (y may be x)."""

@@ -69,6 +69,10 @@ cdef extern from "fa_nn_loops.h" nogil:
     void fa_prelu_bwd_f32(const float *g, const float *z, const float *b, const float *a,
                           int per_unit, float *dz, double *db, double *da, Py_ssize_t rows,
                           Py_ssize_t n)
+    int fa_prelu_set_path(int v)
+    void fa_prelu_bwd_f32_generic(const float *g, const float *z, const float *b,
+                                  const float *a, int per_unit, float *dz, double *db,
+                                  double *da, Py_ssize_t rows, Py_ssize_t n)
     void fa_prelu_bwd_f64(const double *g, const double *z, const double *b, const double *a,
                           int per_unit, double *dz, double *db, double *da, Py_ssize_t rows,
                           Py_ssize_t n)
