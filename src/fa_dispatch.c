@@ -108,6 +108,7 @@ int fa_set_isa(int isa)
         return fa_cur_isa;
     }
 #endif
+    (void)pick;     /* (a build without the AVX2 variants has only the baseline) */
     fa_cur = &fa_impl_baseline;
     fa_cur_isa = FA_ISA_BASELINE;
     return fa_cur_isa;

@@ -595,6 +595,15 @@ FA_NN_CLONES static void fa_adam_f32(float *restrict p, const float *restrict g,
 
 /* ---- learnable PReLU with the dense layer's bias fused: u = z + b, y = u > 0 ? u : a u
  * (a: one slope per column, or one for all).  One branch-free loop per case. */
+/* one slope (not per unit): its gradient is the sum of the columns' terms, in order */
+static inline void fa_prelu_slope_total(double *da, ptrdiff_t n, int per_unit)
+{
+    if (per_unit) return;
+    double t = 0.0;
+    for (ptrdiff_t j = 0; j < n; j++) t += da[j];
+    da[0] = t;
+}
+
 #define FA_NN_PRELU(T, S)                                                                  \
 FA_NN_CLONES static void fa_prelu_fwd_##S(const T *restrict z, const T *restrict b,        \
                                           const T *restrict a, int per_unit,               \
@@ -617,16 +626,19 @@ FA_NN_CLONES static void fa_prelu_fwd_##S(const T *restrict z, const T *restrict
 /* dz = g (u > 0 ? 1 : a), db[j] += dz, da[j] += g u where u <= 0 (exact products, double \
  * sums); with one slope da[0] gets the total.  da and db hold n doubles, zeroed by the    \
  * caller; dz may be g. */                                                                 \
-FA_NN_CLONES static void fa_prelu_bwd_##S(const T *g, const T *restrict z,                 \
-                                          const T *restrict b, const T *restrict a,        \
-                                          int per_unit, T *dz, double *restrict db,        \
-                                          double *restrict da, ptrdiff_t rows, ptrdiff_t n) \
+/* columns j0 .. n - 1 of every row, the rows in order (the register-sum loops below hand \
+ * their last columns here) */                                                             \
+static inline void fa_prelu_bwd_cols_##S(const T *g, const T *restrict z,                  \
+                                         const T *restrict b, const T *restrict a,         \
+                                         int per_unit, T *dz, double *restrict db,         \
+                                         double *restrict da, ptrdiff_t rows, ptrdiff_t n, \
+                                         ptrdiff_t j0)                                     \
 {                                                                                          \
     const T a0 = a[0];                                                                     \
     for (ptrdiff_t r = 0; r < rows; r++) {                                                 \
         const T *gr = g + r * n, *zr = z + r * n;                                          \
         T *dr = dz + r * n;                                                                \
-        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+        for (ptrdiff_t j = j0; j < n; j++) {                                               \
             T u = b ? zr[j] + b[j] : zr[j];                                                \
             T aj = per_unit ? a[j] : a0;                                                   \
             T gi = gr[j];                                                                  \
@@ -637,11 +649,14 @@ FA_NN_CLONES static void fa_prelu_bwd_##S(const T *g, const T *restrict z,      
             db[j] += (double)d;                                                            \
         }                                                                                  \
     }                                                                                      \
-    if (!per_unit) {                                                                       \
-        double t = 0.0;                                                                    \
-        for (ptrdiff_t j = 0; j < n; j++) t += da[j];                                      \
-        da[0] = t;                                                                         \
-    }                                                                                      \
+}                                                                                          \
+FA_NN_CLONES static void fa_prelu_bwd_##S(const T *g, const T *restrict z,                 \
+                                          const T *restrict b, const T *restrict a,        \
+                                          int per_unit, T *dz, double *restrict db,        \
+                                          double *restrict da, ptrdiff_t rows, ptrdiff_t n) \
+{                                                                                          \
+    fa_prelu_bwd_cols_##S(g, z, b, a, per_unit, dz, db, da, rows, n, 0);                  \
+    fa_prelu_slope_total(da, n, per_unit);                                                 \
 }
 
 FA_NN_PRELU(float, f32_generic)
@@ -657,24 +672,6 @@ FA_NN_PRELU(double, f64)
  * row and column vector: 10% of an 8 x 64 prelu step. */
 #ifdef FA_NN_V4
 #include <immintrin.h>
-static inline void fa_prelu_bwd_cols_f32(const float *g, const float *z, const float *b,
-                                         const float *a, int per_unit, float *dz,
-                                         double *db, double *da, ptrdiff_t rows,
-                                         ptrdiff_t n, ptrdiff_t j0)
-{
-    for (ptrdiff_t r = 0; r < rows; r++)
-        for (ptrdiff_t j = j0; j < n; j++) {
-            const ptrdiff_t o = r * n + j;
-            float u = b ? z[o] + b[j] : z[o];
-            float aj = per_unit ? a[j] : a[0];
-            float gi = g[o];
-            int neg = u <= 0;
-            da[j] += neg ? (double)gi * (double)u : 0.0;
-            float d = neg ? aj * gi : gi;
-            dz[o] = d;
-            db[j] += (double)d;
-        }
-}
 __attribute__((target("arch=x86-64-v4"))) static void
 fa_prelu_bwd_f32_v4(const float *g, const float *z, const float *b, const float *a,
                     int per_unit, float *dz, double *db, double *da, ptrdiff_t rows, ptrdiff_t n)
@@ -706,7 +703,7 @@ fa_prelu_bwd_f32_v4(const float *g, const float *z, const float *b, const float 
         _mm512_storeu_pd(da + j0, _mm512_add_pd(_mm512_loadu_pd(da + j0), sa0));
         _mm512_storeu_pd(da + j0 + 8, _mm512_add_pd(_mm512_loadu_pd(da + j0 + 8), sa1));
     }
-    fa_prelu_bwd_cols_f32(g, z, b, a, per_unit, dz, db, da, rows, n, j0);
+    fa_prelu_bwd_cols_f32_generic(g, z, b, a, per_unit, dz, db, da, rows, n, j0);
 }
 __attribute__((target("arch=x86-64-v3"))) static void
 fa_prelu_bwd_f32_v3(const float *g, const float *z, const float *b, const float *a,
@@ -743,7 +740,7 @@ fa_prelu_bwd_f32_v3(const float *g, const float *z, const float *b, const float 
         _mm256_storeu_pd(da + j0, _mm256_add_pd(_mm256_loadu_pd(da + j0), sa0));
         _mm256_storeu_pd(da + j0 + 4, _mm256_add_pd(_mm256_loadu_pd(da + j0 + 4), sa1));
     }
-    fa_prelu_bwd_cols_f32(g, z, b, a, per_unit, dz, db, da, rows, n, j0);
+    fa_prelu_bwd_cols_f32_generic(g, z, b, a, per_unit, dz, db, da, rows, n, j0);
 }
 /* 2: AVX-512, 1: AVX2+FMA, 0: the generic loop: the best this CPU runs, or what
  * fa_prelu_set_path (the tests: each path the CPU has) asked for; a relaxed atomic, as
@@ -782,11 +779,7 @@ static void fa_prelu_bwd_f32(const float *g, const float *z, const float *b, con
         fa_prelu_bwd_f32_v4(g, z, b, a, per_unit, dz, db, da, rows, n);
     else
         fa_prelu_bwd_f32_v3(g, z, b, a, per_unit, dz, db, da, rows, n);
-    if (!per_unit) {    /* one slope: its gradient is the sum over the columns, in order */
-        double t = 0.0;
-        for (ptrdiff_t j = 0; j < n; j++) t += da[j];
-        da[0] = t;
-    }
+    fa_prelu_slope_total(da, n, per_unit);
 }
 #else
 #define fa_prelu_bwd_f32 fa_prelu_bwd_f32_generic
