@@ -89,6 +89,7 @@ ext = Extension(
         "src/tanh_f32_coeffs.h",
         "src/fa_expf_simd.h",
         "src/fa_f64_simd.h",
+        "src/fa_colsum.h",
     ],
 )
 
@@ -104,6 +105,7 @@ nn_ext = Extension(
         "src/fa_api.h",
         "src/fa_kernels.h",
         "src/fa_nn_loops.h",
+        "src/fa_colsum.h",
         "src/_nn_ops.pxi",
         "src/_nn_engine.pxi",
         "src/_nn_sk.pxi",

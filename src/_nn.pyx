@@ -530,11 +530,11 @@ def _dropout_width(int w):
     return fa_dropout_set_width(w)
 
 
-def _prelu_path(int v):
-    """For the tests: the float32 PReLU backward runs the AVX-512 (2), AVX2+FMA (1) or
-    generic (0) loop, capped at what this CPU runs, or (-1) the CPU's best; returns the
-    path in use."""
-    return fa_prelu_set_path(v)
+def _rsum_path(int v):
+    """For the tests: the loops with their column sums in registers (the float32 PReLU
+    backward, mul_colsum) run the AVX-512 (2), AVX2+FMA (1) or generic (0) code, capped
+    at what this CPU runs, or (-1) the CPU's best; returns the path in use."""
+    return fa_rsum_set_path(v)
 
 
 def _prelu_bwd_f32(cnp.ndarray g, cnp.ndarray z, object b, cnp.ndarray a, bint per_unit,
@@ -559,6 +559,18 @@ def _prelu_bwd_f32(cnp.ndarray g, cnp.ndarray z, object b, cnp.ndarray a, bint p
     else:
         fa_prelu_bwd_f32(gp, zp, bp, ap, per_unit, dzp, dbp, dap, rows, n)
     return dz, db, da
+
+
+def _mul_colsum(cnp.ndarray g, cnp.ndarray d):
+    """For the tests: the engine's backward of a layer that kept its derivative, on
+    C-contiguous (rows, n) g and d of one float dtype: (dz = g d, db = the column sums of
+    dz in double, row after row)."""
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(g, 0), n = cnp.PyArray_DIM(g, 1)
+    dz = np.empty_like(g)
+    db = np.zeros(n, np.float64)
+    mul_colsum(_dt(g), cnp.PyArray_DATA(g), cnp.PyArray_DATA(d), cnp.PyArray_DATA(dz),
+               <double *>cnp.PyArray_DATA(db), rows, n)
+    return dz, db
 
 
 def dropout(cnp.ndarray x, cnp.ndarray y, double p, uint64_t seed, uint64_t step,

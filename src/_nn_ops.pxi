@@ -69,7 +69,7 @@ cdef extern from "fa_nn_loops.h" nogil:
     void fa_prelu_bwd_f32(const float *g, const float *z, const float *b, const float *a,
                           int per_unit, float *dz, double *db, double *da, Py_ssize_t rows,
                           Py_ssize_t n)
-    int fa_prelu_set_path(int v)
+    int fa_rsum_set_path(int v)
     void fa_prelu_bwd_f32_generic(const float *g, const float *z, const float *b,
                                   const float *a, int per_unit, float *dz, double *db,
                                   double *da, Py_ssize_t rows, Py_ssize_t n)

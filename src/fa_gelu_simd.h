@@ -209,7 +209,8 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
 
 /* the dense-layer loops (fa_kernels_impl.h's bias_fwd / bias_bwd, same contract):
  * y = f(z + b) row by row, the float sum rounded as the portable loop rounds it; and
- * dz = g f'(s (+ b)), then db[j] += dz[j] in double, in the same order as there */
+ * dz = g f'(s (+ b)), then db[j] += dz[j] in double, in the same order as there (the
+ * sums of FA_CS_W columns in registers, fa_colsum.h) */
 #define FA_GS_BIAS(NAMEF, NAMEB, COREF, CORED)                                 \
     static void NAMEF(const void *zv, const void *bv, void *yv, ptrdiff_t rows, \
                       ptrdiff_t cols, const fa_params *pp)                     \
@@ -235,10 +236,27 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
     {                                                                          \
         const float *b = (const float *)bv;                                    \
         (void)pp;                                                              \
+        ptrdiff_t j0 = 0;                                                      \
+        for (; j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                          \
+            FA_CS_OPEN(db + j0);                                               \
+            for (ptrdiff_t r = 0; r < rows; r++) {                             \
+                const float *g = (const float *)gv + r * cols + j0;            \
+                const float *s = (const float *)sv + r * cols + j0;            \
+                float *dz = (float *)dzv + r * cols + j0;                      \
+                for (ptrdiff_t j = 0; j < FA_CS_W; j += FA_SIMD_W) {           \
+                    FA_V x = FA_LOADU(s + j);                                  \
+                    if (b) x = FA_ADD(x, FA_LOADU(b + j0 + j));                \
+                    FA_STOREU(dz + j, FA_MUL(FA_LOADU(g + j), CORED(x)));      \
+                }                                                              \
+                FA_CS_ROW(f32, dz);                                            \
+            }                                                                  \
+            FA_CS_CLOSE(db + j0);                                              \
+        }                                                                      \
+        if (j0 == cols) return;                                                \
         for (ptrdiff_t r = 0; r < rows; r++) {                                 \
             const float *g = (const float *)gv + r * cols, *s = (const float *)sv + r * cols; \
             float *dz = (float *)dzv + r * cols;                               \
-            ptrdiff_t j = 0;                                                   \
+            ptrdiff_t j = j0;                                                  \
             for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W) {                    \
                 FA_V x = FA_LOADU(s + j);                                      \
                 if (b) x = FA_ADD(x, FA_LOADU(b + j));                         \
@@ -253,7 +271,7 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
                 FA_STOREU(bs, FA_MUL(FA_LOADU(bg), CORED(FA_LOADU(bs))));      \
                 for (ptrdiff_t k = 0; k < cols - j; k++) dz[j + k] = bs[k];    \
             }                                                                  \
-            for (ptrdiff_t k = 0; k < cols; k++) db[k] += (double)dz[k];       \
+            for (ptrdiff_t k = j0; k < cols; k++) db[k] += (double)dz[k];      \
         }                                                                      \
     }
 

@@ -13,6 +13,7 @@
  */
 #include "fa_impl.h"
 #include "fa_acts.h"
+#include "fa_colsum.h"
 
 #if defined(__clang__)
 #define FA_IVDEP _Pragma("clang loop vectorize(assume_safety)")
@@ -62,25 +63,48 @@
                 y[j] = FWD((double)(T)(z[j] + b[j]), p);                                \
         }                                                                               \
     }                                                                                   \
+    /* the column sums in registers (fa_colsum.h), FA_CS_W columns at a time; the last  \
+     * columns row by row */                                                            \
     static void L_##name##_bias_bwd_##S(const void *gv, const void *sv, const void *bv, \
                                         void *dzv, double *db, ptrdiff_t rows,          \
                                         ptrdiff_t cols, const fa_params *pp)            \
     {                                                                                   \
         const T *b = (const T *)bv;                                                     \
         const fa_params p = *pp;                                                        \
+        ptrdiff_t j0 = 0;                                                               \
+        for (; j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                                   \
+            FA_CS_OPEN(db + j0);                                                        \
+            for (ptrdiff_t r = 0; r < rows; r++) {                                      \
+                const T *g = (const T *)gv + r * cols + j0;                             \
+                const T *s = (const T *)sv + r * cols + j0;                             \
+                T *dz = (T *)dzv + r * cols + j0;                                       \
+                if (b) {                                                                \
+                    FA_IVDEP                                                            \
+                    for (ptrdiff_t j = 0; j < FA_CS_W; j++)                             \
+                        dz[j] = BWD((double)g[j], (double)(T)(s[j] + b[j0 + j]), p);    \
+                } else {                                                                \
+                    FA_IVDEP                                                            \
+                    for (ptrdiff_t j = 0; j < FA_CS_W; j++)                             \
+                        dz[j] = BWD((double)g[j], (double)s[j], p);                     \
+                }                                                                       \
+                FA_CS_ROW(S, dz);                                                       \
+            }                                                                           \
+            FA_CS_CLOSE(db + j0);                                                       \
+        }                                                                               \
+        if (j0 == cols) return;                                                         \
         for (ptrdiff_t r = 0; r < rows; r++) {                                          \
             const T *g = (const T *)gv + r * cols, *s = (const T *)sv + r * cols;       \
             T *dz = (T *)dzv + r * cols;                                                \
             if (b) {                                                                    \
                 FA_IVDEP                                                                \
-                for (ptrdiff_t j = 0; j < cols; j++) {                                  \
+                for (ptrdiff_t j = j0; j < cols; j++) {                                 \
                     T v = BWD((double)g[j], (double)(T)(s[j] + b[j]), p);               \
                     dz[j] = v;                                                          \
                     db[j] += (double)v;                                                 \
                 }                                                                       \
             } else {                                                                    \
                 FA_IVDEP                                                                \
-                for (ptrdiff_t j = 0; j < cols; j++) {                                  \
+                for (ptrdiff_t j = j0; j < cols; j++) {                                 \
                     T v = BWD((double)g[j], (double)s[j], p);                           \
                     dz[j] = v;                                                          \
                     db[j] += (double)v;                                                 \

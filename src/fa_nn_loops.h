@@ -20,6 +20,7 @@
 
 #include "fa_math.h"     /* fa_exp (read only here: the kernels' file) */
 #include "fa_mathf.h"    /* fa_expf */
+#include "fa_colsum.h"   /* column sums in registers; fa_f32v8, fa_f64v8 */
 
 #ifndef FA_HAVE_AVX2_BUILD
 #define FA_HAVE_AVX2_BUILD 1
@@ -68,8 +69,6 @@ typedef int32_t fa_i32v4 __attribute__((vector_size(16)));
 typedef int64_t fa_i64v8 __attribute__((vector_size(64)));
 typedef int64_t fa_i64v4 __attribute__((vector_size(32)));
 typedef float fa_f32v16 __attribute__((vector_size(64)));
-typedef float fa_f32v8 __attribute__((vector_size(32)));
-typedef double fa_f64v8 __attribute__((vector_size(64)));
 typedef double fa_f64v4 __attribute__((vector_size(32)));
 
 #define FA_AI static inline __attribute__((always_inline))
@@ -742,11 +741,12 @@ fa_prelu_bwd_f32_v3(const float *g, const float *z, const float *b, const float 
     }
     fa_prelu_bwd_cols_f32_generic(g, z, b, a, per_unit, dz, db, da, rows, n, j0);
 }
-/* 2: AVX-512, 1: AVX2+FMA, 0: the generic loop: the best this CPU runs, or what
- * fa_prelu_set_path (the tests: each path the CPU has) asked for; a relaxed atomic, as
- * dropout's width */
-static int fa_prelu_isa = -1;
-static int fa_prelu_best(void)
+/* The path of the loops with their column sums in registers (the PReLU backward here,
+ * fa_mul_colsum_f32 below): 2: AVX-512, 1: AVX2+FMA, 0: the generic loop: the best this
+ * CPU runs, or what fa_rsum_set_path (the tests: each path the CPU has) asked for; a
+ * relaxed atomic, as dropout's width */
+static int fa_rsum_isa = -1;
+static int fa_rsum_best(void)
 {
     __builtin_cpu_init();
     int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -755,21 +755,21 @@ static int fa_prelu_best(void)
     return v4 ? 2 : (v3 ? 1 : 0);
 }
 /* v in 0..2 (capped at the CPU's best), or -1: the CPU's best.  Returns the path in use. */
-static int fa_prelu_set_path(int v)
+static int fa_rsum_set_path(int v)
 {
-    int best = fa_prelu_best();
+    int best = fa_rsum_best();
     v = (v < 0 || v > best) ? best : v;
-    __atomic_store_n(&fa_prelu_isa, v, __ATOMIC_RELAXED);
+    __atomic_store_n(&fa_rsum_isa, v, __ATOMIC_RELAXED);
     return v;
 }
 static void fa_prelu_bwd_f32(const float *g, const float *z, const float *b, const float *a,
                              int per_unit, float *dz, double *db, double *da, ptrdiff_t rows,
                              ptrdiff_t n)
 {
-    int v = __atomic_load_n(&fa_prelu_isa, __ATOMIC_RELAXED);
+    int v = __atomic_load_n(&fa_rsum_isa, __ATOMIC_RELAXED);
     if (v < 0) {
-        v = fa_prelu_best();
-        __atomic_store_n(&fa_prelu_isa, v, __ATOMIC_RELAXED);
+        v = fa_rsum_best();
+        __atomic_store_n(&fa_rsum_isa, v, __ATOMIC_RELAXED);
     }
     if (v == 0) {
         fa_prelu_bwd_f32_generic(g, z, b, a, per_unit, dz, db, da, rows, n);
@@ -783,7 +783,7 @@ static void fa_prelu_bwd_f32(const float *g, const float *z, const float *b, con
 }
 #else
 #define fa_prelu_bwd_f32 fa_prelu_bwd_f32_generic
-static int fa_prelu_set_path(int v)
+static int fa_rsum_set_path(int v)
 {
     (void)v;
     return 0;
@@ -802,28 +802,36 @@ FA_NN_ADD(double, f64)
 
 /* dz = g d and db[j] += dz[r, j] in double, over the rows in order (the bias loops' sums),
  * the backward of a dense layer whose forward kept d = f'(z + b) (fa_bias_fwd_d); float64
- * as written, float32 below with the sums in registers */
-#define FA_NN_MUL_COLSUM(T, S)                                                             \
-FA_NN_CLONES static void fa_mul_colsum_##S(const T *g, const T *d, T *dz, double *db,      \
-                                           ptrdiff_t rows, ptrdiff_t n)                    \
-{                                                                                          \
-    for (ptrdiff_t r = 0; r < rows; r++)                                                   \
-        for (ptrdiff_t j = 0; j < n; j++) {                                                \
-            const T v = g[r * n + j] * d[r * n + j];                                       \
-            dz[r * n + j] = v;                                                             \
-            db[j] += (double)v;                                                            \
-        }                                                                                  \
-}
-
-FA_NN_MUL_COLSUM(double, f64)
-
-/* float32: 32 columns of sums in four vectors of 8 doubles over the rows (GCC's generic
- * vectors; gcc keeps db in memory across the rows of the loop above), added to db at the
- * end: with db zero on entry, as the engine calls it, the row-by-row loop's sums */
-FA_NN_CLONES static void fa_mul_colsum_f32(const float *g, const float *d, float *dz,
+ * with the sums of FA_CS_W columns in registers (fa_colsum.h), float32 below */
+FA_NN_CLONES static void fa_mul_colsum_f64(const double *g, const double *d, double *dz,
                                            double *db, ptrdiff_t rows, ptrdiff_t n)
 {
     ptrdiff_t j0 = 0;
+    for (; j0 + FA_CS_W <= n; j0 += FA_CS_W) {
+        FA_CS_OPEN(db + j0);
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const ptrdiff_t o = r * n + j0;
+            for (ptrdiff_t j = 0; j < FA_CS_W; j++) dz[o + j] = g[o + j] * d[o + j];
+            FA_CS_ROW(f64, dz + o);
+        }
+        FA_CS_CLOSE(db + j0);
+    }
+    for (ptrdiff_t r = 0; r < rows && j0 < n; r++)
+        for (ptrdiff_t j = j0; j < n; j++) {
+            const double v = g[r * n + j] * d[r * n + j];
+            dz[r * n + j] = v;
+            db[j] += v;
+        }
+}
+
+/* float32: 32 columns of sums in four vectors of 8 doubles over the rows (GCC's generic
+ * vectors; gcc keeps db in memory across the rows of the loop above), added to db at the
+ * end: with db zero on entry, as the engine calls it, the row-by-row loop's sums; the
+ * columns from j0 on */
+FA_NN_CLONES static void fa_mul_colsum_f32_at(const float *g, const float *d, float *dz,
+                                              double *db, ptrdiff_t rows, ptrdiff_t n,
+                                              ptrdiff_t j0)
+{
     for (; j0 + 32 <= n; j0 += 32) {
         fa_f64v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         for (ptrdiff_t r = 0; r < rows; r++) {
@@ -860,6 +868,57 @@ FA_NN_CLONES static void fa_mul_colsum_f32(const float *g, const float *d, float
         for (ptrdiff_t j = j0; j < n; j++) db[j] += acc[j - j0];
     }
 }
+
+#ifdef FA_NN_V4
+/* AVX-512: the same sums with one vcvtps2pd to a zmm per 8 floats (gcc 12 splits the
+ * generic vectors' conversion into two ymm halves and an insert, 40% of the loop) */
+__attribute__((target("arch=x86-64-v4"))) static void
+fa_mul_colsum_f32_v4(const float *g, const float *d, float *dz, double *db, ptrdiff_t rows,
+                     ptrdiff_t n)
+{
+    ptrdiff_t j0 = 0;
+    for (; j0 + 32 <= n; j0 += 32) {
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const ptrdiff_t o = r * n + j0;
+            const __m512 v0 = _mm512_mul_ps(_mm512_loadu_ps(g + o), _mm512_loadu_ps(d + o));
+            const __m512 v1 =
+                _mm512_mul_ps(_mm512_loadu_ps(g + o + 16), _mm512_loadu_ps(d + o + 16));
+            _mm512_storeu_ps(dz + o, v0);
+            _mm512_storeu_ps(dz + o + 16, v1);
+            a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v0)));
+            a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v0, 1)));
+            a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm512_castps512_ps256(v1)));
+            a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v1, 1)));
+        }
+        _mm512_storeu_pd(db + j0, _mm512_add_pd(_mm512_loadu_pd(db + j0), a0));
+        _mm512_storeu_pd(db + j0 + 8, _mm512_add_pd(_mm512_loadu_pd(db + j0 + 8), a1));
+        _mm512_storeu_pd(db + j0 + 16, _mm512_add_pd(_mm512_loadu_pd(db + j0 + 16), a2));
+        _mm512_storeu_pd(db + j0 + 24, _mm512_add_pd(_mm512_loadu_pd(db + j0 + 24), a3));
+    }
+    fa_mul_colsum_f32_at(g, d, dz, db, rows, n, j0);
+}
+
+static void fa_mul_colsum_f32(const float *g, const float *d, float *dz, double *db,
+                              ptrdiff_t rows, ptrdiff_t n)
+{
+    int v = __atomic_load_n(&fa_rsum_isa, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = fa_rsum_best();
+        __atomic_store_n(&fa_rsum_isa, v, __ATOMIC_RELAXED);
+    }
+    if (v == 2)
+        fa_mul_colsum_f32_v4(g, d, dz, db, rows, n);
+    else
+        fa_mul_colsum_f32_at(g, d, dz, db, rows, n, 0);
+}
+#else
+static void fa_mul_colsum_f32(const float *g, const float *d, float *dz, double *db,
+                              ptrdiff_t rows, ptrdiff_t n)
+{
+    fa_mul_colsum_f32_at(g, d, dz, db, rows, n, 0);
+}
+#endif
 
 /* ---- the engine's loss: softmax cross-entropy with integer labels, fused ------------
  * Per row (x: C logits, k its label): m = max_j x_j, e_j = exp(x_j - m) (one exp per

@@ -1669,6 +1669,55 @@ def test_dense_layers_compute_the_activation_of_z_plus_b_bit_for_bit(dtype):
         ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
 
 
+def _row_by_row_sums(dz):
+    """db[j] = sum_r dz[r, j] in double, added row after row (the kernels' order)"""
+    db = np.zeros(dz.shape[1])
+    for row in dz:
+        db += row.astype(np.float64)
+    return db
+
+
+@pytest.mark.skipif(fastact.PUREPYTHON, reason="the native kernels' paths")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gradient_sums_are_the_row_by_row_sums_bit_for_bit(dtype):
+    """The fused backward's bias gradient (its column sums in registers, 32 columns at a
+    time, then the last columns in memory) is the double sum of dz row after row, bit
+    for bit, on every path of this CPU, for every activation of a dense layer, with a
+    bias and without, whole column blocks and the columns after them (and dz is the
+    activation's backward, within its contract)."""
+    from fastact import _activations as ext
+    from fastact import _registry as R
+
+    r = rng(14)
+    cur = ext.get_isa()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            for cols in (5, 32, 64, 75):
+                z = (r.standard_normal((37, cols)) * 3).astype(dtype)
+                g = (r.standard_normal((37, cols)) * 1e3).astype(dtype)
+                b = r.standard_normal(cols).astype(dtype)
+                for name in sorted(R.BIAS_ACT_NAMES):
+                    kname, (a_, b_, c_, d_) = R.kernel_params(name, {}, "test")
+                    kid = ext.ACT_IDS[kname]
+                    ins = R.saves(name) == "input"
+                    s = z if ins else getattr(fastact, name)(z + b)
+                    for bias in (b, None) if ins else (None,):
+                        dz = np.empty_like(g)
+                        db = np.empty(cols)
+                        ext.bias_backward(kid, g, s, bias, dz, db, 37, cols, a_, b_, c_, d_, 1)
+                        what = f"{name}, {cap}, {cols} columns, bias={bias is not None}"
+                        np.testing.assert_array_equal(db, _row_by_row_sums(dz), err_msg=what)
+                        u = s + bias if bias is not None else s
+                        want = getattr(fastact, name + "_backward")(g, u)
+                        f32 = dtype == np.float32
+                        np.testing.assert_allclose(
+                            dz, want, rtol=1e-5 if f32 else 1e-12, atol=0, err_msg=what
+                        )
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
 @pytest.mark.skipif(fastact.PUREPYTHON, reason="the native kernels' paths")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_that_keeps_the_derivative(dtype):

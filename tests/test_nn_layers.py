@@ -1147,6 +1147,31 @@ def test_fused_residual_pass_gradients_match_finite_differences(name):
 
 
 @native_only
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 31, 32, 64, 75])
+def test_kept_derivative_backward_sums_are_the_row_by_row_sums(n, dtype):
+    """The backward of a layer that kept f' (mul_colsum: dz = g d, its column sums in
+    registers on every path of this CPU) gives dz = g d and the double sums of dz added
+    row after row, bit for bit."""
+    from fastact import _nn
+
+    rng = np.random.default_rng(n)
+    g = (rng.standard_normal((41, n)) * 1e3).astype(dtype)
+    d = rng.uniform(-1.0, 2.0, (41, n)).astype(dtype)
+    d.flat[::9] = -0.0
+    want = np.zeros(n)
+    for row in g * d:
+        want += row.astype(np.float64)
+    try:
+        for path in (2, 1, 0):
+            assert _nn._rsum_path(path) <= path
+            dz, db = _nn._mul_colsum(g, d)
+            np.testing.assert_array_equal(dz, g * d, err_msg=f"path {path}")
+            np.testing.assert_array_equal(db, want, err_msg=f"path {path}")
+    finally:
+        _nn._rsum_path(-1)
+
+
 @pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 37, 64, 100])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("per_unit", [True, False])
@@ -1169,12 +1194,12 @@ def test_prelu_backward_register_sums_equal_the_plain_loop(n, bias, per_unit):
     want = _nn._prelu_bwd_f32(g, z, b, a, per_unit, True)
     try:
         for path in (2, 1, 0):  # each loop this CPU runs (a path it lacks runs its best)
-            assert _nn._prelu_path(path) <= path
+            assert _nn._rsum_path(path) <= path
             got = _nn._prelu_bwd_f32(g, z, b, a, per_unit, False)
             for x, w in zip(got, want):
                 np.testing.assert_array_equal(x, w, err_msg=f"path {path}")
     finally:
-        _nn._prelu_path(-1)
+        _nn._rsum_path(-1)
     u = z + (b if bias else np.float32(0))
     neg = u <= 0
     dz = np.where(neg, (a if per_unit else a[0]) * g, g)
