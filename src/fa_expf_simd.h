@@ -181,6 +181,7 @@ static inline FA_V FA_GS(tanh_tab_v)(FA_V x)
     return FA_OR(p, FA_AND(sgn, x));
 }
 FA_GS_LOOP1(FA_GS(L_tanh_tab_fwd), FA_GS(tanh_tab_v))
+FA_GS_BIAS_F(FA_GS(L_tanh_tab_bias_fwd), FA_GS(tanh_tab_v))
 #endif
 
 /* elu = x for x > 0, else alpha expm1(x) (alpha = p.a rounded to float, as the portable
@@ -243,6 +244,10 @@ static void FA_GS(L_softplus_pow2_bwd)(const void *gv, const void *xv, void *ov,
 }
 
 FA_GS_LOOP1(FA_GS(L_sigmoid_fwd), FA_GS(sigmoid_v))
+/* the dense layer's y = f(z + b) in one pass (not the sum into y, then f over y) */
+FA_GS_BIAS_F(FA_GS(L_sigmoid_bias_fwd), FA_GS(sigmoid_v))
+FA_GS_BIAS_F(FA_GS(L_tanh_bias_fwd), FA_GS(tanh_v))
+FA_GS_BIAS_F_(FA_GS(L_elu_bias_fwd), FA_GS_CALLP, FA_GS(elu_v), FA_SET1((float)pp->a))
 FA_GS_LOOP1(FA_GS(L_tanh_fwd), FA_GS(tanh_v))
 FA_GS_LOOP1(FA_GS(L_silu_fwd), FA_GS(silu_v))
 FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
@@ -296,4 +301,7 @@ static void FA_GS(install_expf)(fa_impl *t)
     t->act[FA_ACT_silu].bias_fwd[FA_F32] = FA_GS(L_silu_bias_fwd);
     t->act[FA_ACT_silu].bias_bwd[FA_F32] = FA_GS(L_silu_bias_bwd);
     t->act[FA_ACT_silu].bias_fwd_d[FA_F32] = FA_GS(L_silu_bias_fwd_d);
+    t->act[FA_ACT_sigmoid].bias_fwd[FA_F32] = FA_GS(L_sigmoid_bias_fwd);
+    t->act[FA_ACT_tanh].bias_fwd[FA_F32] = FA_GS(L_tanh_bias_fwd);
+    t->act[FA_ACT_elu].bias_fwd[FA_F32] = FA_GS(L_elu_bias_fwd);
 }

@@ -211,26 +211,34 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
  * y = f(z + b) row by row, the float sum rounded as the portable loop rounds it; and
  * dz = g f'(s (+ b)), then db[j] += dz[j] in double, in the same order as there (the
  * sums of FA_CS_W columns in registers, fa_colsum.h) */
-#define FA_GS_BIAS(NAMEF, NAMEB, COREF, CORED)                                 \
+#define FA_GS_CALL1(CORE, u, prm) CORE(u)
+#define FA_GS_CALLP(CORE, u, prm) CORE((u), (prm))
+/* the forward: APPLY(CORE, u, prm) with prm = PARAM (an expression of pp, evaluated once) */
+#define FA_GS_BIAS_F_(NAMEF, APPLY, COREF, PARAM)                              \
     static void NAMEF(const void *zv, const void *bv, void *yv, ptrdiff_t rows, \
                       ptrdiff_t cols, const fa_params *pp)                     \
     {                                                                          \
         const float *b = (const float *)bv;                                    \
+        const FA_V prm = PARAM;                                                \
         (void)pp;                                                              \
+        (void)prm;                                                             \
         for (ptrdiff_t r = 0; r < rows; r++) {                                 \
             const float *z = (const float *)zv + r * cols;                     \
             float *y = (float *)yv + r * cols;                                 \
             ptrdiff_t j = 0;                                                   \
             for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W)                      \
-                FA_STOREU(y + j, COREF(FA_ADD(FA_LOADU(z + j), FA_LOADU(b + j)))); \
+                FA_STOREU(y + j, APPLY(COREF, FA_ADD(FA_LOADU(z + j), FA_LOADU(b + j)), prm)); \
             if (j < cols) {                                                    \
                 float bz[FA_SIMD_W] = {0}, bb[FA_SIMD_W] = {0};                \
                 for (ptrdiff_t k = 0; k < cols - j; k++) { bz[k] = z[j + k]; bb[k] = b[j + k]; } \
-                FA_STOREU(bz, COREF(FA_ADD(FA_LOADU(bz), FA_LOADU(bb))));      \
+                FA_STOREU(bz, APPLY(COREF, FA_ADD(FA_LOADU(bz), FA_LOADU(bb)), prm)); \
                 for (ptrdiff_t k = 0; k < cols - j; k++) y[j + k] = bz[k];     \
             }                                                                  \
         }                                                                      \
-    }                                                                          \
+    }
+#define FA_GS_BIAS_F(NAMEF, COREF) FA_GS_BIAS_F_(NAMEF, FA_GS_CALL1, COREF, FA_SETZERO())
+#define FA_GS_BIAS(NAMEF, NAMEB, COREF, CORED)                                 \
+    FA_GS_BIAS_F(NAMEF, COREF)                                                 \
     static void NAMEB(const void *gv, const void *sv, const void *bv, void *dzv, \
                       double *db, ptrdiff_t rows, ptrdiff_t cols, const fa_params *pp) \
     {                                                                          \

@@ -154,6 +154,9 @@ const fa_impl *fa_avx512_table(void)
         table.act[FA_ACT_silu].bias_fwd[FA_F32] = L_silu_bias_fwd_avx512;
         table.act[FA_ACT_silu].bias_bwd[FA_F32] = L_silu_bias_bwd_avx512;
         table.act[FA_ACT_silu].bias_fwd_d[FA_F32] = L_silu_bias_fwd_d_avx512;
+        table.act[FA_ACT_tanh].bias_fwd[FA_F32] = L_tanh_tab_bias_fwd_avx512;
+        table.act[FA_ACT_elu].bias_fwd[FA_F32] = L_elu_bias_fwd_avx512;
+        table.act[FA_ACT_sigmoid].bias_fwd[FA_F32] = L_sigmoid_bias_fwd_avx512;
         fa_mark_bias_split(&table, &fa_impl_avx512_auto);
         ready = 1;
     }
