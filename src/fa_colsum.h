@@ -3,13 +3,13 @@
  * The bias gradient of a dense layer is db[j] += sum_r dz[r, j], added row after row in
  * double.  A loop over the rows with db in memory loads and stores db once per row (gcc
  * keeps it there: db may alias dz), which costs more than the elementwise work of the
- * cheap activations.  Here the sums of FA_CS_W columns stay in four vectors of 8
- * doubles (GCC generic vectors: 4 zmm on AVX-512, 8 ymm on AVX2) while the rows go by,
+ * cheap activations.  Here the sums of FA_CS_W = 32 columns stay in registers (4 zmm on
+ * AVX-512, 8 ymm on AVX2; the baseline build keeps the row loops) while the rows go by,
  * starting from db's values and stored back at the end: the same additions in the same
  * order as the row loop, so the same bits.
  *
  *     ptrdiff_t j0 = 0;
- *     for (; j0 + FA_CS_W <= cols; j0 += FA_CS_W) {
+ *     for (; FA_CS_ON && j0 + FA_CS_W <= cols; j0 += FA_CS_W) {
  *         FA_CS_OPEN(db + j0);
  *         for (r = 0; r < rows; r++) {
  *             ... write dz[r, j0 .. j0 + FA_CS_W) ...
@@ -27,54 +27,68 @@
 
 typedef float fa_f32v8 __attribute__((vector_size(32)));
 typedef double fa_f64v8 __attribute__((vector_size(64)));
+typedef double fa_f64v4 __attribute__((vector_size(32)));
 
 #define FA_CS_W 32
 
 #if defined(__AVX512F__)
+/* four zmm of sums, each 8 floats widened by one vcvtps2pd (gcc 12 splits
+ * __builtin_convertvector to 8 doubles into two ymm halves and an insert, which cost as
+ * much as the elementwise work of relu) */
 #include <immintrin.h>
-/* one vcvtps2pd to a zmm (gcc 12 splits __builtin_convertvector into two ymm halves and
- * an insert, which cost as much as the elementwise work of relu) */
-static inline __attribute__((always_inline)) fa_f64v8 fa_cs_ld_f32(const float *p)
+#define FA_CS_ON 1
+#define FA_CS_N 4
+#define FA_CS_L 8
+typedef fa_f64v8 fa_cs_acc;
+static inline __attribute__((always_inline)) fa_cs_acc fa_cs_ld_f32(const float *p)
 {
-    return (fa_f64v8)_mm512_cvtps_pd(_mm256_loadu_ps(p));
+    return (fa_cs_acc)_mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
+#elif defined(__AVX__)
+/* eight ymm of sums, each 4 floats widened by one vcvtps2pd (64-byte generic vectors
+ * went through the stack here, and gcc 12 builds __builtin_convertvector to 4 doubles
+ * from two 2-double conversions and an insert, some through the stack) */
+#include <immintrin.h>
+#define FA_CS_ON 1
+#define FA_CS_N 8
+#define FA_CS_L 4
+typedef fa_f64v4 fa_cs_acc;
+static inline __attribute__((always_inline)) fa_cs_acc fa_cs_ld_f32(const float *p)
+{
+    return (fa_cs_acc)_mm256_cvtps_pd(_mm_loadu_ps(p));
 }
 #else
-static inline __attribute__((always_inline)) fa_f64v8 fa_cs_ld_f32(const float *p)
+/* 16 xmm registers cannot hold 32 columns of double sums: the callers' row loops
+ * (FA_CS_ON 0; what follows only has to compile) */
+typedef double fa_f64v2 __attribute__((vector_size(16)));
+#define FA_CS_ON 0
+#define FA_CS_N 16
+#define FA_CS_L 2
+typedef fa_f64v2 fa_cs_acc;
+static inline __attribute__((always_inline)) fa_cs_acc fa_cs_ld_f32(const float *p)
 {
-    fa_f32v8 x;
-    memcpy(&x, p, sizeof x);
-    return __builtin_convertvector(x, fa_f64v8);
+    return (fa_cs_acc){(double)p[0], (double)p[1]};
 }
 #endif
 
-static inline __attribute__((always_inline)) fa_f64v8 fa_cs_ld_f64(const double *p)
+static inline __attribute__((always_inline)) fa_cs_acc fa_cs_ld_f64(const double *p)
 {
-    fa_f64v8 x;
+    fa_cs_acc x;
     memcpy(&x, p, sizeof x);
     return x;
 }
 
+/* FA_CS_N accumulators of FA_CS_L doubles: FA_CS_W columns */
 #define FA_CS_OPEN(dbp)                                                                    \
-    fa_f64v8 fa_cs0_, fa_cs1_, fa_cs2_, fa_cs3_;                                           \
-    memcpy(&fa_cs0_, (dbp), sizeof(fa_f64v8));                                             \
-    memcpy(&fa_cs1_, (dbp) + 8, sizeof(fa_f64v8));                                         \
-    memcpy(&fa_cs2_, (dbp) + 16, sizeof(fa_f64v8));                                        \
-    memcpy(&fa_cs3_, (dbp) + 24, sizeof(fa_f64v8))
+    fa_cs_acc fa_cs_[FA_CS_N];                                                             \
+    memcpy(fa_cs_, (dbp), sizeof fa_cs_)
 
 #define FA_CS_ROW(S, q)                                                                    \
     do {                                                                                   \
-        fa_cs0_ += fa_cs_ld_##S(q);                                                        \
-        fa_cs1_ += fa_cs_ld_##S((q) + 8);                                                  \
-        fa_cs2_ += fa_cs_ld_##S((q) + 16);                                                 \
-        fa_cs3_ += fa_cs_ld_##S((q) + 24);                                                 \
+        _Pragma("GCC unroll 8") for (int fa_q_ = 0; fa_q_ < FA_CS_N; fa_q_++)              \
+            fa_cs_[fa_q_] += fa_cs_ld_##S((q) + FA_CS_L * fa_q_);                          \
     } while (0)
 
-#define FA_CS_CLOSE(dbp)                                                                   \
-    do {                                                                                   \
-        memcpy((dbp), &fa_cs0_, sizeof(fa_f64v8));                                         \
-        memcpy((dbp) + 8, &fa_cs1_, sizeof(fa_f64v8));                                     \
-        memcpy((dbp) + 16, &fa_cs2_, sizeof(fa_f64v8));                                    \
-        memcpy((dbp) + 24, &fa_cs3_, sizeof(fa_f64v8));                                    \
-    } while (0)
+#define FA_CS_CLOSE(dbp) memcpy((dbp), fa_cs_, sizeof fa_cs_)
 
 #endif

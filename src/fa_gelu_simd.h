@@ -245,7 +245,7 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         const float *b = (const float *)bv;                                    \
         (void)pp;                                                              \
         ptrdiff_t j0 = 0;                                                      \
-        for (; j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                          \
+        for (; FA_CS_ON && j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                          \
             FA_CS_OPEN(db + j0);                                               \
             for (ptrdiff_t r = 0; r < rows; r++) {                             \
                 const float *g = (const float *)gv + r * cols + j0;            \

@@ -69,7 +69,6 @@ typedef int32_t fa_i32v4 __attribute__((vector_size(16)));
 typedef int64_t fa_i64v8 __attribute__((vector_size(64)));
 typedef int64_t fa_i64v4 __attribute__((vector_size(32)));
 typedef float fa_f32v16 __attribute__((vector_size(64)));
-typedef double fa_f64v4 __attribute__((vector_size(32)));
 
 #define FA_AI static inline __attribute__((always_inline))
 
@@ -807,7 +806,7 @@ FA_NN_CLONES static void fa_mul_colsum_f64(const double *g, const double *d, dou
                                            double *db, ptrdiff_t rows, ptrdiff_t n)
 {
     ptrdiff_t j0 = 0;
-    for (; j0 + FA_CS_W <= n; j0 += FA_CS_W) {
+    for (; FA_CS_ON && j0 + FA_CS_W <= n; j0 += FA_CS_W) {
         FA_CS_OPEN(db + j0);
         for (ptrdiff_t r = 0; r < rows; r++) {
             const ptrdiff_t o = r * n + j0;
@@ -899,6 +898,34 @@ fa_mul_colsum_f32_v4(const float *g, const float *d, float *dz, double *db, ptrd
     fa_mul_colsum_f32_at(g, d, dz, db, rows, n, j0);
 }
 
+/* AVX2+FMA: eight ymm of sums, one vcvtps2pd per 4 floats (gcc 12 builds the generic
+ * vectors' conversion for this clone from 2-double pieces, some through the stack) */
+__attribute__((target("arch=x86-64-v3"))) static void
+fa_mul_colsum_f32_v3(const float *g, const float *d, float *dz, double *db, ptrdiff_t rows,
+                     ptrdiff_t n)
+{
+    ptrdiff_t j0 = 0;
+    for (; j0 + 32 <= n; j0 += 32) {
+        __m256d a[8];
+        for (int q = 0; q < 8; q++) a[q] = _mm256_setzero_pd();
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const ptrdiff_t o = r * n + j0;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const __m256 v =
+                    _mm256_mul_ps(_mm256_loadu_ps(g + o + 8 * q), _mm256_loadu_ps(d + o + 8 * q));
+                _mm256_storeu_ps(dz + o + 8 * q, v);
+                a[2 * q] = _mm256_add_pd(a[2 * q], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+                a[2 * q + 1] =
+                    _mm256_add_pd(a[2 * q + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+            }
+        }
+        for (int q = 0; q < 8; q++)
+            _mm256_storeu_pd(db + j0 + 4 * q, _mm256_add_pd(_mm256_loadu_pd(db + j0 + 4 * q), a[q]));
+    }
+    fa_mul_colsum_f32_at(g, d, dz, db, rows, n, j0);
+}
+
 static void fa_mul_colsum_f32(const float *g, const float *d, float *dz, double *db,
                               ptrdiff_t rows, ptrdiff_t n)
 {
@@ -909,6 +936,8 @@ static void fa_mul_colsum_f32(const float *g, const float *d, float *dz, double 
     }
     if (v == 2)
         fa_mul_colsum_f32_v4(g, d, dz, db, rows, n);
+    else if (v == 1)
+        fa_mul_colsum_f32_v3(g, d, dz, db, rows, n);
     else
         fa_mul_colsum_f32_at(g, d, dz, db, rows, n, 0);
 }
