@@ -141,6 +141,10 @@ cdef class Engine:
     # per op: 1 where the forward keeps f'(z + b) over z for its backward (fa_bias_fwd_d)
     cdef cnp.ndarray keep_d
     cdef unsigned char *p_kd
+    # per op: 1 where this call's forward kept f' (a fused loop on the SIMD path in use
+    # then), read by its backward: a path changed since construction keeps nothing
+    cdef cnp.ndarray kept
+    cdef unsigned char *p_kept
     cdef bint kd_on, kd_now     # kd_now: this call's forward is followed by a backward
 
     def __init__(self, int dtype_code, cnp.ndarray ops_i, cnp.ndarray ops_f, widths, alias,
@@ -198,6 +202,8 @@ cdef class Engine:
         self.p_alive = <unsigned char *>cnp.PyArray_DATA(self.alive)
         self.keep_d = self._keep_derivative_ops()
         self.p_kd = <unsigned char *>cnp.PyArray_DATA(self.keep_d)
+        self.kept = np.zeros_like(self.keep_d)
+        self.p_kept = <unsigned char *>cnp.PyArray_DATA(self.kept)
         self.kd_on = True
         self.reserve(1)
 
@@ -224,7 +230,8 @@ cdef class Engine:
     @property
     def keep_derivative(self):
         """True (the default): a dense layer with an input-saving activation that has a
-        fused forward-and-derivative loop (float32 silu on the AVX2 and AVX-512 paths)
+        fused forward-and-derivative loop (float32 silu and gelu's tanh form on the AVX2
+        and AVX-512 paths)
         keeps f'(z + b) in place of z from its forward, and its backward is dz = g f'
         (the same bits; a forward with no backward after it computes no f'); False: the
         backward evaluates f' again (for measurements)."""
@@ -364,13 +371,16 @@ cdef class Engine:
         cdef int64_t kind = oi[I_KIND]
         cdef char *x = self._T(oi[I_IN], X)
         cdef char *y = self._T(oi[I_OUT], X)
-        cdef Py_ssize_t n = oi[I_N], k = oi[I_K]
+        cdef Py_ssize_t n = oi[I_N], k = oi[I_K], j
         cdef fa_params p
         p.a, p.b, p.c, p.d = of[F_A], of[F_A + 1], of[F_A + 2], of[F_A + 3]
         if kind == OP_GEMM:
             mm_nn(self.dt, self.isz, x, self._P(oi[I_W]), y, <int>rows, <int>k, <int>n)
         elif kind == OP_BIAS_ACT:
-            if self.kd_now and self.p_kd[(oi - self.p_oi) // NI]:    # f' kept over x
+            j = (oi - self.p_oi) // NI
+            self.p_kept[j] = (self.kd_now and self.p_kd[j]
+                              and K.bias_fwd_d_fused(<int>oi[I_ACT], self.dt))
+            if self.p_kept[j]:      # f' kept over x
                 K.bias_fwd_d(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, x, rows, n, &p)
             elif oi[I_B] >= 0:
                 K.bias_fwd(<int>oi[I_ACT], self.dt, x, self._P(oi[I_B]), y, rows, n, &p)
@@ -602,7 +612,7 @@ cdef class Engine:
                 ya = self._T(oi[I_AUX], X) if oi[I_AUX] >= 0 else NULL
             s = x if oi[I_SAVES_IN] else ya
             bsave = self._P(oi[I_B]) if oi[I_SAVES_IN] else NULL
-            kd = kind == OP_BIAS_ACT and self.kd_now and self.p_kd[(oi - self.p_oi) // NI]
+            kd = kind == OP_BIAS_ACT and self.kd_now and self.p_kept[(oi - self.p_oi) // NI]
             memset(w0, 0, <size_t>n * sizeof(double))
             if kd:              # x holds f'(x + b) from the forward
                 mul_colsum(self.dt, g, x, gi, w0, rows, n)

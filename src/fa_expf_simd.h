@@ -254,39 +254,7 @@ FA_GS_LOOP2(FA_GS(L_silu_bwd), FA_GS(silu_dx))
 FA_GS_LOOP2G(FA_GS(L_log_sigmoid_bwd), FA_GS(log_sigmoid_bwd_g))
 FA_GS_BIAS(FA_GS(L_silu_bias_fwd), FA_GS(L_silu_bias_bwd), FA_GS(silu_v), FA_GS(silu_dx))
 
-/* the dense layer's forward that keeps the derivative (fa_bias_fwd_d): u = z + b (b may
- * be NULL), y = f(u), d = f'(u), row by row; d may be z (each vector read first) */
-#define FA_GS_BIAS_D(NAME, COREVD)                                             \
-    static void NAME(const void *zv, const void *bv, void *yv, void *dv, ptrdiff_t rows, \
-                     ptrdiff_t cols, const fa_params *pp)                      \
-    {                                                                          \
-        const float *b = (const float *)bv;                                    \
-        (void)pp;                                                              \
-        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
-            const float *z = (const float *)zv + r * cols;                     \
-            float *y = (float *)yv + r * cols, *d = (float *)dv + r * cols;    \
-            ptrdiff_t j = 0;                                                   \
-            FA_V dj;                                                           \
-            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W) {                    \
-                FA_V u = FA_LOADU(z + j);                                      \
-                if (b) u = FA_ADD(u, FA_LOADU(b + j));                         \
-                FA_STOREU(y + j, COREVD(u, &dj));                              \
-                FA_STOREU(d + j, dj);                                          \
-            }                                                                  \
-            if (j < cols) {                                                    \
-                float bu[FA_SIMD_W] = {0}, bd[FA_SIMD_W];                      \
-                for (ptrdiff_t k = 0; k < cols - j; k++)                       \
-                    bu[k] = b ? z[j + k] + b[j + k] : z[j + k];                \
-                FA_STOREU(bu, COREVD(FA_LOADU(bu), &dj));                      \
-                FA_STOREU(bd, dj);                                             \
-                for (ptrdiff_t k = 0; k < cols - j; k++) {                     \
-                    y[j + k] = bu[k];                                          \
-                    d[j + k] = bd[k];                                          \
-                }                                                              \
-            }                                                                  \
-        }                                                                      \
-    }
-
+/* silu's dense-layer forward that keeps the derivative (FA_GS_BIAS_D, fa_gelu_simd.h) */
 FA_GS_BIAS_D(FA_GS(L_silu_bias_fwd_d), FA_GS(silu_vd))
 
 static void FA_GS(install_expf)(fa_impl *t)

@@ -283,6 +283,62 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         }                                                                      \
     }
 
+/* the dense layer's forward that keeps the derivative (fa_bias_fwd_d): u = z + b (b may
+ * be NULL), y = f(u), d = f'(u), row by row; d may be z (each vector read first) */
+#define FA_GS_BIAS_D(NAME, COREVD)                                             \
+    static void NAME(const void *zv, const void *bv, void *yv, void *dv, ptrdiff_t rows, \
+                     ptrdiff_t cols, const fa_params *pp)                      \
+    {                                                                          \
+        const float *b = (const float *)bv;                                    \
+        (void)pp;                                                              \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                 \
+            const float *z = (const float *)zv + r * cols;                     \
+            float *y = (float *)yv + r * cols, *d = (float *)dv + r * cols;    \
+            ptrdiff_t j = 0;                                                   \
+            FA_V dj;                                                           \
+            for (; j + FA_SIMD_W <= cols; j += FA_SIMD_W) {                    \
+                FA_V u = FA_LOADU(z + j);                                      \
+                if (b) u = FA_ADD(u, FA_LOADU(b + j));                         \
+                FA_STOREU(y + j, COREVD(u, &dj));                              \
+                FA_STOREU(d + j, dj);                                          \
+            }                                                                  \
+            if (j < cols) {                                                    \
+                float bu[FA_SIMD_W] = {0}, bd[FA_SIMD_W];                      \
+                for (ptrdiff_t k = 0; k < cols - j; k++)                       \
+                    bu[k] = b ? z[j + k] + b[j + k] : z[j + k];                \
+                FA_STOREU(bu, COREVD(FA_LOADU(bu), &dj));                      \
+                FA_STOREU(bd, dj);                                             \
+                for (ptrdiff_t k = 0; k < cols - j; k++) {                     \
+                    y[j + k] = bu[k];                                          \
+                    d[j + k] = bd[k];                                          \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    }
+
+
+/* gelu_tanh and its derivative together, sharing e^-|2u| and 1 + e^-|2u| (the same
+ * operations as gelu_tanh_fwd and gelu_tanh_dx, so the same bits): the kernels of a
+ * 20 x 64 x 128 network 230 -> 155 us on AVX-512.  Exact gelu has none: its forward and
+ * derivative are two tables that share nothing but |x| (kept together they measured the
+ * same as apart). */
+static inline FA_V FA_GS(gelu_tanh_vd)(FA_V x, FA_V *dout)
+{
+    const float k2 = (float)FA_GT2_C0, k6 = (float)(3.0 * FA_GT2_C1);
+    FA_V xc, s, kf, kfs;
+    FA_V q = FA_GS(gelu_tanh_q)(x, &xc, &s, &kf, &kfs);
+    FA_V t = FA_SCALE(FA_ADD(q, FA_SET1(1.0f)), kf, kfs);
+    FA_V dn = FA_ADD(FA_SET1(1.0f), t);
+    FA_V neg = FA_SCALE(FA_DIV(FA_FMA(xc, q, xc), dn), kf, kfs);
+    FA_V rd = FA_DIV(FA_SET1(1.0f), dn);
+    FA_V du2 = FA_FMA(FA_SET1(k6), s, FA_SET1(k2));
+    FA_V z = FA_MUL(FA_MUL(FA_MUL(xc, du2), rd), rd);
+    FA_V hn = FA_ADD(rd, z);
+    FA_V dneg = FA_SCALE(FA_FMA(hn, q, hn), kf, kfs);
+    *dout = FA_SEL_NEG(x, dneg, FA_FMA(t, z, rd));
+    return FA_SEL_NEG(x, neg, FA_DIV(x, dn));
+}
+
 FA_GS_LOOP1(FA_GS(L_gelu_fwd), FA_GS(gelu_fwd))
 FA_GS_LOOP2(FA_GS(L_gelu_bwd), FA_GS(gelu_dx))
 FA_GS_LOOP1(FA_GS(L_gelu_tanh_fwd), FA_GS(gelu_tanh_fwd))
@@ -290,6 +346,7 @@ FA_GS_LOOP2(FA_GS(L_gelu_tanh_bwd), FA_GS(gelu_tanh_dx))
 FA_GS_BIAS(FA_GS(L_gelu_bias_fwd), FA_GS(L_gelu_bias_bwd), FA_GS(gelu_fwd), FA_GS(gelu_dx))
 FA_GS_BIAS(FA_GS(L_gelu_tanh_bias_fwd), FA_GS(L_gelu_tanh_bias_bwd), FA_GS(gelu_tanh_fwd),
            FA_GS(gelu_tanh_dx))
+FA_GS_BIAS_D(FA_GS(L_gelu_tanh_bias_fwd_d), FA_GS(gelu_tanh_vd))
 
 static void FA_GS(install_gelu)(fa_impl *t)
 {
@@ -301,4 +358,5 @@ static void FA_GS(install_gelu)(fa_impl *t)
     t->act[FA_ACT_gelu].bias_bwd[FA_F32] = FA_GS(L_gelu_bias_bwd);
     t->act[FA_ACT_gelu_tanh].bias_fwd[FA_F32] = FA_GS(L_gelu_tanh_bias_fwd);
     t->act[FA_ACT_gelu_tanh].bias_bwd[FA_F32] = FA_GS(L_gelu_tanh_bias_bwd);
+    t->act[FA_ACT_gelu_tanh].bias_fwd_d[FA_F32] = FA_GS(L_gelu_tanh_bias_fwd_d);
 }

@@ -631,13 +631,16 @@ def test_overflowing_network_warns_nothing(cls):
 
 
 @pytest.mark.skipif(not NATIVE, reason="the native engine's backward")
+@pytest.mark.parametrize(
+    "act", ["silu", ("gelu", {"approximate": "tanh"})], ids=["silu", "gelu_tanh"]
+)
 @pytest.mark.parametrize("width", [64, 50, 37])
-def test_kept_derivative_gives_the_same_bits(width):
-    """A silu layer's forward keeps f'(z + b) over z and its backward is dz = g f'
-    (Engine.keep_derivative): the loss, gradients and diagnostics equal those of the
-    backward that evaluates f' again, bit for bit, on every SIMD path of this CPU (where
-    a path has no fused loop, the kept derivative comes from the forward and backward
-    loops over the block)."""
+def test_kept_derivative_gives_the_same_bits(width, act):
+    """A silu (or tanh-form gelu) layer's forward keeps f'(z + b) over z and its backward
+    is dz = g f' (Engine.keep_derivative): the loss, gradients and diagnostics equal those
+    of the backward that evaluates f' again, bit for bit, on every SIMD path of this CPU
+    (a path without a fused loop, chosen after the network was built, keeps nothing: its
+    backward evaluates f' again)."""
     from fastact import _activations as ext
 
     rng = np.random.default_rng(5)
@@ -647,7 +650,7 @@ def test_kept_derivative_gives_the_same_bits(width):
     try:
         for cap in ("avx512", "avx2", "baseline"):
             ext.set_isa(cap)
-            nets = [fastact.MLP([width, width, width, 10], "silu", seed=1) for _ in range(2)]
+            nets = [fastact.MLP([width, width, width, 10], act, seed=1) for _ in range(2)]
             nets[1]._engine._e.keep_derivative = False
             assert nets[0]._engine._e.keep_derivative is True
             got = []
@@ -665,7 +668,7 @@ def test_kept_derivative_gives_the_same_bits(width):
             ext.set_isa(cap)
     finally:
         ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
-    kd = fastact.MLP([8, 8, 8, 3], "silu")._engine._e._keep_derivative_ops()
+    kd = fastact.MLP([8, 8, 8, 3], act)._engine._e._keep_derivative_ops()
     fused = ext.get_isa() != "baseline"
     assert list(kd) == [0, int(fused), 0, int(fused), 0, 0]
 
