@@ -231,7 +231,7 @@ cdef class Engine:
     def keep_derivative(self):
         """True (the default): a dense layer with an input-saving activation that has a
         fused forward-and-derivative loop (float32 silu and gelu's tanh form on the AVX2
-        and AVX-512 paths)
+        and AVX-512 paths, exact gelu on AVX-512)
         keeps f'(z + b) in place of z from its forward, and its backward is dz = g f'
         (the same bits; a forward with no backward after it computes no f'); False: the
         backward evaluates f' again (for measurements)."""

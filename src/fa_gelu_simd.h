@@ -12,16 +12,18 @@
  * f and v come straight from a table of polynomials, no exp: one per interval of width
  * 1/SCALE, interval n = round(a SCALE) read off the low bits of the float
  * a SCALE + 1.5 2^23 (one FMA), each coefficient fetched for all lanes by one permute
- * (AVX-512: 32 intervals of width 1/4, vpermt2ps, degree 6 for f and 5 for v; AVX2: 8 of
- * width 1, vpermps, degree 10 and 9; tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  Each
+ * (AVX-512: 32 intervals of width 1/4, vpermt2ps, ONE table of degree 6 whose p fits f
+ * and whose derivative p' fits v (FA_GELU_FV: a dense layer's forward gets gelu and
+ * gelu' from one set of lookups); AVX2: 8 of width 1, vpermps, a table for f of degree
+ * 10 and one for v of degree 9; tools/fit_gelu_f32.py, src/gelu_f32_coeffs.h).  Each
  * polynomial is in d = a - e_n, e_n the interval's right end (e_0 = 0): d is exact, and
  * since f and v decay like exp(-a^2/2) every term of the Horner sum has the same sign
  * there, so the float evaluation does not cancel.  The contract needs f to 4 ulp only
  * where |gelu| >= 1e-6 (a <= 5.1) and to 1e-7 absolute beyond, v to 8 ulp + 2e-7:
- * past a ~ 5.6 (f) and ~ 6.1 (v) the tables hold zeros and a is clamped into them, so
- * gelu(x) is 0 below x ~ -5.6 (|gelu| < 6e-8 there) and x above; gelu'(x) 0 and 1.
+ * past a ~ 6.1 (AVX-512) or 6.5 (AVX2) the tables hold zeros and a is clamped into them,
+ * so gelu(x) is 0 below (|gelu| < 2e-8 there) and x above; gelu'(x) 0 and 1.
  * 19 vector operations per 16 floats for the AVX-512 forward (the previous
- * erfcx-table-times-exp form took 38).
+ * erfcx-table-times-exp form took 38); its backward, p' by the Horner recursion, ~28.
  *
  * gelu_tanh: x sigma(2u), 2u = c0 x + c1 x^3 with c0 = 2 sqrt(2/pi), c1 = 0.044715 c0,
  * the argument 2u carried as a double-float (hi + lo, ~44 bits) built from exact
@@ -85,6 +87,49 @@ static inline FA_V FA_GS(table_poly)(FA_V a, float scale, const float *e, const 
     return p;
 }
 
+#if defined(FA_GELU_FV)
+/* One table for both (AVX-512): p(d) fits f and p'(d) fits v = f' (tools/fit_gelu_f32.py,
+ * fa_gelufv32), q = p'(d) by the Horner recursion q = q d + p before each p = p d + c:
+ * the forward's p is plain Horner's, and a dense layer's forward gets gelu and gelu' from
+ * one set of lookups (gelu_vd), the same bits as gelu_fwd and gelu_dx.  |x| is clamped
+ * to AMAX (a NaN x: NaN through min, and through max(x, 0) in the forward). */
+static inline FA_V FA_GS(gelu_pq)(FA_V x, FA_V *q)
+{
+    FA_V ac = FA_MIN(FA_SET1(FA_GELUF_AMAX), FA_ABS(x));   /* NaN kept (second operand) */
+    FA_VI idx = FA_CASTI(FA_FMA(ac, FA_SET1(FA_GELUF_SCALE), FA_SET1(FA_GS_SHIFTER)));
+    FA_V d = FA_SUB(ac, FA_FLOOK(FA_GELUF_E, idx));          /* exact */
+    FA_V p = FA_FLOOK(FA_GELUF_C[FA_GELUF_NC - 1], idx);
+    FA_V qq = FA_SETZERO();
+    for (int j = FA_GELUF_NC - 2; j >= 0; j--) {             /* unrolled: a constant count */
+        qq = FA_FMA(qq, d, p);
+        p = FA_FMA(p, d, FA_FLOOK(FA_GELUF_C[j], idx));
+    }
+    *q = qq;
+    return p;
+}
+
+static inline FA_V FA_GS(gelu_fwd)(FA_V x)
+{
+    FA_V ac = FA_ABSMIN(x, FA_SET1(FA_GELUF_AMAX));   /* min(|x|, AMAX); a NaN x: any */
+    FA_V f = FA_GS(table_poly)(ac, FA_GELUF_SCALE, FA_GELUF_E, &FA_GELUF_C[0][0], FA_GELUF_NC);
+    return FA_SUB(FA_MAX(FA_SETZERO(), x), f);
+}
+
+static inline FA_V FA_GS(gelu_dx)(FA_V x)
+{
+    FA_V q;
+    (void)FA_GS(gelu_pq)(x, &q);
+    return FA_SEL_NEG(x, q, FA_SUB(FA_SET1(1.0f), q));
+}
+
+static inline FA_V FA_GS(gelu_vd)(FA_V x, FA_V *d)
+{
+    FA_V q;
+    FA_V f = FA_GS(gelu_pq)(x, &q);
+    *d = FA_SEL_NEG(x, q, FA_SUB(FA_SET1(1.0f), q));
+    return FA_SUB(FA_MAX(FA_SETZERO(), x), f);
+}
+#else
 /* gelu(x) = max(x, 0) - f(|x|) */
 static inline FA_V FA_GS(gelu_fwd)(FA_V x)
 {
@@ -101,6 +146,7 @@ static inline FA_V FA_GS(gelu_dx)(FA_V x)
     FA_V v = FA_GS(table_poly)(ac, FA_GELUB_SCALE, FA_GELUB_E, &FA_GELUB_C[0][0], FA_GELUB_NC);
     return FA_SEL_NEG(x, v, FA_SUB(FA_SET1(1.0f), v));
 }
+#endif
 
 /* gelu_tanh: e^-|2u| = (1 + q) 2^k; returns q, the clamped x and x^2 */
 static inline FA_V FA_GS(gelu_tanh_q)(FA_V x, FA_V *xc_out, FA_V *s_out, FA_V *kf, FA_V *kfs)
@@ -347,6 +393,9 @@ FA_GS_BIAS(FA_GS(L_gelu_bias_fwd), FA_GS(L_gelu_bias_bwd), FA_GS(gelu_fwd), FA_G
 FA_GS_BIAS(FA_GS(L_gelu_tanh_bias_fwd), FA_GS(L_gelu_tanh_bias_bwd), FA_GS(gelu_tanh_fwd),
            FA_GS(gelu_tanh_dx))
 FA_GS_BIAS_D(FA_GS(L_gelu_tanh_bias_fwd_d), FA_GS(gelu_tanh_vd))
+#if defined(FA_GELU_FV)
+FA_GS_BIAS_D(FA_GS(L_gelu_bias_fwd_d), FA_GS(gelu_vd))
+#endif
 
 static void FA_GS(install_gelu)(fa_impl *t)
 {
@@ -359,4 +408,7 @@ static void FA_GS(install_gelu)(fa_impl *t)
     t->act[FA_ACT_gelu_tanh].bias_fwd[FA_F32] = FA_GS(L_gelu_tanh_bias_fwd);
     t->act[FA_ACT_gelu_tanh].bias_bwd[FA_F32] = FA_GS(L_gelu_tanh_bias_bwd);
     t->act[FA_ACT_gelu_tanh].bias_fwd_d[FA_F32] = FA_GS(L_gelu_tanh_bias_fwd_d);
+#if defined(FA_GELU_FV)
+    t->act[FA_ACT_gelu].bias_fwd_d[FA_F32] = FA_GS(L_gelu_bias_fwd_d);
+#endif
 }

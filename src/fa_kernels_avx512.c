@@ -62,16 +62,13 @@
 #define FA_FTAB_N 32
 #define FA_FLOOK(tab, idx) _mm512_permutex2var_ps(_mm512_load_ps(tab), (idx), _mm512_load_ps((tab) + 16))
 #define FA_ABSMIN(x, m) _mm512_range_ps((x), (m), 0x0A)   /* min of |x|, |m|; sign cleared */
-#define FA_GELUF_SCALE FA_GELUF32_SCALE
-#define FA_GELUF_AMAX FA_GELUF32_AMAX
-#define FA_GELUF_NC FA_GELUF32_NC
-#define FA_GELUF_E fa_geluf32_e
-#define FA_GELUF_C fa_geluf32_c
-#define FA_GELUB_SCALE FA_GELUB32_SCALE
-#define FA_GELUB_AMAX FA_GELUB32_AMAX
-#define FA_GELUB_NC FA_GELUB32_NC
-#define FA_GELUB_E fa_gelub32_e
-#define FA_GELUB_C fa_gelub32_c
+/* one table for gelu and gelu' (FA_GELU_FV: p fits f, p' fits v) */
+#define FA_GELU_FV 1
+#define FA_GELUF_SCALE FA_GELUFV32_SCALE
+#define FA_GELUF_AMAX FA_GELUFV32_AMAX
+#define FA_GELUF_NC FA_GELUFV32_NC
+#define FA_GELUF_E fa_gelufv32_e
+#define FA_GELUF_C fa_gelufv32_c
 #include "fa_gelu_simd.h"
 /* n / d and 1 / d for d in [1, 2]: vrcp14ps (2^-14) and one correction step */
 static inline __m512 fa_divf_avx512(__m512 n, __m512 d)

@@ -25,7 +25,13 @@ Fit: weighted least squares on 800 Chebyshev nodes per interval, in float64 (wei
 a ~ 0.75), coefficients rounded to float32 one at a time from the constant up with the
 rest refitted.  The float32 Horner evaluation (one rounding per FMA) is checked on 20001
 points per interval and its largest error written to the header.
-  fa_geluf32 / fa_gelub32: W = 1/4, 32 entries (vpermt2ps: 2 x 16), AVX-512
+  fa_gelufv32:             W = 1/4, 32 entries (vpermt2ps: 2 x 16), AVX-512: ONE table
+                           for f and v = f': p fits f and its derivative p' fits v at
+                           the same time (the rows of both in one least-squares system,
+                           f's relative to 1e-7 of f, v's absolute to 1e-7), so that a
+                           dense layer's forward gets gelu and gelu' from one set of
+                           lookups (q = p' by the Horner recursion q = q d + p), and the
+                           backward evaluates the same q.
   fa_geluf8 / fa_gelub8:   W = 1,    8 entries (vpermps ymm), AVX2
 Run from the repository root:  python tools/fit_gelu_f32.py   (needs numpy, scipy).
 """
@@ -35,8 +41,7 @@ from scipy.special import ndtr
 
 # name, function, SCALE (1 / interval width), entries, degree, ZERO_FROM
 TABLES = [
-    ("fa_geluf32", "f", 4, 32, 6, 5.625),
-    ("fa_gelub32", "v", 4, 32, 5, 6.125),
+    ("fa_gelufv32", "fv", 4, 32, 6, 6.125),
     ("fa_geluf8", "f", 1, 8, 10, 6.5),
     ("fa_gelub8", "v", 1, 8, 9, 6.5),
 ]
@@ -53,6 +58,9 @@ def v_bwd(a):
 
 
 FUNCS = {"f": (f_fwd, 0.0), "v": (v_bwd, 2e-8)}  # function, floor of the weights' 1/(|.| + floor)
+# the joint table's weights: f's rows to 1e-7 relative where a <= 5.125 (1e-8 absolute
+# beyond), v's rows to 1e-7 absolute
+FV_TOL_F, FV_TOL_V = 1e-7, 1e-7
 
 
 def horner32(coef, d32):
@@ -61,6 +69,18 @@ def horner32(coef, d32):
     for c in coef[-2::-1]:
         p = (p.astype(np.float64) * d32.astype(np.float64) + np.float64(c)).astype(np.float32)
     return p
+
+
+def horner_pq32(coef, d32):
+    """the kernel's float32 evaluation of p and q = p' (fa_gelu_simd.h, gelu_pq: q = q d + p
+    before p = p d + c at each step; FMA: one rounding per step)"""
+    p = np.full(d32.shape, np.float32(coef[-1]))
+    q = np.zeros(d32.shape, np.float32)
+    d = d32.astype(np.float64)
+    for c in coef[-2::-1]:
+        q = (q.astype(np.float64) * d + p.astype(np.float64)).astype(np.float32)
+        p = (p.astype(np.float64) * d + np.float64(c)).astype(np.float32)
+    return p, q
 
 
 def fit(fn, floor, lo, hi, e, deg, nodes=800):
@@ -81,35 +101,69 @@ def fit(fn, floor, lo, hi, e, deg, nodes=800):
     return coef.astype(np.float32)
 
 
+def fit_fv(lo, hi, e, deg, nodes=800):
+    """f and v = f' on [lo, hi] by one polynomial p in d = a - e (p fits f, p' fits v:
+    both sets of rows in one weighted least-squares system), float32 coefficients (no
+    constant term in interval 0: f(0) = 0)"""
+    k = np.arange(nodes)
+    a = (lo + hi) / 2 + (hi - lo) / 2 * np.cos(np.pi * (k + 0.5) / nodes)
+    d = a - e
+    rf, rv = f_fwd(a), v_bwd(a)
+    wf = np.where(a <= 5.125, 1 / (np.abs(rf) * FV_TOL_F + 1e-300), 1 / 1e-8)
+    wv = np.full_like(a, 1 / FV_TOL_V)
+    coef = np.zeros(deg + 1)
+    for j in range(1 if e == 0.0 else 0, deg + 1):
+        js = np.arange(j, deg + 1)
+        A = np.vstack(
+            [d[:, None] ** js * wf[:, None], js * d[:, None] ** np.maximum(js - 1, 0) * wv[:, None]]
+        )
+        c, *_ = np.linalg.lstsq(A, np.concatenate([rf * wf, rv * wv]), rcond=None)
+        coef[j] = np.float32(c[0])
+        rf = rf - coef[j] * d**j
+        if j > 0:
+            rv = rv - j * coef[j] * d ** (j - 1)
+    return coef.astype(np.float32)
+
+
+def _check_f(a, a64, p):
+    t = f_fwd(a64)
+    err = np.abs(p - t)
+    ulp = err / np.spacing(t.astype(np.float32))
+    near = a <= 5.125
+    return ulp[near].max(initial=0.0), err[~near].max(initial=0.0)
+
+
+def _check_v(a64, q):
+    t = v_bwd(a64)
+    worst = 0.0
+    for got, want in ((q.astype(np.float64), t), ((1 - q).astype(np.float64), 1 - t)):
+        tol = 8 * np.spacing(np.abs(want).astype(np.float32)).astype(np.float64) + 2e-7
+        worst = max(worst, (np.abs(got - want) / tol).max())
+    return worst
+
+
 def check(which, lo, hi, e, coef, n=20001):
     """the float32 evaluation's largest error on [lo, hi]: f: in ulp of the float32 truth
     where a <= 5.125 (|gelu| >= 1e-6 up to ~5.1) and absolute beyond; v: as a fraction
     of the backward contract's tolerance 8 ulp + 2e-7 (g = 1), of v (x < 0) and of 1 - v
-    (x > 0, rounded as the kernel rounds it)"""
+    (x > 0, rounded as the kernel rounds it); fv: both, (f ulp, f absolute, v)"""
     a = np.unique(np.linspace(lo, hi, n).astype(np.float32))
     a = a[a > 0]
     d = (a.astype(np.float64) - e).astype(np.float32)  # exact (Sterbenz)
-    p = horner32(coef, d)
     a64 = a.astype(np.float64)
+    if which == "fv":
+        p, q = horner_pq32(coef, d)
+        return (*_check_f(a, a64, p), _check_v(a64, q))
+    p = horner32(coef, d)
     if which == "f":
-        t = f_fwd(a64)
-        err = np.abs(p - t)
-        ulp = err / np.spacing(t.astype(np.float32))
-        near = a <= 5.125
-        return ulp[near].max(initial=0.0), err[~near].max(initial=0.0)
-    t = v_bwd(a64)
-    worst = 0.0
-    for got, want in ((p.astype(np.float64), t), ((1 - p).astype(np.float64), 1 - t)):
-        tol = 8 * np.spacing(np.abs(want).astype(np.float32)).astype(np.float64) + 2e-7
-        worst = max(worst, (np.abs(got - want) / tol).max())
-    return worst, 0.0
+        return _check_f(a, a64, p)
+    return _check_v(a64, p), 0.0
 
 
 def table(name, which, scale, nent, deg, zero_from):
-    fn, floor = FUNCS[which]
     w = 1.0 / scale
     ends, coefs = [], []
-    worst = worst_abs = 0.0
+    worst = worst_abs = worst_v = 0.0
     amax = None
     for n in range(nent):
         lo, hi = max(0.0, (n - 0.5) * w), (n + 0.5) * w
@@ -119,19 +173,29 @@ def table(name, which, scale, nent, deg, zero_from):
             coefs.append(np.zeros(deg + 1, np.float32))
             continue
         e = 0.0 if n == 0 else hi
-        c = fit(fn, floor, lo, hi, e, deg)
-        u, ab = check(which, lo, hi, e, c)
+        if which == "fv":
+            c = fit_fv(lo, hi, e, deg)
+            u, ab, vv = check(which, lo, hi, e, c)
+            worst_v = max(worst_v, vv)
+        else:
+            c = fit(*FUNCS[which], lo, hi, e, deg)
+            u, ab = check(which, lo, hi, e, c)
         worst, worst_abs = max(worst, u), max(worst_abs, ab)
         ends.append(e)
         coefs.append(c)
-    beyond = abs(fn(zero_from))
+    beyond = max(abs(FUNCS[k][0](zero_from)) for k in which)
     assert amax is not None and beyond < (6e-8 if which == "f" else 2e-8)
     coefs = np.array(coefs).T
     up = name.upper()
     if which == "f":
         acc = "max %.2f ulp of f where a <= 5.125, %.1e absolute beyond" % (worst, worst_abs)
-    else:
+    elif which == "v":
         acc = "max error %.3f of the backward contract's tolerance (g = 1)" % worst
+    else:
+        acc = (
+            "max %.2f ulp of f where a <= 5.125, %.1e absolute beyond;\n * q = p' (v): max "
+            "error %.3f of the backward contract's tolerance (g = 1)" % (worst, worst_abs, worst_v)
+        )
     out = [
         " * %s: %s, interval n = round(a * %g), %d entries, degree %d; zero above"
         % (name, which, scale, nent, deg),
