@@ -1151,17 +1151,25 @@ def test_params_are_views(cls, dtype):
 
 
 def test_grads_are_views(cls):
+    """net.grads are views of grad_flat, each weight matrix starting on a multiple of 16
+    elements (the gap before it zero, in theta too), the parameters counted without
+    the gaps"""
     net = cls([4, 6, 3], "tanh", dtype=np.float64)
     X, y = clf_data(dtype=np.float64)
     net.compute_gradients(X, y)
-    o = 0
+    seen = np.zeros(net.grad_flat.size, bool)
+    n = 0
     for gW, gb in net.grads:
-        np.testing.assert_array_equal(net.grad_flat[o : o + gW.size], gW.ravel())
-        o += gW.size
-        np.testing.assert_array_equal(net.grad_flat[o : o + gb.size], gb)
-        o += gb.size
+        for g in (gW, gb):
+            o = (g.__array_interface__["data"][0] - net.grad_flat.ctypes.data) // 8
+            np.testing.assert_array_equal(net.grad_flat[o : o + g.size], g.ravel())
+            seen[o : o + g.size] = True
+            n += g.size
+        assert (gW.ctypes.data - net.grad_flat.ctypes.data) % (16 * 8) == 0
         assert np.abs(gW).max() > 0
-    assert o == net.n_params
+    assert n == net.n_params == 4 * 6 + 6 + 6 * 3 + 3
+    assert net.grad_flat.size == 4 * 6 + 6 + 2 + 6 * 3 + 3  # the second W after a gap of 2
+    assert not np.any(net.grad_flat[~seen]) and not np.any(net.theta[~seen])
 
 
 SAVE_ACTS = [
@@ -1199,6 +1207,40 @@ def test_save_load_round_trip(cls, tmp_path, dtype, act):
             np.testing.assert_array_equal(back.forward(X), net.forward(X))
     slope = net.activations[0][1]
     assert slope == dict(act[1]) if isinstance(act, tuple) else slope == {}
+
+
+def _packed(net):
+    """theta as fastact laid it out before the weights were aligned: no gaps"""
+    return np.concatenate([net.theta[p.offset : p.offset + p.size] for p in net._program.params])
+
+
+@pytest.mark.parametrize("act", ["tanh", "prelu"])
+def test_weights_start_on_a_cache_line_and_old_files_still_load(cls, tmp_path, act):
+    """Every weight matrix starts on a multiple of 16 elements of theta (after a
+    one-slope PReLU layer and an odd width, a gap of zeros that no step changes); a file
+    or a pickle written before, with the parameters packed, loads into the same network."""
+    net = cls([5, 7, 7, 3], act, seed=2)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    net.train_step(X, y, Adam(lr=0.01))
+    offs = [p.offset for p in net._program.params if p.name.endswith(".W")]
+    assert offs[0] == 0 and all(o % 16 == 0 for o in offs[1:]) and len(offs) == 3
+    assert net.theta.size > net.n_params == sum(p.size for p in net._program.params)
+    gaps = np.ones(net.theta.size, bool)
+    for p in net._program.params:
+        gaps[p.offset : p.offset + p.size] = False
+    assert not np.any(net.theta[gaps]) and not np.any(net.grad_flat[gaps])
+    old = _packed(net)
+    assert old.size == net.n_params
+    p = tmp_path / "old.npz"
+    np.savez(p, config=_config(net), theta=old, state=net.state)
+    back = cls.load(p)
+    np.testing.assert_array_equal(back.theta.view(np.uint8), net.theta.view(np.uint8))
+    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    fn, args = net.__reduce__()
+    again = fn(*(args[:2] + (old,) + args[3:]))
+    np.testing.assert_array_equal(again.theta.view(np.uint8), net.theta.view(np.uint8))
 
 
 def test_save_load_no_hidden_layer(cls, tmp_path):

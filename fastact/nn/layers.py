@@ -257,7 +257,9 @@ class Dense(Layer):
         blas_dim(n, "a layer width", "Dense")
         b.settle_pending()
         gain_of = self._init_act or (self.activation, self.params)
-        W = b.param(path + ".W", (k, n), ("weight", self.init or ctx["init"], gain_of), path)
+        W = b.param(
+            path + ".W", (k, n), ("weight", self.init or ctx["init"], gain_of), path, align=True
+        )
         bias = b.param(path + ".b", (n,), ("fill", 0.0), path)
         b.dense_params.append((W, bias))
         row = len(b.diag_rows)

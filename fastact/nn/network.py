@@ -17,9 +17,11 @@ ops, initialisation, the parameter layout, fit/evaluate/predict, save/load.
 
 Parameter layout: one flat array `theta` holds every parameter in layer order (a
 dense layer's W (n_in x n_out, row-major) then b, a BatchNorm's gamma then beta, a
-prelu's slopes); `net.params[l] = (W, b)` are views of the dense layers' (writing
-into them changes the network), `net.grads` the same for the flat gradient array,
-`net.state_dict()` every parameter and running statistic by name.
+prelu's slopes), each W starting on a multiple of 16 elements (a cache line of float32:
+the gap before it, if any, stays zero; `n_params` does not count it; files and pickles
+written before without the gaps still load); `net.params[l] = (W, b)` are views of the
+dense layers' (writing into them changes the network), `net.grads` the same for the
+flat gradient array, `net.state_dict()` every parameter and running statistic by name.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ class Sequential:
     grads : list of (ndarray, ndarray)
         Their gradients, views into net.grad_flat.
     theta : ndarray
-        Every learned parameter, flat.
+        Every learned parameter, flat (each weight matrix starting on a multiple of 16
+        elements: zeros in the gaps, if any; n_params counts the parameters alone).
     training : bool
         The mode of compute_gradients and train_step.
 
@@ -278,7 +281,7 @@ class Sequential:
         Weights, biases, BatchNorm's gamma and beta, prelu slopes; not the running
         statistics.
         """
-        return int(self.theta.size)
+        return int(self._program.n_learned)
 
     def state_dict(self) -> dict:
         """Return every parameter and running statistic by name, as views.

@@ -110,10 +110,12 @@ def load(cls, path):
         )
     net = cls._from_config(meta)
     net.flush_subnormals = bool(meta.get("flush_subnormals", True))
+    if theta.ndim == 1 and theta.dtype == net.theta.dtype:
+        theta = net._program.unpack(theta)  # written before the weights were aligned
     if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
         raise ValueError(
             f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
-            f"the configuration needs {net.theta.size} {net.theta.dtype}."
+            f"the configuration needs {net.n_params} {net.theta.dtype}."
         )
     if state is None:
         state = net.state  # an older file: no running statistics (none needed)
@@ -132,7 +134,7 @@ def load(cls, path):
 def rebuild(cls, meta, theta, state, rng_state, diagnostics, counter, training):
     net = cls._from_config(meta, diagnostics=diagnostics)
     net.flush_subnormals = bool(meta.get("flush_subnormals", True))
-    net.theta[...] = theta
+    net.theta[...] = net._program.unpack(np.asarray(theta))
     net.state[...] = state
     net._rng.bit_generator.state = rng_state
     net._counter = counter

@@ -125,6 +125,11 @@ class Op(dict):
     __getattr__ = dict.__getitem__
 
 
+# theta's elements per alignment step of a weight matrix: 64 bytes of float32, 128 of
+# float64 (theta itself starts on a cache line: fastact._plumbing.aligned_zeros)
+PARAM_ALIGN = 16
+
+
 class Param:
     """A named slice of theta: its offset, shape and how it starts."""
 
@@ -155,7 +160,13 @@ class Builder:
         self.alias.append(int(alias))
         return len(self.widths) - 1
 
-    def param(self, name, shape, init, layer):
+    def param(self, name, shape, init, layer, align=False):
+        """a slice of theta; align: it starts on a multiple of PARAM_ALIGN elements (a
+        dense layer's weights, which the GEMMs read and write: a weight matrix one float
+        past a cache line, after a one-slope PReLU layer, made the GEMMs of a
+        20 x 64 x 128 network 6% slower); the gap before it stays zero"""
+        if align:
+            self.n_theta = -(-self.n_theta // PARAM_ALIGN) * PARAM_ALIGN
         p = Param(name, self.n_theta, tuple(int(s) for s in shape), init, layer)
         self.params.append(p)
         self.n_theta += p.size
@@ -182,13 +193,27 @@ class Builder:
 class Program:
     """The built network: parameters, state, tensors, ops and gradient slots."""
 
+    def unpack(self, theta):
+        """theta as this program lays it out, from theta as earlier versions laid it out
+        (the parameters one after another, no gaps: files and pickles written before
+        weights were aligned), or theta itself when its length is not the packed one"""
+        if theta.size == self.n_theta or theta.size != self.n_learned:
+            return theta
+        out = np.zeros(self.n_theta, theta.dtype)
+        o = 0
+        for p in self.params:
+            out[p.offset : p.offset + p.size] = theta[o : o + p.size]
+            o += p.size
+        return out
+
     def __init__(self, builder, out_t):
         self.params = builder.params
         self.state = builder.state
         self.ops = builder.ops
         self.widths = builder.widths
         self.alias = builder.alias
-        self.n_theta = builder.n_theta
+        self.n_theta = builder.n_theta  # theta's length, the gaps before aligned weights in
+        self.n_learned = sum(p.size for p in builder.params)  # the parameters alone
         self.n_state = builder.n_state
         self.n_stats = builder.n_stats
         self.diag_rows = builder.diag_rows
