@@ -291,7 +291,7 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         const float *b = (const float *)bv;                                    \
         (void)pp;                                                              \
         ptrdiff_t j0 = 0;                                                      \
-        for (; FA_CS_ON && j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                          \
+        for (; FA_CS_ON && j0 + FA_CS_W <= cols; j0 += FA_CS_W) {              \
             FA_CS_OPEN(db + j0);                                               \
             for (ptrdiff_t r = 0; r < rows; r++) {                             \
                 const float *g = (const float *)gv + r * cols + j0;            \
@@ -362,12 +362,11 @@ static inline FA_V FA_GS(gelu_tanh_dx)(FA_V x)
         }                                                                      \
     }
 
-
 /* gelu_tanh and its derivative together, sharing e^-|2u| and 1 + e^-|2u| (the same
  * operations as gelu_tanh_fwd and gelu_tanh_dx, so the same bits): the kernels of a
- * 20 x 64 x 128 network 230 -> 155 us on AVX-512.  Exact gelu has none: its forward and
- * derivative are two tables that share nothing but |x| (kept together they measured the
- * same as apart). */
+ * 20 x 64 x 128 network 230 -> 155 us on AVX-512.  Exact gelu's is gelu_vd (AVX-512, one
+ * table); on AVX2 its two tables share nothing but |x| (kept together they measured the
+ * same as apart), so it keeps no derivative there. */
 static inline FA_V FA_GS(gelu_tanh_vd)(FA_V x, FA_V *dout)
 {
     const float k2 = (float)FA_GT2_C0, k6 = (float)(3.0 * FA_GT2_C1);

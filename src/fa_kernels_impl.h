@@ -72,7 +72,7 @@
         const T *b = (const T *)bv;                                                     \
         const fa_params p = *pp;                                                        \
         ptrdiff_t j0 = 0;                                                               \
-        for (; FA_CS_ON && j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                                   \
+        for (; FA_CS_ON && j0 + FA_CS_W <= cols; j0 += FA_CS_W) {                       \
             FA_CS_OPEN(db + j0);                                                        \
             for (ptrdiff_t r = 0; r < rows; r++) {                                      \
                 const T *g = (const T *)gv + r * cols + j0;                             \

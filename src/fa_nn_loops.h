@@ -20,7 +20,7 @@
 
 #include "fa_math.h"     /* fa_exp (read only here: the kernels' file) */
 #include "fa_mathf.h"    /* fa_expf */
-#include "fa_colsum.h"   /* column sums in registers; fa_f32v8, fa_f64v8 */
+#include "fa_colsum.h"   /* fa_f32v8, fa_f64v8 */
 
 #ifndef FA_HAVE_AVX2_BUILD
 #define FA_HAVE_AVX2_BUILD 1
@@ -801,27 +801,21 @@ FA_NN_ADD(double, f64)
 
 /* dz = g d and db[j] += dz[r, j] in double, over the rows in order (the bias loops' sums),
  * the backward of a dense layer whose forward kept d = f'(z + b) (fa_bias_fwd_d); float64
- * with the sums of FA_CS_W columns in registers (fa_colsum.h), float32 below */
-FA_NN_CLONES static void fa_mul_colsum_f64(const double *g, const double *d, double *dz,
-                                           double *db, ptrdiff_t rows, ptrdiff_t n)
-{
-    ptrdiff_t j0 = 0;
-    for (; FA_CS_ON && j0 + FA_CS_W <= n; j0 += FA_CS_W) {
-        FA_CS_OPEN(db + j0);
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            const ptrdiff_t o = r * n + j0;
-            for (ptrdiff_t j = 0; j < FA_CS_W; j++) dz[o + j] = g[o + j] * d[o + j];
-            FA_CS_ROW(f64, dz + o);
-        }
-        FA_CS_CLOSE(db + j0);
-    }
-    for (ptrdiff_t r = 0; r < rows && j0 < n; r++)
-        for (ptrdiff_t j = j0; j < n; j++) {
-            const double v = g[r * n + j] * d[r * n + j];
-            dz[r * n + j] = v;
-            db[j] += v;
-        }
+ * as written, float32 below with the sums in registers (fa_colsum.h's register sums are
+ * not for these target_clones functions: they pick the instruction set at preprocessing) */
+#define FA_NN_MUL_COLSUM(T, S)                                                             \
+FA_NN_CLONES static void fa_mul_colsum_##S(const T *g, const T *d, T *dz, double *db,      \
+                                           ptrdiff_t rows, ptrdiff_t n)                    \
+{                                                                                          \
+    for (ptrdiff_t r = 0; r < rows; r++)                                                   \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                \
+            const T v = g[r * n + j] * d[r * n + j];                                       \
+            dz[r * n + j] = v;                                                             \
+            db[j] += (double)v;                                                            \
+        }                                                                                  \
 }
+
+FA_NN_MUL_COLSUM(double, f64)
 
 /* float32: 32 columns of sums in four vectors of 8 doubles over the rows (GCC's generic
  * vectors; gcc keeps db in memory across the rows of the loop above), added to db at the

@@ -193,19 +193,6 @@ class Builder:
 class Program:
     """The built network: parameters, state, tensors, ops and gradient slots."""
 
-    def unpack(self, theta):
-        """theta as this program lays it out, from theta as earlier versions laid it out
-        (the parameters one after another, no gaps: files and pickles written before
-        weights were aligned), or theta itself when its length is not the packed one"""
-        if theta.size == self.n_theta or theta.size != self.n_learned:
-            return theta
-        out = np.zeros(self.n_theta, theta.dtype)
-        o = 0
-        for p in self.params:
-            out[p.offset : p.offset + p.size] = theta[o : o + p.size]
-            o += p.size
-        return out
-
     def __init__(self, builder, out_t):
         self.params = builder.params
         self.state = builder.state
@@ -222,6 +209,19 @@ class Program:
         self.n_slots = _assign_grad_slots(self.ops, out_t)
         self.has_batchnorm = any(o.kind == "batchnorm" for o in self.ops)
         self.has_dropout = any(o.kind == "dropout" for o in self.ops)
+
+    def unpack(self, theta):
+        """theta as this program lays it out, from theta as earlier versions laid it out
+        (the parameters one after another, no gaps: files and pickles written before
+        weights were aligned), or theta itself when its length is not the packed one"""
+        if theta.size == self.n_theta or theta.size != self.n_learned:
+            return theta
+        out = np.zeros(self.n_theta, theta.dtype)
+        o = 0
+        for p in self.params:
+            out[p.offset : p.offset + p.size] = theta[o : o + p.size]
+            o += p.size
+        return out
 
     def arrays(self, act_ids):
         """(int64 table, float64 table) for the native engine."""
