@@ -1760,3 +1760,69 @@ def test_forward_that_keeps_the_derivative(dtype):
         ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
     if dtype == np.float32 and ext.avx2_compiled() and ext.cpu_has_avx2_fma():
         assert {"silu", "gelu_tanh"} <= fused
+
+
+# ---- the piecewise-linear functions: the same bits on every path ----
+# The SIMD paths run hand-written mask loops (float32 and float64 on AVX2+FMA, some float32
+# on AVX-512) in place of the portable selects; they must agree to the bit, NaN, signed
+# zeros, infinities and the kinks included, over lengths that leave vector tails.
+
+
+def _kink_values(dtype, kinks):
+    tiny = np.finfo(dtype).smallest_subnormal
+    vals = [0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny, 1e-30, -1e-30, 1e30, -1e30]
+    for k in kinks:
+        k = dtype(k)
+        vals += [k, np.nextafter(k, dtype(np.inf)), np.nextafter(k, dtype(-np.inf))]
+    return np.array(vals, dtype)
+
+
+_PW_CASES = [
+    ("relu", {}, (0,)),
+    ("relu6", {}, (0, 6)),
+    ("hardtanh", {}, (-1, 1)),
+    ("hardtanh", {"min_val": -0.5, "max_val": 2.0}, (-0.5, 2)),
+    ("hardsigmoid", {}, (-3, 3)),
+    ("hardswish", {}, (-3, 3)),
+    ("leaky_relu", {}, (0,)),
+    ("leaky_relu", {"negative_slope": 0.3}, (0,)),
+]
+
+
+@pytest.mark.skipif(PURE, reason="the native SIMD paths")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, kw, kinks", _PW_CASES, ids=lambda c: str(c))
+def test_piecewise_linear_same_bits_on_every_path(name, kw, kinks, dtype):
+    from fastact import _activations as ext
+
+    r = rng(21)
+    special = _kink_values(dtype, kinks)
+    x = np.concatenate([special, (r.standard_normal(200) * 5).astype(dtype), special[::-1]])
+    g = np.concatenate([r.standard_normal(x.size - 3), [np.inf, -0.0, np.nan]]).astype(dtype)
+    f = getattr(fastact, name)
+    fb = getattr(fastact, name + "_backward")
+    got = {}
+    cur = ext.get_isa()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            for n in (x.size, x.size - 1, x.size - 3, 5, 1):  # every tail length
+                y = f(x[:n], **kw)
+                s = y if name in ("relu", "relu6", "hardtanh", "leaky_relu") else x[:n]
+                got.setdefault(n, []).append((cap, y, fb(g[:n], s, **kw)))
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+    for n, runs in got.items():
+        cap0, y0, d0 = runs[0]
+        for cap, y, d in runs[1:]:
+            what = f"{name} {kw} {np.dtype(dtype).name}, n={n}: {cap} against {cap0}"
+            # bits, not values: -0.0 == 0.0 and NaN != NaN would hide a difference
+            np.testing.assert_array_equal(y.view(np.uint8), y0.view(np.uint8), err_msg=what)
+            if name == "hardswish" and "baseline" in (cap, cap0):
+                # s/3 + 1/2: one FMA where the CPU has it (gcc contracts the portable
+                # body), a product and a sum on the baseline path: two roundings of a
+                # value below 1.5 apart at most
+                eps = np.finfo(dtype).eps
+                np.testing.assert_allclose(d, d0, rtol=0, atol=2 * eps, err_msg=what)
+            else:
+                np.testing.assert_array_equal(d.view(np.uint8), d0.view(np.uint8), err_msg=what)
