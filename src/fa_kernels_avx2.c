@@ -155,41 +155,44 @@ static inline __m256 pw_leaky_bwd(__m256 g, __m256 s, __m256 hi, __m256 lo, int 
     return _mm256_or_ps(_mm256_or_ps(_mm256_and_ps(pos, g), _mm256_and_ps(le, neg)),
                         _mm256_and_ps(nan, _mm256_mul_ps(g, s)));
 }
-/* the loops without software prefetch (it slowed these copy-speed loops at 1e5) */
-#define PW_LOOP1(NAME, CORE)                                                   \
+/* the loops without software prefetch (it slowed these copy-speed loops at 1e5); T, V,
+ * W, SFX: the element type, the vector, its lanes, the intrinsics' suffix (ps / pd) */
+#define PW_LOOP1_T(NAME, CORE, T, V, W, SFX)                                   \
     static void NAME(const void *xv, void *yv, ptrdiff_t n, const fa_params *pp) \
     {                                                                          \
-        const float *xs = (const float *)xv;                                   \
-        float *ys = (float *)yv;                                               \
-        const __m256 pa_ = _mm256_set1_ps((float)pp->a), pb_ = _mm256_set1_ps((float)pp->b); \
+        const T *xs = (const T *)xv;                                           \
+        T *ys = (T *)yv;                                                       \
+        const V pa_ = _mm256_set1_##SFX((T)pp->a), pb_ = _mm256_set1_##SFX((T)pp->b); \
         (void)pa_; (void)pb_;   /* hardtanh bounds, loaded once */          \
         ptrdiff_t i = 0;                                                       \
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(ys + i, CORE(_mm256_loadu_ps(xs + i))); \
+        for (; i + W <= n; i += W) _mm256_storeu_##SFX(ys + i, CORE(_mm256_loadu_##SFX(xs + i))); \
         if (i < n) {                                                           \
-            float buf[8] = {0};                                                \
+            T buf[W] = {0};                                                    \
             for (ptrdiff_t j = 0; j < n - i; j++) buf[j] = xs[i + j];          \
-            _mm256_storeu_ps(buf, CORE(_mm256_loadu_ps(buf)));                 \
+            _mm256_storeu_##SFX(buf, CORE(_mm256_loadu_##SFX(buf)));           \
             for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = buf[j];          \
         }                                                                      \
     }
-#define PW_LOOP2(NAME, CORE)                                                   \
+#define PW_LOOP2_T(NAME, CORE, T, V, W, SFX)                                   \
     static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
                      const fa_params *pp)                                      \
     {                                                                          \
-        const float *gs = (const float *)gv, *xs = (const float *)xv;          \
-        float *os = (float *)ov;                                               \
-        const __m256 pa_ = _mm256_set1_ps((float)pp->a), pb_ = _mm256_set1_ps((float)pp->b); \
+        const T *gs = (const T *)gv, *xs = (const T *)xv;                      \
+        T *os = (T *)ov;                                                       \
+        const V pa_ = _mm256_set1_##SFX((T)pp->a), pb_ = _mm256_set1_##SFX((T)pp->b); \
         (void)pa_; (void)pb_;                                                  \
         ptrdiff_t i = 0;                                                       \
-        for (; i + 8 <= n; i += 8)                                             \
-            _mm256_storeu_ps(os + i, CORE(_mm256_loadu_ps(gs + i), _mm256_loadu_ps(xs + i))); \
+        for (; i + W <= n; i += W)                                             \
+            _mm256_storeu_##SFX(os + i, CORE(_mm256_loadu_##SFX(gs + i), _mm256_loadu_##SFX(xs + i))); \
         if (i < n) {                                                           \
-            float bx[8] = {0}, bg[8] = {0};                                    \
+            T bx[W] = {0}, bg[W] = {0};                                        \
             for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
-            _mm256_storeu_ps(bx, CORE(_mm256_loadu_ps(bg), _mm256_loadu_ps(bx)));   \
+            _mm256_storeu_##SFX(bx, CORE(_mm256_loadu_##SFX(bg), _mm256_loadu_##SFX(bx))); \
             for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
         }                                                                      \
     }
+#define PW_LOOP1(NAME, CORE) PW_LOOP1_T(NAME, CORE, float, __m256, 8, ps)
+#define PW_LOOP2(NAME, CORE) PW_LOOP2_T(NAME, CORE, float, __m256, 8, ps)
 #define PW_HT(x) pw_hardtanh((x), pa_, pb_)
 #define PW_HT_D(x) pw_hardtanh_d((x), pa_, pb_)
 #define PW_RELU_B(g, s) _mm256_mul_ps((g), pw_relu_d(s))
@@ -271,40 +274,8 @@ static inline __m256d pwd_hardsigmoid(__m256d x)
     __m256d v = _mm256_mul_pd(_mm256_add_pd(x, _mm256_set1_pd(3.0)), _mm256_set1_pd(1.0 / 6.0));
     return _mm256_min_pd(PWD_ONE, _mm256_max_pd(_mm256_setzero_pd(), v));
 }
-#define PWD_LOOP1(NAME, CORE)                                                  \
-    static void NAME(const void *xv, void *yv, ptrdiff_t n, const fa_params *pp) \
-    {                                                                          \
-        const double *xs = (const double *)xv;                                 \
-        double *ys = (double *)yv;                                             \
-        const __m256d pa_ = _mm256_set1_pd(pp->a), pb_ = _mm256_set1_pd(pp->b); \
-        (void)pa_; (void)pb_;                                                  \
-        ptrdiff_t i = 0;                                                       \
-        for (; i + 4 <= n; i += 4) _mm256_storeu_pd(ys + i, CORE(_mm256_loadu_pd(xs + i))); \
-        if (i < n) {                                                           \
-            double buf[4] = {0};                                               \
-            for (ptrdiff_t j = 0; j < n - i; j++) buf[j] = xs[i + j];          \
-            _mm256_storeu_pd(buf, CORE(_mm256_loadu_pd(buf)));                 \
-            for (ptrdiff_t j = 0; j < n - i; j++) ys[i + j] = buf[j];          \
-        }                                                                      \
-    }
-#define PWD_LOOP2(NAME, CORE)                                                  \
-    static void NAME(const void *gv, const void *xv, void *ov, ptrdiff_t n,    \
-                     const fa_params *pp)                                      \
-    {                                                                          \
-        const double *gs = (const double *)gv, *xs = (const double *)xv;       \
-        double *os = (double *)ov;                                             \
-        const __m256d pa_ = _mm256_set1_pd(pp->a), pb_ = _mm256_set1_pd(pp->b); \
-        (void)pa_; (void)pb_;                                                  \
-        ptrdiff_t i = 0;                                                       \
-        for (; i + 4 <= n; i += 4)                                             \
-            _mm256_storeu_pd(os + i, CORE(_mm256_loadu_pd(gs + i), _mm256_loadu_pd(xs + i))); \
-        if (i < n) {                                                           \
-            double bx[4] = {0}, bg[4] = {0};                                   \
-            for (ptrdiff_t j = 0; j < n - i; j++) { bx[j] = xs[i + j]; bg[j] = gs[i + j]; } \
-            _mm256_storeu_pd(bx, CORE(_mm256_loadu_pd(bg), _mm256_loadu_pd(bx)));   \
-            for (ptrdiff_t j = 0; j < n - i; j++) os[i + j] = bx[j];           \
-        }                                                                      \
-    }
+#define PWD_LOOP1(NAME, CORE) PW_LOOP1_T(NAME, CORE, double, __m256d, 4, pd)
+#define PWD_LOOP2(NAME, CORE) PW_LOOP2_T(NAME, CORE, double, __m256d, 4, pd)
 #define PWD_HT(x) pwd_hardtanh((x), pa_, pb_)
 #define PWD_RELU_B(g, s) _mm256_mul_pd((g), pwd_relu_d(s))
 #define PWD_HT_B(g, s) _mm256_mul_pd((g), pwd_hardtanh_d((s), pa_, pb_))
