@@ -90,29 +90,48 @@ static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)
  * d = (inside & value) | (unordered(s) & s), then g * d, or min / max for the clamps
  * (both keep a NaN x as the second operand).  Bit for bit the portable results. */
 #define PW_ONE _mm256_set1_ps(1.0f)
-static inline __m256 pw_nan_of(__m256 s)      /* s where s is NaN, else +0 */
-{
-    return _mm256_and_ps(_mm256_cmp_ps(s, s, _CMP_UNORD_Q), s);
-}
-/* relu' from the output: 1 for y > 0, 0 for y <= 0 */
-static inline __m256 pw_relu_d(__m256 s)
-{
-    __m256 in = _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_GT_OQ);
-    return _mm256_or_ps(_mm256_and_ps(in, PW_ONE), pw_nan_of(s));
-}
-/* hardtanh' from the output: 1 inside (a, b) */
-static inline __m256 pw_hardtanh_d(__m256 s, __m256 a, __m256 b)
-{
-    __m256 in = _mm256_and_ps(_mm256_cmp_ps(s, a, _CMP_GT_OQ), _mm256_cmp_ps(s, b, _CMP_LT_OQ));
-    return _mm256_or_ps(_mm256_and_ps(in, PW_ONE), pw_nan_of(s));
-}
-/* hardsigmoid' from the input: 1/6 on (-3, 3) */
-static inline __m256 pw_hardsigmoid_d(__m256 s)
-{
-    __m256 in = _mm256_and_ps(_mm256_cmp_ps(s, _mm256_set1_ps(-3.0f), _CMP_GT_OQ),
-                              _mm256_cmp_ps(s, _mm256_set1_ps(3.0f), _CMP_LT_OQ));
-    return _mm256_or_ps(_mm256_and_ps(in, _mm256_set1_ps((float)(1.0 / 6.0))), pw_nan_of(s));
-}
+/* the helpers of both dtypes (P: pw for float, pwd for double; T, V, SFX: the element
+ * type, the vector, the intrinsics' suffix, ps / pd) */
+#define PW_HELPERS(P, T, V, SFX)                                                   \
+    static inline V P##_nan_of(V s)      /* s where s is NaN, else +0 */           \
+    {                                                                              \
+        return _mm256_and_##SFX(_mm256_cmp_##SFX(s, s, _CMP_UNORD_Q), s);          \
+    }                                                                              \
+    /* relu' from the output: 1 for y > 0, 0 for y <= 0 */                         \
+    static inline V P##_relu_d(V s)                                                \
+    {                                                                              \
+        V in = _mm256_cmp_##SFX(s, _mm256_setzero_##SFX(), _CMP_GT_OQ);            \
+        return _mm256_or_##SFX(_mm256_and_##SFX(in, _mm256_set1_##SFX((T)1)), P##_nan_of(s)); \
+    }                                                                              \
+    /* hardtanh' from the output: 1 inside (a, b) */                               \
+    static inline V P##_hardtanh_d(V s, V a, V b)                                  \
+    {                                                                              \
+        V in = _mm256_and_##SFX(_mm256_cmp_##SFX(s, a, _CMP_GT_OQ),                \
+                                _mm256_cmp_##SFX(s, b, _CMP_LT_OQ));               \
+        return _mm256_or_##SFX(_mm256_and_##SFX(in, _mm256_set1_##SFX((T)1)), P##_nan_of(s)); \
+    }                                                                              \
+    /* hardsigmoid' from the input: 1/6 on (-3, 3) */                              \
+    static inline V P##_hardsigmoid_d(V s)                                         \
+    {                                                                              \
+        V in = _mm256_and_##SFX(_mm256_cmp_##SFX(s, _mm256_set1_##SFX((T)-3), _CMP_GT_OQ), \
+                                _mm256_cmp_##SFX(s, _mm256_set1_##SFX((T)3), _CMP_LT_OQ)); \
+        return _mm256_or_##SFX(_mm256_and_##SFX(in, _mm256_set1_##SFX((T)(1.0 / 6.0))), \
+                               P##_nan_of(s));                                     \
+    }                                                                              \
+    /* hardtanh / relu6 = min(b, max(a, x)); hardsigmoid = min(1, max(0, (x + 3) / 6)), \
+     * (x + 3) / 6 being >= 1 for x >= 3 and <= 0 for x <= -3 (NaN: the second operand) */ \
+    static inline V P##_hardtanh(V x, V a, V b)                                    \
+    {                                                                              \
+        return _mm256_min_##SFX(b, _mm256_max_##SFX(a, x));                        \
+    }                                                                              \
+    static inline V P##_hardsigmoid(V x)                                           \
+    {                                                                              \
+        V v = _mm256_mul_##SFX(_mm256_add_##SFX(x, _mm256_set1_##SFX((T)3)),       \
+                               _mm256_set1_##SFX((T)(1.0 / 6.0)));                 \
+        return _mm256_min_##SFX(_mm256_set1_##SFX((T)1),                           \
+                                _mm256_max_##SFX(_mm256_setzero_##SFX(), v));      \
+    }
+PW_HELPERS(pw, float, __m256, ps)
 /* hardswish' from the input: 0 below -3, s/3 + 1/2 on [-3, 3] (one FMA, as gcc contracts
  * the portable body), 1 above 3 */
 static inline __m256 pw_hardswish_d(__m256 s)
@@ -123,17 +142,6 @@ static inline __m256 pw_hardswish_d(__m256 s)
     __m256 hi = _mm256_cmp_ps(s, _mm256_set1_ps(3.0f), _CMP_GT_OQ);
     return _mm256_or_ps(_mm256_or_ps(_mm256_and_ps(mid, v), _mm256_and_ps(hi, PW_ONE)),
                         pw_nan_of(s));
-}
-/* hardtanh / relu6 = min(b, max(a, x)); hardsigmoid = min(1, max(0, (x + 3) / 6)) */
-static inline __m256 pw_hardtanh(__m256 x, __m256 a, __m256 b)
-{
-    return _mm256_min_ps(b, _mm256_max_ps(a, x));
-}
-static inline __m256 pw_hardsigmoid(__m256 x)
-{
-    __m256 v = _mm256_mul_ps(_mm256_add_ps(x, _mm256_set1_ps(3.0f)),
-                             _mm256_set1_ps((float)(1.0 / 6.0)));
-    return _mm256_min_ps(PW_ONE, _mm256_max_ps(_mm256_setzero_ps(), v));
 }
 /* hardswish = x <= -3 ? 0 : (x >= 3 ? x : x (x + 3) / 6), the portable body's roundings */
 static inline __m256 pw_hardswish(__m256 x)
@@ -241,39 +249,7 @@ static void L_leaky_relu_bwd_pw_avx2(const void *gv, const void *xv, void *ov, p
  * of hardtanh' (here 9) and 10 for hardtanh (here 3).  1e5 doubles, two threads, out=:
  * relu6' 28-30 -> 17-18 us, relu6 17-18 -> 10-11 us, hardsigmoid' 25-30 -> 17 us.  Bit
  * for bit the portable results. */
-#define PWD_ONE _mm256_set1_pd(1.0)
-static inline __m256d pwd_nan_of(__m256d s)
-{
-    return _mm256_and_pd(_mm256_cmp_pd(s, s, _CMP_UNORD_Q), s);
-}
-static inline __m256d pwd_relu_d(__m256d s)
-{
-    __m256d in = _mm256_cmp_pd(s, _mm256_setzero_pd(), _CMP_GT_OQ);
-    return _mm256_or_pd(_mm256_and_pd(in, PWD_ONE), pwd_nan_of(s));
-}
-static inline __m256d pwd_hardtanh_d(__m256d s, __m256d a, __m256d b)
-{
-    __m256d in = _mm256_and_pd(_mm256_cmp_pd(s, a, _CMP_GT_OQ), _mm256_cmp_pd(s, b, _CMP_LT_OQ));
-    return _mm256_or_pd(_mm256_and_pd(in, PWD_ONE), pwd_nan_of(s));
-}
-static inline __m256d pwd_hardsigmoid_d(__m256d s)
-{
-    __m256d in = _mm256_and_pd(_mm256_cmp_pd(s, _mm256_set1_pd(-3.0), _CMP_GT_OQ),
-                               _mm256_cmp_pd(s, _mm256_set1_pd(3.0), _CMP_LT_OQ));
-    return _mm256_or_pd(_mm256_and_pd(in, _mm256_set1_pd(1.0 / 6.0)), pwd_nan_of(s));
-}
-static inline __m256d pwd_hardtanh(__m256d x, __m256d a, __m256d b)
-{
-    return _mm256_min_pd(b, _mm256_max_pd(a, x));
-}
-/* hardsigmoid = x <= -3 ? 0 : (x >= 3 ? 1 : (x + 3) (1/6)): min / max of (x + 3) (1/6),
- * which is >= 1 for x >= 3 and <= 0 for x <= -3 in double as in float (NaN: the second
- * operand) */
-static inline __m256d pwd_hardsigmoid(__m256d x)
-{
-    __m256d v = _mm256_mul_pd(_mm256_add_pd(x, _mm256_set1_pd(3.0)), _mm256_set1_pd(1.0 / 6.0));
-    return _mm256_min_pd(PWD_ONE, _mm256_max_pd(_mm256_setzero_pd(), v));
-}
+PW_HELPERS(pwd, double, __m256d, pd)
 #define PWD_LOOP1(NAME, CORE) PW_LOOP1_T(NAME, CORE, double, __m256d, 4, pd)
 #define PWD_LOOP2(NAME, CORE) PW_LOOP2_T(NAME, CORE, double, __m256d, 4, pd)
 #define PWD_HT(x) pwd_hardtanh((x), pa_, pb_)
