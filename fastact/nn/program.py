@@ -307,11 +307,17 @@ def _assign_grad_slots(ops, out_t):
         elif o.kind in _INPLACE_BACKWARD:
             o["gin"] = -1  # the network's input: no gradient
         # the second input (the skip connection of an add): the add's own slot when it
-        # has none yet (the gradient is the same: nothing to copy)
+        # has none yet (the gradient is the same: nothing to copy), unless a live tensor
+        # other than the add's first input holds that slot too: an enclosing residual
+        # connection's skip, when this add ends the enclosing branch.  The gradients of
+        # both are added to later (each by its branch's first GEMM), so they cannot share
+        # it: a fresh slot, and the engine copies the gradient there.
         t = o.in2
         if t > 0:
             if t in slot:
                 acc |= 2
+            elif gout in {slot[u] for u in live if u != o.in_}:
+                slot[t] = new()
             else:
                 slot[t] = gout
             o["gin2"] = slot[t]
