@@ -628,6 +628,19 @@ def test_save_load_round_trip_with_every_option(be, tmp_path):
     o1, o2 = optim.SGD(0.1), optim.SGD(0.1)
     assert net.train_step(X, y, o1) == back.train_step(X, y, o2)  # same dropout masks
     assert np.array_equal(back.theta, net.theta)
+    # fit resumes bit for bit: the shuffling state is saved too
+    net.save(p)
+    back = MLP.load(p)
+    net.fit(X, y, epochs=1, batch_size=16, optimizer=optim.SGD(0.1), verbose=0)
+    back.fit(X, y, epochs=1, batch_size=16, optimizer=optim.SGD(0.1), verbose=0)
+    assert np.array_equal(back.theta, net.theta) and np.array_equal(back.state, net.state)
+    # NumPy scalars among the options, diagnostics and the mode round-trip
+    net2 = MLP([6, 8, 8, 3], dropout=np.float32(0.25), residual=np.True_, diagnostics=True)
+    net2.eval().save(p)
+    back = MLP.load(p)
+    assert back.config() == net2.config() and back.config()["dropout"] == 0.25
+    assert back.record_diagnostics is True and back.training is False
+    assert back.residual == [False, True]
     for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
         assert np.array_equal(twin.state, net.state) and twin._counter == net._counter
     seq = Seq(
@@ -654,6 +667,26 @@ def test_save_load_round_trip_with_every_option(be, tmp_path):
             "'fastact.Sequential/1'; this version reads "
             "'fastact.MLP/2'."
         ),
+    ):
+        MLP.load(str(p))
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_a_damaged_shuffling_state_is_refused(be, tmp_path):
+    import json
+
+    _, MLP, _ = be
+    p = tmp_path / "net.npz"
+    MLP([4, 5, 3], seed=1).save(p)
+    with np.load(p) as f:
+        arrays = dict(f)
+    meta = json.loads(str(arrays["config"]))
+    meta["rng"] = {"bit_generator": "PCG64", "state": "garbage"}
+    arrays["config"] = np.array(json.dumps(meta))
+    with open(p, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(
+        ValueError, match=esc(f"MLP.load: {str(p)!r} holds an unreadable shuffling state: ")
     ):
         MLP.load(str(p))
 
@@ -1026,6 +1059,17 @@ def test_fit_with_batchnorm_on_a_single_row_is_refused(be):
     ):
         net.fit(np.zeros((1, 4), np.float32), [0], verbose=0)
     assert net.training is False
+    X = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    state = net.state.copy()
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            "fit: BatchNorm in training mode needs at least 2 rows per batch to estimate "
+            "the batch variance; got 1"
+        ),
+    ):
+        net.fit(X, np.arange(8) % 3, batch_size=1, verbose=0)  # 8 rows, batches of one
+    assert np.array_equal(net.state, state) and net._counter == 0
     h = net.fit(np.zeros((3, 4), np.float32), [0, 1, 2], batch_size=2, verbose=0)
     assert len(h["loss"]) == 1 and np.isfinite(h["loss"][0])  # the 1-row tail left out
 

@@ -844,12 +844,15 @@ class Sequential:
             "dtype": str(self.dtype),
             "seed": self.seed,
             "on_nonfinite": self.on_nonfinite,
+            "diagnostics": self.record_diagnostics,
             "flush_subnormals": self.flush_subnormals,
         }
 
     @classmethod
     def _from_config(cls, meta, **kwargs):
         from .layers import layer_from_config
+
+        kwargs.setdefault("diagnostics", bool(meta.get("diagnostics", False)))
 
         return cls(
             [layer_from_config(c) for c in meta["layers"]],
@@ -882,6 +885,15 @@ class Sequential:
                 self.training,
             ),
         )
+
+
+def _plain(v):
+    """v with NumPy scalars as Python's, lists and tuples as lists (for JSON)"""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def _per_layer(value, n_hidden, name, check):
@@ -1058,7 +1070,11 @@ class MLP(Sequential):
         self.activations = [(a[0], a[1]) for a in acts]
         self.batchnorm, self.dropout = bns, drops
         self.residual = [isinstance(l, Residual) for l in self._hidden_blocks(layers)]
-        self._options = {"batchnorm": batchnorm, "dropout": dropout, "residual": residual}
+        self._options = {  # as plain Python values (config() is JSON)
+            "batchnorm": _plain(batchnorm),
+            "dropout": _plain(dropout),
+            "residual": _plain(residual),
+        }
         self._setup(layers, sizes[0], init, loss, dtype, seed, diagnostics, on_nonfinite)
 
     @staticmethod
@@ -1121,11 +1137,13 @@ class MLP(Sequential):
             "seed": self.seed,
             **{k: v for k, v in self._options.items()},
             "on_nonfinite": self.on_nonfinite,
+            "diagnostics": self.record_diagnostics,
             "flush_subnormals": self.flush_subnormals,
         }
 
     @classmethod
     def _from_config(cls, meta, **kwargs):
+        kwargs.setdefault("diagnostics", bool(meta.get("diagnostics", False)))
         acts = [(a, p) for a, p in meta["activation"]]
         opts = {
             k: meta[k] for k in ("batchnorm", "dropout", "residual", "on_nonfinite") if k in meta

@@ -15,8 +15,10 @@ _READS = {"fastact.MLP/2": "fastact.MLP/1"}  # formats a class also reads (older
 def save(self, path) -> None:
     """Write the network to `path`: one .npz file, no pickle.
 
-    It holds the configuration (as JSON), the parameters, the running statistics and
-    dropout's step counter, so training resumes bit for bit.  Not the optimizer.
+    It holds the configuration (as JSON), the parameters, the running statistics, the
+    mode (net.training), dropout's step counter and the state of fit's shuffling, so
+    training resumes bit for bit.  Not the optimizer (its state is the optimizer
+    object's).
 
     Parameters
     ----------
@@ -37,7 +39,13 @@ def save(self, path) -> None:
     >>> bool(np.array_equal(again.theta, net.theta))
     True
     """
-    meta = {"format": self._format, **self.config(), "counter": self._counter}
+    meta = {
+        "format": self._format,
+        **self.config(),
+        "counter": self._counter,
+        "training": self.training,
+        "rng": self._rng.bit_generator.state,  # fit's shuffling (JSON keeps its big ints)
+    }
     arrays = {"config": np.array(json.dumps(meta)), "theta": self.theta, "state": self.state}
     if isinstance(path, (str, os.PathLike)):
         with open(path, "wb") as f:  # np.savez(path) would append ".npz" to the name
@@ -128,6 +136,14 @@ def load(cls, path):
     net.theta[...] = theta
     net.state[...] = state
     net._counter = int(meta.get("counter", 0))
+    net.training = bool(meta.get("training", True))
+    if "rng" in meta:  # (older files: the shuffling starts afresh from the seed)
+        try:
+            net._rng.bit_generator.state = meta["rng"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(
+                f"{name}.load: {path!r} holds an unreadable shuffling state: {e}"
+            ) from None
     return net
 
 

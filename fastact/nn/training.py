@@ -124,12 +124,12 @@ def fit(
         if not callable(cb):
             raise TypeError(f"fit: callbacks must be callables cb(net, epoch, logs); got {cb!r}.")
     rows = X.shape[0]
+    bs = min(int(batch_size), rows)
     was, self.training = self.training, True
     try:
-        self._check_batch(rows, "fit")  # BatchNorm needs 2 rows to train on
+        self._check_batch(bs, "fit")  # BatchNorm needs batches of 2 rows to train on
     finally:
         self.training = was
-    bs = min(int(batch_size), rows)
     self._engine.reserve(bs)
     bar = _Progress(verbose and _isatty(sys.stderr), epochs, -(-rows // bs))
     history = {"loss": [], "time": []}
