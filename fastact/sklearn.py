@@ -200,7 +200,7 @@ class _BaseMLP(BaseEstimator):
         rs = self._random_state
         init = self.init
         seed = 0
-        if init != "sklearn" or self._uses_dropout():
+        if init != "sklearn":  # the network's weights come from its seed
             seed = int(rs.randint(np.iinfo(np.int32).max))
         net = fa.MLP(
             [n_in] + sizes + [n_out],
@@ -216,13 +216,34 @@ class _BaseMLP(BaseEstimator):
         if init == "sklearn":
             # Glorot uniform as scikit-learn draws it (coef then intercept per layer), from
             # the same RandomState: the same random_state gives scikit-learn's weights
-            factor = 2.0 if net.activations[0][0] == "sigmoid" else 6.0
+            # (scikit-learn's factor follows its activation parameter, also with no hidden
+            # layer)
+            name = net.activations[0][0] if sizes else (act if isinstance(act, str) else act[0])
+            factor = 2.0 if name == "sigmoid" else 6.0
             units = [n_in] + sizes + [n_out]
             for (W, b), fan_in, fan_out in zip(net.params, units[:-1], units[1:]):
                 bound = np.sqrt(factor / (fan_in + fan_out))
                 W[...] = rs.uniform(-bound, bound, (fan_in, fan_out))
                 b[...] = rs.uniform(-bound, bound, fan_out)
+            if self._uses_dropout():  # the dropout masks' seed, drawn after the weights
+                net.seed = int(rs.randint(np.iinfo(np.int32).max))
         return net
+
+    def _uses_batchnorm(self):
+        b = self.batchnorm
+        return any(v is not None for v in b) if isinstance(b, list) else b is not None
+
+    def _check_batchnorm_batch(self, n_samples):
+        """BatchNorm trains on batches of 2 rows or more (one row has no batch variance:
+        an epoch would train on its first batch only)"""
+        bs = n_samples if self.batch_size == "auto" else min(self.batch_size, n_samples)
+        if min(bs, 200) < 2:
+            raise ValueError(
+                f"{type(self).__name__}: batchnorm needs training batches of at least 2 rows "
+                f"to estimate the batch variance; got batch_size={self.batch_size!r} with "
+                f"{n_samples} training sample(s). Use batch_size >= 2 (and at least 2 "
+                "samples), or batchnorm=None."
+            )
 
     def _uses_dropout(self):
         d = self.dropout
@@ -233,6 +254,8 @@ class _BaseMLP(BaseEstimator):
         dt, sizes, act = self._check_options()
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if self._uses_batchnorm():  # before anything is built or changed
+            self._check_batchnorm_batch(X.shape[0])
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
@@ -253,7 +276,8 @@ class _BaseMLP(BaseEstimator):
                 self._fit_stochastic(X, y, sample_weight, incremental)
             except FloatingPointError as e:
                 raise ValueError(
-                    "Solver produced non-finite parameter weights. The input data may contain "
+                    "Solver produced a non-finite loss or gradient; that step was not applied "
+                    "(the weights are those of the last finite step). The input data may contain "
                     f"large values and need to be preprocessed. ({e})"
                 ) from e
         return self
@@ -349,9 +373,11 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is "
                     "going to be clipped",
-                    stacklevel=3,
+                    stacklevel=4,  # the user's fit / partial_fit call
                 )
             bs = int(np.clip(self.batch_size, 1, n_samples))
+        if net._program.has_batchnorm:
+            self._check_batchnorm_batch(n_samples)  # (after the validation split)
         dt = net.dtype
         sparse = sp.issparse(X_train)
         if sparse:
@@ -368,47 +394,50 @@ class _BaseMLP(BaseEstimator):
         state = _NativeEpochs(self, net, X_train, labels, target, sw_train, bs, sparse)
         sample_idx = np.arange(n_samples, dtype=np.int64)
         self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            if self.shuffle:
-                # sklearn.utils.shuffle(sample_idx, random_state=...)'s draw, without its
-                # parameter validation (which costs as much as a digits epoch)
-                perm = np.arange(n_samples)
-                self._random_state.shuffle(perm)
-                sample_idx = sample_idx[perm]
-            with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss: inf
-                self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
-            self.n_iter_ += 1
-            self.t_ += n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            self._update_no_improvement_count(X_val, y_val, sw_val)
-            conf = self._opt_conf
-            if conf["solver"] == "sgd" and conf["schedule"] == "invscaling":
-                self._set_lr(conf["lr_init"] / (self.t_ + 1) ** conf["power_t"])
-            if self._no_improvement_count > self.n_iter_no_change:
-                if self.early_stopping:
-                    msg = (
-                        "Validation score did not improve more than tol=%f for %d "
-                        "consecutive epochs." % (self.tol, self.n_iter_no_change)
-                    )
-                else:
-                    msg = (
-                        "Training loss did not improve more than tol=%f for %d "
-                        "consecutive epochs." % (self.tol, self.n_iter_no_change)
-                    )
-                if self._trigger_stopping(msg):
+        try:
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    # sklearn.utils.shuffle(sample_idx, random_state=...)'s draw, without its
+                    # parameter validation (which costs as much as a digits epoch)
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
+                with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss: inf
+                    self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(X_val, y_val, sw_val)
+                conf = self._opt_conf
+                if conf["solver"] == "sgd" and conf["schedule"] == "invscaling":
+                    self._set_lr(conf["lr_init"] / (self.t_ + 1) ** conf["power_t"])
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.early_stopping:
+                        msg = (
+                            "Validation score did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
+                    if self._trigger_stopping(msg):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
                     break
-                self._no_improvement_count = 0
-            if incremental:
-                break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % self.max_iter,
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                        stacklevel=4,
+                    )
+        except KeyboardInterrupt:  # as scikit-learn: the model trained so far is kept
+            warnings.warn("Training interrupted by user.", stacklevel=4)
         if self.early_stopping and self._best is not None:
             net.theta[...] = self._best[0]
             net.state[...] = self._best[1]
@@ -492,22 +521,82 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ attributes
     @property
     def coefs_(self):
-        """The weight matrix of each layer (views into the network: writing changes it)."""
+        """The weight matrix of each layer: views into the network.  Writing into them,
+        assigning an item (``coefs_[i] = W``) or the whole list changes the model, as
+        with scikit-learn's list of arrays (the shapes must stay)."""
         if "_net" not in self.__dict__:
             raise AttributeError("coefs_: the estimator is not fitted yet.")
-        return [W for W, _ in self._net.params]
+        return _ParamList("coefs_", [W for W, _ in self._net.params])
+
+    @coefs_.setter
+    def coefs_(self, value):
+        self._set_params("coefs_", value)
 
     @property
     def intercepts_(self):
-        """The bias vector of each layer (views into the network)."""
+        """The bias vector of each layer: views into the network (writable as coefs_)."""
         if "_net" not in self.__dict__:
             raise AttributeError("intercepts_: the estimator is not fitted yet.")
-        return [b for _, b in self._net.params]
+        return _ParamList("intercepts_", [b for _, b in self._net.params])
+
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self._set_params("intercepts_", value)
+
+    def _set_params(self, name, value):
+        """coefs_ = [...] / intercepts_ = [...]: copy into the network's parameters"""
+        if "_net" not in self.__dict__:
+            raise AttributeError(
+                f"{name}: the estimator is not fitted yet; fit (or partial_fit) builds "
+                "the network whose parameters this sets."
+            )
+        views = getattr(self, name)
+        try:
+            value = list(value)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a list of {len(views)} arrays; got {type(value).__name__}."
+            ) from None
+        if len(value) != len(views):
+            raise ValueError(
+                f"{name} must be a list of {len(views)} arrays (one per layer); got {len(value)}."
+            )
+        arrays = [np.asarray(v) for v in value]
+        for i, (a, w) in enumerate(zip(arrays, views)):  # every shape first: all or nothing
+            if a.shape != w.shape:
+                raise ValueError(
+                    f"{name}[{i}] must have shape {w.shape} (the layer's); got {a.shape}."
+                )
+        for w, a in zip(views, arrays):
+            w[...] = a
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+class _ParamList(list):
+    """coefs_ / intercepts_: the network's parameter views; assigning an item copies the
+    values into the network (the list is built anew on each access)"""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self._name = name
+
+    def __setitem__(self, i, value):
+        if isinstance(i, slice):
+            raise TypeError(
+                f"{self._name}: assign one layer at a time ({self._name}[i] = array) or "
+                f"the whole list ({self._name} = [...])."
+            )
+        view = list.__getitem__(self, i)
+        arr = np.asarray(value)
+        if arr.shape != view.shape:
+            raise ValueError(
+                f"{self._name}[{i}] must have shape {view.shape} (the layer's); got {arr.shape}."
+            )
+        view[...] = arr
 
 
 class _NativeEpochs:
@@ -652,7 +741,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     verbose : bool, default False
         Print the loss of each epoch.
     warm_start : bool, default False
-        Continue from the previous fit's weights.
+        Continue from the previous fit's weights.  With early_stopping, each fit ends on
+        the best validation weights seen so far (scikit-learn 1.9 can end a warm-started
+        fit on its last weights instead: after its first fit its best weights and its
+        current ones are the same arrays), so the two part from the second fit on.
     momentum : float, default 0.9
         The momentum of solver="sgd", in [0, 1].
     nesterovs_momentum : bool, default True
@@ -706,9 +798,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     t_ : int
         The number of training samples seen.
     coefs_ : list of ndarray
-        The weight matrix of each layer: views into the network, in its dtype.
+        The weight matrix of each layer: views into the network, in its dtype.  Writing
+        into one, ``coefs_[i] = W`` or ``coefs_ = [...]`` sets the weights (same shapes).
     intercepts_ : list of ndarray
-        The bias vector of each layer: views into the network.
+        The bias vector of each layer: views into the network (settable as coefs_).
     n_features_in_ : int
         The number of features seen in fit.
     feature_names_in_ : ndarray of str
@@ -744,6 +837,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> [W.shape for W in clf.coefs_]
     [(8, 32), (32, 1)]
     """
+
+    loss = "log_loss"  # scikit-learn's attribute (not a parameter of the classifier)
 
     def __init__(
         self,
@@ -898,7 +993,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         sample_weight : array-like of shape (n_samples,), optional
             Per-sample weights; None: all 1.
         classes : array-like of shape (n_classes,), optional
-            Every class label; required on the first call, ignored after.
+            Every class label; required on the first call.  A later call may leave it out
+            or repeat it (other labels raise a ValueError, as in scikit-learn).
 
         Returns
         -------
@@ -1028,7 +1124,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     verbose : bool, default False
         Print the loss of each epoch.
     warm_start : bool, default False
-        Continue from the previous fit's weights.
+        Continue from the previous fit's weights.  With early_stopping, each fit ends on
+        the best validation weights seen so far (scikit-learn 1.9 can end a warm-started
+        fit on its last weights instead: after its first fit its best weights and its
+        current ones are the same arrays), so the two part from the second fit on.
     momentum : float, default 0.9
         The momentum of solver="sgd", in [0, 1].
     nesterovs_momentum : bool, default True
@@ -1080,9 +1179,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     t_ : int
         The number of training samples seen.
     coefs_ : list of ndarray
-        The weight matrix of each layer: views into the network, in its dtype.
+        The weight matrix of each layer: views into the network, in its dtype.  Writing
+        into one, ``coefs_[i] = W`` or ``coefs_ = [...]`` sets the weights (same shapes).
     intercepts_ : list of ndarray
-        The bias vector of each layer: views into the network.
+        The bias vector of each layer: views into the network (settable as coefs_).
     n_features_in_ : int
         The number of features seen in fit.
     feature_names_in_ : ndarray of str

@@ -1205,14 +1205,10 @@ NESTED = {
         Residual([Dense(5, "tanh"), Residual([Dense(5), ActivationLayer("prelu")])])
     ],
     "three-levels": lambda: [
-        Residual(
-            [Dense(5, "tanh"), Residual([Dense(5, "silu"), Residual([Dense(5, "tanh")])])]
-        )
+        Residual([Dense(5, "tanh"), Residual([Dense(5, "silu"), Residual([Dense(5, "tanh")])])])
     ],
     "two-inner": lambda: [
-        Residual(
-            [Dense(5, "tanh"), Residual([Dense(5, "tanh")]), Residual([Dense(5, "elu")])]
-        )
+        Residual([Dense(5, "tanh"), Residual([Dense(5, "tanh")]), Residual([Dense(5, "elu")])])
     ],
     "inner-then-dense": lambda: [
         Residual([Dense(5, "tanh"), Residual([Dense(5, "tanh")]), Dense(5, "tanh")])

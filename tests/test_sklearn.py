@@ -747,7 +747,10 @@ def test_batch_size_clipped_warning():
 
 def test_divergence_is_a_value_error():
     X = _Xr * 1e15
-    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+    with pytest.raises(
+        ValueError,
+        match="Solver produced a non-finite loss or gradient; that step was not applied",
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             MLPRegressor(
@@ -787,3 +790,133 @@ def test_a_batch_whose_weights_sum_to_zero_is_scikit_learns_error():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X, y, sample_weight=sw)
     assert est.n_iter_ == 2
+
+
+# ---- behaviours found in review: scikit-learn's, or refused clearly ----------------------
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic"])
+def test_no_hidden_layer_equals_scikit_learn(activation):
+    kw = dict(hidden_layer_sizes=(), activation=activation, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = SKClassifier(**kw).fit(_X, _y)
+        b = MLPClassifier(dtype=np.float64, **kw).fit(_X, _y)
+    _assert_same(a, b)
+    assert b.n_layers_ == 2 and [W.shape for W in b.coefs_] == [(64, 10)]
+
+
+def test_batchnorm_refuses_batches_of_one_row():
+    msg = "MLPClassifier: batchnorm needs training batches of at least 2 rows"
+    est = MLPClassifier((8,), batchnorm="before", batch_size=1, max_iter=2)
+    with pytest.raises(ValueError, match=msg + r".*got batch_size=1 with 300 training"):
+        est.fit(_X[:300], _y[:300])
+    assert not hasattr(est, "coefs_")  # refused before anything was built
+    with pytest.raises(ValueError, match=msg + r".*got batch_size='auto' with 1 training"):
+        MLPClassifier((8,), batchnorm=["after"]).fit(_X[:1], _y[:1])
+    with pytest.raises(ValueError, match="MLPRegressor: batchnorm needs training batches"):
+        MLPRegressor(hidden_layer_sizes=(8,), batchnorm="after").partial_fit(_Xr[:1], _yr[:1])
+    # after the validation split: 3 samples, 2 held out, 1 left to train on
+    with pytest.raises(
+        ValueError,
+        match="MLPRegressor: batchnorm needs training batches.*with 1 training sample",
+    ):
+        MLPRegressor(
+            hidden_layer_sizes=(8,),
+            batchnorm="before",
+            early_stopping=True,
+            validation_fraction=0.5,
+        ).fit(_Xr[:3], _yr[:3])
+    # batches of 2 rows and more train every row (a last batch of one is left out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier((8,), batchnorm="before", batch_size=2, max_iter=1).fit(
+            _X[:41], _y[:41]
+        )
+    assert est._opt_t == 20
+
+
+def test_keyboard_interrupt_keeps_the_model_as_scikit_learn_does(monkeypatch):
+    from fastact import sklearn as fsk
+
+    epoch = fsk._NativeEpochs.epoch
+    calls = []
+
+    def interrupted(self, order):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return epoch(self, order)
+
+    monkeypatch.setattr(fsk._NativeEpochs, "epoch", interrupted)
+    for early in (False, True):
+        calls.clear()
+        est = MLPClassifier((8,), max_iter=10, random_state=0, early_stopping=early)
+        with pytest.warns(UserWarning, match="Training interrupted by user.") as rec:
+            est.fit(_X, _y)
+        assert rec[0].filename == __file__  # the user's line
+        assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+        # the model of two whole epochs (with early stopping: its best weights restored)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            two = MLPClassifier((8,), max_iter=2, random_state=0, early_stopping=early)
+            two.fit(_X, _y)
+        np.testing.assert_array_equal(est._net.theta, two._net.theta)
+        np.testing.assert_array_equal(est.predict_proba(_X), two.predict_proba(_X))
+        assert est.loss_curve_ == two.loss_curve_
+
+
+def test_coefs_and_intercepts_are_settable_as_in_scikit_learn():
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = SKClassifier(**kw).fit(_X, _y)
+        b = MLPClassifier(dtype=np.float64, **{**kw, "random_state": 1}).fit(_X, _y)
+    assert not np.array_equal(b.predict_proba(_X), a.predict_proba(_X))
+    b.coefs_ = a.coefs_  # the whole list
+    b.intercepts_[0] = a.intercepts_[0]  # one item
+    b.intercepts_[1][...] = a.intercepts_[1]  # in place
+    np.testing.assert_allclose(b.predict_proba(_X), a.predict_proba(_X), rtol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"coefs_\[1\] must have shape \(8, 10\) \(the layer's\); got \(10, 8\)"
+    ):
+        b.coefs_[1] = a.coefs_[1].T
+    with pytest.raises(ValueError, match=r"intercepts_\[0\] must have shape \(8,\)"):
+        b.intercepts_ = [np.zeros(3), a.intercepts_[1]]
+    np.testing.assert_array_equal(b.intercepts_[0], a.intercepts_[0])  # all or nothing
+    with pytest.raises(
+        ValueError, match=r"coefs_ must be a list of 2 arrays \(one per layer\); got 1"
+    ):
+        b.coefs_ = a.coefs_[:1]
+    with pytest.raises(TypeError, match="coefs_ must be a list of 2 arrays; got float"):
+        b.coefs_ = 1.0
+    with pytest.raises(TypeError, match=r"coefs_: assign one layer at a time"):
+        b.coefs_[0:1] = a.coefs_[:1]
+    with pytest.raises(AttributeError, match="coefs_: the estimator is not fitted yet; fit"):
+        MLPClassifier().coefs_ = a.coefs_
+
+
+def test_dropout_keeps_scikit_learns_initial_weights():
+    from sklearn.utils import check_random_state
+
+    def built(dropout):
+        est = MLPClassifier((8,), dropout=dropout, random_state=0)
+        est._random_state = check_random_state(0)
+        return est._build(64, 10, np.dtype(np.float64), [8], "relu", "softmax_cross_entropy")
+
+    plain, dropped = built(0.0), built(0.5)
+    np.testing.assert_array_equal(dropped.theta, plain.theta)
+    assert plain.seed == 0 and dropped.seed != 0  # the masks' seed, drawn after the weights
+
+
+def test_classifier_loss_attribute_and_warnings_point_at_the_caller():
+    assert MLPClassifier().loss == SKClassifier().loss == "log_loss"
+    assert "loss" not in MLPClassifier().get_params()
+    with pytest.warns(ConvergenceWarning) as rec:
+        MLPClassifier((4,), max_iter=1).fit(_X, _y)
+    assert rec[0].filename == __file__
+    with pytest.warns(UserWarning, match="clipped") as rec:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            MLPClassifier((4,), batch_size=1000, max_iter=1).partial_fit(_X, _y, classes=range(10))
+    assert rec[0].filename == __file__
