@@ -301,6 +301,8 @@ def cross_entropy(logits_in, labels_in, out, n_threads, kernel):
             )
         labels = V.contiguous(np.asarray(lab, dtype=np.int64), "C")
     elif lab.ndim == 2:
+        if lab.dtype.kind == "f" and not lab.dtype.isnative:
+            lab = lab.astype(lab.dtype.newbyteorder("="))  # byte-swapped: as the logits
         if lab.dtype not in (V.F32, V.F64):
             raise TypeError(
                 f"softmax_cross_entropy: 2-D labels are probability rows and must be float32 or "

@@ -22,8 +22,8 @@ cdef Py_ssize_t BLOCK_ELEMS = 8192
 # for any thread count, never stored, and reproduced bit for bit by
 # fastact.reference.dropout_keep.  BatchNorm (PyTorch BatchNorm1d): training normalises
 # with the batch mean and the biased variance; running_var is updated with the unbiased
-# one.  The statistics are two passes in double (mean, then the centred squares), so a
-# large mean does not cancel the variance away.
+# one.  The statistics are two passes in double (mean, then the centred squares: col_stats),
+# so a large mean does not cancel the variance away.
 
 cdef extern from "fa_nn_loops.h" nogil:
     uint64_t dropout_key "fa_dropout_key"(uint64_t seed, uint64_t step, uint64_t layer)
@@ -117,34 +117,26 @@ cdef inline void dropout_apply(int dt, const void *x, void *y, Py_ssize_t n, uin
 
 cdef void col_stats(int dt, const void *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld,
                     double *mean, double *var) noexcept nogil:
-    """mean[j], var[j] (biased) of the n columns of x (rows of ld elements), in one pass of
-    sums shifted by the first row (accumulated in double)"""
+    """mean[j], var[j] (biased) of the n columns of x (rows of ld elements), in two passes
+    in double: the mean, then the centred squares.  (One pass of sums shifted by the first
+    row lost digits when that row was far from the mean, and gave inf - inf = NaN for
+    columns near 1e154 in float64, where the centred squares overflow to a variance of
+    inf: the normalised output is then 0, as the NumPy twin's and PyTorch's.)"""
     cdef Py_ssize_t j
-    cdef double inv = 1.0 / rows, d
-    for j in range(n):
-        mean[j] = (<const float *>x)[j] if dt == FA_F32 else (<const double *>x)[j]
+    memset(mean, 0, <size_t>n * sizeof(double))
     memset(var, 0, <size_t>n * sizeof(double))
-    # the shift stays in mean and var gathers the shifted squares; the shifted sums go to
-    # a stack block of at most 512 columns at a time
-    cdef double s1[512]
-    cdef Py_ssize_t j0, nb
-    j0 = 0
-    while j0 < n:
-        nb = n - j0 if n - j0 < 512 else 512
-        memset(s1, 0, <size_t>nb * sizeof(double))
-        if dt == FA_F32:
-            fa_col_shifted_sums_f32(<const float *>x + j0, rows, nb, ld, mean + j0, s1,
-                                    var + j0)
-        else:
-            fa_col_shifted_sums_f64(<const double *>x + j0, rows, nb, ld, mean + j0, s1,
-                                    var + j0)
-        for j in range(nb):
-            d = s1[j] * inv
-            mean[j0 + j] += d
-            var[j0 + j] = var[j0 + j] * inv - d * d
-            if var[j0 + j] < 0.0:
-                var[j0 + j] = 0.0
-        j0 += nb
+    if dt == FA_F32:
+        fa_col_sum_f32(<const float *>x, rows, n, ld, mean)
+    else:
+        fa_col_sum_f64(<const double *>x, rows, n, ld, mean)
+    for j in range(n):
+        mean[j] = mean[j] / rows
+    if dt == FA_F32:
+        fa_col_sqdev_f32(<const float *>x, rows, n, ld, mean, var)
+    else:
+        fa_col_sqdev_f64(<const double *>x, rows, n, ld, mean, var)
+    for j in range(n):
+        var[j] = var[j] / rows
 
 
 cdef inline void bn_affine(int dt, const void *x, void *u, Py_ssize_t rows, Py_ssize_t n,

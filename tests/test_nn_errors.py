@@ -145,6 +145,8 @@ def test_dense_forward_feature_mismatch(dense):
         dense[0](x[:, :2], W, b, "relu")
     with pytest.raises(ValueError, match=esc("dense_forward: x has 3 features but W has 2 rows")):
         dense[0](x, W.T, np.ones(3), "relu")  # W given as (n_out, n_in)
+    with pytest.raises(ValueError, match=esc("dense_forward: x has 3 features but W has 2 rows")):
+        dense[0](x, W.T, b, "relu")  # (n_out, n_in) with its right b: W is named, not b
 
 
 def test_dense_forward_dtype_mismatch(dense):

@@ -313,6 +313,105 @@ def test_dropout_mask_is_a_function_of_seed_step_layer():
     assert np.array_equal(y, x) and np.array_equal(fastact.dropout_backward(x, cache), x)
 
 
+def test_batchnorm_evaluation_reads_read_only_strided_statistics():
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    s = np.zeros((3, 2))
+    s[:, 1] = [1.0, 2.0, 4.0]
+    s[:, 0] = [0.5, -1.0, 2.0]
+    s.setflags(write=False)
+    g, b = np.full(3, 1.5), np.full(3, 0.25)
+    ys = [
+        mod.batchnorm_forward(x, g, b, training=False, running_mean=s[:, 0], running_var=s[:, 1])[0]
+        for mod in (fastact, ref)
+    ]
+    want = (x - s[:, 0]) / np.sqrt(s[:, 1] + 1e-5) * g + b
+    assert _rel(ys[0], want) < 1e-14 and _rel(ys[1], want) < 1e-14
+
+
+def test_batchnorm_statistics_are_two_pass():
+    """A first row far from the column's mean (the old one-pass sums were shifted by it)
+    and columns near 1e160 (their squares overflow: the variance is inf, the output 0,
+    as the twin's and PyTorch's, not inf - inf = NaN)."""
+    import math
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(5.0, 3.0, size=(1000, 4))
+    x[0] = [1e3, 1e6, -1e3, 5.0]  # (one-pass: up to 3e-12 relative; two-pass: ~1e-15)
+    rm, rv = np.zeros(4), np.ones(4)
+    fastact.batchnorm_forward(
+        x, np.ones(4), np.zeros(4), training=True, running_mean=rm, running_var=rv, momentum=1.0
+    )
+    for j in range(4):
+        col = [float(v) for v in x[:, j]]
+        m = math.fsum(col) / len(col)
+        var = math.fsum((v - m) ** 2 for v in col) / (len(col) - 1)
+        assert rm[j] == pytest.approx(m, rel=1e-14) and rv[j] == pytest.approx(var, rel=1e-14)
+    x = np.array([[1e160, 1.0], [-1e160, 3.0], [5e159, 2.0]])
+    out = []
+    for mod in (fastact, ref):
+        rm, rv = np.zeros(2), np.ones(2)
+        y, c = mod.batchnorm_forward(
+            x, np.ones(2), np.zeros(2), training=True, running_mean=rm, running_var=rv
+        )
+        gx, gg, gb = mod.batchnorm_backward(np.ones_like(x), c)
+        assert np.array_equal(y[:, 0], np.zeros(3)) and rv[0] == np.inf
+        assert np.array_equal(gx[:, 0], np.zeros(3)) and np.isfinite(y[:, 1]).all()
+        out.append((y, rm, rv))
+    assert _rel(out[0][0], out[1][0]) < 1e-15 and np.array_equal(out[0][2], out[1][2])
+
+
+def test_functional_errors_are_the_twins():
+    """The same exception and message from the native function and its NumPy twin, also
+    when n_threads is bad too (the arguments are checked first)."""
+    calls = [
+        (
+            "batchnorm_forward",
+            (np.zeros(3), np.ones(3), np.zeros(3)),
+            dict(training=True, n_threads="2"),
+        ),
+        ("dropout_forward", (np.zeros(3, bool), 0.5), dict(seed=0, n_threads=0)),
+        ("batchnorm_backward", (np.zeros(3), None), dict(n_threads=0)),
+        ("dropout_backward", (np.zeros(3), None), dict(n_threads=0)),
+    ]
+    for name, args, kw in calls:
+        errs = []
+        for mod in (fastact, ref):
+            with pytest.raises(Exception) as e:
+                getattr(mod, name)(*args, **kw)
+            errs.append((type(e.value), str(e.value)))
+        assert errs[0] == errs[1], name
+        assert "n_threads" not in errs[0][1], name
+
+
+@pytest.mark.parametrize("mod", [fastact, ref], ids=["fastact", "reference"])
+def test_hyperparameters_are_checked_as_the_floats_used(mod):
+    from fractions import Fraction
+
+    x = np.ones((4, 3))
+    with pytest.raises(ValueError, match=esc("dropout_forward: p must be a probability in [0, 1)")):
+        mod.dropout_forward(x, Fraction(2**60 - 1, 2**60), seed=0)  # rounds to 1.0
+    g, b = np.ones(3), np.zeros(3)
+    with pytest.raises(ValueError, match=esc("batchnorm_forward: eps must be > 0; got Fraction(")):
+        mod.batchnorm_forward(x, g, b, training=True, eps=Fraction(1, 10**400))  # rounds to 0
+    with pytest.raises(
+        ValueError, match=esc("batchnorm_forward: eps must be a finite number; got 1000")
+    ):
+        mod.batchnorm_forward(x, g, b, training=True, eps=10**400)  # no float
+    with pytest.raises(ValueError, match=esc("BatchNorm: momentum must be a finite number")):
+        BatchNorm(momentum=10**400)
+    y, _ = mod.batchnorm_forward(x, g, b, training=True, eps=10**30)  # a float: allowed
+    assert np.array_equal(y, np.zeros_like(x))
+
+
+@pytest.mark.parametrize("mod", [fastact, ref], ids=["fastact", "reference"])
+def test_probability_labels_may_be_byte_swapped(mod):
+    x = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]])
+    p = np.eye(3)[[0, 1]]
+    loss, grad = mod.softmax_cross_entropy(x, p)
+    loss2, grad2 = mod.softmax_cross_entropy(x, p.astype(">f8"))
+    assert loss2 == loss and np.array_equal(grad2, grad)
+
+
 @pytest.mark.parametrize("mod", [fastact, ref], ids=["fastact", "reference"])
 def test_dropout_errors(mod):
     x = np.ones(5)

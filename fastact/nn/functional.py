@@ -22,7 +22,7 @@ from .. import _registry as R
 from .. import _validate as V
 from ._engine_support import blas_dim as _blas_dim
 from .layers import check_activation as _layer_check_activation
-from .layers import check_probability
+from .layers import check_bn_hyper, check_probability
 
 __all__ = [
     "DenseCache",
@@ -124,15 +124,15 @@ def check_dense(x_in, W_in, b_in, activation, params, out):
         )
     if W.ndim != 2:
         raise ValueError(f"dense_forward: W must be 2-D (n_in x n_out); got shape {W.shape}.")
+    if x.shape[1] != W.shape[0]:  # (before b's: a W given as (n_out, n_in) is named)
+        raise ValueError(
+            f"dense_forward: x has {x.shape[1]} features but W has "
+            f"{W.shape[0]} rows; W must be (n_in, n_out) = ({x.shape[1]}, n_out)."
+        )
     if b.ndim != 1 or b.shape[0] != W.shape[1]:
         raise ValueError(
             f"dense_forward: b must be 1-D with W.shape[1] = {W.shape[1]} values; "
             f"got shape {b.shape}."
-        )
-    if x.shape[1] != W.shape[0]:
-        raise ValueError(
-            f"dense_forward: x has {x.shape[1]} features but W has "
-            f"{W.shape[0]} rows; W must be (n_in, n_out) = ({x.shape[1]}, n_out)."
         )
     V.check_same_dtype(x, W, "x", "W")
     V.check_same_dtype(x, b, "x", "b")
@@ -378,13 +378,7 @@ def check_batchnorm(x_in, gamma_in, beta_in, training, running_mean, running_var
                 f"{where}: {nm} must have shape ({n},), one value per feature; got {a.shape}."
             )
         V.check_same_dtype(x, a, "x", nm)
-    for v, nm in ((momentum, "momentum"), (eps, "eps")):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-            raise ValueError(f"{where}: {nm} must be a finite number; got {v!r}.")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{where}: momentum must be in [0, 1]; got {momentum!r}.")
-    if not eps > 0:
-        raise ValueError(f"{where}: eps must be > 0; got {eps!r}.")
+    momentum, eps = check_bn_hyper(momentum, eps, where)
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{where}: give both running_mean and running_var, or neither.")
     if running_mean is not None:
@@ -529,10 +523,10 @@ def batchnorm_forward(
     """
     from .. import _nn
 
-    nt = V.check_threads(n_threads)
     x, gamma, beta, rm, rv, momentum, eps = check_batchnorm(
         x, gamma, beta, training, running_mean, running_var, momentum, eps
     )
+    nt = V.check_threads(n_threads)  # (after the arguments, as the NumPy twin)
     n = x.shape[1]
     y = np.empty_like(x)
     mean = np.empty(n, np.float64)
@@ -547,7 +541,7 @@ def batchnorm_forward(
         _nn.batchnorm_forward(
             x, gamma, beta, y, mean, invstd, rm2, rv2, momentum, eps, bool(training), nt
         )
-    if rm2 is not rm:
+    if rm2 is not rm and training:  # (evaluation writes nothing: read-only stats work)
         rm[...], rv[...] = rm2, rv2
     return y, BatchNormCache(x, gamma, mean, invstd, bool(training))
 
@@ -605,8 +599,8 @@ def batchnorm_backward(grad_y, cache, *, n_threads=None):
     """
     from .. import _nn
 
-    nt = V.check_threads(n_threads)
     g = check_batchnorm_grad(grad_y, cache)
+    nt = V.check_threads(n_threads)
     n = cache.x.shape[1]
     dx = np.empty_like(g)
     dgamma = np.empty(n, np.float64)
@@ -764,8 +758,8 @@ def dropout_forward(x, p, *, seed, training=True, step=0, layer=0, n_threads=Non
     """
     from .. import _nn
 
-    nt = V.check_threads(n_threads)
     x, p, seed, step, layer, training = check_dropout(x, p, seed, step, layer, training)
+    nt = V.check_threads(n_threads)
     y = np.empty_like(x)
     if training and p > 0:
         _nn.dropout(x, y, p, seed, step, layer, nt)
@@ -814,8 +808,8 @@ def dropout_backward(grad_y, cache, *, n_threads=None):
     """
     from .. import _nn
 
-    nt = V.check_threads(n_threads)
     g = check_dropout_grad(grad_y, cache)
+    nt = V.check_threads(n_threads)
     gx = np.empty_like(g)
     if cache.training and cache.p > 0:
         _nn.dropout(g, gx, cache.p, cache.seed, cache.step, cache.layer, nt)

@@ -16,6 +16,7 @@ checks its own wiring before it sees data.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -386,14 +387,7 @@ class BatchNorm(Layer):
         self.activation, self.params, self._kname, self._p = check_activation(
             activation, "BatchNorm", allow_none=True
         )
-        for v, nm in ((momentum, "momentum"), (eps, "eps")):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-                raise ValueError(f"BatchNorm: {nm} must be a finite number; got {v!r}.")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm: momentum must be in [0, 1]; got {momentum!r}.")
-        if not eps > 0.0:
-            raise ValueError(f"BatchNorm: eps must be > 0; got {eps!r}.")
-        self.momentum, self.eps = float(momentum), float(eps)
+        self.momentum, self.eps = check_bn_hyper(momentum, eps, "BatchNorm")
 
     def config(self):
         """Return the layer's configuration (what rebuilds it), JSON-able.
@@ -534,8 +528,37 @@ class Dropout(Layer):
         return y
 
 
+def _as_float(v):
+    """float(v) for a real number (not a bool) that converts, else None"""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return None
+    try:
+        return float(v)
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def check_bn_hyper(momentum, eps, where):
+    """BatchNorm's (momentum, eps) as the floats the kernels use, checked as those floats:
+    finite, momentum in [0, 1], eps > 0"""
+    vals = []
+    for v, nm in ((momentum, "momentum"), (eps, "eps")):
+        f = _as_float(v)
+        if f is None or not math.isfinite(f):
+            raise ValueError(f"{where}: {nm} must be a finite number; got {v!r}.")
+        vals.append(f)
+    if not 0.0 <= vals[0] <= 1.0:
+        raise ValueError(f"{where}: momentum must be in [0, 1]; got {momentum!r}.")
+    if not vals[1] > 0.0:
+        raise ValueError(f"{where}: eps must be > 0; got {eps!r}.")
+    return vals[0], vals[1]
+
+
 def check_probability(p, where, what="p"):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+    """p checked as the float the kernels use (a value just below 1 that rounds to 1.0
+    is refused)"""
+    f = _as_float(p)
+    if f is None or not 0.0 <= f < 1.0 or not 0.0 <= p < 1.0:
         raise ValueError(
             f"{where}: {what} must be a probability in [0, 1) (the fraction of "
             f"units dropped); got {p!r}."
