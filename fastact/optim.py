@@ -4,7 +4,10 @@ An optimizer holds its hyperparameters and, once used, the state of one
 network (momentum buffer; Adam's first and second moments), as flat arrays
 laid out like the network's parameters.  The state is allocated on the first
 `net.train_step(X, y, optimizer)` and updated in place by the native step
-afterwards; an optimizer serves one network (make one per network).
+afterwards; an optimizer serves one network (make one per network).  A copy
+(copy.deepcopy, pickle) carries the hyperparameters, the step count and the state,
+unbound: its first use binds it to a network of the same layout (a copy or a load of
+the original), where training goes on bit for bit.
 
     SGD(lr, momentum=0, nesterov=False, weight_decay=0, max_grad_norm=None)
     Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, max_grad_norm=None)
@@ -82,11 +85,22 @@ def _clip(value, name, cls, obj):
     return value, _max_norm(value, cls)
 
 
+def _eps(value, name, cls, obj):
+    v = _number(value, name, cls)
+    if v == 0.0:
+        raise ValueError(
+            f"{cls}: eps must be > 0 (with eps = 0 a parameter whose gradient is exactly 0 "
+            "gets 0/0 = NaN); got 0.0."
+        )
+    return v, v
+
+
 def _momentum(value, name, cls, obj):
     v = _number(value, name, cls)
     if v == 0 and obj.__dict__.get("nesterov"):
         raise ValueError(f"{cls}: nesterov=True needs momentum > 0 (as in torch.optim.SGD).")
-    if obj._owner is not None and (v != 0) != (obj.__dict__.get("momentum", 0.0) != 0):
+    holds = obj._owner is not None or obj.__dict__.get("state")  # (a copy's state too)
+    if holds and (v != 0) != (obj.__dict__.get("momentum", 0.0) != 0):
         raise ValueError(
             f"{cls}: momentum cannot be switched on or off once the optimizer "
             "holds state; create a new optimizer."
@@ -147,19 +161,51 @@ class Optimizer:
     n_state = 0  # flat state arrays per network
 
     def __init__(self):
+        if type(self) is Optimizer:
+            raise TypeError(
+                "Optimizer is the base class of fastact.optim's optimizers; use SGD, Adam "
+                "or AdamW (the native step runs their updates only)."
+            )
         self.t = 0  # completed steps
         self.state = []  # n_state flat arrays, allocated on first use
         self._owner = None  # weak reference to the network's flat parameter array
         self._hyper = np.zeros(6, np.float64)
 
+    def __getstate__(self):
+        """copy.deepcopy and pickle: the hyperparameters, the step count and the state,
+        not bound to a network (the network is not copied with it): the copy's first use
+        binds it to a network of the same layout, e.g. a copy or a load of the original,
+        and training goes on bit for bit."""
+        d = self.__dict__.copy()
+        d["_owner"] = None
+        return d
+
     def _bind(self, theta: np.ndarray) -> None:
         """Allocate the state for the network whose flat parameters are theta (first use),
-        or check that it is that network."""
+        adopt a copied optimizer's state (same layout), or check that it is that network."""
+        if self.kind not in ("sgd", "adam", "adamw"):
+            raise TypeError(
+                f"{type(self).__name__} is not one of fastact's optimizers (SGD, Adam, "
+                "AdamW): the native step runs only their updates."
+            )
         owner = self._owner
         if owner is not None and owner() is theta:
             return
         if owner is None:
-            self.state = [aligned_zeros(theta.shape, theta.dtype) for _ in range(self.n_state)]
+            if self.state:  # a copy's state, carried over
+                if any(s.shape != theta.shape or s.dtype != theta.dtype for s in self.state):
+                    raise ValueError(
+                        f"this {type(self).__name__} (a copy) holds the state of a network "
+                        f"whose flat parameter array has {self.state[0].size} "
+                        f"{self.state[0].dtype}; this network's has {theta.size} "
+                        f"{theta.dtype}: create a new optimizer."
+                    )
+                state = [aligned_zeros(theta.shape, theta.dtype) for _ in self.state]
+                for a, b in zip(state, self.state):
+                    a[...] = b
+                self.state = state
+            else:
+                self.state = [aligned_zeros(theta.shape, theta.dtype) for _ in range(self.n_state)]
             self._owner = weakref.ref(theta)
         elif owner() is None:
             raise ValueError(
@@ -284,7 +330,8 @@ class Adam(Optimizer):
     betas : (float, float), default (0.9, 0.999)
         The decay rates of the first and second moments, each in [0, 1).
     eps : float, default 1e-8
-        Added to the denominator, >= 0.
+        Added to the denominator, > 0 (torch.optim allows 0, which gives 0/0 = NaN for
+        every parameter whose gradient is exactly 0, e.g. a dead unit's).
     weight_decay : float, optional
         L2 penalty added to the gradient, >= 0; None: the class's default (0 for Adam,
         1e-2 for AdamW).
@@ -316,7 +363,7 @@ class Adam(Optimizer):
     # _hyper: lr, beta1, beta2, eps, weight_decay, max_grad_norm
     lr = _Hyper(0, _lr_like)
     betas = _Hyper(1, _betas)
-    eps = _Hyper(3, _lr_like)
+    eps = _Hyper(3, _eps)
     weight_decay = _Hyper(4, _lr_like)
     max_grad_norm = _Hyper(5, _clip)
 
@@ -359,7 +406,8 @@ class AdamW(Adam):
     betas : (float, float), default (0.9, 0.999)
         The decay rates of the first and second moments, each in [0, 1).
     eps : float, default 1e-8
-        Added to the denominator, >= 0.
+        Added to the denominator, > 0 (torch.optim allows 0, which gives 0/0 = NaN for
+        every parameter whose gradient is exactly 0, e.g. a dead unit's).
     weight_decay : float, optional
         The decoupled decay, >= 0; None: 1e-2 (torch.optim.AdamW's default).
     max_grad_norm : float, optional

@@ -689,3 +689,14 @@ def test_parameter_and_optimizer_buffers_start_on_a_cache_line(dtype):
         assert a.ctypes.data % 64 == 0
     tol = 1e-5 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(net.theta, twin.theta, rtol=tol, atol=tol)
+
+
+def test_the_progress_line_is_cleared_before_the_epoch_summary(capsys):
+    from fastact.nn.training import _Progress
+
+    bar = _Progress(True, 2, 4)
+    bar.update(0, 4, 0.5)
+    bar.end_epoch(0, {"loss": 0.25, "time": 0.5})
+    err = capsys.readouterr().err
+    assert err.startswith("\rEpoch 1/2 [")  # the bar
+    assert err.endswith("\r\x1b[2KEpoch 1/2 loss 0.2500  (0.50 s)\n")  # cleared, replaced

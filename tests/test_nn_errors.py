@@ -578,7 +578,7 @@ def _calls(net, y):
     """(method call taking X, the prefix of its messages)"""
     return [
         (lambda X: net.forward(X), "forward"),
-        (lambda X: net.predict(X), "forward"),
+        (lambda X: net.predict(X), "predict"),  # (the method called is named)
         (lambda X: net.compute_gradients(X, y), "compute_gradients"),
         (lambda X: net.train_step(X, y, SGD(0.1)), "train_step"),
         (lambda X: net.evaluate(X, y), "evaluate"),
@@ -681,7 +681,8 @@ def test_X_rows_beyond_blas(cls):
     with pytest.raises(
         ValueError, match=esc(f"rows = {BIG} is beyond the BLAS integer range (2**31 - 1).")
     ):
-        net.forward(X)
+        net.compute_gradients(X, np.broadcast_to(np.int64(0), (BIG,)))  # one batch: BLAS int
+    # (inference runs in blocks of `capacity` rows: no such limit; not run here, 32 GB)
 
 
 def test_X_non_contiguous_accepted(cls):

@@ -1081,6 +1081,13 @@ def test_fit_stops_on_a_nonfinite_loss_with_the_last_finite_weights(be):
     with pytest.raises(FloatingPointError, match=esc("first in layer 0 (Dense, its output)")):
         net.fit(X, y, epochs=2, batch_size=16, shuffle=False, optimizer=optim.SGD(0.1), verbose=0)
     assert np.all(np.isfinite(net.theta)) and net._counter == 3
+    net = MLP([6, 8, 3], "relu", seed=0, on_nonfinite="warn")
+    with pytest.warns(RuntimeWarning, match=esc("fit: the loss")) as rec:
+        net.fit(X, y, epochs=2, batch_size=16, shuffle=False, optimizer=optim.SGD(0.1), verbose=0)
+    assert rec[0].filename == __file__  # the user's line, as train_step's
+    with pytest.warns(RuntimeWarning, match=esc("train_step: the loss")) as rec:
+        net.train_step(X[32:48], y[32:48], optim.SGD(0.1))
+    assert rec[0].filename == __file__
     with pytest.raises(
         ValueError, match=esc("MLP: on_nonfinite must be 'raise', 'warn' or 'ignore'; got 'stop'.")
     ):
@@ -1164,7 +1171,8 @@ def test_fit_with_batchnorm_on_a_single_row_is_refused(be):
         ValueError,
         match=esc(
             "fit: BatchNorm in training mode needs at least 2 rows per batch to estimate "
-            "the batch variance; got 1"
+            "the batch variance; got 1 (use batch_size >= 2 and at least 2 rows: fit "
+            "always trains)."
         ),
     ):
         net.fit(X, np.arange(8) % 3, batch_size=1, verbose=0)  # 8 rows, batches of one

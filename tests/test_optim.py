@@ -254,6 +254,79 @@ def test_optimizer_serves_one_network(cls, make):
     assert opt.t == 2
     with pytest.raises(ValueError, match="already holds the state of another network"):
         b.fit(X, y, epochs=1, batch_size=8, optimizer=opt, verbose=0)
+    # the refused optimizer is not kept: fit without one makes a fresh Adam
+    assert getattr(b, "optimizer", None) is None
+    b.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    assert isinstance(b.optimizer, Adam) and b.optimizer is not opt
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, momentum=0.9), lambda: Adam(0.01)])
+def test_a_copied_optimizer_resumes_with_a_copied_network(cls, make):
+    import copy
+    import pickle
+
+    X, y = data()
+    a = make_net(cls)
+    opt = make()
+    for _ in range(2):
+        a.train_step(X, y, opt)
+    twins = [
+        (copy.deepcopy(a), copy.deepcopy(opt)),
+        (pickle.loads(pickle.dumps(a)), pickle.loads(pickle.dumps(opt))),
+    ]
+    for _ in range(3):
+        a.train_step(X, y, opt)
+    for net, o in twins:
+        assert o.t == 2
+        for _ in range(3):
+            net.train_step(X, y, o)
+        np.testing.assert_array_equal(net.theta, a.theta)
+        assert o.t == opt.t == 5
+    o = copy.deepcopy(opt)
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"this {type(o).__name__} (a copy) holds the state of a network whose flat "
+            f"parameter array has {a.theta.size} float64; this network's has "
+        ),
+    ):
+        cls([5, 9, 3], "tanh", dtype=np.float64, seed=0).train_step(X, y, o)
+    if isinstance(o, SGD):
+        with pytest.raises(ValueError, match="momentum cannot be switched on or off"):
+            o.momentum = 0.0
+
+
+def test_the_base_class_and_unknown_kinds_are_refused():
+    with pytest.raises(
+        TypeError, match=esc("Optimizer is the base class of fastact.optim's optimizers")
+    ):
+        Optimizer()
+
+    class Mine(SGD):
+        kind = "lion"
+
+    X, y = data()
+    net = make_net(fastact.MLP)
+    theta = net.theta.copy()
+    for call in (
+        lambda: net.train_step(X, y, Mine(0.1)),
+        lambda: net.fit(X, y, epochs=1, optimizer=Mine(0.1), verbose=0),
+    ):
+        with pytest.raises(TypeError, match=esc("Mine is not one of fastact's optimizers")):
+            call()
+    np.testing.assert_array_equal(net.theta, theta)
+
+
+def test_adam_eps_must_be_positive():
+    for make in (lambda: Adam(eps=0.0), lambda: AdamW(eps=0)):
+        with pytest.raises(
+            ValueError, match=esc("eps must be > 0 (with eps = 0 a parameter whose gradient")
+        ):
+            make()
+    opt = Adam()
+    with pytest.raises(ValueError, match=esc("Adam: eps must be > 0")):
+        opt.eps = 0.0
 
 
 @pytest.mark.parametrize("cls", CLASSES)

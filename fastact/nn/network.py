@@ -386,7 +386,9 @@ class Sequential:
         self.training = False
         return self
 
-    def _X(self, X, where):
+    def _X(self, X, where, blocked=False):
+        """X checked and made C-contiguous (blocked: inference, which runs in blocks of
+        at most `capacity` rows, so any row count fits BLAS's int)"""
         if not isinstance(X, np.ndarray):
             X = np.asarray(X)
         if X.dtype != self.dtype:
@@ -402,7 +404,8 @@ class Sequential:
             raise ValueError(f"{where}: X must have shape (rows, {self.n_in}); got {X.shape}.")
         if X.shape[0] == 0:
             raise ValueError(f"{where}: X has no rows.")
-        _blas_dim(X.shape[0], "rows", where)
+        if not blocked:
+            _blas_dim(X.shape[0], "rows", where)
         if not (X.flags.c_contiguous and X.flags.aligned):
             X = V.contiguous(X, "C")  # (np.ascontiguousarray keeps a misaligned array)
         if not self._engine.all_finite(X):
@@ -469,10 +472,14 @@ class Sequential:
     # -- the native steps --
     def _check_batch(self, rows, where):
         if self.training and self._program.has_batchnorm and rows < 2:
+            hint = (
+                "use batch_size >= 2 and at least 2 rows: fit always trains"
+                if where == "fit"
+                else "use a larger batch, or net.eval() to use the running statistics"
+            )
             raise ValueError(
                 f"{where}: BatchNorm in training mode needs at least 2 rows per "
-                f"batch to estimate the batch variance; got {rows} (use a larger "
-                "batch, or net.eval() to use the running statistics)."
+                f"batch to estimate the batch variance; got {rows} ({hint})."
             )
 
     def _next_counter(self):
@@ -619,7 +626,7 @@ class Sequential:
         optimizer.t = t
         return loss
 
-    def _nonfinite(self, X, loss, counter, where):
+    def _nonfinite(self, X, loss, counter, where, stacklevel=3):
         """Raise (or warn about) a non-finite loss or gradient, naming the first layer
         where it appeared: the first whose output is not finite (the forward pass rerun by
         the NumPy twin, same dropout masks), else the first whose parameters' gradient is
@@ -663,7 +670,7 @@ class Sequential:
             raise FloatingPointError(msg)
         import warnings
 
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel)  # the user's call
 
     def _layer_at(self, path):
         layers, obj = self.layers, None
@@ -686,7 +693,10 @@ class Sequential:
         ndarray of shape (rows, n_out)
             The outputs: logits for the classification losses.
         """
-        X = self._X(X, "forward")
+        return self._forward(X, "forward")
+
+    def _forward(self, X, where):
+        X = self._X(X, where, blocked=True)
         out = np.empty((X.shape[0], self.n_out), self.dtype)
         self._engine.reserve(min(X.shape[0], max(self._engine.capacity, 1024)))
         self._engine.forward(X, out)
@@ -717,7 +727,7 @@ class Sequential:
             )
         from .. import reference
 
-        z = self.forward(X)
+        z = self._forward(X, "predict_proba")
         if self.loss == "softmax_cross_entropy":
             return reference.softmax(z)
         return reference.sigmoid(z)
@@ -736,7 +746,7 @@ class Sequential:
             Class indices (softmax_cross_entropy); 0/1 per output (binary: output > 0,
             i.e. probability > 1/2); or the outputs (mse).  A vector when n_out is 1.
         """
-        z = self.forward(X)
+        z = self._forward(X, "predict")
         if self.loss == "softmax_cross_entropy":
             return z.argmax(axis=1)
         if self.loss == "binary_cross_entropy_with_logits":
@@ -766,7 +776,7 @@ class Sequential:
             {"loss": the mean loss, "accuracy": the fraction correct (classification
             losses only)}.
         """
-        X = self._X(X, "evaluate")
+        X = self._X(X, "evaluate", blocked=True)
         labels, target = self._y(y, X.shape[0], "evaluate")
         self._engine.reserve(min(X.shape[0], max(self._engine.capacity, 1024)))
         res = {"loss": float(self._engine.loss_of(X, labels, target))}

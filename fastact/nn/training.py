@@ -97,7 +97,6 @@ def fit(
         raise TypeError(
             f"fit: optimizer must be a fastact.optim optimizer; got {type(optimizer).__name__}."
         )
-    self.optimizer = optimizer
     if validation_data is not None:
         try:
             Xv, yv = validation_data
@@ -130,6 +129,8 @@ def fit(
         self._check_batch(bs, "fit")  # BatchNorm needs batches of 2 rows to train on
     finally:
         self.training = was
+    optimizer._bind(self.theta)  # (raises for another network's optimizer: not kept then)
+    self.optimizer = optimizer
     self._engine.reserve(bs)
     bar = _Progress(verbose and _isatty(sys.stderr), epochs, -(-rows // bs))
     history = {"loss": [], "time": []}
@@ -228,7 +229,7 @@ def _epochs(
         if failed:
             r0 = done * bs
             idx = slice(r0, r0 + bs) if order is None else order[r0 : r0 + bs]
-            self._nonfinite(X[idx], float(losses[done]), counter + done, "fit")
+            self._nonfinite(X[idx], float(losses[done]), counter + done, "fit", stacklevel=4)
             break  # (on_nonfinite="warn": fit stops here too, warned)
         used = correct[:done] >= 0
         n_used = sizes[:done][used]
@@ -285,7 +286,7 @@ class _Progress:
             return
         extra = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("loss", "time"))
         sys.stderr.write(
-            f"\rEpoch {epoch + 1}/{self.epochs} loss {logs['loss']:.4f} {extra} "
-            f"({logs['time']:.2f} s)" + " " * 20 + "\n"
+            f"\r\x1b[2KEpoch {epoch + 1}/{self.epochs} loss {logs['loss']:.4f} {extra} "
+            f"({logs['time']:.2f} s)\n"  # (ESC[2K: the bar's line cleared first: a TTY only)
         )
         sys.stderr.flush()
