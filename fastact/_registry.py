@@ -181,7 +181,7 @@ _ROWS = [
         {},
         "input",
         "x * clip(x / 6 + 1/2, 0, 1)",
-        "0 if x < -3, x / 3 + 1/2 if -3 <= x <= 3, 1 if x > 3",
+        "0 if x <= -3, x / 3 + 1/2 if -3 < x < 3, 1 if x >= 3",
         "elementwise",
     ),
     ("log_sigmoid", {}, "input", "log(sigmoid(x)) = -softplus(-x)", "sigmoid(-x)", "elementwise"),

@@ -224,6 +224,7 @@ def finite_param(value, name: str, func: str) -> float:
 # every argument, so a hot loop calling elu(x, alpha=0.5) pays a dict lookup.
 
 _PLAIN = frozenset((float, str))
+_NUMS = (float, int, np.number)
 
 
 def _memo(f):
@@ -231,6 +232,11 @@ def _memo(f):
     floats = {}  # exact-float arguments: keyed by the values alone (cheapest lookup)
 
     def wrapper(*args):
+        # a zero argument: uncached (0.0 == -0.0 as keys, but their results differ:
+        # hardtanh(x, -0.0, 1) clamps to -0.0)
+        for a in args:
+            if isinstance(a, _NUMS) and a == 0:
+                return f(*args)
         # plain floats (and strings), the common case: no key to build (1, 1.0 and True
         # would collide as values, so only exact floats and strings come here)
         if type(args[0]) in _PLAIN and (len(args) == 1 or type(args[1]) in _PLAIN):
@@ -277,9 +283,17 @@ def params_leaky_relu(negative_slope) -> tuple:
     return (s, 0.0, 0.0, 0.0)
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 @_memo
 def params_elu(alpha) -> tuple:
     a = finite_param(alpha, "alpha", "elu")
+    if abs(a) > _F32_MAX:
+        raise ValueError(
+            f"elu: alpha must be at most {_F32_MAX:.8g} in magnitude (the float32 kernels "
+            f"compute with alpha as a float32); got {a}."
+        )
     return (a, 0.0, 0.0, 0.0)
 
 
@@ -300,10 +314,16 @@ def params_softplus(beta, threshold) -> tuple:
     t = finite_param(threshold, "threshold", "softplus")
     if b <= 0:
         raise ValueError(f"softplus: beta must be > 0; got {b}.")
+    if b < 2.0**-1022:
+        raise ValueError(
+            f"softplus: beta must be at least 2**-1022 (about 2.2e-308) so that 1/beta is "
+            f"finite; got {b}."
+        )
     if t <= 0:
         raise ValueError(f"softplus: threshold must be > 0; got {t}.")
     # d: the threshold rounded down to float32, for the float32 comparison z > threshold
-    t32 = np.float32(t)
+    with np.errstate(over="ignore"):  # (a threshold beyond float32: inf, then its max)
+        t32 = np.float32(t)
     if float(t32) > t:
         t32 = np.nextafter(t32, np.float32(-np.inf))
     return (b, t, 1.0 / b, float(t32))
@@ -339,10 +359,14 @@ def check_gelu_approximate(approximate) -> str:
 
 def check_backward_slope(value: float, func: str, name: str) -> None:
     if value < 0:
+        fix = (
+            f"use fastact.prelu with weight={value}, whose backward takes the input."
+            if func == "leaky_relu"
+            else "differentiate it from the input instead: 1 for x > 0, alpha exp(x) below."
+        )
         raise ValueError(
             f"{func}_backward: {name}={value} < 0 cannot be differentiated from the saved "
-            f"output (the sign of the output no longer tells the side of the kink); "
-            f"use fastact.prelu with weight={value}, whose backward takes the input."
+            f"output (the sign of the output no longer tells the side of the kink); {fix}"
         )
 
 

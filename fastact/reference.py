@@ -108,6 +108,11 @@ def _softsign(x, p):
 
 
 # kernel name -> (forward(x, p), derivative(saved, p)); p = (a, b, c, d) of _registry
+
+def _nonpos(x):
+    """x where x <= 0 (its sign of zero kept: np.minimum(-0.0, 0) is +0.0), else 0"""
+    return np.where(x > 0, 0.0, x)
+
 _MATH = {
     "identity": (lambda x, p: x.copy(), lambda s, p: np.ones_like(s)),
     "sigmoid": (lambda x, p: _sigmoid(x), lambda y, p: y * (1 - y)),
@@ -118,15 +123,15 @@ _MATH = {
         lambda y, p: _nan_from(np.where(y > 0, 1.0, p[0]), y),
     ),
     "elu": (
-        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0))),
+        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(_nonpos(x))),
         lambda y, p: np.where(y > 0, 1.0, y + p[0]),
     ),
     "selu": (
-        lambda x, p: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+        lambda x, p: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(_nonpos(x))),
         lambda y, p: np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA),
     ),
     "celu": (
-        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(np.minimum(x, 0) / p[0])),
+        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(_nonpos(x) / p[0])),
         lambda y, p: np.where(y > 0, 1.0, y / p[0] + 1),
     ),
     "gelu": (_gelu, _gelu_d),
@@ -145,7 +150,7 @@ _MATH = {
     ),
     "hardswish": (
         lambda x, p: np.where(x <= -3, 0.0, np.where(x >= 3, x, x * (x + 3) / 6)),
-        lambda x, p: _nan_from(np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)), x),
+        lambda x, p: _nan_from(np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)), x),
     ),
     "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: _sigmoid(-x)),
 }

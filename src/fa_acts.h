@@ -243,9 +243,9 @@ FA_BWD_NATIVE(hardtanh, (s > (T)p.a && s < (T)p.b) ? (T)1
 FA_FWD_NATIVE(hardsigmoid, x <= (T)-3 ? (T)0 : (x >= (T)3 ? (T)1 : (x + (T)3) * (T)(1.0 / 6.0)))
 FA_BWD_NATIVE(hardsigmoid, (s > (T)-3 && s < (T)3) ? (T)(1.0 / 6.0) : ((s <= (T)-3 || s >= (T)3) ? (T)0 : s))
 
-/* hardswish: x * hardsigmoid(x); backward from the input, PyTorch's branches:
- * x < -3: 0;  -3 <= x <= 3: x/3 + 1/2;  x > 3: 1 */
+/* hardswish: x * hardsigmoid(x); backward from the input, PyTorch's branches (2.x, those
+ * of the forward): x <= -3: 0;  -3 < x < 3: x/3 + 1/2;  x >= 3: 1 */
 FA_FWD_NATIVE(hardswish, x <= (T)-3 ? (T)0 : (x >= (T)3 ? x : x * (x + (T)3) * (T)(1.0 / 6.0)))
-FA_BWD_NATIVE(hardswish, s < (T)-3 ? (T)0 : (s <= (T)3 ? s * (T)(1.0 / 3.0) + (T)0.5 : (s > (T)3 ? (T)1 : s)))
+FA_BWD_NATIVE(hardswish, s <= (T)-3 ? (T)0 : (s < (T)3 ? s * (T)(1.0 / 3.0) + (T)0.5 : (s >= (T)3 ? (T)1 : s)))
 
 #endif /* FA_ACTS_H */

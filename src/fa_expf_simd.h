@@ -186,15 +186,16 @@ FA_GS_BIAS_F(FA_GS(L_tanh_tab_bias_fwd), FA_GS(tanh_tab_v))
 
 /* elu = x for x > 0, else alpha expm1(x) (alpha = p.a rounded to float, as the portable
  * loop): expm1 = 2^k q + (2^k - 1) from the exp core as in tanh_v, x clamped to -19
- * (expm1 is -1 in float below -17.4), the sign bit set on expm1 so that elu(-0) = -0;
- * NaN kept (x > 0 is false, the core keeps it) */
+ * (expm1 is -1 in float below -17.4), x's sign bit put on expm1 (it is <= 0 wherever it
+ * is used) so that elu(-0) = -0 and elu(+0) = +0; NaN kept (x > 0 is false, the core
+ * keeps it) */
 static inline FA_V FA_GS(elu_v)(FA_V x, FA_V alpha)
 {
     const FA_V sgn = FA_SET1(-0.0f);
     FA_V kf, kfs;
     FA_V q = FA_EXPM1_1(FA_MAX(FA_SET1(-19.0f), x), &kf, &kfs);
     FA_V t = FA_SCALE(FA_SET1(1.0f), kf, kfs);                      /* 2^k */
-    FA_V em1 = FA_OR(FA_FMA(t, q, FA_SUB(t, FA_SET1(1.0f))), sgn);
+    FA_V em1 = FA_OR(FA_FMA(t, q, FA_SUB(t, FA_SET1(1.0f))), FA_AND(x, sgn));
     return FA_SEL_GT(x, FA_SETZERO(), x, FA_MUL(alpha, em1));
 }
 

@@ -132,14 +132,14 @@ static inline __m256 fa_scale_avx2(__m256 v, __m256 kfs)
                                 _mm256_max_##SFX(_mm256_setzero_##SFX(), v));      \
     }
 PW_HELPERS(pw, float, __m256, ps)
-/* hardswish' from the input: 0 below -3, s/3 + 1/2 on [-3, 3] (one FMA, as gcc contracts
- * the portable body), 1 above 3 */
+/* hardswish' from the input: 0 up to -3, s/3 + 1/2 on (-3, 3) (one FMA, as gcc contracts
+ * the portable body), 1 from 3 on */
 static inline __m256 pw_hardswish_d(__m256 s)
 {
     __m256 v = _mm256_fmadd_ps(s, _mm256_set1_ps((float)(1.0 / 3.0)), _mm256_set1_ps(0.5f));
-    __m256 mid = _mm256_and_ps(_mm256_cmp_ps(s, _mm256_set1_ps(-3.0f), _CMP_GE_OQ),
-                               _mm256_cmp_ps(s, _mm256_set1_ps(3.0f), _CMP_LE_OQ));
-    __m256 hi = _mm256_cmp_ps(s, _mm256_set1_ps(3.0f), _CMP_GT_OQ);
+    __m256 mid = _mm256_and_ps(_mm256_cmp_ps(s, _mm256_set1_ps(-3.0f), _CMP_GT_OQ),
+                               _mm256_cmp_ps(s, _mm256_set1_ps(3.0f), _CMP_LT_OQ));
+    __m256 hi = _mm256_cmp_ps(s, _mm256_set1_ps(3.0f), _CMP_GE_OQ);
     return _mm256_or_ps(_mm256_or_ps(_mm256_and_ps(mid, v), _mm256_and_ps(hi, PW_ONE)),
                         pw_nan_of(s));
 }

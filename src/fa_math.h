@@ -92,7 +92,8 @@ FA_INLINE double fa_expm1(double x)
     p = p * x + 0.5;
     double small = x + x * (x * p);
     double big = fa_exp(x) - 1.0;
-    return fabs(x) < 0.34657359027997264 ? small : big;
+    /* expm1 has x's sign: -0 + (+0) rounds to +0, and elu(-0) = alpha expm1(-0) = -0 */
+    return copysign(fabs(x) < 0.34657359027997264 ? small : big, x);
 }
 
 /* log1p(u) for u in [0, 1] (the only use: log1p(exp(-|x|))).

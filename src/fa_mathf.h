@@ -77,7 +77,8 @@ FA_INLINE float fa_expm1f(float x)
     float small = x + x * (x * p);
     float big = fa_expf(x) - 1.0f;
     float ax = x < 0 ? -x : x;
-    return ax < 0.693147f ? small : big;
+    /* expm1 has x's sign: -0 + (+0) rounds to +0, and elu(-0) = alpha expm1(-0) = -0 */
+    return copysignf(ax < 0.693147f ? small : big, x);
 }
 
 /* log1p(u) for u in [0, 1]: 2 atanh(s), s = u / (2 + u) in [0, 1/3], series

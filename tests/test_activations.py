@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import warnings
 from dataclasses import FrozenInstanceError
 
@@ -602,9 +603,9 @@ def test_derivatives_at_kinks_follow_pytorch(dtype):
     np.testing.assert_array_equal(
         fastact.hardsigmoid_backward(a(6, 6, 6, 6, 6), a(-3.5, -3, 0, 3, 3.5)), a(0, 0, 1, 0, 0)
     )
-    # hardswish: x < -3: 0; -3 <= x <= 3: x/3 + 1/2; x > 3: 1
+    # hardswish: x <= -3: 0; -3 < x < 3: x/3 + 1/2; x >= 3: 1 (PyTorch 2.x's)
     x = a(-4.0, -3.0, -1.5, 0.0, 1.5, 3.0, 4.0)
-    want = np.array([0.0, -0.5, 0.0, 0.5, 1.0, 1.5, 1.0])
+    want = np.array([0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0])
     assert_backward_close(
         fastact.hardswish_backward(np.ones_like(x), x), want, np.ones_like(x), dtype
     )
@@ -1826,3 +1827,72 @@ def test_piecewise_linear_same_bits_on_every_path(name, kw, kinks, dtype):
                 np.testing.assert_allclose(d, d0, rtol=0, atol=2 * eps, err_msg=what)
             else:
                 np.testing.assert_array_equal(d.view(np.uint8), d0.view(np.uint8), err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "name, kw", [("elu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("celu", {"alpha": 2.0})]
+)
+def test_elu_family_keeps_the_sign_of_zero_on_every_path(name, kw, dtype):
+    """f(+0) = +0 and f(-0) = -0 (alpha expm1(+-0), as PyTorch): the float32 SIMD elu
+    gave -0 for +0, and every path +0 for -0 (the portable expm1's -0 + 0)."""
+    x = np.zeros(37, dtype)
+    x[1::2] = -0.0
+    f = getattr(fastact, name)
+    paths = [None] if PURE else _paths_of_this_cpu()
+    if not PURE:
+        from fastact import _activations as ext
+
+        cur = ext.get_isa()
+    try:
+        for cap in paths:
+            if cap is not None:
+                ext.set_isa(cap)
+            for n in (37, 16, 5, 1):  # vector bodies and tails
+                y = f(x[:n], **kw)
+                np.testing.assert_array_equal(np.signbit(y), np.signbit(x[:n]), err_msg=str(cap))
+                assert not np.any(y)
+    finally:
+        if not PURE:
+            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
+def test_kink_values_of_hardswish_backward_are_pytorchs():
+    """PyTorch 2.x: hardswish'(-3) = 0 and hardswish'(3) = 1 (the neighbouring branches)."""
+    for dtype in (np.float32, np.float64):
+        k = np.array([-3.0, 3.0], dtype)
+        x = np.concatenate([k, np.nextafter(k, dtype(0))])  # the kinks and just inside
+        got = fastact.hardswish_backward(np.ones_like(x), x)
+        want = x / 3 + 0.5
+        want[:2] = [0.0, 1.0]
+        np.testing.assert_allclose(got, want, rtol=2e-7)
+        np.testing.assert_array_equal(got[:2], [0.0, 1.0])
+        np.testing.assert_array_equal(ref.hardswish_backward(np.ones_like(x), x)[:2], [0.0, 1.0])
+
+
+def test_parameter_checks_found_in_review():
+    """Zero parameters are not cached by value (0.0 == -0.0 as keys); float32-unsafe elu
+    alphas and tiny softplus betas are refused; a huge softplus threshold warns nothing."""
+    import warnings
+
+    x = np.array([-1.0, -5.0])
+    for lo, sign in ((-0.0, True), (0.0, False), (-0.0, True)):
+        assert np.all(np.signbit(fastact.hardtanh(x, lo, 1.0)) == sign)
+        assert np.all(np.signbit(fastact.elu(x, -lo)) == sign)  # -alpha expm1(x) > 0 for x < 0
+    with pytest.raises(
+        ValueError, match=re.escape("elu: alpha must be at most 3.4028235e+38 in magnitude")
+    ):
+        fastact.elu(np.ones(2, np.float32), alpha=1e39)
+    with pytest.raises(ValueError, match=re.escape("softplus: beta must be at least 2**-1022")):
+        fastact.softplus(np.ones(2), beta=1e-320)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            y = fastact.softplus(np.array([1.0]), threshold=1e39)
+    assert y[0] == pytest.approx(np.log1p(np.e))
+    with pytest.raises(
+        ValueError, match=re.escape("differentiate it from the input instead: 1 for x > 0")
+    ):
+        fastact.elu_backward(np.ones(2), np.array([-0.5, 1.0]), alpha=-1.0)
+    with pytest.raises(ValueError, match=re.escape("use fastact.prelu with weight=-0.5")):
+        fastact.leaky_relu_backward(np.ones(2), np.array([-0.5, 1.0]), negative_slope=-0.5)
