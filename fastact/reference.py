@@ -109,9 +109,11 @@ def _softsign(x, p):
 
 # kernel name -> (forward(x, p), derivative(saved, p)); p = (a, b, c, d) of _registry
 
+
 def _nonpos(x):
     """x where x <= 0 (its sign of zero kept: np.minimum(-0.0, 0) is +0.0), else 0"""
     return np.where(x > 0, 0.0, x)
+
 
 _MATH = {
     "identity": (lambda x, p: x.copy(), lambda s, p: np.ones_like(s)),
