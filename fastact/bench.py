@@ -393,6 +393,8 @@ def main(argv=None) -> int:
     )
     a = ap.parse_args(argv)
     sizes = a.sizes or ((10**5,) if a.quick else (10**4, 10**5, 10**6))
+    if a.rounds is not None and a.rounds < 1:
+        ap.error(f"--rounds must be >= 1; got {a.rounds}")
     rounds = a.rounds or (5 if a.quick else 15)
     names = a.only.split(",") if a.only else None
     if names:
@@ -401,7 +403,10 @@ def main(argv=None) -> int:
             ap.error(f"unknown activation(s) {unknown}; choose from {list(NUMPY_EXPRESSIONS)}")
     from ._validate import check_threads
 
-    nt = check_threads(a.threads)
+    try:
+        nt = check_threads(a.threads)
+    except (ValueError, TypeError) as e:
+        ap.error(f"--threads: {e}")
     if a.clock == "thread" and nt != 1:
         ap.error("--clock thread counts only the calling thread: use --threads 1")
     m = machine()

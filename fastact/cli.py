@@ -20,6 +20,17 @@ def main(argv=None) -> int:
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "info":
+        if rest in (["-h"], ["--help"]):
+            print(
+                "usage: fastact info\n\nthe build, the CPU and its SIMD path, the threads and BLAS"
+            )
+            return 0
+        if rest:
+            print(
+                f"usage: fastact info\nfastact info: error: unexpected arguments {rest}",
+                file=sys.stderr,
+            )
+            return 2
         from ._config import show_config
 
         show_config()

@@ -57,6 +57,21 @@ def test_bench_rejects_unknown_names(capsys):
     assert "unknown activation(s) ['nope']" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, msg",
+    [
+        (["--threads", "0"], "fastact bench: error: --threads: n_threads=0 is not allowed"),
+        (["--rounds", "0"], "fastact bench: error: --rounds must be >= 1; got 0"),
+        (["--rounds", "-1"], "fastact bench: error: --rounds must be >= 1; got -1"),
+        (["--nn", "--rounds", "0"], "fastact bench --nn: error: --rounds must be >= 1; got 0"),
+    ],
+)
+def test_bench_argument_errors_are_usage_errors(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        fb.main(argv)
+    assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
 def test_bench_with_torch_has_the_torch_columns():
     pytest.importorskip("torch")
     rows = fb.run((1000,), np.float32, 1, ["tanh"], 1, out=None)

@@ -183,6 +183,15 @@ def test_cli_main_info(capsys):
     _check_info_output(capsys.readouterr().out)
 
 
+def test_cli_info_takes_no_arguments(capsys):
+    from fastact import cli
+
+    assert cli.main(["info", "bogus"]) == 2
+    assert "fastact info: error: unexpected arguments ['bogus']" in capsys.readouterr().err
+    assert cli.main(["info", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: fastact info")
+
+
 def test_fastact_console_script_info():
     pytest.importorskip("fastact.cli")
     exe = shutil.which("fastact")

@@ -405,6 +405,65 @@ def test_verdict_thresholds():
     assert V.learn_class({**base, "accuracy": 0.13, "final_loss": 2.27}) == "stalls"
     assert V.learn_class({**base, "diverged": True}) == "diverges"
     assert V.learn_class({**base, "final_loss": None}) is None
+    # a loss that blows up (finite) diverges too: 10x the larger of initial and chance
+    assert V.learn_class({**base, "final_loss": 6.27e3}) == "diverges"
+    assert V.learn_class({**base, "final_loss": 22.0}) == "learns"
+
+
+def _rec(depth, ratio, variant="plain", **train):
+    r = {
+        "activation": "gelu",
+        "init": "auto",
+        "init_scheme": "he_normal",
+        "variant": variant,
+        "depth": depth,
+        "backprop_grad_ratio": ratio,
+        "weight_grad_ratio": ratio,
+        "label": None,
+        "steps": 10,
+        "optimizer": "adam",
+        "final_loss": None,
+        "diverged": False,
+    }
+    if train:
+        r.update(initial_loss=2.3, chance=0.1, chance_loss=2.3, **train)
+    return r
+
+
+def test_verdict_sentences_found_in_review():
+    # the onset of vanishing: the start of the run of vanishing depths up to the deepest
+    ratios = {2: 0.52, 3: 0.2, 4: 0.05, 5: 2.3e-3, 6: 0.079, 8: 0.13}
+    [line] = V.depth_view([_rec(d, q) for d, q in ratios.items()])
+    assert line.endswith("0.13 at depth 8: holds.")
+    ratios.update({6: 3e-3, 8: 1e-3})
+    [line] = V.depth_view([_rec(d, q) for d, q in ratios.items()])
+    assert "1.0e-3 at depth 8: vanishes from depth 5." in line
+    ratios.update({6: 0.079})
+    [line] = V.depth_view([_rec(d, q) for d, q in ratios.items()])
+    assert line.endswith("at depth 8: vanishes.")
+    # a ratio raised while training gets worse (dropout's scale): said so
+    base = _rec(5, 2.8e-3, accuracy=0.31, final_loss=1.9)
+    drop = _rec(5, 0.19, "dropout", accuracy=0.13, final_loss=2.3)
+    [line] = V.variant_view([base, drop])
+    assert ": rescues the gradient ratio, but training is worse; test accuracy 0.13 against" in line
+    drop.update(accuracy=0.5, final_loss=1.2)
+    [line] = V.variant_view([base, drop])
+    assert ": rescues; test accuracy 0.5 against 0.31 (learns vs learns)." in line
+    # "still" only when the class did not change
+    [line] = V.variant_view([_rec(50, 2e-31), _rec(50, 13.3, "residual")])
+    assert "helps (the gradient now grows)" in line
+    [line] = V.variant_view([_rec(20, 4.86), _rec(20, 45.1, "batchnorm_after")])
+    assert "does not help (the gradient now grows)" in line
+    [line] = V.variant_view([_rec(20, 1e-5), _rec(20, 2e-5, "batchnorm")])
+    assert "does not help (the gradient still vanishes)" in line
+    # a diverged run's accuracy is never the best
+    a = _rec(6, 0.5, accuracy=0.08, final_loss=6.27e3)
+    b = _rec(6, 0.4, "residual", accuracy=0.05, final_loss=2.2)
+    recs = [_rec(2, 0.5, accuracy=0.9, final_loss=0.3), a]
+    recs += [_rec(2, 0.5, "residual", accuracy=0.9, final_loss=0.3), b]
+    [line] = [v for v in V.depth_summary(recs) if v.startswith("Trained")]
+    assert line.startswith("Trained at depth 6: best test accuracy 0.05 (gelu+residual)")
+    assert line.endswith("stalls or diverges: gelu, gelu+residual.")
 
 
 # ---- files and plots ----------------------------------------------------------------------
@@ -569,6 +628,8 @@ def test_bad_npz_archives(tmp_path):
         load_data(str(tmp_path / "cplx.npz"))
     with pytest.raises(ValueError, match=r"X of 'arrays' must be real numbers"):
         from_arrays([["a", "b"]] * 20, np.arange(20) % 2)
+    with pytest.raises(ValueError, match=r"X of 'arrays' must be real numbers"):
+        from_arrays(np.ones((20, 2), complex), np.arange(20) % 2)  # (no ComplexWarning)
 
 
 def test_data_argument_errors(tmp_path):
@@ -617,6 +678,11 @@ def test_digits_without_sklearn(monkeypatch):
         (dict(batch=5000), ValueError, r"batch 5000 is larger than the training set"),
         (dict(steps=-1), ValueError, r"steps must be a non-negative integer \(0 = gradients"),
         (dict(seed=-2), ValueError, r"seed must be a non-negative integer; got -2"),
+        (
+            dict(seed=2**64 - 1),
+            ValueError,
+            r"lab: seed must be below 2\*\*63; got 18446744073709551615",
+        ),
         (dict(lr=0.0), ValueError, r"lr must be > 0.0; got 0.0"),
         (dict(lr=math.nan), ValueError, r"lr must be a finite number"),
         (dict(dropout=1.0), ValueError, r"dropout must be < 1.0; got 1.0"),
@@ -669,6 +735,47 @@ def test_unreachable_scheduler():
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler"):
             lab.run(["relu"], [2], scheduler="tcp://127.0.0.1:1", **TINY)
+
+
+def test_malformed_scheduler_address_fails_at_once():
+    pytest.importorskip("distributed")
+    with pytest.raises(
+        ConnectionError, match=re.escape("lab: 'foo://bar' is not a Dask scheduler address")
+    ):
+        lab.run(["relu"], [2], scheduler="foo://bar", **TINY)
+
+
+def test_cli_bad_out_directory_fails_before_the_sweep(tmp_path, capsys, monkeypatch):
+    from fastact.cli import main
+    from fastact.lab import sweep
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    ran = []
+    monkeypatch.setattr(sweep, "run", lambda *a, **k: ran.append(1))
+    base = ["lab", "--activations", "relu", "--depths", "2", "--steps", "0", "--no-timing"]
+    for out, why in ((afile, "File exists"), (afile / "sub", "Not a directory")):
+        assert main(base + ["--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"fastact lab: error: --out {str(out)!r}: {why}" in err
+    assert not ran
+
+
+def test_cli_prints_the_report_before_a_failed_write(tmp_path, capsys, monkeypatch):
+    from fastact.cli import main
+    from fastact.lab.result import LabResult
+
+    def fail(self, path, plots=True):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(LabResult, "save", fail)
+    argv = ["lab", "--activations", "relu", "--depths", "2", "--width", "8", "--steps", "0"]
+    rc = main(argv + ["--no-timing", "--quiet", "--out", str(tmp_path)])
+    cap = capsys.readouterr()
+    assert rc == 2 and "Verdicts" in cap.out
+    assert f"fastact lab: error: writing to {str(tmp_path)!r}: [Errno 13] Permission denied" in (
+        cap.err
+    )
 
 
 def test_jobs_minus_one_means_every_core():

@@ -554,10 +554,10 @@ def test_mlp_dtype_that_is_not_a_dtype(cls, bad):
         cls([4, 5, 3], dtype=bad)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "0", None, np.float64(1.0)])
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "0", None, np.float64(1.0), 2**63])
 def test_mlp_bad_seed(cls, bad):
     with pytest.raises(
-        ValueError, match=esc(f"MLP: seed must be a non-negative integer; got {bad!r}.")
+        ValueError, match=esc(f"MLP: seed must be an integer in [0, 2**63); got {bad!r}.")
     ):
         cls([4, 5, 3], seed=bad)
 

@@ -93,10 +93,22 @@ def _float(s):
         raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
 
 
+def _error(msg) -> int:
+    print(f"fastact lab: error: {msg[5:] if msg.startswith('lab: ') else msg}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from .sweep import run
 
+    if args.out:  # before the sweep: a bad directory must not cost the run
+        try:
+            os.makedirs(args.out, exist_ok=True)
+            if not os.access(args.out, os.W_OK | os.X_OK):
+                raise PermissionError(f"{args.out!r} is not writable")
+        except OSError as e:
+            return _error(f"--out {args.out!r}: {e.strerror or e}")
     try:
         res = run(
             args.activations,
@@ -119,21 +131,23 @@ def main(argv=None) -> int:
             progress=False if args.quiet else "auto",
         )
     except (ValueError, TypeError, ImportError, OSError, ConnectionError) as e:
-        msg = str(e)
-        print(f"fastact lab: error: {msg[5:] if msg.startswith('lab: ') else msg}", file=sys.stderr)
-        return 2
-    written = []
-    if args.out:
-        written = res.save(args.out, plots=False)
-        try:
-            written += res.plot(args.out)
-        except ImportError as e:
-            print(f"note: {e}", file=sys.stderr)
+        return _error(str(e))
     try:
-        print(res.report())
-        if written:
-            print("wrote " + ", ".join(written))
+        print(res.report())  # first: a failure to write the files loses no result
         sys.stdout.flush()
     except BrokenPipeError:  # `fastact lab | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if args.out:
+        try:
+            written = res.save(args.out, plots=False)
+            try:
+                written += res.plot(args.out)
+            except ImportError as e:
+                print(f"note: {e}", file=sys.stderr)
+        except OSError as e:
+            return _error(f"writing to {args.out!r}: {e}")
+        try:
+            print("wrote " + ", ".join(written))
+        except BrokenPipeError:
+            pass
     return 0

@@ -266,11 +266,13 @@ def check_positive_ints(value, what: str, *, zero_ok=False) -> list:
     return [int(v) for v in value]
 
 
-def check_int(v, what: str, *, zero_ok=False, hint="") -> int:
+def check_int(v, what: str, *, zero_ok=False, hint="", high=None) -> int:
     low = 0 if zero_ok else 1
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
         kind = "a non-negative" if zero_ok else "a positive"
         raise ValueError(f"lab: {what} must be {kind} integer{hint}; got {v!r}.")
+    if high is not None and v >= high[0]:
+        raise ValueError(f"lab: {what} must be below {high[1]}; got {v!r}.")
     return int(v)
 
 

@@ -245,6 +245,8 @@ def _read_csv(path):
 def from_arrays(X, y, *, name="arrays") -> Data:
     """Check (X, y), map the labels to 0..n_classes-1, split and standardise."""
     try:
+        if np.iscomplexobj(X):  # (np.asarray would drop the imaginary part, warning)
+            raise TypeError
         X = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"lab: X of {name!r} must be real numbers (rows x features).") from None

@@ -145,7 +145,12 @@ def plot_all(result, out_dir) -> list:
         for row in axes:
             row[0].set_ylabel("training loss")
         flat[0].legend(fontsize=6, loc="best")
-        fig.suptitle(f"{title}: training loss (dotted: guessing the class frequencies)")
+        # (the title wraps in a one-panel figure: 4.8 in cut it off on both sides)
+        sep = "\n" if ncol == 1 else " "
+        fig.suptitle(
+            f"{title}: training loss{sep}(dotted: guessing the class frequencies)",
+            fontsize=10 if ncol == 1 else 12,
+        )
         fig.tight_layout()
         paths.append(_save(fig, plt, out_dir, "training.png"))
     return paths

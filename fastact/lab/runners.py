@@ -128,6 +128,19 @@ def run_dask(configs, data, scheduler, *, timing=True, progress=None):
             "'fastact[dask]' (or pip install 'dask[distributed]')."
         ) from None
     own = not isinstance(scheduler, Client)
+    if own and isinstance(scheduler, str):
+        # a malformed address: refused before a Client is made (a half-made one waits
+        # 60 s in its finaliser before the process can exit)
+        from distributed.comm import parse_address
+        from distributed.comm.registry import get_backend
+
+        try:
+            get_backend(parse_address(scheduler)[0])
+        except (ValueError, TypeError) as e:
+            raise ConnectionError(
+                f"lab: {scheduler!r} is not a Dask scheduler address ({e}); give "
+                "'tcp://host:port' (or 'host:port')."
+            ) from None
     try:
         client = Client(scheduler, set_as_default=False) if own else scheduler
     except (OSError, TimeoutError, ValueError) as e:

@@ -149,7 +149,7 @@ def run(
         check_int(batch, "batch")
     if steps is not None:
         check_int(steps, "steps", zero_ok=True, hint=" (0 = gradients at initialisation only)")
-    check_int(seed, "seed", zero_ok=True)
+    check_int(seed, "seed", zero_ok=True, high=(2**63, "2**63"))
     if lr is not None:
         check_real(lr, "lr")
     if optimizer is not None:

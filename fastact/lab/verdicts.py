@@ -14,13 +14,19 @@ the numbers and the sentence changes.  The thresholds:
         distance down by >= 1 decade                  "helps"
         distance up by >= 1 decade                    "makes it worse"
         otherwise                                     "does not help"
+      and, when both were trained and the remedy "rescues" or "helps" the ratio but trains
+      worse (a lower training class, or test accuracy 0.03 or more below the baseline's),
+      the sentence says so: "rescues the gradient ratio, but training is worse" (a ratio
+      can rise for reasons that do not help learning: dropout's 1/(1 - p) scale on the
+      units it keeps raises it while the network learns less)
     training (test accuracy a; chance c = the majority class's share; chance loss H = the
     cross-entropy of predicting the class frequencies, which a network reaches without
-    using its inputs; final loss on the training set):
-        non-finite loss                               "diverges"
+    using its inputs; initial and final loss on the training set):
+        non-finite loss, or final loss > 10 max(initial loss, H)   "diverges"
         a >= c + 0.1                                  "learns"
         a >= c + 0.03 or final loss <= 0.95 H         "learns slowly"
         otherwise                                     "stalls"
+    (a diverged run's test accuracy is not a result: it is never named the best)
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from .result import fmt
 
 VANISH, SHRINK, GROW, EXPLODE = 1e-2, 1e-1, 1e1, 1e2
 LEARN_MARGIN, SLOW_MARGIN, SLOW_LOSS = 0.1, 0.03, 0.95
+DIVERGE_LOSS = 10.0
+_LEARN_RANK = {"diverges": 0, "stalls": 1, "learns slowly": 2, "learns": 3}
 
 
 def ratio_class(r) -> str:
@@ -71,6 +79,9 @@ def learn_class(rec) -> str | None:
         return None
     if rec.get("diverged") or not math.isfinite(rec["final_loss"]):
         return "diverges"
+    top = max(rec.get("initial_loss") or 0.0, rec.get("chance_loss") or 0.0)
+    if top > 0 and rec["final_loss"] > DIVERGE_LOSS * top:
+        return "diverges"
     if rec["accuracy"] >= rec["chance"] + LEARN_MARGIN:
         return "learns"
     if (
@@ -79,6 +90,19 @@ def learn_class(rec) -> str | None:
     ):
         return "learns slowly"
     return "stalls"
+
+
+def _trains_worse(r, base) -> bool:
+    c, cb = learn_class(r), learn_class(base)
+    if c is None or cb is None:
+        return False
+    return _LEARN_RANK[c] < _LEARN_RANK[cb] or r["accuracy"] <= base["accuracy"] - SLOW_MARGIN
+
+
+def _best_trained(rs):
+    """the record with the best test accuracy among those trained without diverging"""
+    ok = [r for r in rs if learn_class(r) not in (None, "diverges")]
+    return max(ok, key=lambda r: r["accuracy"]) if ok else None
 
 
 def _init_name(r) -> str:
@@ -121,13 +145,15 @@ def depth_view(records) -> list:
             f"{first['depth']}, {fmt(last['backprop_grad_ratio'])} at depth {last['depth']}: "
             f"{ratio_class(last['backprop_grad_ratio'])}"
         )
-        onset = next(
-            (r["depth"] for r in rs if ratio_class(r["backprop_grad_ratio"]) == "vanishes"), None
-        )
+        # "vanishes from depth d": d starts the run of vanishing depths that ends at the
+        # deepest (a vanishing depth followed by one that does not is no onset)
+        onset = None
+        for r in reversed(rs):
+            if ratio_class(r["backprop_grad_ratio"]) != "vanishes":
+                break
+            onset = r["depth"]
         if onset is not None and onset != last["depth"]:
             s += f" from depth {onset}"
-        elif ratio_class(last["backprop_grad_ratio"]) in ("grows", "explodes"):
-            pass
         w = last["weight_grad_ratio"]
         if ratio_class(w) == "holds" and ratio_class(last["backprop_grad_ratio"]) != "holds":
             s += (
@@ -190,10 +216,14 @@ def depth_summary(records) -> list:
     out.append(s + ".")
     trained = [r for r in at if learn_class(r) is not None]
     if trained:
-        best = max(trained, key=lambda r: r["accuracy"])
+        best = _best_trained(trained)
         stall = [r for r in trained if learn_class(r) in ("stalls", "diverges")]
-        s = f"Trained at depth {deepest}: best test accuracy {fmt(best['accuracy'])} ({row(best)})"
-        if stall:
+        s = f"Trained at depth {deepest}: " + (
+            f"best test accuracy {fmt(best['accuracy'])} ({row(best)})"
+            if best is not None
+            else "every run diverges"
+        )
+        if stall and best is not None:
             s += "; stalls or diverges: " + ", ".join(map(row, stall))
         out.append(s + ".")
     return out
@@ -223,8 +253,10 @@ def init_view(records) -> list:
             s += f"; closest to 1: {_init_name(best)}"
         trained = [r for r in rs if learn_class(r) is not None]
         if trained:
-            b = max(trained, key=lambda r: r["accuracy"])
-            if learn_class(b) in ("stalls", "diverges"):
+            b = _best_trained(trained)
+            if b is None:
+                s += "; trained, every init diverges"
+            elif learn_class(b) == "stalls":
                 s += (
                     f"; trained, none learns (best test accuracy {fmt(b['accuracy'])}, chance "
                     f"{fmt(b['chance'])})"
@@ -256,9 +288,14 @@ def variant_view(records) -> list:
 
 def _remedy_line(r, base, head, base_name="the baseline") -> str:
     rr, rb = r["backprop_grad_ratio"], base["backprop_grad_ratio"]
-    s = f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for {base_name}: {remedy_class(rr, rb)}"
-    if remedy_class(rr, rb) in ("helps", "does not help") and ratio_class(rr) != "holds":
-        s += f" (the gradient still {ratio_class(rr)})"
+    g = remedy_class(rr, rb)
+    worse = g in ("rescues", "helps") and _trains_worse(r, base)
+    s = f"{head}: |dz1|/|dzL| {fmt(rr)} against {fmt(rb)} for {base_name}: " + (
+        f"{g} the gradient ratio, but training is worse" if worse else g
+    )
+    if g in ("helps", "does not help") and ratio_class(rr) != "holds":
+        still = "still" if ratio_class(rr) == ratio_class(rb) else "now"
+        s += f" (the gradient {still} {ratio_class(rr)})"
     c, cb = learn_class(r), learn_class(base)
     if c is not None and cb is not None:
         s += f"; test accuracy {fmt(r['accuracy'])} against {fmt(base['accuracy'])} ({c} vs {cb})"

@@ -192,6 +192,8 @@ def main(argv=None) -> int:
         ap.error("--width and --threads must be >= 1, --batch >= 2")
     if a.clock == "thread" and a.threads != 1:
         ap.error("--clock thread counts only the calling thread: use --threads 1")
+    if a.rounds is not None and a.rounds < 1:
+        ap.error(f"--rounds must be >= 1; got {a.rounds}")
     rounds = a.rounds or (3 if a.quick else 7)
     torch = not a.no_torch
     if torch:

@@ -203,7 +203,7 @@ class Sequential:
             or not isinstance(seed, numbers.Integral)
             or not 0 <= seed < 2**63
         ):
-            raise ValueError(f"{where}: seed must be a non-negative integer; got {seed!r}.")
+            raise ValueError(f"{where}: seed must be an integer in [0, 2**63); got {seed!r}.")
         b = Builder()
         h = b.tensor(n_in)
         ctx = {"init": init}
