@@ -534,7 +534,7 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def intercepts_(self):
-        """The bias vector of each layer: views into the network (writable as coefs_)."""
+        """The bias vector of each layer: views into the network (writable as ``coefs_``)."""
         if "_net" not in self.__dict__:
             raise AttributeError("intercepts_: the estimator is not fitted yet.")
         return _ParamList("intercepts_", [b for _, b in self._net.params])
@@ -801,7 +801,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The weight matrix of each layer: views into the network, in its dtype.  Writing
         into one, ``coefs_[i] = W`` or ``coefs_ = [...]`` sets the weights (same shapes).
     intercepts_ : list of ndarray
-        The bias vector of each layer: views into the network (settable as coefs_).
+        The bias vector of each layer: views into the network (settable as ``coefs_``).
     n_features_in_ : int
         The number of features seen in fit.
     feature_names_in_ : ndarray of str
@@ -1182,7 +1182,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         The weight matrix of each layer: views into the network, in its dtype.  Writing
         into one, ``coefs_[i] = W`` or ``coefs_ = [...]`` sets the weights (same shapes).
     intercepts_ : list of ndarray
-        The bias vector of each layer: views into the network (settable as coefs_).
+        The bias vector of each layer: views into the network (settable as ``coefs_``).
     n_features_in_ : int
         The number of features seen in fit.
     feature_names_in_ : ndarray of str
