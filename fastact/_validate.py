@@ -232,11 +232,18 @@ def _memo(f):
     floats = {}  # exact-float arguments: keyed by the values alone (cheapest lookup)
 
     def wrapper(*args):
-        # a zero argument: uncached (0.0 == -0.0 as keys, but their results differ:
-        # hardtanh(x, -0.0, 1) clamps to -0.0)
+        # a zero argument: its sign in the key (0.0 == -0.0 as keys, but their results
+        # differ: hardtanh(x, -0.0, 1) clamps to -0.0)
         for a in args:
             if isinstance(a, _NUMS) and a == 0:
-                return f(*args)
+                key = tuple(map(type, args)) + args
+                key += tuple(math.copysign(1.0, b) if isinstance(b, _NUMS) else 0.0 for b in args)
+                r = cache.get(key)
+                if r is None:
+                    r = f(*args)
+                    if len(cache) < 1024:
+                        cache[key] = r
+                return r
         # plain floats (and strings), the common case: no key to build (1, 1.0 and True
         # would collide as values, so only exact floats and strings come here)
         if type(args[0]) in _PLAIN and (len(args) == 1 or type(args[1]) in _PLAIN):

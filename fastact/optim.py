@@ -85,12 +85,21 @@ def _clip(value, name, cls, obj):
     return value, _max_norm(value, cls)
 
 
+_TINY = {np.dtype(np.float32): 2.0**-126, np.dtype(np.float64): 2.0**-1022}
+
+
 def _eps(value, name, cls, obj):
-    v = _number(value, name, cls)
-    if v == 0.0:
+    """eps > 0 and a normal number in the dtype the update runs in (the network's, once
+    bound; else double): with eps 0, or one that rounds or flushes to 0, a parameter
+    whose gradient is exactly 0 gets 0/0 = NaN"""
+    v = _number(value, name, cls, low=0.0, low_open=True)
+    dt = obj.__dict__.get("_dtype")
+    tiny = _TINY.get(dt, 2.0**-1022)
+    if v < tiny:
         raise ValueError(
-            f"{cls}: eps must be > 0 (with eps = 0 a parameter whose gradient is exactly 0 "
-            "gets 0/0 = NaN); got 0.0."
+            f"{cls}: eps must be at least {tiny!r} (the smallest normal "
+            f"{dt or np.dtype(np.float64)}: a smaller one rounds or flushes to 0, and a "
+            f"parameter whose gradient is exactly 0 gets 0/0 = NaN); got {v!r}."
         )
     return v, v
 
@@ -180,9 +189,10 @@ class Optimizer:
         d["_owner"] = None
         return d
 
-    def _bind(self, theta: np.ndarray) -> None:
+    def _bind(self, theta: np.ndarray, layout=None) -> None:
         """Allocate the state for the network whose flat parameters are theta (first use),
-        adopt a copied optimizer's state (same layout), or check that it is that network."""
+        adopt a copied optimizer's state (the same layout: the parameters' names, offsets
+        and shapes, when the network gives it), or check that it is that network."""
         if self.kind not in ("sgd", "adam", "adamw"):
             raise TypeError(
                 f"{type(self).__name__} is not one of fastact's optimizers (SGD, Adam, "
@@ -192,13 +202,23 @@ class Optimizer:
         if owner is not None and owner() is theta:
             return
         if owner is None:
+            if "eps" in self.__dict__ and self.eps < _TINY[theta.dtype]:
+                cls = type(self).__name__
+                raise ValueError(
+                    f"{cls}: eps must be at least {_TINY[theta.dtype]!r} for a "
+                    f"{theta.dtype} network (a smaller one rounds or flushes to 0, and a "
+                    f"parameter whose gradient is exactly 0 gets 0/0 = NaN); got {self.eps!r}."
+                )
             if self.state:  # a copy's state, carried over
-                if any(s.shape != theta.shape or s.dtype != theta.dtype for s in self.state):
+                mine = self.__dict__.get("_layout")
+                if any(s.shape != theta.shape or s.dtype != theta.dtype for s in self.state) or (
+                    layout is not None and mine is not None and layout != mine
+                ):
                     raise ValueError(
                         f"this {type(self).__name__} (a copy) holds the state of a network "
-                        f"whose flat parameter array has {self.state[0].size} "
-                        f"{self.state[0].dtype}; this network's has {theta.size} "
-                        f"{theta.dtype}: create a new optimizer."
+                        f"with another parameter layout ({self.state[0].size} "
+                        f"{self.state[0].dtype} in its flat array; this network's has "
+                        f"{theta.size} {theta.dtype}): create a new optimizer."
                     )
                 state = [aligned_zeros(theta.shape, theta.dtype) for _ in self.state]
                 for a, b in zip(state, self.state):
@@ -207,6 +227,8 @@ class Optimizer:
             else:
                 self.state = [aligned_zeros(theta.shape, theta.dtype) for _ in range(self.n_state)]
             self._owner = weakref.ref(theta)
+            self._layout = layout
+            self._dtype = theta.dtype
         elif owner() is None:
             raise ValueError(
                 f"this {type(self).__name__} holds the state of a network that no longer "

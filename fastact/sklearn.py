@@ -561,12 +561,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(
                 f"{name} must be a list of {len(views)} arrays (one per layer); got {len(value)}."
             )
-        arrays = [np.asarray(v) for v in value]
-        for i, (a, w) in enumerate(zip(arrays, views)):  # every shape first: all or nothing
-            if a.shape != w.shape:
-                raise ValueError(
-                    f"{name}[{i}] must have shape {w.shape} (the layer's); got {a.shape}."
-                )
+        arrays = []
+        for i, (v, w) in enumerate(zip(value, views)):  # every check first: all or nothing
+            a = _as_layer_array(name, i, v, w)
+            arrays.append(a)
         for w, a in zip(views, arrays):
             w[...] = a
 
@@ -574,6 +572,17 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _as_layer_array(name, i, value, view):
+    """value as an array of the layer's shape and dtype (converted before anything is
+    written), or the error"""
+    a = np.asarray(value)
+    if a.shape != view.shape:
+        raise ValueError(f"{name}[{i}] must have shape {view.shape} (the layer's); got {a.shape}.")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}[{i}] must hold real numbers; got dtype {a.dtype}.")
+    return a.astype(view.dtype, copy=False)
 
 
 class _ParamList(list):
@@ -591,12 +600,7 @@ class _ParamList(list):
                 f"the whole list ({self._name} = [...])."
             )
         view = list.__getitem__(self, i)
-        arr = np.asarray(value)
-        if arr.shape != view.shape:
-            raise ValueError(
-                f"{self._name}[{i}] must have shape {view.shape} (the layer's); got {arr.shape}."
-            )
-        view[...] = arr
+        view[...] = _as_layer_array(self._name, i, value, view)
 
 
 class _NativeEpochs:

@@ -1429,3 +1429,96 @@ def test_prelu_backward_register_sums_equal_the_plain_loop(n, bias, per_unit):
     da = np.where(neg, g.astype(np.float64) * u, 0.0).sum(0)
     want_da = da if per_unit else np.concatenate([[da.sum()], got[2][1:]])
     np.testing.assert_allclose(got[2], want_da, rtol=1e-12, atol=1e-12)
+
+
+# ---- stacks found in review: activations in a row, an activation first, reprs ----------
+
+STACKS = {
+    "relu-sigmoid": lambda: [Dense(5, "relu"), ActivationLayer("sigmoid"), Dense(3)],
+    "sigmoid-sigmoid": lambda: [Dense(5, "sigmoid"), ActivationLayer("sigmoid"), Dense(3)],
+    "bn-tanh-sigmoid": lambda: [Dense(5), BatchNorm("tanh"), ActivationLayer("sigmoid"), Dense(3)],
+    "bn-sigmoid-tanh": lambda: [BatchNorm("sigmoid"), ActivationLayer("tanh"), Dense(3)],
+    "branch-tanh-sigmoid": lambda: [
+        Dense(5, "relu"),
+        Residual([Dense(5, "tanh"), ActivationLayer("sigmoid")]),
+        Dense(3),
+    ],
+    "act-first": lambda: [ActivationLayer("tanh"), Dense(3)],
+    "identity-first": lambda: [ActivationLayer(None), Dense(5, "elu"), Dense(3)],
+    "act-after-act-layer": lambda: [
+        Dense(5),
+        ActivationLayer("relu"),
+        ActivationLayer("tanh"),
+        Dense(3),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(STACKS))
+def test_activation_stacks_match_the_twin_and_finite_differences(name):
+    """An output-saving activation wrote its output over its input, which the activation
+    (or BatchNorm) before it reads in its backward, or over the network's input itself
+    (heap corruption when the first layer was one)."""
+    rng = np.random.default_rng(0)
+    for rows in (9, 100, 2000):
+        X = rng.standard_normal((rows, 4))
+        net = fastact.Sequential(STACKS[name](), n_in=4, dtype=np.float64, seed=1)
+        twin = ref.Sequential(STACKS[name](), n_in=4, dtype=np.float64, seed=1)
+        X0 = X.copy()
+        assert _rel(net.forward(X), twin.forward(X)) < 1e-13
+        assert np.array_equal(X, X0)  # the input is never written
+    X, y = X[:9], np.arange(9) % 3
+    assert net.compute_gradients(X, y) == pytest.approx(twin.compute_gradients(X, y), rel=1e-13)
+    assert _rel(net.grad_flat, twin.grad_flat) < 1e-12
+    base = net.theta.copy()
+    grad = net.grad_flat.copy()
+    h, fd = 1e-6, np.zeros_like(grad)
+    for i in range(base.size):
+        net.theta[...] = base
+        net.theta[i] += h
+        up = net.compute_gradients(X, y)
+        net.theta[i] -= 2 * h
+        fd[i] = (up - net.compute_gradients(X, y)) / (2 * h)
+    net.theta[...] = base
+    assert np.max(np.abs(grad - fd)) / np.max(np.abs(fd)) < 1e-6
+
+
+def test_an_activation_after_a_residual_is_not_credited_to_its_branch():
+    X, y = _data(n_in=4, rows=8, classes=3)
+    net = fastact.Sequential(
+        [Dense(4, "relu"), Residual([Dense(4)]), ActivationLayer("tanh"), Dense(3)],
+        n_in=4,
+        dtype=np.float64,
+        diagnostics=True,
+    )
+    net.compute_gradients(X, y)
+    d = net.diagnostics()
+    sd = net.state_dict()
+    h = np.maximum(X @ sd["0.W"] + sd["0.b"], 0)
+    z = h @ sd["1.0.W"] + sd["1.0.b"]
+    assert [r["activation"] for r in d] == ["relu", "identity", "identity"]
+    assert d[1]["act_mean"] == pytest.approx(z.mean(), rel=1e-12)
+
+
+def test_mlp_layers_config_and_repr_rebuild_the_same_network():
+    m = fastact.MLP([4, 6, 3], "relu", batchnorm="before", seed=0, dtype=np.float64)
+    s = fastact.Sequential(m.layers, 4, seed=0, dtype=np.float64)
+    again = fastact.Sequential._from_config(s.config())
+    assert np.array_equal(again.theta, m.theta) and np.array_equal(s.theta, m.theta)
+    assert m.layers[0] == Dense(6, init_activation="relu")
+    plain = fastact.Sequential([Dense(6), BatchNorm("relu"), Dense(3)], 4, seed=0, dtype=np.float64)
+    assert m.layers[0] != plain.layers[0]  # the gain the init uses is part of the layer
+    layers = [
+        Dense(5, "relu"),
+        Dense(64, ("leaky_relu", {"negative_slope": 0.2}), init="he_normal"),
+        BatchNorm("tanh", momentum=0.2),
+        ActivationLayer(("prelu", {"per_unit": True})),
+        Residual([Dense(4, "relu"), Residual([Dense(4)]), Dropout(0.1)]),
+        *m.layers,
+    ]
+    ns = {"Dense": Dense, "BatchNorm": BatchNorm, "Dropout": Dropout, "Residual": Residual}
+    ns["ActivationLayer"] = ActivationLayer
+    for layer in layers:
+        assert eval(repr(layer), ns) == layer, repr(layer)
+    with pytest.raises(ValueError, match=esc("Dense (init_activation)")):
+        Dense(3, init_activation="nope")

@@ -86,7 +86,7 @@ def test_not_a_finite_real(make, cls, name, bad):
         (lambda: SGD(0.1, momentum=-0.5), "SGD: momentum must be >= 0.0; got -0.5."),
         (lambda: SGD(0.1, weight_decay=-1e-4), "SGD: weight_decay must be >= 0.0; got -0.0001."),
         (lambda: Adam(lr=-1e-3), "Adam: lr must be >= 0.0; got -0.001."),
-        (lambda: Adam(eps=-1e-8), "Adam: eps must be >= 0.0; got -1e-08."),
+        (lambda: Adam(eps=-1e-8), "Adam: eps must be > 0.0; got -1e-08."),
         (lambda: Adam(weight_decay=-1), "Adam: weight_decay must be >= 0.0; got -1.0."),
         (lambda: Adam(betas=(-0.1, 0.9)), "Adam: betas[0] must be >= 0.0; got -0.1."),
         (lambda: Adam(betas=(0.9, -0.1)), "Adam: betas[1] must be >= 0.0; got -0.1."),
@@ -287,8 +287,8 @@ def test_a_copied_optimizer_resumes_with_a_copied_network(cls, make):
     with pytest.raises(
         ValueError,
         match=esc(
-            f"this {type(o).__name__} (a copy) holds the state of a network whose flat "
-            f"parameter array has {a.theta.size} float64; this network's has "
+            f"this {type(o).__name__} (a copy) holds the state of a network with another "
+            f"parameter layout ({a.theta.size} float64 in its flat array; this network's has "
         ),
     ):
         cls([5, 9, 3], "tanh", dtype=np.float64, seed=0).train_step(X, y, o)
@@ -318,15 +318,44 @@ def test_the_base_class_and_unknown_kinds_are_refused():
     np.testing.assert_array_equal(net.theta, theta)
 
 
-def test_adam_eps_must_be_positive():
+def test_adam_eps_must_be_a_normal_number_of_the_networks_dtype():
+    with pytest.raises(ValueError, match=esc("Adam: eps must be > 0.0; got -1.0.")):
+        Adam(eps=-1.0)
     for make in (lambda: Adam(eps=0.0), lambda: AdamW(eps=0)):
-        with pytest.raises(
-            ValueError, match=esc("eps must be > 0 (with eps = 0 a parameter whose gradient")
-        ):
+        with pytest.raises(ValueError, match=esc("eps must be > 0.0; got 0.0.")):
             make()
+    with pytest.raises(
+        ValueError, match=esc("Adam: eps must be at least 2.2250738585072014e-308 (the smallest")
+    ):
+        Adam(eps=1e-320)  # subnormal: flushed to 0 in the update
+    X, y = data()
+    net = fastact.MLP(SIZES, "tanh", dtype=np.float32, seed=0)
+    opt = Adam(eps=1e-40)  # a double, but 0 or subnormal in float32
+    with pytest.raises(
+        ValueError, match=esc("Adam: eps must be at least 1.1754943508222875e-38 for a float32")
+    ):
+        net.train_step(X.astype(np.float32), y, opt)
+    assert opt.t == 0 and not opt.state
     opt = Adam()
-    with pytest.raises(ValueError, match=esc("Adam: eps must be > 0")):
-        opt.eps = 0.0
+    net.train_step(X.astype(np.float32), y, opt)
+    with pytest.raises(ValueError, match=esc("Adam: eps must be at least 1.1754943508222875e-38")):
+        opt.eps = 1e-40  # bound to a float32 network: its dtype decides
+
+
+def test_a_copied_optimizer_needs_the_same_layout():
+    import copy
+
+    X, y = data(rows=16)
+    X4 = X[:, :4]
+    a = fastact.MLP([4, 4, 3], "tanh", dtype=np.float64, seed=0)
+    b = fastact.MLP([4, 1, 4, 3], "tanh", dtype=np.float64, seed=0)
+    assert a.theta.shape == b.theta.shape  # the same flat size: only the layout tells
+    opt = Adam(1e-2)
+    a.train_step(X4, y, opt)
+    with pytest.raises(ValueError, match=esc("(a copy) holds the state of a network with another")):
+        b.train_step(X4, y, copy.deepcopy(opt))
+    c = copy.deepcopy(a)
+    c.train_step(X4, y, copy.deepcopy(opt))  # the same layout: adopted
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -721,7 +750,7 @@ def test_sgd_assignment_is_validated(attr, bad, msg):
         ("lr", "x", "Adam: lr must be a finite real number; got 'x'."),
         ("betas", (0.9, 1.0), "Adam: betas[1] must be < 1.0; got 1.0."),
         ("betas", 0.9, "Adam: betas must be a pair (beta1, beta2); got 0.9."),
-        ("eps", -1e-8, "Adam: eps must be >= 0.0; got -1e-08."),
+        ("eps", -1e-8, "Adam: eps must be > 0.0; got -1e-08."),
     ],
 )
 def test_adam_assignment_is_validated(attr, bad, msg):

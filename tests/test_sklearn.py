@@ -890,6 +890,10 @@ def test_coefs_and_intercepts_are_settable_as_in_scikit_learn():
         b.coefs_ = a.coefs_[:1]
     with pytest.raises(TypeError, match="coefs_ must be a list of 2 arrays; got float"):
         b.coefs_ = 1.0
+    W0 = b.coefs_[0].copy()
+    with pytest.raises(TypeError, match=r"coefs_\[1\] must hold real numbers; got dtype <U1"):
+        b.coefs_ = [np.zeros_like(W0), np.full(a.coefs_[1].shape, "x")]
+    np.testing.assert_array_equal(b.coefs_[0], W0)  # nothing written
     with pytest.raises(TypeError, match=r"coefs_: assign one layer at a time"):
         b.coefs_[0:1] = a.coefs_[:1]
     with pytest.raises(AttributeError, match="coefs_: the estimator is not fitted yet; fit"):

@@ -127,8 +127,16 @@ class Layer:
         raise NotImplementedError
 
     def __repr__(self):
+        """The constructor call that makes this layer (activations as a name, or (name,
+        {parameters}))"""
+
+        def arg(k, v):
+            if k in ("activation", "init_activation") and isinstance(v, list):
+                return repr(v[0] if not v[1] else (v[0], v[1]))
+            return repr(v)
+
         cfg = self.config()
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k != "kind")
+        args = ", ".join(f"{k}={arg(k, v)}" for k, v in cfg.items() if k != "kind")
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
@@ -164,7 +172,14 @@ def _emit_activation(b, ctx, x, name, params, kname, p, bias, where_row, act_op,
         )
         return y, i
     saves_in = R.saves(name) == "input" if name != "identity" else False
-    y = b.tensor(n, alias=-1 if saves_in else x)
+    # an output-saving activation writes over its input only where no backward reads
+    # that input: a GEMM's output (or a linear bias pass over one); after another
+    # activation, a BatchNorm, an add or the network's input it gets a tensor of its own
+    producer = next((o for o in reversed(b.ops) if o.out == x), None) if x > 0 else None
+    over = producer is not None and (
+        producer.kind == "gemm" or (producer.kind == "bias_act" and producer.kname == "identity")
+    )
+    y = b.tensor(n, alias=x if over and not saves_in else -1)
     i = b.op(
         "bias_act",
         path=path,
@@ -198,6 +213,9 @@ class Dense(Layer):
         for a learnable slope (one per layer or per unit, starting at 0.25).
     init : str, optional
         The weights' scheme, one of fastact.nn.INITS; None: the network's.
+    init_activation : str, Activation or (str, dict), optional
+        The activation whose gain the init uses, when it is not this layer's: MLP gives a
+        linear Dense followed by BatchNorm(act) the gain of act.  None: this layer's.
 
     Raises
     ------
@@ -214,7 +232,7 @@ class Dense(Layer):
     >>> import fastact
     >>> from fastact.nn import Dense
     >>> Dense(64, ("leaky_relu", {"negative_slope": 0.2}), init="he_normal")
-    Dense(n_out=64, activation=['leaky_relu', {'negative_slope': 0.2}], init='he_normal')
+    Dense(n_out=64, activation=('leaky_relu', {'negative_slope': 0.2}), init='he_normal')
     >>> net = fastact.Sequential([Dense(8, "prelu"), Dense(2)], n_in=3)
     >>> sorted(net.state_dict())
     ['0.W', '0.b', '0.slope', '1.W', '1.b']
@@ -222,7 +240,7 @@ class Dense(Layer):
 
     kind = "dense"
 
-    def __init__(self, n_out, activation=None, *, init=None):
+    def __init__(self, n_out, activation=None, *, init=None, init_activation=None):
         if isinstance(n_out, bool) or not isinstance(n_out, numbers.Integral) or n_out < 1:
             raise ValueError(f"Dense: n_out must be a positive integer; got {n_out!r}.")
         from .init import INITS
@@ -235,6 +253,9 @@ class Dense(Layer):
         )
         self.init = init
         self._init_act = None  # (name, params) whose gain the weights use, if not ours
+        if init_activation is not None:
+            a, prm, _, _ = check_activation(init_activation, "Dense (init_activation)")
+            self._init_act = (a, prm)
 
     def config(self):
         """Return the layer's configuration (what rebuilds it), JSON-able.
@@ -244,12 +265,15 @@ class Dense(Layer):
         dict
             "kind" and the constructor's arguments.
         """
-        return {
+        cfg = {
             "kind": "dense",
             "n_out": self.n_out,
             "activation": _act_config(self.activation, self.params),
             "init": self.init,
         }
+        if self._init_act is not None:
+            cfg["init_activation"] = _act_config(*self._init_act)
+        return cfg
 
     def _build(self, b, x, path, ctx):
         from ._engine_support import blas_dim
@@ -313,7 +337,7 @@ class ActivationLayer(Layer):
     >>> from fastact.nn import ActivationLayer, Dense
     >>> net = fastact.Sequential([Dense(4), ActivationLayer("tanh"), Dense(2)], n_in=3)
     >>> net.layers[1]
-    ActivationLayer(activation=['tanh', {}])
+    ActivationLayer(activation='tanh')
     """
 
     kind = "activation"
@@ -631,6 +655,9 @@ class Residual(Layer):
         """
         return {"kind": "residual", "layers": [l.config() for l in self.layers]}
 
+    def __repr__(self):
+        return f"Residual(layers=[{', '.join(map(repr, self.layers))}])"
+
     def _build(self, b, x, path, ctx):
         h = x
         for i, l in enumerate(self.layers):
@@ -653,15 +680,23 @@ class Residual(Layer):
             else:
                 last["aux"] = h  # over the GEMM's output, as the bias pass wrote it
             last["kind"], last["in2"], last["out"] = "bias_act_add", x, y
+            b.settle_pending()  # (a later activation layer does not claim the branch's pass)
             return y
         b.op("add", path=path, in_=h, in2=x, out=y, k=b.widths[x], n=b.widths[x])
+        b.settle_pending()
         return y
 
 
 def layer_from_config(cfg):
     kind = cfg.get("kind")
     if kind == "dense":
-        return Dense(cfg["n_out"], tuple(cfg["activation"]), init=cfg["init"])
+        ia = cfg.get("init_activation")
+        return Dense(
+            cfg["n_out"],
+            tuple(cfg["activation"]),
+            init=cfg["init"],
+            init_activation=None if ia is None else tuple(ia),
+        )
     if kind == "batchnorm":
         return BatchNorm(tuple(cfg["activation"]), momentum=cfg["momentum"], eps=cfg["eps"])
     if kind == "dropout":

@@ -596,7 +596,7 @@ class Sequential:
         training = self.training
         if training and rows < 2 and self._program.has_batchnorm:
             self._check_batch(rows, "train_step")
-        optimizer._bind(self.theta)
+        optimizer._bind(self.theta, self._program.layout)
         if rows > engine.capacity:
             engine.reserve(rows)
         st = optimizer.state
@@ -1057,9 +1057,7 @@ class MLP(Sequential):
             name, params = acts[i][0], acts[i][1]
             act = (name, params)
             if bns[i] == "before":
-                d = Dense(n, None)
-                d._init_act = act
-                block = [d, BatchNorm(act)]
+                block = [Dense(n, None, init_activation=act), BatchNorm(act)]
             else:
                 block = [Dense(n, act)]
                 if bns[i] == "after":

@@ -201,6 +201,9 @@ class Program:
         self.alias = builder.alias
         self.n_theta = builder.n_theta  # theta's length, the gaps before aligned weights in
         self.n_learned = sum(p.size for p in builder.params)  # the parameters alone
+        # what an optimizer's state is laid out by (a copied optimizer binds to a network
+        # with the same)
+        self.layout = tuple((p.name, p.offset, tuple(p.shape)) for p in builder.params)
         self.n_state = builder.n_state
         self.n_stats = builder.n_stats
         self.diag_rows = builder.diag_rows

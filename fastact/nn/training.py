@@ -129,7 +129,8 @@ def fit(
         self._check_batch(bs, "fit")  # BatchNorm needs batches of 2 rows to train on
     finally:
         self.training = was
-    optimizer._bind(self.theta)  # (raises for another network's optimizer: not kept then)
+    # (raises for another network's optimizer: not kept then)
+    optimizer._bind(self.theta, self._program.layout)
     self.optimizer = optimizer
     self._engine.reserve(bs)
     bar = _Progress(verbose and _isatty(sys.stderr), epochs, -(-rows // bs))
@@ -200,7 +201,7 @@ def _epochs(
     for epoch in range(int(epochs)):
         t0 = time.perf_counter()
         order = self._rng.permutation(rows) if shuffle else None
-        optimizer._bind(self.theta)
+        optimizer._bind(self.theta, self._program.layout)
         st = optimizer.state
         counter = self._counter
         done = self._engine.epoch(
