@@ -6,9 +6,10 @@
     fastact.reference.gelu(x)              # the same in plain NumPy
 
 Environment:
-    FASTACT_PUREPYTHON=1   the whole package runs on fastact.reference (no native code)
-    FASTACT_ISA=baseline   cap the SIMD path: avx512, avx2 or baseline (default: the best
-                           this CPU runs)
+    FASTACT_PUREPYTHON=1   the whole package runs on fastact.reference (no native code);
+                           1/true/yes/on, or 0/false/no/off/empty (the default), any case
+    FASTACT_ISA=baseline   cap the SIMD path: avx512, avx2 or baseline (default, or empty:
+                           auto, the best this CPU runs)
 """
 
 from __future__ import annotations
@@ -17,20 +18,29 @@ import os as _os
 
 __version__ = "0.1.0"
 
-PUREPYTHON = _os.environ.get("FASTACT_PUREPYTHON", "") not in ("", "0")
+_pure = _os.environ.get("FASTACT_PUREPYTHON", "").strip().lower()
+if _pure not in ("", "0", "1", "false", "true", "no", "yes", "off", "on"):
+    raise ValueError(
+        f"FASTACT_PUREPYTHON={_os.environ['FASTACT_PUREPYTHON']!r} is not understood; use 1 "
+        "(or true, yes, on) for the pure-NumPy twin, 0 (or false, no, off, or unset) for the "
+        "native kernels."
+    )
+PUREPYTHON = _pure in ("1", "true", "yes", "on")
+
+_isa = _os.environ.get("FASTACT_ISA", "").strip().lower() or "auto"
+if _isa not in ("auto", "avx512", "avx2", "baseline"):
+    raise ValueError(
+        f"FASTACT_ISA={_isa!r} is not understood; use 'auto' (default), "
+        "'avx512', 'avx2' or 'baseline'."
+    )
 
 if PUREPYTHON:
     from . import reference as _backend
 else:
-    from . import _activations as _ext
-    from . import activations as _backend
+    from . import activations as _backend  # (its import of the extension says how to build it)
 
-    _isa = _os.environ.get("FASTACT_ISA", "auto").lower()
-    if _isa not in ("auto", "avx512", "avx2", "baseline"):
-        raise ValueError(
-            f"FASTACT_ISA={_isa!r} is not understood; use 'auto' (default), 'avx512', 'avx2' "
-            "or 'baseline'."
-        )
+    _ext = _backend._ext
+
     _ext.set_isa("avx512" if _isa == "auto" else _isa)
 
 from . import _validate as _V
@@ -43,6 +53,16 @@ from ._threads import get_num_threads, set_num_threads, threads
 if not PUREPYTHON:
     _V.set_omp_query(_ext.omp_max_threads)
     _ext.set_default_threads(0, _V.usable_cores())
+
+    def _after_fork_in_child():
+        # libgomp's thread pool does not survive fork(): a forked child (multiprocessing's
+        # "fork" start method) that used it would hang at its first parallel call, so the
+        # child runs every call on its own thread
+        _V.forked_child()
+        _ext.set_default_threads(1, 1)
+
+    if hasattr(_os, "register_at_fork"):
+        _os.register_at_fork(after_in_child=_after_fork_in_child)
 
 ACTIVATIONS = _build(_backend)
 
@@ -89,6 +109,18 @@ batchnorm_forward = _nn_backend.batchnorm_forward
 batchnorm_backward = _nn_backend.batchnorm_backward
 dropout_forward = _nn_backend.dropout_forward
 dropout_backward = _nn_backend.dropout_backward
+if PUREPYTHON:  # fastact.nn's networks and functions run on the twin too
+    for _n in (
+        "MLP",
+        "Sequential",
+        "dense_forward",
+        "dense_backward",
+        "batchnorm_forward",
+        "batchnorm_backward",
+        "dropout_forward",
+        "dropout_backward",
+    ):
+        setattr(nn, _n, getattr(reference, _n))
 
 __all__ = (
     _PUBLIC

@@ -21,13 +21,33 @@ is 1.  In pure-NumPy mode (``FASTACT_PUREPYTHON=1``) counts are checked the
 same way and otherwise ignored.
 
 The pinned default is process-wide (like ``torch.set_num_threads``), not per
-Python thread: ``threads()`` blocks entered concurrently from several Python
-threads restore in whatever order they exit.
+Python thread.  ``threads()`` blocks that overlap in time (entered from several
+Python threads) share it: while any is open, the count of the most recently
+entered open block is in force; when the last one exits, the setting from before
+the first comes back.
+
+The usable cores (CPU affinity) are read at import and again by every
+get_num_threads / set_num_threads / ``threads()`` call: after
+``os.sched_setaffinity`` call one of them.  In a child made by ``fork()`` after
+import (multiprocessing's "fork" start method) every call runs on one thread:
+the OpenMP runtime's thread pool does not survive fork().
 """
 
 from __future__ import annotations
 
+import threading
+
 from . import _validate as V
+
+
+def _openmp() -> bool:
+    from . import PUREPYTHON
+
+    if PUREPYTHON:
+        return True  # (counts are checked and otherwise ignored there)
+    from . import _activations as ext
+
+    return bool(ext.build_info()["openmp"])
 
 
 def _sync_native() -> None:
@@ -36,7 +56,9 @@ def _sync_native() -> None:
     if not PUREPYTHON:
         from . import _activations as ext
 
-        ext.set_default_threads(V.pinned_threads() or 0, V.usable_cores())
+        cores = V.usable_cores()
+        pinned = V.pinned_threads()
+        ext.set_default_threads(min(pinned, cores) if pinned else 0, cores)
 
 
 def get_num_threads() -> int:
@@ -62,7 +84,8 @@ def get_num_threads() -> int:
     >>> fastact.get_num_threads() >= 1
     True
     """
-    return V.get_default_threads()
+    _sync_native()  # (the usable cores, read again)
+    return V.get_default_threads() if _openmp() else 1
 
 
 def set_num_threads(n_threads) -> None:
@@ -131,21 +154,35 @@ class threads:
     1
     """
 
-    __slots__ = ("n_threads", "_saved")
+    __slots__ = ("n_threads", "_tokens")
+
+    # the open blocks of the process, in the order they were entered: (token, count)
+    _open: list = []
+    _outer = None  # the pinned count before the first of them
+    _lock = threading.Lock()
 
     def __init__(self, n_threads):
         if n_threads is not None:
             V.check_threads(n_threads)
         self.n_threads = n_threads
-        self._saved = []
+        self._tokens = []
 
     def __enter__(self):
-        self._saved.append(V.pinned_threads())
-        set_num_threads(self.n_threads)
+        token = object()
+        with threads._lock:
+            if not threads._open:
+                threads._outer = V.pinned_threads()
+            threads._open.append((token, self.n_threads))
+            self._tokens.append(token)
+            set_num_threads(self.n_threads)
         return self
 
     def __exit__(self, *exc):
-        set_num_threads(self._saved.pop())
+        with threads._lock:
+            token = self._tokens.pop()
+            threads._open[:] = [e for e in threads._open if e[0] is not token]
+            # the most recently entered block still open, else the setting from before
+            set_num_threads(threads._open[-1][1] if threads._open else threads._outer)
         return False
 
     def __repr__(self):

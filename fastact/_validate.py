@@ -24,8 +24,21 @@ F64 = np.dtype(np.float64)
 _FLOATS = (F32, F64)
 
 
+_FORKED = False  # a child made by fork() after import: one thread (fastact/__init__.py)
+
+
+def forked_child() -> None:
+    """In a forked child: every count is 1 (libgomp's pool does not survive fork())."""
+    global _FORKED, _default_threads
+    _FORKED = True
+    if _default_threads is not None:
+        _default_threads = 1
+
+
 def usable_cores() -> int:
-    """Cores this process may run on (affinity-aware)."""
+    """Cores this process may run on (affinity-aware; 1 in a forked child)."""
+    if _FORKED:
+        return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux

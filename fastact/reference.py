@@ -166,9 +166,14 @@ def _slope_times(w, x):
 
 def _saved_params(kname, p, dtype):
     """hardtanh's backward compares the saved output with the bounds as that output holds
-    them: rounded to its dtype (clip(x, 0.1, 0.7) in float32 saturates at float32(0.1))."""
+    them: rounded to its dtype (clip(x, 0.1, 0.7) in float32 saturates at float32(0.1));
+    elu's y + alpha adds alpha as the output holds it (y = alpha expm1(x) saturates at
+    -alpha rounded: with the exact alpha the derivative far left would be alpha's rounding
+    error, not about 0)."""
     if kname == "hardtanh":
         return (float(dtype.type(p[0])), float(dtype.type(p[1]))) + tuple(p[2:])
+    if kname == "elu":
+        return (float(dtype.type(p[0])),) + tuple(p[1:])
     return p
 
 

@@ -1896,3 +1896,18 @@ def test_parameter_checks_found_in_review():
         fastact.elu_backward(np.ones(2), np.array([-0.5, 1.0]), alpha=-1.0)
     with pytest.raises(ValueError, match=re.escape("use fastact.prelu with weight=-0.5")):
         fastact.leaky_relu_backward(np.ones(2), np.array([-0.5, 1.0]), negative_slope=-0.5)
+
+
+def test_elu_backward_twin_adds_alpha_as_the_output_holds_it():
+    """y + alpha far left: the float32 output saturates at -float32(alpha), so the twin
+    adds float32(alpha) as the kernels do (with the double alpha it returned alpha's
+    rounding error, up to 15x the contract, for alpha = 100.7)."""
+    for alpha in (10.1, 100.7):
+        x = np.linspace(-40, -3, 4001, dtype=np.float32)
+        y = fastact.elu(x, alpha=alpha)
+        g = np.ones_like(y)
+        nat = fastact.elu_backward(g, y, alpha=alpha)
+        twin = ref.elu_backward(g, y, alpha=alpha)
+        tol = 8 * np.spacing(np.abs(twin).astype(np.float32)) + 2e-7  # the contract
+        assert np.all(np.abs(nat - twin) <= tol)
+        assert np.all(np.abs(twin[:100]) < 1e-6)  # alpha exp(x) ~ 4e-17 at x = -40

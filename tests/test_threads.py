@@ -346,3 +346,130 @@ def test_every_thread_count_gives_the_same_bits(dtype, shape):
     with fastact.threads(-1):
         for a, c in zip(want, results(None)):
             np.testing.assert_array_equal(c, a)
+
+
+# ---- found in review: fork, overlapping blocks, affinity ------------------------------
+
+
+def _run_py(code, env=None, timeout=120):
+    e = dict(os.environ, **(env or {}))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastact.__file__)))
+    e["PYTHONPATH"] = root + os.pathsep + e.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-c", code], env=e, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@native_only
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_runs_on_one_thread_instead_of_hanging():
+    """libgomp's pool does not survive fork(): a child whose parent used it hung."""
+    code = """
+import os, sys, numpy as np, fastact
+x = np.ones(1_000_000, np.float32)
+fastact.sigmoid(x, n_threads=2)
+fastact.set_num_threads(2)
+pid = os.fork()
+if pid == 0:
+    ok = fastact.get_num_threads() == 1 and fastact.sigmoid(x)[0] == fastact.sigmoid(x[:1])[0]
+    fastact.tanh(x, n_threads=2)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    r = _run_py(code, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_overlapping_threads_blocks_restore_the_setting_from_before():
+    fastact.set_num_threads(None)
+    a, b = fastact.threads(1), fastact.threads(2)
+    a.__enter__()
+    b.__enter__()
+    assert fastact.get_num_threads() == min(2, os.cpu_count() or 1) or PURE
+    a.__exit__(None, None, None)  # the first exits first: the newest open block rules
+    assert fastact.threads._open and fastact.threads._open[-1][1] == 2
+    b.__exit__(None, None, None)
+    assert fastact._validate.pinned_threads() is None  # as before the first
+    errors = []
+
+    def work():
+        try:
+            for _ in range(50):
+                with fastact.threads(1):
+                    fastact.tanh(np.ones(100, np.float32))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and fastact._validate.pinned_threads() is None
+    assert not fastact.threads._open
+
+
+@native_only
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs affinity control and 2 cores",
+)
+def test_thread_control_calls_read_the_affinity_again():
+    code = """
+import os, fastact
+from fastact import _activations as ext
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+assert fastact.get_num_threads() == 1
+assert ext.default_threads() == 1, ext.default_threads()
+print("ok")
+"""
+    r = _run_py(code)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(
+    "env, out",
+    [
+        ({"FASTACT_PUREPYTHON": "false"}, "False"),
+        ({"FASTACT_PUREPYTHON": " Off "}, "False"),
+        ({"FASTACT_PUREPYTHON": "YES"}, "True"),
+        ({"FASTACT_ISA": ""}, None),
+    ],
+)
+def test_environment_values(env, out):
+    r = _run_py("import fastact; print(fastact.PUREPYTHON)", env)
+    assert r.returncode == 0, r.stderr
+    if out is not None:
+        assert r.stdout.strip() == out
+
+
+def test_environment_errors():
+    r = _run_py("import fastact", {"FASTACT_PUREPYTHON": "maybe"})
+    assert "FASTACT_PUREPYTHON='maybe' is not understood; use 1" in r.stderr
+    r = _run_py("import fastact", {"FASTACT_PUREPYTHON": "1", "FASTACT_ISA": "sse9"})
+    assert "FASTACT_ISA='sse9' is not understood" in r.stderr
+    r = _run_py(
+        "import fastact; print(fastact.nn.MLP is fastact.reference.MLP, "
+        "fastact.nn.dropout_forward is fastact.reference.dropout_forward)",
+        {"FASTACT_PUREPYTHON": "1"},
+    )
+    assert r.stdout.strip() == "True True", r.stderr
+
+
+@native_only
+def test_a_missing_extension_says_how_to_build_it(tmp_path):
+    import shutil
+
+    pkg = os.path.dirname(os.path.abspath(fastact.__file__))
+    shutil.copytree(pkg, tmp_path / "fastact", ignore=shutil.ignore_patterns("*.so", "*.pyd"))
+    r = subprocess.run(
+        [sys.executable, "-c", "import fastact"],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "fastact's native extension (fastact._activations) could not be imported" in r.stderr
+    assert "FASTACT_PUREPYTHON=1" in r.stderr
