@@ -53,7 +53,7 @@ def config() -> dict:
         "numpy": np.__version__,
         "backend": "pure NumPy (FASTACT_PUREPYTHON)" if fastact.PUREPYTHON else "native",
         "usable cores": V.usable_cores(),
-        "default n_threads": V.get_default_threads(),
+        "default n_threads": fastact.get_num_threads(),
         "threads pinned": V.pinned_threads() or "no (set_num_threads / threads() not in force)",
         "BLAS (numpy)": _blas_of(np),
     }

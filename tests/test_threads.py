@@ -126,6 +126,8 @@ def test_without_openmp_everything_runs_on_one_thread():
         pytest.skip("this build has OpenMP (the FASTACT_OPENMP=0 wheel runs this test in CI)")
     assert ext.omp_library() is None
     assert fastact.get_num_threads() == 1 == ext.default_threads()
+    with fastact.threads(2):  # a pinned count cannot make threads that do not exist
+        assert fastact.get_num_threads() == 1
     assert fastact.config()["OpenMP"].startswith("off")
     x = rng(82).standard_normal(BIG)
     np.testing.assert_array_equal(fastact.gelu(x, n_threads=-1), fastact.gelu(x, n_threads=1))
