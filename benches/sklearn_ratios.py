@@ -137,7 +137,11 @@ def main():
     ap.add_argument("--cases", default="digits-1,digits-2,big64,big32")
     ap.add_argument("--pause", type=float, default=0.3, help="seconds of sleep before each fit")
     args = ap.parse_args()
-    for case in args.cases.split(","):
+    cases = args.cases.split(",")
+    known = ("digits-1", "digits-2", "big64", "big32")
+    if set(cases) - set(known) or args.reps < 1 or args.pause < 0:
+        ap.error(f"--cases from {known}, --reps >= 1, --pause >= 0")
+    for case in cases:
         run(case, args.reps, args.pause)
 
 

@@ -79,8 +79,12 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=101)
     ap.add_argument("--only", default="", help="comma-separated activation names")
     a = ap.parse_args()
-    x = float32_grid(a.lo, a.hi, a.step)
+    if a.step < 1 or not a.lo < a.hi:
+        ap.error("--step must be >= 1 and --lo below --hi")
     names = a.only.split(",") if a.only else NAMES
+    if set(names) - set(NAMES):
+        ap.error(f"unknown --only name(s) {sorted(set(names) - set(NAMES))}; choose from {NAMES}")
+    x = float32_grid(a.lo, a.hi, a.step)
     isa = fastact.config()["SIMD path in use"]
     print(f"# path {isa}; {x.size} float32 points in [{a.lo}, {a.hi}], every {a.step}th")
     for name in names:

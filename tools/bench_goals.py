@@ -119,6 +119,14 @@ def table(rows1, rows_all, rows_out):
 
 
 def main(argv):
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("one_thread", help="fastact bench --json file, one thread")
+    ap.add_argument("all_threads", help="fastact bench --json file, all threads")
+    ap.add_argument("out", nargs="?", help="optional: the same with --out")
+    a = ap.parse_args(argv)
+    argv = [a.one_thread, a.all_threads] + ([a.out] if a.out else [])
     one, allt = load(argv[0]), load(argv[1])
     out = load(argv[2]) if len(argv) > 2 else None
     rows1, rows_all = one["rows"], allt["rows"]

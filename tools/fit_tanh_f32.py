@@ -150,4 +150,10 @@ def main():
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="No options: run from the repository root (it writes into src/ where it says so).",
+    ).parse_args()
     main()

@@ -6,7 +6,7 @@
     fastact bench --sizes 1e4,1e5,1e6 --threads -1 --dtype float64 --json avx512_float64_2t.json
     FASTACT_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \\
         fastact bench --sizes 1e4,1e5,1e6 --threads 1 --json avx2_float32_1t.json
-    python tools/goal_grid.py docs/bench/2026-12-01/*.json [--markdown] [--all]
+    python tools/goal_grid.py docs/bench/kernels_goal_2026-12-01d_*.json [--markdown] [--all]
 
 Goals (issue 10), each cell = (activation, direction, size, thread count) of one file:
   float32, 1e4, 1e5 and 1e6 elements: fastact >= 1.0x PyTorch (torch time / fastact

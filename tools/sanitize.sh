@@ -9,7 +9,7 @@
 #
 # ASan stops at the first invalid access with a report; UBSan is made fatal too
 # (halt_on_error), so the run fails on any finding.  Leak detection is off here: the
-# CPython interpreter itself leaks by design at exit; tools/leaks.sh runs valgrind's leak
+# CPython interpreter itself leaks by design at exit; tools/leaks.py runs valgrind's leak
 # check on fastact's own calls.  gcc (or clang) with libasan/libubsan is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -134,6 +134,9 @@ def main(argv=None):
     variants, acts = a.variants.split(","), a.activations.split(",")
     if variants[0] != "plain":
         ap.error("--variants must start with plain (the ratios are to it)")
+    for side in ("before", "after"):
+        if not os.path.isfile(os.path.join(getattr(a, side), "fastact", "__init__.py")):
+            ap.error(f"--{side} {getattr(a, side)!r} is not a fastact checkout")
     if a.worker:
         print(json.dumps(worker(depth, width, batch, a.rounds, variants, acts, a.warm)))
         return 0

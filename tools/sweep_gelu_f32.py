@@ -145,6 +145,12 @@ def main(argv=None):
     ap.add_argument("--lo", type=float, default=LO)
     ap.add_argument("--hi", type=float, default=HI)
     args = ap.parse_args(argv)
+    if args.step < 1 or args.chunk < 1 or not args.lo < args.hi:
+        ap.error("--step and --chunk must be >= 1 and --lo below --hi")
+    bad = set(args.paths.split(",")) - {"avx512", "avx2", "baseline"}
+    bad |= set(args.funcs.split(",")) - set(FUNCS)
+    if bad:
+        ap.error(f"unknown --paths/--funcs value(s) {sorted(bad)}")
     failed = False
     print(
         f"float32 in [{args.lo}, {args.hi}], every {args.step}; CPU paths available up to "
