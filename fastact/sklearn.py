@@ -186,7 +186,7 @@ class _BaseMLP(BaseEstimator):
             sizes = [sizes]
         sizes = list(sizes)
         if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+            raise ValueError(f"hidden_layer_sizes must be positive integers (> 0), got {sizes}.")
         act = self.activation
         if isinstance(act, str):
             act = _SK_ACTIVATIONS.get(act, act)
@@ -250,11 +250,34 @@ class _BaseMLP(BaseEstimator):
         return any(v > 0 for v in d) if isinstance(d, list) else d > 0
 
     # ------------------------------------------------------------------ fitting
+    def _architecture(self, dt, sizes, act):
+        """the parameters the network was built from: warm_start and partial_fit keep it"""
+        return {
+            "hidden_layer_sizes": tuple(sizes),
+            "activation": repr(act),
+            "dtype": dt,
+            "batchnorm": repr(self.batchnorm),
+            "dropout": repr(self.dropout),
+            "residual": repr(self.residual),
+            "init": self.init,
+            "loss": repr(getattr(self, "loss", None)),
+        }
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         dt, sizes, act = self._check_options()
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        if not first_pass:
+            built = getattr(self, "_arch", None)
+            now = self._architecture(dt, sizes, act)
+            changed = [k for k in now if built is not None and now[k] != built[k]]
+            if changed:
+                raise ValueError(
+                    f"{type(self).__name__}: {', '.join(changed)} changed since the network "
+                    "was built; warm_start and partial_fit continue that network: fit "
+                    "without warm_start (or set the parameters back) to build a new one."
+                )
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if self._uses_batchnorm():  # before anything is built or changed
+        if self._uses_batchnorm() and sizes:  # before anything is built or changed
             self._check_batchnorm_batch(X.shape[0])
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -264,6 +287,7 @@ class _BaseMLP(BaseEstimator):
         n_features = X.shape[1]
         if first_pass:
             self._initialize(y, n_features, dt, sizes, act)
+            self._arch = self._architecture(dt, sizes, act)
         elif y.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"{type(self).__name__}: y has {y.shape[1]} output(s) but the "

@@ -1182,7 +1182,8 @@ cdef class Engine:
                            double c) noexcept nogil:
         """scikit-learn's update of every parameter, the L2 term c W on the dense weights
         (segs: their offset, size pairs, in increasing offsets) and none on the rest
-        (biases, BatchNorm, PReLU); returns sum ||W||^2 before the update when c > 0"""
+        (biases, BatchNorm, PReLU); returns sum ||W||^2 before the update when c != 0 (a
+        negative weight sum makes c negative: its L2 term counts too, as scikit-learn's)"""
         cdef Py_ssize_t i, pos = 0, off, n
         cdef Py_ssize_t isz = self.isz
         cdef double lr_t = sk_adam_lr(h, t) if solver == SK_ADAM else 0.0, sq = 0.0
@@ -1194,7 +1195,7 @@ cdef class Engine:
                       0.0, False)
             sq += sk_update(self.dt, solver, h, self.p_theta + off * isz,
                             self.p_grad + off * isz, s1 + off * isz,
-                            s2 + off * isz if s2 != NULL else NULL, n, lr_t, c, c > 0)
+                            s2 + off * isz if s2 != NULL else NULL, n, lr_t, c, c != 0)
             pos = off + n
         return sq
 

@@ -669,7 +669,9 @@ def test_lbfgs_not_implemented():
 def test_bad_dtype_and_sizes():
     with pytest.raises(ValueError, match="dtype must be float32 or float64; got 'float16'"):
         MLPClassifier(dtype="float16").fit(_X, _y)
-    with pytest.raises(ValueError, match=r"hidden_layer_sizes must be > 0, got \[4, 0\]"):
+    with pytest.raises(
+        ValueError, match=r"hidden_layer_sizes must be positive integers \(> 0\), got \[4, 0\]"
+    ):
         MLPClassifier(hidden_layer_sizes=(4, 0)).fit(_X, _y)
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         MLPClassifier(activation=("swish", {})).fit(_X, _y)
@@ -924,3 +926,51 @@ def test_classifier_loss_attribute_and_warnings_point_at_the_caller():
             warnings.simplefilter("ignore", ConvergenceWarning)
             MLPClassifier((4,), batch_size=1000, max_iter=1).partial_fit(_X, _y, classes=range(10))
     assert rec[0].filename == __file__
+
+
+def test_warm_start_and_partial_fit_refuse_a_changed_architecture():
+    X, y = _Xr[:60, :3], _yr[:60, 0]
+    r = MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r.fit(X, y)
+        r.set_params(max_iter=3).fit(X, y)  # not architecture: continues
+        for change in (
+            dict(hidden_layer_sizes=(7, 4)),
+            dict(activation="tanh"),
+            dict(dtype=np.float64),
+            dict(batchnorm="after"),
+            dict(dropout=0.5),
+            dict(init="he_normal"),
+            dict(loss="poisson"),
+        ):
+            est = clone(r).fit(X, np.abs(y))
+            est.set_params(**change)
+            name = next(iter(change))
+            with pytest.raises(ValueError, match=f"MLPRegressor: {name} changed since the network"):
+                est.fit(X, np.abs(y))
+            est.set_params(warm_start=False).fit(X, np.abs(y))  # a new network: fine
+    c = MLPClassifier((4,), random_state=0)
+    c.partial_fit(_X[:50], _y[:50], classes=np.arange(10))
+    c.set_params(activation="tanh")
+    with pytest.raises(ValueError, match="MLPClassifier: activation changed since the network"):
+        c.partial_fit(_X[50:100], _y[50:100])
+
+
+def test_negative_weight_sums_keep_the_l2_term_in_the_loss():
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = X[:, 0]
+    kw = dict(max_iter=1, random_state=0, shuffle=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPRegressor(dtype=np.float64, **kw).fit(X, y, sample_weight=-np.ones(40))
+        b = SKRegressor(**kw).fit(X, y, sample_weight=-np.ones(40))
+    assert a.loss_ == pytest.approx(b.loss_, rel=1e-12)
+
+
+def test_batchnorm_without_hidden_layers_takes_any_batch():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r = MLPRegressor(hidden_layer_sizes=(), batchnorm="before", batch_size=1, max_iter=1)
+        r.fit(_Xr[:20], _yr[:20, 0])
+    assert r._opt_t == 20
