@@ -1021,7 +1021,7 @@ def test_batchnorm_and_dropout_are_bit_identical_for_every_thread_count(dtype):
     "act", ["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu"]
 )
 def test_training_steps_match_pytorch_and_numpy(act, variant):
-    """Two SGD steps of the benchmark's networks give the losses that PyTorch eager
+    """Three SGD steps of the benchmark's networks give the losses that PyTorch eager
     (autograd, BatchNorm1d, PReLU) and a hand-written NumPy step give from the same
     weights (float32 rounding)."""
     from fastact.nn import peers
