@@ -326,13 +326,18 @@ cdef class Engine:
                 o += _stagger(o, t, self.isz)
                 toff[t] = o
                 o += rows * int(self.widths[t])
-        self.toff = np.array(toff, dtype=np.int64)
-        self.buf = _aligned(max(o, 1), dtype)
-        self.sstride = rows * self.maxw + _stagger(rows * self.maxw, 1, self.isz)
+        # every new buffer first, into locals: a MemoryError on any of them leaves the
+        # engine with its old buffers and pointers, whole (the old ones are freed only
+        # when the new ones replace them below, where nothing can fail)
+        toff_a = np.array(toff, dtype=np.int64)
+        buf = _aligned(max(o, 1), dtype)
+        sstride = rows * self.maxw + _stagger(rows * self.maxw, 1, self.isz)
         # zeros: gemms_only (the benchmarks' limit) multiplies whatever the slots hold
-        self.gbuf = _aligned(max(self.n_slots, 1) * self.sstride, dtype)
-        self.ones = _aligned(rows * self.maxw, dtype, 1)
-        self.scratch = _aligned(rows * self.maxw, dtype, None)
+        gbuf = _aligned(max(self.n_slots, 1) * sstride, dtype)
+        ones = _aligned(rows * self.maxw, dtype, 1)
+        scratch = _aligned(rows * self.maxw, dtype, None)
+        self.toff, self.buf, self.sstride, self.gbuf = toff_a, buf, sstride, gbuf
+        self.ones, self.scratch = ones, scratch
         # a shuffled batch of an epoch: its rows of X, labels and targets (epoch() sizes
         # them when it first shuffles: nothing input-wide otherwise)
         self.xb = np.zeros(0, dtype)
@@ -966,9 +971,11 @@ cdef class Engine:
         cdef char *s1 = NULL if state1 is None else <char *>cnp.PyArray_DATA(state1)
         cdef char *s2 = NULL if state2 is None else <char *>cnp.PyArray_DATA(state2)
         if order is not None and self.xb.shape[0] < self.cap * k:
-            self.xb = _aligned(self.cap * k, self.buf.dtype)
-            self.lb = np.zeros(self.cap, np.int64)
-            self.tb = _aligned(self.cap * C, self.buf.dtype)
+            # all three first (a MemoryError leaves the old ones, consistent)
+            xb_new = _aligned(self.cap * k, self.buf.dtype)
+            lb_new = np.zeros(self.cap, np.int64)
+            tb_new = _aligned(self.cap * C, self.buf.dtype)
+            self.xb, self.lb, self.tb = xb_new, lb_new, tb_new
         cdef double *lo = <double *>cnp.PyArray_DATA(losses)
         cdef int64_t *co = <int64_t *>cnp.PyArray_DATA(correct)
         cdef char *xb = <char *>cnp.PyArray_DATA(self.xb)
@@ -1279,9 +1286,11 @@ cdef class Engine:
         cdef const int64_t *segs = <const int64_t *>cnp.PyArray_DATA(segs_a)
         cdef Py_ssize_t n_segs = gemm.shape[0]
         if order is not None and self.xb.shape[0] < self.cap * k:
-            self.xb = _aligned(self.cap * k, self.buf.dtype)
-            self.lb = np.zeros(self.cap, np.int64)
-            self.tb = _aligned(self.cap * C, self.buf.dtype)
+            # all three first (a MemoryError leaves the old ones, consistent)
+            xb_new = _aligned(self.cap * k, self.buf.dtype)
+            lb_new = np.zeros(self.cap, np.int64)
+            tb_new = _aligned(self.cap * C, self.buf.dtype)
+            self.xb, self.lb, self.tb = xb_new, lb_new, tb_new
         cdef cnp.ndarray wbuf = np.zeros(bs if order is not None and wp != NULL else 0, np.float64)
         cdef double *wb = <double *>cnp.PyArray_DATA(wbuf)
         cdef double *lo = <double *>cnp.PyArray_DATA(losses)

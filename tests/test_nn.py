@@ -700,3 +700,51 @@ def test_the_progress_line_is_cleared_before_the_epoch_summary(capsys):
     err = capsys.readouterr().err
     assert err.startswith("\rEpoch 1/2 [")  # the bar
     assert err.endswith("\r\x1b[2KEpoch 1/2 loss 0.2500  (0.50 s)\n")  # cleared, replaced
+
+
+def test_a_refused_step_leaves_the_dropout_counter():
+    """A step the engine refuses (another thread holds the network) changes nothing the
+    next step depends on: the counter moved before, shifting every later dropout mask."""
+    X = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+    y = np.arange(16) % 3
+    net = fastact.MLP([4, 8, 3], "relu", dropout=0.5, seed=1)
+    opt = optim.SGD(0.1)
+    net.train_step(X, y, opt)
+    c, t = net._counter, opt.t
+
+    def refuse(*a, **k):
+        raise RuntimeError("this network is in use by another thread")
+
+    step = net._engine.step
+    net._engine.step = refuse
+    try:
+        for call in (lambda: net.train_step(X, y, opt), lambda: net.compute_gradients(X, y)):
+            with pytest.raises(RuntimeError, match="in use by another thread"):
+                call()
+            assert net._counter == c and opt.t == t
+    finally:
+        net._engine.step = step
+    net.train_step(X, y, opt)
+    assert net._counter == c + 1 and opt.t == t + 1
+
+
+@pytest.mark.skipif(fastact.PUREPYTHON, reason="the native engine's buffers")
+def test_a_failed_buffer_growth_leaves_the_engine_whole():
+    import copy
+
+    X = np.random.default_rng(0).standard_normal((32, 2)).astype(np.float32)
+    y = np.arange(32) % 2
+    net = fastact.MLP([2, 1000, 2], "relu", seed=0)
+    twin = copy.deepcopy(net)
+    o1, o2 = optim.SGD(0.1), optim.SGD(0.1)
+    net.train_step(X, y, o1)
+    twin.train_step(X, y, o2)
+    cap = net._engine.capacity
+    with pytest.raises(MemoryError):
+        net._engine.reserve(2**44)  # terabytes: refused
+    assert net._engine.capacity == cap
+    junk = [np.arange(5) for _ in range(64)]  # (reuses freed blocks, were any left behind)
+    for _ in range(3):
+        assert net.train_step(X, y, o1) == twin.train_step(X, y, o2)
+    assert np.array_equal(net.theta, twin.theta) and np.array_equal(net.forward(X), twin.forward(X))
+    del junk

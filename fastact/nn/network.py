@@ -522,7 +522,7 @@ class Sequential:
         labels, target = self._y(y, X.shape[0], "compute_gradients")
         self._check_batch(X.shape[0], "compute_gradients")
         self._engine.reserve(X.shape[0])
-        counter = self._next_counter()
+        counter = self._counter
         check = self.on_nonfinite != "ignore"
         loss = self._engine.step(
             X,
@@ -534,6 +534,7 @@ class Sequential:
             counter=counter,
             check=check,
         )
+        self._next_counter()  # (after the step: a call the engine refused changes nothing)
         if check and not self._engine.last_ok:
             self._nonfinite(X, loss, counter, "compute_gradients")
         return loss
@@ -602,8 +603,6 @@ class Sequential:
         st = optimizer.state
         t = optimizer.t + 1
         counter = self._counter
-        if training:
-            self._counter = counter + 1
         check = self.on_nonfinite != "ignore"
         loss = engine.step(
             X,
@@ -620,6 +619,8 @@ class Sequential:
             counter,
             check,
         )
+        if training:  # (after the step: a call the engine refused changes nothing)
+            self._counter = counter + 1
         if check and not engine.last_ok:
             self._nonfinite(X, loss, counter, "train_step")  # the update was skipped
             return loss
