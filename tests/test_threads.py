@@ -464,9 +464,11 @@ def test_a_missing_extension_says_how_to_build_it(tmp_path):
     import shutil
 
     pkg = os.path.dirname(os.path.abspath(fastact.__file__))
-    shutil.copytree(pkg, tmp_path / "fastact", ignore=shutil.ignore_patterns("*.so", "*.pyd"))
+    # under another name: an editable install's import hook would find the built one first
+    dst = tmp_path / "fastact_unbuilt"
+    shutil.copytree(pkg, dst, ignore=shutil.ignore_patterns("*.so", "*.pyd"))
     r = subprocess.run(
-        [sys.executable, "-c", "import fastact"],
+        [sys.executable, "-c", "import fastact_unbuilt"],
         cwd=tmp_path,
         env=dict(os.environ, PYTHONPATH=str(tmp_path)),
         capture_output=True,
