@@ -57,9 +57,13 @@ if not PUREPYTHON:
     def _after_fork_in_child():
         # libgomp's thread pool does not survive fork(): a forked child (multiprocessing's
         # "fork" start method) that used it would hang at its first parallel call, so the
-        # child runs every call on its own thread
+        # child runs every call on its own thread; and threads()'s lock, which another
+        # thread of the parent may have held at the fork, is made anew
+        import threading
+
         _V.forked_child()
         _ext.set_default_threads(1, 1)
+        threads._lock = threading.Lock()
 
     if hasattr(_os, "register_at_fork"):
         _os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -21,10 +21,10 @@ is 1.  In pure-NumPy mode (``FASTACT_PUREPYTHON=1``) counts are checked the
 same way and otherwise ignored.
 
 The pinned default is process-wide (like ``torch.set_num_threads``), not per
-Python thread.  ``threads()`` blocks that overlap in time (entered from several
-Python threads) share it: while any is open, the count of the most recently
-entered open block is in force; when the last one exits, the setting from before
-the first comes back.
+Python thread.  A ``threads()`` block restores on exit the count in force when it
+was entered; blocks that overlap in time in several Python threads share the one
+setting (while they overlap, each entry and exit sets it), and when the last of
+them exits the setting from before the first comes back.
 
 The usable cores (CPU affinity) are read at import and again by every
 get_num_threads / set_num_threads / ``threads()`` call: after
@@ -154,35 +154,37 @@ class threads:
     1
     """
 
-    __slots__ = ("n_threads", "_tokens")
+    __slots__ = ("n_threads", "_saved")
 
-    # the open blocks of the process, in the order they were entered: (token, count)
-    _open: list = []
-    _outer = None  # the pinned count before the first of them
+    # the blocks open in the process (any Python thread) and the pinned count before the
+    # first of them; the lock is made anew in a forked child (fastact/__init__.py)
+    _depth = 0
+    _outer = None
     _lock = threading.Lock()
 
     def __init__(self, n_threads):
         if n_threads is not None:
             V.check_threads(n_threads)
         self.n_threads = n_threads
-        self._tokens = []
+        self._saved = []  # the pinned count (resolved) at each entry of this object
 
     def __enter__(self):
-        token = object()
         with threads._lock:
-            if not threads._open:
-                threads._outer = V.pinned_threads()
-            threads._open.append((token, self.n_threads))
-            self._tokens.append(token)
-            set_num_threads(self.n_threads)
+            saved = V.pinned_threads()
+            set_num_threads(self.n_threads)  # (may raise: then nothing is recorded)
+            if threads._depth == 0:
+                threads._outer = saved
+            threads._depth += 1
+            self._saved.append(saved)
         return self
 
     def __exit__(self, *exc):
         with threads._lock:
-            token = self._tokens.pop()
-            threads._open[:] = [e for e in threads._open if e[0] is not token]
-            # the most recently entered block still open, else the setting from before
-            set_num_threads(threads._open[-1][1] if threads._open else threads._outer)
+            saved = self._saved.pop()
+            threads._depth = max(threads._depth - 1, 0)
+            # nested in one thread: the count in force at this block's entry; the last of
+            # blocks that overlapped in several threads: the setting from before the first
+            set_num_threads(threads._outer if threads._depth == 0 else saved)
         return False
 
     def __repr__(self):

@@ -237,7 +237,7 @@ def finite_param(value, name: str, func: str) -> float:
 # every argument, so a hot loop calling elu(x, alpha=0.5) pays a dict lookup.
 
 _PLAIN = frozenset((float, str))
-_NUMS = (float, int, np.number)
+_NUMS = (float, int, np.floating, np.integer)
 
 
 def _memo(f):
@@ -249,9 +249,14 @@ def _memo(f):
         # differ: hardtanh(x, -0.0, 1) clamps to -0.0)
         for a in args:
             if isinstance(a, _NUMS) and a == 0:
-                key = tuple(map(type, args)) + args
-                key += tuple(math.copysign(1.0, b) if isinstance(b, _NUMS) else 0.0 for b in args)
-                r = cache.get(key)
+                try:
+                    key = tuple(map(type, args)) + args
+                    key += tuple(
+                        math.copysign(1.0, b) if isinstance(b, _NUMS) else 0.0 for b in args
+                    )
+                    r = cache.get(key)
+                except (TypeError, ValueError):  # unhashable, or no sign: uncached
+                    return f(*args)
                 if r is None:
                     r = f(*args)
                     if len(cache) < 1024:

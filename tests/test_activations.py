@@ -1890,6 +1890,8 @@ def test_parameter_checks_found_in_review():
         with np.errstate(all="raise"):
             y = fastact.softplus(np.array([1.0]), threshold=1e39)
     assert y[0] == pytest.approx(np.log1p(np.e))
+    with pytest.raises(TypeError, match=re.escape("hardtanh: max_val must be a real number")):
+        fastact.hardtanh(x, 0.0, [1.0])  # a zero beside an unhashable argument
     with pytest.raises(
         ValueError, match=re.escape("differentiate it from the input instead: 1 for x > 0")
     ):

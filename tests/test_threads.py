@@ -383,16 +383,69 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert r.returncode == 0, r.stderr
 
 
+@native_only
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_threads_blocks_work_in_forked_children():
+    """A child forked while another thread held threads()'s lock, or inside a block of
+    a count the child cannot have (-2 with one core), runs its own blocks."""
+    code = """
+import os, signal, sys, threading, numpy as np, fastact
+x = np.ones(100_000, np.float32)
+stop = False
+def spin():
+    while not stop:
+        with fastact.threads(1):
+            pass
+t = threading.Thread(target=spin); t.start()
+bad = 0
+with fastact.threads(-2 if fastact._validate.usable_cores() >= 2 else 1):
+    for _ in range(5):
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)
+            with fastact.threads(1):
+                fastact.tanh(x)
+            with fastact.threads(-1):
+                fastact.tanh(x)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        bad += os.waitstatus_to_exitcode(status) != 0
+stop = True; t.join()
+sys.exit(bad)
+"""
+    r = _run_py(code, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+
+
 def test_overlapping_threads_blocks_restore_the_setting_from_before():
+    V = fastact._validate
     fastact.set_num_threads(None)
     a, b = fastact.threads(1), fastact.threads(2)
     a.__enter__()
-    b.__enter__()
-    assert fastact.get_num_threads() == min(2, os.cpu_count() or 1) or PURE
-    a.__exit__(None, None, None)  # the first exits first: the newest open block rules
-    assert fastact.threads._open and fastact.threads._open[-1][1] == 2
-    b.__exit__(None, None, None)
-    assert fastact._validate.pinned_threads() is None  # as before the first
+    try:
+        b.__enter__()
+        try:
+            assert V.pinned_threads() == min(2, V.usable_cores())
+        finally:
+            a.__exit__(None, None, None)  # the first exits first (as another thread would)
+    finally:
+        b.__exit__(None, None, None)
+    assert V.pinned_threads() is None  # the last one out: the setting from before the first
+    # nested in one thread: each exit restores what was in force at its entry
+    with fastact.threads(2):
+        fastact.set_num_threads(1)
+        with fastact.threads(2):
+            pass
+        assert V.pinned_threads() == 1
+    assert V.pinned_threads() is None
+    # a refused entry records nothing
+    bad = fastact.threads(-1)
+    bad.n_threads = -(V.usable_cores() + 5)
+    with pytest.raises(ValueError, match="leaves no thread"):
+        bad.__enter__()
+    with fastact.threads(1):
+        pass
+    assert V.pinned_threads() is None and fastact.threads._depth == 0
     errors = []
 
     def work():
@@ -409,7 +462,7 @@ def test_overlapping_threads_blocks_restore_the_setting_from_before():
     for t in ts:
         t.join()
     assert not errors and fastact._validate.pinned_threads() is None
-    assert not fastact.threads._open
+    assert fastact.threads._depth == 0
 
 
 @native_only
