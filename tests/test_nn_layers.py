@@ -32,6 +32,19 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
+def _fd4(loss_at, base, h=1e-5):
+    """4th-order central differences of loss_at(theta) at base, one parameter at a time"""
+    fd = np.empty_like(base)
+    for i in range(base.size):
+        vals = []
+        for k in (-2, -1, 1, 2):
+            t = base.copy()
+            t[i] += k * h
+            vals.append(loss_at(t))
+        fd[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    return fd
+
+
 def _data(n_in=12, rows=32, classes=4, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((rows, n_in)).astype(dtype), rng.integers(0, classes, rows)
@@ -521,16 +534,7 @@ def test_network_gradients_match_finite_differences(act, opts, training):
     net.state[...] = state0
     net._engine.step(X, labels, target, False, training=training, seed=7, counter=4)
     grad = net.grad_flat.copy()
-    h = 1e-5
-    fd = np.empty_like(grad)
-    base = net.theta.copy()
-    for i in range(base.size):
-        vals = []
-        for k in (-2, -1, 1, 2):
-            t = base.copy()
-            t[i] += k * h
-            vals.append(loss_at(t))
-        fd[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    fd = _fd4(loss_at, net.theta.copy())
     # ReLU-like kinks (prelu) can sit inside the difference stencil: compare to 1e-10 of
     # the gradient's scale where the function is smooth there, i.e. everywhere but a few
     # entries of a kinked activation
@@ -1350,15 +1354,7 @@ def test_nested_residual_gradients_match_the_twin_and_finite_differences(name):
     base = net.theta.copy()
     loss_at(base)
     grad = net.grad_flat.copy()
-    h = 1e-5
-    fd = np.empty_like(grad)
-    for i in range(base.size):
-        vals = []
-        for k in (-2, -1, 1, 2):
-            t = base.copy()
-            t[i] += k * h
-            vals.append(loss_at(t))
-        fd[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    fd = _fd4(loss_at, base)
     net.theta[...] = base
     err = np.abs(grad - fd) / np.max(np.abs(fd))
     if name == "prelu-inner":  # a kink may sit inside the stencil
