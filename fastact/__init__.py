@@ -104,27 +104,22 @@ bias_act_backward = _backend.bias_act_backward
 from . import nn, optim
 from .nn import BatchNorm, BatchNormCache, Dense, DenseCache, Dropout, DropoutCache, Residual
 
-_nn_backend = reference if PUREPYTHON else nn
-MLP = _nn_backend.MLP
-Sequential = _nn_backend.Sequential
-dense_forward = _nn_backend.dense_forward
-dense_backward = _nn_backend.dense_backward
-batchnorm_forward = _nn_backend.batchnorm_forward
-batchnorm_backward = _nn_backend.batchnorm_backward
-dropout_forward = _nn_backend.dropout_forward
-dropout_backward = _nn_backend.dropout_backward
-if PUREPYTHON:  # fastact.nn's networks and functions run on the twin too
-    for _n in (
-        "MLP",
-        "Sequential",
-        "dense_forward",
-        "dense_backward",
-        "batchnorm_forward",
-        "batchnorm_backward",
-        "dropout_forward",
-        "dropout_backward",
-    ):
+# the networks and the functional layers: native, or (pure mode) the twin's, in fastact.nn
+# too
+_NN_TWINNED = (
+    "MLP",
+    "Sequential",
+    "dense_forward",
+    "dense_backward",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
+)
+for _n in _NN_TWINNED:
+    if PUREPYTHON:
         setattr(nn, _n, getattr(reference, _n))
+    globals()[_n] = getattr(nn, _n)
 
 __all__ = (
     _PUBLIC

@@ -35,12 +35,15 @@ the OpenMP runtime's thread pool does not survive fork().
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from . import _validate as V
 
 
+@functools.cache
 def _openmp() -> bool:
+    """the build has OpenMP (fixed per process)"""
     from . import PUREPYTHON
 
     if PUREPYTHON:

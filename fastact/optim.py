@@ -88,19 +88,24 @@ def _clip(value, name, cls, obj):
 _TINY = {np.dtype(np.float32): 2.0**-126, np.dtype(np.float64): 2.0**-1022}
 
 
-def _eps(value, name, cls, obj):
-    """eps > 0 and a normal number in the dtype the update runs in (the network's, once
-    bound; else double): with eps 0, or one that rounds or flushes to 0, a parameter
-    whose gradient is exactly 0 gets 0/0 = NaN"""
-    v = _number(value, name, cls, low=0.0, low_open=True)
-    dt = obj.__dict__.get("_dtype")
-    tiny = _TINY.get(dt, 2.0**-1022)
-    if v < tiny:
+def _check_eps_normal(v, dt, cls):
+    """eps a normal number in the dtype the update runs in (dt: the network's, or None:
+    double): with one that rounds or flushes to 0, a parameter whose gradient is exactly
+    0 gets 0/0 = NaN"""
+    where = "" if dt is None else f" for a {dt} network"
+    dt = np.dtype(np.float64) if dt is None else dt
+    if v < _TINY[dt]:
         raise ValueError(
-            f"{cls}: eps must be at least {tiny!r} (the smallest normal "
-            f"{dt or np.dtype(np.float64)}: a smaller one rounds or flushes to 0, and a "
-            f"parameter whose gradient is exactly 0 gets 0/0 = NaN); got {v!r}."
+            f"{cls}: eps must be at least {_TINY[dt]!r}{where} (the smallest normal {dt}: a "
+            f"smaller one rounds or flushes to 0, and a parameter whose gradient is exactly "
+            f"0 gets 0/0 = NaN); got {v!r}."
         )
+
+
+def _eps(value, name, cls, obj):
+    """eps > 0 and normal in the dtype of the network bound (else double)"""
+    v = _number(value, name, cls, low=0.0, low_open=True)
+    _check_eps_normal(v, obj.__dict__.get("_dtype"), cls)
     return v, v
 
 
@@ -202,13 +207,8 @@ class Optimizer:
         if owner is not None and owner() is theta:
             return
         if owner is None:
-            if "eps" in self.__dict__ and self.eps < _TINY[theta.dtype]:
-                cls = type(self).__name__
-                raise ValueError(
-                    f"{cls}: eps must be at least {_TINY[theta.dtype]!r} for a "
-                    f"{theta.dtype} network (a smaller one rounds or flushes to 0, and a "
-                    f"parameter whose gradient is exactly 0 gets 0/0 = NaN); got {self.eps!r}."
-                )
+            if "eps" in self.__dict__:  # (set while unbound: checked in double)
+                _check_eps_normal(self.eps, theta.dtype, type(self).__name__)
             if self.state:  # a copy's state, carried over
                 mine = self.__dict__.get("_layout")
                 if any(s.shape != theta.shape or s.dtype != theta.dtype for s in self.state) or (
