@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import sys
 
@@ -515,6 +516,32 @@ def test_plots_are_valid_pngs(tmp_path):
     assert sorted(p.rsplit("/", 1)[-1] for p in one) == ["grad_norms.png", "ratios.png"]
 
 
+def test_save_leaves_no_plot_of_an_earlier_run(tmp_path):
+    """A trained two-depth run, then an untrained one-depth run into the same folder: the
+    folder holds the second run's files only (its training.png and ratio_vs_depth.png,
+    which matched none of the new records, are gone), and files not the lab's stay."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "notes.txt").write_text("mine")
+    first = lab.run(["tanh"], [2, 3], **dict(TINY, steps=2)).save(tmp_path)
+    assert sorted(os.path.basename(p) for p in first) == [
+        "grad_norms.png",
+        "ratio_vs_depth.png",
+        "results.csv",
+        "results.json",
+        "training.png",
+    ]
+    lab.run(["relu"], [2], **TINY).save(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == [
+        "grad_norms.png",
+        "notes.txt",
+        "ratios.png",
+        "results.csv",
+        "results.json",
+    ]
+    lab.run(["relu"], [2], **TINY).save(tmp_path, plots=False)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "results.csv", "results.json"]
+
+
 def test_plots_without_matplotlib_say_how_to_get_them(tmp_path, monkeypatch):
     res = lab.run(["relu"], [2], **TINY)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
@@ -702,6 +729,38 @@ def test_digits_without_sklearn(monkeypatch):
             r"preset 'init' fixes activations; drop activations or drop the preset",
         ),
         (dict(preset="he2015", optimizer="adam"), ValueError, r"preset 'he2015' fixes optimizer"),
+        (
+            dict(variants=["plain", "plain"]),
+            ValueError,
+            r"lab: variants repeats 'plain'; give each once \(a repeated entry would run "
+            r"the same networks twice and compare them with themselves\)\.",
+        ),
+        (dict(activations="relu,tanh,relu"), ValueError, r"lab: activations repeats 'relu'"),
+        (dict(depths="2,5,2"), ValueError, r"lab: depths repeats 2; give each once"),
+        (dict(inits=["auto", "auto"]), ValueError, r"lab: inits repeats 'auto'"),
+        (
+            dict(variants=["plain", "dropout"], dropout=0.0),
+            ValueError,
+            r"lab: variant 'dropout' with dropout=0 is the network without dropout; give a "
+            r"dropout probability above 0 \(e\.g\. --dropout 0\.2\)\.",
+        ),
+        (
+            dict(preset="remedies", dropout=0.0),
+            ValueError,
+            r"lab: variant 'dropout' with dropout=0 is the network without dropout",
+        ),
+        (
+            dict(depths=[1, 3], variants=["batchnorm+residual"]),
+            ValueError,
+            r"lab: variant 'batchnorm\+residual' at depth 1 has no residual connection \(the "
+            r"first hidden layer, n_in -> width, has none\); give depths of 2 or more\.",
+        ),
+        (
+            dict(batch=1, variants=["plain", "batchnorm_after"]),
+            ValueError,
+            r"lab: variant 'batchnorm_after' needs a batch of 2 or more rows \(BatchNorm "
+            r"normalises over the batch\); got batch 1\.",
+        ),
         (dict(timing="yes"), TypeError, r"timing must be True or False"),
         (dict(progress=3), TypeError, r"progress must be 'auto', True, False or a stream"),
     ],

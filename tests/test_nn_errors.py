@@ -1070,6 +1070,71 @@ def test_load_missing_format(cls, tmp_path):
         cls.load(p)
 
 
+@pytest.mark.parametrize("config", [{"layers": []}, [1, 2], "x"], ids=["no-format", "list", "str"])
+def test_sequential_load_refuses_a_file_without_its_format(tmp_path, config):
+    """Sequential reads no older format: a configuration without one is refused, not fed
+    to the constructor (which failed with KeyError / AttributeError)."""
+    for seq in (fastact.Sequential, ref.Sequential):
+        p = str(tmp_path / "seq.npz")
+        np.savez(p, config=np.array(json.dumps(config)), theta=np.zeros(3))
+        with pytest.raises(
+            ValueError,
+            match=esc(
+                f"Sequential.load: {p!r} has format None; "
+                "this version reads 'fastact.Sequential/1'."
+            ),
+        ):
+            seq.load(p)
+
+
+def test_load_refuses_a_npy_or_text_file(cls, tmp_path):
+    p = str(tmp_path / "weights.npy")
+    np.save(p, np.zeros(3))
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"MLP.load: {p!r} is a single .npy array, not a fastact MLP file "
+            "(write one with net.save(), read it with MLP.load())."
+        ),
+    ):
+        cls.load(p)
+    p = str(tmp_path / "net.txt")
+    with open(p, "w") as f:
+        f.write("layer_sizes: 4 5 3\n")
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"MLP.load: {p!r} is not a .npz file (fastact networks are written by net.save())."
+        ),
+    ):
+        cls.load(p)
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"layer_sizes": None}, "KeyError: 'layer_sizes'"),
+        ({"counter": "x"}, "ValueError: invalid literal for int() with base 10: 'x'"),
+        ({"activation": 5}, "TypeError: "),
+    ],
+    ids=["no-sizes", "counter", "activation"],
+)
+def test_load_damaged_configuration(cls, tmp_path, change, error):
+    net = cls([4, 5, 3])
+    meta = {"format": "fastact.MLP/2", **net.config()}
+    for k, v in change.items():
+        if v is None:
+            del meta[k]
+        else:
+            meta[k] = v
+    p = str(tmp_path / "net.npz")
+    np.savez(p, config=np.array(json.dumps(meta)), theta=net.theta)
+    with pytest.raises(
+        ValueError, match=esc(f"MLP.load: {p!r} holds a damaged configuration: {error}")
+    ):
+        cls.load(p)
+
+
 @pytest.mark.parametrize(
     "theta, desc",
     [

@@ -198,7 +198,19 @@ def _names(value, what: str) -> list:
         ) from None
     if not value:
         raise ValueError(f"lab: {what} is empty; give at least one.")
+    _no_repeats(value, what)
     return value
+
+
+def _no_repeats(values, what: str) -> None:
+    seen = []
+    for v in values:
+        if any(v == s and type(v) is type(s) for s in seen):
+            raise ValueError(
+                f"lab: {what} repeats {v!r}; give each once (a repeated entry would run "
+                "the same networks twice and compare them with themselves)."
+            )
+        seen.append(v)
 
 
 def check_activations(value) -> list:
@@ -263,7 +275,9 @@ def check_positive_ints(value, what: str, *, zero_ok=False) -> list:
         raise ValueError(f"lab: {what} is empty; give at least one.")
     for v in value:
         check_int(v, what, zero_ok=zero_ok)
-    return [int(v) for v in value]
+    value = [int(v) for v in value]
+    _no_repeats(value, what)
+    return value
 
 
 def check_int(v, what: str, *, zero_ok=False, hint="", high=None) -> int:

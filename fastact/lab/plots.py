@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import os
 
+PLOT_NAMES = ("grad_norms.png", "ratio_vs_depth.png", "ratios.png", "training.png")
+
 MATPLOTLIB_HINT = (
     "plots need matplotlib: pip install 'fastact[lab]' (or pip install "
     "matplotlib); results.json and results.csv need nothing."

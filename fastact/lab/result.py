@@ -353,13 +353,26 @@ class LabResult:
         -------
         list of str
             The paths written.
+
+        Notes
+        -----
+        The folder then holds this run's files only: a plot of the lab's that an earlier
+        run left there and this one does not make (training.png after a run with
+        steps=0, say) is removed.
         """
+        from .plots import PLOT_NAMES
+
         os.makedirs(out_dir, exist_ok=True)
         paths = [os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")]
         self.to_json(paths[0], indent=1)
         self.to_csv(paths[1])
         if plots:
             paths += self.plot(out_dir)
+        written = {os.path.basename(p) for p in paths}
+        for name in PLOT_NAMES:
+            stale = os.path.join(out_dir, name)
+            if name not in written and os.path.isfile(stale):
+                os.remove(stale)
         return paths
 
 

@@ -24,6 +24,7 @@ from .config import (
     check_positive_ints,
     check_real,
     check_variants,
+    variant_parts,
 )
 from .data import load_data
 from .result import LabResult
@@ -190,6 +191,7 @@ def run(
         if o.get("lr") is None:
             o["lr"] = DEFAULT_LR[o["optimizer"]]
         configs = [Config(a, i, d, v, **o) for v in vs for i in ins for a in acts for d in ds]
+    _check_variants_do_something(configs)
     if fastact.PUREPYTHON and timing:
         notes.append(
             "FASTACT_PUREPYTHON=1: fastact.MLP is fastact.reference.MLP here, so the "
@@ -240,6 +242,28 @@ def run(
         elapsed=time.perf_counter() - t0,
         meta=meta,
     )
+
+
+def _check_variants_do_something(configs) -> None:
+    """A variant that leaves the network plain would be judged as a remedy that fails."""
+    for c in configs:
+        parts = variant_parts(c.variant)
+        if "dropout" in parts and c.dropout == 0:
+            raise ValueError(
+                f"lab: variant {c.variant!r} with dropout=0 is the network without "
+                "dropout; give a dropout probability above 0 (e.g. --dropout 0.2)."
+            )
+        if ("batchnorm" in parts or "batchnorm_after" in parts) and c.batch < 2:
+            raise ValueError(
+                f"lab: variant {c.variant!r} needs a batch of 2 or more rows (BatchNorm "
+                f"normalises over the batch); got batch {c.batch}."
+            )
+        if "residual" in parts and c.depth < 2:
+            raise ValueError(
+                f"lab: variant {c.variant!r} at depth {c.depth} has no residual "
+                "connection (the first hidden layer, n_in -> width, has none); give "
+                "depths of 2 or more."
+            )
 
 
 def _cpu_name() -> str:

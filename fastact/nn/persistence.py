@@ -81,7 +81,13 @@ def load(cls, path):
     if isinstance(path, (str, os.PathLike)):
         opened = open(path, "rb")  # closed here even when the zip is damaged
     try:
-        with np.load(opened or path, allow_pickle=False) as f:
+        loaded = np.load(opened or path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"{name}.load: {path!r} is a single .npy array, not a fastact {name} "
+                f"file (write one with net.save(), read it with {name}.load())."
+            )
+        with loaded as f:
             if "config" not in f.files or "theta" not in f.files:
                 raise ValueError(
                     f"{name}.load: {path!r} is not a fastact {name} file "
@@ -105,6 +111,11 @@ def load(cls, path):
     except ValueError as e:
         if str(e).startswith(f"{name}.load:"):
             raise
+        if "pickle" in str(e):  # np.load's last guess for what is neither .npz nor .npy
+            raise ValueError(
+                f"{name}.load: {path!r} is not a .npz file (fastact networks are "
+                "written by net.save())."
+            ) from None
         raise ValueError(
             f"{name}.load: {path!r} is not a readable fastact {name} file: {e}"
         ) from None
@@ -112,11 +123,17 @@ def load(cls, path):
         if opened is not None:
             opened.close()
     fmt = meta.get("format") if isinstance(meta, dict) else None
-    if fmt not in (cls._format, _READS.get(cls._format)):
+    if fmt is None or fmt not in (cls._format, _READS.get(cls._format)):
         raise ValueError(
             f"{name}.load: {path!r} has format {fmt!r}; this version reads {cls._format!r}."
         )
-    net = cls._from_config(meta)
+    try:
+        net = cls._from_config(meta)
+        counter = int(meta.get("counter", 0))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(
+            f"{name}.load: {path!r} holds a damaged configuration: {type(e).__name__}: {e}"
+        ) from None
     net.flush_subnormals = bool(meta.get("flush_subnormals", True))
     if theta.ndim == 1 and theta.dtype == net.theta.dtype:
         theta = net._program.unpack(theta)  # written before the weights were aligned
@@ -135,7 +152,7 @@ def load(cls, path):
         )
     net.theta[...] = theta
     net.state[...] = state
-    net._counter = int(meta.get("counter", 0))
+    net._counter = counter
     net.training = bool(meta.get("training", True))
     if "rng" in meta:  # (older files: the shuffling starts afresh from the seed)
         try:
