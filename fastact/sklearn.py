@@ -86,15 +86,20 @@ class _Limits:
 
     _controller = None
 
-    def __init__(self, n):
+    def __init__(self, n, *, below_current_blas=self.n_threads is None):
         self.n = n
+        self.below_current_blas = below_current_blas  # n_threads=None: never raise a limit
 
     def __enter__(self):
         from threadpoolctl import ThreadpoolController
 
         if _Limits._controller is None:
             _Limits._controller = ThreadpoolController()
-        self._blas = _Limits._controller.limit(limits=self.n, user_api="blas")
+        n_blas = self.n
+        if self.below_current_blas:  # a threadpool_limits the caller set stays in force
+            libs = _Limits._controller.select(user_api="blas").lib_controllers
+            n_blas = min([n_blas] + [lib.num_threads for lib in libs if lib.num_threads > 0])
+        self._blas = _Limits._controller.limit(limits=n_blas, user_api="blas")
         self._fa = _fastact().threads(self.n)
         self._fa.__enter__()
         return self
@@ -241,7 +246,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__}: batchnorm needs training batches of at least 2 rows "
                 f"to estimate the batch variance; got batch_size={self.batch_size!r} with "
-                f"{n_samples} training sample(s). Use batch_size >= 2 (and at least 2 "
+                f"n_samples={n_samples} training rows. Use batch_size >= 2 (and at least 2 "
                 "samples), or batchnorm=None."
             )
 
@@ -295,7 +300,7 @@ class _BaseMLP(BaseEstimator):
                 "warm_start to change it."
             )
         self._threads_used = _resolve_threads(self.n_threads)
-        with _Limits(self._threads_used):
+        with _Limits(self._threads_used, below_current_blas=self.n_threads is None):
             try:
                 self._fit_stochastic(X, y, sample_weight, incremental)
             except FloatingPointError as e:
@@ -426,8 +431,21 @@ class _BaseMLP(BaseEstimator):
                     perm = np.arange(n_samples)
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
-                with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss: inf
-                    self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
+                try:
+                    with np.errstate(over="ignore", invalid="ignore"):  # diverging: inf
+                        self.loss_ = state.epoch(sample_idx if self.shuffle else None) / n_samples
+                except FloatingPointError:
+                    if not (self.early_stopping and self._best is not None):
+                        raise
+                    warnings.warn(  # scikit-learn goes on with NaN scores to the same end
+                        f"Training diverged in iteration {self.n_iter_ + 1}: a step met a "
+                        "non-finite loss or gradient and was not applied. The weights of "
+                        "the best validation score are restored (early_stopping=True); a "
+                        "smaller learning_rate_init may train further.",
+                        ConvergenceWarning,
+                        stacklevel=4,
+                    )
+                    break
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)

@@ -10,6 +10,7 @@ the same tests, with the heavy ones (digits accuracy, joblib) skipped for time.
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -19,14 +20,14 @@ import scipy.sparse as sp
 pytest.importorskip("sklearn", minversion="1.6")  # validate_data, __sklearn_tags__
 pytest.importorskip("threadpoolctl")
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_regression
+from sklearn.datasets import load_diabetes, load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, cross_validate, train_test_split
 from sklearn.neural_network import MLPClassifier as SKClassifier
 from sklearn.neural_network import MLPRegressor as SKRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_fit2d_1sample, parametrize_with_checks
 
 import fastact
 from fastact.sklearn import MLPClassifier, MLPRegressor
@@ -740,6 +741,76 @@ def test_small_validation_set():
         MLPRegressor(early_stopping=True, validation_fraction=0.01).fit(_Xr[:20], _yr[:20])
 
 
+def test_divergence_with_early_stopping_restores_the_best_weights():
+    """scikit-learn goes on with NaN scores and ends on its best validation weights; the
+    fit stops at the non-finite step instead, with a warning, and ends on the same
+    weights (float64: equal to scikit-learn's)."""
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    kw = dict(
+        solver="sgd",
+        learning_rate_init=0.3,
+        early_stopping=True,
+        n_iter_no_change=20,
+        max_iter=100,
+        hidden_layer_sizes=(50,),
+        random_state=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with np.errstate(all="ignore"):  # scikit-learn's own overflows
+            sk = SKRegressor(**kw).fit(X, y)
+    with pytest.warns(
+        ConvergenceWarning,
+        match=re.escape(
+            "Training diverged in iteration 16: a step met a non-finite loss or gradient "
+            "and was not applied. The weights of the best validation score are restored "
+            "(early_stopping=True); a smaller learning_rate_init may train further."
+        ),
+    ):
+        fa = MLPRegressor(dtype=np.float64, **kw).fit(X, y)
+    assert fa.n_iter_ == 15 and len(fa.validation_scores_) == 15
+    assert fa.best_validation_score_ == pytest.approx(sk.best_validation_score_, rel=1e-12)
+    for p, q in zip(_params(sk), _params(fa)):
+        np.testing.assert_allclose(q, p, rtol=0, atol=1e-12)
+    assert np.isfinite(fa.predict(X)).all()
+    np.testing.assert_allclose(fa.predict(X), sk.predict(X), rtol=1e-10, atol=1e-12)
+
+
+def test_batchnorm_passes_scikit_learns_one_sample_check():
+    for est in (MLPClassifier(batchnorm="before"), MLPRegressor(batchnorm="after")):
+        check_fit2d_1sample(type(est).__name__, est)
+
+
+def test_fit_keeps_a_lower_blas_limit_of_the_caller(monkeypatch):
+    """n_threads=None never raises a BLAS limit the caller set; an explicit n_threads is
+    what the fit uses."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import fastact.sklearn as fsk
+
+    if not [i for i in threadpool_info() if i["user_api"] == "blas"]:
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    seen = []
+    epoch = fsk._NativeEpochs.epoch
+
+    def spy(self, order):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return epoch(self, order)
+
+    monkeypatch.setattr(fsk._NativeEpochs, "epoch", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with threadpool_limits(1, user_api="blas"):
+            MLPClassifier((8,), max_iter=1, random_state=0).fit(_X, _y)
+            assert seen[-1] == {1}
+            if fastact.get_num_threads() >= 2:
+                MLPClassifier((8,), max_iter=1, random_state=0, n_threads=2).fit(_X, _y)
+                assert seen[-1] == {2}
+            assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
+
+
 def test_batch_size_clipped_warning():
     with pytest.warns(UserWarning, match="It is going to be clipped"):
         with warnings.catch_warnings():
@@ -811,17 +882,19 @@ def test_no_hidden_layer_equals_scikit_learn(activation):
 def test_batchnorm_refuses_batches_of_one_row():
     msg = "MLPClassifier: batchnorm needs training batches of at least 2 rows"
     est = MLPClassifier((8,), batchnorm="before", batch_size=1, max_iter=2)
-    with pytest.raises(ValueError, match=msg + r".*got batch_size=1 with 300 training"):
+    with pytest.raises(
+        ValueError, match=msg + r".*got batch_size=1 with n_samples=300 training rows"
+    ):
         est.fit(_X[:300], _y[:300])
     assert not hasattr(est, "coefs_")  # refused before anything was built
-    with pytest.raises(ValueError, match=msg + r".*got batch_size='auto' with 1 training"):
+    with pytest.raises(ValueError, match=msg + r".*got batch_size='auto' with n_samples=1 training rows"):
         MLPClassifier((8,), batchnorm=["after"]).fit(_X[:1], _y[:1])
     with pytest.raises(ValueError, match="MLPRegressor: batchnorm needs training batches"):
         MLPRegressor(hidden_layer_sizes=(8,), batchnorm="after").partial_fit(_Xr[:1], _yr[:1])
     # after the validation split: 3 samples, 2 held out, 1 left to train on
     with pytest.raises(
         ValueError,
-        match="MLPRegressor: batchnorm needs training batches.*with 1 training sample",
+        match="MLPRegressor: batchnorm needs training batches.*with n_samples=1 training rows",
     ):
         MLPRegressor(
             hidden_layer_sizes=(8,),
