@@ -86,7 +86,7 @@ class _Limits:
 
     _controller = None
 
-    def __init__(self, n, *, below_current_blas=self.n_threads is None):
+    def __init__(self, n, *, below_current_blas=False):
         self.n = n
         self.below_current_blas = below_current_blas  # n_threads=None: never raise a limit
 
