@@ -130,6 +130,21 @@ class Engine:
         counter: int = 0,
         check: bool = False,
     ) -> float: ...
+    def try_step(
+        self,
+        X: object,
+        y: object,
+        diag: bool,
+        kind: str,
+        hyper: np.ndarray | None,
+        state1: np.ndarray | None,
+        state2: np.ndarray | None,
+        t: int,
+        training: bool,
+        seed: int,
+        counter: int,
+        check: bool,
+    ) -> float | None: ...
     def epoch(
         self,
         X: np.ndarray,

@@ -569,6 +569,10 @@ class NumpyEngine:
         return False  # (the native engine's fast path: here the Python checks do it all)
 
     @staticmethod
+    def try_step(*args):
+        return None  # (the native engine's fast path: here the Python checks do it all)
+
+    @staticmethod
     def bad_label(labels, n_classes):
         bad = labels[(labels < 0) | (labels >= n_classes)]
         return int(bad[0]) if bad.size else None

@@ -825,7 +825,7 @@ cdef class Engine:
                 fa_adam_f64(<double *>theta, <const double *>grad, <double *>s1, <double *>s2,
                             n, h[0], h[1], h[2], h[3], h[4], opt == OPT_ADAMW, bc1, bc2s)
 
-    def batch_ok(self, X, y):
+    cpdef bint batch_ok(self, X, y):
         """True when (X, y) is a batch a step can use as it is and fits the buffers: X a
         C-contiguous aligned (rows, n_in) array of the engine's dtype, 0 < rows <=
         capacity, every value finite; y int64 labels of shape (rows,) in [0, classes)
@@ -887,6 +887,28 @@ cdef class Engine:
         check: when the loss or a gradient is not finite, skip the update and set
         last_ok to False.  kind: the optimizer's name ("" for none: no update).  Returns
         the loss."""
+        return self._step(X, labels, target, diag, kind, hyper, state1, state2, t, training,
+                          seed, counter, check)
+
+    def try_step(self, X, y, bint diag, object kind, cnp.ndarray hyper,
+                 cnp.ndarray state1, cnp.ndarray state2, long long t, bint training,
+                 uint64_t seed, uint64_t counter, bint check):
+        """step() of the usual batch in one call: when batch_ok(X, y) and X has 2 rows or
+        more, y goes in as the labels (cross-entropy) or the target and the loss comes
+        back; otherwise None, and nothing ran (the caller's full checks take the batch:
+        conversions, errors, BatchNorm's refusal of one row, larger buffers)."""
+        if not self.batch_ok(X, y) or cnp.PyArray_DIM(<cnp.ndarray>X, 0) < 2:
+            return None
+        if self.loss == LOSS_XENT:
+            return self._step(X, y, None, diag, kind, hyper, state1, state2, t, training,
+                              seed, counter, check)
+        return self._step(X, None, y, diag, kind, hyper, state1, state2, t, training, seed,
+                          counter, check)
+
+    cdef double _step(self, cnp.ndarray X, object labels, object target, bint diag,
+                      object kind, cnp.ndarray hyper, cnp.ndarray state1,
+                      cnp.ndarray state2, long long t, bint training, uint64_t seed,
+                      uint64_t counter, bint check) except? -1.0:
         cdef int opt = OPT_NONE if not kind else OPTIMIZERS[kind]
         cdef Py_ssize_t rows = cnp.PyArray_DIM(X, 0)
         cdef const char *xp = <const char *>cnp.PyArray_DATA(X)

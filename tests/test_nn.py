@@ -715,15 +715,15 @@ def test_a_refused_step_leaves_the_dropout_counter():
     def refuse(*a, **k):
         raise RuntimeError("this network is in use by another thread")
 
-    step = net._engine.step
-    net._engine.step = refuse
+    step, try_step = net._engine.step, net._engine.try_step
+    net._engine.step = net._engine.try_step = refuse
     try:
         for call in (lambda: net.train_step(X, y, opt), lambda: net.compute_gradients(X, y)):
             with pytest.raises(RuntimeError, match="in use by another thread"):
                 call()
             assert net._counter == c and opt.t == t
     finally:
-        net._engine.step = step
+        net._engine.step, net._engine.try_step = step, try_step
     net.train_step(X, y, opt)
     assert net._counter == c + 1 and opt.t == t + 1
 

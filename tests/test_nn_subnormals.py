@@ -297,6 +297,51 @@ def test_train_step_fast_and_checked_paths_agree():
     np.testing.assert_array_equal(a.theta, b.theta)
 
 
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse"])
+@native_only
+def test_try_step_runs_only_the_usual_batch(loss):
+    """Engine.try_step (train_step's one call for the usual batch): None and nothing run
+    for a batch batch_ok refuses or of one row (BatchNorm's check is Python's); else the
+    step's loss, parameters and running statistics, bit for bit."""
+    rng = np.random.default_rng(7)
+    kw = dict(loss=loss, batchnorm="before", dropout=0.2, seed=3)
+    a, b = fastact.MLP([5, 6, 3], "gelu", **kw), fastact.MLP([5, 6, 3], "gelu", **kw)
+    oa, ob = optim.Adam(1e-2), optim.Adam(1e-2)
+    X = rng.standard_normal((8, 5)).astype(np.float32)
+    if loss == "mse":
+        y = rng.standard_normal((8, 3)).astype(np.float32)
+        labels, target = None, y
+    else:
+        y = rng.integers(0, 3, 8)
+        labels, target = y, None
+    a.train_step(X, y, oa)  # sizes the buffers and binds the optimizers
+    b.train_step(X, y, ob)
+    e = a._engine
+
+    def args(opt, t, counter):
+        st = opt.state
+        return (False, opt.kind, opt._hyper, st[0], st[1], t, True, a.seed, counter, True)
+
+    theta, state = a.theta.copy(), a.state.copy()
+    for bx, by in [
+        (X[:1], y[:1]),
+        (X.astype(np.float64), y),
+        (np.asfortranarray(X), y),
+        (np.where(X > 1, np.nan, X).astype(np.float32), y),
+        (rng.standard_normal((9, 5)).astype(np.float32), y),
+        (X, y[:7]),
+    ]:
+        assert e.try_step(bx, by, *args(oa, 2, 1)) is None
+    np.testing.assert_array_equal(a.theta, theta)
+    np.testing.assert_array_equal(a.state, state)
+    loss_a = e.try_step(X, y, *args(oa, 2, 1))
+    loss_b = b._engine.step(X, labels, target, *args(ob, 2, 1))
+    assert isinstance(loss_a, float) and loss_a == loss_b and e.last_ok
+    np.testing.assert_array_equal(a.theta, b.theta)
+    np.testing.assert_array_equal(a.state, b.state)
+    np.testing.assert_array_equal(oa.state[1], ob.state[1])
+
+
 @pytest.mark.parametrize("backend", ["fastact", "reference"])
 def test_train_step_rejected_batches_still_raise(backend):
     mod = fastact if backend == "fastact" else ref

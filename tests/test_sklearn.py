@@ -887,7 +887,9 @@ def test_batchnorm_refuses_batches_of_one_row():
     ):
         est.fit(_X[:300], _y[:300])
     assert not hasattr(est, "coefs_")  # refused before anything was built
-    with pytest.raises(ValueError, match=msg + r".*got batch_size='auto' with n_samples=1 training rows"):
+    with pytest.raises(
+        ValueError, match=msg + r".*got batch_size='auto' with n_samples=1 training rows"
+    ):
         MLPClassifier((8,), batchnorm=["after"]).fit(_X[:1], _y[:1])
     with pytest.raises(ValueError, match="MLPRegressor: batchnorm needs training batches"):
         MLPRegressor(hidden_layer_sizes=(8,), batchnorm="after").partial_fit(_Xr[:1], _yr[:1])

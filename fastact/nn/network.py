@@ -587,38 +587,55 @@ class Sequential:
                 f"(SGD, Adam, AdamW); got {type(optimizer).__name__}."
             )
         engine = self._engine
-        if engine.batch_ok(X, y):  # the usual batch, checked in one native call
-            rows = X.shape[0]
-            labels, target = (y, None) if self.loss == "softmax_cross_entropy" else (None, y)
-        else:  # the full checks: conversions, errors, larger buffers
+        training = self.training
+        counter = self._counter
+        check = self.on_nonfinite != "ignore"
+        owner = optimizer._owner
+        loss = None
+        if owner is not None and owner() is self.theta:  # (bound to this network)
+            # the usual batch: checked and stepped in one native call (None: not usual)
+            st = optimizer.state
+            t = optimizer.t + 1
+            loss = engine.try_step(
+                X,
+                y,
+                self.record_diagnostics,
+                optimizer.kind,
+                optimizer._hyper,
+                st[0] if st else None,
+                st[1] if len(st) > 1 else None,
+                t,
+                training,
+                self.seed,
+                counter,
+                check,
+            )
+        if loss is None:  # the full checks: conversions, errors, larger buffers
             X = self._X(X, "train_step")
             rows = X.shape[0]
             labels, target = self._y(y, rows, "train_step")
-        training = self.training
-        if training and rows < 2 and self._program.has_batchnorm:
-            self._check_batch(rows, "train_step")
-        optimizer._bind(self.theta, self._program.layout)
-        if rows > engine.capacity:
-            engine.reserve(rows)
-        st = optimizer.state
-        t = optimizer.t + 1
-        counter = self._counter
-        check = self.on_nonfinite != "ignore"
-        loss = engine.step(
-            X,
-            labels,
-            target,
-            self.record_diagnostics,
-            optimizer.kind,
-            optimizer._hyper,
-            st[0] if st else None,
-            st[1] if len(st) > 1 else None,
-            t,
-            training,
-            self.seed,
-            counter,
-            check,
-        )
+            if training and rows < 2 and self._program.has_batchnorm:
+                self._check_batch(rows, "train_step")
+            optimizer._bind(self.theta, self._program.layout)
+            if rows > engine.capacity:
+                engine.reserve(rows)
+            st = optimizer.state
+            t = optimizer.t + 1
+            loss = engine.step(
+                X,
+                labels,
+                target,
+                self.record_diagnostics,
+                optimizer.kind,
+                optimizer._hyper,
+                st[0] if st else None,
+                st[1] if len(st) > 1 else None,
+                t,
+                training,
+                self.seed,
+                counter,
+                check,
+            )
         if training:  # (after the step: a call the engine refused changes nothing)
             self._counter = counter + 1
         if check and not engine.last_ok:
@@ -1218,6 +1235,7 @@ class NativeEngine:
         # step(X, labels, target, diag, kind="", hyper, s1, s2, t, training, seed, counter,
         # check): the engine's own method, no Python frame in between
         self.step = self._e.step
+        self.try_step = self._e.try_step  # step() of the usual batch, or None
         self.batch_ok = self._e.batch_ok
 
     @property
