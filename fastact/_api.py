@@ -43,7 +43,7 @@ class KernelsBase:
 
 _NONE = object()  # matches no argument
 _PRELU_FAST_MAX = 65536  # prelu_backward's small-array path (serial), up to here
-_F32_MAX = 3.4028234663852886e38
+_F32_OVERFLOW = 2.0**128 - 2.0**103  # the doubles that round to float32's inf (ties to even)
 
 
 def make_api(K, module: str) -> dict:
@@ -187,8 +187,12 @@ def make_api(K, module: str) -> dict:
                         grad_out, saved, weight, out, n_threads, K.prelu_bwd
                     )  # its error message
                 total = K.prelu1_bwd(g, x, gx, wv)
-                if dt == V.F32 and not abs(total) <= _F32_MAX and total == total:
-                    total = math.copysign(math.inf, total)  # beyond float32: inf, quietly
+                if dt == V.F32 and not abs(total) < _F32_OVERFLOW and total == total:
+                    total = math.copysign(math.inf, total)  # rounds beyond float32: inf
+                elif dt == V.F64 and not math.isfinite(total) and gx is not g and gx is not x:
+                    return P.prelu_backward(  # the sum overflowed on the way: scaled
+                        grad_out, saved, weight, out, n_threads, K.prelu_bwd
+                    )
                 return gx, np.asarray(total, dtype=dt)
         return P.prelu_backward(grad_out, saved, weight, out, n_threads, K.prelu_bwd)
 

@@ -215,11 +215,29 @@ def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
         gw = np.zeros(cols, np.float64)
         if x.size:
             kernel(gc, xc, w, t.buf, gw, rows, cols, nt)
-    with np.errstate(over="ignore"):  # sums beyond the dtype's range are inf, quietly
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond the dtype's range: inf
         if scalar_w:
             gw = np.array(gw.sum())
-        gw = gw.astype(x.dtype).reshape(wshape)
-    return _maybe_scalar(t.result(), g_in, out), gw
+        gw = gw.astype(x.dtype)
+    if x.dtype == np.float64 and not np.isfinite(gw).all():
+        gw = _prelu_gw_scaled(gc, xc, rows, cols, scalar_w, gw)
+    return _maybe_scalar(t.result(), g_in, out), gw.reshape(wshape)
+
+
+def _prelu_gw_scaled(g, x, rows, cols, scalar_w, gw):
+    """float64 slope gradients whose double sums overflowed on the way (a partial sum
+    beyond the range, or +inf and -inf partials: NaN) though the inputs are finite:
+    summed again with both factors scaled by 2**-530, so that no product or partial sum
+    overflows, then scaled back (inf only when the sum itself is beyond float64's range;
+    terms below 2**-1000 or so are lost, nothing next to such sums).  A sum with a NaN or
+    an inf among its inputs keeps the direct answer."""
+    g2, x2 = g.reshape(rows, cols), x.reshape(rows, cols)
+    axis = None if scalar_w else 0
+    with np.errstate(all="ignore"):
+        terms = np.where(x2 > 0, 0.0, (x2 * 2.0**-530) * (g2 * 2.0**-530))
+        fixed = (terms.sum(axis=axis) * 2.0**530) * 2.0**530
+        finite = np.isfinite(g2).all(axis=axis) & np.isfinite(x2).all(axis=axis)
+    return np.where(finite & ~np.isfinite(gw), fixed, gw)
 
 
 def rowwise_forward(x_in, out, n_threads, kernel, func):

@@ -62,10 +62,16 @@ FA_INLINE R FN(selu_fwd)(R x, fa_params p)
 }
 
 /* celu: x > 0 ? x : alpha * (exp(x / alpha) - 1); FA_INV_ALPHA(p) = 1 / alpha
- * (p.b as double, p.d as float; alpha in [2^-126, 2^126] keeps both normal). */
+ * (p.b as double, p.d as float; alpha in [2^-126, 2^126] keeps both normal).
+ * When |t| = |x / alpha| is below half an ulp's weight (2^-25 in float, 2^-54 in
+ * double), alpha expm1(t) = x (1 + t/2 + ...) rounds to x: x itself, since t may be
+ * subnormal there (x near 0 with a large alpha) and alpha * expm1(t) would carry t's
+ * lost digits (4.6% off at alpha = 2^126). */
 FA_INLINE R FN(celu_fwd)(R x, fa_params p)
 {
-    return x > 0 ? x : (R)p.a * FA_EXPM1(x * FA_INV_ALPHA(p));
+    R t = x * FA_INV_ALPHA(p);
+    R tiny = sizeof(R) == 4 ? (R)0x1p-25 : (R)0x1p-54;
+    return x > 0 ? x : (FA_FABS(t) < tiny ? x : (R)p.a * FA_EXPM1(t));
 }
 
 /* gelu (exact): x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2.  On the negative

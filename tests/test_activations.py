@@ -1591,6 +1591,89 @@ def test_prelu_one_float_slope_shortcuts_match_the_general_path(dtype, shape):
     assert np.isnan(fastact.prelu(xn, 0.3).reshape(-1)[5])
 
 
+@pytest.mark.parametrize("alpha", [2.0**126, 1e36, 1e33, 3e5, 1.0, 1e-20, 2.0**-126])
+def test_celu_float32_large_and_small_alpha_within_4_ulp(alpha):
+    """x / alpha in float32 is subnormal near 0 when alpha is large (4.6% off at 2**126
+    before): celu within 4 ulp of the float64 truth over alpha's whole range, on every
+    SIMD path of this CPU, forward and backward."""
+    from fastact import _activations as ext
+
+    x = -np.concatenate([np.logspace(-44, 38, 4000), [0.0, 1e-30, 0.085]]).astype(np.float32)
+    x = np.concatenate([x, -x])
+    with np.errstate(all="ignore"):
+        truth = np.where(x > 0, f64(x), alpha * np.expm1(f64(x) / alpha)).astype(np.float32)
+    cur = ext.get_isa()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            y = fastact.celu(x, alpha)
+            err = np.abs(f64(y) - f64(truth)) / np.spacing(np.abs(truth))
+            assert err.max() <= 4, (cap, x[err.argmax()], y[err.argmax()], truth[err.argmax()])
+            assert np.array_equal(np.signbit(y), np.signbit(truth))
+            g = np.ones_like(y)
+            truth_b = np.where(y > 0, 1.0, f64(y) / alpha + 1.0)
+            assert_backward_close(fastact.celu_backward(g, y, alpha), truth_b, g, np.float32)
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@pytest.mark.parametrize(
+    "g, want",
+    [
+        ([_F32_MAX, 1e30], -_F32_MAX),  # 1e30 is below half an ulp of FLT_MAX: rounds down
+        ([_F32_MAX, 1.1e31], -np.inf),  # above half an ulp: rounds to -inf
+        ([_F32_MAX, _F32_MAX], -np.inf),
+    ],
+)
+def test_prelu_one_slope_gradient_rounds_to_float32_once(g, want):
+    """The float32 slope gradient is the double sum rounded once, on every path: the
+    small-array shortcut, the general path, a 1-element weight and the twin."""
+    x = np.array([-1.0, -1.0], np.float32)
+    g = np.array(g, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for gw in (
+            fastact.prelu_backward(g, x, 0.25)[1],
+            fastact.prelu_backward(g, x, np.float32(0.25))[1],
+            fastact.prelu_backward(g, x, np.array([0.25], np.float32))[1][0],
+            ref.prelu_backward(g, x, 0.25)[1],
+        ):
+            assert gw.dtype == np.float32 and gw == np.float32(want)
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
+@pytest.mark.parametrize("n", [4, 3000])
+def test_prelu_float64_slope_gradient_survives_overflowing_partial_sums(impl, n):
+    """Near float64's range the double partial sums overflow (+inf and -inf column sums
+    gave NaN and a NumPy warning); the gradient is then summed again scaled: the true sum
+    when it is in range, inf with its sign when it is not, whatever the layout."""
+    m = fastact if impl == "fastact" else ref
+    x = np.full(n, -1e308)
+    g = np.ones(n)
+    g[: n // 2] = -1.0
+    g[0] = -1.5  # sum of g * x over x < 0: 0.5e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for a, b in [(g, x), (g[::-1], x[::-1])]:
+            for w in (0.25, np.array([0.25])):
+                gw = m.prelu_backward(a, b, w)[1]
+                np.testing.assert_allclose(gw, 5e307, rtol=1e-12)
+        x2 = np.full(2048, -1e308)
+        g2 = np.ones(2048)
+        g2[1::1024] = -1.0  # the true sum, -2.044e311, is beyond the range
+        for a, b in [(g2, x2), (g2[::-1], x2[::-1])]:
+            assert m.prelu_backward(a, b, 0.25)[1] == -np.inf
+        per_unit = m.prelu_backward(
+            np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]]),
+            np.full((3, 2), -1e308),
+            np.array([0.25, 0.25]),
+        )[1]
+        np.testing.assert_allclose(per_unit, [-1e308, -1e308], rtol=1e-15)
+
+
 # ---- float32 gelu on every SIMD path the CPU has: a sampled version of the exhaustive sweep ----
 # tools/sweep_gelu_f32.py runs every float32 of [-15, 16] (where the result is neither 0 nor
 # x, the derivative neither 0 nor 1) through each path; here every 997th, on each path.
