@@ -144,6 +144,11 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> 
 def check_out(out, shape: tuple, dtype: np.dtype, name: str = "out") -> np.ndarray:
     if type(out) is not np.ndarray and not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array or None; got {type(out).__name__}.")
+    if isinstance(out, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; fastact ignores masks and would leave {name}'s "
+            f"mask as it is. Pass {name}.data (written in place) or {name}=None."
+        )
     if out.shape != shape:
         raise ValueError(f"{name} has shape {out.shape}; the result has shape {shape}.")
     if out.dtype != dtype:
@@ -226,7 +231,13 @@ def finite_param(value, name: str, func: str) -> float:
         raise TypeError(
             f"{func}: {name} must be a real number; got {type(value).__name__} {value!r}."
         )
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond float64's range
+        raise ValueError(
+            f"{func}: {name} must be finite; got an integer of {int(value).bit_length()} "
+            "bits, beyond float64's range."
+        ) from None
     if not math.isfinite(v):
         raise ValueError(f"{func}: {name} must be finite; got {v}.")
     return v
@@ -397,6 +408,11 @@ def check_backward_slope(value: float, func: str, name: str) -> None:
 
 def prelu_weight(weight, x: np.ndarray) -> np.ndarray:
     """The slope(s) as a 1-D array of x's dtype: one value, or one per feature (last axis)."""
+    if isinstance(weight, int) and not isinstance(weight, bool) and abs(weight) >= 2**63:
+        try:  # beyond int64: NumPy would make an object array of it
+            weight = float(weight)
+        except OverflowError:
+            raise ValueError("prelu: weight must be finite (in x's dtype).") from None
     w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
     if isinstance(weight, np.ndarray) and w.dtype.kind == "f" and w.dtype != x.dtype:
         raise TypeError(

@@ -188,9 +188,16 @@ def _softmax_rows(x):
 
 
 def _log_softmax_rows(x):
+    """(x - m) - log1p(s), s the sum of exp(x - m) without the first maximum's term
+    (exactly 1): log of the rounded 1 + s would lose a tiny s's digits."""
     with np.errstate(invalid="ignore", divide="ignore"):
         shifted = x - x.max(axis=-1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        e = np.exp(shifted)
+        top = shifted == 0
+        first = top.argmax(axis=-1)[..., None]
+        keep = ~np.take_along_axis(top, first, axis=-1)  # rows without one: NaN anyway
+        np.put_along_axis(e, first, np.take_along_axis(e, first, axis=-1) * keep, axis=-1)
+        return shifted - np.log1p(e.sum(axis=-1, keepdims=True))
 
 
 class NumpyKernels(KernelsBase):

@@ -164,6 +164,23 @@ FA_GEN_PRELU(double, f64)
         for (ptrdiff_t j = 0; j < cols; j++) m = (double)x[j] > m ? (double)x[j] : m;   \
         return m;  /* NaN entries are skipped here and propagate through exp */         \
     }                                                                                   \
+    /* log(sum_j exp(x_j - m)) as log1p of the sum without the first maximum's term   \
+     * (exactly 1): log(1 + s) of the rounded sum loses s's digits when s is tiny (a  \
+     * confident row: log_softmax of its top logit near -1e-13 was 1e-4 off) */        \
+    static double fa_log_sum1_##S(const T *x, ptrdiff_t cols, double m)                 \
+    {                                                                                   \
+        double s1 = 0.0;                                                                \
+        int one = 0;                                                                    \
+        for (ptrdiff_t j = 0; j < cols; j++) {                                          \
+            double d = (double)x[j] - m;                                                \
+            if (!one && d == 0.0) {                                                     \
+                one = 1;                                                                \
+                continue;                                                               \
+            }                                                                           \
+            s1 += EXP(d);                                                               \
+        }                                                                               \
+        return log1p(s1);                                                               \
+    }                                                                                   \
     static void L_softmax_fwd_##S(int log_, const void *xv, void *yv, ptrdiff_t rows,   \
                                   ptrdiff_t cols)                                       \
     {                                                                                   \
@@ -172,8 +189,7 @@ FA_GEN_PRELU(double, f64)
             T *y = (T *)yv + r * cols;                                                  \
             double m = fa_rowmax_##S(x, cols), sum = 0.0;                               \
             if (log_) {                                                                 \
-                for (ptrdiff_t j = 0; j < cols; j++) sum += EXP((double)x[j] - m);      \
-                double ls = log(sum);   /* (x - m) - log(sum): no rounding of m + ls */  \
+                double ls = fa_log_sum1_##S(x, cols, m); /* (x - m) - ls, that order */ \
                 FA_IVDEP                                                                \
                 for (ptrdiff_t j = 0; j < cols; j++) y[j] = (T)(((double)x[j] - m) - ls); \
             } else {                                                                    \
@@ -216,9 +232,8 @@ FA_GEN_PRELU(double, f64)
         for (ptrdiff_t r = 0; r < rows; r++) {                                          \
             const T *x = (const T *)xv + r * cols;                                      \
             T *g = (T *)gv + r * cols;                                                  \
-            double m = fa_rowmax_##S(x, cols), sum = 0.0;                               \
-            for (ptrdiff_t j = 0; j < cols; j++) sum += EXP((double)x[j] - m);          \
-            double ls = log(sum);   /* log_softmax = (x - m) - ls, kept in that order */ \
+            double m = fa_rowmax_##S(x, cols);                                          \
+            double ls = fa_log_sum1_##S(x, cols, m); /* log_softmax = (x - m) - ls */   \
             if (labels) {                                                               \
                 int64_t k = labels[r];                                                  \
                 FA_IVDEP                                                                \

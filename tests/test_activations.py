@@ -931,6 +931,26 @@ def test_log_softmax_precision(row):
     np.testing.assert_allclose(loss, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
+def test_log_softmax_of_a_confident_row_against_mpmath(impl):
+    """log_softmax of the top logit near -8e-13: log of the rounded 1 + s lost s's digits
+    (1.2e-4 relative); log1p of the sum without the maximum's term keeps them.  The
+    constants are mpmath's at 40 digits.  The same for float32 rows and the
+    cross-entropy of that label."""
+    m = fastact if impl == "fastact" else ref
+    x = np.array([[30.0, 0.0, -1.0, 2.0], [0.0, 30.0, 30.0, -1.0]])
+    top = -8.194410114667860697887037350196917924492e-13  # -log(1 + e^-30 + e^-31 + e^-28)
+    y = m.log_softmax(x)
+    np.testing.assert_allclose(y[0, 0], top, rtol=1e-15)
+    np.testing.assert_allclose(y[0, 3], -28.00000000000081944101146678606978870374, rtol=1e-15)
+    two = -0.6931471805600093099176186701654610843189  # -log(2 + e^-30 + e^-31): two maxima
+    np.testing.assert_allclose(y[1, 1:3], [two, two], rtol=1e-15)
+    loss, _ = m.softmax_cross_entropy(x[:1], np.array([0]))
+    np.testing.assert_allclose(loss, -top, rtol=1e-15)
+    y32 = m.log_softmax(x.astype(np.float32))
+    assert y32[0, 0] == np.float32(top)
+
+
 def test_softmax_special_rows():
     x = np.array([[-np.inf, 0.0, 1.0], [np.nan, 1.0, 2.0], [np.inf, 0.0, 1.0]])
     y = fastact.softmax(x)

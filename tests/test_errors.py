@@ -928,6 +928,53 @@ def test_masked_arrays_are_rejected(m):
         m.relu(x)
     with pytest.raises(TypeError, match=esc("grad_out is a masked array")):
         m.relu_backward(x, np.ones(2))
+    out = np.ma.array(np.zeros(2), mask=[True, False])
+    msg = esc(
+        "out is a masked array; fastact ignores masks and would leave out's mask as it "
+        "is. Pass out.data (written in place) or out=None."
+    )
+    for call in (
+        lambda: m.relu(np.array([-1.0, 2.0]), out=out),
+        lambda: m.relu_backward(np.ones(2), np.array([-1.0, 2.0]), out=out),
+        lambda: m.prelu(np.array([-1.0, 2.0]), 0.2, out=out),
+        lambda: m.prelu_backward(np.ones(2), np.array([-1.0, 2.0]), 0.2, out=out),
+        lambda: m.softmax(np.array([[-1.0, 2.0]]), out=np.ma.array(np.zeros((1, 2)))),
+    ):
+        with pytest.raises(TypeError, match=msg):
+            call()
+    assert out.mask.tolist() == [True, False] and out.data.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "call, msg",
+    [
+        (lambda m, x: m.elu(x, alpha=10**400), "elu: alpha must be finite"),
+        (lambda m, x: m.celu(x, -(10**400)), "celu: alpha must be finite"),
+        (lambda m, x: m.leaky_relu(x, 10**400), "leaky_relu: negative_slope must be finite"),
+        (lambda m, x: m.softplus(x, beta=10**400), "softplus: beta must be finite"),
+        (lambda m, x: m.hardtanh(x, -(10**400), 1.0), "hardtanh: min_val must be finite"),
+    ],
+    ids=["elu", "celu", "leaky_relu", "softplus", "hardtanh"],
+)
+def test_integer_parameters_beyond_float64_are_value_errors(m, call, msg):
+    """An int too large for a float was a bare OverflowError from float()."""
+    with pytest.raises(
+        ValueError, match=esc(f"{msg}; got an integer of 1329 bits, beyond float64's range.")
+    ):
+        call(m, np.ones(3))
+
+
+def test_prelu_integer_weights_beyond_int64(m):
+    """NumPy makes an object array of an int beyond int64 (a TypeError about dtype object
+    before): such a weight is its float, refused when that is not finite in x's dtype."""
+    with pytest.raises(ValueError, match=esc("prelu: weight must be finite (in x's dtype).")):
+        m.prelu(np.ones(3), 10**400)
+    with pytest.raises(ValueError, match=esc("prelu: weight must be finite (in x's dtype).")):
+        m.prelu(np.ones(3, np.float32), 2**200)
+    np.testing.assert_array_equal(m.prelu(-np.ones(2), 2**100), [-(2.0**100)] * 2)
+    gx, gw = m.prelu_backward(np.ones(2), -np.ones(2), 2**70)
+    np.testing.assert_array_equal(gx, [2.0**70] * 2)
+    assert gw.shape == () and gw == -2.0
 
 
 @pytest.mark.parametrize("alpha", [1e-39, 0.5 * 2.0**-126, 2.0**127, 1e300])

@@ -243,6 +243,26 @@ def test_batchnorm_errors(mod):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match=esc("batchnorm_forward: running_mean is read-only")):
         mod.batchnorm_forward(x, g, b, training=True, running_mean=ro, running_var=np.ones(3))
+    rm, both = np.zeros(3), np.zeros(6)
+    x2 = np.array(x)
+    for kw, nm, other in [
+        (dict(running_mean=rm, running_var=rm), "running_mean", "running_var"),
+        (dict(running_mean=both[:3], running_var=both[2:5]), "running_mean", "running_var"),
+        (dict(running_mean=np.zeros(3), running_var=g), "running_var", "gamma"),
+        (dict(running_mean=b, running_var=np.ones(3)), "running_mean", "beta"),
+        (dict(running_mean=x2[0], running_var=np.ones(3)), "running_mean", "x"),
+    ]:
+        with pytest.raises(
+            ValueError,
+            match=esc(
+                f"batchnorm_forward: {nm} shares memory with {other}; training updates "
+                f"{nm} in place: give it an array of its own."
+            ),
+        ):
+            mod.batchnorm_forward(x2 if other == "x" else x, g, b, training=True, **kw)
+    # side by side is fine, and evaluation writes nothing
+    mod.batchnorm_forward(x, g, b, training=True, running_mean=both[:3], running_var=both[3:])
+    mod.batchnorm_forward(x, g, b, training=False, running_mean=rm, running_var=np.abs(rm) + 1)
     with pytest.raises(
         TypeError,
         match=esc(

@@ -397,6 +397,23 @@ def check_batchnorm(x_in, gamma_in, beta_in, training, running_mean, running_var
                 )
             if training and not a.flags.writeable:
                 raise ValueError(f"{where}: {nm} is read-only; training updates it in place.")
+        if training:  # written in place: no other argument may share their memory
+            pairs = [
+                (a, nm, b, other)
+                for a, nm in ((running_mean, "running_mean"), (running_var, "running_var"))
+                for b, other in ((x, "x"), (gamma, "gamma"), (beta, "beta"))
+            ]
+            pairs.insert(0, (running_mean, "running_mean", running_var, "running_var"))
+            for a, nm, b, other in pairs:
+                try:
+                    shared = np.shares_memory(a, b, max_work=10**6)
+                except np.exceptions.TooHardError:  # (strides too tangled to tell)
+                    shared = True
+                if shared:
+                    raise ValueError(
+                        f"{where}: {nm} shares memory with {other}; training updates "
+                        f"{nm} in place: give it an array of its own."
+                    )
     if training and x.shape[0] < 2:
         raise ValueError(
             f"{where}: training needs at least 2 rows to estimate the batch "
