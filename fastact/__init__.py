@@ -63,7 +63,7 @@ if not PUREPYTHON:
 
         _V.forked_child()
         _ext.set_default_threads(1, 1)
-        threads._lock = threading.Lock()
+        threads._lock = threading.RLock()
 
     if hasattr(_os, "register_at_fork"):
         _os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,8 +7,9 @@ Which thread count a call uses, first match wins:
 2. the count pinned by ``fastact.set_num_threads(k)`` or inside
    ``with fastact.threads(k):``;
 3. the usable cores (CPU affinity), at most the OpenMP runtime's
-   ``omp_get_max_threads()`` *of the calling thread, read at each call*: so
-   ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits(n,
+   ``omp_get_max_threads()`` *of the calling thread, read at each call*, and at
+   most ``omp_get_thread_limit()``: so ``OMP_NUM_THREADS``, ``OMP_THREAD_LIMIT``
+   and ``threadpoolctl.threadpool_limits(n,
    user_api="openmp")`` (or ``threadpool_limits(n)``, which also limits BLAS)
    limit it.  Like every OpenMP setting, a threadpoolctl limit applies to the
    Python thread that set it.
@@ -163,7 +164,9 @@ class threads:
     # first of them; the lock is made anew in a forked child (fastact/__init__.py)
     _depth = 0
     _outer = None
-    _lock = threading.Lock()
+    # re-entrant: a block suspended in a generator may be closed by the garbage collector
+    # while this thread runs another block's __enter__ (a plain Lock hung there)
+    _lock = threading.RLock()
 
     def __init__(self, n_threads):
         if n_threads is not None:

@@ -35,14 +35,17 @@ def forked_child() -> None:
         _default_threads = 1
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (affinity-aware; 1 in a forked child)."""
-    if _FORKED:
-        return 1
+def affinity_cores() -> int:
+    """Cores this process may run on (its CPU affinity), forked child or not."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def usable_cores() -> int:
+    """Cores a call may use: the affinity's, 1 in a forked child."""
+    return 1 if _FORKED else affinity_cores()
 
 
 _default_threads: int | None = None  # set_num_threads / threads(): pinned by the user
@@ -57,8 +60,15 @@ def set_omp_query(fn) -> None:
 
 
 def set_default_threads(n: int | None) -> None:
+    """Pin the default: a positive count as given (clamped to the usable cores when used,
+    so a count pinned before the affinity shrank comes back when it grows again), a
+    negative one resolved against the cores now."""
     global _default_threads
-    _default_threads = None if n is None else check_threads(n)
+    if n is None:
+        _default_threads = None
+    else:
+        k = check_threads(n)
+        _default_threads = int(n) if n > 0 else k
 
 
 def pinned_threads() -> int | None:
@@ -70,7 +80,7 @@ def get_default_threads() -> int:
     """set_num_threads's value, else all usable cores, at most the OpenMP runtime's
     omp_get_max_threads() (OMP_NUM_THREADS, or a threadpoolctl limit in force)."""
     if _default_threads is not None:
-        return _default_threads
+        return min(_default_threads, usable_cores())
     cores = usable_cores()
     return cores if _omp_query is None else max(1, min(cores, _omp_query()))
 
@@ -95,14 +105,14 @@ def check_threads(n_threads) -> int:
             "n_threads=0 is not allowed; use None for all cores, a positive count, "
             "or a negative count from the end (-1 = all cores)."
         )
-    cores = usable_cores()
+    cores = affinity_cores()  # (in a forked child too: the same counts are valid there)
     k = cores + 1 + n
     if k < 1:
         raise ValueError(
             f"n_threads={n} leaves no thread on this machine with {cores} usable cores; "
             f"use a value >= {-cores}."
         )
-    return k
+    return min(k, usable_cores())
 
 
 def as_float_array(x, name: str) -> np.ndarray:

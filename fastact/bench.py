@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import platform
 import statistics
 import sys
@@ -290,6 +291,25 @@ def call_overhead(dtype=np.float32, rounds=15) -> dict:
     return {k: v * 1e9 for k, v in t.items()}
 
 
+def _isa() -> str:
+    """the SIMD path the kernels use; "none (NumPy twin)" in pure-NumPy mode"""
+    if fastact.PUREPYTHON:
+        return "none (NumPy twin)"
+    from . import _activations as ext
+
+    return ext.get_isa()
+
+
+def pure_note() -> str | None:
+    """the header line of a run in pure-NumPy mode, else None"""
+    if not fastact.PUREPYTHON:
+        return None
+    return (
+        "FASTACT_PUREPYTHON=1: fastact is the NumPy twin here; its rows time NumPy, "
+        "not the native kernels.\n"
+    )
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -302,7 +322,6 @@ def machine() -> dict:
         pass
     import os
 
-    from . import _activations as ext
     from ._validate import usable_cores
 
     flags = ""
@@ -322,7 +341,8 @@ def machine() -> dict:
         "fastact": fastact.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "fastact_isa": ext.get_isa(),
+        "backend": "reference" if fastact.PUREPYTHON else "native",
+        "fastact_isa": _isa(),
         "FASTACT_ISA": os.environ.get("FASTACT_ISA", ""),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -338,7 +358,38 @@ def machine() -> dict:
 
 
 def _sizes(text):
-    return [int(float(v)) for v in text.split(",") if v]
+    """--sizes: comma-separated element counts >= 1 (1e5 notation allowed)."""
+    import argparse
+
+    out = []
+    for v in text.split(","):
+        if not v.strip():
+            continue
+        try:
+            f = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
+        if not (math.isfinite(f) and f >= 1 and f == int(f)):
+            raise argparse.ArgumentTypeError(f"{v!r} is not a whole count of elements >= 1")
+        out.append(int(f))
+    if not out:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no size")
+    return out
+
+
+def check_json_path(ap, path) -> None:
+    """--json: the folder must exist and be writable before the run, not after it."""
+    if path is None:
+        return
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        ap.error(f"--json {path!r} is a directory; give a file name")
+    if not os.path.isdir(folder):
+        ap.error(f"--json {path!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        ap.error(f"--json {path!r}: the folder {folder!r} is not writable")
 
 
 def main(argv=None) -> int:
@@ -409,9 +460,11 @@ def main(argv=None) -> int:
         ap.error(f"--threads: {e}")
     if a.clock == "thread" and nt != 1:
         ap.error("--clock thread counts only the calling thread: use --threads 1")
+    check_json_path(ap, a.json)
     m = machine()
     print(
-        f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
+        (pure_note() or "")
+        + f"fastact {m['fastact']} on {m['cpu']} ({m['cores']} usable cores), NumPy {m['numpy']}"
         + (f", PyTorch {m['torch']}" if m.get("torch") and not a.no_torch else "")
         + f"; {a.dtype}, n_threads={nt}, medians of {rounds} interleaved rounds"
         + (", fastact, copy and PyTorch into a preallocated out=" if a.out else "")
@@ -449,7 +502,8 @@ def main(argv=None) -> int:
 
         env = " ".join(
             f"{k}={os.environ[k]}"
-            for k in ("FASTACT_ISA", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+            for k in ("FASTACT_ISA", "FASTACT_PUREPYTHON", "ATEN_CPU_CAPABILITY")
+            + ("ONEDNN_MAX_CPU_ISA",)
             + ("MKL_ENABLE_INSTRUCTIONS", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
             if os.environ.get(k)
         )

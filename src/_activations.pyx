@@ -72,7 +72,12 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     static int fa_openmp_enabled(void) { return 1; }
-    static int fa_omp_max_threads(void) { return omp_get_max_threads(); }
+    /* what a parallel region may get: omp_get_max_threads(), at most the thread limit
+       (OMP_THREAD_LIMIT), which omp_get_max_threads() does not apply */
+    static int fa_omp_max_threads(void) {
+        int n = omp_get_max_threads(), lim = omp_get_thread_limit();
+        return lim > 0 && lim < n ? lim : n;
+    }
     #else
     static int fa_openmp_enabled(void) { return 0; }
     static int fa_omp_max_threads(void) { return 1; }
@@ -150,7 +155,8 @@ def openmp_enabled():
 
 
 def omp_max_threads():
-    """omp_get_max_threads() of the calling thread, now (1 without OpenMP)."""
+    """omp_get_max_threads() of the calling thread, now, at most omp_get_thread_limit()
+    (OMP_THREAD_LIMIT); 1 without OpenMP."""
     return fa_omp_max_threads()
 
 

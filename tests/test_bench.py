@@ -64,6 +64,21 @@ def test_bench_rejects_unknown_names(capsys):
         (["--rounds", "0"], "fastact bench: error: --rounds must be >= 1; got 0"),
         (["--rounds", "-1"], "fastact bench: error: --rounds must be >= 1; got -1"),
         (["--nn", "--rounds", "0"], "fastact bench --nn: error: --rounds must be >= 1; got 0"),
+        (["--sizes", "-5"], "argument --sizes: '-5' is not a whole count of elements >= 1"),
+        (["--sizes", "inf"], "argument --sizes: 'inf' is not a whole count of elements >= 1"),
+        (["--sizes", "1.5"], "argument --sizes: '1.5' is not a whole count of elements >= 1"),
+        (["--sizes", "x"], "argument --sizes: 'x' is not a number"),
+        (["--sizes", ","], "argument --sizes: ',' holds no size"),
+        (
+            ["--sizes", "1e3", "--json", "no/such/folder/x.json"],
+            "fastact bench: error: --json 'no/such/folder/x.json': the folder ",
+        ),
+        (
+            ["--nn", "--json", "no/such/folder/x.json"],
+            "fastact bench --nn: error: --json 'no/such/folder/x.json': the folder ",
+        ),
+        (["--json", "."], "fastact bench: error: --json '.' is a directory; give a file name"),
+        (["--nn", "--threads", "0"], "fastact bench --nn: error: --threads: n_threads=0"),
     ],
 )
 def test_bench_argument_errors_are_usage_errors(argv, msg, capsys):
@@ -124,6 +139,23 @@ def test_bench_nn_bound_and_thread_clock(tmp_path, capsys):
         assert r["bound_ms"] == pytest.approx(parts)
         assert r["bound_vs_gemm"] == pytest.approx(parts / r["gemm_ms"])
         assert r["vs_bound"] == pytest.approx(r["fastact_ms"] / parts)
+
+
+@pytest.mark.skipif(
+    __import__("fastact").PUREPYTHON, reason="FASTACT_PUREPYTHON=1: no native engine"
+)
+def test_bench_nn_quick_keeps_explicit_options_and_takes_negative_threads(tmp_path, capsys):
+    """--quick sets the depths and activations only when they are not given (it replaced
+    them); --threads -1 means all usable cores, as in `fastact bench` (it was refused)."""
+    path = tmp_path / "nn.json"
+    argv = ["--nn", "--quick", "--depths", "3", "--activations", "gelu", "--variants"]
+    argv += ["plain", "--width", "16", "--batch", "8", "--rounds", "1", "--no-torch"]
+    argv += ["--no-reference", "--threads", "-1", "--json", str(path)]
+    assert fb.main(argv) == 0
+    data = json.loads(path.read_text())
+    assert [(r["depth"], r["activation"]) for r in data["rows"]] == [(3, "gelu")]
+    assert data["threads"] == __import__("fastact")._validate.usable_cores()
+    assert data["machine"]["backend"] == "native"
 
 
 def test_bench_nn_clock_errors(capsys):

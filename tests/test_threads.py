@@ -428,7 +428,8 @@ def test_overlapping_threads_blocks_restore_the_setting_from_before():
     try:
         b.__enter__()
         try:
-            assert V.pinned_threads() == min(2, V.usable_cores())
+            assert V.pinned_threads() == 2  # (as given; clamped when used)
+            assert fastact.get_num_threads() == min(2, V.usable_cores())
         finally:
             a.__exit__(None, None, None)  # the first exits first (as another thread would)
     finally:
@@ -484,6 +485,97 @@ print("ok")
 """
     r = _run_py(code)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+@native_only
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs affinity control and 2 cores",
+)
+def test_a_pinned_count_survives_a_shrunk_affinity():
+    """set_num_threads(2) then an affinity of one core: the count reported and used is 1
+    (get_num_threads said 2), and a threads() block inside no longer turns the user's 2
+    into 1 for good: it is back when the affinity grows again."""
+    if not _openmp():
+        pytest.skip("without OpenMP the default is 1 whatever is pinned")
+    code = """
+import os, fastact
+from fastact import _activations as ext
+cores = os.sched_getaffinity(0)
+fastact.set_num_threads(2)
+os.sched_setaffinity(0, {sorted(cores)[0]})
+assert fastact.get_num_threads() == 1, fastact.get_num_threads()
+assert ext.default_threads() == 1, ext.default_threads()
+with fastact.threads(1):
+    pass
+os.sched_setaffinity(0, cores)
+assert fastact.get_num_threads() == 2, fastact.get_num_threads()
+print("ok")
+"""
+    r = _run_py(code)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+@native_only
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs 2 cores",
+)
+def test_omp_thread_limit_limits_the_default():
+    if not _openmp():
+        pytest.skip("without OpenMP the default is 1 anyway")
+    r = _run_py("import fastact; print(fastact.get_num_threads())", {"OMP_THREAD_LIMIT": "1"})
+    assert r.returncode == 0 and r.stdout.strip() == "1", (r.stdout, r.stderr)
+
+
+@native_only
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs 2 cores (-2 is valid with 2)",
+)
+def test_negative_counts_stay_valid_in_a_forked_child():
+    """In a forked child every call runs on one thread; n_threads=-2, valid in the
+    parent, raised 'leaves no thread' there (the child counted one core)."""
+    code = """
+import os, sys, numpy as np, fastact
+x = np.ones(100_000, np.float32)
+pid = os.fork()
+if pid == 0:
+    fastact.gelu(x, n_threads=-2)
+    with fastact.threads(-2):
+        ok = fastact.get_num_threads() == 1
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    r = _run_py(code, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+
+
+def test_a_block_closed_by_the_garbage_collector_inside_another_does_not_hang():
+    """A threads() block suspended in a generator, closed by the garbage collector while
+    this thread is inside another block's __enter__ (holding the lock): a plain Lock
+    hung for good; the lock is re-entrant."""
+    code = """
+import gc, fastact, fastact._threads as T
+def gen():
+    with fastact.threads(1):
+        yield 1
+g = gen(); next(g)
+cycle = [g]; cycle.append(cycle); del g, cycle
+real = T.set_num_threads
+def collecting(n):
+    gc.collect()  # (what an allocation inside __enter__ may trigger)
+    real(n)
+T.set_num_threads = collecting
+with fastact.threads(2):
+    pass
+T.set_num_threads = real
+print("ok", fastact.threads._depth)
+"""
+    r = _run_py(code, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["ok", "0"], (r.stdout, r.stderr)
 
 
 @pytest.mark.parametrize(

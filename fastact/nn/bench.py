@@ -132,7 +132,8 @@ HEADER = (
 def main(argv=None) -> int:
     import argparse
 
-    from ..bench import machine
+    from .._validate import check_threads
+    from ..bench import check_json_path, machine, pure_note
 
     ap = argparse.ArgumentParser(
         prog="fastact bench --nn",
@@ -141,14 +142,21 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--nn", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
-        "--quick", action="store_true", help="depths 2,10, tanh and relu, every variant, 3 rounds"
+        "--quick",
+        action="store_true",
+        help="depths 2,10, tanh and relu, every variant, 3 rounds (unless given)",
     )
-    ap.add_argument("--depths", default="2,5,10,20,50")
-    ap.add_argument("--activations", default=",".join(peers.GRID_ACTIVATIONS))
+    ap.add_argument("--depths", help="comma-separated (default 2,5,10,20,50)")
+    ap.add_argument(
+        "--activations",
+        help="comma-separated (default " + ",".join(peers.GRID_ACTIVATIONS) + ")",
+    )
     ap.add_argument("--variants", default=",".join(peers.VARIANTS))
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="BLAS and fastact threads (default 1; -1: all)"
+    )
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument(
@@ -171,13 +179,16 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--json", metavar="PATH")
     a = ap.parse_args(argv)
+    depth_text = a.depths or ("2,10" if a.quick else "2,5,10,20,50")
     try:
-        depths = [int(v) for v in ("2,10" if a.quick else a.depths).split(",") if v]
+        depths = [int(v) for v in depth_text.split(",") if v]
     except ValueError:
         ap.error(f"--depths must be comma-separated integers; got {a.depths!r}")
     if not depths or min(depths) < 1:
         ap.error("--depths must be positive integers")
-    acts = ("tanh,relu" if a.quick else a.activations).split(",")
+    acts = (a.activations or ("tanh,relu" if a.quick else ",".join(peers.GRID_ACTIVATIONS))).split(
+        ","
+    )
     bad = [x for x in acts if x not in peers.GRID_ACTIVATIONS]
     if bad:
         ap.error(f"unknown activation(s) {bad}; choose from {list(peers.GRID_ACTIVATIONS)}")
@@ -188,13 +199,18 @@ def main(argv=None) -> int:
             f"unknown variant(s) {bad}; choose from {list(peers.VARIANTS)} (or several "
             "joined by '+', e.g. batchnorm+dropout)"
         )
-    if a.width < 1 or a.batch < 2 or a.threads < 1:
-        ap.error("--width and --threads must be >= 1, --batch >= 2")
+    if a.width < 1 or a.batch < 2:
+        ap.error("--width must be >= 1, --batch >= 2")
+    try:
+        threads = check_threads(a.threads)  # (-1: all usable cores; clamped to them)
+    except (ValueError, TypeError) as e:
+        ap.error(f"--threads: {e}")
     if a.clock == "thread" and a.threads != 1:
         ap.error("--clock thread counts only the calling thread: use --threads 1")
     if a.rounds is not None and a.rounds < 1:
         ap.error(f"--rounds must be >= 1; got {a.rounds}")
     rounds = a.rounds or (3 if a.quick else 7)
+    check_json_path(ap, a.json)
     torch = not a.no_torch
     if torch:
         try:
@@ -203,9 +219,10 @@ def main(argv=None) -> int:
             torch = False
     m = machine()
     print(
-        f"fastact {m['fastact']} on {m['cpu']}, NumPy {m['numpy']}"
+        (pure_note() or "")
+        + f"fastact {m['fastact']} on {m['cpu']}, NumPy {m['numpy']}"
         + (f", PyTorch {m['torch']}" if torch else "")
-        + f"; float32, {a.threads} thread(s), width {a.width}, batch {a.batch}, medians of "
+        + f"; float32, {threads} thread(s), width {a.width}, batch {a.batch}, medians of "
         f"{rounds} interleaved rounds" + (" (thread CPU time)." if a.clock == "thread" else ".")
     )
     print(HEADER + ("\n" + " " * 76 + "bound/gemm  /bound" if a.bound else ""))
@@ -216,7 +233,7 @@ def main(argv=None) -> int:
         a.width,
         a.batch,
         rounds,
-        a.threads,
+        threads,
         torch=torch,
         reference=not a.no_reference,
         progress=lambda r: print(_fmt(r), flush=True),
@@ -246,7 +263,7 @@ def main(argv=None) -> int:
             json.dump(
                 {
                     "machine": m,
-                    "threads": a.threads,
+                    "threads": threads,
                     "rounds": rounds,
                     "clock": a.clock,
                     "rows": rows,
