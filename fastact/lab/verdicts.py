@@ -19,9 +19,10 @@ the numbers and the sentence changes.  The thresholds:
       the sentence says so: "rescues the gradient ratio, but training is worse" (a ratio
       can rise for reasons that do not help learning: dropout's 1/(1 - p) scale on the
       units it keeps raises it while the network learns less)
-    training (test accuracy a; chance c = the majority class's share; chance loss H = the
-    cross-entropy of predicting the class frequencies, which a network reaches without
-    using its inputs; initial and final loss on the training set):
+    training (test accuracy a; chance c = the test accuracy of always answering the most
+    frequent training class; chance loss H = the cross-entropy of predicting the class
+    frequencies, which a network reaches without using its inputs; initial and final loss
+    on the training set):
         non-finite loss, or final loss > 10 max(initial loss, H)   "diverges"
         a >= c + 0.1                                  "learns"
         a >= c + 0.03 or final loss <= 0.95 H         "learns slowly"
