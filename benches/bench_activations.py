@@ -246,8 +246,9 @@ def _overhead_cases():
         "fastact.sigmoid(x, out=y)": lambda: lambda x, y, g: fastact.sigmoid(x, out=y),
         "fastact.sigmoid(x)": lambda: lambda x, y, g: fastact.sigmoid(x),
         "fastact.tanh(x, out=y)": lambda: lambda x, y, g: fastact.tanh(x, out=y),
-        "fastact.sigmoid_backward(g, y, out=g)": lambda: (
-            lambda x, y, g: fastact.sigmoid_backward(g, y, out=g)
+        # (writes over x, which it does not read: g and y stay what they were)
+        "fastact.sigmoid_backward(g, y, out=x)": lambda: (
+            lambda x, y, g: fastact.sigmoid_backward(g, y, out=x)
         ),
         "reference.sigmoid(x)": lambda: lambda x, y, g: fastact.reference.sigmoid(x),
         "torch.sigmoid(from_numpy(x))": torch_sigmoid,
@@ -264,7 +265,7 @@ def bench_call_overhead(benchmark, call, dtype):
         pytest.importorskip("torch")
     fn = OVERHEAD[call]()
     x = np.linspace(-3, 3, 16).astype(dtype)
-    y = np.empty_like(x)
+    y = (1 / (1 + np.exp(-x))).astype(dtype)  # a sigmoid output, for the backward case
     g = np.ones_like(x)
     benchmark.group = f"overhead-16-{dtype}"
     benchmark.extra_info["elements"] = 16

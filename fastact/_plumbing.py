@@ -219,23 +219,36 @@ def prelu_backward(g_in, x_in, weight, out, n_threads, kernel):
         if scalar_w:
             gw = np.array(gw.sum())
         gw = gw.astype(x.dtype)
-    if x.dtype == np.float64 and not np.isfinite(gw).all():
-        gw = _prelu_gw_scaled(gc, xc, rows, cols, scalar_w, gw)
+    if (
+        x.dtype == np.float64
+        and not np.isfinite(gw).all()
+        and not np.may_share_memory(t.buf, gc)  # (in place: the inputs are gone)
+        and not np.may_share_memory(t.buf, xc)
+    ):
+        gw = _prelu_gw_split(gc, xc, rows, cols, scalar_w, gw)
     return _maybe_scalar(t.result(), g_in, out), gw.reshape(wshape)
 
 
-def _prelu_gw_scaled(g, x, rows, cols, scalar_w, gw):
+_BIG = 2.0**500  # products at least this large are summed scaled by 2**-1060
+
+
+def _prelu_gw_split(g, x, rows, cols, scalar_w, gw):
     """float64 slope gradients whose double sums overflowed on the way (a partial sum
     beyond the range, or +inf and -inf partials: NaN) though the inputs are finite:
-    summed again with both factors scaled by 2**-530, so that no product or partial sum
-    overflows, then scaled back (inf only when the sum itself is beyond float64's range;
-    terms below 2**-1000 or so are lost, nothing next to such sums).  A sum with a NaN or
-    an inf among its inputs keeps the direct answer."""
+    summed again in two parts, the products below 2**500 as they are (no partial sum of
+    them can overflow) and the larger ones scaled by 2**-1060 (exactly; normal numbers,
+    so nothing is lost), then put together: inf only when the sum itself is beyond
+    float64's range.  A sum with a NaN or an inf among its inputs keeps the direct
+    answer."""
     g2, x2 = g.reshape(rows, cols), x.reshape(rows, cols)
     axis = None if scalar_w else 0
     with np.errstate(all="ignore"):
-        terms = np.where(x2 > 0, 0.0, (x2 * 2.0**-530) * (g2 * 2.0**-530))
-        fixed = (terms.sum(axis=axis) * 2.0**530) * 2.0**530
+        neg = ~(x2 > 0)
+        scaled = (x2 * 2.0**-530) * (g2 * 2.0**-530)
+        big = neg & (np.abs(scaled) >= _BIG * 2.0**-1060)
+        small = np.where(neg & ~big, x2 * g2, 0.0).sum(axis=axis)
+        large = np.where(big, scaled, 0.0).sum(axis=axis)
+        fixed = (large * 2.0**530) * 2.0**530 + small
         finite = np.isfinite(g2).all(axis=axis) & np.isfinite(x2).all(axis=axis)
     return np.where(finite & ~np.isfinite(gw), fixed, gw)
 

@@ -176,12 +176,21 @@ class threads:
 
     def __enter__(self):
         with threads._lock:
+            # the bookkeeping first, allocating nothing: a block that the garbage collector
+            # closes from inside set_num_threads (a suspended generator's) then exits into
+            # a consistent state (recorded after it, its exit left a stale _outer behind)
             saved = V.pinned_threads()
-            set_num_threads(self.n_threads)  # (may raise: then nothing is recorded)
             if threads._depth == 0:
                 threads._outer = saved
             threads._depth += 1
             self._saved.append(saved)
+            try:
+                set_num_threads(self.n_threads)
+            except BaseException:  # refused (or interrupted): as if never entered
+                self._saved.pop()
+                threads._depth = max(threads._depth - 1, 0)
+                set_num_threads(threads._outer if threads._depth == 0 else saved)
+                raise
         return self
 
     def __exit__(self, *exc):

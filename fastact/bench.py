@@ -425,8 +425,8 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--out",
         action="store_true",
-        help="fastact and the np.copyto roofline write into a preallocated array "
-        "(out=): the kernel without allocation and page faults",
+        help="fastact, the np.copyto roofline and PyTorch (its out= overloads, where it has "
+        "them) write into a preallocated array: the kernel without allocation and page faults",
     )
     ap.add_argument(
         "--rounds", type=int, help="interleaved rounds per case (default 15; --quick 5)"

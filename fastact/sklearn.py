@@ -98,7 +98,8 @@ class _Limits:
         n_blas = self.n
         if self.below_current_blas:  # a threadpool_limits the caller set stays in force
             libs = _Limits._controller.select(user_api="blas").lib_controllers
-            n_blas = min([n_blas] + [lib.num_threads for lib in libs if lib.num_threads > 0])
+            counts = [lib.num_threads for lib in libs]  # (None where a BLAS cannot tell)
+            n_blas = min([n_blas] + [c for c in counts if isinstance(c, int) and c > 0])
         self._blas = _Limits._controller.limit(limits=n_blas, user_api="blas")
         self._fa = _fastact().threads(self.n)
         self._fa.__enter__()

@@ -1093,9 +1093,10 @@ cdef class Engine:
                     mm_tn(self.dt, self.isz, self._T(oi[I_IN], xp), self._G(oi[I_GOUT]),
                           self.p_grad + oi[I_W] * self.isz, <int>rows, <int>oi[I_K],
                           <int>oi[I_N])
-                    if oi[I_GIN] >= 0:
+                    if oi[I_GIN] >= 0:  # (beta = 1 where the step accumulates: residual)
                         mm_nt(self.dt, self.isz, self._G(oi[I_GOUT]), self._P(oi[I_W]),
-                              self._G(oi[I_GIN]), <int>rows, <int>oi[I_K], <int>oi[I_N])
+                              self._G(oi[I_GIN]), <int>rows, <int>oi[I_K], <int>oi[I_N],
+                              1.0 if oi[I_ACC] & 1 else 0.0)
             if self.flush:
                 fa_ftz_leave(ftz)
             K.fp_restore(flags)

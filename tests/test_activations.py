@@ -1692,6 +1692,19 @@ def test_prelu_float64_slope_gradient_survives_overflowing_partial_sums(impl, n)
             np.array([0.25, 0.25]),
         )[1]
         np.testing.assert_allclose(per_unit, [-1e308, -1e308], rtol=1e-15)
+        # the huge terms cancel: the ordinary ones must survive the re-sum whole
+        x3 = np.array([-1e308] * 4 + [-1.0] * 1000)
+        g3 = np.concatenate([[1.0, 1.0, -1.0, -1.0], np.full(1000, 1e-4)])
+        np.testing.assert_allclose(m.prelu_backward(g3, x3, 0.25)[1], -0.1, rtol=1e-13)
+        g3[4:] = 1e-300
+        np.testing.assert_allclose(m.prelu_backward(g3, x3, 0.25)[1], -1e-297, rtol=1e-13)
+        # in place the inputs are gone once the kernel has run: the direct sum, quietly
+        for which in ("g", "x"):
+            x4 = -np.ones(7)
+            g4 = np.array([1e308, 1e308, -1e308, -1e308, 3.0, 0.1, 1e-5])
+            np.testing.assert_allclose(m.prelu_backward(g4, x4, 0.25)[1], -3.10001, rtol=1e-14)
+            out = g4 if which == "g" else x4
+            assert not np.isfinite(m.prelu_backward(g4, x4, 0.25, out=out)[1])
 
 
 # ---- float32 gelu on every SIMD path the CPU has: a sampled version of the exhaustive sweep ----

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -165,6 +166,8 @@ def test_bench_nn_clock_errors(capsys):
         nb.run([2], ["relu"], ["plain"], 8, 4, 1, clock="cpu")
     with pytest.raises(ValueError, match="clock='thread' counts only the calling thread"):
         nb.run([2], ["relu"], ["plain"], 8, 4, 1, threads=2, clock="thread")
+    if __import__("fastact")._validate.usable_cores() < 2:
+        return  # (--threads 2 is one thread here)
     with pytest.raises(SystemExit):
         fb.main(["--nn", "--clock", "thread", "--threads", "2"])
     assert "--clock thread counts only the calling thread: use --threads 1" in (
@@ -198,7 +201,11 @@ def test_bench_out_and_thread_clock_json(tmp_path):
     data = json.loads(path.read_text())
     assert data["out"] is True and data["clock"] == "thread"
     assert "fastact bench --only gelu,prelu" in data["command"]
-    assert data["machine"]["fastact_isa"] in ("avx512", "avx2+fma", "baseline")
+    if __import__("fastact").PUREPYTHON:
+        assert data["machine"]["fastact_isa"] == "none (NumPy twin)"
+        assert data["machine"]["backend"] == "reference"
+    else:
+        assert data["machine"]["fastact_isa"] in ("avx512", "avx2+fma", "baseline")
     torch_out = {(r["activation"], r["direction"]): r["torch_out"] for r in data["rows"]}
     assert torch_out == {
         ("gelu", "fwd"): True,
@@ -206,3 +213,36 @@ def test_bench_out_and_thread_clock_json(tmp_path):
         ("prelu", "fwd"): False,
         ("prelu", "bwd"): False,
     }
+
+
+def test_bench_nn_refuses_candidates_that_train_another_network():
+    """`fastact bench --nn` checks each candidate's first loss against fastact's before
+    timing (the docs said so; nothing checked): a wrong step is an error, not a speed-up."""
+    from fastact.nn import bench as nb
+
+    nb._check_first_losses({"fastact": 2.5, "numpy": 2.5000001, "gemm": None}, "plain")
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape(
+            "bench --nn: numpy's first loss 102.5 is not fastact's 2.5 (plain): the "
+            "candidates do not train the same network, so their times say nothing."
+        ),
+    ):
+        nb._check_first_losses({"fastact": 2.5, "numpy": 102.5}, "plain")
+    # with dropout the NumPy and PyTorch steps draw their own masks; the twin does not
+    nb._check_first_losses({"fastact": 2.5, "numpy": 2.9, "torch": 2.8}, "dropout")
+    with pytest.raises(RuntimeError, match="reference's first loss 3.0 is not fastact's"):
+        nb._check_first_losses({"fastact": 2.5, "reference": 3.0}, "batchnorm+dropout")
+
+
+def test_bench_nn_in_pure_mode_is_a_usage_error(capsys, monkeypatch):
+    """The --nn rows time the native engine against its GEMMs; the twin has neither (it
+    crashed with NotImplementedError)."""
+    monkeypatch.setattr(__import__("fastact"), "PUREPYTHON", True)
+    with pytest.raises(SystemExit) as e:
+        fb.main(["--nn", "--quick"])
+    assert e.value.code == 2
+    assert (
+        "fastact bench --nn: error: --nn times the native engine, which "
+        "FASTACT_PUREPYTHON=1 leaves out; run it without." in capsys.readouterr().err
+    )

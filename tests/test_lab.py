@@ -540,6 +540,12 @@ def test_save_leaves_no_plot_of_an_earlier_run(tmp_path):
     ]
     lab.run(["relu"], [2], **TINY).save(tmp_path, plots=False)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "results.csv", "results.json"]
+    # a folder without an earlier run keeps a file that only has a plot's name
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "training.png").write_bytes(b"the user's own")
+    lab.run(["relu"], [2], **TINY).save(fresh, plots=False)
+    assert (fresh / "training.png").read_bytes() == b"the user's own"
 
 
 def test_plots_without_matplotlib_say_how_to_get_them(tmp_path, monkeypatch):
@@ -736,6 +742,12 @@ def test_digits_without_sklearn(monkeypatch):
             r"the same networks twice and compare them with themselves\)\.",
         ),
         (dict(activations="relu,tanh,relu"), ValueError, r"lab: activations repeats 'relu'"),
+        (
+            dict(variants=["plain", "batchnorm+residual", "residual+batchnorm"]),
+            ValueError,
+            r"lab: variants 'batchnorm\+residual' and 'residual\+batchnorm' are the same "
+            r"network \(the parts' order does not matter\); give it once\.",
+        ),
         (dict(depths="2,5,2"), ValueError, r"lab: depths repeats 2; give each once"),
         (dict(inits=["auto", "auto"]), ValueError, r"lab: inits repeats 'auto'"),
         (

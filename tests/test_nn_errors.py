@@ -1087,6 +1087,21 @@ def test_sequential_load_refuses_a_file_without_its_format(tmp_path, config):
             seq.load(p)
 
 
+def test_load_of_a_npz_with_an_object_member_is_not_called_a_non_npz(cls, tmp_path):
+    net = cls([4, 5, 3])
+    p = str(tmp_path / "net.npz")
+    meta = {"format": "fastact.MLP/2", **net.config()}
+    np.savez(p, config=np.array(json.dumps(meta)), theta=np.array([None] * 3, dtype=object))
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"MLP.load: {p!r} is not a readable fastact MLP file: Object arrays cannot be "
+            "loaded when allow_pickle=False"
+        ),
+    ):
+        cls.load(p)
+
+
 def test_load_refuses_a_npy_or_text_file(cls, tmp_path):
     p = str(tmp_path / "weights.npy")
     np.save(p, np.zeros(3))
@@ -1116,8 +1131,9 @@ def test_load_refuses_a_npy_or_text_file(cls, tmp_path):
         ({"layer_sizes": None}, "KeyError: 'layer_sizes'"),
         ({"counter": "x"}, "ValueError: invalid literal for int() with base 10: 'x'"),
         ({"activation": 5}, "TypeError: "),
+        ({"counter": -1}, "ValueError: dropout's step counter -1 is not a uint64"),
     ],
-    ids=["no-sizes", "counter", "activation"],
+    ids=["no-sizes", "counter", "activation", "negative-counter"],
 )
 def test_load_damaged_configuration(cls, tmp_path, change, error):
     net = cls([4, 5, 3])

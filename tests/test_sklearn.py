@@ -811,6 +811,24 @@ def test_fit_keeps_a_lower_blas_limit_of_the_caller(monkeypatch):
             assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
 
 
+def test_a_blas_that_cannot_tell_its_threads_is_no_error(monkeypatch):
+    """threadpoolctl gives None for the thread count of a BLAS without the query; a fit
+    with n_threads=None compared it with an int (TypeError)."""
+    import types
+
+    import fastact.sklearn as fsk
+
+    with fsk._Limits(1):  # (makes the shared controller)
+        pass
+    ctl = fsk._Limits._controller
+    fake = types.SimpleNamespace(num_threads=None)
+    monkeypatch.setattr(ctl, "select", lambda **kw: types.SimpleNamespace(lib_controllers=[fake]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier((8,), max_iter=1, random_state=0).fit(_X, _y)
+    assert clf.n_iter_ == 1
+
+
 def test_batch_size_clipped_warning():
     with pytest.warns(UserWarning, match="It is going to be clipped"):
         with warnings.catch_warnings():

@@ -40,14 +40,21 @@ NAMES = [
 
 def float32_grid(lo: float, hi: float, step: int) -> np.ndarray:
     """Every step-th float32 of [lo, hi] (by bit pattern, both signs)."""
-    b = np.float32(hi).view(np.int32)
+
+    def bits(v):
+        return int(np.float32(abs(v)).view(np.int32))
+
     parts = []
-    # negative floats: bit patterns from -0 (0x80000000) upwards in magnitude
+    # negative floats: bit patterns from -0 (0x80000000) upwards in magnitude, over
+    # [lo, min(hi, -0)]
     if lo < 0:
-        m = np.arange(0, np.float32(-lo).view(np.int32), step, dtype=np.int64)
+        m = np.arange(bits(hi) if hi < 0 else 0, bits(lo), step, dtype=np.int64)
         parts.append((m | 0x80000000).astype(np.uint32).view(np.float32))
+    # positive ones over [max(lo, 0), hi]
     if hi > 0:
-        parts.append(np.arange(0, b, step, dtype=np.int32).view(np.float32))
+        parts.append(
+            np.arange(bits(lo) if lo > 0 else 0, bits(hi), step, dtype=np.int32).view(np.float32)
+        )
     return np.concatenate(parts)
 
 

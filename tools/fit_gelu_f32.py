@@ -36,6 +36,8 @@ points per interval and its largest error written to the header.
 Run from the repository root:  python tools/fit_gelu_f32.py   (needs numpy, scipy).
 """
 
+import os
+
 import numpy as np
 from scipy.special import ndtr
 
@@ -238,7 +240,9 @@ def main():
         + bodies
         + ["#endif"]
     )
-    open("src/gelu_f32_coeffs.h", "w").write("\n".join(out) + "\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # (any cwd)
+    with open(os.path.join(root, "src", "gelu_f32_coeffs.h"), "w") as f:
+        f.write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":
@@ -246,6 +250,6 @@ if __name__ == "__main__":
 
     argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="No options: run from the repository root (it writes into src/ where it says so).",
+        epilog="No options: it writes into the repository's src/ where it says so.",
     ).parse_args()
     main()

@@ -24,6 +24,8 @@ float64 tanh, in ulp of the float32 truth, and the largest error is written to t
 Run from the repository root:  python tools/fit_tanh_f32.py   (needs numpy).
 """
 
+import os
+
 import numpy as np
 
 # name, intervals per binade, interval 0 = [0, 2^lo_oct), entries, degree
@@ -146,7 +148,9 @@ def main():
         bodies += b
     out = head + [" */", "#ifndef FA_TANH_F32_COEFFS_H", "#define FA_TANH_F32_COEFFS_H", ""]
     out += bodies + ["#endif"]
-    open("src/tanh_f32_coeffs.h", "w").write("\n".join(out) + "\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # (any cwd)
+    with open(os.path.join(root, "src", "tanh_f32_coeffs.h"), "w") as f:
+        f.write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":
@@ -154,6 +158,6 @@ if __name__ == "__main__":
 
     argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="No options: run from the repository root (it writes into src/ where it says so).",
+        epilog="No options: it writes into the repository's src/ where it says so.",
     ).parse_args()
     main()

@@ -130,13 +130,30 @@ def main(argv=None):
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", metavar="PATH", help="save every process's medians")
     a = ap.parse_args(argv)
-    depth, width, batch = (int(v) for v in a.net.split("x"))
+    try:
+        depth, width, batch = (int(v) for v in a.net.split("x"))
+    except ValueError:
+        ap.error(f"--net must be depth x width x batch, e.g. 20x64x128; got {a.net!r}")
+    if min(depth, width) < 1 or batch < 2:
+        ap.error(f"--net needs depth and width >= 1 and a batch >= 2; got {a.net!r}")
+    if a.processes < 1 or a.rounds < 1:
+        ap.error("--processes and --rounds must be >= 1")
     variants, acts = a.variants.split(","), a.activations.split(",")
     if variants[0] != "plain":
         ap.error("--variants must start with plain (the ratios are to it)")
     for side in ("before", "after"):
         if not os.path.isfile(os.path.join(getattr(a, side), "fastact", "__init__.py")):
             ap.error(f"--{side} {getattr(a, side)!r} is not a fastact checkout")
+    sys.path.insert(0, os.path.abspath(a.after))  # (the names the workers will know)
+    from fastact.nn import peers
+
+    bad = [v for v in variants if any(p not in peers.VARIANTS for p in v.split("+"))]
+    bad += [x for x in acts if x not in peers.GRID_ACTIVATIONS]
+    if bad:
+        ap.error(
+            f"unknown variant(s) or activation(s) {bad}; variants: {list(peers.VARIANTS)} "
+            f"(joined by '+'), activations: {list(peers.GRID_ACTIVATIONS)}"
+        )
     if a.worker:
         print(json.dumps(worker(depth, width, batch, a.rounds, variants, acts, a.warm)))
         return 0
@@ -144,14 +161,16 @@ def main(argv=None):
     for _ in range(a.processes):
         for tag in ("before", "after"):
             env = dict(os.environ, PYTHONPATH=os.path.abspath(getattr(a, tag)))
-            out = subprocess.run(
+            r = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--worker", *(argv or sys.argv[1:])],
                 env=env,
-                check=True,
                 capture_output=True,
                 text=True,
-            ).stdout
-            runs[tag].append(json.loads(out.strip().splitlines()[-1]))
+            )
+            if r.returncode != 0:  # the worker's own error, not a bare CalledProcessError
+                sys.stderr.write(r.stderr)
+                ap.exit(1, f"step_ab: the {tag} worker failed (its stderr is above)\n")
+            runs[tag].append(json.loads(r.stdout.strip().splitlines()[-1]))
     print(
         f"{a.net}: {a.processes} processes per checkout, {a.rounds} rounds each, thread CPU "
         f"time{', warm' if a.warm else ''}"

@@ -59,11 +59,20 @@ LO, HI = -15.0, 16.0
 TINY32 = float(np.finfo(np.float32).tiny)
 
 
+def _bits(v):
+    return int(np.float32(abs(v)).view(np.uint32))
+
+
 def bit_ranges(lo, hi):
-    """[start, stop) ranges of uint32 patterns covering every float32 in [lo, hi]."""
-    pos = int(np.float32(hi).view(np.uint32)) + 1  # 0x00000000 .. bits(hi)
-    neg = int(np.float32(-lo).view(np.uint32)) + 1  # 0x80000000 .. bits(lo)
-    return [(0, pos), (0x80000000, 0x80000000 + neg)]
+    """[start, stop) ranges of uint32 patterns covering every float32 in [lo, hi] (lo <=
+    hi; either sign): positive floats grow with their patterns from 0x00000000, negative
+    ones in magnitude from 0x80000000."""
+    out = []
+    if hi >= 0:  # the positive part: [max(lo, 0), hi]
+        out.append((_bits(lo) if lo > 0 else 0, _bits(hi) + 1))
+    if lo < 0:  # the negative part: [lo, min(hi, -0)]
+        out.append((0x80000000 + (_bits(hi) if hi < 0 else 0), 0x80000000 + _bits(lo) + 1))
+    return out
 
 
 def contract_tol(t, backward):

@@ -259,6 +259,15 @@ def check_variants(value) -> list:
                 f"lab: variant {name!r} repeats a part (or puts BatchNorm both "
                 "before and after the activation); give each part once."
             )
+    seen = {}
+    for name in names:  # the same parts in another order build the same network
+        key = frozenset(name.split("+"))
+        if key in seen:
+            raise ValueError(
+                f"lab: variants {seen[key]!r} and {name!r} are the same network (the "
+                "parts' order does not matter); give it once."
+            )
+        seen[key] = name
     return names
 
 

@@ -356,20 +356,23 @@ class LabResult:
 
         Notes
         -----
-        The folder then holds this run's files only: a plot of the lab's that an earlier
+        Over an earlier lab run (a folder that holds results.json and results.csv) the
+        folder then holds this run's files only: a plot of the lab's that the earlier
         run left there and this one does not make (training.png after a run with
-        steps=0, say) is removed.
+        steps=0, say) is removed.  In any other folder nothing but the files written is
+        touched.
         """
         from .plots import PLOT_NAMES
 
         os.makedirs(out_dir, exist_ok=True)
         paths = [os.path.join(out_dir, "results.json"), os.path.join(out_dir, "results.csv")]
+        earlier_run = all(os.path.isfile(p) for p in paths)
         self.to_json(paths[0], indent=1)
         self.to_csv(paths[1])
         if plots:
             paths += self.plot(out_dir)
         written = {os.path.basename(p) for p in paths}
-        for name in PLOT_NAMES:
+        for name in PLOT_NAMES if earlier_run else ():
             stale = os.path.join(out_dir, name)
             if name not in written and os.path.isfile(stale):
                 os.remove(stale)

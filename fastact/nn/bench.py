@@ -70,8 +70,8 @@ def run(
                     steps, X, y, _ = peers.candidates(
                         depth, width, batch, act, variant, impls, threads
                     )
-                    for s in steps.values():  # warm up (buffers, caches)
-                        s(X, y)
+                    first = {k: s(X, y) for k, s in steps.items()}  # (warms up too)
+                    _check_first_losses(first, variant)
                     est = _time(steps["fastact"], X, y, 3)
                     reps = max(1, min(50, int(0.02 / max(est, 1e-7))))
                     t = {k: [] for k in steps}
@@ -105,6 +105,20 @@ def run(
                     if progress:
                         progress(row)
     return rows, limited
+
+
+def _check_first_losses(first, variant):
+    """Every candidate that returns a loss trains the same network: its first loss is
+    fastact's (with dropout only the twin's is: NumPy and PyTorch draw their own masks)."""
+    ref = first["fastact"]
+    for k, v in first.items():
+        if v is None or k == "fastact" or ("dropout" in variant and k != "reference"):
+            continue
+        if not abs(v - ref) <= 1e-4 * max(1.0, abs(ref)):
+            raise RuntimeError(
+                f"bench --nn: {k}'s first loss {v!r} is not fastact's {ref!r} ({variant}): "
+                "the candidates do not train the same network, so their times say nothing."
+            )
 
 
 def _fmt(row):
@@ -205,12 +219,18 @@ def main(argv=None) -> int:
         threads = check_threads(a.threads)  # (-1: all usable cores; clamped to them)
     except (ValueError, TypeError) as e:
         ap.error(f"--threads: {e}")
-    if a.clock == "thread" and a.threads != 1:
+    if a.clock == "thread" and threads != 1:
         ap.error("--clock thread counts only the calling thread: use --threads 1")
     if a.rounds is not None and a.rounds < 1:
         ap.error(f"--rounds must be >= 1; got {a.rounds}")
     rounds = a.rounds or (3 if a.quick else 7)
     check_json_path(ap, a.json)
+    import fastact
+
+    if fastact.PUREPYTHON:
+        ap.error(
+            "--nn times the native engine, which FASTACT_PUREPYTHON=1 leaves out; run it without."
+        )
     torch = not a.no_torch
     if torch:
         try:

@@ -81,11 +81,13 @@ def _np_act(name):
     if name == "gelu":
         from scipy.special import erf
 
+        r2 = f32(np.sqrt(2))  # (a float64 scalar would make z / it, and erf, float64)
+
         def f(z):
-            return z * (0.5 * (1 + erf(z / np.sqrt(2)).astype(np.float32)))
+            return z * (0.5 * (1 + erf(z / r2)))
 
         def d(z, a):
-            cdf = 0.5 * (1 + erf(z / np.sqrt(2)).astype(np.float32))
+            cdf = 0.5 * (1 + erf(z / r2))
             return cdf + z * np.exp(-0.5 * z * z) / np.float32(np.sqrt(2 * np.pi))
 
         return f, d

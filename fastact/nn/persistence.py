@@ -111,7 +111,7 @@ def load(cls, path):
     except ValueError as e:
         if str(e).startswith(f"{name}.load:"):
             raise
-        if "pickle" in str(e):  # np.load's last guess for what is neither .npz nor .npy
+        if "pickle" in str(e) and not _is_zip(opened or path):  # np.load's last guess
             raise ValueError(
                 f"{name}.load: {path!r} is not a .npz file (fastact networks are "
                 "written by net.save())."
@@ -130,6 +130,8 @@ def load(cls, path):
     try:
         net = cls._from_config(meta)
         counter = int(meta.get("counter", 0))
+        if not 0 <= counter < 2**64:
+            raise ValueError(f"dropout's step counter {counter} is not a uint64")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(
             f"{name}.load: {path!r} holds a damaged configuration: {type(e).__name__}: {e}"
@@ -162,6 +164,22 @@ def load(cls, path):
                 f"{name}.load: {path!r} holds an unreadable shuffling state: {e}"
             ) from None
     return net
+
+
+def _is_zip(f) -> bool:
+    """the file (path or seekable file object) starts as a zip archive (.npz) does"""
+    try:
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "rb") as h:
+                head = h.read(4)
+        else:
+            pos = f.tell()
+            f.seek(0)
+            head = f.read(4)
+            f.seek(pos)
+    except (OSError, AttributeError, ValueError):
+        return True  # (cannot tell: keep NumPy's own message)
+    return head in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def rebuild(cls, meta, theta, state, rng_state, diagnostics, counter, training):
