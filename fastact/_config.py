@@ -54,7 +54,7 @@ def config() -> dict:
         "backend": "pure NumPy (FASTACT_PUREPYTHON)" if fastact.PUREPYTHON else "native",
         "usable cores": V.usable_cores(),
         "default n_threads": fastact.get_num_threads(),
-        "threads pinned": V.pinned_threads() or "no (set_num_threads / threads() not in force)",
+        "threads pinned": _pinned(V),
         "BLAS (numpy)": _blas_of(np),
     }
     try:
@@ -83,6 +83,14 @@ def config() -> dict:
             }
         )
     return info
+
+
+def _pinned(V):
+    p = V.pinned_threads()
+    if p is None:
+        return "no (set_num_threads / threads() not in force)"
+    cores = V.usable_cores()
+    return p if p <= cores else f"{p} (used as {cores}: the usable cores)"
 
 
 def show_config() -> None:

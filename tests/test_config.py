@@ -81,6 +81,19 @@ def test_config_values():
         assert info["OpenMP"] == "on" or info["OpenMP"].startswith("off")
 
 
+def test_config_reports_a_pinned_count_as_it_is_used():
+    cores = len(os.sched_getaffinity(0))
+    assert fastact.config()["threads pinned"].startswith("no (")
+    with fastact.threads(1):
+        assert fastact.config()["threads pinned"] == 1
+    with fastact.threads(cores + 62):
+        assert fastact.config()["threads pinned"] == (
+            f"{cores + 62} (used as {cores}: the usable cores)"
+        )
+        openmp = PURE or fastact.config()["OpenMP"] == "on"
+        assert fastact.get_num_threads() == (cores if openmp else 1)
+
+
 @native_only
 def test_config_reports_the_isa_in_use():
     from fastact import _activations as ext
