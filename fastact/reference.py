@@ -572,10 +572,6 @@ class NumpyEngine:
         return bool(np.isfinite(a).all())
 
     @staticmethod
-    def batch_ok(X, y):
-        return False  # (the native engine's fast path: here the Python checks do it all)
-
-    @staticmethod
     def try_step(*args):
         return None  # (the native engine's fast path: here the Python checks do it all)
 
