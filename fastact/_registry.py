@@ -255,6 +255,13 @@ def kernel_params(name: str, params: dict, func: str):
         )
     p = dict(allowed)
     p.update(params)
+    try:
+        return _kernel_params(name, p)
+    except (ValueError, TypeError) as e:  # "elu: alpha must be ..." -> "MLP: elu: alpha ..."
+        raise type(e)(f"{func}: {e}") from None
+
+
+def _kernel_params(name, p):
     if name == "leaky_relu":
         return name, V.params_leaky_relu(p["negative_slope"])
     if name == "elu":

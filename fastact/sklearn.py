@@ -30,6 +30,7 @@ does from random_state); tests/test_sklearn.py checks it.
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -82,9 +83,20 @@ def _resolve_threads(n_threads):
 
 
 class _Limits:
-    """BLAS (threadpoolctl) and fastact's own threads limited to n for one fit."""
+    """BLAS (threadpoolctl) and fastact's own threads limited to n for one fit.
+
+    The BLAS limit is process-wide, so fits that overlap (in Python threads) share one
+    bookkeeping: the first fit to enter records the limits in force, every active fit's
+    request is kept, the limit in force is the smallest request, and the last fit to
+    leave restores what the first found.  (Each fit restoring what it found itself left
+    the limit of an earlier, still-running fit in force for good.)
+    """
 
     _controller = None
+    _lock = threading.Lock()
+    _requests: list = []  # the BLAS thread counts of the fits in progress
+    _original = None  # the limiter of the first fit in: it restores the limits it found
+    _original_min = None  # the smallest BLAS thread count in force before it
 
     def __init__(self, n, *, below_current_blas=False):
         self.n = n
@@ -93,21 +105,46 @@ class _Limits:
     def __enter__(self):
         from threadpoolctl import ThreadpoolController
 
-        if _Limits._controller is None:
-            _Limits._controller = ThreadpoolController()
-        n_blas = self.n
-        if self.below_current_blas:  # a threadpool_limits the caller set stays in force
-            libs = _Limits._controller.select(user_api="blas").lib_controllers
-            counts = [lib.num_threads for lib in libs]  # (None where a BLAS cannot tell)
-            n_blas = min([n_blas] + [c for c in counts if isinstance(c, int) and c > 0])
-        self._blas = _Limits._controller.limit(limits=n_blas, user_api="blas")
-        self._fa = _fastact().threads(self.n)
-        self._fa.__enter__()
+        cls = _Limits
+        with cls._lock:
+            if cls._controller is None:
+                cls._controller = ThreadpoolController()
+            if not cls._requests:
+                libs = cls._controller.select(user_api="blas").lib_controllers
+                counts = [lib.num_threads for lib in libs]  # (None where a BLAS cannot tell)
+                counts = [c for c in counts if isinstance(c, int) and c > 0]
+                cls._original_min = min(counts) if counts else None
+            n_blas = self.n
+            if self.below_current_blas and cls._original_min is not None:
+                n_blas = min(n_blas, cls._original_min)  # a caller's threadpool_limits stays
+            self._request = n_blas
+            limiter = cls._controller.limit(limits=min([n_blas, *cls._requests]), user_api="blas")
+            if not cls._requests:
+                cls._original = limiter
+            cls._requests.append(n_blas)
+        try:
+            self._fa = _fastact().threads(self.n)
+            self._fa.__enter__()
+        except BaseException:
+            self._leave()
+            raise
         return self
 
+    def _leave(self):
+        cls = _Limits
+        with cls._lock:
+            cls._requests.remove(self._request)
+            if cls._requests:
+                cls._controller.limit(limits=min(cls._requests), user_api="blas")
+            else:
+                original, cls._original = cls._original, None
+                original.restore_original_limits()
+
     def __exit__(self, *exc):
-        self._fa.__exit__(*exc)
-        self._blas.restore_original_limits()
+        try:
+            self._fa.__exit__(*exc)
+        finally:
+            self._leave()
         return False
 
 
@@ -305,6 +342,7 @@ class _BaseMLP(BaseEstimator):
             try:
                 self._fit_stochastic(X, y, sample_weight, incremental)
             except FloatingPointError as e:
+                _check_in_range(self, dt, X=X, y=None if is_classifier(self) else y)
                 raise ValueError(
                     "Solver produced a non-finite loss or gradient; that step was not applied "
                     "(the weights are those of the last finite step). The input data may contain "
@@ -413,12 +451,14 @@ class _BaseMLP(BaseEstimator):
         if sparse:
             X_train = X_train.tocsr()
         else:
-            X_train = np.ascontiguousarray(X_train, dtype=dt)
+            with np.errstate(over="ignore"):  # beyond float32: the fit's error names it
+                X_train = np.ascontiguousarray(X_train, dtype=dt)
         if self.out_activation_ == "softmax":
             labels = np.ascontiguousarray(y_train.argmax(axis=1), dtype=np.int64)
             target = None
         else:
-            labels, target = None, np.ascontiguousarray(y_train, dtype=dt)
+            with np.errstate(over="ignore"):
+                labels, target = None, np.ascontiguousarray(y_train, dtype=dt)
         if sw_train is not None:
             sw_train = np.ascontiguousarray(sw_train, dtype=np.float64)
         state = _NativeEpochs(self, net, X_train, labels, target, sw_train, bs, sparse)
@@ -533,12 +573,22 @@ class _BaseMLP(BaseEstimator):
         if sp.issparse(X):
             X = X.tocsr()
             out = np.empty((X.shape[0], net.n_out), np.float64)
-            for r0 in range(0, X.shape[0], _PREDICT_CHUNK):
-                xb = X[r0 : r0 + _PREDICT_CHUNK].toarray().astype(net.dtype, copy=False)
-                out[r0 : r0 + xb.shape[0]] = net.forward(np.ascontiguousarray(xb))
+            try:
+                for r0 in range(0, X.shape[0], _PREDICT_CHUNK):
+                    with np.errstate(over="ignore"):  # (beyond float32: the error below)
+                        xb = X[r0 : r0 + _PREDICT_CHUNK].toarray().astype(net.dtype, copy=False)
+                    out[r0 : r0 + xb.shape[0]] = net.forward(np.ascontiguousarray(xb))
+            except ValueError:
+                _check_in_range(self, net.dtype, X=X)
+                raise
             return out
-        X = np.ascontiguousarray(X, dtype=net.dtype)
-        return net.forward(X).astype(np.float64)
+        try:
+            with np.errstate(over="ignore"):  # (beyond float32: the error below)
+                X32 = np.ascontiguousarray(X, dtype=net.dtype)
+            return net.forward(X32).astype(np.float64)
+        except ValueError:
+            _check_in_range(self, net.dtype, X=X)
+            raise
 
     def _output(self, X, check_input=True):
         z = self._raw(X, check_input)
@@ -615,6 +665,24 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _check_in_range(est, dtype, **arrays):
+    """The error for finite data beyond the network dtype's range (1e39 is finite in
+    float64 and inf in float32), which the network would otherwise report as non-finite
+    input or a non-finite loss; called on those error paths only."""
+    big = np.finfo(dtype).max
+    for name, a in arrays.items():
+        if a is None or np.dtype(a.dtype).itemsize <= np.dtype(dtype).itemsize:
+            continue
+        data = a.data if sp.issparse(a) else a
+        if data.size and max(-np.min(data), np.max(data)) > big:
+            raise ValueError(
+                f"{type(est).__name__}: {name} has values beyond {np.dtype(dtype).name}'s "
+                f"range (largest magnitude {max(-np.min(data), np.max(data)):.3g}), the "
+                f"dtype the network computes in: scale the data (e.g. StandardScaler) or "
+                f"pass dtype=np.float64."
+            )
 
 
 def _as_layer_array(name, i, value, view):

@@ -806,6 +806,30 @@ def test_y_float64_targets_into_float32_net(cls, loss, which):
         ),
     ):
         call(np.zeros((10, 2)))
+    # a list: NumPy's float64, which the user did not choose, is named as such
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            f"{where}: y has dtype float64 (NumPy reads the list as float64) but the "
+            "network is float32; convert with np.asarray(y, dtype=np.float32)."
+        ),
+    ):
+        call(np.zeros((10, 2)).tolist())
+
+
+def test_X_as_a_list_of_floats_names_numpys_float64(cls):
+    net = cls([4, 5, 3])
+    with pytest.raises(
+        TypeError,
+        match=esc(
+            "predict: X has dtype float64 (NumPy reads the tuple as float64) but the "
+            "network is float32; convert with np.asarray(X, dtype=np.float32)."
+        ),
+    ):
+        net.predict(((0.0, 1.0, 2.0, 3.0),))
+    # what the message says works
+    X = np.asarray(((0.0, 1.0, 2.0, 3.0),), dtype=np.float32)
+    assert net.predict(X).shape == (1,)
 
 
 @pytest.mark.parametrize("loss", REGRESSION)
@@ -1555,3 +1579,14 @@ def test_bench_peers_refuse_an_unknown_candidate():
 
     with pytest.raises(ValueError, match="unknown candidate 'jax'; choose from fastact, gemm"):
         peers.candidates(2, 8, 4, "relu", "plain", ["jax"])
+
+
+def test_activation_parameter_errors_name_the_caller(cls):
+    """A bad activation parameter's error starts with the caller, as every other MLP
+    error does (it read "elu: alpha must be finite; got nan.")."""
+    with pytest.raises(ValueError, match=esc("MLP: elu: alpha must be finite; got nan.")):
+        cls([3, 4, 2], ("elu", {"alpha": float("nan")}))
+    with pytest.raises(ValueError, match=esc("MLP: softplus: beta must be > 0; got -1.0.")):
+        cls([3, 4, 2], ("softplus", {"beta": -1.0}))
+    with pytest.raises(ValueError, match=r"^Dense: hardtanh: min_val must be less than max_val"):
+        fastact.nn.Dense(4, ("hardtanh", {"min_val": 2.0, "max_val": 1.0}))

@@ -1538,3 +1538,25 @@ def test_mlp_layers_config_and_repr_rebuild_the_same_network():
         assert eval(repr(layer), ns) == layer, repr(layer)
     with pytest.raises(ValueError, match=esc("Dense (init_activation)")):
         Dense(3, init_activation="nope")
+
+
+@pytest.mark.parametrize("mod", [fastact, ref])
+def test_mlp_repr_is_the_constructor_call(mod):
+    """repr(MLP) rebuilds the same configuration: activation parameters (prelu's
+    per_unit, leaky_relu's slope), per-layer lists and options were dropped, so two
+    different networks printed the same; and it named the internal module."""
+    nets = [
+        mod.MLP([3, 4, 2], ("leaky_relu", {"negative_slope": 0.3}), on_nonfinite="ignore"),
+        mod.MLP([3, 4, 2], "leaky_relu"),
+        mod.MLP([3, 5, 5, 2], ["relu", ("prelu", {"per_unit": True})], dropout=[0.1, 0.0]),
+        mod.MLP([3, 5, 5, 2], "tanh", batchnorm="after", residual=True, dtype=np.float64),
+        mod.MLP([3, 4, 2], "gelu", diagnostics=True, init="he_normal", loss="mse", seed=3),
+    ]
+    reprs = [repr(n) for n in nets]
+    assert len(set(reprs)) == len(reprs)
+    prefix = "fastact.MLP(" if mod is fastact else "fastact.reference.MLP("
+    for net, r in zip(nets, reprs):
+        assert r.startswith(prefix), r
+        again = eval(r, {"fastact": fastact, "np": np})
+        assert type(again) is type(net)
+        assert again.config() == net.config(), r

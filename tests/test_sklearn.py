@@ -1067,3 +1067,72 @@ def test_batchnorm_without_hidden_layers_takes_any_batch():
         r = MLPRegressor(hidden_layer_sizes=(), batchnorm="before", batch_size=1, max_iter=1)
         r.fit(_Xr[:20], _yr[:20, 0])
     assert r._opt_t == 20
+
+
+def test_overlapping_fits_restore_the_blas_limit_they_found():
+    """Fits in Python threads overlap: each fit restoring the BLAS limit it found left an
+    earlier fit's limit in force for good (A enters, B enters and sees A's limit, A
+    leaves, B leaves and restores A's).  Now the last one out restores the first's, and
+    while they overlap the smallest request is in force."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import fastact.sklearn as fsk
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    if not blas():
+        pytest.skip("no BLAS library seen by threadpoolctl")
+
+    with threadpool_limits(3, user_api="blas"):
+        before = blas()
+        a, b = fsk._Limits(1), fsk._Limits(2)
+        a.__enter__()
+        assert set(blas()) == {1}
+        b.__enter__()
+        assert set(blas()) == {1}  # the smaller request stays in force
+        a.__exit__(None, None, None)
+        assert set(blas()) == {2}  # b alone now
+        b.__exit__(None, None, None)
+        assert blas() == before
+        # the other order of leaving, and n_threads=None (never above the caller's limit)
+        a, c = fsk._Limits(2), fsk._Limits(8, below_current_blas=True)
+        a.__enter__()
+        c.__enter__()
+        assert set(blas()) == {2}
+        a.__exit__(None, None, None)
+        assert set(blas()) == {3}  # c's request: 8, held to the caller's 3
+        c.__exit__(None, None, None)
+        assert blas() == before
+    assert fsk._Limits._requests == [] and fsk._Limits._original is None
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_finite_data_beyond_float32s_range_is_named_as_such(sparse):
+    """1e39 is finite in float64 (scikit-learn's checks pass it) and inf in the default
+    float32: the fit reported a non-finite loss and predict 'X contains NaN or inf'."""
+    import scipy.sparse as sps
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    y = X[:, 0]
+    big = X.copy()
+    big[3, 1] = -1e39
+    if sparse:
+        big = sps.csr_matrix(big)
+    msg = r"MLPRegressor: X has values beyond float32's range \(largest magnitude 1e\+39\)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(ValueError, match=msg + ".*or pass dtype=np.float64"):
+            MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(big, y)
+        est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+        with pytest.raises(ValueError, match=msg):
+            est.predict(big)
+        with pytest.raises(ValueError, match=r"MLPRegressor: y has values beyond float32's"):
+            MLPRegressor(hidden_layer_sizes=(4,), max_iter=2).fit(X, y * 1e39)
+        clf = MLPClassifier((4,), max_iter=2, random_state=0)
+        with pytest.raises(ValueError, match="MLPClassifier: X has values beyond float32's"):
+            clf.fit(big, (y > 0).astype(int))
+        # float64 networks take such data
+        est64 = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=np.float64).fit(big, y)
+        assert est64.predict(big).dtype == np.float64

@@ -59,6 +59,23 @@ DIAG_COLUMNS = (
 _N_PLAIN_DIAG = 7
 
 
+def _public_module(net):
+    """where users import the network's class from: fastact or fastact.reference"""
+    mod = type(net).__module__
+    return "fastact" if mod == __name__ else mod
+
+
+def _read_as(given, a):
+    """' (NumPy reads the list as float64)' for data given as a list or tuple"""
+    return "" if given is None else f" (NumPy reads the {given} as {a.dtype})"
+
+
+def _convert(name, given, dtype):
+    if given is None:
+        return f"{name}.astype(np.{dtype})"
+    return f"np.asarray({name}, dtype=np.{dtype})"
+
+
 class Sequential:
     """A network of layer objects, run by one native call per training step.
 
@@ -269,7 +286,7 @@ class Sequential:
     def __repr__(self):
         inner = ",\n    ".join(repr(l) for l in self.layers)
         return (
-            f"{type(self).__module__}.Sequential([\n    {inner}], n_in={self.n_in}, "
+            f"{_public_module(self)}.Sequential([\n    {inner}], n_in={self.n_in}, "
             f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
             f"seed={self.seed})"
         )
@@ -389,7 +406,8 @@ class Sequential:
     def _X(self, X, where, blocked=False):
         """X checked and made C-contiguous (blocked: inference, which runs in blocks of
         at most `capacity` rows, so any row count fits BLAS's int)"""
-        if not isinstance(X, np.ndarray):
+        given = None if isinstance(X, np.ndarray) else type(X).__name__
+        if given is not None:
             X = np.asarray(X)
         if X.dtype != self.dtype:
             if X.dtype.kind not in "fiub":
@@ -397,8 +415,8 @@ class Sequential:
                     f"{where}: X must be a real array of dtype {self.dtype}; got dtype {X.dtype}."
                 )
             raise TypeError(
-                f"{where}: X has dtype {X.dtype} but the network is {self.dtype}; "
-                f"convert with X.astype(np.{self.dtype})."
+                f"{where}: X has dtype {X.dtype}{_read_as(given, X)} but the network is "
+                f"{self.dtype}; convert with {_convert('X', given, self.dtype)}."
             )
         if X.ndim != 2 or X.shape[1] != self.n_in:
             raise ValueError(f"{where}: X must have shape (rows, {self.n_in}); got {X.shape}.")
@@ -418,7 +436,8 @@ class Sequential:
     def _y(self, y, rows, where):
         """(labels int64 or None, target array or None)"""
         C = self.n_out
-        if not isinstance(y, np.ndarray):
+        y_type = None if isinstance(y, np.ndarray) else type(y).__name__
+        if y_type is not None:
             y = np.asarray(y)
         if self.loss == "softmax_cross_entropy":
             if y.dtype.kind not in "iu":
@@ -460,8 +479,8 @@ class Sequential:
         if y.dtype != self.dtype or not (y.flags.c_contiguous and y.flags.aligned):
             if y.dtype.kind == "f" and y.dtype != self.dtype:
                 raise TypeError(
-                    f"{where}: y has dtype {y.dtype} but the network is "
-                    f"{self.dtype}; convert with y.astype(np.{self.dtype})."
+                    f"{where}: y has dtype {y.dtype}{_read_as(y_type, y)} but the network is "
+                    f"{self.dtype}; convert with {_convert('y', y_type, self.dtype)}."
                 )
             y = V.contiguous(y.astype(self.dtype, copy=False), "C")
         if not self._engine.all_finite(y):
@@ -1126,13 +1145,23 @@ class MLP(Sequential):
         return [int(s) for s in sizes]
 
     def __repr__(self):
-        acts = sorted({a[0] for a in self.activations})
+        """The constructor call that makes this network (without its parameters)."""
+        cfg = self.config()
+        acts = [a if p else n for n, p in cfg["activation"] for a in [(n, p)]]
+        act = acts[0] if all(a == acts[0] for a in acts) else acts
         extra = "".join(
-            f", {k}={v!r}" for k, v in self._options.items() if v not in (None, 0.0, False)
+            f", {k}={cfg[k]!r}"
+            for k, default in (
+                ("batchnorm", None),
+                ("dropout", 0.0),
+                ("residual", False),
+                ("diagnostics", False),
+                ("on_nonfinite", "raise"),
+            )
+            if cfg[k] != default
         )
         return (
-            f"{type(self).__module__}.MLP({list(self.layer_sizes)}, activation="
-            f"{acts[0] if len(acts) == 1 else [a[0] for a in self.activations]!r}, "
+            f"{_public_module(self)}.MLP({list(self.layer_sizes)}, activation={act!r}, "
             f"init={self.init!r}, loss={self.loss!r}, dtype=np.{self.dtype}, "
             f"seed={self.seed}{extra})"
         )
