@@ -357,6 +357,16 @@ def machine() -> dict:
     return info
 
 
+def _physical_memory():
+    """bytes of RAM, or None where the OS does not say"""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _sizes(text):
     """--sizes: comma-separated element counts >= 1 (1e5 notation allowed)."""
     import argparse
@@ -444,6 +454,13 @@ def main(argv=None) -> int:
     )
     a = ap.parse_args(argv)
     sizes = a.sizes or ((10**5,) if a.quick else (10**4, 10**5, 10**6))
+    ram = _physical_memory()
+    need = max(sizes) * np.dtype(a.dtype).itemsize * 6  # x, y, g, out and the peers' arrays
+    if ram and need > ram:
+        ap.error(
+            f"--sizes: {max(sizes):.3g} elements of {a.dtype} need about {need / 2**30:.3g} GiB "
+            f"(six arrays); this machine has {ram / 2**30:.3g} GiB"
+        )
     if a.rounds is not None and a.rounds < 1:
         ap.error(f"--rounds must be >= 1; got {a.rounds}")
     rounds = a.rounds or (5 if a.quick else 15)

@@ -35,14 +35,20 @@ def main(argv=None) -> int:
 
         show_config()
         return 0
-    if cmd == "lab":
-        from .lab.cli import main as lab_main
-
-        return lab_main(rest)
-    if cmd == "bench":
-        from .bench import main as bench_main
-
-        return bench_main(rest)
+    if cmd in ("lab", "bench"):
+        if cmd == "lab":
+            from .lab.cli import main as run
+        else:
+            from .bench import main as run
+        try:
+            return run(rest)
+        except MemoryError as e:  # a --width, --sizes or --batch beyond this machine
+            print(
+                f"fastact {cmd}: error: out of memory ({e}); use smaller sizes "
+                "(--width, --batch, --depths, --sizes).",
+                file=sys.stderr,
+            )
+            return 2
     print(f"fastact: unknown command {cmd!r}\n{usage}", file=sys.stderr)
     return 2
 

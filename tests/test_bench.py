@@ -71,6 +71,10 @@ def test_bench_rejects_unknown_names(capsys):
         (["--sizes", "x"], "argument --sizes: 'x' is not a number"),
         (["--sizes", ","], "argument --sizes: ',' holds no size"),
         (
+            ["--sizes", "1e20", "--only", "relu"],
+            "fastact bench: error: --sizes: 1e+20 elements of float32 need about 2.24e+12 GiB",
+        ),
+        (
             ["--sizes", "1e3", "--json", "no/such/folder/x.json"],
             "fastact bench: error: --json 'no/such/folder/x.json': the folder ",
         ),
@@ -245,4 +249,20 @@ def test_bench_nn_in_pure_mode_is_a_usage_error(capsys, monkeypatch):
     assert (
         "fastact bench --nn: error: --nn times the native engine, which "
         "FASTACT_PUREPYTHON=1 leaves out; run it without." in capsys.readouterr().err
+    )
+
+
+def test_out_of_memory_is_a_usage_error(capsys, monkeypatch):
+    """--width 1000000 raised NumPy's _ArrayMemoryError as a traceback."""
+    from fastact.cli import main
+    from fastact.lab import sweep
+
+    def run(*a, **k):
+        raise MemoryError("Unable to allocate 7.28 TiB")
+
+    monkeypatch.setattr(sweep, "run", run)
+    assert main(["lab", "--activations", "relu", "--depths", "2", "--width", "1000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "fastact lab: error: out of memory (Unable to allocate 7.28 TiB); use smaller sizes"
     )

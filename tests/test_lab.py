@@ -516,6 +516,43 @@ def test_plots_are_valid_pngs(tmp_path):
     assert sorted(p.rsplit("/", 1)[-1] for p in one) == ["grad_norms.png", "ratios.png"]
 
 
+def test_plots_of_many_configurations_keep_their_legend_readable(tmp_path):
+    """80 lines a plot: the legend ran off the figure and tight_layout warned (the suite
+    turns warnings into errors); now it sits beside the axes, inside the saved image, and
+    the layer and step axes have whole-number ticks only."""
+    pytest.importorskip("matplotlib")
+    from matplotlib import image
+
+    from fastact.lab import plots
+
+    acts = ["relu", "tanh", "sigmoid", "gelu", "silu", "elu", "selu", "leaky_relu"]
+    inits = ["auto", "orthogonal"]
+    res = lab.run(acts, [2, 3], inits, **dict(TINY, steps=2))
+    seen = {}
+    save = plots._save
+
+    def spy(fig, plt, out_dir, name, outside=False):
+        ax = [a for a in fig.axes if a.get_legend() is not None][0]
+        leg = ax.get_legend()
+        seen[name] = (outside, len(leg.get_texts()), [t for t in ax.get_xticks()])
+        return save(fig, plt, out_dir, name, outside)
+
+    plots._save = spy
+    try:
+        paths = res.plot(tmp_path)
+    finally:
+        plots._save = save
+    assert len(paths) == 3
+    for name in ("grad_norms.png", "ratio_vs_depth.png", "training.png"):
+        assert seen[name][:2] == (True, len(acts) * len(inits)), name  # a line each, beside
+    for name in ("grad_norms.png", "training.png"):
+        ticks = [t for t in seen[name][2] if t > 0]
+        assert ticks and all(t == int(t) for t in ticks), (name, ticks)
+    for p in paths:
+        img = image.imread(p)
+        assert img.shape[1] > 900  # the legend beside the axes is in the picture
+
+
 def test_save_leaves_no_plot_of_an_earlier_run(tmp_path):
     """A trained two-depth run, then an untrained one-depth run into the same folder: the
     folder holds the second run's files only (its training.png and ratio_vs_depth.png,
@@ -814,6 +851,13 @@ def test_malformed_scheduler_address_fails_at_once():
         ConnectionError, match=re.escape("lab: 'foo://bar' is not a Dask scheduler address")
     ):
         lab.run(["relu"], [2], scheduler="foo://bar", **TINY)
+    # a host without a port: the Client it would make waited 60 s in its finaliser
+    for address in ("bogus", "tcp://127.0.0.1"):
+        with pytest.raises(
+            ConnectionError,
+            match=re.escape(f"lab: {address!r} is not a Dask scheduler address (missing port"),
+        ):
+            lab.run(["relu"], [2], scheduler=address, **TINY)
 
 
 def test_cli_bad_out_directory_fails_before_the_sweep(tmp_path, capsys, monkeypatch):

@@ -748,3 +748,20 @@ def test_a_failed_buffer_growth_leaves_the_engine_whole():
         assert net.train_step(X, y, o1) == twin.train_step(X, y, o2)
     assert np.array_equal(net.theta, twin.theta) and np.array_equal(net.forward(X), twin.forward(X))
     del junk
+
+
+def test_gain_values_and_unknown_names():
+    """gain() against torch.nn.init.calculate_gain's documented values; an unknown name
+    (a typo, another case, None) is an error, not the gain 1.0."""
+    import math
+
+    from fastact.nn import gain
+
+    assert gain("identity") == 1.0 and gain("sigmoid") == 1.0
+    assert gain("tanh") == 5.0 / 3.0 and gain("selu") == 0.75
+    assert gain("relu") == math.sqrt(2.0)
+    assert gain("leaky_relu", {"negative_slope": 0.2}) == math.sqrt(2.0 / 1.04)
+    assert gain("prelu") == math.sqrt(2.0 / (1.0 + 0.25**2))
+    for bad in ("foo", "RELU", None):
+        with pytest.raises(ValueError, match=f"gain: unknown activation {bad!r}; valid names: "):
+            gain(bad)

@@ -47,7 +47,9 @@ def _parser():
         help="plain (default), batchnorm, batchnorm_after, dropout, "
         "residual, or combinations such as batchnorm+residual",
     )
-    p.add_argument("--width", type=_int, help="units per hidden layer (default 64)")
+    p.add_argument(
+        "--width", type=_int, help="units per hidden layer (default 64, glorot2010: 128)"
+    )
     p.add_argument("--batch", type=_int, help="batch size (default 128)")
     p.add_argument(
         "--data",
@@ -58,7 +60,8 @@ def _parser():
     p.add_argument(
         "--steps",
         type=_int,
-        help="training steps per configuration (default 300; 0 = gradients at initialisation only)",
+        help="training steps per configuration (default 300, glorot2010: 0; 0 = gradients "
+        "at initialisation only)",
     )
     p.add_argument(
         "--seed", type=_int, default=0, help="seed of weights, batches and dropout (default 0)"

@@ -47,7 +47,7 @@ def _pos(v):
 
 def plot_all(result, out_dir) -> list:
     plt = _pyplot()
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import MaxNLocator, NullFormatter
 
     os.makedirs(out_dir, exist_ok=True)
     recs = result.records
@@ -73,10 +73,12 @@ def plot_all(result, out_dir) -> list:
         ax.set_xlabel("hidden layer l (1 = next to the input)")
         ax.set_ylabel(what)
         ax.grid(True, which="major", alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers: no 1.5
+    outside = _legend(axes[1], 7)
     fig.suptitle(f"{title}: gradient norm per layer at initialisation, depth {deepest}")
-    fig.tight_layout()
-    paths.append(_save(fig, plt, out_dir, "grad_norms.png"))
+    if not outside:
+        fig.tight_layout()
+    paths.append(_save(fig, plt, out_dir, "grad_norms.png", outside))
 
     # 2. the ratio against depth (or per configuration)
     depths = sorted({r["depth"] for r in recs})
@@ -99,7 +101,7 @@ def plot_all(result, out_dir) -> list:
         ax.set_xticklabels([str(d) for d in depths])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("||dL/dz_1|| / ||dL/dz_L||")
-        ax.legend(fontsize=7, loc="best")
+        outside = _legend(ax, 7)
         name = "ratio_vs_depth.png"
     else:
         labels = [_name(r, multi_init, multi_var) for r in recs]
@@ -108,6 +110,8 @@ def plot_all(result, out_dir) -> list:
         ax.set_yticklabels(labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel(f"||dL/dz_1|| / ||dL/dz_L|| at depth {depths[0]}")
+        fig.set_size_inches(8, max(4.6, 1.2 + 0.13 * len(recs)))  # a readable row each
+        outside = False
         name = "ratios.png"
     scale_axis = ax.set_yscale if len(depths) > 1 else ax.set_xscale
     scale_axis("log")
@@ -117,8 +121,9 @@ def plot_all(result, out_dir) -> list:
     ax.set_title(
         f"{title}: first-layer over last-hidden-layer gradient, at initialisation", fontsize=9
     )
-    fig.tight_layout()
-    paths.append(_save(fig, plt, out_dir, name))
+    if not outside:
+        fig.tight_layout()
+    paths.append(_save(fig, plt, out_dir, name, outside))
 
     # 3. training curves, one panel per depth
     trained = [r for r in recs if r.get("loss_curve")]
@@ -141,25 +146,49 @@ def plot_all(result, out_dir) -> list:
             ax.axhline(trained[0]["chance_loss"], color="gray", ls=":", lw=0.8)
             ax.set_title(f"depth {d}", fontsize=9)
             ax.set_xlabel("step")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, alpha=0.3)
         for ax in flat[len(tdepths) :]:
             ax.set_visible(False)
         for row in axes:
             row[0].set_ylabel("training loss")
-        flat[0].legend(fontsize=6, loc="best")
+        many = len(flat[0].get_legend_handles_labels()[1]) > _LEGEND_INSIDE
+        outside = _legend(flat[ncol - 1] if many else flat[0], 6)  # (beside: the top right)
         # (the title wraps in a one-panel figure: 4.8 in cut it off on both sides)
         sep = "\n" if ncol == 1 else " "
         fig.suptitle(
             f"{title}: training loss{sep}(dotted: guessing the class frequencies)",
             fontsize=10 if ncol == 1 else 12,
         )
-        fig.tight_layout()
-        paths.append(_save(fig, plt, out_dir, "training.png"))
+        if not outside:
+            fig.tight_layout()
+        paths.append(_save(fig, plt, out_dir, "training.png", outside))
     return paths
 
 
-def _save(fig, plt, out_dir, name):
+_LEGEND_INSIDE = 12  # more lines than this: the legend goes beside the axes
+
+
+def _legend(ax, fontsize):
+    """the legend of ax's lines: inside where it fits, else beside the axes in columns
+    (80 entries inside ran off the figure); True when beside"""
+    n = len(ax.get_legend_handles_labels()[1])
+    if n <= _LEGEND_INSIDE:
+        ax.legend(fontsize=fontsize, loc="best")
+        return False
+    ax.legend(
+        fontsize=6,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        ncol=-(-n // 40),
+    )
+    return True
+
+
+def _save(fig, plt, out_dir, name, outside=False):
     path = os.path.join(out_dir, name)
-    fig.savefig(path, dpi=110)
+    # a legend beside the axes: the saved area grows to hold it (tight_layout cannot)
+    fig.savefig(path, dpi=110, bbox_inches="tight" if outside else None)
     plt.close(fig)
     return path

@@ -132,10 +132,14 @@ def run_dask(configs, data, scheduler, *, timing=True, progress=None):
         # a malformed address: refused before a Client is made (a half-made one waits
         # 60 s in its finaliser before the process can exit)
         from distributed.comm import parse_address
+        from distributed.comm.addressing import parse_host_port
         from distributed.comm.registry import get_backend
 
         try:
-            get_backend(parse_address(scheduler)[0])
+            scheme, loc = parse_address(scheduler)
+            get_backend(scheme)
+            if scheme in ("tcp", "tls"):
+                parse_host_port(loc)  # 'host' without a port
         except (ValueError, TypeError) as e:
             raise ConnectionError(
                 f"lab: {scheduler!r} is not a Dask scheduler address ({e}); give "

@@ -53,6 +53,11 @@ def gain(name: str, params: dict | None = None) -> float:
     float
         The gain that xavier, he and orthogonal initialisation multiply by.
 
+    Raises
+    ------
+    ValueError
+        If `name` is not an activation a network takes.
+
     See Also
     --------
     fastact.nn.init.auto_scheme : The matched scheme of an activation.
@@ -65,6 +70,11 @@ def gain(name: str, params: dict | None = None) -> float:
     >>> round(gain("leaky_relu", {"negative_slope": 0.2}), 4)
     1.3868
     """
+    from .. import _registry as R
+
+    valid = (*R.BIAS_ACT_NAMES, "prelu")
+    if name not in valid:  # (a typo would silently give 1.0)
+        raise ValueError(f"gain: unknown activation {name!r}; valid names: {', '.join(valid)}.")
     if name == "tanh":
         return 5.0 / 3.0
     if name == "selu":
