@@ -20,13 +20,22 @@ from ._api import KernelsBase, make_api
 
 try:
     from . import _activations as _ext
-except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+except ImportError as exc:  # exercised on broken installs (tests/test_config.py)
+    import importlib.util
+
+    # not built at all: Python's own text ("... partially initialized module ... most
+    # likely due to a circular import") points the wrong way
+    why = (
+        f"could not be imported: {exc}"
+        if importlib.util.find_spec(f"{__package__}._activations") is not None
+        else "is not built (no compiled _activations module beside this file)"
+    )
     raise ImportError(
-        "fastact's native extension (fastact._activations) could not be imported: "
-        f"{exc}. Build it with `pip install .` (or `pip install -e .`) from the source "
-        "tree, which needs a C compiler, or set FASTACT_PUREPYTHON=1 to run the pure-NumPy "
-        "reference instead (slow)."
-    ) from exc
+        f"fastact's native extension (fastact._activations) {why}. Build it with "
+        "`pip install .` (or `pip install -e .`) from the source tree, which needs a C "
+        "compiler, or set FASTACT_PUREPYTHON=1 to run the pure-NumPy reference instead "
+        "(slow)."
+    ) from None
 
 _ID = _ext.ACT_IDS
 _NOP = (0.0, 0.0, 0.0, 0.0)

@@ -215,8 +215,8 @@ def run(
     itemsize = np.dtype(dtype).itemsize
     if out is not None:
         print(
-            f"{'activation':12s} {'n':>9s} dir  {'fastact':>9s} {'GB/s':>6s} {'copy':>5s}  "
-            f"{'numpy':>9s} {'x':>6s}" + (f"  {'torch':>9s} {'x':>6s}" if tcalls else ""),
+            f"{'activation':12s} {'n':>9s} dir  {'fastact µs':>10s} {'GB/s':>6s} {'copy':>5s}  "
+            f"{'numpy µs':>9s} {'x':>6s}" + (f"  {'torch µs':>9s} {'x':>6s}" if tcalls else ""),
             file=out,
             flush=True,
         )
@@ -267,7 +267,7 @@ def run(
                     rows.append(r)
                     if out is not None:
                         line = (
-                            f"{name:12s} {n:>9d} {d}  {r['fastact_us']:9.1f} "
+                            f"{name:12s} {n:>9d} {d}  {r['fastact_us']:10.1f} "
                             f"{r['GB_per_s']:6.1f} {r['copy_fraction']:5.2f}  "
                             f"{r['numpy_us']:9.1f} {r['vs_numpy']:6.2f}"
                         )

@@ -84,6 +84,18 @@ def test_bench_rejects_unknown_names(capsys):
         ),
         (["--json", "."], "fastact bench: error: --json '.' is a directory; give a file name"),
         (["--nn", "--threads", "0"], "fastact bench --nn: error: --threads: n_threads=0"),
+        (
+            ["--nn", "--variants", "dropout+dropout"],
+            "fastact bench --nn: error: variant 'dropout+dropout' repeats a part or joins",
+        ),
+        (
+            ["--nn", "--variants", "plain+batchnorm"],
+            "fastact bench --nn: error: variant 'plain+batchnorm' repeats a part or joins 'plain'",
+        ),
+        (
+            ["--nn", "--variants", "batchnorm+dropout,dropout+batchnorm"],
+            "error: variants 'batchnorm+dropout' and 'dropout+batchnorm' are the same network",
+        ),
     ],
 )
 def test_bench_argument_errors_are_usage_errors(argv, msg, capsys):

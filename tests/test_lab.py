@@ -967,6 +967,15 @@ def test_cli_without_matplotlib_writes_results_and_says_how_to_plot(tmp_path, ca
         (["--activations", "sigmod"], r"fastact lab: error: unknown activation 'sigmod'"),
         (["--steps", "-3"], r"fastact lab: error: steps must be a non-negative integer"),
         (["--data", "nowhere.csv"], r"fastact lab: error: data file 'nowhere.csv' does not exist"),
+        (["--out", ""], r"fastact lab: error: --out needs a directory name; got an empty one"),
+        (
+            ["--preset", "he2015", "--optimizer", "adam"],
+            r"fastact lab: error: preset 'he2015' fixes --optimizer; drop --optimizer or drop",
+        ),
+        (
+            ["--preset", "init", "--depths", "3"],
+            r"fastact lab: error: preset 'init' fixes --depths; drop --depths or drop the preset",
+        ),
     ],
 )
 def test_cli_errors(capsys, argv, match):

@@ -786,12 +786,21 @@ def test_save_load_round_trip_with_every_option(be, tmp_path):
     with pytest.raises(
         ValueError,
         match=esc(
-            f"MLP.load: {str(p)!r} has format "
-            "'fastact.Sequential/1'; this version reads "
-            "'fastact.MLP/2'."
+            f"MLP.load: {str(p)!r} holds a fastact.Sequential (format "
+            "'fastact.Sequential/1'); load it with fastact.Sequential.load."
         ),
     ):
         MLP.load(str(p))
+    m = str(p).replace(".npz", "_mlp.npz")
+    MLP([3, 4, 2]).save(m)
+    with pytest.raises(
+        ValueError,
+        match=esc(
+            f"Sequential.load: {m!r} holds a fastact.MLP (format 'fastact.MLP/2'); load it "
+            "with fastact.MLP.load."
+        ),
+    ):
+        Seq.load(m)
 
 
 @pytest.mark.parametrize("be", BACKENDS)

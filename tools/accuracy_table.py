@@ -80,7 +80,7 @@ def _max_ulp(name: str, x: np.ndarray, kwargs: dict) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lo", type=float, default=-20.0)
     ap.add_argument("--hi", type=float, default=20.0)
     ap.add_argument("--step", type=int, default=101)

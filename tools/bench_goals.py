@@ -121,7 +121,7 @@ def table(rows1, rows_all, rows_out):
 def main(argv):
     import argparse
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("one_thread", help="fastact bench --json file, one thread")
     ap.add_argument("all_threads", help="fastact bench --json file, all threads")
     ap.add_argument("out", nargs="?", help="optional: the same with --out")

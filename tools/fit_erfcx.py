@@ -271,7 +271,7 @@ FA_INLINE double fa_erfcx_poly(double t)
 
 # --------------------------------------------------------------------------
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--target", type=float, default=1e-13, help="max relative error to meet (default 1e-13)"
     )

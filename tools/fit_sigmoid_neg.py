@@ -95,7 +95,7 @@ if __name__ == "__main__":
     import argparse
 
     argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
+        description=__doc__.split("\n\n")[0],
         epilog="No options: run from the repository root (it writes into src/ where it says so).",
     ).parse_args()
     main()

@@ -29,7 +29,7 @@ import fastact  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="calls per function")
     ap.add_argument("--steps", type=int, default=10_000, help="training steps")
     ap.add_argument("--max-growth", type=float, default=8.0, help="MiB allowed after warm-up")

@@ -146,7 +146,7 @@ def sweep(path, fname, step, chunk, lo=LO, hi=HI):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--paths", default="avx512,avx2,baseline")
     ap.add_argument("--funcs", default=",".join(FUNCS))
     ap.add_argument("--step", type=int, default=1, help="every step-th float32 (1: all)")

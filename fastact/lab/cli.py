@@ -103,8 +103,16 @@ def _error(msg) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    from .presets import PRESETS
     from .sweep import run
 
+    if args.preset in PRESETS:  # in the command line's words (run() names its arguments)
+        for k in PRESETS[args.preset][2]:
+            if getattr(args, k) is not None:
+                return _error(f"preset {args.preset!r} fixes --{k}; drop --{k} or drop the preset.")
+
+    if args.out is not None and not args.out.strip():  # ("" wrote nothing, silently)
+        return _error("--out needs a directory name; got an empty one")
     if args.out:  # before the sweep: a bad directory must not cost the run
         try:
             os.makedirs(args.out, exist_ok=True)

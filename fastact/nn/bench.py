@@ -213,6 +213,14 @@ def main(argv=None) -> int:
             f"unknown variant(s) {bad}; choose from {list(peers.VARIANTS)} (or several "
             "joined by '+', e.g. batchnorm+dropout)"
         )
+    seen = {}
+    for v in variants:  # as `fastact lab` checks them: each network once, each part once
+        parts = v.split("+")
+        if len(set(parts)) != len(parts) or ("plain" in parts and len(parts) > 1):
+            ap.error(f"variant {v!r} repeats a part or joins 'plain' to another; give each once")
+        if frozenset(parts) in seen:
+            ap.error(f"variants {seen[frozenset(parts)]!r} and {v!r} are the same network")
+        seen[frozenset(parts)] = v
     if a.width < 1 or a.batch < 2:
         ap.error("--width must be >= 1, --batch >= 2")
     try:

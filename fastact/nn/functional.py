@@ -38,7 +38,7 @@ __all__ = [
 
 
 def _check_activation(activation, where):
-    name, params, kname, p = _layer_check_activation(activation, where)
+    name, params, kname, p = _layer_check_activation(activation, where, functional=True)
     if name == "prelu":
         raise ValueError(
             f"{where}: prelu's learnable slope is a network option (Dense(n, "

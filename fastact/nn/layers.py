@@ -40,7 +40,7 @@ MLP_ACTIVATIONS = tuple(R.BIAS_ACT_NAMES) + ("prelu",)
 PRELU_INIT = 0.25  # torch.nn.PReLU's initial slope
 
 
-def check_activation(activation, where: str, allow_none: bool = False):
+def check_activation(activation, where: str, allow_none: bool = False, functional=False):
     """(name, params dict, kernel name, kernel params) from a name, an ACTIVATIONS entry,
     or (name, {params}); None is the identity where allow_none.  prelu's params:
     {"per_unit": bool, "init": float}."""
@@ -53,11 +53,15 @@ def check_activation(activation, where: str, allow_none: bool = False):
         activation = activation.name
     if not isinstance(activation, str) or activation not in MLP_ACTIVATIONS:
         hint = ""
-        if activation in ("softmax", "log_softmax"):
+        if activation in ("softmax", "log_softmax") and functional:
+            hint = f" (row-wise: apply fastact.{activation} to the layer's output)"
+        elif activation in ("softmax", "log_softmax"):
             hint = " (row-wise: use loss='softmax_cross_entropy' for a softmax output)"
+        # (the functional layers take no learnable prelu: a network option)
+        valid = [a for a in MLP_ACTIVATIONS if not (functional and a == "prelu")]
         raise ValueError(
             f"{where}: unknown activation {activation!r}{hint}; valid names: "
-            + ", ".join(MLP_ACTIVATIONS)
+            + ", ".join(valid)
             + "."
         )
     if activation == "prelu":

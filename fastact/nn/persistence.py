@@ -124,6 +124,14 @@ def load(cls, path):
             opened.close()
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if fmt is None or fmt not in (cls._format, _READS.get(cls._format)):
+        other = fmt.split("/")[0] if isinstance(fmt, str) else None
+        if other in ("fastact.MLP", "fastact.Sequential") and not cls._format.startswith(
+            other + "/"
+        ):  # another class's file: each class reads its own
+            raise ValueError(
+                f"{name}.load: {path!r} holds a {other} (format {fmt!r}); load it with "
+                f"{other}.load."
+            )
         raise ValueError(
             f"{name}.load: {path!r} has format {fmt!r}; this version reads {cls._format!r}."
         )
