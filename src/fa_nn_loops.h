@@ -13,6 +13,7 @@
 #ifndef FA_NN_LOOPS_H
 #define FA_NN_LOOPS_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -317,8 +318,32 @@ FA_NN_LOOPS(double, f64)
  * mean split into two floats (mh + ml = mean to 2^-48), so the centred value carries a
  * relative error of about 2^-24 whatever |mean| / std is.  Sums still accumulate in
  * double.  Columns go in chunks of FA_BN_CHUNK so the per-column float constants sit on
- * the stack. */
+ * the stack.
+ *
+ * A per-column float constant that is not finite in float (the scale gamma / sqrt(var +
+ * eps) of a zero-variance column with an eps below about 1 / (FLT_MAX gamma)^2, or the
+ * backward's A, B, C) would give 0 inf = NaN where the double arithmetic of the NumPy twin
+ * gives beta, 0 or +-inf.  Such columns ("wide": decided once per column, after one
+ * vectorised check of the chunk, never per element) are computed in double instead, with
+ * the twin's formula: one row at a time into a small buffer before the float pass over
+ * that row, written after it (the output may be the input), so the float pass and its
+ * results for the other columns are unchanged.  The backward's sum du xhat does the same
+ * for a column whose invstd exceeds FLT_MAX (a spread below ~1e-38, where mh + ml no longer
+ * holds the mean). */
 #define FA_BN_CHUNK 256
+
+static inline int fa_f32_wide(double v)
+{
+    return !(fabs(v) <= (double)FLT_MAX);     /* NaN too: its column is NaN either way */
+}
+
+/* whether any of v[0..nb) is inf or NaN: one vectorised pass, before any list is made */
+static inline __attribute__((always_inline)) int fa_f32_any_wide(const float *v, ptrdiff_t nb)
+{
+    int any = 0;
+    for (ptrdiff_t j = 0; j < nb; j++) any |= !(fabsf(v[j]) <= FLT_MAX);
+    return any;
+}
 
 static inline void fa_split_mean(const double *mean, ptrdiff_t nb, float *mh, float *ml)
 {
@@ -328,25 +353,50 @@ static inline void fa_split_mean(const double *mean, ptrdiff_t nb, float *mh, fl
     }
 }
 
+/* one row of the float pass of fa_bn_affine_f32 (ur may be xr) */
+static inline __attribute__((always_inline)) void
+fa_bn_affine_row_f32(const float *xr, float *ur, ptrdiff_t nb, const float *mh, const float *ml,
+                     const float *s, const float *restrict b)
+{
+    for (ptrdiff_t j = 0; j < nb; j++) {
+        float d = (xr[j] - mh[j]) - ml[j];
+        ur[j] = d * s[j] + b[j];
+    }
+}
+
 FA_NN_CLONES static void fa_bn_affine_f32(const float *x, float *u, ptrdiff_t rows,
                                           ptrdiff_t n, ptrdiff_t ld,
                                           const double *restrict mean,
                                           const double *restrict sc,
                                           const float *restrict beta)
 {
-    float mh[FA_BN_CHUNK], ml[FA_BN_CHUNK], s[FA_BN_CHUNK];
+    float mh[FA_BN_CHUNK], ml[FA_BN_CHUNK], s[FA_BN_CHUNK], wv[FA_BN_CHUNK];
+    int wide[FA_BN_CHUNK];
     for (ptrdiff_t j0 = 0; j0 < n; j0 += FA_BN_CHUNK) {
-        ptrdiff_t nb = n - j0 < FA_BN_CHUNK ? n - j0 : FA_BN_CHUNK;
+        ptrdiff_t nb = n - j0 < FA_BN_CHUNK ? n - j0 : FA_BN_CHUNK, nw = 0;
         fa_split_mean(mean + j0, nb, mh, ml);
         for (ptrdiff_t j = 0; j < nb; j++) s[j] = (float)sc[j0 + j];
+        if (fa_f32_any_wide(s, nb))
+            for (ptrdiff_t j = 0; j < nb; j++)
+                if (fa_f32_wide(s[j])) {
+                    wide[nw++] = (int)j;
+                    s[j] = 0.0f;              /* (the float pass's value is overwritten) */
+                }
         const float *b = beta + j0;
+        if (nw == 0) {
+            for (ptrdiff_t r = 0; r < rows; r++)
+                fa_bn_affine_row_f32(x + r * ld + j0, u + r * ld + j0, nb, mh, ml, s, b);
+            continue;
+        }
         for (ptrdiff_t r = 0; r < rows; r++) {
             const float *xr = x + r * ld + j0;
             float *ur = u + r * ld + j0;
-            for (ptrdiff_t j = 0; j < nb; j++) {
-                float d = (xr[j] - mh[j]) - ml[j];
-                ur[j] = d * s[j] + b[j];
+            for (ptrdiff_t k = 0; k < nw; k++) {
+                ptrdiff_t j = wide[k];
+                wv[k] = (float)(((double)xr[j] - mean[j0 + j]) * sc[j0 + j] + (double)b[j]);
             }
+            fa_bn_affine_row_f32(xr, ur, nb, mh, ml, s, b);
+            for (ptrdiff_t k = 0; k < nw; k++) ur[wide[k]] = wv[k];
         }
     }
 }
@@ -371,10 +421,41 @@ FA_NN_CLONES static void fa_bn_bwd_sums_f32(const float *restrict du, const floa
                 a2[j] += (double)(dr[j] * d);
             }
         }
+        int any = 0;
         for (ptrdiff_t j = 0; j < nb; j++) {        /* sum du xhat = invstd sum du (x - mean) */
             sdu[j0 + j] += a1[j];
-            sdux[j0 + j] += a2[j] * invstd[j0 + j];
+            any |= fa_f32_wide(invstd[j0 + j]);
         }
+        if (!any) {
+            for (ptrdiff_t j = 0; j < nb; j++) sdux[j0 + j] += a2[j] * invstd[j0 + j];
+            continue;
+        }
+        for (ptrdiff_t j = 0; j < nb; j++) {
+            if (!fa_f32_wide(invstd[j0 + j])) {
+                sdux[j0 + j] += a2[j] * invstd[j0 + j];
+                continue;
+            }
+            /* invstd beyond float: a spread below ~1e-38 (subnormal), where mh + ml no
+             * longer carries the mean and its error would be scaled by invstd: in double */
+            double w = 0.0, m = mean[j0 + j], is = invstd[j0 + j];
+            for (ptrdiff_t r = 0; r < rows; r++) {
+                ptrdiff_t i = r * ld + j0 + j;
+                w += (double)du[i] * (((double)x[i] - m) * is);
+            }
+            sdux[j0 + j] += w;
+        }
+    }
+}
+
+/* one row of the float pass of fa_bn_bwd_dx_f32 (o may be dr) */
+static inline __attribute__((always_inline)) void
+fa_bn_bwd_dx_row_f32(const float *dr, const float *xr, float *o, ptrdiff_t nb,
+                     const float *mh, const float *ml, const float *A, const float *B,
+                     const float *C)
+{
+    for (ptrdiff_t j = 0; j < nb; j++) {
+        float d = (xr[j] - mh[j]) - ml[j];
+        o[j] = dr[j] * A[j] + (d * B[j] + C[j]);
     }
 }
 
@@ -389,21 +470,38 @@ FA_NN_CLONES static void fa_bn_bwd_dx_f32(const float *du, const float *x, float
                                           const double *restrict m2)
 {
     float mh[FA_BN_CHUNK], ml[FA_BN_CHUNK], A[FA_BN_CHUNK], B[FA_BN_CHUNK], C[FA_BN_CHUNK];
+    float wv[FA_BN_CHUNK];
+    int wide[FA_BN_CHUNK];
     for (ptrdiff_t j0 = 0; j0 < n; j0 += FA_BN_CHUNK) {
-        ptrdiff_t nb = n - j0 < FA_BN_CHUNK ? n - j0 : FA_BN_CHUNK;
+        ptrdiff_t nb = n - j0 < FA_BN_CHUNK ? n - j0 : FA_BN_CHUNK, nw = 0;
         fa_split_mean(mean + j0, nb, mh, ml);
         for (ptrdiff_t j = 0; j < nb; j++) {
             A[j] = (float)c1[j0 + j];
             B[j] = (float)(-c1[j0 + j] * invstd[j0 + j] * m2[j0 + j]);
             C[j] = (float)(-c1[j0 + j] * m1[j0 + j]);
         }
+        if (fa_f32_any_wide(A, nb) | fa_f32_any_wide(B, nb) | fa_f32_any_wide(C, nb))
+            for (ptrdiff_t j = 0; j < nb; j++)
+                if (fa_f32_wide(A[j]) || fa_f32_wide(B[j]) || fa_f32_wide(C[j])) {
+                    wide[nw++] = (int)j;
+                    A[j] = B[j] = C[j] = 0.0f;  /* (the float pass's value is overwritten) */
+                }
+        if (nw == 0) {
+            for (ptrdiff_t r = 0; r < rows; r++)
+                fa_bn_bwd_dx_row_f32(du + r * ld + j0, x + r * ld + j0, dx + r * ld + j0, nb,
+                                     mh, ml, A, B, C);
+            continue;
+        }
         for (ptrdiff_t r = 0; r < rows; r++) {
             const float *dr = du + r * ld + j0, *xr = x + r * ld + j0;
             float *o = dx + r * ld + j0;
-            for (ptrdiff_t j = 0; j < nb; j++) {
-                float d = (xr[j] - mh[j]) - ml[j];
-                o[j] = dr[j] * A[j] + (d * B[j] + C[j]);
+            for (ptrdiff_t k = 0; k < nw; k++) {
+                ptrdiff_t j = wide[k], jj = j0 + j;
+                wv[k] = (float)(c1[jj] * ((double)dr[j] - m1[jj]
+                                          - ((double)xr[j] - mean[jj]) * invstd[jj] * m2[jj]));
             }
+            fa_bn_bwd_dx_row_f32(dr, xr, o, nb, mh, ml, A, B, C);
+            for (ptrdiff_t k = 0; k < nw; k++) o[wide[k]] = wv[k];
         }
     }
 }

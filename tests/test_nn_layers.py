@@ -393,6 +393,130 @@ def test_batchnorm_statistics_are_two_pass():
     assert _rel(out[0][0], out[1][0]) < 1e-15 and np.array_equal(out[0][2], out[1][2])
 
 
+def _bn_degenerate_columns(rng, rows, n):
+    """float32 x whose columns are normal (kind 0), constant (1), a subnormal spread
+    {0, 1e-45} (2) or constant but one element an ulp above (3)"""
+    x = (rng.standard_normal((rows, n)) * 2 + 1).astype(np.float32)
+    kind = rng.integers(0, 4, n)
+    kind[:4] = [1, 2, 3, 0]
+    for j in np.flatnonzero(kind):
+        c = np.float32(rng.standard_normal())
+        x[:, j] = c if kind[j] != 2 else np.float32(0)
+        x[rng.random(rows) < 0.5, j] = np.float32(1e-45) if kind[j] == 2 else x[0, j]
+        x[1, j] = np.float32(1e-45) if kind[j] == 2 else x[0, j]
+        if kind[j] == 3:
+            x[rows // 2, j] = np.nextafter(c, np.float32(np.inf))
+    return x, kind
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm_float32_scale_beyond_float_is_the_twins(training, n_threads):
+    """float32 with eps so small that gamma / sqrt(var + eps) of a zero-variance feature
+    overflows float (1e50 at eps=1e-100): that feature goes through double, as in the
+    twin, not 0 inf = NaN.  A constant feature gives beta and a zero grad_x in training
+    (evaluation, x == running_mean, running_var 0: beta and grad_y c1 = +-inf), the other
+    overflowing ones +-inf where the twin's are; the other features keep the float pass.
+    120 x 600: three chunks of 256 columns, and threads split the columns."""
+    rng = np.random.default_rng(11)
+    rows, n = 120, 600
+    x, kind = _bn_degenerate_columns(rng, rows, n)
+    const = kind == 1
+    gamma = (rng.choice([-1, 1], n) * rng.uniform(0.5, 2, n)).astype(np.float32)
+    beta = rng.standard_normal(n).astype(np.float32)
+    rm = np.where(kind == 0, rng.standard_normal(n), x[0]).astype(np.float32)
+    rv = np.where(kind == 0, rng.random(n) + 0.5, 0.0).astype(np.float32)
+    g = rng.standard_normal((rows, n)).astype(np.float32)
+    g[:, const] = gamma[const]  # one value a column
+    out = []
+    for mod in (fastact, ref):
+        rm2, rv2 = rm.copy(), rv.copy()
+        y, cache = mod.batchnorm_forward(
+            x,
+            gamma,
+            beta,
+            training=training,
+            running_mean=rm2,
+            running_var=rv2,
+            eps=1e-100,
+            n_threads=n_threads,
+        )
+        out.append((y, *mod.batchnorm_backward(g, cache, n_threads=n_threads), cache, rm2, rv2))
+    (y, dx, dgamma, dbeta, c, _, rv1), (yr, dxr, dgr, dbr, cr, _, rvr) = out
+    wide = np.abs(cr.invstd * gamma) > np.finfo(np.float32).max
+    assert wide[const].all() and wide[kind == 2].all() and not wide[kind == 0].any()
+    for a in (y, dx, dgamma, dbeta):
+        assert a.dtype == np.float32 and not np.isnan(a).any()
+    assert np.array_equal(y[:, const], yr[:, const])
+    if training:
+        assert np.array_equal(y[:, const], np.broadcast_to(beta[const], (rows, const.sum())))
+        assert not dx[:, const].any() and not dxr[:, const].any()
+    else:
+        assert np.array_equal(dx[:, wide], dxr[:, wide])  # grad_y c1: +-inf, 0 where 0
+        assert np.isinf(dx[:, const]).all() and np.isinf(y[:, kind == 3]).any()
+    fin = np.isfinite(yr)
+    assert np.array_equal(y[~fin], yr[~fin]) and _rel(y[fin], yr[fin]) < 1e-6
+    assert _rel(dx[:, ~wide], dxr[:, ~wide]) < 2e-4
+    scale = rows * float(np.abs(g).max())  # of the gradient sums (twin: ~1e-16 for 0)
+    fin = np.isfinite(dgr)  # (evaluation: inf where x - running_mean overflows too)
+    assert np.array_equal(dgamma[~fin], dgr[~fin])
+    assert float(np.abs(dgamma[fin] - dgr[fin]).max()) < 1e-5 * scale
+    assert float(np.abs(dbeta - dbr).max()) < 1e-5 * scale
+    assert _rel(c.invstd, cr.invstd) < 1e-12 and _rel(rv1, rvr) < 1e-6
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm_scale_beyond_float_in_a_network_is_the_twins(training):
+    """The engine's BatchNorm op, float32, eps=1e-80: a constant input feature (BatchNorm
+    first) and a unit whose weights are 0 (x == the folded bias's mean, and in evaluation
+    x == running_mean with running_var 0), against the twin: no NaN, the same
+    non-finite gradients; then train_step on the constant input feature."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((32, 6)).astype(np.float32)
+    X[:, 2] = 0.75
+    y = rng.integers(0, 3, 32)
+    nets = []
+    for mod in (fastact, ref):
+        net = mod.Sequential(
+            [
+                BatchNorm(eps=1e-80),
+                Dense(8, "tanh"),
+                Dense(8),
+                BatchNorm("tanh", eps=1e-80),
+                Dense(3),
+            ],
+            n_in=6,
+            dtype=np.float32,
+            seed=1,
+        )
+        net.train(training)
+        sd = net.state_dict()
+        sd["0.running_mean"][2], sd["0.running_var"][2] = 0.75, 0.0
+        nets.append(net)
+    for zero_unit in (False, True):
+        for net in nets:
+            sd = net.state_dict()
+            if zero_unit:
+                sd["2.W"][:, 5] = 0.0
+                sd["3.running_mean"][5], sd["3.running_var"][5] = sd["2.b"][5], 0.0
+        losses = [net.compute_gradients(X, y) for net in nets]
+        assert np.isfinite(losses[0]) and abs(losses[0] - losses[1]) < 1e-5
+        ga, fin = nets[0].grad_flat, np.isfinite(nets[1].grad_flat)
+        assert not np.isnan(ga).any() and np.array_equal(np.isfinite(ga), fin)
+        for k, gk in nets[0].grad_dict().items():  # (2.W: ~1e38 with the zeroed unit)
+            rk = nets[1].grad_dict()[k]
+            assert _rel(gk, rk) < 1e-4 * (1 + (not training)) or not np.isfinite(rk).all(), k
+        assert _rel(nets[0].forward(X), nets[1].forward(X)) < 1e-5
+        assert np.array_equal(nets[0].predict(X), nets[1].predict(X))
+        if not zero_unit:
+            opts = [optim.SGD(0.05, momentum=0.9) for _ in nets]
+            for _ in range(3):
+                la, lr = (net.train_step(X, y, o) for net, o in zip(nets, opts))
+                assert np.isfinite(la) and abs(la - lr) < 1e-5
+            assert _rel(nets[0].theta, nets[1].theta) < 1e-5
+            assert _rel(nets[0].state, nets[1].state) < 1e-5
+
+
 def test_functional_errors_are_the_twins():
     """The same exception and message from the native function and its NumPy twin, also
     when n_threads is bad too (the arguments are checked first)."""
