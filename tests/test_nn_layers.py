@@ -1051,6 +1051,19 @@ def test_layer_errors():
         BatchNorm(momentum=2)
     with pytest.raises(ValueError, match=esc("BatchNorm: eps must be > 0; got -1.")):
         BatchNorm(eps=-1)
+    # a subnormal eps: flush_subnormals (a network's default) read it as 0, and a
+    # constant feature then gave a NaN loss
+    for make in (
+        lambda: BatchNorm(eps=1e-310),
+        lambda: fastact.batchnorm_forward(
+            np.ones((4, 2)), np.ones(2), np.zeros(2), training=True, eps=1e-310
+        ),
+    ):
+        with pytest.raises(
+            ValueError, match=r"eps must be a normal number, at least 2\.2250738585072014e-308 "
+        ):
+            make()
+    BatchNorm(eps=2.2250738585072014e-308)  # the smallest normal is taken
     with pytest.raises(
         ValueError, match=esc("Residual: the branch must begin with a Dense layer; got BatchNorm.")
     ):

@@ -494,7 +494,7 @@ def batchnorm_forward(
     momentum : float, default 0.1
         How far the running statistics move towards the batch's, in [0, 1].
     eps : float, default 1e-5
-        Added to the variance; > 0.
+        Added to the variance; > 0 and not subnormal (at least 2.2e-308).
     n_threads : int, optional
         As the activation functions' (threads split the columns from 65,536 elements
         up); the results do not depend on it.

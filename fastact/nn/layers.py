@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -389,7 +390,7 @@ class BatchNorm(Layer):
     momentum : float, default 0.1
         How far the running statistics move per training step, in [0, 1].
     eps : float, default 1e-5
-        Added to the variance; > 0.
+        Added to the variance; > 0 and not subnormal (at least 2.2e-308).
 
     Raises
     ------
@@ -579,6 +580,11 @@ def check_bn_hyper(momentum, eps, where):
         raise ValueError(f"{where}: momentum must be in [0, 1]; got {momentum!r}.")
     if not vals[1] > 0.0:
         raise ValueError(f"{where}: eps must be > 0; got {eps!r}.")
+    if vals[1] < sys.float_info.min:  # a network's flush_subnormals reads it as 0: NaN
+        raise ValueError(
+            f"{where}: eps must be a normal number, at least {sys.float_info.min!r} (a "
+            f"subnormal eps is 0 where subnormals are flushed); got {eps!r}."
+        )
     return vals[0], vals[1]
 
 
