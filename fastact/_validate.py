@@ -376,9 +376,12 @@ def params_softplus(beta, threshold) -> tuple:
 
 
 def softplus_kernel(p: tuple) -> str:
-    """softplus_pow2 when beta is a power of two that keeps beta * x exact in float32."""
+    """softplus_pow2 (float32 in float) when beta is a power of two in [1, 2**126]: beta * x
+    is exact in float32, and e^(beta x) / beta <= e^(beta x) is subnormal wherever the
+    float exp is.  Below 1, e^(beta x) / beta can be a normal float32 where e^(beta x)
+    underflows in float (beta = 2**-60, x = -104 * 2**60: 7.9e-28): the double body."""
     beta = p[0]
-    pow2 = math.frexp(beta)[0] == 0.5 and 2.0**-126 <= beta <= 2.0**126
+    pow2 = math.frexp(beta)[0] == 0.5 and 1.0 <= beta <= 2.0**126
     return "softplus_pow2" if pow2 else "softplus"
 
 

@@ -91,9 +91,17 @@ def _mish_d(x, p):
     return t + xc * _sigmoid(xc) * (1 - t * t)
 
 
+_E_M700 = float.fromhex("0x1.14f2b0fb9307fp-1010")  # e^-700, correctly rounded
+
+
 def _softplus(x, p):
+    """Below z = beta x = -700, e^z (subnormal or 0 below -708) is taken as
+    e^(z + 700) e^-700: e^z / beta is a normal number down to z = -1400 for a small beta."""
     beta, threshold = p[0], p[1]
-    return np.where(beta * x > threshold, x, np.logaddexp(0, beta * x) / beta)
+    z = beta * x
+    far = np.exp(np.minimum(z + 700, 0.0)) * (_E_M700 / beta)
+    y = np.where(z < -700, far, np.logaddexp(0, z) / beta)
+    return np.where(z > threshold, x, y)
 
 
 def _softplus_d(x, p):

@@ -51,6 +51,7 @@
 #define FA_ERFC_POS(t) ((float)fa_erfc_pos((double)(t)))   /* gelu stays on _ps */
 #define FA_INV_ALPHA(p) ((float)(p).d)
 #define FA_THRESHOLD(p) ((float)(p).d)
+#define FA_SP_FAR 0
 #include "fa_acts_body.h"
 #undef FN
 #undef R
@@ -63,6 +64,7 @@
 #undef FA_ERFC_POS
 #undef FA_INV_ALPHA
 #undef FA_THRESHOLD
+#undef FA_SP_FAR
 
 #define FN(name) name##_ps
 #define R double
@@ -75,6 +77,7 @@
 #define FA_ERFC_POS fa_erfc_pos
 #define FA_INV_ALPHA(p) ((p).b)
 #define FA_THRESHOLD(p) ((p).b)
+#define FA_SP_FAR 1
 #include "fa_acts_body.h"
 #undef FN
 #undef R
@@ -87,6 +90,7 @@
 #undef FA_ERFC_POS
 #undef FA_INV_ALPHA
 #undef FA_THRESHOLD
+#undef FA_SP_FAR
 
 /* ---- helpers that stamp out the f/d pairs -------------------------------- */
 #define FA_FWD_TRANS(name)                                                        \
@@ -217,7 +221,9 @@ FA_FWD_FAST(mish)
 FA_BWD_FAST(mish)
 /* softplus: float32 in double (_ps): z = beta x is a rounded product whose
  * error exp would amplify (relative error |z| 2^-24).  softplus_pow2, for a
- * beta that is a power of two, where z is exact: the float polynomials. */
+ * beta that is a power of two >= 1, where z is exact: the float polynomials
+ * (below 1, e^z / beta can be a normal float where e^z underflows in float:
+ * fastact/_validate.py softplus_kernel sends those betas to the double body). */
 FA_FWD_TRANS(softplus)
 FA_BWD_TRANS(softplus)
 #define softplus_pow2_fwd_pf softplus_fwd_pf

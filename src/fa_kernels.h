@@ -41,7 +41,7 @@ typedef struct {
 
 /* X(name): every elementwise activation with its own loops.  relu6 runs as
  * hardtanh(0, 6); softplus_pow2 is softplus for a beta that is a power of
- * two (float32 then takes the float polynomials); prelu and the row-wise
+ * two >= 1 (float32 then takes the float polynomials); prelu and the row-wise
  * softmax family have their own entry points below.  Ids are positions. */
 #define FA_ACTIVATIONS(X) \
     X(identity)           \

@@ -6,6 +6,7 @@ checked with the accuracy contract (conftest.assert_*_close).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import re
@@ -2029,3 +2030,97 @@ def test_elu_backward_twin_adds_alpha_as_the_output_holds_it():
         tol = 8 * np.spacing(np.abs(twin).astype(np.float32)) + 2e-7  # the contract
         assert np.all(np.abs(nat - twin) <= tol)
         assert np.all(np.abs(twin[:100]) < 1e-6)  # alpha exp(x) ~ 4e-17 at x = -40
+
+
+# ---- softplus with a small beta where e^(beta x) underflows but e^(beta x) / beta does not ----
+
+
+def _softplus_mp(x, beta):
+    with mpmath.workdps(60):
+        b, v = mpmath.mpf(beta), mpmath.mpf(float(x))
+        if b * v > 20:
+            return float(x)
+        return float(mpmath.log1p(mpmath.exp(b * v)) / b)
+
+
+def _sigmoid_mp(z):
+    with mpmath.workdps(60):
+        return float(1 / (1 + mpmath.exp(-mpmath.mpf(z))))
+
+
+# (beta, z = beta x): below z = -708 e^z is subnormal in double (0 below -745) while
+# e^z / beta is a normal number; 2**-1000 at -740 was 0.9% off, 2**-100 at -744.4 gave 0
+_SOFTPLUS_FAR = [
+    (2.0**-1000, [-700.5, -710.0, -740.0, -745.0, -800.0, -1000.0, -1300.0, -1400.0]),
+    (2.0**-100, [-705.0, -720.0, -744.4, -760.0, -770.0]),
+    (2.0**-20, [-709.0, -715.0, -719.8, -722.0]),
+    (1e-5, [-702.8, -712.0, -719.8]),
+    (1e-300, [-700.0, -750.0, -1000.0, -1390.0]),
+]
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
+@pytest.mark.parametrize("beta, zs", _SOFTPLUS_FAR, ids=[f"{b:g}" for b, _ in _SOFTPLUS_FAR])
+def test_softplus_float64_small_beta_deep_negative_vs_mpmath(impl, beta, zs):
+    """e^z / beta with e^z subnormal or 0 in double: e^(z + 700) (1/beta) e^-700 (the
+    kernel and its twin, the oracle).  Within 1e-12 of mpmath (the rounding of x = z / beta
+    and of beta x, |z| 2^-53 relative, is mpmath's input as it is the kernel's); the
+    backward, sigma(beta x), was never affected."""
+    m = fastact if impl == "fastact" else ref
+    x = np.array(zs) / beta
+    want = np.array([_softplus_mp(v, beta) for v in x])
+    assert (np.abs(want) >= F64_TINY).all()  # normal results: the relative bound alone
+    np.testing.assert_allclose(m.softplus(x, beta=beta), want, rtol=1e-12, atol=0)
+    want_d = np.array([_sigmoid_mp(beta * v) for v in x])
+    got_d = m.softplus_backward(np.ones_like(x), x, beta=beta)
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-12, atol=F64_TINY)
+    # the limits and NaN are kept
+    y = m.softplus(np.array([-np.inf, np.nan, 30 / beta]), beta=beta)
+    assert y[0] == 0.0 and np.isnan(y[1]) and y[2] == 30 / beta
+
+
+@pytest.mark.parametrize("beta", [2.0**-60, 2.0**-20, 0.5, 2.0**-126, 1e-30, 1.0, 2.0, 2.0**100])
+def test_softplus_float32_small_beta_where_float_exp_underflows(beta):
+    """float32 softplus over every 9973rd float32 (and the points where e^(beta x) < 2^-126
+    but e^(beta x) / beta is normal), on every path of this CPU: within 1 ulp where the
+    result is a normal float32 (the double body, beta < 1), 4 ulp on the float path
+    (beta = 2^k >= 1), 2 units of 2^-149 where it is subnormal.  A power-of-two beta below 1
+    went to the float kernel: beta = 2**-60, x = -104 * 2**60 gave 0 for 7.9e-28."""
+    from fastact import _validate as V
+
+    bits = np.arange(0, 0x7F800000, 9973, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    with np.errstate(over="ignore"):  # (beyond float32 for the smallest betas: dropped)
+        far = (np.linspace(-200, -80, 4001) / beta).astype(np.float32)
+    x = np.concatenate([x, -x, far[np.isfinite(far)]])
+    with np.errstate(over="ignore"):
+        want = ref.softplus(f64(x), beta=beta)
+        want32 = want.astype(np.float32)
+    fin = np.isfinite(want32)
+    normal = fin & (np.abs(want32) >= np.finfo(np.float32).tiny)
+    tol_ulp = 4.0 if V.softplus_kernel(V.params_softplus(beta, 20.0)) == "softplus_pow2" else 1.0
+    # the default beta keeps the float kernels
+    assert V.softplus_kernel(V.params_softplus(1.0, 20.0)) == "softplus_pow2"
+    ext = None if PURE else importlib.import_module("fastact._activations")
+    cur = None if PURE else ext.get_isa()
+    try:
+        for cap in ["twin"] if PURE else _paths_of_this_cpu():
+            if ext is not None:
+                ext.set_isa(cap)
+            y = fastact.softplus(x, beta=beta)
+            err = np.abs(f64(y) - want)
+            ulp = err[normal] / f64(np.spacing(np.abs(want32[normal])))
+            assert ulp.max() <= tol_ulp, (cap, x[normal][ulp.argmax()], ulp.max())
+            sub = fin & ~normal
+            assert (err[sub] <= 2 * 2.0**-149).all(), (cap, x[sub][err[sub].argmax()])
+            assert np.array_equal(y[~fin], want32[~fin])
+    finally:
+        if cur is not None:
+            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
+def test_softplus_float32_repro_small_pow2_beta():
+    b = 2.0**-60
+    x = np.array([-104 / b, -95 / b, -88 / b], np.float32)
+    want = np.array([_softplus_mp(v, b) for v in x])
+    np.testing.assert_allclose(f64(fastact.softplus(x, beta=b)), want, rtol=2**-23)
