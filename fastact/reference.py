@@ -123,6 +123,14 @@ def _nonpos(x):
     return np.where(x > 0, 0.0, x)
 
 
+def _celu(x, p):
+    """x where |x / alpha| < 2^-54 (alpha expm1(t) = x (1 + t/2 + ...) rounds to x there):
+    with a large alpha t is subnormal near 0 and alpha expm1(t) would carry its lost
+    digits (alpha = 2^126, x = -2.5e-297: -0.0)."""
+    t = _nonpos(x) / p[0]
+    return np.where(x > 0, x, np.where(np.abs(t) < 2.0**-54, x, p[0] * np.expm1(t)))
+
+
 _MATH = {
     "identity": (lambda x, p: x.copy(), lambda s, p: np.ones_like(s)),
     "sigmoid": (lambda x, p: _sigmoid(x), lambda y, p: y * (1 - y)),
@@ -141,7 +149,7 @@ _MATH = {
         lambda y, p: np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA),
     ),
     "celu": (
-        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(_nonpos(x) / p[0])),
+        _celu,
         lambda y, p: np.where(y > 0, 1.0, y / p[0] + 1),
     ),
     "gelu": (_gelu, _gelu_d),

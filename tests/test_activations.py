@@ -2124,3 +2124,33 @@ def test_softplus_float32_repro_small_pow2_beta():
     x = np.array([-104 / b, -95 / b, -88 / b], np.float32)
     want = np.array([_softplus_mp(v, b) for v in x])
     np.testing.assert_allclose(f64(fastact.softplus(x, beta=b)), want, rtol=2**-23)
+
+
+# ---- celu's twin with a large alpha: x / alpha subnormal near 0 ----
+
+
+def _celu_mp(x, alpha):
+    with mpmath.workdps(60):
+        a, v = mpmath.mpf(alpha), mpmath.mpf(float(x))
+        return float(v if v > 0 else a * mpmath.expm1(v / a))
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
+@pytest.mark.parametrize("alpha", [2.0**126, 1e20, 1e36, 1.0, 2.0**-126])
+def test_celu_float64_large_alpha_vs_mpmath(impl, alpha):
+    """x where |x / alpha| < 2^-54, as the native kernel: alpha expm1(x / alpha) with a
+    subnormal x / alpha lost its digits in the twin (alpha = 2**126, x = -2.5e-297: -0.0;
+    alpha = 1e20 near x = -1e-294: 1e-10 relative)."""
+    m = fastact if impl == "fastact" else ref
+    x = np.concatenate(
+        [
+            [-2.4955188856371517e-297, -1e-294, -3.7e-295, -1e-300, -5e-324, -1e-310],
+            -np.logspace(-320, 37, 400),
+            [-0.5 * alpha, -3 * alpha, 1e-300, 2.0],
+        ]
+    )
+    want = np.array([_celu_mp(v, alpha) for v in x])
+    got = m.celu(x, alpha=alpha)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=np.finfo(np.float64).smallest_subnormal)
+    z = m.celu(np.array([-0.0, -np.inf, np.nan]), alpha=alpha)
+    assert z[0] == 0.0 and np.signbit(z[0]) and z[1] == -alpha and np.isnan(z[2])
