@@ -2154,3 +2154,36 @@ def test_celu_float64_large_alpha_vs_mpmath(impl, alpha):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=np.finfo(np.float64).smallest_subnormal)
     z = m.celu(np.array([-0.0, -np.inf, np.nan]), alpha=alpha)
     assert z[0] == 0.0 and np.signbit(z[0]) and z[1] == -alpha and np.isnan(z[2])
+
+
+# ---- a grad_out of +-inf where the derivative underflows to 0 (docs/guide/accuracy.md) ----
+
+
+@pytest.mark.parametrize(
+    "name, x, twin",
+    [("silu", -113.0, (-np.inf, np.inf)), ("softsign", 1e21, (np.inf, -np.inf))],
+    ids=["silu", "softsign"],
+)
+def test_infinite_grad_out_where_the_float32_derivative_underflows(name, x, twin):
+    """float32 silu' at -113 (-1.4e-47) and softsign' at 1e21 (1e-42) are 0 in float: a
+    grad_out of +-inf gives NaN (inf * 0; softsign: inf / inf) on every path, as PyTorch's
+    float32 kernels; the float64 twin's derivative is a nonzero double: -+inf / +-inf."""
+    g = np.array([np.inf, -np.inf], np.float32)
+    xs = np.full(2, x, np.float32)
+    np.testing.assert_array_equal(
+        getattr(ref, f"{name}_backward")(g, xs), np.array(twin, np.float32)
+    )
+    if PURE:
+        return
+    from fastact import _activations as ext
+
+    cur = ext.get_isa()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            assert np.isnan(getattr(fastact, f"{name}_backward")(g, xs)).all(), cap
+            # a finite grad_out: 0 (or the subnormal product), never NaN
+            got = getattr(fastact, f"{name}_backward")(np.float32([1e30, -1e30]), xs)
+            assert np.isfinite(got).all() and (np.abs(got) < 1e-10).all(), cap
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
