@@ -172,7 +172,9 @@ _MATH = {
     ),
     "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: _sigmoid(-x)),
 }
-_MATH["softplus_pow2"] = _MATH["softplus"]  # the native fast-path split; same math
+# the native kernel ids of softplus (fastact/_validate.py softplus_kernel); same math: the
+# twin takes the far tail (below z = -700) for every beta
+_MATH["softplus_pow2"] = _MATH["softplus_far"] = _MATH["softplus"]
 
 
 def _slope_times(w, x):

@@ -221,11 +221,15 @@ FA_FWD_FAST(mish)
 FA_BWD_FAST(mish)
 /* softplus: float32 in double (_ps): z = beta x is a rounded product whose
  * error exp would amplify (relative error |z| 2^-24).  softplus_pow2, for a
- * beta that is a power of two >= 1, where z is exact: the float polynomials
- * (below 1, e^z / beta can be a normal float where e^z underflows in float:
- * fastact/_validate.py softplus_kernel sends those betas to the double body). */
+ * beta that is a power of two >= 1, where z is exact: the float polynomials.
+ * softplus_far, for any beta < 1 (where e^z / beta can be a normal number where
+ * e^z underflows), both dtypes in double with the far tail of fa_acts_body.h; its
+ * backward is softplus's.  fastact/_validate.py softplus_kernel picks the id. */
 FA_FWD_TRANS(softplus)
 FA_BWD_TRANS(softplus)
+#define softplus_far_bwd_ps softplus_bwd_ps
+FA_FWD_TRANS(softplus_far)
+FA_BWD_TRANS(softplus_far)
 #define softplus_pow2_fwd_pf softplus_fwd_pf
 #define softplus_pow2_bwd_pf softplus_bwd_pf
 #define softplus_pow2_fwd_ps softplus_fwd_ps

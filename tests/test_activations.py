@@ -1816,7 +1816,11 @@ def test_bias_gradient_sums_are_the_row_by_row_sums_bit_for_bit(dtype):
                 g = (r.standard_normal((37, cols)) * 1e3).astype(dtype)
                 b = r.standard_normal(cols).astype(dtype)
                 cases = [(n, {}) for n in sorted(R.BIAS_ACT_NAMES)]
-                for name, kw in cases + [("gelu", {"approximate": "tanh"})]:
+                # softplus's three kernel ids: beta = 1 (pow2), 1.5, 0.5 (far)
+                more = [("gelu", {"approximate": "tanh"})] + [
+                    ("softplus", {"beta": bt}) for bt in (1.5, 0.5)
+                ]
+                for name, kw in cases + more:
                     kname, (a_, b_, c_, d_) = R.kernel_params(name, kw, "test")
                     kid = ext.ACT_IDS[kname]
                     ins = R.saves(name) == "input"
@@ -1850,11 +1854,13 @@ def test_forward_that_keeps_the_derivative(dtype):
     r = rng(12)
     z0 = (r.standard_normal((9, 37)) * 4).astype(dtype)
     b = r.standard_normal(37).astype(dtype)
+    # softplus's three kernel ids: beta = 1 (pow2), 1.5, 0.5 (far)
+    more = [("gelu", {"approximate": "tanh"})] + [("softplus", {"beta": bt}) for bt in (1.5, 0.5)]
     cases = [
         (n, {})
         for n in fastact.nn.MLP_ACTIVATIONS
         if n not in ("identity", "prelu") and R.saves(n) == "input"
-    ] + [("gelu", {"approximate": "tanh"})]
+    ] + more
     cur = ext.get_isa()
     fused = set()
     try:
@@ -2124,6 +2130,87 @@ def test_softplus_float32_repro_small_pow2_beta():
     x = np.array([-104 / b, -95 / b, -88 / b], np.float32)
     want = np.array([_softplus_mp(v, b) for v in x])
     np.testing.assert_allclose(f64(fastact.softplus(x, beta=b)), want, rtol=2**-23)
+
+
+# beta -> the kernel id: softplus_far (the far tail) for beta < 1 only
+_SOFTPLUS_IDS = [
+    (2.0**-1022, "softplus_far"),
+    (1e-300, "softplus_far"),
+    (2.0**-60, "softplus_far"),
+    (0.25, "softplus_far"),
+    (0.5, "softplus_far"),
+    (0.7, "softplus_far"),
+    (1 - 2.0**-53, "softplus_far"),
+    (1.0, "softplus_pow2"),
+    (2.0, "softplus_pow2"),
+    (2.0**126, "softplus_pow2"),
+    (1 + 2.0**-52, "softplus"),
+    (1.5, "softplus"),
+    (3.0, "softplus"),
+    (2.0**127, "softplus"),
+    (1e300, "softplus"),
+]
+
+
+def test_softplus_far_tail_kernel_only_below_beta_one():
+    """The far tail (e^(z + 700) (1/beta) e^-700 below z = -700) costs 15-20% per element:
+    its own kernel id, softplus_far, for beta < 1 (powers of two included), where
+    e^(beta x) / beta can be normal where e^(beta x) underflows.  beta >= 1 keeps the
+    bodies without it (softplus; softplus_pow2, the float32 float kernels): e^(beta x) / beta
+    <= e^(beta x) is subnormal wherever e^(beta x) is.  The layers and bias_act take
+    the same id (kernel_params); the twin has the three names; the native table has it."""
+    from fastact import _registry as R
+    from fastact import _validate as V
+
+    for beta, want in _SOFTPLUS_IDS:
+        p = V.params_softplus(beta, 20.0)
+        assert V.softplus_kernel(p) == want, beta
+        assert R.kernel_params("softplus", {"beta": beta}, "test") == (want, p), beta
+    assert {"softplus", "softplus_pow2", "softplus_far"} <= set(ref._MATH)
+    if not PURE:
+        ids = importlib.import_module("fastact._activations").ACT_IDS
+        assert {"softplus", "softplus_pow2", "softplus_far"} <= set(ids)
+        assert ids["softplus_far"] == len(ids) - 1  # new ids at the end: the others keep theirs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_below_beta_one_gives_the_far_tail_on_every_path(dtype):
+    """The public softplus and bias_act with beta < 1 run softplus_far on every path of this
+    CPU, both dtypes: results the body without the far tail returned as 0 (float64:
+    beta = 2**-100, beta x = -744.4, 6.5e-294; float32: beta = 2**-60, beta x = -104,
+    7.9e-28) within the contract of mpmath; a Dense layer with that beta trains as its twin."""
+    if dtype == np.float64:
+        beta, zs, rtol = 2.0**-100, [-720.0, -744.4, -760.0, -770.0], 1e-12
+    else:
+        beta, zs, rtol = 2.0**-60, [-90.0, -95.0, -104.0], 2.0**-23
+    x = (np.array(zs) / beta).astype(dtype)
+    want = np.array([_softplus_mp(v, beta) for v in x])
+    ext = None if PURE else importlib.import_module("fastact._activations")
+    cur = None if PURE else ext.get_isa()
+    try:
+        for cap in ["twin"] if PURE else _paths_of_this_cpu():
+            if ext is not None:
+                ext.set_isa(cap)
+            y = fastact.softplus(x, beta=beta)
+            np.testing.assert_allclose(f64(y), want, rtol=rtol, atol=0, err_msg=cap)
+            yb = fastact.bias_act(x[None, :], np.zeros_like(x), "softplus", beta=beta)
+            np.testing.assert_array_equal(yb[0], y, err_msg=cap)
+    finally:
+        if cur is not None:
+            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+    # a network with beta < 1 (softplus_far in its program) trains as its twin
+    X = rng(3).standard_normal((7, 3)).astype(dtype)
+    y = rng(4).standard_normal((7, 2)).astype(dtype)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for beta in (0.25, 0.5):
+        act = ("softplus", {"beta": beta})
+        a = fastact.MLP([3, 4, 2], act, loss="mse", dtype=dtype, seed=1)
+        r = ref.MLP([3, 4, 2], act, loss="mse", dtype=dtype, seed=1)
+        oa, orf = fastact.optim.Adam(1e-2), fastact.optim.Adam(1e-2)
+        for _ in range(3):
+            la, lr = a.train_step(X, y, oa), r.train_step(X, y, orf)
+            assert abs(la - lr) <= tol * max(1.0, abs(lr))
+        assert np.max(np.abs(f64(a.theta) - f64(r.theta))) <= tol * np.max(np.abs(f64(r.theta)))
 
 
 # ---- celu's twin with a large alpha: x / alpha subnormal near 0 ----
