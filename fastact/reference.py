@@ -91,9 +91,17 @@ def _mish_d(x, p):
     return t + xc * _sigmoid(xc) * (1 - t * t)
 
 
+_E_M700 = float.fromhex("0x1.14f2b0fb9307fp-1010")  # e^-700, correctly rounded
+
+
 def _softplus(x, p):
+    """Below z = beta x = -700, e^z (subnormal or 0 below -708) is taken as
+    e^(z + 700) e^-700: e^z / beta is a normal number down to z = -1400 for a small beta."""
     beta, threshold = p[0], p[1]
-    return np.where(beta * x > threshold, x, np.logaddexp(0, beta * x) / beta)
+    z = beta * x
+    far = np.exp(np.minimum(z + 700, 0.0)) * (_E_M700 / beta)
+    y = np.where(z < -700, far, np.logaddexp(0, z) / beta)
+    return np.where(z > threshold, x, y)
 
 
 def _softplus_d(x, p):
@@ -115,6 +123,14 @@ def _nonpos(x):
     return np.where(x > 0, 0.0, x)
 
 
+def _celu(x, p):
+    """x where |x / alpha| < 2^-54 (alpha expm1(t) = x (1 + t/2 + ...) rounds to x there):
+    with a large alpha t is subnormal near 0 and alpha expm1(t) would carry its lost
+    digits (alpha = 2^126, x = -2.5e-297: -0.0)."""
+    t = _nonpos(x) / p[0]
+    return np.where(x > 0, x, np.where(np.abs(t) < 2.0**-54, x, p[0] * np.expm1(t)))
+
+
 _MATH = {
     "identity": (lambda x, p: x.copy(), lambda s, p: np.ones_like(s)),
     "sigmoid": (lambda x, p: _sigmoid(x), lambda y, p: y * (1 - y)),
@@ -133,7 +149,7 @@ _MATH = {
         lambda y, p: np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA),
     ),
     "celu": (
-        lambda x, p: np.where(x > 0, x, p[0] * np.expm1(_nonpos(x) / p[0])),
+        _celu,
         lambda y, p: np.where(y > 0, 1.0, y / p[0] + 1),
     ),
     "gelu": (_gelu, _gelu_d),
@@ -156,7 +172,9 @@ _MATH = {
     ),
     "log_sigmoid": (lambda x, p: -np.logaddexp(0, -x), lambda x, p: _sigmoid(-x)),
 }
-_MATH["softplus_pow2"] = _MATH["softplus"]  # the native fast-path split; same math
+# the native kernel ids of softplus (fastact/_validate.py softplus_kernel); same math: the
+# twin takes the far tail (below z = -700) for every beta
+_MATH["softplus_pow2"] = _MATH["softplus_far"] = _MATH["softplus"]
 
 
 def _slope_times(w, x):

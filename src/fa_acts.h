@@ -51,6 +51,7 @@
 #define FA_ERFC_POS(t) ((float)fa_erfc_pos((double)(t)))   /* gelu stays on _ps */
 #define FA_INV_ALPHA(p) ((float)(p).d)
 #define FA_THRESHOLD(p) ((float)(p).d)
+#define FA_SP_FAR 0
 #include "fa_acts_body.h"
 #undef FN
 #undef R
@@ -63,6 +64,7 @@
 #undef FA_ERFC_POS
 #undef FA_INV_ALPHA
 #undef FA_THRESHOLD
+#undef FA_SP_FAR
 
 #define FN(name) name##_ps
 #define R double
@@ -75,6 +77,7 @@
 #define FA_ERFC_POS fa_erfc_pos
 #define FA_INV_ALPHA(p) ((p).b)
 #define FA_THRESHOLD(p) ((p).b)
+#define FA_SP_FAR 1
 #include "fa_acts_body.h"
 #undef FN
 #undef R
@@ -87,6 +90,7 @@
 #undef FA_ERFC_POS
 #undef FA_INV_ALPHA
 #undef FA_THRESHOLD
+#undef FA_SP_FAR
 
 /* ---- helpers that stamp out the f/d pairs -------------------------------- */
 #define FA_FWD_TRANS(name)                                                        \
@@ -217,9 +221,15 @@ FA_FWD_FAST(mish)
 FA_BWD_FAST(mish)
 /* softplus: float32 in double (_ps): z = beta x is a rounded product whose
  * error exp would amplify (relative error |z| 2^-24).  softplus_pow2, for a
- * beta that is a power of two, where z is exact: the float polynomials. */
+ * beta that is a power of two >= 1, where z is exact: the float polynomials.
+ * softplus_far, for any beta < 1 (where e^z / beta can be a normal number where
+ * e^z underflows), both dtypes in double with the far tail of fa_acts_body.h; its
+ * backward is softplus's.  fastact/_validate.py softplus_kernel picks the id. */
 FA_FWD_TRANS(softplus)
 FA_BWD_TRANS(softplus)
+#define softplus_far_bwd_ps softplus_bwd_ps
+FA_FWD_TRANS(softplus_far)
+FA_BWD_TRANS(softplus_far)
 #define softplus_pow2_fwd_pf softplus_fwd_pf
 #define softplus_pow2_bwd_pf softplus_bwd_pf
 #define softplus_pow2_fwd_ps softplus_fwd_ps

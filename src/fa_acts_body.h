@@ -174,13 +174,37 @@ FA_INLINE R FN(mish_bwd)(R x, fa_params p)
  * log(1 + e^z) = max(z, 0) + log1p(e^-|z|) (no overflow).  p.a = beta,
  * p.c = 1 / beta; FA_THRESHOLD(p): p.b, or for float z the threshold rounded
  * down to float (p.d), so that z > threshold is decided exactly.
- * (z <= 0 ? 0 : z) keeps NaN. */
+ * (z <= 0 ? 0 : z) keeps NaN.  For beta >= 1 (softplus, softplus_pow2),
+ * e^z / beta <= e^z is subnormal wherever e^z is: nothing the contract keeps is lost. */
 FA_INLINE R FN(softplus_fwd)(R x, fa_params p)
 {
     R z = x * (R)p.a;
     R sp = (z <= 0 ? C(0.0) : z) + FA_LOG1P01(FA_EXP(-FA_FABS(z)));
     return z > FA_THRESHOLD(p) ? x : sp * (R)p.c;
 }
+#if FA_SP_FAR
+/* softplus_far, beta < 1 (the double body only; float32 runs it in double): below
+ * z = -708 e^z is subnormal, below -745 0, while e^z / beta is a normal number for a
+ * small beta (2^-1000: down to z = -1400).  For z < -700 the result is
+ * e^(z + 700) ((1/beta) e^-700) instead: z + 700 is exact (Sterbenz) down to z = -1400,
+ * and (1/beta) e^-700 <= 4.4e3 is loop-invariant.  One exp either way: its argument is
+ * selected.  Its own kernel id (fastact/_validate.py softplus_kernel): the select and
+ * the exp argument that is no longer known to be <= 0 cost 15-20% per element, which
+ * beta >= 1 does not need. */
+#define FA_SP_SHIFT 700.0
+#define FA_SP_E_SHIFT 0x1.14f2b0fb9307fp-1010   /* e^-700, correctly rounded */
+FA_INLINE R FN(softplus_far_fwd)(R x, fa_params p)
+{
+    R z = x * (R)p.a;
+    int far = z < -C(FA_SP_SHIFT);
+    R e = FA_EXP(far ? z + C(FA_SP_SHIFT) : -FA_FABS(z));
+    R sp = (z <= 0 ? C(0.0) : z) + FA_LOG1P01(e);
+    R y = far ? e * ((R)p.c * C(FA_SP_E_SHIFT)) : sp * (R)p.c;
+    return z > FA_THRESHOLD(p) ? x : y;
+}
+#undef FA_SP_SHIFT
+#undef FA_SP_E_SHIFT
+#endif
 FA_INLINE R FN(softplus_bwd)(R x, fa_params p)
 {
     R z = x * (R)p.a;

@@ -197,8 +197,9 @@ static inline V16 h_signeg(V16 x)
 }
 H_LOOP2(H_log_sigmoid_bwd_f32, { d = h_signeg(x); })
 
-/* softplus with beta = 2^k (z = beta x exact): p.a = beta, p.c = 1/beta,
- * p.d = the threshold rounded down to float */
+/* softplus with beta = 2^k >= 1 (z = beta x exact; e^z / beta <= e^z is subnormal
+ * wherever e^z is, so the float exp's underflow loses nothing the contract keeps):
+ * p.a = beta, p.c = 1/beta, p.d = the threshold rounded down to float */
 H_LOOP1(H_softplus_pow2_fwd_f32, {
     V16 z = _mm512_mul_ps(x, SET1((float)p.a));
     __mmask16 le = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LE_OQ);

@@ -33,7 +33,8 @@ extern "C" {
 
 /* The activation parameters, meaning per activation (see fa_acts.h):
  * leaky_relu a = negative_slope;  elu a = alpha;  celu a = alpha, b = 1/alpha;
- * softplus, softplus_pow2 a = beta, b = threshold, c = 1/beta;
+ * softplus, softplus_pow2, softplus_far a = beta, b = threshold, c = 1/beta,
+ * d = the threshold rounded down to float;
  * hardtanh a = min, b = max. */
 typedef struct {
     double a, b, c, d;
@@ -41,8 +42,10 @@ typedef struct {
 
 /* X(name): every elementwise activation with its own loops.  relu6 runs as
  * hardtanh(0, 6); softplus_pow2 is softplus for a beta that is a power of
- * two (float32 then takes the float polynomials); prelu and the row-wise
- * softmax family have their own entry points below.  Ids are positions. */
+ * two >= 1 (float32 then takes the float polynomials), softplus_far softplus
+ * for a beta < 1 (the far tail, where e^(beta x) underflows but e^(beta x) / beta
+ * does not); prelu and the row-wise softmax family have their own entry points
+ * below.  Ids are positions (new ones at the end). */
 #define FA_ACTIVATIONS(X) \
     X(identity)           \
     X(sigmoid)            \
@@ -62,7 +65,8 @@ typedef struct {
     X(hardsigmoid)        \
     X(hardswish)          \
     X(log_sigmoid)        \
-    X(softplus_pow2)
+    X(softplus_pow2)      \
+    X(softplus_far)
 
 #define FA_ENUM_ENTRY(name) FA_ACT_##name,
 enum { FA_ACTIVATIONS(FA_ENUM_ENTRY) FA_N_ACT };

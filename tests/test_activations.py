@@ -6,6 +6,7 @@ checked with the accuracy contract (conftest.assert_*_close).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import re
@@ -1815,7 +1816,11 @@ def test_bias_gradient_sums_are_the_row_by_row_sums_bit_for_bit(dtype):
                 g = (r.standard_normal((37, cols)) * 1e3).astype(dtype)
                 b = r.standard_normal(cols).astype(dtype)
                 cases = [(n, {}) for n in sorted(R.BIAS_ACT_NAMES)]
-                for name, kw in cases + [("gelu", {"approximate": "tanh"})]:
+                # softplus's three kernel ids: beta = 1 (pow2), 1.5, 0.5 (far)
+                more = [("gelu", {"approximate": "tanh"})] + [
+                    ("softplus", {"beta": bt}) for bt in (1.5, 0.5)
+                ]
+                for name, kw in cases + more:
                     kname, (a_, b_, c_, d_) = R.kernel_params(name, kw, "test")
                     kid = ext.ACT_IDS[kname]
                     ins = R.saves(name) == "input"
@@ -1849,11 +1854,13 @@ def test_forward_that_keeps_the_derivative(dtype):
     r = rng(12)
     z0 = (r.standard_normal((9, 37)) * 4).astype(dtype)
     b = r.standard_normal(37).astype(dtype)
+    # softplus's three kernel ids: beta = 1 (pow2), 1.5, 0.5 (far)
+    more = [("gelu", {"approximate": "tanh"})] + [("softplus", {"beta": bt}) for bt in (1.5, 0.5)]
     cases = [
         (n, {})
         for n in fastact.nn.MLP_ACTIVATIONS
         if n not in ("identity", "prelu") and R.saves(n) == "input"
-    ] + [("gelu", {"approximate": "tanh"})]
+    ] + more
     cur = ext.get_isa()
     fused = set()
     try:
@@ -2029,3 +2036,241 @@ def test_elu_backward_twin_adds_alpha_as_the_output_holds_it():
         tol = 8 * np.spacing(np.abs(twin).astype(np.float32)) + 2e-7  # the contract
         assert np.all(np.abs(nat - twin) <= tol)
         assert np.all(np.abs(twin[:100]) < 1e-6)  # alpha exp(x) ~ 4e-17 at x = -40
+
+
+# ---- softplus with a small beta where e^(beta x) underflows but e^(beta x) / beta does not ----
+
+
+def _softplus_mp(x, beta):
+    with mpmath.workdps(60):
+        b, v = mpmath.mpf(beta), mpmath.mpf(float(x))
+        if b * v > 20:
+            return float(x)
+        return float(mpmath.log1p(mpmath.exp(b * v)) / b)
+
+
+def _sigmoid_mp(z):
+    with mpmath.workdps(60):
+        return float(1 / (1 + mpmath.exp(-mpmath.mpf(z))))
+
+
+# (beta, z = beta x): below z = -708 e^z is subnormal in double (0 below -745) while
+# e^z / beta is a normal number; 2**-1000 at -740 was 0.9% off, 2**-100 at -744.4 gave 0
+_SOFTPLUS_FAR = [
+    (2.0**-1000, [-700.5, -710.0, -740.0, -745.0, -800.0, -1000.0, -1300.0, -1400.0]),
+    (2.0**-100, [-705.0, -720.0, -744.4, -760.0, -770.0]),
+    (2.0**-20, [-709.0, -715.0, -719.8, -722.0]),
+    (1e-5, [-702.8, -712.0, -719.8]),
+    (1e-300, [-700.0, -750.0, -1000.0, -1390.0]),
+]
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
+@pytest.mark.parametrize("beta, zs", _SOFTPLUS_FAR, ids=[f"{b:g}" for b, _ in _SOFTPLUS_FAR])
+def test_softplus_float64_small_beta_deep_negative_vs_mpmath(impl, beta, zs):
+    """e^z / beta with e^z subnormal or 0 in double: e^(z + 700) (1/beta) e^-700 (the
+    kernel and its twin, the oracle).  Within 1e-12 of mpmath (the rounding of x = z / beta
+    and of beta x, |z| 2^-53 relative, is mpmath's input as it is the kernel's); the
+    backward, sigma(beta x), was never affected."""
+    m = fastact if impl == "fastact" else ref
+    x = np.array(zs) / beta
+    want = np.array([_softplus_mp(v, beta) for v in x])
+    assert (np.abs(want) >= F64_TINY).all()  # normal results: the relative bound alone
+    np.testing.assert_allclose(m.softplus(x, beta=beta), want, rtol=1e-12, atol=0)
+    want_d = np.array([_sigmoid_mp(beta * v) for v in x])
+    got_d = m.softplus_backward(np.ones_like(x), x, beta=beta)
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-12, atol=F64_TINY)
+    # the limits and NaN are kept
+    y = m.softplus(np.array([-np.inf, np.nan, 30 / beta]), beta=beta)
+    assert y[0] == 0.0 and np.isnan(y[1]) and y[2] == 30 / beta
+
+
+@pytest.mark.parametrize("beta", [2.0**-60, 2.0**-20, 0.5, 2.0**-126, 1e-30, 1.0, 2.0, 2.0**100])
+def test_softplus_float32_small_beta_where_float_exp_underflows(beta):
+    """float32 softplus over every 9973rd float32 (and the points where e^(beta x) < 2^-126
+    but e^(beta x) / beta is normal), on every path of this CPU: within 1 ulp where the
+    result is a normal float32 (the double body, beta < 1), 4 ulp on the float path
+    (beta = 2^k >= 1), 2 units of 2^-149 where it is subnormal.  A power-of-two beta below 1
+    went to the float kernel: beta = 2**-60, x = -104 * 2**60 gave 0 for 7.9e-28."""
+    from fastact import _validate as V
+
+    bits = np.arange(0, 0x7F800000, 9973, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    with np.errstate(over="ignore"):  # (beyond float32 for the smallest betas: dropped)
+        far = (np.linspace(-200, -80, 4001) / beta).astype(np.float32)
+    x = np.concatenate([x, -x, far[np.isfinite(far)]])
+    with np.errstate(over="ignore"):
+        want = ref.softplus(f64(x), beta=beta)
+        want32 = want.astype(np.float32)
+    fin = np.isfinite(want32)
+    normal = fin & (np.abs(want32) >= np.finfo(np.float32).tiny)
+    tol_ulp = 4.0 if V.softplus_kernel(V.params_softplus(beta, 20.0)) == "softplus_pow2" else 1.0
+    # the default beta keeps the float kernels
+    assert V.softplus_kernel(V.params_softplus(1.0, 20.0)) == "softplus_pow2"
+    ext = None if PURE else importlib.import_module("fastact._activations")
+    cur = None if PURE else ext.get_isa()
+    try:
+        for cap in ["twin"] if PURE else _paths_of_this_cpu():
+            if ext is not None:
+                ext.set_isa(cap)
+            y = fastact.softplus(x, beta=beta)
+            err = np.abs(f64(y) - want)
+            ulp = err[normal] / f64(np.spacing(np.abs(want32[normal])))
+            assert ulp.max() <= tol_ulp, (cap, x[normal][ulp.argmax()], ulp.max())
+            sub = fin & ~normal
+            assert (err[sub] <= 2 * 2.0**-149).all(), (cap, x[sub][err[sub].argmax()])
+            assert np.array_equal(y[~fin], want32[~fin])
+    finally:
+        if cur is not None:
+            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
+def test_softplus_float32_repro_small_pow2_beta():
+    b = 2.0**-60
+    x = np.array([-104 / b, -95 / b, -88 / b], np.float32)
+    want = np.array([_softplus_mp(v, b) for v in x])
+    np.testing.assert_allclose(f64(fastact.softplus(x, beta=b)), want, rtol=2**-23)
+
+
+# beta -> the kernel id: softplus_far (the far tail) for beta < 1 only
+_SOFTPLUS_IDS = [
+    (2.0**-1022, "softplus_far"),
+    (1e-300, "softplus_far"),
+    (2.0**-60, "softplus_far"),
+    (0.25, "softplus_far"),
+    (0.5, "softplus_far"),
+    (0.7, "softplus_far"),
+    (1 - 2.0**-53, "softplus_far"),
+    (1.0, "softplus_pow2"),
+    (2.0, "softplus_pow2"),
+    (2.0**126, "softplus_pow2"),
+    (1 + 2.0**-52, "softplus"),
+    (1.5, "softplus"),
+    (3.0, "softplus"),
+    (2.0**127, "softplus"),
+    (1e300, "softplus"),
+]
+
+
+def test_softplus_far_tail_kernel_only_below_beta_one():
+    """The far tail (e^(z + 700) (1/beta) e^-700 below z = -700) costs 15-20% per element:
+    its own kernel id, softplus_far, for beta < 1 (powers of two included), where
+    e^(beta x) / beta can be normal where e^(beta x) underflows.  beta >= 1 keeps the
+    bodies without it (softplus; softplus_pow2, the float32 float kernels): e^(beta x) / beta
+    <= e^(beta x) is subnormal wherever e^(beta x) is.  The layers and bias_act take
+    the same id (kernel_params); the twin has the three names; the native table has it."""
+    from fastact import _registry as R
+    from fastact import _validate as V
+
+    for beta, want in _SOFTPLUS_IDS:
+        p = V.params_softplus(beta, 20.0)
+        assert V.softplus_kernel(p) == want, beta
+        assert R.kernel_params("softplus", {"beta": beta}, "test") == (want, p), beta
+    assert {"softplus", "softplus_pow2", "softplus_far"} <= set(ref._MATH)
+    if not PURE:
+        ids = importlib.import_module("fastact._activations").ACT_IDS
+        assert {"softplus", "softplus_pow2", "softplus_far"} <= set(ids)
+        assert ids["softplus_far"] == len(ids) - 1  # new ids at the end: the others keep theirs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_below_beta_one_gives_the_far_tail_on_every_path(dtype):
+    """The public softplus and bias_act with beta < 1 run softplus_far on every path of this
+    CPU, both dtypes: results the body without the far tail returned as 0 (float64:
+    beta = 2**-100, beta x = -744.4, 6.5e-294; float32: beta = 2**-60, beta x = -104,
+    7.9e-28) within the contract of mpmath; a Dense layer with that beta trains as its twin."""
+    if dtype == np.float64:
+        beta, zs, rtol = 2.0**-100, [-720.0, -744.4, -760.0, -770.0], 1e-12
+    else:
+        beta, zs, rtol = 2.0**-60, [-90.0, -95.0, -104.0], 2.0**-23
+    x = (np.array(zs) / beta).astype(dtype)
+    want = np.array([_softplus_mp(v, beta) for v in x])
+    ext = None if PURE else importlib.import_module("fastact._activations")
+    cur = None if PURE else ext.get_isa()
+    try:
+        for cap in ["twin"] if PURE else _paths_of_this_cpu():
+            if ext is not None:
+                ext.set_isa(cap)
+            y = fastact.softplus(x, beta=beta)
+            np.testing.assert_allclose(f64(y), want, rtol=rtol, atol=0, err_msg=cap)
+            yb = fastact.bias_act(x[None, :], np.zeros_like(x), "softplus", beta=beta)
+            np.testing.assert_array_equal(yb[0], y, err_msg=cap)
+    finally:
+        if cur is not None:
+            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+    # a network with beta < 1 (softplus_far in its program) trains as its twin
+    X = rng(3).standard_normal((7, 3)).astype(dtype)
+    y = rng(4).standard_normal((7, 2)).astype(dtype)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for beta in (0.25, 0.5):
+        act = ("softplus", {"beta": beta})
+        a = fastact.MLP([3, 4, 2], act, loss="mse", dtype=dtype, seed=1)
+        r = ref.MLP([3, 4, 2], act, loss="mse", dtype=dtype, seed=1)
+        oa, orf = fastact.optim.Adam(1e-2), fastact.optim.Adam(1e-2)
+        for _ in range(3):
+            la, lr = a.train_step(X, y, oa), r.train_step(X, y, orf)
+            assert abs(la - lr) <= tol * max(1.0, abs(lr))
+        assert np.max(np.abs(f64(a.theta) - f64(r.theta))) <= tol * np.max(np.abs(f64(r.theta)))
+
+
+# ---- celu's twin with a large alpha: x / alpha subnormal near 0 ----
+
+
+def _celu_mp(x, alpha):
+    with mpmath.workdps(60):
+        a, v = mpmath.mpf(alpha), mpmath.mpf(float(x))
+        return float(v if v > 0 else a * mpmath.expm1(v / a))
+
+
+@pytest.mark.parametrize("impl", ["fastact", "reference"])
+@pytest.mark.parametrize("alpha", [2.0**126, 1e20, 1e36, 1.0, 2.0**-126])
+def test_celu_float64_large_alpha_vs_mpmath(impl, alpha):
+    """x where |x / alpha| < 2^-54, as the native kernel: alpha expm1(x / alpha) with a
+    subnormal x / alpha lost its digits in the twin (alpha = 2**126, x = -2.5e-297: -0.0;
+    alpha = 1e20 near x = -1e-294: 1e-10 relative)."""
+    m = fastact if impl == "fastact" else ref
+    x = np.concatenate(
+        [
+            [-2.4955188856371517e-297, -1e-294, -3.7e-295, -1e-300, -5e-324, -1e-310],
+            -np.logspace(-320, 37, 400),
+            [-0.5 * alpha, -3 * alpha, 1e-300, 2.0],
+        ]
+    )
+    want = np.array([_celu_mp(v, alpha) for v in x])
+    got = m.celu(x, alpha=alpha)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=np.finfo(np.float64).smallest_subnormal)
+    z = m.celu(np.array([-0.0, -np.inf, np.nan]), alpha=alpha)
+    assert z[0] == 0.0 and np.signbit(z[0]) and z[1] == -alpha and np.isnan(z[2])
+
+
+# ---- a grad_out of +-inf where the derivative underflows to 0 (docs/guide/accuracy.md) ----
+
+
+@pytest.mark.parametrize(
+    "name, x, twin",
+    [("silu", -113.0, (-np.inf, np.inf)), ("softsign", 1e21, (np.inf, -np.inf))],
+    ids=["silu", "softsign"],
+)
+def test_infinite_grad_out_where_the_float32_derivative_underflows(name, x, twin):
+    """float32 silu' at -113 (-1.4e-47) and softsign' at 1e21 (1e-42) are 0 in float: a
+    grad_out of +-inf gives NaN (inf * 0; softsign: inf / inf) on every path, as PyTorch's
+    float32 kernels; the float64 twin's derivative is a nonzero double: -+inf / +-inf."""
+    g = np.array([np.inf, -np.inf], np.float32)
+    xs = np.full(2, x, np.float32)
+    np.testing.assert_array_equal(
+        getattr(ref, f"{name}_backward")(g, xs), np.array(twin, np.float32)
+    )
+    if PURE:
+        return
+    from fastact import _activations as ext
+
+    cur = ext.get_isa()
+    try:
+        for cap in _paths_of_this_cpu():
+            ext.set_isa(cap)
+            assert np.isnan(getattr(fastact, f"{name}_backward")(g, xs)).all(), cap
+            # a finite grad_out: 0 (or the subnormal product), never NaN
+            got = getattr(fastact, f"{name}_backward")(np.float32([1e30, -1e30]), xs)
+            assert np.isfinite(got).all() and (np.abs(got) < 1e-10).all(), cap
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
