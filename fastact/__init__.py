@@ -52,7 +52,8 @@ from ._threads import get_num_threads, set_num_threads, threads
 
 if not PUREPYTHON:
     _V.set_omp_query(_ext.omp_max_threads)
-    _ext.set_default_threads(0, _V.usable_cores())
+    _V.set_thread_limit(_ext.omp_thread_limit())
+    _ext.set_default_threads(0, _V.thread_cap())
 
     def _after_fork_in_child():
         # libgomp's thread pool does not survive fork(): a forked child (multiprocessing's

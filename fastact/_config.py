@@ -89,8 +89,11 @@ def _pinned(V):
     p = V.pinned_threads()
     if p is None:
         return "no (set_num_threads / threads() not in force)"
-    cores = V.usable_cores()
-    return p if p <= cores else f"{p} (used as {cores}: the usable cores)"
+    cores, cap = V.usable_cores(), V.thread_cap()
+    if p <= cap:
+        return p
+    why = "the usable cores" if cap == cores else "OMP_THREAD_LIMIT"
+    return f"{p} (used as {cap}: {why})"
 
 
 def show_config() -> None:

@@ -60,9 +60,9 @@ def _sync_native() -> None:
     if not PUREPYTHON:
         from . import _activations as ext
 
-        cores = V.usable_cores()
+        cap = V.thread_cap()  # the usable cores, at most OMP_THREAD_LIMIT
         pinned = V.pinned_threads()
-        ext.set_default_threads(min(pinned, cores) if pinned else 0, cores)
+        ext.set_default_threads(min(pinned, cap) if pinned else 0, cap)
 
 
 def get_num_threads() -> int:

@@ -50,6 +50,20 @@ def usable_cores() -> int:
 
 _default_threads: int | None = None  # set_num_threads / threads(): pinned by the user
 _omp_query = None  # the native build's omp_get_max_threads (None: pure-NumPy mode)
+_thread_limit = None  # the OpenMP runtime's omp_get_thread_limit() (OMP_THREAD_LIMIT)
+
+
+def set_thread_limit(n) -> None:
+    """The OpenMP runtime's thread limit (fixed for the process), or None: no limit."""
+    global _thread_limit
+    _thread_limit = n if n is not None and n > 0 else None
+
+
+def thread_cap() -> int:
+    """The most threads a call can get: the usable cores, at most OMP_THREAD_LIMIT (a
+    pinned or explicit count above it would run on fewer threads than it says)."""
+    cores = usable_cores()
+    return cores if _thread_limit is None else max(1, min(cores, _thread_limit))
 
 
 def set_omp_query(fn) -> None:
@@ -80,7 +94,7 @@ def get_default_threads() -> int:
     """set_num_threads's value, else all usable cores, at most the OpenMP runtime's
     omp_get_max_threads() (OMP_NUM_THREADS, or a threadpoolctl limit in force)."""
     if _default_threads is not None:
-        return min(_default_threads, usable_cores())
+        return min(_default_threads, thread_cap())
     cores = usable_cores()
     return cores if _omp_query is None else max(1, min(cores, _omp_query()))
 
@@ -99,7 +113,7 @@ def check_threads(n_threads) -> int:
         )
     n = int(n_threads)
     if n > 0:
-        return min(n, usable_cores())
+        return min(n, thread_cap())
     if n == 0:
         raise ValueError(
             "n_threads=0 is not allowed; use None for all cores, a positive count, "
@@ -112,7 +126,7 @@ def check_threads(n_threads) -> int:
             f"n_threads={n} leaves no thread on this machine with {cores} usable cores; "
             f"use a value >= {-cores}."
         )
-    return min(k, usable_cores())
+    return min(k, thread_cap())
 
 
 def as_float_array(x, name: str) -> np.ndarray:

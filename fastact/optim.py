@@ -78,7 +78,20 @@ class _Hyper:
 
 def _lr_like(value, name, cls, obj):
     v = _number(value, name, cls)
+    _check_in_dtype(v, name, obj.__dict__.get("_dtype"), cls)
     return v, v
+
+
+def _check_in_dtype(v, name, dt, cls):
+    """lr / weight_decay finite in the dtype the update runs in (checked when the
+    optimizer is bound, and on assignment after): 1e39 is finite in double and inf in
+    float32, and the update would write inf into the weights without a non-finite
+    gradient to stop it"""
+    if dt is not None and v > float(np.finfo(dt).max):
+        raise ValueError(
+            f"{cls}: {name}={v!r} is beyond {np.dtype(dt).name}'s range for a "
+            f"{np.dtype(dt).name} network (the update would write inf into the weights)."
+        )
 
 
 def _clip(value, name, cls, obj):
@@ -185,6 +198,18 @@ class Optimizer:
         self._owner = None  # weak reference to the network's flat parameter array
         self._hyper = np.zeros(6, np.float64)
 
+    def __setattr__(self, name, value):
+        """A misspelt or foreign hyperparameter (`opt.learning_rate = ...`, an Adam's
+        `momentum`) is an error: silently ignored, it would leave the schedule a no-op."""
+        if not name.startswith("_") and name not in ("t", "state"):
+            if not isinstance(getattr(type(self), name, None), _Hyper):
+                names = [k for k in dir(type(self)) if isinstance(getattr(type(self), k), _Hyper)]
+                raise AttributeError(
+                    f"{type(self).__name__} has no hyperparameter {name!r}; its "
+                    f"hyperparameters are {', '.join(sorted(names))}."
+                )
+        super().__setattr__(name, value)
+
     def __getstate__(self):
         """copy.deepcopy and pickle: the hyperparameters, the step count and the state,
         not bound to a network (the network is not copied with it): the copy's first use
@@ -209,16 +234,24 @@ class Optimizer:
         if owner is None:
             if "eps" in self.__dict__:  # (set while unbound: checked in double)
                 _check_eps_normal(self.eps, theta.dtype, type(self).__name__)
+            for name in ("lr", "weight_decay"):
+                _check_in_dtype(self.__dict__[name], name, theta.dtype, type(self).__name__)
             if self.state:  # a copy's state, carried over
                 mine = self.__dict__.get("_layout")
                 if any(s.shape != theta.shape or s.dtype != theta.dtype for s in self.state) or (
                     layout is not None and mine is not None and layout != mine
                 ):
+                    same = (self.state[0].size, self.state[0].dtype) == (theta.size, theta.dtype)
+                    what = (
+                        f"the same {theta.size} {theta.dtype} in its flat array, in other "
+                        "layers' shapes"
+                        if same
+                        else f"{self.state[0].size} {self.state[0].dtype} in its flat array; "
+                        f"this network's has {theta.size} {theta.dtype}"
+                    )
                     raise ValueError(
                         f"this {type(self).__name__} (a copy) holds the state of a network "
-                        f"with another parameter layout ({self.state[0].size} "
-                        f"{self.state[0].dtype} in its flat array; this network's has "
-                        f"{theta.size} {theta.dtype}): create a new optimizer."
+                        f"with another parameter layout ({what}): create a new optimizer."
                     )
                 state = [aligned_zeros(theta.shape, theta.dtype) for _ in self.state]
                 for a, b in zip(state, self.state):

@@ -78,9 +78,11 @@ cdef extern from *:
         int n = omp_get_max_threads(), lim = omp_get_thread_limit();
         return lim > 0 && lim < n ? lim : n;
     }
+    static int fa_omp_thread_limit(void) { return omp_get_thread_limit(); }
     #else
     static int fa_openmp_enabled(void) { return 0; }
     static int fa_omp_max_threads(void) { return 1; }
+    static int fa_omp_thread_limit(void) { return 1; }
     #endif
     #if defined(_OPENMP) && !defined(_WIN32)
     #include <dlfcn.h>
@@ -98,6 +100,7 @@ cdef extern from *:
     """
     int fa_openmp_enabled() nogil
     int fa_omp_max_threads() nogil
+    int fa_omp_thread_limit() nogil
     const char *fa_omp_library() nogil
 
 cdef extern from *:
@@ -158,6 +161,12 @@ def omp_max_threads():
     """omp_get_max_threads() of the calling thread, now, at most omp_get_thread_limit()
     (OMP_THREAD_LIMIT); 1 without OpenMP."""
     return fa_omp_max_threads()
+
+
+def omp_thread_limit():
+    """omp_get_thread_limit() (OMP_THREAD_LIMIT; a huge number without one), 1 without
+    OpenMP."""
+    return fa_omp_thread_limit()
 
 
 def omp_library():

@@ -1199,9 +1199,40 @@ def test_load_theta_mismatch(cls, tmp_path, theta, desc):
     np.savez(p, config=_config(net), theta=theta)
     with pytest.raises(
         ValueError,
-        match=esc(f"MLP.load: {p!r} holds {desc} parameters; the configuration needs 43 float32."),
+        match=esc(
+            f"MLP.load: {p!r} holds {desc} parameters; the configuration needs 43 float32 "
+            f"({net.theta.size} with the alignment gaps this version writes)."
+        ),
     ):
         cls.load(p)
+    assert net.theta.size != 43  # (so the message names both counts)
+
+
+def test_load_refuses_a_batchnorm_file_without_its_running_statistics(tmp_path):
+    """A file of the current format with BatchNorm but no 'state' member loaded with fresh
+    running statistics (0 and 1), silently changing evaluation's output."""
+    for mod in (fastact, ref):
+        net = mod.MLP([4, 6, 3], "relu", batchnorm="before", seed=0)
+        path = tmp_path / "bn.npz"
+        net.save(path)
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files if k != "state"}
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, **arrays)
+        with pytest.raises(
+            ValueError,
+            match=esc(
+                f"MLP.load: {bad!r} has no running statistics (member 'state') but its "
+                "configuration has BatchNorm: the file is damaged."
+            ),
+        ):
+            mod.MLP.load(bad)
+        plain = mod.MLP([4, 6, 3], "relu", seed=0)  # nothing to miss without BatchNorm
+        plain.save(path)
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files if k != "state"}
+        np.savez(bad, **arrays)
+        assert np.array_equal(mod.MLP.load(bad).theta, plain.theta)
 
 
 def test_load_bad_config_values(cls, tmp_path):

@@ -826,3 +826,63 @@ def test_optimizer_of_a_deleted_network(cls):
         ),
     ):
         make_net(cls).train_step(X, y, o)
+
+
+@pytest.mark.parametrize("mod", [fastact, ref])
+def test_lr_and_weight_decay_beyond_the_network_dtype_are_refused(mod):
+    """1e39 is finite in double, which the checks used, and inf in a float32 network's
+    update: the step wrote inf into the weights and returned normally."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 4)).astype(np.float32)
+    y = np.arange(16) % 3
+    for opt, name in ((SGD(1e39), "lr"), (SGD(0.1, weight_decay=1e39), "weight_decay")):
+        net = mod.MLP([4, 8, 3], seed=0)
+        before = net.theta.copy()
+        msg = f"SGD: {name}=1e+39 is beyond float32's range for a float32 network"
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            net.train_step(X, y, opt)
+        assert np.array_equal(net.theta, before)
+    opt = Adam()
+    net = mod.MLP([4, 8, 3], seed=0)
+    net.train_step(X, y, opt)
+    with pytest.raises(ValueError, match=re.escape("Adam: lr=1e+39 is beyond float32's range")):
+        opt.lr = 1e39
+    assert opt.lr == 1e-3
+    net64 = mod.MLP([4, 8, 3], seed=0, dtype=np.float64)  # finite in float64: taken
+    net64.train_step(X.astype(np.float64), y, SGD(1e-3, weight_decay=1e39))
+    assert np.isfinite(net64.theta).all()
+
+
+def test_a_misspelt_hyperparameter_is_an_error():
+    """`opt.learning_rate = ...` (or an Adam's momentum) was silently stored and ignored."""
+    opt = Adam()
+    with pytest.raises(
+        AttributeError,
+        match=re.escape(
+            "Adam has no hyperparameter 'learning_rate'; its hyperparameters are betas, eps, "
+            "lr, max_grad_norm, weight_decay."
+        ),
+    ):
+        opt.learning_rate = 0.1
+    with pytest.raises(AttributeError, match="SGD has no hyperparameter 'betas'"):
+        SGD(0.1).betas = (0.9, 0.99)
+    opt.lr = 0.5  # the real ones still assign
+    assert opt.lr == 0.5 and opt._hyper[0] == 0.5
+
+
+def test_a_copy_for_another_layout_of_the_same_size_says_so():
+    import copy
+
+    rng = np.random.default_rng(0)
+    a, b = fastact.MLP([4, 8, 3]), fastact.MLP([5, 8, 3])
+    assert a.theta.size == b.theta.size  # (the weight matrices start on 16-element lines)
+    opt = Adam()
+    a.train_step(rng.standard_normal((8, 4)).astype(np.float32), np.arange(8) % 3, opt)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "holds the state of a network with another parameter layout (the same "
+            f"{a.theta.size} float32 in its flat array, in other layers' shapes)"
+        ),
+    ):
+        b.train_step(np.ones((4, 5), np.float32), np.zeros(4, int), copy.deepcopy(opt))

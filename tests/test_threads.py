@@ -527,6 +527,17 @@ def test_omp_thread_limit_limits_the_default():
         pytest.skip("without OpenMP the default is 1 anyway")
     r = _run_py("import fastact; print(fastact.get_num_threads())", {"OMP_THREAD_LIMIT": "1"})
     assert r.returncode == 0 and r.stdout.strip() == "1", (r.stdout, r.stderr)
+    # a pinned or explicit count above the limit runs on the limit's threads, and says so
+    # (get_num_threads() said 2 inside threads(2) while the kernels ran on one)
+    code = """
+import fastact
+from fastact import _config, _validate as V
+with fastact.threads(2):
+    print(fastact.get_num_threads(), V.check_threads(2), _config._pinned(V))
+"""
+    r = _run_py(code, {"OMP_THREAD_LIMIT": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1 1 2 (used as 1: OMP_THREAD_LIMIT)", r.stdout
 
 
 @native_only

@@ -150,9 +150,19 @@ def load(cls, path):
     if theta.shape != net.theta.shape or theta.dtype != net.theta.dtype:
         raise ValueError(
             f"{name}.load: {path!r} holds {theta.size} {theta.dtype} parameters; "
-            f"the configuration needs {net.n_params} {net.theta.dtype}."
+            f"the configuration needs {net.n_params} {net.theta.dtype}"
+            + (
+                f" ({net.theta.size} with the alignment gaps this version writes)."
+                if net.theta.size != net.n_params
+                else "."
+            )
         )
     if state is None:
+        if net.state.size:  # (files of the first format had no BatchNorm)
+            raise ValueError(
+                f"{name}.load: {path!r} has no running statistics (member 'state') but its "
+                "configuration has BatchNorm: the file is damaged."
+            )
         state = net.state  # an older file: no running statistics (none needed)
     if state.shape != net.state.shape or state.dtype != net.state.dtype:
         raise ValueError(
