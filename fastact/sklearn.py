@@ -77,9 +77,7 @@ def _resolve_threads(n_threads):
         return fa.get_num_threads()
     from . import _validate as V
 
-    n = V.check_threads(n_threads)
-    usable = V.usable_cores()
-    return usable + 1 + n if n < 0 else min(n, usable)  # -1: all, -2: all but one
+    return V.check_threads(n_threads)  # -1: all usable cores, -2: all but one; clamped
 
 
 class _Limits:

@@ -124,7 +124,24 @@ CASES = {
         ),
         None,
     ),
+    # 30 epochs, every one "without improvement" (tol 1e3): the rate is cut every third
+    # epoch (the count restarts after each cut) until it is below 1e-6
+    "sgd-adaptive-long": (
+        _X,
+        _y,
+        dict(
+            solver="sgd",
+            learning_rate="adaptive",
+            learning_rate_init=0.01,
+            n_iter_no_change=2,
+            tol=1e3,
+            max_iter=30,
+        ),
+        None,
+    ),
     "binary": (_X, (_y > 4).astype(int), {}, None),
+    # one output: scikit-learn's validation split is stratified
+    "binary-early-stopping": (_X, (_y > 4).astype(int), dict(early_stopping=True), None),
     "multilabel": (_X, np.stack([_y > 4, _y % 2 == 0], 1).astype(int), {}, None),
     "logistic": (_X, _y, dict(activation="logistic"), None),
     "weighted": (_X, _y, {}, _W),
@@ -144,7 +161,7 @@ def test_equals_scikit_learn_in_float64(case):
     X, y, kw, sw = CASES[case]
     reg = case.startswith("regressor")
     sk_cls, fa_cls = (SKRegressor, MLPRegressor) if reg else (SKClassifier, MLPClassifier)
-    kw = dict(hidden_layer_sizes=(16,), max_iter=4, random_state=0, **kw)
+    kw = {**dict(hidden_layer_sizes=(16,), max_iter=4, random_state=0), **kw}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a = sk_cls(**kw).fit(X, y, sample_weight=sw)
@@ -1136,3 +1153,127 @@ def test_finite_data_beyond_float32s_range_is_named_as_such(sparse):
         # float64 networks take such data
         est64 = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=np.float64).fit(big, y)
         assert est64.predict(big).dtype == np.float64
+
+
+def test_negative_n_threads_count_from_the_usable_cores():
+    from fastact import _validate as V
+    from fastact.sklearn import _resolve_threads
+
+    cap = V.thread_cap()
+    assert _resolve_threads(-1) == cap and _resolve_threads(10**6) == cap
+    assert _resolve_threads(1) == 1
+    if cap >= 2:
+        assert _resolve_threads(-2) == cap - 1
+    clf = MLPClassifier((4,), max_iter=1, n_threads=-1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(_X, _y)
+    assert clf._threads_used == cap
+
+
+def test_random_state_draws_the_weights_of_every_init():
+    """With a fastact init scheme the network's seed comes from random_state: the same
+    state gives the same weights, another state others (a fixed seed gave every
+    random_state the same network)."""
+
+    def first_weights(rs, init):
+        clf = MLPClassifier((8,), init=init, max_iter=1, random_state=rs, learning_rate_init=1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return clf.fit(_X, _y).coefs_[0].copy()
+
+    for init in ("he_normal", "xavier_uniform", "sklearn"):
+        a, b, c = first_weights(0, init), first_weights(0, init), first_weights(1, init)
+        assert np.array_equal(a, b), init
+        assert not np.allclose(a, c), init
+
+
+def test_warm_start_with_fewer_classes_is_scikit_learns_error():
+    kw = dict(hidden_layer_sizes=(4,), max_iter=1, warm_start=True, random_state=0)
+    y3 = _y % 3
+    fewer = np.where(y3 == 2, 0, y3)
+    for cls, dt in ((SKClassifier, {}), (MLPClassifier, dict(dtype=np.float64))):
+        est = cls(**kw, **dt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(_X, y3)
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                "warm_start can only be used where `y` has the same classes as in the "
+                "previous call to fit. Previously got [0 1 2], `y` has [0 1]"
+            ),
+        ):
+            est.fit(_X, fewer)
+
+
+def test_one_convergence_warning_and_no_clipping_warning_at_the_edges():
+    """max_iter reached warns once (not also an epoch early); batch_size equal to the
+    number of samples is not clipped, so it does not warn."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        MLPClassifier((4,), max_iter=3, batch_size=len(_y), random_state=0).fit(_X, _y)
+    kinds = [(w.category, str(w.message)) for w in seen]
+    conv = [m for c, m in kinds if c is ConvergenceWarning]
+    assert conv == [
+        "Stochastic Optimizer: Maximum iterations (3) reached and the optimization hasn't "
+        "converged yet."
+    ], kinds
+    assert not [m for c, m in kinds if "clipped" in m], kinds
+
+
+def test_partial_fit_keeps_the_schedule_it_started_with():
+    """As scikit-learn's optimizer, created by the first partial_fit: set_params of
+    learning_rate_init or power_t between calls does not change the invscaling schedule."""
+    kw = dict(
+        hidden_layer_sizes=(8,),
+        solver="sgd",
+        learning_rate="invscaling",
+        learning_rate_init=0.05,
+        random_state=0,
+    )
+    a, b = SKClassifier(**kw), MLPClassifier(dtype=np.float64, **kw)
+    classes = np.arange(10)
+    for i, lo in enumerate((0, 100, 200)):
+        if i == 1:
+            for est in (a, b):
+                est.set_params(learning_rate_init=0.5, power_t=0.1)
+        a.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes)
+        b.partial_fit(_X[lo : lo + 100], _y[lo : lo + 100], classes=classes)
+    _assert_same(a, b)
+
+
+def test_early_stopping_restores_the_best_epochs_running_statistics():
+    """With batchnorm, the best validation epoch's weights AND running statistics come
+    back at the end (the weights alone left the last epoch's statistics)."""
+    import fastact.sklearn as fsk
+
+    seen = []
+    update = fsk.MLPClassifier._update_no_improvement_count
+
+    def spy(self, X_val, y_val, sw_val):
+        update(self, X_val, y_val, sw_val)
+        seen.append((self.validation_scores_[-1], self._net.theta.copy(), self._net.state.copy()))
+
+    clf = MLPClassifier(
+        (16,),
+        batchnorm="before",
+        early_stopping=True,
+        max_iter=25,
+        n_iter_no_change=50,
+        learning_rate_init=0.05,
+        random_state=0,
+    )
+    try:
+        fsk.MLPClassifier._update_no_improvement_count = spy
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(_X, _y)
+    finally:
+        fsk.MLPClassifier._update_no_improvement_count = update
+    scores = [s for s, _, _ in seen]
+    best = int(np.argmax(scores))  # (the first of equal scores: a later tie is no better)
+    assert best < len(seen) - 1  # (the test needs a later, worse or equal, epoch)
+    assert np.array_equal(clf._net.theta, seen[best][1])
+    assert np.array_equal(clf._net.state, seen[best][2])
+    assert not np.array_equal(seen[best][2], seen[-1][2])
