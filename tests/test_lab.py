@@ -1079,3 +1079,163 @@ def test_variants_reach_the_mlp_as_its_keywords(monkeypatch):
     ratios = [r["backprop_grad_ratio"] for r in res.records]
     assert len(set(ratios)) == 4  # four different networks
     assert any("batchnorm" in v and "residual" in v for v in res.verdicts)
+
+
+# ---- verdict boundaries and the training schedule, pinned ---------------------------------
+
+
+def _trained(accuracy, final_loss=1.0, initial_loss=2.3, chance_loss=2.3, **kw):
+    return {
+        "accuracy": accuracy,
+        "final_loss": final_loss,
+        "initial_loss": initial_loss,
+        "chance": 0.1,
+        "chance_loss": chance_loss,
+        "diverged": False,
+        **kw,
+    }
+
+
+def test_trains_worse_at_0_03_or_more_below_the_baseline_accuracy():
+    base = _trained(0.6)
+    assert V.learn_class(base) == "learns"
+    for acc, worse in ((0.57, True), (0.56, True), (0.58, False), (0.6, False), (0.9, False)):
+        r = _trained(acc)
+        assert V.learn_class(r) == "learns"  # (the same class: the accuracy decides)
+        assert V._trains_worse(r, base) is worse, acc
+    # a lower training class is worse whatever the accuracy
+    assert V._trains_worse(_trained(0.9, final_loss=30.0), base) is True  # diverges
+    # in the sentence
+    b, r = _rec(5, 2.8e-3, accuracy=0.6, final_loss=1.0), _rec(5, 0.5, "dropout")
+    r.update(initial_loss=2.3, chance=0.1, chance_loss=2.3, accuracy=0.57, final_loss=1.0)
+    [line] = V.variant_view([b, r])
+    assert ": rescues the gradient ratio, but training is worse;" in line
+    r["accuracy"] = 0.58
+    [line] = V.variant_view([b, r])
+    assert ": rescues; test accuracy 0.58 against 0.6 (learns vs learns)." in line
+
+
+def test_divergence_is_a_final_loss_above_10_times_the_larger_of_initial_and_chance():
+    # chance loss the larger (2.0 > 1.0): the threshold is 20
+    assert V.learn_class(_trained(0.6, 20.0, initial_loss=1.0, chance_loss=2.0)) == "learns"
+    assert V.learn_class(_trained(0.6, 20.001, initial_loss=1.0, chance_loss=2.0)) == "diverges"
+    assert V.learn_class(_trained(0.6, 15.0, initial_loss=1.0, chance_loss=2.0)) == "learns"
+    # the initial loss the larger (3.0 > 2.0): the threshold is 30
+    assert V.learn_class(_trained(0.6, 25.0, initial_loss=3.0, chance_loss=2.0)) == "learns"
+    assert V.learn_class(_trained(0.6, 30.0, initial_loss=3.0, chance_loss=2.0)) == "learns"
+    assert V.learn_class(_trained(0.6, 30.001, initial_loss=3.0, chance_loss=2.0)) == "diverges"
+
+
+def test_glorot_view_names_the_smallest_and_the_largest_spread():
+    def rec(init, norms):
+        return {
+            "activation": "tanh",
+            "init": init,
+            "init_scheme": init,
+            "depth": len(norms),
+            "backprop_grad_norms": norms,
+            "backprop_grad_ratio": norms[0] / norms[-1],
+            "weight_grad_ratio": 1.0,
+            "activation_std": [0.5, 0.25],
+        }
+
+    recs = [rec("standard", [4.0, 1.0]), rec("xavier_uniform", [1.0, 2.0])]
+    recs += [rec("he_normal", [100.0, 1.0]), rec("lecun_normal", [1.0, 3.0])]
+    lines = V.glorot_view(recs)
+    assert len(lines) == 5
+    assert "(largest/smallest 4; |dz1|/|dzL| 4" in lines[0]
+    assert lines[-1] == (
+        "tanh: xavier_uniform keeps the layers within 2x of each other, "
+        "he_normal spreads them 100x."
+    )
+
+
+def test_depth_summary_when_every_deepest_run_diverges():
+    recs = []
+    for act in ("gelu", "tanh"):
+        for depth in (2, 6):
+            r = _rec(depth, 0.5, accuracy=0.9, final_loss=0.3)
+            r["activation"] = act
+            if depth == 6:  # (a diverged run: NaN loss, its accuracy no result)
+                r.update(diverged=True, final_loss=float("nan"), accuracy=0.1)
+            recs.append(r)
+    [line] = [v for v in V.depth_summary(recs) if v.startswith("Trained")]
+    assert line == "Trained at depth 6: every run diverges."
+
+
+class _Recorder:
+    """A stand-in network for measure._train: records each batch's rows (the labels are
+    the row numbers) and reports the number of steps taken as its accuracy."""
+
+    dtype = np.float64
+
+    def __init__(self):
+        self.batches = []
+
+    def train_step(self, X, y, opt):
+        assert np.array_equal(X[:, 0], y)  # (the rows gathered with their labels)
+        self.batches.append(y.copy())
+        return 1.0
+
+    def evaluate(self, X, y):
+        return {"loss": 1.0, "accuracy": len(self.batches) / 1000}
+
+
+def _rows_data(n):
+    X = np.zeros((n, 2))
+    X[:, 0] = np.arange(n)
+    return lab.Data("rows", X, np.arange(n), X[:2], np.arange(2) % 2, n)
+
+
+@pytest.mark.parametrize("n, bs", [(10, 5), (10, 4), (12, 12)])
+def test_training_batches_use_every_full_batch_of_each_epoch(n, bs):
+    """Each epoch is a seeded permutation (default_rng([seed, 2])) cut into full batches;
+    a tail shorter than a batch waits for the next epoch's permutation."""
+    from fastact.lab import measure
+
+    net = _Recorder()
+    cfg = C.Config("relu", depth=1, width=4, batch=bs, steps=9, seed=3)
+    measure._train(cfg, _rows_data(n), net)
+    rng = np.random.default_rng([3, 2])
+    expected = []
+    while len(expected) < 9:
+        order = rng.permutation(n)
+        expected += [order[i : i + bs] for i in range(0, n - bs + 1, bs)]
+    assert len(net.batches) == 9
+    for got, want in zip(net.batches, expected[:9]):
+        assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "steps, points",
+    [
+        (40, list(range(0, 41, 2))),  # 20 points after the start
+        (60, list(range(0, 61, 3))),
+        (45, [*range(0, 45, 2), 45]),  # every 2 steps, and the final step
+        (7, list(range(8))),  # fewer steps than points: every step
+    ],
+)
+def test_the_accuracy_curve_has_20_points_and_ends_at_the_final_step(steps, points):
+    from fastact.lab import measure
+
+    net = _Recorder()
+    cfg = C.Config("relu", depth=1, width=4, batch=4, steps=steps)
+    out = measure._train(cfg, _rows_data(10), net)
+    assert [s for s, _ in out["accuracy_curve"]] == points
+    # each point is evaluated after its step
+    assert [a for _, a in out["accuracy_curve"]] == [s / 1000 for s in points]
+
+
+def test_a_trained_record_curve_ends_at_the_final_step():
+    rec = _one("relu", 2, steps=45)
+    assert [s for s, _ in rec["accuracy_curve"]] == [*range(0, 45, 2), 45]
+    assert len(rec["loss_curve"]) == 45
+
+
+def test_the_gradient_batch_is_drawn_without_replacement():
+    data = _rows_data(10)
+    for batch, rows in ((10, 10), (64, 10), (6, 6)):
+        X, y = gradient_batch(data, C.Config("relu", batch=batch, seed=4))
+        assert len(set(y.tolist())) == rows and np.array_equal(X[:, 0], y)
+        want = np.random.default_rng([4, 1]).choice(10, size=rows, replace=False)
+        assert np.array_equal(y, want)

@@ -765,3 +765,99 @@ def test_gain_values_and_unknown_names():
     for bad in ("foo", "RELU", None):
         with pytest.raises(ValueError, match=f"gain: unknown activation {bad!r}; valid names: "):
             gain(bad)
+
+
+# ---- binary outputs, eval-mode steps, non-finite fit: values pinned ------------------------
+
+
+def _binary_net(n_out=3, rows=12):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((rows, 4)).astype(np.float32)
+    y = (rng.random((rows, n_out)) < 0.5).astype(np.float32)
+    net = fastact.MLP([4, 6, n_out], "tanh", loss="binary_cross_entropy_with_logits", seed=3)
+    return net, X, y
+
+
+def test_evaluate_accuracy_of_a_multi_output_binary_network_is_per_element():
+    """bce accuracy: the share of the rows x n_out outputs whose sign matches the target
+    (z > 0 against y > 1/2), not correct outputs per row."""
+    net, X, y = _binary_net()
+    z = net.forward(X)
+    correct = int(((z > 0) == (y > 0.5)).sum())
+    expected = correct / y.size  # (12 rows x 3 outputs)
+    acc = net.evaluate(X, y)["accuracy"]
+    assert acc == expected and 0.0 <= acc <= 1.0
+    assert 0 < correct < y.size  # (neither all right nor all wrong: the divisor shows)
+
+
+def test_fit_history_accuracy_of_a_multi_output_binary_network():
+    """fit's accuracy is of the forward passes before each update, over every output: one
+    full batch and one epoch make it the accuracy of the network before fit."""
+    import copy
+
+    net, X, y = _binary_net()
+    before = copy.deepcopy(net)
+    z = before.forward(X)
+    expected = float(np.mean((z > 0) == (y > 0.5)))
+    hist = net.fit(X, y, epochs=1, batch_size=12, optimizer=optim.SGD(0.1), verbose=0)
+    assert hist["accuracy"] == [pytest.approx(expected, abs=1e-12)]
+    assert 0.0 < hist["accuracy"][0] < 1.0
+
+
+def test_a_zero_logit_predicts_0():
+    """predict of bce is output > 0 (probability > 1/2): a logit of exactly 0 is class 0,
+    and so counts against a target of 1 in evaluate."""
+    net, X, _ = _binary_net(n_out=2)
+    net.theta[...] = 0  # every weight and bias: every logit is exactly 0
+    assert np.array_equal(net.forward(X), np.zeros((12, 2), np.float32))
+    assert np.array_equal(net.predict(X), np.zeros((12, 2), np.int64))
+    assert np.array_equal(net.predict_proba(X), np.full((12, 2), 0.5, np.float32))
+    assert net.evaluate(X, np.zeros((12, 2), np.float32))["accuracy"] == 1.0
+    assert net.evaluate(X, np.ones((12, 2), np.float32))["accuracy"] == 0.0
+    one = fastact.MLP([4, 6, 1], "tanh", loss="binary_cross_entropy_with_logits")
+    one.theta[...] = 0
+    assert np.array_equal(one.predict(X), np.zeros(12, np.int64))
+
+
+def test_eval_mode_steps_leave_dropout_step_counter():
+    """The step counter counts training-mode steps only (networks.md): compute_gradients
+    and train_step in evaluation mode leave it, so the next training step draws the same
+    dropout masks as without them."""
+    import copy
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, 4)).astype(np.float32)
+    y = np.arange(16) % 3
+    net = fastact.MLP([4, 8, 3], "relu", dropout=0.5, seed=1)
+    opt = optim.SGD(0.1)
+    net.train_step(X, y, opt)  # (a training step: the counter moves)
+    assert net._counter == 1
+    twin = copy.deepcopy(net)
+    net.eval()
+    net.compute_gradients(X, y)
+    assert net._counter == 1
+    net.train_step(X, y, opt)  # the bound optimizer: the one-call path
+    assert net._counter == 1
+    net.train_step(X, y, optim.SGD(0.1))  # a new optimizer: the checked path
+    assert net._counter == 1
+    net.train()
+    twin.theta[...] = net.theta  # (the same weights: only the counter could differ)
+    net.compute_gradients(X, y)
+    twin.compute_gradients(X, y)
+    assert net._counter == twin._counter == 2
+    assert np.array_equal(net.grad_flat, twin.grad_flat)
+
+
+def test_fit_counts_only_the_applied_steps_after_a_warned_nonfinite_step():
+    """on_nonfinite="warn": fit warns and stops at the failing batch; the optimizer's step
+    count is the steps applied before it (the failed update is skipped), as train_step."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    X[40] = 3e38  # in the third batch of 16: overflows in the first layer
+    net = fastact.MLP([6, 8, 3], "relu", seed=0, on_nonfinite="warn")
+    opt = optim.Adam(1e-2)
+    with pytest.warns(RuntimeWarning, match="fit: the loss"):
+        hist = net.fit(X, y, epochs=2, batch_size=16, shuffle=False, optimizer=opt, verbose=0)
+    assert opt.t == 2 and hist["loss"] == []
+    assert np.all(np.isfinite(net.theta))

@@ -1163,8 +1163,12 @@ def test_load_refuses_a_npy_or_text_file(cls, tmp_path):
         ({"counter": "x"}, "ValueError: invalid literal for int() with base 10: 'x'"),
         ({"activation": 5}, "TypeError: "),
         ({"counter": -1}, "ValueError: dropout's step counter -1 is not a uint64"),
+        (
+            {"counter": 2**64},
+            "ValueError: dropout's step counter 18446744073709551616 is not a uint64",
+        ),
     ],
-    ids=["no-sizes", "counter", "activation", "negative-counter"],
+    ids=["no-sizes", "counter", "activation", "negative-counter", "counter-2**64"],
 )
 def test_load_damaged_configuration(cls, tmp_path, change, error):
     net = cls([4, 5, 3])
@@ -1180,6 +1184,15 @@ def test_load_damaged_configuration(cls, tmp_path, change, error):
         ValueError, match=esc(f"MLP.load: {p!r} holds a damaged configuration: {error}")
     ):
         cls.load(p)
+
+
+def test_load_takes_the_largest_uint64_counter(cls, tmp_path):
+    """The counter's range is uint64's: 2**64 - 1 loads (2**64 is refused, above)."""
+    net = cls([4, 5, 3])
+    meta = {"format": "fastact.MLP/2", **net.config(), "counter": 2**64 - 1}
+    p = str(tmp_path / "net.npz")
+    np.savez(p, config=np.array(json.dumps(meta)), theta=net.theta)
+    assert cls.load(p)._counter == 2**64 - 1
 
 
 @pytest.mark.parametrize(
