@@ -43,9 +43,9 @@ def main(argv=None) -> int:
         try:
             return run(rest)
         except MemoryError as e:  # a --width, --sizes or --batch beyond this machine
+            opts = "--width, --batch, --depths" if cmd == "lab" else "--sizes, or with --nn --width"
             print(
-                f"fastact {cmd}: error: out of memory ({e}); use smaller sizes "
-                "(--width, --batch, --depths, --sizes).",
+                f"fastact {cmd}: error: out of memory ({e}); use smaller sizes ({opts}).",
                 file=sys.stderr,
             )
             return 2

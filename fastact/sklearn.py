@@ -30,7 +30,6 @@ does from random_state); tests/test_sklearn.py checks it.
 from __future__ import annotations
 
 import numbers
-import threading
 import warnings
 
 import numpy as np
@@ -83,18 +82,14 @@ def _resolve_threads(n_threads):
 class _Limits:
     """BLAS (threadpoolctl) and fastact's own threads limited to n for one fit.
 
-    The BLAS limit is process-wide, so fits that overlap (in Python threads) share one
-    bookkeeping: the first fit to enter records the limits in force, every active fit's
-    request is kept, the limit in force is the smallest request, and the last fit to
-    leave restores what the first found.  (Each fit restoring what it found itself left
-    the limit of an earlier, still-running fit in force for good.)
-    """
+    The BLAS limit is process-wide and threadpoolctl records and restores it per call
+    (and, for OpenMP, per thread): fits that overlap in Python threads can leave the
+    limit one of them set in force (sklearn.md says so).  A process-wide bookkeeping was
+    tried and reverted: restoring from another thread than the one that limited reset
+    that thread's OpenMP count, and threadpoolctl 3.8 lets only the thread that holds an
+    OpenBLAS pool's control change it."""
 
     _controller = None
-    _lock = threading.Lock()
-    _requests: list = []  # the BLAS thread counts of the fits in progress
-    _original = None  # the limiter of the first fit in: it restores the limits it found
-    _original_min = None  # the smallest BLAS thread count in force before it
 
     def __init__(self, n, *, below_current_blas=False):
         self.n = n
@@ -103,46 +98,27 @@ class _Limits:
     def __enter__(self):
         from threadpoolctl import ThreadpoolController
 
-        cls = _Limits
-        with cls._lock:
-            if cls._controller is None:
-                cls._controller = ThreadpoolController()
-            if not cls._requests:
-                libs = cls._controller.select(user_api="blas").lib_controllers
-                counts = [lib.num_threads for lib in libs]  # (None where a BLAS cannot tell)
-                counts = [c for c in counts if isinstance(c, int) and c > 0]
-                cls._original_min = min(counts) if counts else None
-            n_blas = self.n
-            if self.below_current_blas and cls._original_min is not None:
-                n_blas = min(n_blas, cls._original_min)  # a caller's threadpool_limits stays
-            self._request = n_blas
-            limiter = cls._controller.limit(limits=min([n_blas, *cls._requests]), user_api="blas")
-            if not cls._requests:
-                cls._original = limiter
-            cls._requests.append(n_blas)
+        if _Limits._controller is None:
+            _Limits._controller = ThreadpoolController()
+        n_blas = self.n
+        if self.below_current_blas:  # a threadpool_limits the caller set stays in force
+            libs = _Limits._controller.select(user_api="blas").lib_controllers
+            counts = [lib.num_threads for lib in libs]  # (None where a BLAS cannot tell)
+            n_blas = min([n_blas] + [c for c in counts if isinstance(c, int) and c > 0])
+        self._blas = _Limits._controller.limit(limits=n_blas, user_api="blas")
         try:
             self._fa = _fastact().threads(self.n)
             self._fa.__enter__()
         except BaseException:
-            self._leave()
+            self._blas.restore_original_limits()
             raise
         return self
-
-    def _leave(self):
-        cls = _Limits
-        with cls._lock:
-            cls._requests.remove(self._request)
-            if cls._requests:
-                cls._controller.limit(limits=min(cls._requests), user_api="blas")
-            else:
-                original, cls._original = cls._original, None
-                original.restore_original_limits()
 
     def __exit__(self, *exc):
         try:
             self._fa.__exit__(*exc)
         finally:
-            self._leave()
+            self._blas.restore_original_limits()
         return False
 
 

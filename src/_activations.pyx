@@ -82,7 +82,7 @@ cdef extern from *:
     #else
     static int fa_openmp_enabled(void) { return 0; }
     static int fa_omp_max_threads(void) { return 1; }
-    static int fa_omp_thread_limit(void) { return 1; }
+    static int fa_omp_thread_limit(void) { return 0; }   /* no OpenMP: no limit to apply */
     #endif
     #if defined(_OPENMP) && !defined(_WIN32)
     #include <dlfcn.h>
@@ -164,8 +164,8 @@ def omp_max_threads():
 
 
 def omp_thread_limit():
-    """omp_get_thread_limit() (OMP_THREAD_LIMIT; a huge number without one), 1 without
-    OpenMP."""
+    """omp_get_thread_limit() (OMP_THREAD_LIMIT; a huge number without one), 0 without
+    OpenMP (no limit: every call runs on one thread anyway)."""
     return fa_omp_thread_limit()
 
 

@@ -276,5 +276,5 @@ def test_out_of_memory_is_a_usage_error(capsys, monkeypatch):
     assert main(["lab", "--activations", "relu", "--depths", "2", "--width", "1000000"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(
-        "fastact lab: error: out of memory (Unable to allocate 7.28 TiB); use smaller sizes"
+        "fastact lab: error: out of memory (Unable to allocate 7.28 TiB); use smaller sizes (--width, --batch, --depths)."
     )

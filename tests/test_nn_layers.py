@@ -1697,6 +1697,7 @@ def test_mlp_repr_is_the_constructor_call(mod):
         mod.MLP([3, 5, 5, 2], ["relu", ("prelu", {"per_unit": True})], dropout=[0.1, 0.0]),
         mod.MLP([3, 5, 5, 2], "tanh", batchnorm="after", residual=True, dtype=np.float64),
         mod.MLP([3, 4, 2], "gelu", diagnostics=True, init="he_normal", loss="mse", seed=3),
+        mod.MLP([3, 2]),  # no hidden layer: activation=[] (an IndexError once)
     ]
     reprs = [repr(n) for n in nets]
     assert len(set(reprs)) == len(reprs)

@@ -1086,44 +1086,6 @@ def test_batchnorm_without_hidden_layers_takes_any_batch():
     assert r._opt_t == 20
 
 
-def test_overlapping_fits_restore_the_blas_limit_they_found():
-    """Fits in Python threads overlap: each fit restoring the BLAS limit it found left an
-    earlier fit's limit in force for good (A enters, B enters and sees A's limit, A
-    leaves, B leaves and restores A's).  Now the last one out restores the first's, and
-    while they overlap the smallest request is in force."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    import fastact.sklearn as fsk
-
-    def blas():
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-
-    if not blas():
-        pytest.skip("no BLAS library seen by threadpoolctl")
-
-    with threadpool_limits(3, user_api="blas"):
-        before = blas()
-        a, b = fsk._Limits(1), fsk._Limits(2)
-        a.__enter__()
-        assert set(blas()) == {1}
-        b.__enter__()
-        assert set(blas()) == {1}  # the smaller request stays in force
-        a.__exit__(None, None, None)
-        assert set(blas()) == {2}  # b alone now
-        b.__exit__(None, None, None)
-        assert blas() == before
-        # the other order of leaving, and n_threads=None (never above the caller's limit)
-        a, c = fsk._Limits(2), fsk._Limits(8, below_current_blas=True)
-        a.__enter__()
-        c.__enter__()
-        assert set(blas()) == {2}
-        a.__exit__(None, None, None)
-        assert set(blas()) == {3}  # c's request: 8, held to the caller's 3
-        c.__exit__(None, None, None)
-        assert blas() == before
-    assert fsk._Limits._requests == [] and fsk._Limits._original is None
-
-
 @pytest.mark.parametrize("sparse", [False, True])
 def test_finite_data_beyond_float32s_range_is_named_as_such(sparse):
     """1e39 is finite in float64 (scikit-learn's checks pass it) and inf in the default
@@ -1159,11 +1121,11 @@ def test_negative_n_threads_count_from_the_usable_cores():
     from fastact import _validate as V
     from fastact.sklearn import _resolve_threads
 
-    cap = V.thread_cap()
+    cap, cores = V.thread_cap(), V.affinity_cores()
     assert _resolve_threads(-1) == cap and _resolve_threads(10**6) == cap
     assert _resolve_threads(1) == 1
-    if cap >= 2:
-        assert _resolve_threads(-2) == cap - 1
+    if cores >= 2:
+        assert _resolve_threads(-2) == min(cores - 1, cap)  # all cores but one, clamped
     clf = MLPClassifier((4,), max_iter=1, n_threads=-1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -1148,7 +1148,7 @@ class MLP(Sequential):
         """The constructor call that makes this network (without its parameters)."""
         cfg = self.config()
         acts = [a if p else n for n, p in cfg["activation"] for a in [(n, p)]]
-        act = acts[0] if all(a == acts[0] for a in acts) else acts
+        act = acts[0] if acts and all(a == acts[0] for a in acts) else acts  # ([]: no hidden)
         extra = "".join(
             f", {k}={cfg[k]!r}"
             for k, default in (
