@@ -650,10 +650,11 @@ def _check_in_range(est, dtype, **arrays):
         if a is None or np.dtype(a.dtype).itemsize <= np.dtype(dtype).itemsize:
             continue
         data = a.data if sp.issparse(a) else a
-        if data.size and max(-np.min(data), np.max(data)) > big:
+        largest = max(-np.min(data), np.max(data)) if data.size else 0.0
+        if largest > big:
             raise ValueError(
                 f"{type(est).__name__}: {name} has values beyond {np.dtype(dtype).name}'s "
-                f"range (largest magnitude {max(-np.min(data), np.max(data)):.3g}), the "
+                f"range (largest magnitude {largest:.3g}), the "
                 f"dtype the network computes in: scale the data (e.g. StandardScaler) or "
                 f"pass dtype=np.float64."
             )

@@ -6,6 +6,7 @@ checked with the accuracy contract (conftest.assert_*_close).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
@@ -1726,6 +1727,21 @@ def _paths_of_this_cpu():
     return [cap for cap, name in got]
 
 
+@contextlib.contextmanager
+def _each_path():
+    """(set_isa, the SIMD paths of this CPU): loop over the paths, calling set_isa(cap);
+    the path in use comes back at the end.  Pure-NumPy mode: one "twin" pass."""
+    if PURE:
+        yield (lambda cap: None), ["twin"]
+        return
+    ext = importlib.import_module("fastact._activations")
+    cur = ext.get_isa()
+    try:
+        yield ext.set_isa, _paths_of_this_cpu()
+    finally:
+        ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
+
+
 @pytest.mark.skipif(PURE, reason="the native SIMD paths")
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_float32_sampled_sweep_every_path(approximate):
@@ -2107,12 +2123,9 @@ def test_softplus_float32_small_beta_where_float_exp_underflows(beta):
     tol_ulp = 4.0 if V.softplus_kernel(V.params_softplus(beta, 20.0)) == "softplus_pow2" else 1.0
     # the default beta keeps the float kernels
     assert V.softplus_kernel(V.params_softplus(1.0, 20.0)) == "softplus_pow2"
-    ext = None if PURE else importlib.import_module("fastact._activations")
-    cur = None if PURE else ext.get_isa()
-    try:
-        for cap in ["twin"] if PURE else _paths_of_this_cpu():
-            if ext is not None:
-                ext.set_isa(cap)
+    with _each_path() as (set_isa, paths):
+        for cap in paths:
+            set_isa(cap)
             y = fastact.softplus(x, beta=beta)
             err = np.abs(f64(y) - want)
             ulp = err[normal] / f64(np.spacing(np.abs(want32[normal])))
@@ -2120,9 +2133,6 @@ def test_softplus_float32_small_beta_where_float_exp_underflows(beta):
             sub = fin & ~normal
             assert (err[sub] <= 2 * 2.0**-149).all(), (cap, x[sub][err[sub].argmax()])
             assert np.array_equal(y[~fin], want32[~fin])
-    finally:
-        if cur is not None:
-            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
 
 
 def test_softplus_float32_repro_small_pow2_beta():
@@ -2185,19 +2195,13 @@ def test_softplus_below_beta_one_gives_the_far_tail_on_every_path(dtype):
         beta, zs, rtol = 2.0**-60, [-90.0, -95.0, -104.0], 2.0**-23
     x = (np.array(zs) / beta).astype(dtype)
     want = np.array([_softplus_mp(v, beta) for v in x])
-    ext = None if PURE else importlib.import_module("fastact._activations")
-    cur = None if PURE else ext.get_isa()
-    try:
-        for cap in ["twin"] if PURE else _paths_of_this_cpu():
-            if ext is not None:
-                ext.set_isa(cap)
+    with _each_path() as (set_isa, paths):
+        for cap in paths:
+            set_isa(cap)
             y = fastact.softplus(x, beta=beta)
             np.testing.assert_allclose(f64(y), want, rtol=rtol, atol=0, err_msg=cap)
             yb = fastact.bias_act(x[None, :], np.zeros_like(x), "softplus", beta=beta)
             np.testing.assert_array_equal(yb[0], y, err_msg=cap)
-    finally:
-        if cur is not None:
-            ext.set_isa({"avx2+fma": "avx2"}.get(cur, cur))
     # a network with beta < 1 (softplus_far in its program) trains as its twin
     X = rng(3).standard_normal((7, 3)).astype(dtype)
     y = rng(4).standard_normal((7, 2)).astype(dtype)
